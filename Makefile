@@ -1,0 +1,25 @@
+# Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
+.PHONY: setup setup-test run test unit bench clean
+
+setup:
+	./scripts/setup.sh
+
+setup-test:
+	./scripts/setup.sh --test
+
+# The main job: start corrald in the background and show it working.
+run: setup
+	./scripts/demo.sh
+
+# Every test: unit, API and integration (real liblxc, dqlite, lxc client, pylxd).
+test: setup-test
+	.venv/bin/python -m pytest -q -ra tests
+
+unit: setup-test
+	.venv/bin/python -m pytest -q tests/unit tests/api
+
+bench: setup-test
+	.venv/bin/python bench/bench.py
+
+clean:
+	rm -rf .venv build *.egg-info

@@ -1,0 +1,49 @@
+"""GET /1.0/events: the event stream over a websocket."""
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from corral.api.request import daemon, project
+from corral.api.response import dumps
+from corral.errors import BadRequest
+from corral.events import TYPES
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/1.0/events")
+async def events(request: web.Request):
+    d = daemon(request)
+    ws = web.WebSocketResponse(heartbeat=30)
+    if not ws.can_prepare(request).ok:
+        return web.Response(status=400, text="Bad Request\n", headers={"Sec-Websocket-Version": "13"})
+    types = [t for t in request.query.get("type", "").split(",") if t]
+    for t in types:
+        if t not in TYPES:
+            raise BadRequest(f'"{t}" isn\'t a supported event type')
+    proj = None if request.query.get("all-projects") in ("true", "1") else await project(request)
+    listener = d.events.listen(types, proj)
+    await ws.prepare(request)
+
+    async def drain_client():
+        async for _ in ws:  # clients send nothing; this notices when they go away
+            pass
+
+    reader = asyncio.ensure_future(drain_client())
+    try:
+        while not reader.done():
+            getter = asyncio.ensure_future(listener.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await ws.send_str(dumps(getter.result()))
+            if listener.dropped:
+                break
+    finally:
+        d.events.unlisten(listener)
+        reader.cancel()
+        with contextlib.suppress(Exception):
+            await ws.close()
+    return ws

@@ -1,0 +1,24 @@
+"""API extensions Corral advertises: LXD 5.0's names, only for behaviour that is implemented.
+
+tests/api/test_extensions.py exercises every name listed here; add a check there when adding one.
+"""
+
+EXTENSIONS = [
+    "etag",
+    "patch",
+    "profile_usedby",
+    "entity_description",
+    "operation_description",
+    "event_lifecycle",
+    "event_lifecycle_requestor_address",
+    "resources",
+    "resources_cpu_socket",
+    "resources_system",
+    "projects",
+    "warnings",
+    "api_os",
+    "server_supported_storage_drivers",
+    "event_location",
+    "event_project",
+    "operation_location",
+]

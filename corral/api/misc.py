@@ -1,0 +1,62 @@
+"""/1.0/resources, /1.0/warnings, /1.0/cluster (not clustered yet)."""
+import asyncio
+
+from aiohttp import web
+
+from corral.api import response
+from corral.api.request import daemon, read_object, recursion
+from corral.errors import BadRequest, NotImplementedFeature
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/1.0/resources")
+async def get_resources(request: web.Request):
+    from corral.resources import host_resources
+    return response.sync(await asyncio.to_thread(host_resources))
+
+
+@routes.get("/1.0/warnings")
+async def list_warnings(request: web.Request):
+    warnings = await daemon(request).warnings.get_all()
+    if recursion(request):
+        return response.sync(warnings)
+    return response.sync([f"/1.0/warnings/{w['uuid']}" for w in warnings])
+
+
+@routes.get("/1.0/warnings/{uuid}")
+async def get_warning(request: web.Request):
+    w = await daemon(request).warnings.get(request.match_info["uuid"])
+    return response.sync(w, etag={"status": w["status"]})
+
+
+@routes.route("PUT", "/1.0/warnings/{uuid}")
+@routes.route("PATCH", "/1.0/warnings/{uuid}")
+async def update_warning(request: web.Request):
+    body = await read_object(request)
+    status = body.get("status")
+    if status not in ("new", "acknowledged"):
+        raise BadRequest(f'Invalid warning status "{status}"')
+    await daemon(request).warnings.set_status(request.match_info["uuid"], status)
+    return response.sync()
+
+
+@routes.delete("/1.0/warnings/{uuid}")
+async def delete_warning(request: web.Request):
+    await daemon(request).warnings.delete(request.match_info["uuid"])
+    return response.sync()
+
+
+@routes.get("/1.0/cluster")
+async def get_cluster(request: web.Request):
+    return response.sync({"server_name": "", "enabled": False, "member_config": []})
+
+
+@routes.route("PUT", "/1.0/cluster")
+async def put_cluster(request: web.Request):
+    raise NotImplementedFeature("clustering")
+
+
+@routes.get("/1.0/cluster/members")
+async def cluster_members(request: web.Request):
+    raise BadRequest("Server isn't part of a cluster")

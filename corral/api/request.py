@@ -1,0 +1,126 @@
+"""Request parsing shared by every handler: JSON bodies, project, recursion, ETags, requestor."""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+from aiohttp import web
+
+from corral.api.response import etag_of
+from corral.errors import BadRequest, NotFound, PreconditionFailed
+
+MAX_JSON_BODY = 10 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+
+
+def daemon(request: web.Request):
+    return request.app["daemon"]
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> Any:
+    """The JSON body, or a clear 400. Limits size and nesting depth."""
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise BadRequest(f"Request body too large (limit {MAX_JSON_BODY} bytes)")
+    if not raw.strip():
+        if required:
+            raise BadRequest("Request body is empty: expected JSON")
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRequest(f"Invalid JSON: body is not valid UTF-8 at byte {e.start}") from None
+    _check_depth(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"Invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
+
+def _check_depth(text: str) -> None:
+    depth = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+
+async def read_object(request: web.Request) -> dict:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid JSON: expected an object")
+    return body
+
+
+_TYPE_NAMES = {str: "string", dict: "object", list: "array", bool: "boolean", int: "integer"}
+
+
+def field(body: dict, name: str, kind: type, default: Any = None) -> Any:
+    """A typed field of a JSON body (missing or null: `default`), or a 400 naming it."""
+    v = body.get(name)
+    if v is None:
+        return default
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+        raise BadRequest(f'Invalid value for field "{name}": expected {_TYPE_NAMES.get(kind, kind.__name__)}')
+    return v
+
+
+def recursion(request: web.Request) -> int:
+    raw = request.query.get("recursion", "0")
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return 0
+
+
+async def project(request: web.Request) -> str:
+    """The request's project (?project=), which must exist."""
+    name = request.query.get("project") or "default"
+    if not await daemon(request).projects.exists(name):
+        raise NotFound("Project not found")
+    return name
+
+
+def check_etag(request: web.Request, current: Any) -> None:
+    """Honour If-Match on PUT/PATCH: 412 when the client's copy is stale."""
+    match = request.headers.get("If-Match")
+    if not match:
+        return
+    want = etag_of(current)
+    tags = [t.strip().strip('"') for t in match.split(",")]
+    if "*" not in tags and want not in tags:
+        raise PreconditionFailed("ETag doesn't match")
+
+
+def requestor(request: web.Request) -> dict:
+    """Who asked, as LXD puts it in lifecycle events."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport else None
+    if sock is not None and sock.family == socket.AF_UNIX:
+        username = ""
+        try:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+            import pwd
+            username = pwd.getpwuid(uid).pw_name
+        except (OSError, KeyError):
+            pass
+        return {"address": "@", "protocol": "unix", "username": username}
+    peer = transport.get_extra_info("peername") if transport else None
+    return {"address": f"{peer[0]}:{peer[1]}" if peer else "", "protocol": "tls",
+            "username": request.get("client_fingerprint", "")}

@@ -1,0 +1,226 @@
+"""`corral`: a command line client mirroring LXD's `lxc`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from corral.cli.client import Client, ClientError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
+
+# command name -> (module, attribute); loaded lazily so `corral query` does not
+# import the instance or image machinery.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("corral.cli.config", "config"),
+    "profile": ("corral.cli.profile", "profile"),
+    "operation": ("corral.cli.operation", "operation"),
+    "monitor": ("corral.cli.monitor", "monitor"),
+    "query": ("corral.cli.query", "query"),
+    "image": ("corral.cli.image", "image"),
+    "info": ("corral.cli.instance", "info"),
+    "launch": ("corral.cli.instance", "launch"),
+    "init": ("corral.cli.instance", "init"),
+    "start": ("corral.cli.instance", "start"),
+    "stop": ("corral.cli.instance", "stop"),
+    "restart": ("corral.cli.instance", "restart"),
+    "pause": ("corral.cli.instance", "pause"),
+    "delete": ("corral.cli.instance", "delete"),
+    "list": ("corral.cli.instance", "list_"),
+    "exec": ("corral.cli.instance", "exec_"),
+    "console": ("corral.cli.instance", "console"),
+    "file": ("corral.cli.instance", "file"),
+    "snapshot": ("corral.cli.instance", "snapshot"),
+    "restore": ("corral.cli.instance", "restore"),
+    "copy": ("corral.cli.instance", "copy"),
+    "move": ("corral.cli.instance", "move"),
+    "rename": ("corral.cli.instance", "rename"),
+    "publish": ("corral.cli.instance", "publish"),
+}
+
+ALIASES = {"ls": "list", "rm": "delete", "cp": "copy", "mv": "move", "create": "init"}
+
+
+# lxc's sub-command aliases, resolved to whichever target a group has.
+SUB_ALIASES = {
+    "ls": ("list",),
+    "rm": ("remove", "delete"),
+    "cp": ("copy",),
+    "mv": ("rename", "move"),
+    "cancel": ("delete",),
+    "create": ("init",),
+}
+
+
+class AliasGroup(click.Group):
+    """click.Group that understands lxc's short aliases (ls, rm, cp, mv)."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        for target in SUB_ALIASES.get(name, ()):
+            cmd = super().get_command(ctx, target)
+            if cmd is not None:
+                return cmd
+        return None
+
+
+def group(name: str | None = None, **kw: Any):
+    """Decorator for a command group with aliases and -h."""
+    kw.setdefault("cls", AliasGroup)
+    kw.setdefault("context_settings", CONTEXT_SETTINGS)
+    return click.group(name, **kw)
+
+
+class Ctx:
+    """Global options and a lazily created API client."""
+
+    def __init__(self, project: str | None = None, quiet: bool = False, debug: bool = False):
+        self.project = project
+        self.quiet = quiet
+        self.debug = debug
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(project=self.project)
+        return self._client
+
+
+pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
+
+
+def fail(message: str) -> None:
+    """Abort the command with lxc's 'Error: ...' (exit status 1)."""
+    raise ClientError(message)
+
+
+def strip_remote(name: str) -> str:
+    """Accept lxc's 'local:NAME' form; other remotes do not exist here."""
+    if ":" in name:
+        remote, rest = name.split(":", 1)
+        if remote in ("local", ""):
+            return rest
+        if "/" not in remote:
+            fail(f"The remote \"{remote}\" doesn't exist")
+    return name
+
+
+def parse_key_values(args: tuple[str, ...] | list[str], stdin_dash: bool = True) -> dict[str, str]:
+    """lxc's getConfig(): either 'KEY VALUE' or 'KEY=VALUE...'.
+
+    A value of '-' is read from stdin when stdin is not a terminal."""
+    args = list(args)
+
+    def value_of(v: str) -> str:
+        if stdin_dash and v == "-" and not sys.stdin.isatty():
+            return sys.stdin.read()
+        return v
+
+    if len(args) == 2 and "=" not in args[0]:
+        return {args[0]: value_of(args[1])}
+    values: dict[str, str] = {}
+    for arg in args:
+        if "=" not in arg:
+            fail(f"Invalid key=value configuration: {arg}")
+        key, value = arg.split("=", 1)
+        values[key] = value_of(value)
+    return values
+
+
+class CorralGroup(click.Group):
+    """Group with lazily loaded sub-commands, lxc's aliases and error style."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        name = ALIASES.get(name, name)
+        if name in self.commands:
+            return self.commands[name]
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        try:
+            module = importlib.import_module(target[0])
+        except ImportError:  # a command group not written yet
+            return None
+        return getattr(module, target[1], None)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.get("standalone_mode", True)
+        try:
+            return super().main(*args, **{**kwargs, "standalone_mode": False})
+        except ClientError as exc:
+            _print_error(str(exc))
+            if standalone:
+                sys.exit(1)
+            raise
+        except click.exceptions.Exit as exc:
+            if standalone:
+                sys.exit(exc.exit_code)
+            raise
+        except click.ClickException as exc:
+            if not standalone:
+                raise
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            if not standalone:
+                raise
+            sys.exit(130)
+        except KeyboardInterrupt:
+            if not standalone:
+                raise
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(1)
+
+
+def _print_error(message: str) -> None:
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.flush()
+
+
+def _version(ctx: click.Context, _param: Any, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo("5.0.2")
+    ctx.exit()
+
+
+@click.group(cls=CorralGroup, context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
+@click.option("--project", default=None, help="Override the source project")
+@click.option("-q", "--quiet", is_flag=True, help="Don't show progress information")
+@click.option("--debug", is_flag=True, help="Show all debug messages")
+@click.option("-v", "--verbose", is_flag=True, help="Show all information messages")
+@click.option("--force-local", is_flag=True, help="Force using the local unix socket")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Print version number")
+@click.pass_context
+def cli(ctx: click.Context, project: str | None, quiet: bool, debug: bool, verbose: bool,
+        force_local: bool) -> None:
+    """Command line client for Corral (LXD-compatible).
+
+    All of Corral's features can be driven through the various commands below.
+    For help with any of those, simply call them with --help."""
+    ctx.obj = Ctx(project=project, quiet=quiet, debug=debug)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def main() -> None:  # pragma: no cover - console entry point helper
+    cli()
+
+
+if __name__ == "__main__":
+    cli()

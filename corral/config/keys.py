@@ -1,0 +1,177 @@
+"""The key registry and the validators keys are declared with."""
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from corral.errors import BadRequest
+
+SERVER = "server"
+INSTANCE = "instance"
+PROJECT = "project"
+
+
+class ConfigError(BadRequest):
+    pass
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str                      # exact name, or a pattern ending in ".*" (user.*)
+    scope: str
+    parse: Callable[[str], Any] = str
+    default: str = ""
+    live: bool = True              # can change while instances run / daemon runs
+    local: bool = False            # server keys stored per member (LXD's "local" scope)
+    hidden: bool = False           # secrets: never returned by GET (core.trust_password)
+    description: str = ""
+
+    @property
+    def is_pattern(self) -> bool:
+        return self.name.endswith("*")
+
+
+_REGISTRY: dict[str, dict[str, Key]] = {}
+
+
+def declare(*keys: Key) -> None:
+    for k in keys:
+        _REGISTRY.setdefault(k.scope, {})[k.name] = k
+
+
+def declared(scope: str) -> dict[str, Key]:
+    return dict(_REGISTRY.get(scope, {}))
+
+
+def lookup(scope: str, name: str) -> Key | None:
+    keys = _REGISTRY.get(scope, {})
+    if name in keys:
+        return keys[name]
+    for k in keys.values():
+        if k.is_pattern and fnmatch.fnmatchcase(name, k.name) and len(name) > len(k.name) - 1:
+            return k
+    return None
+
+
+def validate(scope: str, config: dict) -> dict[str, str]:
+    """Check every key and value; return the config with values as strings.
+
+    Raises ConfigError naming the first bad key, in LXD's words."""
+    if not isinstance(config, dict):
+        raise ConfigError("Invalid config: expected a map of keys to values")
+    out: dict[str, str] = {}
+    for name, raw in config.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"Invalid config key: {name!r}")
+        if raw is None:
+            continue
+        if isinstance(raw, bool):
+            raw = "true" if raw else "false"
+        elif isinstance(raw, (int, float)):
+            raw = str(raw)
+        elif not isinstance(raw, str):
+            raise ConfigError(f"Invalid value for config key \"{name}\": must be a string")
+        key = lookup(scope, name)
+        if key is None:
+            raise ConfigError(f"Unknown configuration key: {name}")
+        if raw != "":
+            try:
+                key.parse(raw)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"Invalid value for config key \"{name}\": {e}") from None
+        out[name] = raw
+    return out
+
+
+def value(scope: str, config: dict, name: str) -> Any:
+    """The parsed value of `name` in `config`, or its declared default."""
+    key = lookup(scope, name)
+    if key is None:
+        raise KeyError(name)
+    raw = config.get(name, "")
+    if raw == "":
+        raw = key.default
+    return key.parse(raw) if raw != "" else None
+
+
+# ---- validators -------------------------------------------------------------------------
+
+def parse_bool(v: str) -> bool:
+    lv = v.lower()
+    if lv in ("true", "1", "yes", "on"):
+        return True
+    if lv in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"Invalid value for a boolean \"{v}\"")
+
+
+def parse_int(v: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        raise ValueError(f"Invalid value for an integer \"{v}\"") from None
+
+
+def parse_uint(v: str) -> int:
+    n = parse_int(v)
+    if n < 0:
+        raise ValueError(f"Invalid value for a non-negative integer \"{v}\"")
+    return n
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def check(v: str) -> str:
+        if v not in choices:
+            raise ValueError(f"Invalid value \"{v}\" (not one of {', '.join(choices)})")
+        return v
+    return check
+
+
+_SIZE_UNITS = {
+    "": 1, "B": 1,
+    "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5, "EB": 1000**6,
+    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4, "PiB": 1024**5, "EiB": 1024**6,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGTPE]i?B|B)?\s*$")
+
+
+def parse_size(v: str) -> int:
+    """LXD sizes: '512MiB', '1GB', '1024' (bytes)."""
+    m = _SIZE_RE.match(v)
+    if not m:
+        raise ValueError(f"Invalid size \"{v}\"")
+    unit = m.group(2) or ""
+    if unit and unit[0] == "K" and unit not in _SIZE_UNITS:
+        unit = "k" + unit[1:]
+    if unit not in _SIZE_UNITS:
+        raise ValueError(f"Invalid size unit in \"{v}\"")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_size_or_percent(v: str) -> int | str:
+    if v.endswith("%"):
+        n = parse_int(v[:-1])
+        if not 0 < n <= 100:
+            raise ValueError(f"Invalid percentage \"{v}\"")
+        return v
+    return parse_size(v)
+
+
+def parse_address(v: str) -> str:
+    """host:port, [v6]:port, or :port (LXD accepts a bare host and adds 8443)."""
+    if not re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.:-]*)(:\d{1,5})?$", v):
+        raise ValueError(f"Invalid address \"{v}\"")
+    return v
+
+
+def parse_cpuset(v: str) -> str:
+    """limits.cpu: a count ("2") or a set ("0-1,3")."""
+    if re.fullmatch(r"\d+", v):
+        if int(v) < 1:
+            raise ValueError("CPU count must be at least 1")
+        return v
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v):
+        raise ValueError(f"Invalid CPU set \"{v}\"")
+    return v

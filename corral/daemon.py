@@ -1,0 +1,131 @@
+"""corrald: wiring, start-up and shutdown. Everything long-lived hangs off one Daemon object."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import signal
+import socket
+
+from aiohttp import web
+
+from corral import certs, hostinfo
+from corral.api.server import make_app
+from corral.db import Database
+from corral.events import EventHub, EventLogHandler
+from corral.operations import OperationManager
+from corral.paths import Paths
+from corral.profiles import Profiles
+from corral.projects import Projects
+from corral.reaper import Reaper
+from corral.serverconfig import ServerConfig
+from corral.warnings import Warnings
+
+log = logging.getLogger("corrald")
+
+
+class Daemon:
+    def __init__(self, paths: Paths, *, group: str | None = None):
+        self.paths = paths
+        self.group = group
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.events = EventHub()
+        self.operations = OperationManager(self.events)
+        self.db = Database(paths.global_db, paths.local_db)
+        self.config = ServerConfig(self.db)
+        self.projects = Projects(self.db)
+        self.profiles = Profiles(self.db, self.events)
+        self.warnings = Warnings(self.db)
+        self.reaper = Reaper()
+        self._runner: web.AppRunner | None = None
+        self._cert_pem = ""
+        self._fingerprint = ""
+
+    # ---- start-up -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.paths.ensure()
+        self.reaper.start()
+        crt, _key = certs.ensure_server_cert(self.paths.root)
+        with open(crt) as f:
+            self._cert_pem = f.read()
+        self._fingerprint = certs.fingerprint(self._cert_pem)
+        await self.db.start()
+        await self.config.load()
+        await self.projects.load()
+        logging.getLogger().addHandler(EventLogHandler(self.events))
+        await self._listen_unix()
+        self.ready.set()
+        log.info("corrald ready on %s (pid %d)", self.paths.socket, os.getpid())
+
+    async def _listen_unix(self) -> None:
+        path = self.paths.socket
+        with contextlib.suppress(FileNotFoundError):
+            if _socket_alive(path):
+                raise RuntimeError(f"another daemon is already listening on {path}")
+            os.unlink(path)
+        self._runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.UnixSite(self._runner, path).start()
+        gid = grp.getgrnam(self.group).gr_gid if self.group else 0
+        os.chown(path, 0, gid)
+        os.chmod(path, 0o660)
+
+    # ---- information ----------------------------------------------------------------------
+
+    def environment(self) -> dict:
+        return hostinfo.environment(
+            certificate=self._cert_pem, fingerprint=self._fingerprint, addresses=[],
+            storage="", storage_version="", storage_drivers=[], server_name=socket.gethostname())
+
+    async def project_used_by(self, project: str) -> list[str]:
+        return [f"/1.0/profiles/{n}" for n in await self.profiles.names(project)]
+
+    # ---- shutdown -------------------------------------------------------------------------
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        log.info("shutting down")
+        self.ready.clear()
+        minutes = self.config.get("core.shutdown_timeout") if self.db.node else 0
+        if self._runner is not None:
+            # Stop accepting new connections; in-flight requests and operations go on.
+            for site in list(self._runner.sites):
+                await site.stop()
+        if not await self.operations.drain((minutes or 0) * 60):
+            log.warning("operations still running after core.shutdown_timeout; cancelling them")
+        self.operations.cancel_all()
+        await asyncio.sleep(0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.reaper.stop()
+        await self.db.stop()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.paths.socket)
+        log.info("shutdown complete")
+
+
+def _socket_alive(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()

@@ -1,0 +1,14 @@
+"""Global server config (cluster-wide keys)."""
+from corral.db import Tx
+
+
+async def get(tx: Tx) -> dict[str, str]:
+    return {r["key"]: r["value"] for r in await tx.fetch("SELECT key, value FROM config")}
+
+
+async def update(tx: Tx, changes: dict[str, str | None]) -> None:
+    for k, v in changes.items():
+        if v in (None, ""):
+            await tx.execute("DELETE FROM config WHERE key = ?", [k])
+        else:
+            await tx.execute("INSERT OR REPLACE INTO config (key, value) VALUES (?, ?)", [k, v])

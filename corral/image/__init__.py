@@ -1,0 +1,2 @@
+"""Image handling: importing, validating and packing LXD-format images (store) and
+rendering image templates into instance root filesystems (templates)."""

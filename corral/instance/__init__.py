@@ -1,0 +1,1 @@
+"""Instances: drivers that run them and the helpers they need."""

@@ -1,0 +1,281 @@
+"""The container driver, on liblxc (through the `lxc` Python binding).
+
+Each container gets <lxcpath>/<name>/config, regenerated from the InstanceSpec at every start.
+This process must be a child subreaper: liblxc's monitor and every exec'd command end up as our
+children, and PID 1 here does not reap orphans. The driver sets that flag itself.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import glob
+import os
+import shutil
+import signal
+import struct
+import termios
+import threading
+import time
+from typing import Callable
+
+import lxc
+
+from corral.instance.drivers import cgroups, lxcconf
+from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
+from corral.instance.drivers.netstate import network_state
+
+PR_SET_CHILD_SUBREAPER = 36
+STATUS = {  # liblxc state -> LXD status and status code
+    "STOPPED": ("Stopped", 102), "STARTING": ("Starting", 106), "RUNNING": ("Running", 103),
+    "STOPPING": ("Stopping", 107), "ABORTING": ("Aborting", 108), "FREEZING": ("Freezing", 109),
+    "FROZEN": ("Frozen", 110), "THAWED": ("Running", 103),
+}
+LOG_TAIL = 4096
+
+
+def set_child_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _tail(path: str, size: int = LOG_TAIL) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+class LXCExecProcess(ExecProcess):
+    def __init__(self, pid: int, pty: int | None = None, stdin: int | None = None,
+                 stdout: int | None = None, stderr: int | None = None):
+        self.pid, self.pty, self.stdin, self.stdout, self.stderr = pid, pty, stdin, stdout, stderr
+        self._pidfd = os.pidfd_open(pid)  # signals never reach a recycled pid
+        self._lock = threading.Lock()
+        self._code: int | None = None
+
+    def wait(self) -> int:
+        with self._lock:
+            if self._code is None:
+                _, status = os.waitpid(self.pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                self._code = 128 - code if code < 0 else code
+                os.close(self._pidfd)
+            return self._code
+
+    def kill(self, signum: int) -> None:
+        if self._code is None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signum)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def resize(self, width: int, height: int) -> None:
+        if self.pty is not None:
+            _set_winsize(self.pty, width, height)
+
+
+def _set_winsize(fd: int, width: int, height: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def _exec_in_container(args: tuple[list[str], dict[str, str], bool]) -> int:
+    """Runs in the attached child, inside the container."""
+    command, env, interactive = args
+    try:
+        if interactive:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        os.execvpe(command[0], command, env)
+    except OSError as e:
+        os.write(2, f"{command[0]}: {e.strerror}\n".encode())
+        os._exit(127 if isinstance(e, FileNotFoundError) else 126)
+    return 1
+
+
+class LXCDriver(InstanceDriver):
+    def __init__(self, lxcpath: str, on_stopped: Callable[[str], None] | None = None):
+        """on_stopped(name) runs (on a watcher thread) whenever a container started here stops."""
+        self.lxcpath = lxcpath
+        self.on_stopped = on_stopped
+        os.makedirs(lxcpath, mode=0o711, exist_ok=True)
+        set_child_subreaper()
+
+    def _container(self, name: str) -> lxc.Container:
+        return lxc.Container(name, config_path=self.lxcpath)
+
+    def _config_path(self, name: str) -> str:
+        return os.path.join(self.lxcpath, name, "config")
+
+    def create(self, spec: InstanceSpec) -> None:
+        os.makedirs(os.path.dirname(self._config_path(spec.name)), mode=0o711, exist_ok=True)
+        text = lxcconf.render(spec)
+        tmp = self._config_path(spec.name) + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self._config_path(spec.name))
+
+    def start(self, spec: InstanceSpec) -> None:
+        self.create(spec)
+        for path in (spec.log_file, spec.console_log_file):
+            if path:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+        c = self._container(spec.name)
+        if c.running:
+            raise DriverError(f'Instance "{spec.name}" is already running', 409)
+        log_size = os.path.getsize(spec.log_file) if spec.log_file and os.path.exists(spec.log_file) else 0
+        if not c.start(daemonize=True, close_fds=True) or not c.wait("RUNNING", 10):
+            if c.running:
+                c.stop()
+            self._cleanup_cgroups(spec.name)
+            raise DriverError(f'Failed to start instance "{spec.name}": {self._log_since(spec.log_file, log_size)}')
+        monitor = _ppid(c.init_pid)
+        if monitor:
+            threading.Thread(target=self._watch, args=(spec.name, monitor), daemon=True,
+                             name=f"lxc-monitor-{spec.name}").start()
+
+    @staticmethod
+    def _log_since(path: str, offset: int) -> str:
+        if not path:
+            return "see the liblxc log"
+        text = _tail(path, LOG_TAIL)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                text = f.read()[-LOG_TAIL:].decode(errors="replace").strip() or text
+        except OSError:
+            pass
+        return text or "no log output"
+
+    def _watch(self, name: str, monitor: int) -> None:
+        """Reap liblxc's monitor (our child as subreaper) when the container stops, then tidy up."""
+        try:
+            os.waitpid(monitor, 0)
+        except ChildProcessError:
+            while os.path.exists(f"/proc/{monitor}"):
+                time.sleep(0.2)
+        self._cleanup_cgroups(name)
+        if self.on_stopped:
+            self.on_stopped(name)
+
+    def _running(self, name: str) -> lxc.Container:
+        c = self._container(name)
+        if not c.running:
+            raise DriverError(f'Instance "{name}" is not running', 400)
+        return c
+
+    def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
+        c = self._container(name)
+        if not c.running:
+            return
+        if not force:
+            # Re-send the halt signal every second: an init that has not set its handlers yet
+            # (just after start) would otherwise miss the only one.
+            deadline = time.monotonic() + timeout
+            while c.running and (left := deadline - time.monotonic()) > 0:
+                if c.shutdown(max(1, min(1, int(left)))):
+                    break
+        if c.running and not c.stop():
+            raise DriverError(f'Failed to stop instance "{name}"')
+        c.wait("STOPPED", 10)
+        self._cleanup_cgroups(name)
+
+    def freeze(self, name: str) -> None:
+        if not self._running(name).freeze():
+            raise DriverError(f'Failed to freeze instance "{name}"')
+
+    def unfreeze(self, name: str) -> None:
+        if not self._container(name).unfreeze():
+            raise DriverError(f'Failed to unfreeze instance "{name}"')
+
+    def delete(self, name: str) -> None:
+        if self._container(name).running:
+            raise DriverError(f'Instance "{name}" is running', 400)
+        shutil.rmtree(os.path.join(self.lxcpath, name), ignore_errors=True)
+        self._cleanup_cgroups(name)
+
+    def status(self, name: str) -> str:
+        return STATUS.get(self._container(name).state, ("Stopped", 102))[0]
+
+    def list_running(self) -> list[str]:
+        return sorted(lxc.list_containers(active=True, defined=False, config_path=self.lxcpath))
+
+    def state(self, name: str) -> dict:
+        c = self._container(name)
+        status, code = STATUS.get(c.state, ("Stopped", 102))
+        pid = c.init_pid if c.running else -1
+        if pid <= 0:
+            return {"status": status, "status_code": code, "disk": {},
+                    "memory": {"usage": 0, "usage_peak": 0, "swap_usage": 0, "swap_usage_peak": 0},
+                    "network": None, "pid": 0, "processes": 0, "cpu": {"usage": 0}}
+        cg = cgroups.of_pid(pid, name)
+        return {"status": status, "status_code": code, "disk": {}, "memory": cg.memory(),
+                "network": network_state(pid), "pid": pid, "processes": cg.processes(),
+                "cpu": {"usage": cg.cpu_usage()}}
+
+    def exec(self, name: str, command: list[str], env: dict[str, str], cwd: str = "/",
+             uid: int = 0, gid: int = 0, interactive: bool = False,
+             width: int = 80, height: int = 24) -> LXCExecProcess:
+        if not command:
+            raise DriverError("Empty command", 400)
+        c = self._running(name)
+        if interactive:
+            master, slave = os.openpty()
+            _set_winsize(master, width, height)
+            child_fds, ours = (slave, slave, slave), {"pty": master}
+        else:
+            in_r, in_w = os.pipe()
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            child_fds, ours = (in_r, out_w, err_w), {"stdin": in_w, "stdout": out_r, "stderr": err_r}
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **env}
+        try:
+            pid = c.attach(_exec_in_container, (list(command), env, interactive),
+                           env_policy=lxc.LXC_ATTACH_CLEAR_ENV,
+                           extra_env_vars=[f"{k}={v}" for k, v in env.items()],
+                           initial_cwd=cwd, uid=uid, gid=gid,
+                           stdin=child_fds[0], stdout=child_fds[1], stderr=child_fds[2])
+        except BaseException:
+            for fd in ours.values():
+                os.close(fd)
+            raise
+        finally:
+            for fd in set(child_fds):
+                os.close(fd)
+        if pid <= 0:
+            for fd in ours.values():
+                os.close(fd)
+            raise DriverError(f'Failed to exec in instance "{name}"')
+        return LXCExecProcess(pid, **ours)
+
+    def console_log(self, name: str) -> bytes:
+        path = self._container(name).get_config_item("lxc.console.logfile")
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except (OSError, TypeError):
+            return b""
+
+    def apply_limits(self, name: str, config: dict[str, str]) -> None:
+        c = self._running(name)
+        try:
+            cgroups.of_pid(c.init_pid, name).apply(lxcconf.cgroup_limits(config))
+        except (OSError, ValueError) as e:
+            raise DriverError(f'Failed to apply limits to "{name}": {e}', 400) from e
+
+    @staticmethod
+    def _cleanup_cgroups(name: str) -> None:
+        """liblxc leaves an empty lxc.monitor.<name>* cgroup in every v1 hierarchy at each start."""
+        for pattern in (f"lxc.monitor.{name}", f"lxc.monitor.{name}-*", f"lxc.payload.{name}",
+                        f"lxc.payload.{name}-*"):
+            for path in glob.glob(f"{cgroups.ROOT}/*/{pattern}") + glob.glob(f"{cgroups.ROOT}/{pattern}"):
+                cgroups.remove_tree(path)
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0

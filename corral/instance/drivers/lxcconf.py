@@ -1,0 +1,181 @@
+"""Render a liblxc container config from an InstanceSpec (LXD config keys and devices)."""
+from __future__ import annotations
+
+import os
+import re
+
+from corral.instance.drivers import cgroups
+from corral.instance.drivers.base import InstanceSpec
+
+LXCFS_PROC = "/var/lib/lxcfs/proc"
+LXCFS_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "loadavg", "diskstats", "swaps")
+BYTE_UNITS = {
+    "": 1, "B": 1,
+    "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18,
+    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50, "EiB": 2**60,
+}
+# The device nodes LXD lets every container use (cgroup devices allow-list).
+ALLOWED_DEVICES = ("c *:* m", "b *:* m", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 1:3 rwm",
+                   "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 136:* rwm",
+                   "c 10:229 rwm", "c 10:200 rwm")
+DEFAULT_CPU_SHARES = "1024"
+
+
+def parse_bytes(value: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+    if not m or m.group(2) not in BYTE_UNITS:
+        raise ValueError(f'Invalid byte size "{value}"')
+    return int(float(m.group(1)) * BYTE_UNITS[m.group(2)])
+
+
+def _host_memory() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise ValueError("MemTotal missing from /proc/meminfo")
+
+
+def _memory_limit(value: str) -> int:
+    if value.endswith("%"):
+        return int(_host_memory() * float(value[:-1]) / 100)
+    return parse_bytes(value)
+
+
+def _cpuset(value: str) -> str:
+    """limits.cpu: a count ("2": the first two usable CPUs) or a set ("0-1", "0,2")."""
+    if re.fullmatch(r"\d+", value):
+        count = int(value)
+        usable = sorted(os.sched_getaffinity(0))
+        if count < 1:
+            raise ValueError(f'Invalid limits.cpu "{value}"')
+        return ",".join(str(c) for c in usable[:count])
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", value):
+        raise ValueError(f'Invalid limits.cpu "{value}"')
+    return value
+
+
+def _host_cpuset() -> str:
+    return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+
+
+def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]:
+    """limits.* as v1 cgroup file -> value. With reset, unset limits come back as their defaults
+    (for live updates that remove a limit)."""
+    out: dict[str, str] = {}
+    swap = cgroups.has_swap_accounting()
+    mem = config.get("limits.memory", "")
+    if mem:
+        limit = str(_memory_limit(mem))
+        if config.get("limits.memory.enforce", "hard") == "soft":
+            out["memory.soft_limit_in_bytes"] = limit
+            if reset:
+                out["memory.limit_in_bytes"] = cgroups.UNLIMITED
+        else:
+            out["memory.limit_in_bytes"] = limit
+            if reset:
+                out["memory.soft_limit_in_bytes"] = cgroups.UNLIMITED
+        no_swap = config.get("limits.memory.swap", "true").lower() in ("false", "0", "no", "off")
+        if swap and no_swap and "memory.limit_in_bytes" in out:
+            out["memory.memsw.limit_in_bytes"] = out["memory.limit_in_bytes"]
+        elif swap and reset:
+            out["memory.memsw.limit_in_bytes"] = cgroups.UNLIMITED
+    elif reset:
+        out["memory.limit_in_bytes"] = out["memory.soft_limit_in_bytes"] = cgroups.UNLIMITED
+        if swap:
+            out["memory.memsw.limit_in_bytes"] = cgroups.UNLIMITED
+    cpu = config.get("limits.cpu", "")
+    if cpu or reset:
+        out["cpuset.cpus"] = _cpuset(cpu) if cpu else _host_cpuset()
+    allowance = config.get("limits.cpu.allowance", "")
+    if m := re.fullmatch(r"(\d+)ms/(\d+)ms", allowance):
+        out["cpu.cfs_quota_us"], out["cpu.cfs_period_us"] = str(int(m[1]) * 1000), str(int(m[2]) * 1000)
+        if reset:
+            out["cpu.shares"] = DEFAULT_CPU_SHARES
+    elif m := re.fullmatch(r"(\d+)%", allowance):
+        out["cpu.shares"] = str(max(2, int(m[1]) * 1024 // 100))
+        if reset:
+            out["cpu.cfs_quota_us"] = cgroups.UNLIMITED
+    elif allowance:
+        raise ValueError(f'Invalid limits.cpu.allowance "{allowance}"')
+    elif reset:
+        out["cpu.shares"], out["cpu.cfs_quota_us"] = DEFAULT_CPU_SHARES, cgroups.UNLIMITED
+    procs = config.get("limits.processes", "")
+    if procs or reset:
+        out["pids.max"] = str(int(procs)) if procs else "max"
+    return out
+
+
+def _true(config: dict[str, str], key: str) -> bool:
+    return config.get(key, "").lower() in ("true", "1", "yes", "on")
+
+
+def _disk_mounts(devices: dict[str, dict[str, str]]) -> list[str]:
+    """Bind mounts for disk devices with a host source (the root disk is the rootfs itself)."""
+    entries = []
+    for name in sorted(devices):
+        dev = devices[name]
+        if dev.get("type") != "disk" or dev.get("path") == "/" or not dev.get("source"):
+            continue
+        source, dest = dev["source"], dev["path"].lstrip("/")
+        opts = ["bind", "create=dir" if os.path.isdir(source) else "create=file"]
+        if _true(dev, "readonly"):
+            opts.append("ro")
+        if _true(dev, "optional"):
+            opts.append("optional")
+        if _true(dev, "recursive"):
+            opts[0] = "rbind"
+        entries.append(f"{_escape(source)} {_escape(dest)} none {','.join(opts)} 0 0")
+    return entries
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+
+
+def render(spec: InstanceSpec) -> str:
+    config = spec.config
+    privileged = spec.idmap is None
+    lines = [
+        f"lxc.uts.name = {spec.hostname or spec.name}",
+        f"lxc.rootfs.path = dir:{spec.rootfs}",
+        "lxc.arch = linux64",
+        "lxc.log.level = warn",
+        "lxc.autodev = 1",
+        "lxc.tty.max = 0",
+        "lxc.pty.max = 1024",
+        "lxc.signal.halt = SIGPWR",
+        "lxc.apparmor.profile = unconfined",
+        "lxc.apparmor.allow_incomplete = 1",
+        "lxc.cap.drop = sys_time sys_module sys_rawio mac_admin mac_override",
+        "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed:force",
+        "lxc.mount.entry = mqueue dev/mqueue mqueue rw,relatime,create=dir,optional 0 0",
+        "lxc.mount.entry = /sys/fs/fuse/connections sys/fs/fuse/connections none bind,optional 0 0",
+        "lxc.cgroup.devices.deny = a" if "devices" in cgroups.v1_controllers() else "lxc.cgroup2.devices.deny = a",
+    ]
+    dev_key = "lxc.cgroup.devices.allow" if "devices" in cgroups.v1_controllers() else "lxc.cgroup2.devices.allow"
+    lines += [f"{dev_key} = {d}" for d in ALLOWED_DEVICES]
+    if spec.log_file:
+        lines.append(f"lxc.log.file = {spec.log_file}")
+    if spec.console_log_file:
+        lines.append(f"lxc.console.logfile = {spec.console_log_file}")
+    if not privileged:
+        lines += [f"lxc.idmap = {m}" for entry in spec.idmap for m in entry.to_lxc()]
+        lines.append("lxc.rootfs.options = idmap=container")
+    if _true(config, "security.nesting"):
+        lines += ["lxc.apparmor.allow_nesting = 1",
+                  "lxc.mount.entry = /sys/kernel/security sys/kernel/security none bind,optional 0 0"]
+    if os.path.isdir(LXCFS_PROC):
+        lines += [f"lxc.mount.entry = {LXCFS_PROC}/{f} proc/{f} none bind,optional 0 0" for f in LXCFS_FILES]
+    lines += [f"lxc.mount.entry = {e}" for e in _disk_mounts(spec.devices)]
+    lines += [f"lxc.mount.entry = {_escape(src)} {_escape(dst.lstrip('/'))} none {opts} 0 0"
+              for src, dst, opts in spec.mounts]
+    lines += cgroups.config_lines(cgroup_limits(config))
+    for key in sorted(config):
+        if key.startswith("environment."):
+            value = config[key].replace("\n", " ")
+            lines.append(f"lxc.environment = {key[len('environment.'):]}={value}")
+    if not any(line.startswith("lxc.net.") for line in config.get("raw.lxc", "").splitlines()):
+        lines.append("lxc.net.0.type = empty")
+    raw = config.get("raw.lxc", "").strip()
+    return "\n".join(lines + ([raw] if raw else [])) + "\n"

@@ -1,0 +1,184 @@
+"""Operations: long work as asyncio tasks with LXD's lifecycle, status codes and events.
+
+Classes: task (background work), websocket (waits for clients to connect, e.g. exec),
+token (a pending grant, done when used or cancelled).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Awaitable, Callable
+
+from corral import timeutil
+from corral.errors import BadRequest, CorralError, NotFound
+
+log = logging.getLogger(__name__)
+
+TASK, WEBSOCKET, TOKEN = "task", "websocket", "token"
+STATUS_CODES = {"Pending": 105, "Running": 103, "Success": 200, "Failure": 400, "Cancelled": 401}
+# Finished operations stay listed for a while so clients can still wait on them.
+RETENTION_SECONDS = 60
+
+RunFunc = Callable[["Operation"], Awaitable[Any]]
+ConnectFunc = Callable[["Operation", Any, str], Awaitable[Any]]
+
+
+class Operation:
+    def __init__(self, manager: "OperationManager", *, project: str, cls: str, description: str,
+                 resources: dict | None, metadata: Any, run: RunFunc | None,
+                 connect: ConnectFunc | None, cancellable: bool, location: str):
+        self.manager = manager
+        self.id = str(uuid.uuid4())
+        self.project = project
+        self.cls = cls
+        self.description = description
+        self.resources = resources
+        self.metadata = metadata
+        self.created_at = self.updated_at = timeutil.now()
+        self.status = "Pending"
+        self.err = ""
+        self.location = location
+        self._run = run
+        self._connect = connect
+        self.may_cancel = cancellable
+        self._task: asyncio.Task | None = None
+        self._done = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        return f"/1.0/operations/{self.id}"
+
+    @property
+    def status_code(self) -> int:
+        return STATUS_CODES[self.status]
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def to_api(self) -> dict:
+        return {
+            "id": self.id, "class": self.cls, "description": self.description,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+            "status": self.status, "status_code": self.status_code,
+            "resources": self.resources, "metadata": self.metadata,
+            "may_cancel": self.may_cancel, "err": self.err, "location": self.location,
+        }
+
+    def _set(self, status: str, err: str = "") -> None:
+        self.status = status
+        self.err = err
+        self.updated_at = timeutil.now()
+        self.manager.events.send("operation", self.to_api(), self.project)
+
+    def start(self) -> None:
+        self._set("Running")
+        if self._run is not None:
+            self._task = asyncio.get_running_loop().create_task(self._execute())
+
+    async def _execute(self) -> None:
+        try:
+            result = await self._run(self)
+            if isinstance(result, dict):
+                self.metadata = {**(self.metadata or {}), **result}
+            self.finish()
+        except asyncio.CancelledError:
+            self.finish("Cancelled", "Operation cancelled")
+        except CorralError as e:
+            self.finish("Failure", e.message)
+        except Exception as e:  # a bug or host failure: report it, keep the daemon up
+            log.exception("operation %s (%s) failed", self.id, self.description)
+            self.finish("Failure", str(e) or type(e).__name__)
+
+    def finish(self, status: str = "Success", err: str = "") -> None:
+        if self.done:
+            return
+        self._set(status, err)
+        self._done.set()
+        self.manager._retire(self)
+
+    def update_metadata(self, changes: dict) -> None:
+        self.metadata = {**(self.metadata or {}), **changes}
+        self.updated_at = timeutil.now()
+        self.manager.events.send("operation", self.to_api(), self.project)
+
+    async def wait(self, timeout: float | None) -> bool:
+        """True when the operation is done; False on timeout (-1 or None waits forever)."""
+        if timeout is not None and timeout < 0:
+            timeout = None
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def cancel(self) -> None:
+        if self.done:
+            return
+        if not self.may_cancel:
+            raise BadRequest("This operation can't be cancelled")
+        if self._task is not None:
+            self._task.cancel()
+        else:
+            self.finish("Cancelled", "Operation cancelled")
+
+    async def connect(self, request, secret: str):
+        if self.cls != WEBSOCKET or self._connect is None:
+            raise BadRequest("Only websocket operations can be connected")
+        if self.done:
+            raise BadRequest("Operation is already done")
+        return await self._connect(self, request, secret)
+
+
+class OperationManager:
+    def __init__(self, events, location: str = "none"):
+        self.events = events
+        self.location = location
+        self._ops: dict[str, Operation] = {}
+
+    def create(self, *, project: str = "default", cls: str = TASK, description: str,
+               resources: dict | None = None, metadata: Any = None, run: RunFunc | None = None,
+               connect: ConnectFunc | None = None, cancellable: bool = False) -> Operation:
+        op = Operation(self, project=project, cls=cls, description=description, resources=resources,
+                       metadata=metadata, run=run, connect=connect,
+                       cancellable=cancellable or cls == TOKEN, location=self.location)
+        self._ops[op.id] = op
+        self.events.send("operation", op.to_api(), project)
+        op.start()
+        return op
+
+    def get(self, op_id: str) -> Operation:
+        op = self._ops.get(op_id)
+        if op is None:
+            raise NotFound("Operation not found")
+        return op
+
+    def all(self, project: str | None = None) -> list[Operation]:
+        return [o for o in self._ops.values() if project is None or o.project == project]
+
+    def running(self) -> list[Operation]:
+        return [o for o in self._ops.values() if not o.done and o.cls != TOKEN]
+
+    def _retire(self, op: Operation) -> None:
+        try:
+            asyncio.get_running_loop().call_later(RETENTION_SECONDS, self._ops.pop, op.id, None)
+        except RuntimeError:
+            self._ops.pop(op.id, None)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for running operations (shutdown); True if all finished in time."""
+        pending = [o for o in self.running()]
+        if not pending:
+            return True
+        log.info("waiting up to %ss for %d running operation(s)", timeout, len(pending))
+        results = await asyncio.gather(*(o.wait(timeout) for o in pending))
+        return all(results)
+
+    def cancel_all(self) -> None:
+        for op in list(self._ops.values()):
+            if not op.done:
+                if op._task is not None:
+                    op._task.cancel()
+                else:
+                    op.finish("Cancelled", "Daemon is shutting down")

@@ -1,0 +1,48 @@
+"""Where corrald keeps its state. Everything derives from $CORRAL_DIR."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: str
+
+    @classmethod
+    def from_env(cls, root: str | None = None) -> "Paths":
+        return cls(os.path.abspath(root or os.environ.get("CORRAL_DIR") or "/var/lib/corral"))
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def socket(self) -> str:
+        return os.environ.get("CORRAL_SOCKET") or self.join("unix.socket")
+
+    @property
+    def database(self) -> str:
+        return self.join("database")
+
+    @property
+    def global_db(self) -> str:
+        return self.join("database", "global")
+
+    @property
+    def local_db(self) -> str:
+        return self.join("database", "local.db")
+
+    @property
+    def logs(self) -> str:
+        return self.join("logs")
+
+    @property
+    def pidfile(self) -> str:
+        return self.join("corrald.pid")
+
+    def ensure(self) -> None:
+        """Create the state tree. Unprivileged container roots must traverse it (0711)."""
+        os.makedirs(self.root, exist_ok=True)
+        os.chmod(self.root, 0o711)
+        for sub, mode in (("database", 0o700), ("logs", 0o700)):
+            os.makedirs(self.join(sub), mode=mode, exist_ok=True)

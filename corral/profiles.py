@@ -1,0 +1,116 @@
+"""Profiles: LXD semantics (default profile, PUT/PATCH, rename, used_by), stored in dqlite."""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from corral import config
+from corral.db import Database
+from corral.db.queries import profiles as q
+from corral.devices import check_devices
+from corral.errors import BadRequest, Conflict, NotFound
+from corral.names import check_entity_name
+
+UsedByFunc = Callable[[str, str], Awaitable[list[str]]]
+
+
+def url(name: str, project: str = "default") -> str:
+    return f"/1.0/profiles/{name}" + ("" if project == "default" else f"?project={project}")
+
+
+class Profiles:
+    def __init__(self, db: Database, events):
+        self.db = db
+        self.events = events
+        # Instances register here which URLs use a profile (filled in by the instance layer).
+        self.used_by_sources: list[UsedByFunc] = []
+
+    async def used_by(self, project: str, name: str) -> list[str]:
+        out: list[str] = []
+        for source in self.used_by_sources:
+            out += await source(project, name)
+        return out
+
+    async def _with_used_by(self, project: str, p: dict) -> dict:
+        return {"config": p["config"], "description": p["description"], "devices": p["devices"],
+                "name": p["name"], "used_by": await self.used_by(project, p["name"])}
+
+    async def names(self, project: str) -> list[str]:
+        async with self.db.session() as tx:
+            return await q.names(tx, project)
+
+    async def get_all(self, project: str) -> list[dict]:
+        async with self.db.session() as tx:
+            rows = await q.get_all(tx, project)
+        return [await self._with_used_by(project, p) for p in rows]
+
+    async def get_raw(self, project: str, name: str) -> dict:
+        async with self.db.session() as tx:
+            p = await q.get(tx, project, name)
+        if p is None:
+            raise NotFound("Profile not found")
+        return p
+
+    async def get(self, project: str, name: str) -> dict:
+        return await self._with_used_by(project, await self.get_raw(project, name))
+
+    @staticmethod
+    def etag_fields(p: dict) -> dict:
+        return {"config": p["config"], "description": p["description"], "devices": p["devices"]}
+
+    @staticmethod
+    def _check(body: dict) -> dict:
+        desc = body.get("description", "")
+        if not isinstance(desc, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        return {"description": desc,
+                "config": config.validate(config.INSTANCE, body.get("config") or {}),
+                "devices": check_devices(body.get("devices"))}
+
+    async def create(self, project: str, body: dict, requestor: dict | None = None) -> str:
+        name = check_entity_name("profile", body.get("name"))
+        p = {"name": name, **self._check(body)}
+        async with self.db.transaction() as tx:
+            if await q.get(tx, project, name) is not None:
+                raise Conflict(f'Profile "{name}" already exists')
+            await q.create(tx, project, p)
+        self.events.lifecycle("profile-created", url(name, project), project=project, requestor=requestor)
+        return name
+
+    async def update(self, project: str, name: str, body: dict, *, replace: bool,
+                     requestor: dict | None = None) -> None:
+        async with self.db.transaction() as tx:
+            cur = await q.get(tx, project, name)
+            if cur is None:
+                raise NotFound("Profile not found")
+            if replace:
+                new = self._check(body)
+            else:  # PATCH: merge config keys and whole devices into the current profile
+                patch = self._check(body)
+                new = {"description": body["description"] if "description" in body else cur["description"],
+                       "config": {**cur["config"], **patch["config"]},
+                       "devices": {**cur["devices"], **patch["devices"]}}
+            await q.update(tx, project, name, new)
+        self.events.lifecycle("profile-updated", url(name, project), project=project, requestor=requestor)
+
+    async def rename(self, project: str, name: str, new_name, requestor: dict | None = None) -> None:
+        if name == "default":
+            raise BadRequest("The 'default' profile cannot be renamed")
+        new_name = check_entity_name("profile", new_name)
+        async with self.db.transaction() as tx:
+            if await q.get(tx, project, name) is None:
+                raise NotFound("Profile not found")
+            if await q.get(tx, project, new_name) is not None:
+                raise Conflict(f'Name "{new_name}" already in use')
+            await q.rename(tx, project, name, new_name)
+        self.events.lifecycle("profile-renamed", url(new_name, project), project=project,
+                              context={"old_name": name}, requestor=requestor)
+
+    async def delete(self, project: str, name: str, requestor: dict | None = None) -> None:
+        if name == "default":
+            raise BadRequest("The 'default' profile cannot be deleted")
+        await self.get_raw(project, name)
+        if await self.used_by(project, name):
+            raise BadRequest("Profile is currently in use")
+        async with self.db.transaction() as tx:
+            await q.delete(tx, project, name)
+        self.events.lifecycle("profile-deleted", url(name, project), project=project, requestor=requestor)

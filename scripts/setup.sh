@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh Debian 12 host (as root): Debian packages, subordinate ids,
+# LXCFS, and the project's Python 3.13 virtualenv. Safe to run again at any time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables btrfs-progs xfsprogs
+              pkg-config uidmap iproute2 gcc python3-dev zstd squashfs-tools xz-utils curl)
+TEST_PACKAGES=(lxd-client)
+
+want=("${DEB_PACKAGES[@]}")
+[ "${1:-}" = "--test" ] && want+=("${TEST_PACKAGES[@]}")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Unprivileged containers need a subordinate id range for root.
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  grep -q '^root:' "$f" || echo "root:1000000:1000000000" >> "$f"
+done
+
+# LXCFS gives containers their own /proc/meminfo etc. Start it if it is not running.
+if ! grep -qs ' /var/lib/lxcfs fuse.lxcfs ' /proc/mounts; then
+  mkdir -p /var/lib/lxcfs
+  (setsid lxcfs /var/lib/lxcfs >/var/log/lxcfs.log 2>&1 < /dev/null &)
+  for _ in $(seq 50); do grep -qs ' /var/lib/lxcfs fuse.lxcfs ' /proc/mounts && break; sleep 0.1; done
+fi
+
+# Python 3.13 from pyenv (the dqlite client packages need >= 3.13).
+if [ ! -x .venv/bin/python ]; then
+  PY=""
+  for cand in "$(pyenv root 2>/dev/null)"/versions/3.13.*/bin/python3.13 /root/.pyenv/versions/3.13.*/bin/python3.13 \
+              "$(command -v python3.13 || true)"; do
+    [ -x "$cand" ] && PY="$cand" && break
+  done
+  if [ -z "$PY" ]; then
+    echo "setup: Python 3.13 not found (looked in \$(pyenv root)/versions/3.13.* and PATH)." >&2
+    echo "setup: install it (e.g. 'pyenv install 3.13') and run this again." >&2
+    exit 1
+  fi
+  "$PY" -m venv .venv
+fi
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+stamp=".venv/.installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e ".${extras}"
+  touch "$stamp"
+fi
+echo "setup: ok"
