@@ -76,6 +76,8 @@ class Operation:
         self._set("Running")
         if self._run is not None:
             self._task = asyncio.get_running_loop().create_task(self._execute())
+            # A task cancelled before it ever ran never reaches _execute's handlers.
+            self._task.add_done_callback(lambda t: t.cancelled() and self.finish("Cancelled", "Operation cancelled"))
 
     async def _execute(self) -> None:
         try:

@@ -95,7 +95,7 @@ def fingerprint(paths: list[str]) -> str:
                 while chunk := f.read(CHUNK):
                     h.update(chunk)
         except OSError as e:
-            raise ImageError(f"Failed to read image file: {e}") from None
+            raise ImageError(f"Failed to read image file: {e.strerror or e}") from None
     return h.hexdigest()
 
 
@@ -105,7 +105,7 @@ def detect_format(path: str) -> str:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as e:
-        raise ImageError(f"Failed to read image file: {e}") from None
+        raise ImageError(f"Failed to read image file: {e.strerror or e}") from None
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name
@@ -138,7 +138,9 @@ def parse_metadata(yaml_text: str | bytes, *, strict: bool = True) -> dict:
         typed = yaml.safe_load(yaml_text)
         literal = yaml.load(yaml_text, Loader=yaml.BaseLoader)
     except yaml.YAMLError as e:
-        raise ImageError(f"Invalid metadata.yaml: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ImageError(f"Invalid metadata.yaml: {getattr(e, 'problem', None) or e}{where}") from None
     if typed is None and not strict:
         typed = literal = {}
     if not isinstance(typed, dict) or not isinstance(literal, dict):
@@ -272,14 +274,17 @@ def _staging(dest_dir: str) -> Iterator[str]:
     dest_dir = os.path.abspath(dest_dir)
     if os.path.lexists(dest_dir):
         if os.path.islink(dest_dir) or not os.path.isdir(dest_dir) or os.listdir(dest_dir):
-            raise ImageError(f"Image directory {dest_dir} already exists")
+            raise ImageError(f"Image directory {os.path.basename(dest_dir)} already exists")
     parent = os.path.dirname(dest_dir)
     os.makedirs(parent, exist_ok=True)
     # 0700: the unpacked rootfs may contain setuid binaries that host users must not reach.
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest_dir)}.tmp-", dir=parent)
     try:
         yield tmp
-        os.rename(tmp, dest_dir)
+        try:
+            os.rename(tmp, dest_dir)
+        except OSError:  # someone else populated dest_dir meanwhile
+            raise ImageError(f"Image directory {os.path.basename(dest_dir)} already exists") from None
     except BaseException:
         _rmtree(tmp)
         raise
@@ -354,20 +359,25 @@ class _Unpacker:
             with src:
                 mode = {"tar": "r|", "gzip": "r|gz", "xz": "r|xz", "bzip2": "r|bz2", "zstd": "r|"}[fmt]
                 try:
-                    tar = tarfile.open(fileobj=src, mode=mode)
-                except _READ_ERRORS as e:
-                    raise _invalid(e) from None
-                with tar:
-                    yield tar
-                    try:  # consume the rest: checks the compressed stream's trailer/CRC
-                        while tar.fileobj.read(CHUNK):
-                            pass
+                    try:
+                        tar = tarfile.open(fileobj=src, mode=mode)
                     except _READ_ERRORS as e:
                         raise _invalid(e) from None
-            if proc is not None:
-                err = proc.stderr.read().decode(errors="replace").strip()
-                if proc.wait() != 0:
-                    raise ImageError(f"Invalid image tarball: zstd: {err or 'decompression failed'}")
+                    with tar:
+                        yield tar
+                        try:  # consume the rest: checks the compressed stream's trailer/CRC
+                            while tar.fileobj.read(CHUNK):
+                                pass
+                        except _READ_ERRORS as e:
+                            raise _invalid(e) from None
+                except ImageError:
+                    # A truncated tar stream is most likely zstd having failed: say so.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        if proc is not None and proc.wait(timeout=2) != 0:
+                            _zstd_failed(proc)
+                    raise
+            if proc is not None and proc.wait() != 0:
+                _zstd_failed(proc)
         finally:
             if proc is not None:
                 if proc.poll() is None:
@@ -388,6 +398,7 @@ class _Unpacker:
                     self._member(tar, member, prefix, metadata_only)
                 except (OSError, ValueError) as e:
                     raise ImageError(f"Failed to unpack image entry {member.name!r}: {e}") from None
+                tar.members.clear()  # stream mode keeps every TarInfo otherwise; we never look back
 
     # -- entries
 
@@ -532,6 +543,13 @@ class _Unpacker:
                 elif (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and not self.allow_devices:
                     raise ImageError(f"Invalid image: device node {'/'.join(rel)!r} "
                                      "(device nodes are only allowed in privileged imports)")
+
+
+def _zstd_failed(proc: subprocess.Popen) -> None:
+    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+    # zstd prefixes its messages with the file name: keep server paths out of the error.
+    msg = err[-1].split(" : ", 1)[-1] if err else "decompression failed"
+    raise ImageError(f"Invalid image tarball: zstd: {msg}")
 
 
 def _tool(name: str) -> str:

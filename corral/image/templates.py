@@ -67,7 +67,7 @@ def render_templates(image_meta_dir: str, rootfs: str, trigger: str, context: di
                     properties=tpl["properties"], config_get=config_get)
             except jinja2.TemplateNotFound:
                 raise TemplateError(f"Template file {tpl['template']!r} for {path} is missing") from None
-            except jinja2.TemplateError as e:
+            except Exception as e:  # syntax errors, sandbox violations, errors raised while rendering
                 raise TemplateError(f"Failed to render template {tpl['template']!r} for {path}: {e}") from None
             _write(fd_dir, name, exists, text.encode(), path)
         finally:

@@ -25,6 +25,9 @@ from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDrive
 from corral.instance.drivers.netstate import network_state
 
 PR_SET_CHILD_SUBREAPER = 36
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STATUS = {  # liblxc state -> LXD status and status code
     "STOPPED": ("Stopped", 102), "STARTING": ("Starting", 106), "RUNNING": ("Running", 103),
     "STOPPING": ("Stopping", 107), "ABORTING": ("Aborting", 108), "FREEZING": ("Freezing", 109),
@@ -37,15 +40,6 @@ def set_child_subreaper() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def _tail(path: str, size: int = LOG_TAIL) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - size))
-            return f.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 class LXCExecProcess(ExecProcess):
@@ -69,7 +63,7 @@ class LXCExecProcess(ExecProcess):
         if self._code is None:
             try:
                 signal.pidfd_send_signal(self._pidfd, signum)
-            except (ProcessLookupError, OSError):
+            except OSError:
                 pass
 
     def resize(self, width: int, height: int) -> None:
@@ -81,83 +75,90 @@ def _set_winsize(fd: int, width: int, height: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
+def _host_id(pid: int, kind: str, nsid: int) -> int:
+    """The host id of `nsid` in the user namespace of `pid` (kind: "uid" or "gid")."""
+    with open(f"/proc/{pid}/{kind}_map") as f:
+        for line in f:
+            inside, outside, count = (int(x) for x in line.split())
+            if inside <= nsid < inside + count:
+                return outside + nsid - inside
+    raise DriverError(f"{kind} {nsid} is not mapped in the instance", 400)
+
+
+def _container_pty(init_pid: int, uid: int, gid: int) -> tuple[int, int]:
+    """A pty pair from the container's own devpts (so `tty` inside names /dev/pts/N), the slave
+    owned by the exec user, as LXD does."""
+    master = os.open(f"/proc/{init_pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        os.fchown(slave, _host_id(init_pid, "uid", uid), _host_id(init_pid, "gid", gid))
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave
+
+
 def _exec_in_container(args: tuple[list[str], dict[str, str], bool]) -> int:
-    """Runs in the attached child, inside the container."""
+    """Runs in the attached child, inside the container: take the pty as controlling tty, exec."""
     command, env, interactive = args
     try:
         if interactive:
+            try:
+                os.setsid()
+            except PermissionError:  # already a session leader
+                pass
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         os.execvpe(command[0], command, env)
     except OSError as e:
         os.write(2, f"{command[0]}: {e.strerror}\n".encode())
         os._exit(127 if isinstance(e, FileNotFoundError) else 126)
-    return 1
+    return 126
+
+
+def _attach(c: lxc.Container, payload: tuple, **options) -> int:
+    """lxc.Container.attach runs a Python callable in a child that liblxc makes with clone(),
+    outside CPython's fork protocol: that child aborts in PyOS_AfterFork_Child unless the parent
+    took the fork locks first. The binding holds the GIL during attach, so taking them is safe."""
+    ctypes.pythonapi.PyOS_BeforeFork()
+    try:
+        return c.attach(_exec_in_container, payload, **options)
+    finally:
+        ctypes.pythonapi.PyOS_AfterFork_Parent()
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _log_since(path: str, offset: int) -> str:
+    """What liblxc logged after `offset` (the last LOG_TAIL bytes of it)."""
+    if not path:
+        return "no log file configured"
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()[-LOG_TAIL:].decode(errors="replace").strip() or "no log output"
+    except OSError:
+        return "no log output"
 
 
 class LXCDriver(InstanceDriver):
     def __init__(self, lxcpath: str, on_stopped: Callable[[str], None] | None = None):
-        """on_stopped(name) runs (on a watcher thread) whenever a container started here stops."""
+        """on_stopped(name) runs on a watcher thread whenever a container started here stops."""
         self.lxcpath = lxcpath
         self.on_stopped = on_stopped
+        self._watchers: dict[str, threading.Thread] = {}
+        self._home_cgroups = cgroups.own_cgroups()
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
         set_child_subreaper()
 
     def _container(self, name: str) -> lxc.Container:
         return lxc.Container(name, config_path=self.lxcpath)
-
-    def _config_path(self, name: str) -> str:
-        return os.path.join(self.lxcpath, name, "config")
-
-    def create(self, spec: InstanceSpec) -> None:
-        os.makedirs(os.path.dirname(self._config_path(spec.name)), mode=0o711, exist_ok=True)
-        text = lxcconf.render(spec)
-        tmp = self._config_path(spec.name) + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, self._config_path(spec.name))
-
-    def start(self, spec: InstanceSpec) -> None:
-        self.create(spec)
-        for path in (spec.log_file, spec.console_log_file):
-            if path:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-        c = self._container(spec.name)
-        if c.running:
-            raise DriverError(f'Instance "{spec.name}" is already running', 409)
-        log_size = os.path.getsize(spec.log_file) if spec.log_file and os.path.exists(spec.log_file) else 0
-        if not c.start(daemonize=True, close_fds=True) or not c.wait("RUNNING", 10):
-            if c.running:
-                c.stop()
-            self._cleanup_cgroups(spec.name)
-            raise DriverError(f'Failed to start instance "{spec.name}": {self._log_since(spec.log_file, log_size)}')
-        monitor = _ppid(c.init_pid)
-        if monitor:
-            threading.Thread(target=self._watch, args=(spec.name, monitor), daemon=True,
-                             name=f"lxc-monitor-{spec.name}").start()
-
-    @staticmethod
-    def _log_since(path: str, offset: int) -> str:
-        if not path:
-            return "see the liblxc log"
-        text = _tail(path, LOG_TAIL)
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                text = f.read()[-LOG_TAIL:].decode(errors="replace").strip() or text
-        except OSError:
-            pass
-        return text or "no log output"
-
-    def _watch(self, name: str, monitor: int) -> None:
-        """Reap liblxc's monitor (our child as subreaper) when the container stops, then tidy up."""
-        try:
-            os.waitpid(monitor, 0)
-        except ChildProcessError:
-            while os.path.exists(f"/proc/{monitor}"):
-                time.sleep(0.2)
-        self._cleanup_cgroups(name)
-        if self.on_stopped:
-            self.on_stopped(name)
 
     def _running(self, name: str) -> lxc.Container:
         c = self._container(name)
@@ -165,21 +166,72 @@ class LXCDriver(InstanceDriver):
             raise DriverError(f'Instance "{name}" is not running', 400)
         return c
 
+    def config_path(self, name: str) -> str:
+        return os.path.join(self.lxcpath, name, "config")
+
+    def create(self, spec: InstanceSpec) -> None:
+        path = self.config_path(spec.name)
+        os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            f.write(lxcconf.render(spec))
+        os.replace(path + ".tmp", path)
+
+    def start(self, spec: InstanceSpec) -> None:
+        try:
+            self.create(spec)
+        except ValueError as e:
+            raise DriverError(str(e), 400) from e
+        for path in (spec.log_file, spec.console_log_file):
+            if path:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+        c = self._container(spec.name)
+        if c.running:
+            raise DriverError(f'Instance "{spec.name}" is already running', 409)
+        offset = os.path.getsize(spec.log_file) if spec.log_file and os.path.exists(spec.log_file) else 0
+        started = c.start(daemonize=True, close_fds=True)
+        cgroups.move_self(self._home_cgroups)
+        if not started or not c.wait("RUNNING", 10):
+            if c.running:
+                c.stop()
+            self._cleanup_cgroups(spec.name)
+            raise DriverError(f'Failed to start instance "{spec.name}": {_log_since(spec.log_file, offset)}')
+        if monitor := _ppid(c.init_pid):
+            watcher = threading.Thread(target=self._watch, args=(spec.name, monitor), daemon=True,
+                                       name=f"lxc-monitor-{spec.name}")
+            self._watchers[spec.name] = watcher
+            watcher.start()
+
+    def _watch(self, name: str, monitor: int) -> None:
+        """Reap liblxc's monitor (our child, as subreaper) when the container stops; tidy up."""
+        try:
+            os.waitpid(monitor, 0)
+        except ChildProcessError:  # not ours (started by an earlier daemon): poll instead
+            while os.path.exists(f"/proc/{monitor}"):
+                time.sleep(0.2)
+        self._cleanup_cgroups(name)
+        if self._watchers.get(name) is threading.current_thread():
+            del self._watchers[name]
+        if self.on_stopped:
+            self.on_stopped(name)
+
     def stop(self, name: str, force: bool = False, timeout: int = 30) -> None:
         c = self._container(name)
         if not c.running:
             return
         if not force:
-            # Re-send the halt signal every second: an init that has not set its handlers yet
-            # (just after start) would otherwise miss the only one.
+            # Send the halt signal again every second: an init that has not set up its handlers
+            # yet (just after start) misses it otherwise.
             deadline = time.monotonic() + timeout
-            while c.running and (left := deadline - time.monotonic()) > 0:
-                if c.shutdown(max(1, min(1, int(left)))):
+            while c.running and deadline - time.monotonic() > 0:
+                if c.shutdown(1):
                     break
         if c.running and not c.stop():
             raise DriverError(f'Failed to stop instance "{name}"')
         c.wait("STOPPED", 10)
-        self._cleanup_cgroups(name)
+        if watcher := self._watchers.get(name):
+            watcher.join(5)  # the monitor exits right after the container: then cgroups go
+        else:
+            self._cleanup_cgroups(name)
 
     def freeze(self, name: str) -> None:
         if not self._running(name).freeze():
@@ -221,7 +273,7 @@ class LXCDriver(InstanceDriver):
             raise DriverError("Empty command", 400)
         c = self._running(name)
         if interactive:
-            master, slave = os.openpty()
+            master, slave = _container_pty(c.init_pid, uid, gid)
             _set_winsize(master, width, height)
             child_fds, ours = (slave, slave, slave), {"pty": master}
         else:
@@ -229,13 +281,15 @@ class LXCDriver(InstanceDriver):
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             child_fds, ours = (in_r, out_w, err_w), {"stdin": in_w, "stdout": out_r, "stderr": err_r}
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **env}
+        env = {"PATH": DEFAULT_PATH, **env}
         try:
-            pid = c.attach(_exec_in_container, (list(command), env, interactive),
-                           env_policy=lxc.LXC_ATTACH_CLEAR_ENV,
-                           extra_env_vars=[f"{k}={v}" for k, v in env.items()],
-                           initial_cwd=cwd, uid=uid, gid=gid,
-                           stdin=child_fds[0], stdout=child_fds[1], stderr=child_fds[2])
+            pid = _attach(c, (list(command), env, interactive),
+                          env_policy=lxc.LXC_ATTACH_CLEAR_ENV,
+                          extra_env_vars=[f"{k}={v}" for k, v in env.items()],
+                          initial_cwd=cwd, uid=uid, gid=gid,
+                          stdin=child_fds[0], stdout=child_fds[1], stderr=child_fds[2])
+            if pid <= 0:
+                raise DriverError(f'Failed to exec in instance "{name}"')
         except BaseException:
             for fd in ours.values():
                 os.close(fd)
@@ -243,39 +297,29 @@ class LXCDriver(InstanceDriver):
         finally:
             for fd in set(child_fds):
                 os.close(fd)
-        if pid <= 0:
-            for fd in ours.values():
-                os.close(fd)
-            raise DriverError(f'Failed to exec in instance "{name}"')
         return LXCExecProcess(pid, **ours)
 
     def console_log(self, name: str) -> bytes:
         path = self._container(name).get_config_item("lxc.console.logfile")
+        if not isinstance(path, str) or not path:
+            return b""
         try:
             with open(path, "rb") as f:
                 return f.read()
-        except (OSError, TypeError):
+        except OSError:
             return b""
 
     def apply_limits(self, name: str, config: dict[str, str]) -> None:
         c = self._running(name)
         try:
-            cgroups.of_pid(c.init_pid, name).apply(lxcconf.cgroup_limits(config))
+            cgroups.of_pid(c.init_pid, name).apply(lxcconf.cgroup_limits(config, reset=True))
         except (OSError, ValueError) as e:
             raise DriverError(f'Failed to apply limits to "{name}": {e}', 400) from e
 
     @staticmethod
     def _cleanup_cgroups(name: str) -> None:
-        """liblxc leaves an empty lxc.monitor.<name>* cgroup in every v1 hierarchy at each start."""
-        for pattern in (f"lxc.monitor.{name}", f"lxc.monitor.{name}-*", f"lxc.payload.{name}",
-                        f"lxc.payload.{name}-*"):
-            for path in glob.glob(f"{cgroups.ROOT}/*/{pattern}") + glob.glob(f"{cgroups.ROOT}/{pattern}"):
+        """liblxc leaves an empty lxc.monitor.<name> cgroup in every v1 hierarchy at each start."""
+        for kind in ("monitor", "payload"):
+            for path in glob.glob(f"{cgroups.ROOT}/*/lxc.{kind}.{name}") + \
+                    glob.glob(f"{cgroups.ROOT}/*/lxc.{kind}.{name}-[0-9]*"):
                 cgroups.remove_tree(path)
-
-
-def _ppid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0

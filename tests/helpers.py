@@ -1,0 +1,137 @@
+"""Test helpers: run a real corrald in a private CORRAL_DIR and talk to it over its unix socket."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.dirname(sys.executable)
+SAMPLES = os.path.join(os.path.dirname(ROOT), "shared", "lxd-api-samples")
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+class UnixConn(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 30):
+        super().__init__("localhost", timeout=timeout)
+        self.path_ = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path_)
+
+
+class Response:
+    def __init__(self, status: int, headers, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def metadata(self):
+        return self.json["metadata"]
+
+
+class Corrald:
+    """A real corrald process in a temporary CORRAL_DIR."""
+
+    def __init__(self, debug: bool = False):
+        # Unprivileged container roots must traverse the state dir: keep the chain 0711.
+        self.dir = tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp")
+        os.chmod(self.dir, 0o711)
+        self.socket = os.path.join(self.dir, "unix.socket")
+        self.env = dict(os.environ, CORRAL_DIR=self.dir, LXD_SOCKET=self.socket)
+        self.env.pop("CORRAL_SOCKET", None)
+        self.proc: subprocess.Popen | None = None
+        self.debug = debug
+
+    def start(self, timeout: float = 30) -> "Corrald":
+        args = [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else [])
+        self.log = open(os.path.join(self.dir, "test-corrald.log"), "ab")
+        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.run("corrald", "waitready", "--timeout", str(int(timeout)), check=True)
+        return self
+
+    def run(self, *args: str, check: bool = False, input: str | None = None, timeout: float = 120):
+        cmd = list(args)
+        if cmd[0] in ("corrald", "corral"):
+            cmd[0] = os.path.join(VENV_BIN, cmd[0])
+        res = subprocess.run(cmd, env=self.env, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{args} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def lxc(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120):
+        return self.run("lxc", *args, check=check, input=input, timeout=timeout)
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None,
+                timeout: float = 60) -> Response:
+        conn = UnixConn(self.socket, timeout=timeout)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        conn.request(method, path, body=data, headers=headers or {})
+        r = conn.getresponse()
+        out = Response(r.status, r.headers, r.read())
+        conn.close()
+        return out
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def wait_op(self, resp: Response, timeout: float = 120) -> dict:
+        op = resp.json["operation"]
+        return self.get(f"{op}/wait?timeout={timeout}", timeout=timeout + 5).metadata
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 60) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.run("corrald", "shutdown", "--timeout", str(int(timeout)))
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for(pred, timeout: float = 10, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def sample(name: str):
+    with open(os.path.join(SAMPLES, name)) as f:
+        return json.load(f)
