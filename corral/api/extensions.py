@@ -17,7 +17,6 @@ EXTENSIONS = [
     "projects",
     "warnings",
     "api_os",
-    "server_supported_storage_drivers",
     "event_location",
     "event_project",
     "operation_location",

@@ -335,3 +335,97 @@ def write_stdout(text: str) -> None:
 
 def iter_sorted(items: Iterable[dict], key: str = "name") -> list[dict]:
     return sorted(items, key=lambda item: str(item.get(key, "")))
+
+
+# --------------------------------------------------------------------------
+# Operation progress
+# --------------------------------------------------------------------------
+
+
+def progress_text(op: dict) -> tuple[str, float | None]:
+    """(text, percent) of an operation's progress metadata, like lxc shows it
+    ('Unpack: 45% (12.00MB/s)')."""
+    meta = op.get("metadata") if isinstance(op, dict) else None
+    if not isinstance(meta, dict):
+        return "", None
+    text = ""
+    for key, value in meta.items():
+        if key.endswith("_progress") and isinstance(value, str) and value:
+            text = value
+            break
+    percent: float | None = None
+    prog = meta.get("progress")
+    if isinstance(prog, dict):
+        try:
+            percent = float(prog.get("percent"))
+        except (TypeError, ValueError):
+            percent = None
+        if not text and percent is not None:
+            stage = str(prog.get("stage", "")).replace("_", " ")
+            text = f"{stage}: {percent:.0f}%".strip(": ")
+    if percent is None and text:
+        import re
+
+        m = re.search(r"(\d+(?:\.\d+)?)%", text)
+        if m:
+            percent = float(m.group(1))
+    return text, percent
+
+
+class OpProgress:
+    """Progress of a long operation: a rich progress bar on a terminal,
+    nothing otherwise (or with --quiet)."""
+
+    def __init__(self, label: str, quiet: bool = False, stream: Any = None):
+        self.label = label
+        self.stream = stream or sys.stdout
+        self.enabled = not quiet and _isatty(self.stream)
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "OpProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.done()
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        console = Console(file=self.stream)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.label, total=100, detail="")
+
+    def update(self, op: dict) -> None:
+        if not self.enabled:
+            return
+        text, percent = progress_text(op)
+        if not text and percent is None:
+            return
+        if self._progress is None:
+            self._start()
+        kwargs: dict[str, Any] = {"detail": text}
+        if percent is not None:
+            kwargs["completed"] = percent
+        self._progress.update(self._task, **kwargs)
+
+    def done(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
