@@ -15,12 +15,15 @@ from corral import certs, hostinfo
 from corral.api.server import make_app
 from corral.db import Database
 from corral.events import EventHub, EventLogHandler
+from corral.image.images import Images
+from corral.instance.manager import Instances
 from corral.operations import OperationManager
 from corral.paths import Paths
 from corral.profiles import Profiles
 from corral.projects import Projects
 from corral.reaper import Reaper
 from corral.serverconfig import ServerConfig
+from corral.storage.pools import Pools
 from corral.warnings import Warnings
 
 log = logging.getLogger("corrald")
@@ -39,6 +42,10 @@ class Daemon:
         self.projects = Projects(self.db)
         self.profiles = Profiles(self.db, self.events)
         self.warnings = Warnings(self.db)
+        self.pools = Pools(self.db, paths.root, self.events)
+        self.images = Images(self.db, self.paths, self.pools, self.events, self.operations)
+        self.instances = Instances(self)
+        self.profiles.used_by_sources.append(self.instances.used_by_profile)
         self.reaper = Reaper()
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
@@ -56,6 +63,9 @@ class Daemon:
         await self.db.start()
         await self.config.load()
         await self.projects.load()
+        await self.pools.load()
+        await self.images.load()
+        await self.instances.startup()
         logging.getLogger().addHandler(EventLogHandler(self.events))
         await self._listen_unix()
         self.ready.set()
@@ -81,8 +91,26 @@ class Daemon:
             certificate=self._cert_pem, fingerprint=self._fingerprint, addresses=[],
             storage="", storage_version="", storage_drivers=[], server_name=socket.gethostname())
 
+    async def pool_used_by(self, pool: str) -> list[str]:
+        """Instances and profiles whose root disk uses `pool`."""
+        out = await self.instances.used_by_pool(pool)
+        for p in await self.profiles.get_all("default"):
+            if any(dev.get("type") == "disk" and dev.get("pool") == pool for dev in p["devices"].values()):
+                out.append(f"/1.0/profiles/{p['name']}")
+        return out
+
     async def project_used_by(self, project: str) -> list[str]:
-        return [f"/1.0/profiles/{n}" for n in await self.profiles.names(project)]
+        urls = [f"/1.0/instances/{n}" for n in await self.instances.names(project)]
+        urls += [f"/1.0/profiles/{n}" for n in await self.profiles.names(project)]
+        urls += await self.images.used_by_project(project)
+        return urls
+
+    def instance_mounts(self, inst) -> list[tuple[str, str, str]]:
+        """Extra mounts the daemon adds to every container (the /dev/lxd socket comes here)."""
+        return []
+
+    async def on_instance_changed(self, project: str, name: str) -> None:
+        """Hook for listeners of instance config changes (the guest API's events)."""
 
     # ---- shutdown -------------------------------------------------------------------------
 
@@ -113,6 +141,7 @@ class Daemon:
         await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.instances.shutdown()
         self.reaper.stop()
         await self.db.stop()
         with contextlib.suppress(FileNotFoundError):

@@ -1,4 +1,4 @@
 """The REST API: one module per endpoint group, thin handlers over the domain modules."""
-from corral.api import events, internal, misc, operations, profiles, projects, root
+from corral.api import events, images, instances, internal, misc, operations, profiles, projects, root, storage
 
-ENDPOINT_MODULES = [root, profiles, projects, operations, events, misc, internal]
+ENDPOINT_MODULES = [root, profiles, projects, operations, events, misc, storage, images, instances, internal]

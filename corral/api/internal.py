@@ -21,7 +21,7 @@ async def ready(request: web.Request):
     d = daemon(request)
     if not d.ready.is_set():
         return response.error(503, "LXD daemon not ready yet")
-    return response.sync()
+    return response.empty()
 
 
 @routes.put("/internal/shutdown")
@@ -29,7 +29,7 @@ async def shutdown(request: web.Request):
     _local_only(request)
     d = daemon(request)
     asyncio.get_running_loop().call_soon(d.request_shutdown)
-    return response.sync()
+    return response.empty()
 
 
 @routes.post("/internal/sql")

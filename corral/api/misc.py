@@ -38,13 +38,13 @@ async def update_warning(request: web.Request):
     if status not in ("new", "acknowledged"):
         raise BadRequest(f'Invalid warning status "{status}"')
     await daemon(request).warnings.set_status(request.match_info["uuid"], status)
-    return response.sync()
+    return response.empty()
 
 
 @routes.delete("/1.0/warnings/{uuid}")
 async def delete_warning(request: web.Request):
     await daemon(request).warnings.delete(request.match_info["uuid"])
-    return response.sync()
+    return response.empty()
 
 
 @routes.get("/1.0/cluster")

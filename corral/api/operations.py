@@ -31,7 +31,7 @@ async def get_operation(request: web.Request):
 async def cancel_operation(request: web.Request):
     op = daemon(request).operations.get(request.match_info["id"])
     op.cancel()
-    return response.sync()
+    return response.empty()
 
 
 @routes.get("/1.0/operations/{id}/wait")

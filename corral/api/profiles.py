@@ -35,7 +35,7 @@ async def _update(request: web.Request, replace: bool):
     name = request.match_info["name"]
     check_etag(request, d.profiles.etag_fields(await d.profiles.get_raw(proj, name)))
     await d.profiles.update(proj, name, await read_object(request), replace=replace, requestor=requestor(request))
-    return response.sync()
+    return response.empty()
 
 
 @routes.put("/1.0/profiles/{name}")
@@ -60,4 +60,4 @@ async def rename_profile(request: web.Request):
 async def delete_profile(request: web.Request):
     d, proj = daemon(request), await project(request)
     await d.profiles.delete(proj, request.match_info["name"], requestor(request))
-    return response.sync()
+    return response.empty()

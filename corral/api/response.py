@@ -30,6 +30,11 @@ def sync(metadata: Any = None, *, status: int = 200, etag: Any = None, location:
     return web.Response(status=status, body=(dumps(body) + "\n").encode(), headers=headers)
 
 
+def empty() -> web.Response:
+    """LXD's EmptySyncResponse (metadata is an empty map)."""
+    return sync({})
+
+
 def created(location: str, metadata: Any = None) -> web.Response:
     """LXD's SyncResponseLocation: 201 Created with a Location header."""
     return sync(metadata, status=201, location=location)

@@ -39,7 +39,7 @@ async def _update(request: web.Request, *, replace: bool):
     new = body.get("config") or {}
     await d.config.update(new, replace=replace)
     d.events.lifecycle("config-updated", "/1.0", requestor=requestor(request))
-    return response.sync()
+    return response.empty()
 
 
 @routes.put("/1.0")

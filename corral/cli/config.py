@@ -10,7 +10,7 @@ import click
 
 from corral.cli.edit import devices_map, edit_loop, go_string, string_map
 from corral.cli.main import Ctx, fail, group, parse_key_values, pass_ctx, strip_remote
-from corral.cli.output import to_yaml
+from corral.cli.output import sorted_keys, to_yaml
 
 INSTANCE_HELP = """### This is a YAML representation of the configuration.
 ### Any line starting with a '# will be ignored.
@@ -170,7 +170,7 @@ def config_show(ctx: Ctx, name: str | None, expanded: bool, target: str | None) 
         if expanded:
             fail("--expanded cannot be used with a server")
         server = client.server(refresh=True)
-        click.echo(to_yaml({"config": server.get("config") or {}}), nl=False)
+        click.echo(to_yaml({"config": sorted_keys(server.get("config") or {})}), nl=False)
         return
     inst, snap = split_snapshot(name)
     if snap is not None:
@@ -245,11 +245,7 @@ def _set_or_unset(ctx: Ctx, args: list[str], unset: bool) -> None:
     client = ctx.client
     server, etag = client.get_etag("/1.0")
     cfg = dict((server or {}).get("config") or {})
-    for key, value in keys.items():
-        if unset:
-            cfg.pop(key, None)
-        else:
-            cfg[key] = value
+    cfg.update(keys)  # an empty value unsets a server key
     client.put("/1.0", {"config": cfg}, etag=etag)
 
 
@@ -391,8 +387,7 @@ def make_device_group(target_cls: type[Target]) -> click.Group:
     def list_(ctx: Ctx, name: str) -> None:
         """List devices."""
         target = load(ctx, name)
-        for devname in sorted(target.obj.get("devices") or {}):
-            click.echo(devname)
+        click.echo("\n".join(sorted(target.obj.get("devices") or {})))
 
     @device.command("show")
     @click.argument("name")
@@ -400,7 +395,7 @@ def make_device_group(target_cls: type[Target]) -> click.Group:
     def show(ctx: Ctx, name: str) -> None:
         """Show full device configuration."""
         target = load(ctx, name)
-        click.echo(to_yaml(target.obj.get("devices") or {}), nl=False)
+        click.echo(to_yaml(sorted_keys(target.obj.get("devices") or {})), nl=False)
 
     @device.command("get")
     @click.argument("name")
@@ -413,8 +408,7 @@ def make_device_group(target_cls: type[Target]) -> click.Group:
         devices = target.obj.get("devices") or {}
         if devname not in devices:
             if kind == "instance" and devname in target.expanded_devices():
-                click.echo(target.expanded_devices()[devname].get(key, ""))
-                return
+                fail("Device from profile(s) cannot be retrieved for individual instance")
             fail("Device doesn't exist")
         click.echo(devices[devname].get(key, ""))
 

@@ -70,11 +70,20 @@ def with_error(text: str, error: str) -> str:
     return header + "".join(lines)
 
 
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """A PyYAML error in yaml.v2's words: 'yaml: line N: problem'."""
+    mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"yaml: line {mark.line + 1}: {problem}"
+    return f"yaml: {problem}"
+
+
 def parse_yaml(text: str) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"yaml: {exc}") from None
+        raise ValueError(yaml_error(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -66,12 +66,31 @@ TIME_KEYS = frozenset(
 )
 
 
+# Slice and map fields of API structs: a JSON null is a nil slice/map in Go,
+# which yaml.v2 renders as [] / {}.
+LIST_KEYS = frozenset({"backups", "snapshots", "profiles", "used_by", "aliases", "api_extensions", "addresses"})
+MAP_KEYS = frozenset({"config", "devices", "expanded_config", "expanded_devices", "properties"})
+# Fields that are Go maps: encoding/json and yaml.v2 write their keys sorted.
+SORTED_KEYS = MAP_KEYS | {"network", "disk", "resources", "environment_variables"}
+
+
 def mark_times(data: Any) -> Any:
-    """Mark the well-known time.Time fields of API structs (see GoTime)."""
+    """Mark the well-known time.Time fields of API structs (see GoTime) and
+    render null slices/maps as yaml.v2 does."""
     if isinstance(data, dict):
-        return {
-            k: GoTime(v) if k in TIME_KEYS and isinstance(v, str) else mark_times(v) for k, v in data.items()
-        }
+        out = {}
+        for k, v in data.items():
+            if k in TIME_KEYS and isinstance(v, str):
+                out[k] = GoTime(v)
+            elif v is None and k in LIST_KEYS:
+                out[k] = []
+            elif v is None and k in MAP_KEYS:
+                out[k] = {}
+            elif k in SORTED_KEYS and isinstance(v, dict):
+                out[k] = mark_times(sorted_keys(v))
+            else:
+                out[k] = mark_times(v)
+        return out
     if isinstance(data, list):
         return [mark_times(v) for v in data]
     return data
@@ -144,7 +163,7 @@ def _render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     table = Table(box=box.ASCII2, show_lines=True, highlight=False, padding=(0, 1))
     for header in headers:
-        table.add_column(header, justify="center", no_wrap=True, overflow="ignore")
+        table.add_column(header, justify="center", no_wrap=True)
     for row in rows:
         table.add_row(*(Text(str(cell), justify="left") for cell in row))
     text = _render_rich(table)
@@ -417,6 +436,13 @@ class OpProgress:
         if percent is not None:
             kwargs["completed"] = percent
         self._progress.update(self._task, **kwargs)
+
+    def set(self, percent: float | None, text: str = "") -> None:
+        """Report progress directly (uploads/downloads)."""
+        meta: dict[str, Any] = {"x_progress": text}
+        if percent is not None:
+            meta["progress"] = {"percent": str(percent)}
+        self.update({"metadata": meta})
 
     def done(self) -> None:
         if self._progress is not None:

@@ -171,9 +171,7 @@ def profile_unset(ctx: Ctx, name: str, key: str) -> None:
     target.fetch()
     writable = target.writable()
     cfg = dict(writable.get("config") or {})
-    if key not in cfg:
-        fail(f"Can't unset key '{key}', it's not currently set")
-    del cfg[key]
+    cfg.pop(key, None)
     writable["config"] = cfg
     target.update(writable)
 
@@ -200,9 +198,7 @@ def profile_add(ctx: Ctx, instance: str, name: str) -> None:
     """Add profiles to instances."""
 
     def change(profiles: list[str]) -> list[str]:
-        if name in profiles:
-            fail(f"Profile {name} is already applied to {instance}")
-        return [*profiles, name]
+        return [*profiles, name]  # the server rejects duplicates
 
     target = _update_profiles(ctx, instance, change)
     if not ctx.quiet:

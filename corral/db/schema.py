@@ -49,6 +49,86 @@ GLOBAL = [
         '{"features.images":"true","features.networks":"true","features.profiles":"true","features.storage.volumes":"true"}');
     INSERT INTO profiles (project, name, description) VALUES ('default', 'default', 'Default LXD profile');
     """,
+    # 2: storage pools and volumes, images, instances and snapshots
+    """
+    CREATE TABLE storage_pools (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        config TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'Created'
+    );
+    CREATE TABLE storage_volumes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pool TEXT NOT NULL,
+        project TEXT NOT NULL,
+        type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        config TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        UNIQUE (pool, project, type, name)
+    );
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        filename TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL DEFAULT 0,
+        public INTEGER NOT NULL DEFAULT 0,
+        auto_update INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        architecture TEXT NOT NULL DEFAULT '',
+        type TEXT NOT NULL DEFAULT 'container',
+        created_at TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        last_used_at TEXT NOT NULL,
+        properties TEXT NOT NULL DEFAULT '{}',
+        profiles TEXT NOT NULL DEFAULT '["default"]',
+        UNIQUE (project, fingerprint)
+    );
+    CREATE TABLE images_aliases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        UNIQUE (project, name)
+    );
+    CREATE TABLE instances (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        node TEXT NOT NULL DEFAULT 'none',
+        type TEXT NOT NULL DEFAULT 'container',
+        architecture TEXT NOT NULL DEFAULT 'x86_64',
+        ephemeral INTEGER NOT NULL DEFAULT 0,
+        stateful INTEGER NOT NULL DEFAULT 0,
+        description TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        last_used_at TEXT NOT NULL,
+        config TEXT NOT NULL DEFAULT '{}',
+        devices TEXT NOT NULL DEFAULT '{}',
+        profiles TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (project, name)
+    );
+    CREATE TABLE instances_snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        stateful INTEGER NOT NULL DEFAULT 0,
+        description TEXT NOT NULL DEFAULT '',
+        architecture TEXT NOT NULL DEFAULT 'x86_64',
+        config TEXT NOT NULL DEFAULT '{}',
+        devices TEXT NOT NULL DEFAULT '{}',
+        profiles TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (instance_id, name)
+    )
+    """,
 ]
 
 LOCAL = [

@@ -320,8 +320,12 @@ def _validate_tree(root: str) -> dict:
     return meta
 
 
+class _StreamError(ImageError):
+    """The archive stream itself could not be read (corrupt, truncated)."""
+
+
 def _invalid(err: BaseException) -> ImageError:
-    return ImageError(f"Invalid image tarball: {err or type(err).__name__}")
+    return _StreamError(f"Invalid image tarball: {err or type(err).__name__}")
 
 
 def _components(name: str, what: str = "entry") -> tuple[str, ...]:
@@ -370,7 +374,7 @@ class _Unpacker:
                                 pass
                         except _READ_ERRORS as e:
                             raise _invalid(e) from None
-                except ImageError:
+                except _StreamError:
                     # A truncated tar stream is most likely zstd having failed: say so.
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         if proc is not None and proc.wait(timeout=2) != 0:

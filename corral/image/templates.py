@@ -294,8 +294,17 @@ _FILTERS = {
 }
 
 
+class _Environment(ImmutableSandboxedEnvironment):
+    def getattr(self, obj, attribute):
+        # pongo2 looks `a.b` up as a map key first: `properties.items` is the "items" property,
+        # not dict.items.
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def _environment(templates_dir: str) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(loader=_Loader(templates_dir), autoescape=False,
+    env = _Environment(loader=_Loader(templates_dir), autoescape=False,
                                         keep_trailing_newline=True, undefined=jinja2.ChainableUndefined)
     env.filters.update(_FILTERS)
     return env

@@ -455,3 +455,12 @@ def test_pack_rejects(env, tmp_path):
     with pytest.raises(ImageError):
         pack_unified(str(images), str(tmp_path / "x.tar"), compression="lz4")
     assert not (tmp_path / "x.tar").exists()
+
+
+@pytest.mark.skipif(not HAVE_ZSTD, reason="zstd not installed")
+def test_zstd_hostile_entry_rejected(env):
+    up, images, outside = env
+    entries = [*unified_entries(), f("../escape", b"x"), f("rootfs/big", os.urandom(3_000_000))]
+    with pytest.raises(ImageError, match=r"'\.\.'"):
+        import_unified(str(write_tar(up / "bad.tar.zst", entries, "zst")), str(images / "fp"))
+    assert_clean(images, outside)

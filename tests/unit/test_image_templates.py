@@ -98,8 +98,8 @@ def test_create_only_and_existing_files(image):
 
 
 def test_pongo2_syntax(tmp_path):
-    meta, rootfs = make_image(tmp_path, {"/out": tpl("t.tpl", ["start"], default="dflt")}, {"t.tpl": (
-        '{{ missing|default:"none" }} {{ ""|default:properties.default }} {{ "abc"|capfirst }} '
+    meta, rootfs = make_image(tmp_path, {"/out": tpl("t.tpl", ["start"], default="dflt", items="it")}, {"t.tpl": (
+        '{{ properties.items }}{{ missing|default:"none" }} {{ ""|default:properties.default }} {{ "abc"|capfirst }} '
         '{{ instance.name|upper }} {{ "a-b"|cut:"-" }}\n'
         '{% if instance.name == "c1" && !instance.nothing %}yes{% else %}no{% endif %}'
         '{% if false || true %} or{% endif %}\n'
@@ -110,7 +110,7 @@ def test_pongo2_syntax(tmp_path):
     (tmp_path / "image/templates/inc.tpl").write_text("included {{ instance.architecture }}\n")
     render_templates(meta, str(rootfs), "start", CONTEXT)
     assert (rootfs / "out").read_text() == (
-        "none dflt Abc C1 ab\nyes or\nempty\n<&>\nfallback ||\n|included x86_64\n")
+        "itnone dflt Abc C1 ab\nyes or\nempty\n<&>\nfallback ||\n|included x86_64\n")
 
 
 def test_translate_leaves_strings_alone():

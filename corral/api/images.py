@@ -1,0 +1,260 @@
+"""/1.0/images and /1.0/images/aliases"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from urllib.parse import parse_qs
+
+from aiohttp import BodyPartReader, web
+
+from corral.api import response
+from corral.api.request import (MAX_JSON_BODY, check_etag, daemon, project, read_object, recursion,
+                                requestor)
+from corral.errors import BadRequest, NotImplementedFeature
+from corral.image import store
+from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, is_true, parse_json_body,
+                                 url)
+
+routes = web.RouteTableDef()
+
+
+# ---- /1.0/images ---------------------------------------------------------------------------------
+
+@routes.get("/1.0/images")
+async def list_images(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    if recursion(request):
+        return response.sync(await d.images.get_all(proj))
+    return response.sync(await d.images.urls(proj))
+
+
+async def _chunks(part: BodyPartReader):
+    while chunk := await part.read_chunk(store.CHUNK):
+        yield chunk
+
+
+def _header_properties(request: web.Request) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for raw in request.headers.getall("X-LXD-properties", []):
+        for k, v in parse_qs(raw, keep_blank_values=True).items():
+            props[k] = v[0]
+    return props
+
+
+def _header_aliases(request: web.Request) -> list[dict]:
+    raw = request.headers.get("X-LXD-aliases", "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    return check_aliases([{"name": n} for n in names])
+
+
+async def _json_post(request: web.Request, proj: str, body: dict):
+    d = daemon(request)
+    source = body.get("source")
+    if not isinstance(source, dict):
+        raise BadRequest("Invalid images JSON")
+    stype = source.get("type")
+    if source.get("mode") == "push":
+        raise NotImplementedFeature("pushing images between servers")
+    if stype == "image":
+        raise NotImplementedFeature("copying images from remote servers")
+    if stype == "url":
+        raise NotImplementedFeature("importing images from URLs")
+    if stype not in PUBLISH_TYPES:
+        raise BadRequest("Invalid images JSON")
+    op = d.images.start_publish(proj, body, requestor(request))
+    return response.async_(op)
+
+
+@routes.post("/1.0/images")
+async def create_image(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    proj = await d.images.effective_project(proj)
+    ctype = request.content_type
+    if ctype == "application/json":
+        return await _json_post(request, proj, await read_object(request))
+    public = is_true(request.headers.get("X-LXD-public"))
+    properties = _header_properties(request)
+    aliases = _header_aliases(request)
+    upload = await d.images.new_upload()
+    try:
+        if ctype == "multipart/form-data":
+            reader = await request.multipart()
+            part = await reader.next()
+            if not isinstance(part, BodyPartReader) or part.name != "metadata":
+                raise BadRequest("Invalid multipart image")
+            await upload.receive("metadata", _chunks(part))
+            part = await reader.next()
+            if not isinstance(part, BodyPartReader) or part.name not in ("rootfs", "rootfs.img"):
+                raise BadRequest("Invalid multipart image")
+            if part.name == "rootfs.img":
+                raise NotImplementedFeature("virtual-machine images")
+            filename = part.filename or ""
+            await upload.receive("rootfs", _chunks(part))
+            split = True
+        else:
+            await upload.receive("image", request.content.iter_chunked(store.CHUNK))
+            filename = request.headers.get("X-LXD-filename", "")
+            split = False
+            if upload.size <= MAX_JSON_BODY and (await asyncio.to_thread(upload.head, 64)).lstrip()[:1] == b"{":
+                body = parse_json_body(await asyncio.to_thread(upload.read_first))
+                if body is not None:
+                    await asyncio.to_thread(upload.cleanup)
+                    return await _json_post(request, proj, body)
+        if upload.size == 0:
+            raise BadRequest("No image data received")
+        expected = request.headers.get("X-LXD-fingerprint", "")
+        if expected and expected != upload.fingerprint:
+            raise BadRequest(f"fingerprints don't match, got {upload.fingerprint} expected {expected}")
+        op = d.images.start_import(proj, upload, split=split, filename=os.path.basename(filename),
+                                   public=public, properties=properties, aliases=aliases,
+                                   requestor=requestor(request))
+    except BaseException:
+        await asyncio.to_thread(upload.cleanup)
+        raise
+    return response.async_(op)
+
+
+# ---- /1.0/images/aliases (before /1.0/images/{fingerprint}) --------------------------------------
+
+@routes.get("/1.0/images/aliases")
+async def list_aliases(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    if recursion(request):
+        return response.sync(await d.images.aliases(proj))
+    return response.sync([f"/1.0/images/aliases/{n}" for n in await d.images.alias_names(proj)])
+
+
+@routes.post("/1.0/images/aliases")
+async def create_alias(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    name = await d.images.alias_create(proj, await read_object(request), requestor(request))
+    return response.created(alias_url(name, proj))
+
+
+@routes.get("/1.0/images/aliases/{name:.+}")
+async def get_alias(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    a = await d.images.alias_get(proj, request.match_info["name"])
+    return response.sync(a, etag=a)
+
+
+async def _update_alias(request: web.Request, replace: bool):
+    d, proj = daemon(request), await project(request)
+    body = await read_object(request)
+    await d.images.alias_update(proj, request.match_info["name"], body, replace=replace,
+                                etag_check=lambda cur: check_etag(request, cur), requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put("/1.0/images/aliases/{name:.+}")
+async def put_alias(request: web.Request):
+    return await _update_alias(request, True)
+
+
+@routes.patch("/1.0/images/aliases/{name:.+}")
+async def patch_alias(request: web.Request):
+    return await _update_alias(request, False)
+
+
+@routes.post("/1.0/images/aliases/{name:.+}")
+async def rename_alias(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    body = await read_object(request)
+    new = await d.images.alias_rename(proj, request.match_info["name"], body.get("name"), requestor(request))
+    return response.created(alias_url(new, proj))
+
+
+@routes.delete("/1.0/images/aliases/{name:.+}")
+async def delete_alias(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    await d.images.alias_delete(proj, request.match_info["name"], requestor(request))
+    return response.empty()
+
+
+# ---- /1.0/images/{fingerprint} -------------------------------------------------------------------
+
+@routes.get("/1.0/images/{fingerprint}")
+async def get_image(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    img = await d.images.get(proj, request.match_info["fingerprint"])
+    return response.sync(img, etag=d.images.etag_fields(img))
+
+
+async def _update_image(request: web.Request, replace: bool):
+    d, proj = daemon(request), await project(request)
+    body = await read_object(request)
+    await d.images.update(proj, request.match_info["fingerprint"], body, replace=replace,
+                          etag_check=lambda cur: check_etag(request, cur), requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put("/1.0/images/{fingerprint}")
+async def put_image(request: web.Request):
+    return await _update_image(request, True)
+
+
+@routes.patch("/1.0/images/{fingerprint}")
+async def patch_image(request: web.Request):
+    return await _update_image(request, False)
+
+
+@routes.delete("/1.0/images/{fingerprint}")
+async def delete_image(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    op = await d.images.start_delete(proj, request.match_info["fingerprint"], requestor(request))
+    return response.async_(op)
+
+
+@routes.get("/1.0/images/{fingerprint}/export")
+async def export_image(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    img, files = await d.images.export_files(proj, request.match_info["fingerprint"])
+    if len(files) == 1:
+        _, path, filename = files[0]
+        eff = await d.images.effective_project(proj)
+        d.events.lifecycle("image-retrieved", url(img["fingerprint"], eff), project=eff,
+                           requestor=requestor(request))
+        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
+                                               "Content-Disposition": f"inline;filename={filename}"})
+    # Split image: multipart/form-data with "metadata" and "rootfs" parts, as LXD's FileResponse.
+    boundary = secrets.token_hex(30)
+    heads, total = [], 0
+    for ident, path, filename in files:
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{ident}\"; filename=\"{filename}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode()
+        heads.append(head)
+        total += len(head) + os.path.getsize(path) + 2
+    tail = f"--{boundary}--\r\n".encode()
+    total += len(tail)
+    resp = web.StreamResponse(headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    resp.content_length = total
+    await resp.prepare(request)
+    for head, (_, path, _) in zip(heads, files):
+        await resp.write(head)
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            while chunk := await asyncio.to_thread(f.read, store.CHUNK):
+                await resp.write(chunk)
+        finally:
+            f.close()
+        await resp.write(b"\r\n")
+    await resp.write(tail)
+    await resp.write_eof()
+    return resp
+
+
+@routes.post("/1.0/images/{fingerprint}/export")
+async def push_image(request: web.Request):
+    raise NotImplementedFeature("pushing images to remote servers")
+
+
+@routes.post("/1.0/images/{fingerprint}/secret")
+@routes.get("/1.0/images/{fingerprint}/secret")
+async def image_secret(request: web.Request):
+    raise NotImplementedFeature("image secrets")
+
+
+@routes.post("/1.0/images/{fingerprint}/refresh")
+async def refresh_image(request: web.Request):
+    raise NotImplementedFeature("refreshing images")

@@ -1,0 +1,1 @@
+"""Corral's command line client (`corral`), mirroring LXD's `lxc`."""

@@ -1,0 +1,114 @@
+"""Instances and their snapshots."""
+from __future__ import annotations
+
+from corral.db import Tx
+from corral.db.queries import dumps, loads
+
+_COLS = ("id, project, name, node, type, architecture, ephemeral, stateful, description, created_at, "
+         "last_used_at, config, devices, profiles")
+
+
+def _row(r: dict) -> dict:
+    return {"id": r["id"], "project": r["project"], "name": r["name"], "node": r["node"], "type": r["type"],
+            "architecture": r["architecture"], "ephemeral": bool(r["ephemeral"]), "stateful": bool(r["stateful"]),
+            "description": r["description"], "created_at": r["created_at"], "last_used_at": r["last_used_at"],
+            "config": loads(r["config"]), "devices": loads(r["devices"]), "profiles": loads(r["profiles"]) or []}
+
+
+async def get_all(tx: Tx, project: str | None = None) -> list[dict]:
+    if project is None:
+        return [_row(r) for r in await tx.fetch(f"SELECT {_COLS} FROM instances ORDER BY project, name")]
+    return [_row(r) for r in await tx.fetch(f"SELECT {_COLS} FROM instances WHERE project = ? ORDER BY name",
+                                            [project])]
+
+
+async def get(tx: Tx, project: str, name: str) -> dict | None:
+    r = await tx.fetchone(f"SELECT {_COLS} FROM instances WHERE project = ? AND name = ?", [project, name])
+    return _row(r) if r else None
+
+
+async def create(tx: Tx, i: dict) -> int:
+    rowid, _ = await tx.execute(
+        "INSERT INTO instances (project, name, node, type, architecture, ephemeral, stateful, description, "
+        "created_at, last_used_at, config, devices, profiles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [i["project"], i["name"], i.get("node", "none"), i.get("type", "container"), i["architecture"],
+         int(i.get("ephemeral", False)), int(i.get("stateful", False)), i.get("description", ""),
+         i["created_at"], i["last_used_at"], dumps(i["config"]), dumps(i["devices"]), dumps(i["profiles"])])
+    return rowid
+
+
+async def update(tx: Tx, project: str, name: str, i: dict) -> None:
+    await tx.execute(
+        "UPDATE instances SET architecture = ?, ephemeral = ?, description = ?, config = ?, devices = ?, "
+        "profiles = ? WHERE project = ? AND name = ?",
+        [i["architecture"], int(i["ephemeral"]), i["description"], dumps(i["config"]), dumps(i["devices"]),
+         dumps(i["profiles"]), project, name])
+
+
+async def set_config(tx: Tx, project: str, name: str, config: dict) -> None:
+    await tx.execute("UPDATE instances SET config = ? WHERE project = ? AND name = ?", [dumps(config), project, name])
+
+
+async def touch(tx: Tx, project: str, name: str, when: str) -> None:
+    await tx.execute("UPDATE instances SET last_used_at = ? WHERE project = ? AND name = ?", [when, project, name])
+
+
+async def rename(tx: Tx, project: str, old: str, new: str) -> None:
+    await tx.execute("UPDATE instances SET name = ? WHERE project = ? AND name = ?", [new, project, old])
+
+
+async def delete(tx: Tx, project: str, name: str) -> None:
+    r = await tx.fetchone("SELECT id FROM instances WHERE project = ? AND name = ?", [project, name])
+    if r:
+        await tx.execute("DELETE FROM instances_snapshots WHERE instance_id = ?", [r["id"]])
+        await tx.execute("DELETE FROM instances WHERE id = ?", [r["id"]])
+
+
+# ---- snapshots ------------------------------------------------------------------------------
+
+_SCOLS = "name, created_at, expires_at, stateful, description, architecture, config, devices, profiles"
+
+
+def _snap(r: dict) -> dict:
+    return {"name": r["name"], "created_at": r["created_at"], "expires_at": r["expires_at"],
+            "stateful": bool(r["stateful"]), "description": r["description"], "architecture": r["architecture"],
+            "config": loads(r["config"]), "devices": loads(r["devices"]), "profiles": loads(r["profiles"]) or []}
+
+
+async def snapshots(tx: Tx, instance_id: int) -> list[dict]:
+    return [_snap(r) for r in await tx.fetch(
+        f"SELECT {_SCOLS} FROM instances_snapshots WHERE instance_id = ? ORDER BY created_at, id", [instance_id])]
+
+
+async def snapshot_counts(tx: Tx, project: str) -> dict[str, int]:
+    rows = await tx.fetch("SELECT i.name AS name, COUNT(s.id) AS n FROM instances i JOIN instances_snapshots s "
+                          "ON s.instance_id = i.id WHERE i.project = ? GROUP BY i.name", [project])
+    return {r["name"]: r["n"] for r in rows}
+
+
+async def snapshot(tx: Tx, instance_id: int, name: str) -> dict | None:
+    r = await tx.fetchone(f"SELECT {_SCOLS} FROM instances_snapshots WHERE instance_id = ? AND name = ?",
+                          [instance_id, name])
+    return _snap(r) if r else None
+
+
+async def create_snapshot(tx: Tx, instance_id: int, s: dict) -> None:
+    await tx.execute(
+        f"INSERT INTO instances_snapshots (instance_id, {_SCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [instance_id, s["name"], s["created_at"], s["expires_at"], int(s.get("stateful", False)),
+         s.get("description", ""), s["architecture"], dumps(s["config"]), dumps(s["devices"]),
+         dumps(s["profiles"])])
+
+
+async def update_snapshot(tx: Tx, instance_id: int, name: str, *, expires_at: str, description: str) -> None:
+    await tx.execute("UPDATE instances_snapshots SET expires_at = ?, description = ? WHERE instance_id = ? AND name = ?",
+                     [expires_at, description, instance_id, name])
+
+
+async def rename_snapshot(tx: Tx, instance_id: int, old: str, new: str) -> None:
+    await tx.execute("UPDATE instances_snapshots SET name = ? WHERE instance_id = ? AND name = ?",
+                     [new, instance_id, old])
+
+
+async def delete_snapshot(tx: Tx, instance_id: int, name: str) -> None:
+    await tx.execute("DELETE FROM instances_snapshots WHERE instance_id = ? AND name = ?", [instance_id, name])

@@ -1,0 +1,734 @@
+"""The local image store with LXD semantics: uploads (unified and split), publishing an instance,
+aliases, prefix lookups, export, deletion, and unpacking into storage pools for instances.
+
+Originals live in $CORRAL_DIR/images/<fingerprint> (unified tarball, or the metadata tarball of a
+split image) and $CORRAL_DIR/images/<fingerprint>.rootfs (split rootfs), like LXD. Rows are per
+project; the files are shared by every project that has the same fingerprint. Uploads are staged
+in a private build directory under $CORRAL_DIR/images and removed whatever happens.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from corral import timeutil
+from corral.db import Database
+from corral.db.queries import images as q
+from corral.db.queries import projects as qp
+from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
+from corral.image import store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POOL = "default"
+BUILD_PREFIX = ".corral_build_"
+ZERO_EXPIRY = "1970-01-01T00:00:00Z"
+COMPRESSIONS = ("gzip", "xz", "zstd", "none")
+PUBLISH_TYPES = ("instance", "container", "virtual-machine", "snapshot")
+_HEX = re.compile(r"^[0-9a-f]*$")
+
+# async (project, source_type, name) -> (src_dir, properties) [, cleanup]; set by the instance layer.
+PublishSource = Callable[[str, str, str], Awaitable[tuple]]
+
+
+def url(fingerprint: str, project: str = "default") -> str:
+    return f"/1.0/images/{fingerprint}" + ("" if project == "default" else f"?project={project}")
+
+
+def alias_url(name: str, project: str = "default") -> str:
+    return f"/1.0/images/aliases/{name}" + ("" if project == "default" else f"?project={project}")
+
+
+def is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes", "on")
+
+
+def _rmtree(path: str) -> None:
+    if os.path.islink(path) or os.path.isfile(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    elif os.path.isdir(path):
+        store._rmtree(path)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def file_extension(path: str) -> str:
+    """LXD's DetectCompression extensions (used for export file names)."""
+    fmt = store.detect_format(path)
+    if fmt == "tar":
+        with open(path, "rb") as f:
+            f.seek(257)
+            return ".tar" if f.read(5) == b"ustar" else ""
+    return {"gzip": ".tar.gz", "xz": ".tar.xz", "bzip2": ".tar.bz2", "zstd": ".tar.zst",
+            "squashfs": ".squashfs"}[fmt]
+
+
+def check_expiry(value: Any) -> str | None:
+    """An RFC 3339 expiry (None or the zero time: not set)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest('Invalid value for field "expires_at": expected an RFC 3339 timestamp')
+    try:
+        dt = timeutil.parse(value)
+    except ValueError:
+        raise BadRequest(f'Invalid value for field "expires_at": {value!r} is not an RFC 3339 timestamp') from None
+    if dt.year <= 1:
+        return None
+    return value
+
+
+def check_properties(value: Any, what: str = "properties") -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or any(not isinstance(k, str) or not isinstance(v, str)
+                                          for k, v in value.items()):
+        raise BadRequest(f'Invalid value for field "{what}": expected a map of strings')
+    return dict(value)
+
+
+def check_bool(body: dict, key: str, default: bool) -> bool:
+    v = body.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise BadRequest(f'Invalid value for field "{key}": expected boolean')
+    return v
+
+
+def check_alias_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("name and target are required")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name.encode()) > 255:
+        raise BadRequest(f"Invalid alias name {name!r}")
+    return name
+
+
+def check_aliases(value: Any) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest('Invalid value for field "aliases": expected an array')
+    out, seen = [], set()
+    for a in value:
+        if not isinstance(a, dict):
+            raise BadRequest('Invalid value for field "aliases": expected objects with a name')
+        name = check_alias_name(a.get("name"))
+        desc = a.get("description") or ""
+        if not isinstance(desc, str):
+            raise BadRequest('Invalid value for field "aliases": description must be a string')
+        if name in seen:
+            raise BadRequest(f"Alias already exists: {name}")
+        seen.add(name)
+        out.append({"name": name, "description": desc})
+    return out
+
+
+class Upload:
+    """Files received from a client, staged in a private build directory, hashed as they arrive
+    (sha256 over the files in order: LXD's fingerprint of unified and split images)."""
+
+    def __init__(self, build_dir: str):
+        self.dir = build_dir
+        self.paths: list[str] = []
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    async def receive(self, name: str, chunks: AsyncIterator[bytes]) -> str:
+        path = os.path.join(self.dir, name)
+        f = await asyncio.to_thread(open, path, "xb")
+        try:
+            buf = bytearray()
+            async for chunk in chunks:
+                buf += chunk
+                if len(buf) >= store.CHUNK:
+                    data, buf = bytes(buf), bytearray()
+                    await asyncio.to_thread(self._write, f, data)
+            if buf:
+                await asyncio.to_thread(self._write, f, bytes(buf))
+        finally:
+            await asyncio.to_thread(f.close)
+        self.paths.append(path)
+        return path
+
+    def _write(self, f, data: bytes) -> None:
+        f.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._sha.hexdigest()
+
+    def head(self, n: int = 1) -> bytes:
+        if not self.paths:
+            return b""
+        with open(self.paths[0], "rb") as f:
+            return f.read(n)
+
+    def read_first(self) -> bytes:
+        with open(self.paths[0], "rb") as f:
+            return f.read()
+
+    def cleanup(self) -> None:
+        _rmtree(self.dir)
+
+
+class Images:
+    def __init__(self, db: Database, paths, pools, events, operations):
+        self.db = db
+        self.paths = paths
+        self.pools = pools
+        self.events = events
+        self.operations = operations
+        self.dir = paths.join("images")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._publish_lock = asyncio.Lock()
+        # Set by the instance layer: see PublishSource.
+        self.publish_source: PublishSource | None = None
+
+    # ---- housekeeping ---------------------------------------------------------------------------
+
+    def _ensure_dir(self) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+
+    async def load(self) -> None:
+        """Create the image directory and remove build leftovers of a previous run."""
+        def work():
+            self._ensure_dir()
+            for name in os.listdir(self.dir):
+                if name.startswith(BUILD_PREFIX):
+                    _rmtree(os.path.join(self.dir, name))
+        await asyncio.to_thread(work)
+
+    def lock(self, fingerprint: str) -> asyncio.Lock:
+        lk = self._locks.get(fingerprint)
+        if lk is None:
+            lk = self._locks[fingerprint] = asyncio.Lock()
+        return lk
+
+    def original_paths(self, fingerprint: str) -> tuple[str, str]:
+        base = os.path.join(self.dir, fingerprint)
+        return base, base + ".rootfs"
+
+    async def effective_project(self, project: str) -> str:
+        """Projects without features.images use the default project's images, as in LXD."""
+        if project == "default":
+            return project
+        async with self.db.session() as tx:
+            p = await qp.get(tx, project)
+        if p is None:
+            raise NotFound("Project not found")
+        return project if is_true(p["config"].get("features.images")) else "default"
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _api(row: dict, aliases: list[dict]) -> dict:
+        return {"auto_update": row["auto_update"], "properties": row["properties"], "public": row["public"],
+                "expires_at": row["expires_at"], "profiles": row["profiles"], "aliases": aliases,
+                "architecture": row["architecture"], "cached": row["cached"], "filename": row["filename"],
+                "fingerprint": row["fingerprint"], "size": row["size"], "type": row["type"],
+                "created_at": row["created_at"], "last_used_at": row["last_used_at"],
+                "uploaded_at": row["uploaded_at"]}
+
+    @staticmethod
+    def etag_fields(img: dict) -> list:
+        return [img["public"], img["auto_update"], img["properties"]]
+
+    async def fingerprints(self, project: str) -> list[str]:
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            return await q.fingerprints(tx, project)
+
+    async def urls(self, project: str) -> list[str]:
+        return [f"/1.0/images/{fp}" for fp in await self.fingerprints(project)]
+
+    async def get_all(self, project: str) -> list[dict]:
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            rows = await q.get_all(tx, project)
+            aliases = await q.aliases(tx, project)
+        by_fp: dict[str, list[dict]] = {}
+        for a in aliases:
+            by_fp.setdefault(a["target"], []).append({"name": a["name"], "description": a["description"]})
+        return [self._api(r, by_fp.get(r["fingerprint"], [])) for r in rows]
+
+    async def _full(self, tx, project: str, prefix: str) -> str:
+        if not isinstance(prefix, str) or not prefix or not _HEX.match(prefix.lower()):
+            raise NotFound("Image not found")
+        matches = await q.by_prefix(tx, project, prefix.lower())
+        if not matches:
+            raise NotFound("Image not found")
+        if len(matches) > 1:
+            raise BadRequest("More than one image matches")
+        return matches[0]
+
+    async def full_fingerprint(self, project: str, prefix: str) -> str:
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            return await self._full(tx, project, prefix)
+
+    async def get(self, project: str, fingerprint: str) -> dict:
+        """The LXD image object; `fingerprint` may be a unique prefix."""
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            fp = await self._full(tx, project, fingerprint)
+            row = await q.get(tx, project, fp)
+            aliases = await q.aliases_of(tx, project, fp)
+        if row is None:
+            raise NotFound("Image not found")
+        return self._api(row, aliases)
+
+    async def resolve(self, project: str, source: dict) -> str:
+        """The full fingerprint named by an instance source ({"alias"} or {"fingerprint"})."""
+        project = await self.effective_project(project)
+        alias, fp = source.get("alias"), source.get("fingerprint")
+        async with self.db.session() as tx:
+            if alias:
+                if not isinstance(alias, str):
+                    raise BadRequest('Invalid value for field "alias": expected string')
+                a = await q.alias(tx, project, alias)
+                if a is None:
+                    raise NotFound("Image not found")
+                fp = a["target"]
+            if not fp:
+                raise BadRequest("must specify one of alias or fingerprint for init from image")
+            if not isinstance(fp, str):
+                raise BadRequest('Invalid value for field "fingerprint": expected string')
+            return await self._full(tx, project, fp)
+
+    async def used_by_project(self, project: str) -> list[str]:
+        async with self.db.session() as tx:
+            fps = await q.fingerprints(tx, project)
+        return [url(fp, project) for fp in fps]
+
+    async def mark_used(self, project: str, fingerprint: str) -> None:
+        project = await self.effective_project(project)
+        async with self.db.transaction() as tx:
+            await q.touch(tx, project, fingerprint, timeutil.now())
+
+    async def export_files(self, project: str, fingerprint: str) -> tuple[dict, list[tuple[str, str, str]]]:
+        """(image, [(part name, path, file name)]): one entry for unified images, two for split ones."""
+        img = await self.get(project, fingerprint)
+        fp = img["fingerprint"]
+        meta, rootfs = self.original_paths(fp)
+        if not os.path.exists(meta):
+            raise CorralError(f"Image file for {fp} is missing from the image store")
+        ext = await asyncio.to_thread(file_extension, meta)
+        if os.path.exists(rootfs):
+            rext = await asyncio.to_thread(file_extension, rootfs)
+            part = "rootfs.img" if img["type"] == "virtual-machine" else "rootfs"
+            return img, [("metadata", meta, f"meta-{fp}{ext}"), (part, rootfs, f"{fp}{rext}")]
+        return img, [(f"{fp}{ext}", meta, f"{fp}{ext}")]
+
+    # ---- unpacking for instances ---------------------------------------------------------------
+
+    async def ensure_unpacked(self, fingerprint: str, pool_driver) -> str:
+        """The pool's unpacked copy of the image (metadata.yaml, templates/, rootfs/), made on first use."""
+        dest = pool_driver.image_dir(fingerprint)
+        async with self.lock(fingerprint):
+            if os.path.isdir(os.path.join(dest, "rootfs")) and os.path.isfile(os.path.join(dest, "metadata.yaml")):
+                return dest
+            meta, rootfs = self.original_paths(fingerprint)
+            if not os.path.isfile(meta):
+                raise NotFound("Image not found")
+
+            def work():
+                if os.path.lexists(dest):  # a half-made copy from a crash
+                    _rmtree(dest)
+                if os.path.isfile(rootfs):
+                    store.import_split(meta, rootfs, dest)
+                else:
+                    store.import_unified(meta, dest)
+            await asyncio.to_thread(work)
+        return dest
+
+    def _pool_drivers(self) -> list:
+        out = []
+        for name in self.pools.names():
+            with contextlib.suppress(CorralError):
+                out.append(self.pools.driver(name))
+        return out
+
+    def _default_pool(self):
+        if DEFAULT_POOL in self.pools.names():
+            return self.pools.driver(DEFAULT_POOL)
+        return None
+
+    # ---- creation --------------------------------------------------------------------------------
+
+    async def new_upload(self) -> Upload:
+        def mk():
+            self._ensure_dir()
+            return tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=self.dir)
+        return Upload(await asyncio.to_thread(mk))
+
+    def _check_new_aliases(self, aliases: list[dict]):
+        async def check(tx, project: str) -> None:
+            for a in aliases:
+                if await q.alias(tx, project, a["name"]) is not None:
+                    raise Conflict(f"Alias already exists: {a['name']}")
+        return check
+
+    async def _record(self, project: str, row: dict, aliases: list[dict]) -> None:
+        async with self.db.transaction() as tx:
+            if await q.get(tx, project, row["fingerprint"]) is not None:
+                raise BadRequest("Image with same fingerprint already exists")
+            await self._check_new_aliases(aliases)(tx, project)
+            await q.create(tx, project, row)
+            for a in aliases:
+                await q.alias_create(tx, project, a["name"], row["fingerprint"], a["description"])
+
+    async def _exists_anywhere(self, fingerprint: str) -> list[str]:
+        async with self.db.session() as tx:
+            return await q.projects_with(tx, fingerprint)
+
+    def start_import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
+                     properties: dict[str, str], aliases: list[dict], requestor: dict | None = None):
+        """An operation that validates, stores and records an uploaded image. Always removes `upload`."""
+        async def run(op):
+            try:
+                fp = upload.fingerprint
+                op.update_metadata({"fingerprint": fp, "size": str(upload.size)})
+                await self._import(project, upload, split=split, filename=filename, public=public,
+                                   properties=properties, aliases=aliases)
+                self.events.lifecycle("image-created", url(fp, project), project=project,
+                                      context={"type": "container"}, requestor=requestor)
+                return {"fingerprint": fp, "size": str(upload.size)}
+            finally:
+                await asyncio.to_thread(upload.cleanup)
+
+        try:
+            return self.operations.create(project=project, description="Downloading image", run=run)
+        except BaseException:
+            upload.cleanup()
+            raise
+
+    async def _import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
+                      properties: dict[str, str], aliases: list[dict]) -> None:
+        fp = upload.fingerprint
+        meta_dst, rootfs_dst = self.original_paths(fp)
+        async with self.lock(fp):
+            async with self.db.session() as tx:
+                if await q.get(tx, project, fp) is not None:
+                    raise BadRequest("Image with same fingerprint already exists")
+                await self._check_new_aliases(aliases)(tx, project)
+            shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
+            pool = None if shared else self._default_pool()
+            unpack_dir = pool.image_dir(fp) if pool is not None else os.path.join(upload.dir, "check")
+            paths = list(upload.paths)
+
+            def validate() -> store.ImageInfo:
+                if pool is not None and os.path.lexists(unpack_dir):
+                    _rmtree(unpack_dir)  # a stale copy of an image nobody has
+                if split:
+                    info = store.import_split(paths[0], paths[1], unpack_dir, filename=filename)
+                else:
+                    info = store.import_unified(paths[0], unpack_dir, filename=filename)
+                if pool is None:
+                    _rmtree(unpack_dir)
+                return info
+
+            def install() -> None:
+                for stale in (meta_dst, rootfs_dst):
+                    _unlink(stale)
+                os.rename(paths[0], meta_dst)
+                if split:
+                    os.rename(paths[1], rootfs_dst)
+
+            def undo() -> None:
+                if pool is not None:
+                    _rmtree(unpack_dir)
+                if not shared:
+                    _unlink(meta_dst)
+                    _unlink(rootfs_dst)
+
+            try:
+                info = await asyncio.to_thread(validate)
+                if not shared:
+                    await asyncio.to_thread(install)
+                now = timeutil.now()
+                row = {"fingerprint": fp, "filename": filename, "size": upload.size, "public": public,
+                       "auto_update": False, "cached": False, "architecture": info.architecture,
+                       "type": "container", "created_at": info.created_at, "uploaded_at": now,
+                       "expires_at": info.expires_at, "last_used_at": timeutil.ZERO,
+                       "properties": {**info.properties, **properties}, "profiles": ["default"]}
+                await self._record(project, row, aliases)
+            except BaseException:
+                await asyncio.to_thread(undo)
+                raise
+
+    async def create_from_dir(self, project: str, src_dir: str, *, properties: dict, public: bool,
+                              aliases: list[dict], compression: str, expires_at: str | None,
+                              progress: Callable[[int], Any] | None = None, filename: str = "") -> str:
+        """Publish: pack `src_dir` (metadata.yaml, templates/, rootfs/) as a unified image into the store
+        and record it. progress(bytes_packed) is called on the event loop. Returns the fingerprint."""
+        project = await self.effective_project(project)
+        if compression not in COMPRESSIONS:
+            raise BadRequest(f"Unsupported compression algorithm {compression!r} "
+                             f"(use one of {', '.join(COMPRESSIONS)})")
+        aliases = check_aliases(aliases)
+        expires_at = check_expiry(expires_at)
+        loop = asyncio.get_running_loop()
+        report = (lambda n: loop.call_soon_threadsafe(progress, n)) if progress else None
+        upload = await self.new_upload()
+        try:
+            packed = os.path.join(upload.dir, "image")
+            _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report)
+
+            def read_meta() -> dict:
+                with open(os.path.join(src_dir, "metadata.yaml"), "rb") as f:
+                    return store.parse_metadata(f.read())
+            meta = await asyncio.to_thread(read_meta)
+            meta_dst, _ = self.original_paths(fp)
+            async with self.lock(fp):
+                async with self.db.session() as tx:
+                    if await q.get(tx, project, fp) is not None:
+                        raise BadRequest(f"The image already exists: {fp}")
+                shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
+                if not shared:
+                    await asyncio.to_thread(os.replace, packed, meta_dst)
+                try:
+                    row = {"fingerprint": fp, "filename": filename, "size": size, "public": public,
+                           "auto_update": False, "cached": False, "architecture": meta["architecture"],
+                           "type": "container", "created_at": timeutil.now(), "uploaded_at": timeutil.now(),
+                           "expires_at": expires_at or store.rfc3339(meta["expiry_date"]),
+                           "last_used_at": timeutil.ZERO,
+                           "properties": {**meta["properties"], **(properties or {})}, "profiles": ["default"]}
+                    await self._record(project, row, aliases)
+                except BaseException:
+                    if not shared:
+                        await asyncio.to_thread(_unlink, meta_dst)
+                    raise
+        finally:
+            await asyncio.to_thread(upload.cleanup)
+        return fp
+
+    def start_publish(self, project: str, body: dict, requestor: dict | None = None):
+        """POST /1.0/images with an instance or snapshot source: an operation."""
+        source = body.get("source") or {}
+        stype, name = source.get("type"), source.get("name")
+        if not isinstance(stype, str) or not isinstance(name, str) or not stype or not name:
+            raise BadRequest("No source provided")
+        if stype == "snapshot" and "/" not in name:
+            raise BadRequest("Not a snapshot")
+        if stype != "snapshot" and "/" in name:
+            raise BadRequest("This is a snapshot")
+        if self.publish_source is None:
+            raise NotImplementedFeature("publishing instances")
+        compression = body.get("compression_algorithm") or "gzip"
+        if compression not in COMPRESSIONS:
+            raise BadRequest(f"Unsupported compression algorithm {compression!r} "
+                             f"(use one of {', '.join(COMPRESSIONS)})")
+        aliases = check_aliases(body.get("aliases"))
+        properties = check_properties(body.get("properties"))
+        public = check_bool(body, "public", False)
+        expires_at = check_expiry(body.get("expires_at"))
+        filename = body.get("filename") or ""
+        if not isinstance(filename, str):
+            raise BadRequest('Invalid value for field "filename": expected string')
+        hook = self.publish_source
+
+        async def run(op):
+            def progress(n: int) -> None:
+                op.update_metadata({"create_image_from_container_pack_progress":
+                                    f"Image pack: {_human(n)}"})
+            async with self._publish_lock:  # like LXD: one publish at a time
+                res = await hook(project, stype, name)
+                src_dir, props = res[0], res[1]
+                cleanup = res[2] if len(res) > 2 else None
+                try:
+                    fp = await self.create_from_dir(project, src_dir, properties={**(props or {}), **properties},
+                                                    public=public, aliases=aliases, compression=compression,
+                                                    expires_at=expires_at, progress=progress, filename=filename)
+                finally:
+                    if cleanup is not None:
+                        r = cleanup()
+                        if asyncio.iscoroutine(r):
+                            await r
+            img = await self.get(project, fp)
+            self.events.lifecycle("image-created", url(fp, project), project=project,
+                                  context={"type": img["type"]}, requestor=requestor)
+            return {"fingerprint": fp, "size": str(img["size"])}
+
+        return self.operations.create(project=project, description="Downloading image", run=run)
+
+    # ---- updates and deletion ---------------------------------------------------------------------
+
+    async def update(self, project: str, fingerprint: str, body: dict, *, replace: bool,
+                     etag_check: Callable[[Any], None] | None = None, requestor: dict | None = None) -> None:
+        project = await self.effective_project(project)
+        async with self.db.transaction() as tx:
+            fp = await self._full(tx, project, fingerprint)
+            cur = await q.get(tx, project, fp)
+            if cur is None:
+                raise NotFound("Image not found")
+            if etag_check is not None:
+                etag_check(self.etag_fields(cur))
+            new = dict(cur)
+            expires = check_expiry(body.get("expires_at"))
+            if expires:
+                new["expires_at"] = expires
+            if replace:
+                new["public"] = check_bool(body, "public", False)
+                new["auto_update"] = check_bool(body, "auto_update", False)
+                new["properties"] = check_properties(body.get("properties"))
+                profiles = body.get("profiles")
+                new["profiles"] = ["default"] if profiles is None else profiles
+            else:
+                new["public"] = check_bool(body, "public", cur["public"])
+                new["auto_update"] = check_bool(body, "auto_update", cur["auto_update"])
+                if "properties" in body:
+                    new["properties"] = {**cur["properties"], **check_properties(body.get("properties"))}
+                if body.get("profiles") is not None:
+                    new["profiles"] = body["profiles"]
+            if not isinstance(new["profiles"], list) or any(not isinstance(p, str) for p in new["profiles"]):
+                raise BadRequest('Invalid value for field "profiles": expected an array of strings')
+            from corral.db.queries import profiles as qprof
+            for p in new["profiles"]:
+                if await qprof.get(tx, project, p) is None:
+                    raise BadRequest(f"Profile '{p}' doesn't exist")
+            await q.update(tx, project, fp, new)
+        self.events.lifecycle("image-updated", url(fp, project), project=project, requestor=requestor)
+
+    async def start_delete(self, project: str, fingerprint: str, requestor: dict | None = None):
+        project = await self.effective_project(project)
+        fp = await self.full_fingerprint(project, fingerprint)
+
+        async def run(op):
+            async with self.lock(fp):
+                async with self.db.transaction() as tx:
+                    if await q.get(tx, project, fp) is None:
+                        raise NotFound("Image not found")
+                    await q.delete(tx, project, fp)
+                    others = await q.projects_with(tx, fp)
+                if not others:
+                    await asyncio.to_thread(self._remove_files, fp)
+            self.events.lifecycle("image-deleted", url(fp, project), project=project, requestor=requestor)
+
+        return self.operations.create(project=project, description="Deleting image",
+                                      resources={"images": [f"/1.0/images/{fp}"]}, run=run)
+
+    def _remove_files(self, fp: str) -> None:
+        for drv in self._pool_drivers():
+            _rmtree(drv.image_dir(fp))
+        for path in self.original_paths(fp):
+            _unlink(path)
+
+    # ---- aliases ---------------------------------------------------------------------------------
+
+    async def alias_names(self, project: str) -> list[str]:
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            return await q.alias_names(tx, project)
+
+    async def aliases(self, project: str) -> list[dict]:
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            return await q.aliases(tx, project)
+
+    async def alias_get(self, project: str, name: str) -> dict:
+        project = await self.effective_project(project)
+        async with self.db.session() as tx:
+            a = await q.alias(tx, project, name)
+        if a is None:
+            raise NotFound("Image alias not found")
+        return a
+
+    async def alias_create(self, project: str, body: dict, requestor: dict | None = None) -> str:
+        project = await self.effective_project(project)
+        name, target = body.get("name"), body.get("target")
+        if not name or not target:
+            raise BadRequest("name and target are required")
+        name = check_alias_name(name)
+        if not isinstance(target, str):
+            raise BadRequest('Invalid value for field "target": expected string')
+        desc = body.get("description") or ""
+        if not isinstance(desc, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        async with self.db.transaction() as tx:
+            if await q.alias(tx, project, name) is not None:
+                raise Conflict(f'Alias "{name}" already exists')
+            fp = await self._full(tx, project, target)
+            await q.alias_create(tx, project, name, fp, desc)
+        self.events.lifecycle("image-alias-created", alias_url(name, project), project=project,
+                              context={"target": target}, requestor=requestor)
+        return name
+
+    async def alias_update(self, project: str, name: str, body: dict, *, replace: bool,
+                           etag_check: Callable[[Any], None] | None = None,
+                           requestor: dict | None = None) -> None:
+        project = await self.effective_project(project)
+        if replace and not body.get("target"):
+            raise BadRequest("The target field is required")
+        for key in ("target", "description"):
+            if key in body and body[key] is not None and not isinstance(body[key], str):
+                raise BadRequest(f'Invalid value for field "{key}": expected string')
+        async with self.db.transaction() as tx:
+            cur = await q.alias(tx, project, name)
+            if cur is None:
+                raise NotFound("Image alias not found")
+            if etag_check is not None:
+                etag_check(cur)
+            if replace:
+                target, desc = body["target"], body.get("description") or ""
+            else:
+                target = body["target"] if body.get("target") is not None else cur["target"]
+                desc = body["description"] if body.get("description") is not None else cur["description"]
+            fp = await self._full(tx, project, target)
+            await q.alias_update(tx, project, name, fp, desc)
+        self.events.lifecycle("image-alias-updated", alias_url(name, project), project=project,
+                              context={"target": target}, requestor=requestor)
+
+    async def alias_rename(self, project: str, name: str, new_name: Any, requestor: dict | None = None) -> str:
+        project = await self.effective_project(project)
+        new_name = check_alias_name(new_name)
+        async with self.db.transaction() as tx:
+            if await q.alias(tx, project, new_name) is not None:
+                raise Conflict(f'Alias "{new_name}" already exists')
+            if await q.alias(tx, project, name) is None:
+                raise NotFound("Image alias not found")
+            await q.alias_rename(tx, project, name, new_name)
+        self.events.lifecycle("image-alias-renamed", alias_url(new_name, project), project=project,
+                              context={"old_name": name}, requestor=requestor)
+        return new_name
+
+    async def alias_delete(self, project: str, name: str, requestor: dict | None = None) -> None:
+        project = await self.effective_project(project)
+        async with self.db.transaction() as tx:
+            if await q.alias(tx, project, name) is None:
+                raise NotFound("Image alias not found")
+            await q.alias_delete(tx, project, name)
+        self.events.lifecycle("image-alias-deleted", alias_url(name, project), project=project,
+                              requestor=requestor)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.2f}{unit}" if unit != "B" else f"{n}B"
+        n /= 1000
+    return f"{n}"
+
+
+def parse_json_body(raw: bytes) -> dict | None:
+    """LXD treats any upload body that decodes as JSON as an ImagesPost request."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return body if isinstance(body, dict) else None

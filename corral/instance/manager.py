@@ -1,0 +1,793 @@
+"""Instances: LXD's semantics for containers (create, update, state changes, rename, delete,
+snapshots), over the instance driver, the storage pool driver and the database.
+
+Host work runs in worker threads; every change to one instance is serialised by its lock.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import shutil
+import uuid
+from dataclasses import dataclass
+
+from corral import config, timeutil
+from corral.db.queries import instances as q
+from corral.db.queries import profiles as qp
+from corral.devices import check_devices
+from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
+from corral.image.templates import render_templates
+from corral.instance.drivers import get_driver
+from corral.instance.drivers.base import InstanceSpec
+from corral.instance.idmap import IdmapEntry, default_idmap
+from corral.names import check_entity_name, check_instance_name
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110, "Error": 112}
+FOREVER = 10**9
+_ADJECTIVES = ("amazing", "brave", "calm", "daring", "eager", "fancy", "gentle", "happy", "jolly", "keen",
+               "lucky", "merry", "nimble", "proud", "quick", "sunny", "tidy", "vivid", "witty", "zesty")
+_NOUNS = ("badger", "bison", "crane", "dingo", "eagle", "ferret", "gecko", "heron", "ibex", "jackal",
+          "koala", "lemur", "marten", "newt", "otter", "panda", "quail", "raven", "stoat", "tapir")
+
+
+def url(name: str, project: str = "default") -> str:
+    return f"/1.0/instances/{name}" + ("" if project == "default" else f"?project={project}")
+
+
+def resources(name: str, project: str = "default") -> dict:
+    return {"containers": [f"/1.0/containers/{name}"], "instances": [url(name, project)]}
+
+
+def expand(profiles: list[dict], cfg: dict, devices: dict) -> tuple[dict, dict]:
+    """Profiles applied in order, then the instance's own config and devices."""
+    ecfg: dict = {}
+    edev: dict = {}
+    for p in profiles:
+        ecfg.update(p["config"])
+        edev.update(p["devices"])
+    ecfg.update(cfg)
+    edev.update(devices)
+    return ecfg, edev
+
+
+def root_pool(devices: dict) -> str | None:
+    for dev in devices.values():
+        if dev.get("type") == "disk" and dev.get("path") == "/" and not dev.get("source"):
+            return dev.get("pool") or None
+    return None
+
+
+@dataclass
+class Loaded:
+    """One instance record with its expanded config and devices."""
+    rec: dict
+    config: dict
+    devices: dict
+
+    @property
+    def name(self) -> str:
+        return self.rec["name"]
+
+    @property
+    def project(self) -> str:
+        return self.rec["project"]
+
+    @property
+    def pool(self) -> str:
+        pool = root_pool(self.devices)
+        if not pool:
+            raise BadRequest("Failed to get root disk device: No root device could be found")
+        return pool
+
+
+class Instances:
+    def __init__(self, daemon):
+        self.d = daemon
+        self.db = daemon.db
+        self.events = daemon.events
+        self.lxcpath = daemon.paths.join("containers")
+        self.driver = get_driver("lxc")(self.lxcpath, on_stopped=self._on_stopped_thread)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._reserved: set[tuple[str, str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping_by_api: set[str] = set()
+
+    # ---- names and paths ------------------------------------------------------------------
+
+    @staticmethod
+    def volume_name(project: str, name: str) -> str:
+        return name if project == "default" else f"{project}_{name}"
+
+    def driver_name(self, project: str, name: str) -> str:
+        return self.volume_name(project, name)
+
+    def log_dir(self, project: str, name: str) -> str:
+        return self.d.paths.join("logs", self.volume_name(project, name))
+
+    def instance_dir(self, inst: Loaded) -> str:
+        return self.d.pools.driver(inst.pool).instance_dir(self.volume_name(inst.project, inst.name))
+
+    def rootfs(self, inst: Loaded) -> str:
+        return os.path.join(self.instance_dir(inst), "rootfs")
+
+    def lock(self, project: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((project, name), asyncio.Lock())
+
+    # ---- loading --------------------------------------------------------------------------
+
+    async def _profiles(self, tx, project: str, names: list[str]) -> list[dict]:
+        allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+        missing = [n for n in names if n not in allp]
+        if missing:
+            raise BadRequest(f'Requested profile "{missing[0]}" doesn\'t exist')
+        return [allp[n] for n in names]
+
+    async def load(self, project: str, name: str) -> Loaded:
+        async with self.db.session() as tx:
+            rec = await q.get(tx, project, name)
+            if rec is None:
+                raise NotFound("Instance not found")
+            profiles = await self._profiles(tx, project, rec["profiles"])
+        return Loaded(rec, *expand(profiles, rec["config"], rec["devices"]))
+
+    async def load_all(self, project: str | None) -> list[Loaded]:
+        async with self.db.session() as tx:
+            recs = await q.get_all(tx, project)
+            by_project: dict[str, dict] = {}
+            for r in recs:
+                if r["project"] not in by_project:
+                    by_project[r["project"]] = {p["name"]: p for p in await qp.get_all(tx, r["project"])}
+        out = []
+        for r in recs:
+            profs = [by_project[r["project"]][n] for n in r["profiles"] if n in by_project[r["project"]]]
+            out.append(Loaded(r, *expand(profs, r["config"], r["devices"])))
+        return out
+
+    async def names(self, project: str) -> list[str]:
+        async with self.db.session() as tx:
+            return [r["name"] for r in await q.get_all(tx, project)]
+
+    async def used_by_profile(self, project: str, profile: str) -> list[str]:
+        async with self.db.session() as tx:
+            return [url(r["name"], project) for r in await q.get_all(tx, project) if profile in r["profiles"]]
+
+    async def used_by_pool(self, pool: str) -> list[str]:
+        return [url(i.name, i.project) for i in await self.load_all(None) if root_pool(i.devices) == pool]
+
+    # ---- API representation ---------------------------------------------------------------
+
+    def status(self, inst: Loaded) -> str:
+        try:
+            return self.driver.status(self.driver_name(inst.project, inst.name))
+        except Exception:
+            return "Error"
+
+    def render(self, inst: Loaded, status: str | None = None) -> dict:
+        status = status or self.status(inst)
+        r = inst.rec
+        return {
+            "architecture": r["architecture"], "config": r["config"], "devices": r["devices"],
+            "ephemeral": r["ephemeral"], "profiles": r["profiles"], "stateful": r["stateful"],
+            "description": r["description"], "created_at": r["created_at"],
+            "expanded_config": inst.config, "expanded_devices": inst.devices, "name": r["name"],
+            "status": status, "status_code": STATUS_CODES.get(status, 112),
+            "last_used_at": r["last_used_at"], "location": "none", "type": r["type"], "project": r["project"],
+        }
+
+    @staticmethod
+    def etag_fields(inst: Loaded) -> dict:
+        r = inst.rec
+        return {"architecture": r["architecture"], "config": r["config"], "devices": r["devices"],
+                "ephemeral": r["ephemeral"], "profiles": r["profiles"], "description": r["description"]}
+
+    async def state(self, inst: Loaded) -> dict:
+        st = await asyncio.to_thread(self.driver.state, self.driver_name(inst.project, inst.name))
+        if st.get("status") == "Stopped":
+            st.update({"network": None, "pid": 0, "processes": 0})
+        return st
+
+    async def render_full(self, inst: Loaded) -> dict:
+        out = self.render(inst)
+        out["state"] = await self.state(inst)
+        out["snapshots"] = [self.render_snapshot(inst, s) for s in await self.snapshots(inst)] or None
+        out["backups"] = None
+        return out
+
+    # ---- the liblxc spec ------------------------------------------------------------------
+
+    def idmap(self, cfg: dict) -> list[IdmapEntry] | None:
+        if config.value(config.INSTANCE, cfg, "security.privileged"):
+            return None
+        raw = cfg.get("volatile.idmap.current") or cfg.get("volatile.idmap.next")
+        if raw:
+            return [IdmapEntry.from_lxd(e) for e in json.loads(raw)]
+        return default_idmap()
+
+    def spec(self, inst: Loaded) -> InstanceSpec:
+        logs = self.log_dir(inst.project, inst.name)
+        return InstanceSpec(
+            name=self.driver_name(inst.project, inst.name), rootfs=self.rootfs(inst), config=inst.config,
+            devices=inst.devices, idmap=self.idmap(inst.config),
+            log_file=os.path.join(logs, "lxc.log"), console_log_file=os.path.join(logs, "console.log"),
+            hostname=inst.name, mounts=list(self.d.instance_mounts(inst)))
+
+    # ---- create ---------------------------------------------------------------------------
+
+    def _random_name(self, taken: set[str]) -> str:
+        while True:
+            name = f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}"
+            if name not in taken:
+                return name
+
+    async def create(self, project: str, body: dict, requestor: dict | None):
+        """Validate a POST /1.0/instances request; return the operation that creates the instance."""
+        itype = body.get("type") or "container"
+        if itype == "virtual-machine":
+            raise NotImplementedFeature("virtual-machine instances")
+        if itype != "container":
+            raise BadRequest(f'Invalid instance type "{itype}"')
+        existing = set(await self.names(project))
+        name = body.get("name") or self._random_name(existing | {n for p, n in self._reserved if p == project})
+        check_instance_name(name)
+        if name in existing or (project, name) in self._reserved:
+            raise Conflict(f'Instance "{name}" already exists')
+        cfg = config.validate(config.INSTANCE, body.get("config") or {})
+        devices = check_devices(body.get("devices"))
+        profile_names = body.get("profiles")
+        if profile_names is None:
+            profile_names = ["default"]
+        if not isinstance(profile_names, list) or not all(isinstance(p, str) for p in profile_names):
+            raise BadRequest('Invalid value for field "profiles": expected an array of names')
+        async with self.db.session() as tx:
+            profiles = await self._profiles(tx, project, profile_names)
+        ecfg, edev = expand(profiles, cfg, devices)
+        pool = root_pool(edev)
+        if not pool:
+            raise BadRequest("Failed to get root disk device: No root device could be found")
+        self.d.pools.driver(pool)  # NotFound when the pool does not exist
+        source = body.get("source") or {"type": "none"}
+        if not isinstance(source, dict):
+            raise BadRequest('Invalid value for field "source": expected an object')
+        stype = source.get("type") or "none"
+        plan: dict = {"type": stype}
+        if stype == "image":
+            if source.get("server") or source.get("mode") == "pull":
+                raise NotImplementedFeature("creating instances from remote images")
+            plan["fingerprint"] = await self.d.images.resolve(project, source)
+        elif stype == "copy":
+            src = source.get("source")
+            if not isinstance(src, str) or not src:
+                raise BadRequest("No source instance given")
+            src_name, _, src_snap = src.partition("/")
+            src_inst = await self.load(project, src_name)
+            if src_snap:
+                await self.get_snapshot(src_inst, src_snap)
+            plan.update(source=src_inst, snapshot=src_snap, instance_only=bool(source.get("instance_only")))
+        elif stype in ("migration", "conversion"):
+            raise NotImplementedFeature(f"creating instances by {stype}")
+        elif stype != "none":
+            raise BadRequest(f'Unknown source type "{stype}"')
+        ephemeral = body.get("ephemeral", False)
+        if not isinstance(ephemeral, bool):
+            raise BadRequest('Invalid value for field "ephemeral": expected boolean')
+        rec = {"project": project, "name": name, "type": "container", "architecture": "x86_64",
+               "ephemeral": ephemeral, "stateful": False, "description": body.get("description") or "",
+               "config": cfg, "devices": devices, "profiles": profile_names}
+        self._reserved.add((project, name))
+
+        async def run(op):
+            try:
+                async with self.lock(project, name):
+                    await self._create(rec, pool, plan, op)
+            finally:
+                self._reserved.discard((project, name))
+            self.events.lifecycle("instance-created", url(name, project), project=project,
+                                  context={"storage-pool": pool, "type": "container"}, requestor=requestor)
+
+        return self.d.operations.create(project=project, description="Creating instance",
+                                        resources=resources(name, project), run=run)
+
+    async def _create(self, rec: dict, pool: str, plan: dict, op) -> None:
+        project, name = rec["project"], rec["name"]
+        drv = self.d.pools.driver(pool)
+        vol = self.volume_name(project, name)
+        cfg = rec["config"]
+        if plan["type"] == "image":
+            fp = plan["fingerprint"]
+            await self.d.images.ensure_unpacked(fp, drv)
+            image = await self.d.images.get(project, fp)
+            rec["architecture"] = image.get("architecture") or "x86_64"
+            for k, v in (image.get("properties") or {}).items():
+                cfg.setdefault(f"image.{k}", v)
+            cfg["volatile.base_image"] = fp
+            cfg["volatile.apply_template"] = "create"
+            op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
+            await asyncio.to_thread(drv.create_instance_from_image, vol, fp)
+            await self.d.images.mark_used(project, fp)
+        elif plan["type"] == "copy":
+            src: Loaded = plan["source"]
+            src_dir = (self.snapshot_dir(src, plan["snapshot"]) if plan["snapshot"] else self.instance_dir(src))
+            if not plan["snapshot"] and self.status(src) != "Stopped":
+                log.info("copying running instance %s (stateless copy)", src.name)
+            for k, v in src.rec["config"].items():
+                if not k.startswith("volatile.") or k == "volatile.base_image":
+                    cfg.setdefault(k, v)
+            if not rec["devices"]:
+                rec["devices"] = dict(src.rec["devices"])
+            rec["architecture"] = src.rec["architecture"]
+            cfg["volatile.apply_template"] = "copy"
+            await asyncio.to_thread(drv.copy_tree, src_dir, drv.instance_dir(vol))
+        else:
+            await asyncio.to_thread(drv.create_instance_empty, vol)
+        try:
+            cfg["volatile.uuid"] = str(uuid.uuid4())
+            async with self.db.session() as tx:
+                profiles = await self._profiles(tx, project, rec["profiles"])
+            ecfg, _ = expand(profiles, cfg, rec["devices"])
+            idmap = self.idmap(ecfg)
+            if idmap is not None:
+                cfg["volatile.idmap.base"] = str(idmap[0].hostid)
+                cfg["volatile.idmap.next"] = json.dumps([e.to_lxd() for e in idmap], separators=(",", ":"))
+                cfg["volatile.last_state.idmap"] = "[]"
+            rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.ZERO
+            async with self.db.transaction() as tx:
+                if await q.get(tx, project, name) is not None:
+                    raise Conflict(f'Instance "{name}" already exists')
+                await q.create(tx, rec)
+            inst = await self.load(project, name)
+            await asyncio.to_thread(self.driver.create, self.spec(inst))
+        except BaseException:
+            await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
+            async with self.db.transaction() as tx:
+                await q.delete(tx, project, name)
+            raise
+
+    # ---- update ---------------------------------------------------------------------------
+
+    async def plan_update(self, inst: Loaded, body: dict, *, replace: bool) -> dict:
+        """Validate a PUT (replace) or PATCH body; the new record fields, or a 400."""
+        r = inst.rec
+        if replace:
+            cfg = config.validate(config.INSTANCE, body.get("config") or {})
+            # volatile.* belong to the daemon: keep those a client did not send back.
+            for k, v in r["config"].items():
+                if k.startswith("volatile.") and k not in cfg:
+                    cfg[k] = v
+            devices = check_devices(body.get("devices"))
+            description = body.get("description") or ""
+            ephemeral = body.get("ephemeral", False)
+        else:
+            cfg = {**r["config"], **config.validate(config.INSTANCE, body.get("config") or {})}
+            devices = {**r["devices"], **check_devices(body.get("devices"))}
+            description = body["description"] if "description" in body else r["description"]
+            ephemeral = body["ephemeral"] if "ephemeral" in body else r["ephemeral"]
+        profiles = body.get("profiles") if body.get("profiles") is not None else r["profiles"]
+        if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
+            raise BadRequest('Invalid value for field "profiles": expected an array of names')
+        if not isinstance(ephemeral, bool):
+            raise BadRequest('Invalid value for field "ephemeral": expected boolean')
+        if not isinstance(description, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        async with self.db.session() as tx:
+            profs = await self._profiles(tx, inst.project, profiles)
+        _, edev = expand(profs, cfg, devices)
+        if root_pool(edev) != root_pool(inst.devices):
+            raise BadRequest("Changing the root disk's pool is not supported here (use `move --storage`)")
+        return {"architecture": body.get("architecture") or r["architecture"], "ephemeral": ephemeral,
+                "description": description, "config": cfg, "devices": devices, "profiles": profiles}
+
+    async def update(self, inst: Loaded, plan: dict, *, requestor: dict | None) -> None:
+        async with self.lock(inst.project, inst.name):
+            async with self.db.transaction() as tx:
+                await q.update(tx, inst.project, inst.name, plan)
+            cur = await self.load(inst.project, inst.name)
+            if self.status(cur) == "Running":
+                await asyncio.to_thread(self.driver.apply_limits, self.driver_name(cur.project, cur.name), cur.config)
+        self.events.lifecycle("instance-updated", url(inst.name, inst.project), project=inst.project,
+                              requestor=requestor)
+        await self.d.on_instance_changed(inst.project, inst.name)
+
+    async def set_volatile(self, project: str, name: str, changes: dict[str, str | None]) -> None:
+        async with self.db.transaction() as tx:
+            rec = await q.get(tx, project, name)
+            if rec is None:
+                return
+            cfg = dict(rec["config"])
+            for k, v in changes.items():
+                if v is None:
+                    cfg.pop(k, None)
+                else:
+                    cfg[k] = v
+            await q.set_config(tx, project, name, cfg)
+
+    # ---- state changes --------------------------------------------------------------------
+
+    async def start(self, inst: Loaded, requestor: dict | None = None) -> None:
+        status = self.status(inst)
+        if status == "Running":
+            raise BadRequest("The instance is already running")
+        if status == "Frozen":
+            raise BadRequest("The instance is paused")
+        triggers = [t for t in (inst.config.get("volatile.apply_template"),) if t] + ["start"]
+        rootfs = self.rootfs(inst)
+        context = {"instance": {"name": inst.name, "architecture": inst.rec["architecture"],
+                                "privileged": str(bool(config.value(config.INSTANCE, inst.config,
+                                                                    "security.privileged"))).lower(),
+                                "ephemeral": str(inst.rec["ephemeral"]).lower()},
+                   "config": inst.config, "devices": inst.devices}
+        for trigger in triggers:
+            await asyncio.to_thread(render_templates, self.instance_dir(inst), rootfs, trigger, context)
+        spec = self.spec(inst)
+        await asyncio.to_thread(self.driver.start, spec)
+        changes: dict[str, str | None] = {"volatile.last_state.power": "RUNNING", "volatile.apply_template": None}
+        if spec.idmap is not None:
+            changes["volatile.idmap.current"] = json.dumps([e.to_lxd() for e in spec.idmap], separators=(",", ":"))
+            changes["volatile.last_state.idmap"] = changes["volatile.idmap.current"]
+        await self.set_volatile(inst.project, inst.name, changes)
+        async with self.db.transaction() as tx:
+            await q.touch(tx, inst.project, inst.name, timeutil.now())
+        self.events.lifecycle("instance-started", url(inst.name, inst.project), project=inst.project,
+                              requestor=requestor)
+
+    async def stop(self, inst: Loaded, *, force: bool, timeout: float, requestor: dict | None = None,
+                   event: bool = True) -> None:
+        dname = self.driver_name(inst.project, inst.name)
+        status = self.status(inst)
+        if status == "Stopped":
+            raise BadRequest("The instance is already stopped")
+        if status == "Frozen":
+            if not force:
+                raise BadRequest("The instance is paused")
+            await asyncio.to_thread(self.driver.unfreeze, dname)
+        self._stopping_by_api.add(dname)
+        try:
+            t = FOREVER if timeout is None or timeout < 0 else int(timeout)
+            await asyncio.to_thread(self.driver.stop, dname, force or t == 0, t)
+        finally:
+            self._stopping_by_api.discard(dname)
+        await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
+        if event:
+            self.events.lifecycle("instance-stopped", url(inst.name, inst.project), project=inst.project,
+                                  requestor=requestor)
+        if inst.rec["ephemeral"]:
+            await self._delete(inst, requestor)
+
+    async def change_state(self, project: str, name: str, body: dict, requestor: dict | None):
+        action = body.get("action")
+        descriptions = {"start": "Starting instance", "stop": "Stopping instance", "restart": "Restarting instance",
+                        "freeze": "Freezing instance", "unfreeze": "Unfreezing instance"}
+        if action not in descriptions:
+            raise BadRequest(f'Unknown action "{action}"')
+        if body.get("stateful"):
+            raise NotImplementedFeature("stateful stop/start (CRIU)")
+        force = bool(body.get("force"))
+        timeout = body.get("timeout", -1)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise BadRequest('Invalid value for field "timeout": expected integer')
+        inst = await self.load(project, name)
+
+        async def run(op):
+            async with self.lock(project, name):
+                cur = await self.load(project, name)
+                await self._do_state(cur, action, force, timeout, requestor)
+
+        return self.d.operations.create(project=project, description=descriptions[action],
+                                        resources={"instances": [url(name, project)]}, run=run)
+
+    async def _do_state(self, inst: Loaded, action: str, force: bool, timeout: float, requestor) -> None:
+        dname = self.driver_name(inst.project, inst.name)
+        if action == "start":
+            await self.start(inst, requestor)
+        elif action == "stop":
+            await self.stop(inst, force=force, timeout=timeout, requestor=requestor)
+        elif action == "restart":
+            if self.status(inst) != "Stopped":
+                ephemeral = inst.rec["ephemeral"]
+                inst.rec["ephemeral"] = False   # a restart never deletes an ephemeral instance
+                await self.stop(inst, force=force, timeout=timeout, event=False)
+                inst.rec["ephemeral"] = ephemeral
+            await self.start(await self.load(inst.project, inst.name))
+            self.events.lifecycle("instance-restarted", url(inst.name, inst.project), project=inst.project,
+                                  requestor=requestor)
+        elif action == "freeze":
+            if self.status(inst) != "Running":
+                raise BadRequest("The instance isn't running")
+            await asyncio.to_thread(self.driver.freeze, dname)
+            self.events.lifecycle("instance-paused", url(inst.name, inst.project), project=inst.project,
+                                  requestor=requestor)
+        elif action == "unfreeze":
+            if self.status(inst) != "Frozen":
+                raise BadRequest("The instance isn't paused")
+            await asyncio.to_thread(self.driver.unfreeze, dname)
+            self.events.lifecycle("instance-resumed", url(inst.name, inst.project), project=inst.project,
+                                  requestor=requestor)
+
+    def _on_stopped_thread(self, dname: str) -> None:
+        """The driver saw a container stop (from inside, or by us): called on a watcher thread."""
+        if self._loop is not None and dname not in self._stopping_by_api:
+            asyncio.run_coroutine_threadsafe(self._on_stopped(dname), self._loop)
+
+    async def _on_stopped(self, dname: str) -> None:
+        for inst in await self.load_all(None):
+            if self.driver_name(inst.project, inst.name) != dname:
+                continue
+            async with self.lock(inst.project, inst.name):
+                if self.status(inst) != "Stopped":
+                    return
+                await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
+                self.events.lifecycle("instance-shutdown", url(inst.name, inst.project), project=inst.project)
+                if inst.rec["ephemeral"]:
+                    await self._delete(inst, None)
+            return
+
+    # ---- rename and delete ----------------------------------------------------------------
+
+    async def rename(self, project: str, name: str, body: dict, requestor: dict | None):
+        if body.get("migration") or body.get("pool") or body.get("project") or body.get("live"):
+            raise NotImplementedFeature("moving instances between pools, projects or servers")
+        new = check_instance_name(body.get("name"))
+        inst = await self.load(project, name)
+        if self.status(inst) != "Stopped":
+            raise BadRequest("Renaming of running instance not allowed")
+        if new in await self.names(project) or (project, new) in self._reserved:
+            raise Conflict(f'Name "{new}" already in use')
+
+        async def run(op):
+            async with self.lock(project, name):
+                await self._rename(await self.load(project, name), new)
+            self.events.lifecycle("instance-renamed", url(new, project), project=project,
+                                  context={"old_name": name}, requestor=requestor)
+
+        return self.d.operations.create(project=project, description="Renaming instance",
+                                        resources=resources(name, project), run=run)
+
+    async def _rename(self, inst: Loaded, new: str) -> None:
+        drv = self.d.pools.driver(inst.pool)
+        old_vol, new_vol = self.volume_name(inst.project, inst.name), self.volume_name(inst.project, new)
+        moves = [(drv.instance_dir(old_vol), drv.instance_dir(new_vol)),
+                 (os.path.dirname(drv.snapshot_dir(old_vol, "x")), os.path.dirname(drv.snapshot_dir(new_vol, "x"))),
+                 (self.log_dir(inst.project, inst.name), self.log_dir(inst.project, new))]
+        await asyncio.to_thread(self.driver.delete, self.driver_name(inst.project, inst.name))
+        done = []
+        try:
+            for a, b in moves:
+                if os.path.exists(a):
+                    os.rename(a, b)
+                    done.append((a, b))
+            async with self.db.transaction() as tx:
+                await q.rename(tx, inst.project, inst.name, new)
+        except BaseException:
+            for a, b in reversed(done):
+                os.rename(b, a)
+            raise
+        renamed = await self.load(inst.project, new)
+        await asyncio.to_thread(self.driver.create, self.spec(renamed))
+
+    async def delete(self, project: str, name: str, requestor: dict | None):
+        inst = await self.load(project, name)
+        if self.status(inst) != "Stopped":
+            raise BadRequest("Instance is running")
+        if config.value(config.INSTANCE, inst.config, "security.protection.delete"):
+            raise BadRequest("Instance is protected")
+
+        async def run(op):
+            async with self.lock(project, name):
+                await self._delete(await self.load(project, name), requestor)
+
+        return self.d.operations.create(project=project, description="Deleting instance",
+                                        resources=resources(name, project), run=run)
+
+    async def _delete(self, inst: Loaded, requestor: dict | None) -> None:
+        drv = self.d.pools.driver(inst.pool)
+        vol = self.volume_name(inst.project, inst.name)
+        await asyncio.to_thread(self.driver.delete, self.driver_name(inst.project, inst.name))
+        # The record goes first: a crash half-way leaves files the start-up reconciliation removes,
+        # never a record that points at nothing.
+        async with self.db.transaction() as tx:
+            await q.delete(tx, inst.project, inst.name)
+        await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
+        await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
+        await asyncio.to_thread(shutil.rmtree, self.log_dir(inst.project, inst.name), True)
+        self._locks.pop((inst.project, inst.name), None)
+        self.events.lifecycle("instance-deleted", url(inst.name, inst.project), project=inst.project,
+                              requestor=requestor)
+
+    # ---- snapshots ------------------------------------------------------------------------
+
+    def snapshot_dir(self, inst: Loaded, snap: str) -> str:
+        return self.d.pools.driver(inst.pool).snapshot_dir(self.volume_name(inst.project, inst.name), snap)
+
+    async def snapshots(self, inst: Loaded) -> list[dict]:
+        async with self.db.session() as tx:
+            return await q.snapshots(tx, inst.rec["id"])
+
+    async def get_snapshot(self, inst: Loaded, snap: str) -> dict:
+        async with self.db.session() as tx:
+            s = await q.snapshot(tx, inst.rec["id"], snap)
+        if s is None:
+            raise NotFound("Snapshot not found")
+        return s
+
+    def render_snapshot(self, inst: Loaded, s: dict) -> dict:
+        return {"architecture": s["architecture"], "config": s["config"], "created_at": s["created_at"],
+                "description": s["description"], "devices": s["devices"], "ephemeral": False,
+                "expanded_config": {**inst.config, **s["config"]}, "expanded_devices": {**inst.devices, **s["devices"]},
+                "expires_at": s["expires_at"], "last_used_at": timeutil.ZERO,
+                "name": s["name"], "profiles": s["profiles"], "size": -1, "stateful": s["stateful"]}
+
+    async def _snapshot_name(self, inst: Loaded) -> str:
+        pattern = inst.config.get("snapshots.pattern") or "snap%d"
+        taken = {s["name"] for s in await self.snapshots(inst)}
+        n = 0
+        while (pattern.replace("%d", str(n)) if "%d" in pattern else f"{pattern}{n}") in taken:
+            n += 1
+        return pattern.replace("%d", str(n)) if "%d" in pattern else (pattern if pattern not in taken else f"{pattern}{n}")
+
+    async def create_snapshot(self, project: str, name: str, body: dict, requestor: dict | None):
+        inst = await self.load(project, name)
+        if body.get("stateful"):
+            raise NotImplementedFeature("stateful snapshots (CRIU)")
+        snap = body.get("name") or await self._snapshot_name(inst)
+        check_entity_name("snapshot", snap)
+        if any(s["name"] == snap for s in await self.snapshots(inst)):
+            raise Conflict(f'Snapshot "{snap}" already exists')
+        expires_at = body.get("expires_at") or self._default_expiry(inst)
+
+        async def run(op):
+            async with self.lock(project, name):
+                cur = await self.load(project, name)
+                drv = self.d.pools.driver(cur.pool)
+                dst = self.snapshot_dir(cur, snap)
+                running = self.status(cur) == "Running"
+                dname = self.driver_name(project, name)
+                if running:  # a consistent copy: freeze the container's processes while copying
+                    await asyncio.to_thread(self.driver.freeze, dname)
+                try:
+                    await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
+                finally:
+                    if running:
+                        await asyncio.to_thread(self.driver.unfreeze, dname)
+                try:
+                    async with self.db.transaction() as tx:
+                        await q.create_snapshot(tx, cur.rec["id"], {
+                            "name": snap, "created_at": timeutil.now(), "expires_at": expires_at,
+                            "description": body.get("description") or "", "architecture": cur.rec["architecture"],
+                            "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
+                except BaseException:
+                    await asyncio.to_thread(drv.delete_tree, dst)
+                    raise
+            self.events.lifecycle("instance-snapshot-created", f"/1.0/instances/{name}/snapshots/{snap}",
+                                  project=project, requestor=requestor)
+
+        return self.d.operations.create(project=project, description="Snapshotting instance",
+                                        resources={**resources(name, project),
+                                                   "instances_snapshots": [f"/1.0/instances/{name}/snapshots/{snap}"]},
+                                        run=run)
+
+    def _default_expiry(self, inst: Loaded) -> str:
+        expiry = inst.config.get("snapshots.expiry")
+        if not expiry:
+            return timeutil.ZERO
+        import re
+        from datetime import datetime, timedelta, timezone
+        units = {"M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
+        total = 0
+        for n, u in re.findall(r"(\d+)([MHdwmy])", expiry):
+            total += int(n) * units[u]
+        when = datetime.now(timezone.utc) + timedelta(seconds=total)
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def update_snapshot(self, project: str, name: str, snap: str, body: dict) -> None:
+        inst = await self.load(project, name)
+        s = await self.get_snapshot(inst, snap)
+        async with self.db.transaction() as tx:
+            await q.update_snapshot(tx, inst.rec["id"], snap, expires_at=body.get("expires_at") or s["expires_at"],
+                                    description=body.get("description", s["description"]) or "")
+
+    async def rename_snapshot(self, project: str, name: str, snap: str, body: dict, requestor: dict | None):
+        if body.get("migration"):
+            raise NotImplementedFeature("snapshot migration")
+        new = check_entity_name("snapshot", body.get("name"))
+        inst = await self.load(project, name)
+        await self.get_snapshot(inst, snap)
+        if any(s["name"] == new for s in await self.snapshots(inst)):
+            raise Conflict(f'Name "{new}" already in use')
+
+        async def run(op):
+            async with self.lock(project, name):
+                cur = await self.load(project, name)
+                os.rename(self.snapshot_dir(cur, snap), self.snapshot_dir(cur, new))
+                try:
+                    async with self.db.transaction() as tx:
+                        await q.rename_snapshot(tx, cur.rec["id"], snap, new)
+                except BaseException:
+                    os.rename(self.snapshot_dir(cur, new), self.snapshot_dir(cur, snap))
+                    raise
+            self.events.lifecycle("instance-snapshot-renamed", f"/1.0/instances/{name}/snapshots/{new}",
+                                  project=project, context={"old_name": snap}, requestor=requestor)
+
+        return self.d.operations.create(project=project, description="Renaming snapshot",
+                                        resources=resources(name, project), run=run)
+
+    async def delete_snapshot(self, project: str, name: str, snap: str, requestor: dict | None):
+        inst = await self.load(project, name)
+        await self.get_snapshot(inst, snap)
+
+        async def run(op):
+            async with self.lock(project, name):
+                cur = await self.load(project, name)
+                async with self.db.transaction() as tx:
+                    await q.delete_snapshot(tx, cur.rec["id"], snap)
+                drv = self.d.pools.driver(cur.pool)
+                await asyncio.to_thread(drv.delete_tree, self.snapshot_dir(cur, snap))
+            self.events.lifecycle("instance-snapshot-deleted", f"/1.0/instances/{name}/snapshots/{snap}",
+                                  project=project, requestor=requestor)
+
+        return self.d.operations.create(project=project, description="Deleting snapshot",
+                                        resources=resources(name, project), run=run)
+
+    async def restore(self, project: str, name: str, snap: str, requestor: dict | None):
+        inst = await self.load(project, name)
+        if "/" in snap:
+            snap = snap.split("/", 1)[1]
+        await self.get_snapshot(inst, snap)
+
+        async def run(op):
+            async with self.lock(project, name):
+                cur = await self.load(project, name)
+                s = await self.get_snapshot(cur, snap)
+                was_running = self.status(cur) == "Running"
+                if was_running:
+                    await self.stop(cur, force=True, timeout=0, event=False)
+                drv = self.d.pools.driver(cur.pool)
+                live, old = self.instance_dir(cur), self.instance_dir(cur) + ".restore-old"
+                await asyncio.to_thread(drv.delete_tree, old)
+                await asyncio.to_thread(drv.copy_tree, self.snapshot_dir(cur, snap), live + ".restore-new")
+                os.rename(live, old)
+                os.rename(live + ".restore-new", live)
+                await asyncio.to_thread(drv.delete_tree, old)
+                cfg = {k: v for k, v in s["config"].items() if not k.startswith("volatile.")}
+                cfg.update({k: v for k, v in cur.rec["config"].items() if k.startswith("volatile.")})
+                async with self.db.transaction() as tx:
+                    await q.update(tx, project, name, {"architecture": s["architecture"], "ephemeral": cur.rec["ephemeral"],
+                                                        "description": cur.rec["description"], "config": cfg,
+                                                        "devices": s["devices"], "profiles": s["profiles"]})
+                if was_running:
+                    await self.start(await self.load(project, name))
+            self.events.lifecycle("instance-restored", url(name, project), project=project,
+                                  context={"snapshot": snap}, requestor=requestor)
+
+        return self.d.operations.create(project=project, description="Restoring snapshot",
+                                        resources=resources(name, project), run=run)
+
+    # ---- daemon start-up ------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals."""
+        self._loop = asyncio.get_running_loop()
+        for inst in await self.load_all(None):
+            try:
+                status = self.status(inst)
+                if status != "Stopped":
+                    continue
+                if inst.rec["ephemeral"]:
+                    await self._delete(inst, None)
+                    continue
+                # LXD's rule: boot.autostart=true, or unset and the instance was running before.
+                auto = inst.config.get("boot.autostart")
+                was_running = inst.config.get("volatile.last_state.power") == "RUNNING"
+                if auto == "true" or (auto is None and was_running):
+                    await self.start(inst)
+            except CorralError as e:
+                log.warning("instance %s: %s", inst.name, e.message)
+            except Exception:
+                log.exception("instance %s: start-up handling failed", inst.name)
+
+    async def shutdown(self) -> None:
+        """Containers keep running when the daemon stops (as with LXD's daemon restart)."""
+        self._loop = None
