@@ -118,8 +118,29 @@ class Corrald:
         return rc
 
     def cleanup(self) -> None:
+        """Stop the daemon and every container it made (containers outlive the daemon)."""
         self.stop()
+        lxcpath = os.path.join(self.dir, "containers")
+        if os.path.isdir(lxcpath):
+            import lxc
+            for name in lxc.list_containers(config_path=lxcpath):
+                c = lxc.Container(name, config_path=lxcpath)
+                if c.running:
+                    c.stop()
+                    c.wait("STOPPED", 10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_IMAGE_CACHE: dict[str, str] = {}
+
+
+def busybox_tarball() -> str:
+    """A busybox image tarball made by the tests themselves (built once per test run)."""
+    if "path" not in _IMAGE_CACHE:
+        from corral.image.busybox import build_busybox_image
+        d = tempfile.mkdtemp(prefix="corral-test-image-")
+        _IMAGE_CACHE["path"] = build_busybox_image(d)
+    return _IMAGE_CACHE["path"]
 
 
 def wait_for(pred, timeout: float = 10, interval: float = 0.05):

@@ -34,4 +34,5 @@ EXTENSIONS = [
     "snapshot_expiry",
     "snapshot_expiry_creation",
     "container_edit_metadata",
+    "console",
 ]

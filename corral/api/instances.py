@@ -11,8 +11,9 @@ from aiohttp import web
 
 from corral.api import filtering, response
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
-from corral.errors import BadRequest, NotFound, NotImplementedFeature
+from corral.errors import BadRequest, NotFound
 from corral.instance import files
+from corral.instance.console import ConsoleSession
 from corral.instance.exec import ExecSession
 from corral.instance.manager import url
 
@@ -230,7 +231,9 @@ async def clear_console_log(request: web.Request):
 
 @route("POST", "/{name}/console")
 async def console(request: web.Request):
-    raise NotImplementedFeature("interactive console websocket")
+    inst = await _load(request)
+    body = await read_object(request) if request.can_read_body else {}
+    return response.async_(ConsoleSession(_instances(request), inst, body).start())
 
 
 # ---- snapshots ----------------------------------------------------------------------------

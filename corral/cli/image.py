@@ -106,7 +106,6 @@ IMAGE_COLUMNS: dict[str, tuple[str, Any]] = {
     "t": ("TYPE", _image_type),
     "s": ("SIZE", lambda i: _size_mb(i.get("size") or 0)),
     "u": ("UPLOAD DATE", lambda i: format_time_long(i.get("uploaded_at"))),
-    "e": ("EXPIRY DATE", lambda i: format_time_long(i.get("expires_at")) or "never"),
 }
 
 

@@ -155,7 +155,10 @@ class CorralGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.get("standalone_mode", True)
         try:
-            return super().main(*args, **{**kwargs, "standalone_mode": False})
+            rv = super().main(*args, **{**kwargs, "standalone_mode": False})
+            if standalone and isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
+                sys.exit(rv)  # ctx.exit(code), e.g. exec's exit code
+            return rv
         except ClientError as exc:
             _print_error(str(exc))
             if standalone:

@@ -15,13 +15,13 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from corral import timeutil
 from corral.db import Database
 from corral.db.queries import images as q
+from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image import store
@@ -377,18 +377,17 @@ class Images:
             return tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=self.dir)
         return Upload(await asyncio.to_thread(mk))
 
-    def _check_new_aliases(self, aliases: list[dict]):
-        async def check(tx, project: str) -> None:
-            for a in aliases:
-                if await q.alias(tx, project, a["name"]) is not None:
-                    raise Conflict(f"Alias already exists: {a['name']}")
-        return check
+    @staticmethod
+    async def _check_new_aliases(tx, project: str, aliases: list[dict]) -> None:
+        for a in aliases:
+            if await q.alias(tx, project, a["name"]) is not None:
+                raise Conflict(f"Alias already exists: {a['name']}")
 
     async def _record(self, project: str, row: dict, aliases: list[dict]) -> None:
         async with self.db.transaction() as tx:
             if await q.get(tx, project, row["fingerprint"]) is not None:
                 raise BadRequest("Image with same fingerprint already exists")
-            await self._check_new_aliases(aliases)(tx, project)
+            await self._check_new_aliases(tx, project, aliases)
             await q.create(tx, project, row)
             for a in aliases:
                 await q.alias_create(tx, project, a["name"], row["fingerprint"], a["description"])
@@ -426,7 +425,7 @@ class Images:
             async with self.db.session() as tx:
                 if await q.get(tx, project, fp) is not None:
                     raise BadRequest("Image with same fingerprint already exists")
-                await self._check_new_aliases(aliases)(tx, project)
+                await self._check_new_aliases(tx, project, aliases)
             shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
             pool = None if shared else self._default_pool()
             unpack_dir = pool.image_dir(fp) if pool is not None else os.path.join(upload.dir, "check")
@@ -598,7 +597,6 @@ class Images:
                     new["profiles"] = body["profiles"]
             if not isinstance(new["profiles"], list) or any(not isinstance(p, str) for p in new["profiles"]):
                 raise BadRequest('Invalid value for field "profiles": expected an array of strings')
-            from corral.db.queries import profiles as qprof
             for p in new["profiles"]:
                 if await qprof.get(tx, project, p) is None:
                     raise BadRequest(f"Profile '{p}' doesn't exist")

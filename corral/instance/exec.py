@@ -147,7 +147,9 @@ class ExecSession:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self.sockets[stream] = ws
-        if len(self.sockets) == len(self.secrets):
+        # The command starts once the data streams are connected; control is optional (pylxd
+        # never opens it), as with LXD.
+        if all(s in self.sockets for s in self.secrets if s != "control"):
             self._connected.set()
         if stream == "control":
             await self._control(ws)
@@ -205,40 +207,11 @@ class ExecSession:
         return {"return": code}
 
     async def _pump_out(self, fd: int, ws: web.WebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
-        os.set_blocking(fd, False)
-        readable = asyncio.Event()
-        loop.add_reader(fd, readable.set)
-        try:
-            while True:
-                await readable.wait()
-                readable.clear()
-                try:
-                    data = os.read(fd, 65536)
-                except BlockingIOError:
-                    continue
-                except OSError:   # EIO on a pty once the other side is gone
-                    data = b""
-                if not data:
-                    break
-                await ws.send_bytes(data)
-        finally:
-            loop.remove_reader(fd)
-            with contextlib.suppress(Exception):
-                if not self.interactive:
-                    await ws.send_str("")   # EOF marker, as LXD's stream mirror sends it
+        await pump_fd_to_ws(fd, ws, eof_marker=not self.interactive)
 
     async def _pump_in(self, ws: web.WebSocketResponse, fd: int, close: bool) -> None:
         try:
-            async for msg in ws:
-                if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
-                    break
-                data = msg.data.encode() if isinstance(msg.data, str) else msg.data
-                if not data:
-                    break
-                await asyncio.to_thread(_write_all, fd, data)
-        except OSError:
-            pass
+            await pump_ws_to_fd(ws, fd)
         finally:
             if close:
                 self._close(fd)
@@ -249,6 +222,46 @@ class ExecSession:
             self._open_fds.discard(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+async def pump_fd_to_ws(fd: int, ws: web.WebSocketResponse, eof_marker: bool) -> None:
+    """Copy what `fd` yields to the websocket until EOF; then LXD's empty-message EOF marker."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        while True:
+            await readable.wait()
+            readable.clear()
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:   # EIO on a pty once the other side is gone
+                data = b""
+            if not data:
+                break
+            await ws.send_bytes(data)
+    finally:
+        loop.remove_reader(fd)
+        if eof_marker:
+            with contextlib.suppress(Exception):
+                await ws.send_str("")
+
+
+async def pump_ws_to_fd(ws: web.WebSocketResponse, fd: int) -> None:
+    """Copy websocket messages into `fd` until an empty message or the socket closes."""
+    try:
+        async for msg in ws:
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                break
+            data = msg.data.encode() if isinstance(msg.data, str) else msg.data
+            if not data:
+                break
+            await asyncio.to_thread(_write_all, fd, data)
+    except OSError:
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

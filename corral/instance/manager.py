@@ -469,7 +469,7 @@ class Instances:
         timeout = body.get("timeout", -1)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
             raise BadRequest('Invalid value for field "timeout": expected integer')
-        inst = await self.load(project, name)
+        await self.load(project, name)   # 404 now rather than a failed operation
 
         async def run(op):
             async with self.lock(project, name):
@@ -765,11 +765,35 @@ class Instances:
         return self.d.operations.create(project=project, description="Restoring snapshot",
                                         resources=resources(name, project), run=run)
 
+    # ---- publish --------------------------------------------------------------------------
+
+    async def publish_source(self, project: str, source_type: str, name: str):
+        """For images.publish: (directory to pack, image properties, cleanup). The instance stays
+        locked (no start, no change) until the image is packed."""
+        inst_name, _, snap = name.partition("/")
+        inst = await self.load(project, inst_name)
+        lock = self.lock(project, inst_name)
+        await lock.acquire()
+        try:
+            if snap:
+                await self.get_snapshot(inst, snap)
+                src = self.snapshot_dir(inst, snap)
+            else:
+                if self.status(inst) != "Stopped":
+                    raise BadRequest("The instance is currently running. Use --force to have it stopped and restarted")
+                src = self.instance_dir(inst)
+        except BaseException:
+            lock.release()
+            raise
+        props = {k[len("image."):]: v for k, v in inst.config.items() if k.startswith("image.")}
+        return src, props, lock.release
+
     # ---- daemon start-up ------------------------------------------------------------------
 
     async def startup(self) -> None:
         """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals."""
         self._loop = asyncio.get_running_loop()
+        self.d.images.publish_source = self.publish_source
         for inst in await self.load_all(None):
             try:
                 status = self.status(inst)

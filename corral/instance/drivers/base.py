@@ -93,5 +93,9 @@ class InstanceDriver(abc.ABC):
     def console_log(self, name: str) -> bytes: ...
 
     @abc.abstractmethod
+    def console(self, name: str) -> int:
+        """A new fd on the instance's console (a pty master); the caller closes it."""
+
+    @abc.abstractmethod
     def apply_limits(self, name: str, config: dict[str, str]) -> None:
         """Apply limits.* of `config` to the running instance."""

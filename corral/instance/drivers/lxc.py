@@ -23,6 +23,7 @@ import lxc
 from corral.instance.drivers import cgroups, lxcconf
 from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
 from corral.instance.drivers.netstate import network_state
+from corral.instance.tty import set_winsize
 
 PR_SET_CHILD_SUBREAPER = 36
 TIOCSPTLCK = 0x40045431
@@ -68,11 +69,7 @@ class LXCExecProcess(ExecProcess):
 
     def resize(self, width: int, height: int) -> None:
         if self.pty is not None:
-            _set_winsize(self.pty, width, height)
-
-
-def _set_winsize(fd: int, width: int, height: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            set_winsize(self.pty, width, height)
 
 
 def _host_id(pid: int, kind: str, nsid: int) -> int:
@@ -274,7 +271,7 @@ class LXCDriver(InstanceDriver):
         c = self._running(name)
         if interactive:
             master, slave = _container_pty(c.init_pid, uid, gid)
-            _set_winsize(master, width, height)
+            set_winsize(master, width, height)
             child_fds, ours = (slave, slave, slave), {"pty": master}
         else:
             in_r, in_w = os.pipe()
@@ -308,6 +305,12 @@ class LXCDriver(InstanceDriver):
                 return f.read()
         except OSError:
             return b""
+
+    def console(self, name: str) -> int:
+        fd = self._running(name).console_getfd()
+        if not isinstance(fd, int) or fd < 0:
+            raise DriverError(f'Failed to attach to the console of "{name}"')
+        return fd
 
     def apply_limits(self, name: str, config: dict[str, str]) -> None:
         c = self._running(name)
