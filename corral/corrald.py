@@ -86,15 +86,25 @@ def shutdown(timeout: int) -> None:
     from corral.cli.client import ClientError
     client = _client(timeout=10)
     try:
+        pid = client.metadata("/1.0")["environment"]["server_pid"]
         client.put("/internal/shutdown")
     except (ClientError, OSError) as e:
         raise click.ClickException(f"Failed to shut down the daemon: {e}")
     deadline = time.monotonic() + timeout if timeout else None
-    sock = Paths.from_env().socket
-    while os.path.exists(sock):
+    # The socket goes away first; the process exits once running operations are done.
+    while _alive(pid):
         if deadline is not None and time.monotonic() > deadline:
             raise click.ClickException(f"Daemon still running after {timeout}s timeout")
         time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, not yet reaped by its parent, has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @main.command()

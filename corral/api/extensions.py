@@ -35,4 +35,9 @@ EXTENSIONS = [
     "snapshot_expiry_creation",
     "container_edit_metadata",
     "console",
+    "image_compression_algorithm",
+    "image_create_aliases",
+    "container_stateless_copy",
+    "container_only_migration",
+    "instance_create_start",
 ]

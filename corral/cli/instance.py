@@ -13,7 +13,7 @@ from typing import Any, Callable
 import click
 
 from corral.cli.client import ClientError
-from corral.cli.config import InstanceTarget, q, split_snapshot
+from corral.cli.config import q, split_snapshot
 from corral.cli.edit import devices_map, go_string, parse_yaml, string_map
 from corral.cli.main import CONTEXT_SETTINGS, Ctx, fail, parse_key_values, pass_ctx, strip_remote
 from corral.cli.output import (
@@ -462,15 +462,15 @@ FAST_COLUMNS = "nsacPt"
 
 
 def parse_columns(spec: str, clustered: bool, default: bool) -> list[tuple[str, Callable[[dict], str]]]:
-    """lxc's -c: letters, or comma separated letters / custom KEY[:NAME[:WIDTH]]."""
+    """lxc's -c: shorthand letters, and comma separated entries; an entry with
+    a '.' is a custom column [config:|devices:]KEY[:NAME[:MAXWIDTH]]."""
     if default and not clustered:
         spec = spec.replace("L", "")
     cols: list[tuple[str, Callable[[dict], str]]] = []
-    entries = spec.split(",") if "," in spec or "." in spec or ":" in spec else [spec]
-    for entry in entries:
+    for entry in spec.split(","):
         if not entry:
-            fail("Empty column entry (redundant, leading or trailing command) in '%s'" % spec)
-        if "." in entry or ":" in entry and entry.split(":", 1)[0] in ("config", "devices", "user"):
+            fail(f"Empty column entry (redundant, leading or trailing command) in '{spec}'")
+        if "." in entry:
             cols.append(_custom_column(entry))
             continue
         for letter in entry:
@@ -481,25 +481,31 @@ def parse_columns(spec: str, clustered: bool, default: bool) -> list[tuple[str, 
 
 
 def _custom_column(entry: str) -> tuple[str, Callable[[dict], str]]:
-    parts = entry.split(":")
+    kind = "config"
+    body = entry
+    for prefix in ("config:", "devices:"):
+        if entry.startswith(prefix):
+            kind, body = prefix[:-1], entry[len(prefix):]
+    parts = body.split(":")
     if len(parts) > 3:
         fail(f"Invalid config key column format (too many fields): '{entry}'")
     key = parts[0]
-    name = parts[1] if len(parts) > 1 and parts[1] else key.upper()
+    if not key:
+        fail(f"Invalid config key column format: '{entry}'")
+    name = parts[1] if len(parts) > 1 and parts[1] else key.upper().replace(".", " ")
     width = 0
-    if len(parts) == 3:
+    if len(parts) == 3 and parts[2]:
         try:
             width = int(parts[2])
         except ValueError:
             fail(f"Invalid max width (must be an integer) '{parts[2]}' in '{entry}'")
 
     def getter(inst: dict) -> str:
-        if key.startswith("devices:"):
-            dev, _, dkey = key[len("devices:"):].partition(".")
+        if kind == "devices":
+            dev, _, dkey = key.partition(".")
             value = ((inst.get("expanded_devices") or {}).get(dev) or {}).get(dkey, "")
         else:
-            k = key[len("config:"):] if key.startswith("config:") else key
-            value = (inst.get("expanded_config") or {}).get(k, (inst.get("config") or {}).get(k, ""))
+            value = (inst.get("expanded_config") or {}).get(key, (inst.get("config") or {}).get(key, ""))
         return value[:width] if width > 0 else value
 
     return name, getter

@@ -176,19 +176,26 @@ async def send_stdin(ws: Any, queue: asyncio.Queue, eof_marker: bool = True,
         pass
 
 
+class OutputClosed(Exception):
+    """The local output stream went away (EPIPE)."""
+
+
 async def receive_output(ws: Any, stream: Any) -> None:
     """Write binary messages to ``stream`` until a text message or close."""
     import aiohttp
 
-    async for msg in ws:
-        if msg.type == aiohttp.WSMsgType.BINARY:
-            _write(stream, msg.data)
-        elif msg.type == aiohttp.WSMsgType.TEXT:
-            if msg.data == "":
+    try:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                _write(stream, msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                if msg.data == "":
+                    break
+                _write(stream, msg.data.encode())
+            else:
                 break
-            _write(stream, msg.data.encode())
-        else:
-            break
+    except BrokenPipeError:
+        raise OutputClosed() from None
 
 
 async def send_control(control: Any, message: dict) -> None:
@@ -302,6 +309,9 @@ async def run_exec_session(client: Client, op: dict, interactive: bool, stdin: A
             while pending:
                 done, pending = await asyncio.wait(pending | {waiter}, return_when=asyncio.FIRST_COMPLETED)
                 pending.discard(waiter)
+                for task in done:
+                    if task is not waiter and not task.cancelled() and isinstance(task.exception(), OutputClosed):
+                        raise OutputClosed()
                 if waiter.done():
                     # The command is over: let the output drain briefly.
                     if pending:
@@ -386,8 +396,17 @@ def exec_(ctx: Ctx, name: str, command: tuple[str, ...], force_interactive: bool
         fail("Failed to start the command")
 
     stdin = None if disable_stdin else sys.stdin
-    with RawTerminal(sys.stdin, enabled=interactive and stdin_tty):
-        result = asyncio.run(run_exec_session(client, op, interactive, stdin, sys.stdout, sys.stderr))
+    try:
+        with RawTerminal(sys.stdin, enabled=interactive and stdin_tty):
+            result = asyncio.run(run_exec_session(client, op, interactive, stdin, sys.stdout, sys.stderr))
+    except OutputClosed:
+        # Like a Go program killed by SIGPIPE writing to a closed pipe.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        os._exit(128 + signal.SIGPIPE)
     code = (result.get("metadata") or {}).get("return", 0)
     try:
         code = int(code)

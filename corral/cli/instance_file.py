@@ -195,7 +195,7 @@ def _pull_one(files: Files, remote: str, local: str, recursive: bool, to_stdout:
         if kind == "directory":
             entries = client.parse_envelope(resp.status, resp.read()).get("metadata") or []
             if not recursive:
-                fail(f"{remote} is a directory, use --recursive")
+                fail("Can't pull a directory without --recursive")
             if to_stdout:
                 fail("Can't pull a directory to stdout")
             os.makedirs(local, exist_ok=True)

@@ -133,6 +133,33 @@ def parse_key_values(args: tuple[str, ...] | list[str], stdin_dash: bool = True)
     return values
 
 
+GLOBAL_FLAGS = {"-q", "--quiet", "--debug", "-v", "--verbose", "--force-local"}
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """lxc's global flags may follow the sub-command (`corral launch -q ...`):
+    move them in front so the top-level group sees them."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg == "--project" and i + 1 < len(args):
+            front += [arg, args[i + 1]]
+            i += 1
+        elif arg.startswith("--project="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class CorralGroup(click.Group):
     """Group with lazily loaded sub-commands, lxc's aliases and error style."""
 
@@ -151,6 +178,11 @@ class CorralGroup(click.Group):
         except ImportError:  # a command group not written yet
             return None
         return getattr(module, target[1], None)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = hoist_global_flags(args)
+        return super().parse_args(ctx, args)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.get("standalone_mode", True)

@@ -71,7 +71,9 @@ TIME_KEYS = frozenset(
 LIST_KEYS = frozenset({"backups", "snapshots", "profiles", "used_by", "aliases", "api_extensions", "addresses"})
 MAP_KEYS = frozenset({"config", "devices", "expanded_config", "expanded_devices", "properties"})
 # Fields that are Go maps: encoding/json and yaml.v2 write their keys sorted.
-SORTED_KEYS = MAP_KEYS | {"network", "disk", "resources", "environment_variables"}
+SORTED_KEYS = MAP_KEYS
+# Go maps of structs: only their own keys are sorted.
+SHALLOW_SORTED_KEYS = frozenset({"network", "disk", "resources"})
 
 
 def mark_times(data: Any) -> Any:
@@ -88,6 +90,8 @@ def mark_times(data: Any) -> Any:
                 out[k] = {}
             elif k in SORTED_KEYS and isinstance(v, dict):
                 out[k] = mark_times(sorted_keys(v))
+            elif k in SHALLOW_SORTED_KEYS and isinstance(v, dict):
+                out[k] = mark_times({kk: v[kk] for kk in sorted(v)})
             else:
                 out[k] = mark_times(v)
         return out

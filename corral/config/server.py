@@ -36,4 +36,5 @@ declare(
     Key("cluster.max_standby", SERVER, parse_int, default="2"),
     Key("storage.backups_volume", SERVER, local=True),
     Key("storage.images_volume", SERVER, local=True),
+    Key("user.*", SERVER),
 )

@@ -278,6 +278,9 @@ class Instances:
         rec = {"project": project, "name": name, "type": "container", "architecture": "x86_64",
                "ephemeral": ephemeral, "stateful": False, "description": body.get("description") or "",
                "config": cfg, "devices": devices, "profiles": profile_names}
+        start = body.get("start", False)
+        if not isinstance(start, bool):
+            raise BadRequest('Invalid value for field "start": expected boolean')
         self._reserved.add((project, name))
 
         async def run(op):
@@ -288,6 +291,9 @@ class Instances:
                 self._reserved.discard((project, name))
             self.events.lifecycle("instance-created", url(name, project), project=project,
                                   context={"storage-pool": pool, "type": "container"}, requestor=requestor)
+            if start:
+                async with self.lock(project, name):
+                    await self.start(await self.load(project, name), requestor)
 
         return self.d.operations.create(project=project, description="Creating instance",
                                         resources=resources(name, project), run=run)
@@ -322,6 +328,8 @@ class Instances:
             rec["architecture"] = src.rec["architecture"]
             cfg["volatile.apply_template"] = "copy"
             await asyncio.to_thread(drv.copy_tree, src_dir, drv.instance_dir(vol))
+            if not plan["snapshot"] and not plan["instance_only"]:
+                plan["copy_snapshots"] = await self.snapshots(src)
         else:
             await asyncio.to_thread(drv.create_instance_empty, vol)
         try:
@@ -335,14 +343,21 @@ class Instances:
                 cfg["volatile.idmap.next"] = json.dumps([e.to_lxd() for e in idmap], separators=(",", ":"))
                 cfg["volatile.last_state.idmap"] = "[]"
             rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.ZERO
+            snaps = plan.get("copy_snapshots") or []
+            for s in snaps:
+                await asyncio.to_thread(drv.copy_tree, self.snapshot_dir(plan["source"], s["name"]),
+                                        drv.snapshot_dir(vol, s["name"]))
             async with self.db.transaction() as tx:
                 if await q.get(tx, project, name) is not None:
                     raise Conflict(f'Instance "{name}" already exists')
-                await q.create(tx, rec)
+                new_id = await q.create(tx, rec)
+                for s in snaps:
+                    await q.create_snapshot(tx, new_id, s)
             inst = await self.load(project, name)
             await asyncio.to_thread(self.driver.create, self.spec(inst))
         except BaseException:
             await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
+            await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
             async with self.db.transaction() as tx:
                 await q.delete(tx, project, name)
             raise

@@ -61,6 +61,7 @@ def test_lxc_full_lifecycle(host, tmp_path):
     # copy, publish, console log
     host.lxc("copy", c, c2)
     assert state(host, c2) == "Stopped"
+    assert [x.rsplit("/", 1)[1] for x in host.get(f"/1.0/instances/{c2}/snapshots").metadata] == ["s0"]
     host.lxc("start", c2)
     assert host.lxc("exec", c2, "--", "cat", "/root/in.txt").stdout == "corral file\n"
     alias = unique("pub")

@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_cli_fakeserver import error, fake, run, sync  # noqa: E402,F401
+from test_cli_fakeserver import fake, run  # noqa: E402,F401
 
 
 def test_query_prints_sorted_indented_metadata(fake, run):
