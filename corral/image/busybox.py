@@ -36,9 +36,8 @@ done
 
 RCS = """\
 #!/bin/sh
-# liblxc has already mounted /proc, /sys, /sys/fs/cgroup and /dev.
+# liblxc has already mounted /proc, /sys, /sys/fs/cgroup and /dev, and set the hostname.
 ip link set lo up 2>/dev/null
-[ -s /etc/hostname ] && hostname -F /etc/hostname
 if [ -e /sys/class/net/eth0 ]; then
     udhcpc -f -S -i eth0 -x "hostname:$(hostname)" -s /etc/udhcpc/default.script >/dev/null 2>&1 &
 fi
@@ -76,7 +75,6 @@ FILES = {
     "etc/group": ("root:x:0:\nnogroup:x:65534:\n", 0o644),
     "etc/shadow": ("root:*:0:0:99999:7:::\nnobody:*:0:0:99999:7:::\n", 0o640),
     "etc/hosts": ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644),
-    "etc/hostname": ("busybox\n", 0o644),
     "etc/resolv.conf": ("", 0o644),
     "etc/profile": ("export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n", 0o644),
     "etc/init.d/rcS": (RCS, 0o755),

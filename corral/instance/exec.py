@@ -127,9 +127,10 @@ class ExecSession:
                         out.write(chunk)
                 os.close(src)
 
-        await asyncio.gather(asyncio.to_thread(drain, proc.stdout, targets.get("1")),
-                             asyncio.to_thread(drain, proc.stderr, targets.get("2")))
-        code = await asyncio.to_thread(proc.wait)
+        # Reap the command as soon as it ends, even if a background child keeps the pipes open.
+        code, _, _ = await asyncio.gather(asyncio.to_thread(proc.wait),
+                                          asyncio.to_thread(drain, proc.stdout, targets.get("1")),
+                                          asyncio.to_thread(drain, proc.stderr, targets.get("2")))
         meta: dict = {"return": code}
         if self.record:
             base = f"/1.0/instances/{self.inst.name}/logs"

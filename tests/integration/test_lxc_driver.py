@@ -229,11 +229,11 @@ def test_interactive_exec_pty(driver, ct):
     proc = driver.exec(ct.name, ["sh"], {"TERM": "xterm"}, "/", 0, 0, True, 100, 30)
     try:
         assert proc.stdin is None and proc.pty is not None
-        os.write(proc.pty, b"tty; stty size; echo DONE1\n")
+        os.write(proc.pty, b"tty; stty size; echo DONE$((1))\n")  # the echo of the input must not match
         out = read_until(proc.pty, b"DONE1\r\n", 5).decode()
         assert "/dev/pts/" in out and "30 100" in out
         proc.resize(120, 40)
-        os.write(proc.pty, b"stty size; echo DONE2\n")
+        os.write(proc.pty, b"stty size; echo DONE$((2))\n")
         assert "40 120" in read_until(proc.pty, b"DONE2\r\n", 5).decode()
         os.write(proc.pty, b"exit 5\n")
         assert proc.wait() == 5
@@ -328,8 +328,13 @@ def test_freeze_unfreeze(driver, ct):
     assert driver.status(ct.name) == "Running"
 
 
-def test_console_log(driver, ct):
-    assert run(driver, ct.name, ["sh", "-c", "echo hello-console > /dev/console"])[0] == 0
+def test_console_and_its_log(driver, ct):
+    fd = driver.console(ct.name)
+    try:
+        assert run(driver, ct.name, ["sh", "-c", "echo hello-console > /dev/console"])[0] == 0
+        assert b"hello-console" in read_until(fd, b"hello-console")
+    finally:
+        os.close(fd)
     deadline = time.monotonic() + 3
     while b"hello-console" not in driver.console_log(ct.name):
         assert time.monotonic() < deadline, driver.console_log(ct.name)

@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import glob
 import os
+import select
 import shutil
 import signal
 import struct
@@ -44,28 +45,38 @@ def set_child_subreaper() -> None:
 
 
 class LXCExecProcess(ExecProcess):
+    """The attached process is our child. A thread reaps it as soon as it exits, whether or not
+    anyone waits: an unreaped zombie from the container's pid namespace keeps the container's
+    init from dying, so a stop would hang."""
+
     def __init__(self, pid: int, pty: int | None = None, stdin: int | None = None,
                  stdout: int | None = None, stderr: int | None = None):
         self.pid, self.pty, self.stdin, self.stdout, self.stderr = pid, pty, stdin, stdout, stderr
         self._pidfd = os.pidfd_open(pid)  # signals never reach a recycled pid
         self._lock = threading.Lock()
-        self._code: int | None = None
+        self._done = threading.Event()
+        self._code = -1
+        threading.Thread(target=self._reap, daemon=True, name=f"exec-{pid}").start()
+
+    def _reap(self) -> None:
+        _, status = os.waitpid(self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        with self._lock:
+            self._code = 128 - code if code < 0 else code
+            os.close(self._pidfd)
+            self._done.set()
 
     def wait(self) -> int:
-        with self._lock:
-            if self._code is None:
-                _, status = os.waitpid(self.pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                self._code = 128 - code if code < 0 else code
-                os.close(self._pidfd)
-            return self._code
+        self._done.wait()
+        return self._code
 
     def kill(self, signum: int) -> None:
-        if self._code is None:
-            try:
-                signal.pidfd_send_signal(self._pidfd, signum)
-            except OSError:
-                pass
+        with self._lock:
+            if not self._done.is_set():
+                try:
+                    signal.pidfd_send_signal(self._pidfd, signum)
+                except ProcessLookupError:  # exited, not reaped yet
+                    pass
 
     def resize(self, width: int, height: int) -> None:
         if self.pty is not None:
@@ -133,15 +144,17 @@ def _ppid(pid: int) -> int:
 
 
 def _log_since(path: str, offset: int) -> str:
-    """What liblxc logged after `offset` (the last LOG_TAIL bytes of it)."""
+    """The ERROR lines liblxc logged after `offset` (or its last lines), at most LOG_TAIL bytes."""
     if not path:
         return "no log file configured"
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            return f.read()[-LOG_TAIL:].decode(errors="replace").strip() or "no log output"
+            lines = f.read().decode(errors="replace").splitlines()
     except OSError:
-        return "no log output"
+        lines = []
+    errors = [line for line in lines if " ERROR " in line] or lines
+    return "\n".join(errors)[-LOG_TAIL:] or "no log output"
 
 
 class LXCDriver(InstanceDriver):
@@ -216,12 +229,7 @@ class LXCDriver(InstanceDriver):
         if not c.running:
             return
         if not force:
-            # Send the halt signal again every second: an init that has not set up its handlers
-            # yet (just after start) misses it otherwise.
-            deadline = time.monotonic() + timeout
-            while c.running and deadline - time.monotonic() > 0:
-                if c.shutdown(1):
-                    break
+            self._shutdown(c, timeout)
         if c.running and not c.stop():
             raise DriverError(f'Failed to stop instance "{name}"')
         c.wait("STOPPED", 10)
@@ -229,6 +237,26 @@ class LXCDriver(InstanceDriver):
             watcher.join(5)  # the monitor exits right after the container: then cgroups go
         else:
             self._cleanup_cgroups(name)
+
+    @staticmethod
+    def _shutdown(c: lxc.Container, timeout: float) -> None:
+        """Send the halt signal and wait for init to exit, re-sending every second (an init that
+        has not set its handlers yet, just after start, misses it). The binding's own
+        shutdown(timeout) would hold the GIL for the whole wait."""
+        try:
+            pidfd = os.pidfd_open(c.init_pid)
+        except (OSError, ValueError):
+            return
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                c.shutdown(0)  # signal only, no wait
+                if poller.poll(min(left, 1.0) * 1000):
+                    break
+        finally:
+            os.close(pidfd)
 
     def freeze(self, name: str) -> None:
         if not self._running(name).freeze():
@@ -307,7 +335,7 @@ class LXCDriver(InstanceDriver):
             return b""
 
     def console(self, name: str) -> int:
-        fd = self._running(name).console_getfd()
+        fd = self._running(name).console_getfd(0)  # 0: the console itself (there are no ttys)
         if not isinstance(fd, int) or fd < 0:
             raise DriverError(f'Failed to attach to the console of "{name}"')
         return fd

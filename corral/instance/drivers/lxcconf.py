@@ -151,10 +151,9 @@ def render(spec: InstanceSpec) -> str:
         "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed:force",
         "lxc.mount.entry = mqueue dev/mqueue mqueue rw,relatime,create=dir,optional 0 0",
         "lxc.mount.entry = /sys/fs/fuse/connections sys/fs/fuse/connections none bind,optional 0 0",
-        "lxc.cgroup.devices.deny = a" if "devices" in cgroups.v1_controllers() else "lxc.cgroup2.devices.deny = a",
     ]
-    dev_key = "lxc.cgroup.devices.allow" if "devices" in cgroups.v1_controllers() else "lxc.cgroup2.devices.allow"
-    lines += [f"{dev_key} = {d}" for d in ALLOWED_DEVICES]
+    prefix = "lxc.cgroup" if "devices" in cgroups.v1_controllers() else "lxc.cgroup2"
+    lines += [f"{prefix}.devices.deny = a"] + [f"{prefix}.devices.allow = {d}" for d in ALLOWED_DEVICES]
     if spec.log_file:
         lines.append(f"lxc.log.file = {spec.log_file}")
     if spec.console_log_file:
@@ -175,7 +174,5 @@ def render(spec: InstanceSpec) -> str:
         if key.startswith("environment."):
             value = config[key].replace("\n", " ")
             lines.append(f"lxc.environment = {key[len('environment.'):]}={value}")
-    if not any(line.startswith("lxc.net.") for line in config.get("raw.lxc", "").splitlines()):
-        lines.append("lxc.net.0.type = empty")
     raw = config.get("raw.lxc", "").strip()
     return "\n".join(lines + ([raw] if raw else [])) + "\n"
