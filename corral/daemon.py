@@ -16,6 +16,7 @@ from corral.api.server import make_app
 from corral.db import Database
 from corral.events import EventHub, EventLogHandler
 from corral.image.images import Images
+from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
 from corral.operations import OperationManager
 from corral.paths import Paths
@@ -46,6 +47,7 @@ class Daemon:
         self.images = Images(self.db, self.paths, self.pools, self.events, self.operations)
         self.instances = Instances(self)
         self.profiles.used_by_sources.append(self.instances.used_by_profile)
+        self.profiles.validate_devices = lambda devices: validate_devices(self, devices)
         self.reaper = Reaper()
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""

@@ -23,6 +23,8 @@ class Profiles:
         self.events = events
         # Instances register here which URLs use a profile (filled in by the instance layer).
         self.used_by_sources: list[UsedByFunc] = []
+        # Per-type device validation, set by the daemon (the device registry needs the daemon).
+        self.validate_devices: Callable[[dict], dict] = check_devices
 
     async def used_by(self, project: str, name: str) -> list[str]:
         out: list[str] = []
@@ -57,14 +59,13 @@ class Profiles:
     def etag_fields(p: dict) -> dict:
         return {"config": p["config"], "description": p["description"], "devices": p["devices"]}
 
-    @staticmethod
-    def _check(body: dict) -> dict:
+    def _check(self, body: dict) -> dict:
         desc = body.get("description", "")
         if not isinstance(desc, str):
             raise BadRequest('Invalid value for field "description": expected string')
         return {"description": desc,
                 "config": config.validate(config.INSTANCE, body.get("config") or {}),
-                "devices": check_devices(body.get("devices"))}
+                "devices": self.validate_devices(body.get("devices"))}
 
     async def create(self, project: str, body: dict, requestor: dict | None = None) -> str:
         name = check_entity_name("profile", body.get("name"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
-from corral.devices import check_devices
+from corral.instance.devices import instance_devices, validate_devices
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
@@ -237,7 +237,7 @@ class Instances:
         if name in existing or (project, name) in self._reserved:
             raise Conflict(f'Instance "{name}" already exists')
         cfg = config.validate(config.INSTANCE, body.get("config") or {})
-        devices = check_devices(body.get("devices"))
+        devices = validate_devices(self.d, body.get("devices"))
         profile_names = body.get("profiles")
         if profile_names is None:
             profile_names = ["default"]
@@ -373,12 +373,12 @@ class Instances:
             for k, v in r["config"].items():
                 if k.startswith("volatile.") and k not in cfg:
                     cfg[k] = v
-            devices = check_devices(body.get("devices"))
+            devices = validate_devices(self.d, body.get("devices"), inst)
             description = body.get("description") or ""
             ephemeral = body.get("ephemeral", False)
         else:
             cfg = {**r["config"], **config.validate(config.INSTANCE, body.get("config") or {})}
-            devices = {**r["devices"], **check_devices(body.get("devices"))}
+            devices = {**r["devices"], **validate_devices(self.d, body.get("devices"), inst)}
             description = body["description"] if "description" in body else r["description"]
             ephemeral = body["ephemeral"] if "ephemeral" in body else r["ephemeral"]
         profiles = body.get("profiles") if body.get("profiles") is not None else r["profiles"]
@@ -438,7 +438,25 @@ class Instances:
         for trigger in triggers:
             await asyncio.to_thread(render_templates, self.instance_dir(inst), rootfs, trigger, context)
         spec = self.spec(inst)
-        await asyncio.to_thread(self.driver.start, spec)
+        devices = instance_devices(self.d, inst)
+        started = []
+        try:
+            post_start = []
+            for dev in devices:
+                rc = await dev.start()
+                started.append(dev)
+                spec.extra += rc.lxc
+                spec.mounts += rc.mounts
+                post_start += rc.post_start
+            await asyncio.to_thread(self.driver.start, spec)
+            pid = self.driver.state(spec.name).get("pid") or 0
+            for hook in post_start:
+                await asyncio.to_thread(hook, pid)
+        except BaseException:
+            if self.status(inst) != "Stopped":
+                await asyncio.to_thread(self.driver.stop, spec.name, True, 0)
+            await self._stop_devices(started)
+            raise
         changes: dict[str, str | None] = {"volatile.last_state.power": "RUNNING", "volatile.apply_template": None}
         if spec.idmap is not None:
             changes["volatile.idmap.current"] = json.dumps([e.to_lxd() for e in spec.idmap], separators=(",", ":"))
@@ -465,6 +483,7 @@ class Instances:
             await asyncio.to_thread(self.driver.stop, dname, force or t == 0, t)
         finally:
             self._stopping_by_api.discard(dname)
+        await self._stop_devices(instance_devices(self.d, inst))
         await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
         if event:
             self.events.lifecycle("instance-stopped", url(inst.name, inst.project), project=inst.project,
@@ -522,6 +541,13 @@ class Instances:
             self.events.lifecycle("instance-resumed", url(inst.name, inst.project), project=inst.project,
                                   requestor=requestor)
 
+    async def _stop_devices(self, devices) -> None:
+        for dev in reversed(devices):
+            try:
+                await dev.stop()
+            except Exception:
+                log.exception("instance %s: stopping device %s failed", dev.inst.name, dev.name)
+
     def _on_stopped_thread(self, dname: str) -> None:
         """The driver saw a container stop (from inside, or by us): called on a watcher thread."""
         if self._loop is not None and dname not in self._stopping_by_api:
@@ -534,6 +560,7 @@ class Instances:
             async with self.lock(inst.project, inst.name):
                 if self.status(inst) != "Stopped":
                     return
+                await self._stop_devices(instance_devices(self.d, inst))
                 await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
                 self.events.lifecycle("instance-shutdown", url(inst.name, inst.project), project=inst.project)
                 if inst.rec["ephemeral"]:

@@ -172,9 +172,10 @@ def ct(driver, make_spec, shared_dir):
                        f"lxc.net.0.veth.pair = {veth}\n",
         },
         devices={"root": {"type": "disk", "path": "/", "pool": "default"},
-                 "shared": {"type": "disk", "source": shared_dir, "path": "/mnt/shared", "readonly": "true"},
                  "eth1": {"type": "nic", "network": "lxdbr0"}},
     )
+    # What a disk device hands the driver (see corral/instance/devices/disk.py).
+    spec.mounts.append((shared_dir, "/mnt/shared", "bind,create=dir,ro"))
     driver.create(spec)
     t = time.monotonic()
     driver.start(spec)
@@ -260,7 +261,7 @@ def test_environment_and_hostname(driver, ct):
     assert run(driver, ct.name, ["hostname"])[1] == f"{ct.name}\n"
 
 
-def test_disk_device_bind_mount_readonly(driver, ct):
+def test_bind_mount_readonly(driver, ct):
     assert run(driver, ct.name, ["cat", "/mnt/shared/hello"])[1] == "from the host\n"
     code, _, err = run(driver, ct.name, ["touch", "/mnt/shared/nope"])
     assert code != 0 and "Read-only" in err

@@ -23,6 +23,7 @@ class InstanceSpec:
     console_log_file: str = ""
     hostname: str = ""
     mounts: list[tuple[str, str, str]] = field(default_factory=list)  # extra (source, dest, options)
+    extra: list[str] = field(default_factory=list)   # raw liblxc config lines from devices
 
 
 class ExecProcess(abc.ABC):

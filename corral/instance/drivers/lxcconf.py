@@ -110,25 +110,6 @@ def _true(config: dict[str, str], key: str) -> bool:
     return config.get(key, "").lower() in ("true", "1", "yes", "on")
 
 
-def _disk_mounts(devices: dict[str, dict[str, str]]) -> list[str]:
-    """Bind mounts for disk devices with a host source (the root disk is the rootfs itself)."""
-    entries = []
-    for name in sorted(devices):
-        dev = devices[name]
-        if dev.get("type") != "disk" or dev.get("path") == "/" or not dev.get("source"):
-            continue
-        source, dest = dev["source"], dev["path"].lstrip("/")
-        opts = ["bind", "create=dir" if os.path.isdir(source) else "create=file"]
-        if _true(dev, "readonly"):
-            opts.append("ro")
-        if _true(dev, "optional"):
-            opts.append("optional")
-        if _true(dev, "recursive"):
-            opts[0] = "rbind"
-        entries.append(f"{_escape(source)} {_escape(dest)} none {','.join(opts)} 0 0")
-    return entries
-
-
 def _escape(path: str) -> str:
     return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
 
@@ -166,9 +147,9 @@ def render(spec: InstanceSpec) -> str:
                   "lxc.mount.entry = /sys/kernel/security sys/kernel/security none bind,optional 0 0"]
     if os.path.isdir(LXCFS_PROC):
         lines += [f"lxc.mount.entry = {LXCFS_PROC}/{f} proc/{f} none bind,optional 0 0" for f in LXCFS_FILES]
-    lines += [f"lxc.mount.entry = {e}" for e in _disk_mounts(spec.devices)]
     lines += [f"lxc.mount.entry = {_escape(src)} {_escape(dst.lstrip('/'))} none {opts} 0 0"
               for src, dst, opts in spec.mounts]
+    lines += spec.extra
     lines += cgroups.config_lines(cgroup_limits(config))
     for key in sorted(config):
         if key.startswith("environment."):
