@@ -52,7 +52,7 @@ async def list_instances(request: web.Request):
         clauses = filtering.parse(request.query["filter"])
         loaded = [i for i in loaded if filtering.matches(insts.render(i), clauses)]
     if rec >= 2:
-        return response.sync(await asyncio.gather(*(insts.render_full(i) for i in loaded)))
+        return response.sync(await insts.render_all(loaded))
     if rec == 1:
         return response.sync([insts.render(i) for i in loaded])
     base = request.path.rstrip("/")

@@ -186,12 +186,30 @@ class Instances:
                 "ephemeral": r["ephemeral"], "profiles": r["profiles"], "description": r["description"]}
 
     async def state(self, inst: Loaded) -> dict:
-        st = await asyncio.to_thread(self.driver.state, self.driver_name(inst.project, inst.name))
+        return await asyncio.to_thread(self._state_blocking, inst)
+
+    def _state_blocking(self, inst: Loaded) -> dict:
+        st = self.driver.state(self.driver_name(inst.project, inst.name))
         if st.get("status") == "Stopped":
             st.update({"network": None, "pid": 0, "processes": 0})
         return st
 
+    async def render_all(self, insts: list[Loaded]) -> list[dict]:
+        """recursion=2 listings: every state read in one worker thread (many threads only fight
+        over the GIL), every snapshot fetched with one query."""
+        snaps = await self.snapshots_of_all()
+        states = await asyncio.to_thread(lambda: [self._state_blocking(i) for i in insts])
+        out = []
+        for inst, st in zip(insts, states):
+            full = self.render(inst, st.get("status"))
+            full["state"] = st
+            full["snapshots"] = [self.render_snapshot(inst, s) for s in snaps.get(inst.rec["id"], [])] or None
+            full["backups"] = None
+            out.append(full)
+        return out
+
     async def render_full(self, inst: Loaded) -> dict:
+        """recursion=2 of one instance: with state and snapshots."""
         out = self.render(inst)
         out["state"] = await self.state(inst)
         out["snapshots"] = [self.render_snapshot(inst, s) for s in await self.snapshots(inst)] or None
@@ -449,7 +467,7 @@ class Instances:
                 spec.mounts += rc.mounts
                 post_start += rc.post_start
             await asyncio.to_thread(self.driver.start, spec)
-            pid = self.driver.state(spec.name).get("pid") or 0
+            pid = await asyncio.to_thread(self.driver.init_pid, spec.name)
             for hook in post_start:
                 await asyncio.to_thread(hook, pid)
         except BaseException:
@@ -647,6 +665,10 @@ class Instances:
     async def snapshots(self, inst: Loaded) -> list[dict]:
         async with self.db.session() as tx:
             return await q.snapshots(tx, inst.rec["id"])
+
+    async def snapshots_of_all(self) -> dict[int, list[dict]]:
+        async with self.db.session() as tx:
+            return await q.snapshots_of_all(tx)
 
     async def get_snapshot(self, inst: Loaded, snap: str) -> dict:
         async with self.db.session() as tx:

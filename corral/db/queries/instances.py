@@ -80,10 +80,12 @@ async def snapshots(tx: Tx, instance_id: int) -> list[dict]:
         f"SELECT {_SCOLS} FROM instances_snapshots WHERE instance_id = ? ORDER BY created_at, id", [instance_id])]
 
 
-async def snapshot_counts(tx: Tx, project: str) -> dict[str, int]:
-    rows = await tx.fetch("SELECT i.name AS name, COUNT(s.id) AS n FROM instances i JOIN instances_snapshots s "
-                          "ON s.instance_id = i.id WHERE i.project = ? GROUP BY i.name", [project])
-    return {r["name"]: r["n"] for r in rows}
+async def snapshots_of_all(tx: Tx) -> dict[int, list[dict]]:
+    """Every snapshot, by instance id (one query for listings)."""
+    out: dict[int, list[dict]] = {}
+    for r in await tx.fetch(f"SELECT instance_id, {_SCOLS} FROM instances_snapshots ORDER BY created_at, id"):
+        out.setdefault(r["instance_id"], []).append(_snap(r))
+    return out
 
 
 async def snapshot(tx: Tx, instance_id: int, name: str) -> dict | None:

@@ -86,6 +86,10 @@ class InstanceDriver(abc.ABC):
     def list_running(self) -> list[str]: ...
 
     @abc.abstractmethod
+    def init_pid(self, name: str) -> int:
+        """The host pid of the instance's init (0 when not running)."""
+
+    @abc.abstractmethod
     def exec(self, name: str, command: list[str], env: dict[str, str], cwd: str = "/",
              uid: int = 0, gid: int = 0, interactive: bool = False,
              width: int = 80, height: int = 24) -> ExecProcess: ...

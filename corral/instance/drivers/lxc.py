@@ -23,6 +23,7 @@ import lxc
 
 from corral.instance.drivers import cgroups, lxcconf
 from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
+from corral.instance.drivers import netstate
 from corral.instance.drivers.netstate import network_state
 from corral.instance.tty import set_winsize
 
@@ -275,6 +276,10 @@ class LXCDriver(InstanceDriver):
     def status(self, name: str) -> str:
         return STATUS.get(self._container(name).state, ("Stopped", 102))[0]
 
+    def init_pid(self, name: str) -> int:
+        c = self._container(name)
+        return max(c.init_pid, 0) if c.running else 0
+
     def list_running(self) -> list[str]:
         return sorted(lxc.list_containers(active=True, defined=False, config_path=self.lxcpath))
 
@@ -349,7 +354,9 @@ class LXCDriver(InstanceDriver):
 
     @staticmethod
     def _cleanup_cgroups(name: str) -> None:
-        """liblxc leaves an empty lxc.monitor.<name> cgroup in every v1 hierarchy at each start."""
+        """liblxc leaves an empty lxc.monitor.<name> cgroup in every v1 hierarchy at each start.
+        Cached netlink sockets into stopped containers' netns are closed here too."""
+        netstate.prune()
         for kind in ("monitor", "payload"):
             for path in glob.glob(f"{cgroups.ROOT}/*/lxc.{kind}.{name}") + \
                     glob.glob(f"{cgroups.ROOT}/*/lxc.{kind}.{name}-[0-9]*"):

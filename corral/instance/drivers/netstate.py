@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import threading
 
 from pyroute2 import IPRoute
@@ -61,41 +60,67 @@ def _interfaces(ipr: IPRoute) -> tuple[dict[str, dict], dict[str, int]]:
     return out, peers
 
 
-def _in_netns(pid: int) -> tuple[dict[str, dict], dict[str, int]]:
-    """Run _interfaces inside /proc/PID/ns/net on a throwaway thread (setns is per thread)."""
-    result: list = []
+def _open_in_netns(pid: int) -> IPRoute:
+    """An rtnetlink socket inside /proc/PID/ns/net; it stays in that netns for its lifetime."""
+    return IPRoute(netns=f"/proc/{pid}/ns/net")
 
-    def worker() -> None:
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-        try:
-            os.setns(target, os.CLONE_NEWNET)
-            try:
-                with IPRoute() as ipr:
-                    result.append(_interfaces(ipr))
-            finally:
-                os.setns(own, os.CLONE_NEWNET)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            result.append(e)
-        finally:
-            os.close(own)
-            os.close(target)
 
-    t = threading.Thread(target=worker, name=f"netns-{pid}")
-    t.start()
-    t.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
+def _start_time(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
+
+
+class _Sockets:
+    """One cached netlink socket per container netns (keyed by init pid and its start time, so a
+    recycled pid never reuses a socket); sockets of gone processes are closed on the next call.
+    Opening one costs ~8 ms; a query on an open one well under 1 ms."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[int, str], tuple[IPRoute, threading.Lock]] = {}
+        self._host: tuple[IPRoute, threading.Lock] | None = None
+
+    def prune(self) -> None:
+        """Close the sockets of processes that are gone (they would keep their netns alive)."""
+        with self._lock:
+            for k in [k for k in self._cache if not _alive(k)]:
+                self._cache.pop(k)[0].close()
+
+    def get(self, pid: int) -> tuple[IPRoute, threading.Lock]:
+        key = (pid, _start_time(pid))
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = (_open_in_netns(pid), threading.Lock())
+            return self._cache[key]
+
+    def host(self) -> tuple[IPRoute, threading.Lock]:
+        with self._lock:
+            if self._host is None:
+                self._host = (IPRoute(), threading.Lock())
+            return self._host
+
+
+def _alive(key: tuple[int, str]) -> bool:
+    try:
+        return _start_time(key[0]) == key[1]
+    except (OSError, IndexError):
+        return False
+
+
+_SOCKETS = _Sockets()
+prune = _SOCKETS.prune
 
 
 def network_state(pid: int) -> dict[str, dict] | None:
     try:
-        interfaces, peers = _in_netns(pid)
-    except (OSError, FileNotFoundError):
+        ipr, lock = _SOCKETS.get(pid)
+        with lock:
+            interfaces, peers = _interfaces(ipr)
+    except (OSError, IndexError):
         return None
     if peers:
-        with IPRoute() as ipr:
+        ipr, lock = _SOCKETS.host()
+        with lock:
             host = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for name, index in peers.items():
             interfaces[name]["host_name"] = host.get(index, "")
