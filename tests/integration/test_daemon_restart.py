@@ -65,3 +65,32 @@ def test_shutdown_waits_for_running_operation():
         d.lxc("delete", "-f", c)
     finally:
         d.cleanup()
+
+
+def test_autostart_and_ephemeral():
+    d = Corrald()
+    try:
+        d.start()
+        d.run("corrald", "init", "--auto", check=True)
+        d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
+        auto, plain, eph, eph2 = (unique(p) for p in ("au", "pl", "ep", "ei"))
+        d.lxc("init", "busybox", auto, "-c", "boot.autostart=true")
+        d.lxc("init", "busybox", plain)
+        # ephemeral: deleted when stopped through the API, and when it powers off by itself
+        d.lxc("launch", "busybox", eph, "--ephemeral")
+        d.lxc("stop", eph)
+        assert d.get(f"/1.0/instances/{eph}").status == 404
+        d.lxc("launch", "busybox", eph2, "--ephemeral")
+        time.sleep(0.5)
+        d.lxc("exec", eph2, "--", "kill", "-USR2", "1", check=False)   # the image's init halts on USR2
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and d.get(f"/1.0/instances/{eph2}").status != 404:
+            time.sleep(0.2)
+        assert d.get(f"/1.0/instances/{eph2}").status == 404
+        d.stop()
+        d.start()
+        assert d.get(f"/1.0/instances/{auto}").metadata["status"] == "Running"
+        assert d.get(f"/1.0/instances/{plain}").metadata["status"] == "Stopped"
+        d.lxc("delete", "-f", auto, plain)
+    finally:
+        d.cleanup()
