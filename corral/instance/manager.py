@@ -10,9 +10,11 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from corral import config, timeutil
 from corral.db.queries import instances as q
@@ -27,6 +29,7 @@ from corral.names import check_entity_name, check_instance_name
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_SECONDS = 10   # expired snapshots are removed within this long
 STATUS_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110, "Error": 112}
 FOREVER = 10**9
 _ADJECTIVES = ("amazing", "brave", "calm", "daring", "eager", "fancy", "gentle", "happy", "jolly", "keen",
@@ -96,6 +99,7 @@ class Instances:
         self._reserved: set[tuple[str, str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping_by_api: set[str] = set()
+        self._housekeeping: asyncio.Task | None = None
 
     # ---- names and paths ------------------------------------------------------------------
 
@@ -737,8 +741,6 @@ class Instances:
         expiry = inst.config.get("snapshots.expiry")
         if not expiry:
             return timeutil.ZERO
-        import re
-        from datetime import datetime, timedelta, timezone
         units = {"M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
         total = 0
         for n, u in re.findall(r"(\d+)([MHdwmy])", expiry):
@@ -876,6 +878,33 @@ class Instances:
             except Exception:
                 log.exception("instance %s: start-up handling failed", inst.name)
 
+        self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
+
+    async def _housekeep(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                await self.prune_expired_snapshots()
+            except Exception:
+                log.exception("pruning expired snapshots failed")
+
+    async def prune_expired_snapshots(self) -> int:
+        """Delete snapshots whose expires_at has passed (snapshots.expiry / expires_at)."""
+        now = datetime.now(timezone.utc)
+        by_id = await self.snapshots_of_all()
+        pruned = 0
+        for inst in await self.load_all(None):
+            for s in by_id.get(inst.rec["id"], []):
+                exp = s["expires_at"]
+                if not exp or exp.startswith(("0001-", "1970-")) or timeutil.parse(exp) > now:
+                    continue
+                op = await self.delete_snapshot(inst.project, inst.name, s["name"], None)
+                await op.wait(None)
+                pruned += 1
+        return pruned
+
     async def shutdown(self) -> None:
         """Containers keep running when the daemon stops (as with LXD's daemon restart)."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         self._loop = None
