@@ -1,11 +1,8 @@
-"""/1.0/storage-pools (the basics; volumes and more drivers come with the storage layer)."""
-import asyncio
-
+"""/1.0/storage-pools"""
 from aiohttp import web
 
 from corral.api import response
-from corral.api.request import daemon, read_object, recursion, requestor
-from corral.errors import NotImplementedFeature
+from corral.api.request import check_etag, daemon, read_object, recursion, requestor
 
 routes = web.RouteTableDef()
 
@@ -13,6 +10,10 @@ routes = web.RouteTableDef()
 async def _full(d, p: dict) -> dict:
     return {"config": p["config"], "description": p["description"], "name": p["name"], "driver": p["driver"],
             "used_by": await d.pool_used_by(p["name"]), "status": p["status"], "locations": ["none"]}
+
+
+def _etag(p: dict) -> dict:
+    return {"config": p["config"], "description": p["description"]}
 
 
 @routes.get("/1.0/storage-pools")
@@ -35,26 +36,36 @@ async def create_pool(request: web.Request):
 async def get_pool(request: web.Request):
     d = daemon(request)
     p = await d.pools.get(request.match_info["name"])
-    return response.sync(await _full(d, p), etag={"config": p["config"], "description": p["description"]})
+    return response.sync(await _full(d, p), etag=_etag(p))
+
+
+async def _update(request: web.Request, replace: bool):
+    d = daemon(request)
+    name = request.match_info["name"]
+    check_etag(request, _etag(await d.pools.get(name)))
+    await d.pools.update(name, await read_object(request), replace=replace, requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put("/1.0/storage-pools/{name}")
+async def put_pool(request: web.Request):
+    return await _update(request, True)
+
+
+@routes.patch("/1.0/storage-pools/{name}")
+async def patch_pool(request: web.Request):
+    return await _update(request, False)
 
 
 @routes.delete("/1.0/storage-pools/{name}")
 async def delete_pool(request: web.Request):
     d = daemon(request)
     name = request.match_info["name"]
+    await d.pools.get(name)
     await d.pools.delete(name, await d.pool_used_by(name), requestor(request))
     return response.empty()
 
 
 @routes.get("/1.0/storage-pools/{name}/resources")
 async def pool_resources(request: web.Request):
-    from corral.resources import storage_pool_resources
-    drv = daemon(request).pools.driver(request.match_info["name"])
-    return response.sync(await asyncio.to_thread(storage_pool_resources, drv.path))
-
-
-@routes.route("PUT", "/1.0/storage-pools/{name}")
-@routes.route("PATCH", "/1.0/storage-pools/{name}")
-@routes.route("POST", "/1.0/storage-pools/{name}")
-async def change_pool(request: web.Request):
-    raise NotImplementedFeature("changing storage pools")
+    return response.sync(await daemon(request).pools.resources(request.match_info["name"]))

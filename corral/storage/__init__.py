@@ -1,9 +1,14 @@
 """Storage: pool drivers behind one interface, and the pools the daemon knows."""
+import functools
+import re
+import subprocess
+
 from corral.errors import BadRequest
 from corral.storage.drivers.base import StorageDriver, StorageError  # noqa: F401
+from corral.storage.drivers.btrfs import BtrfsDriver
 from corral.storage.drivers.dir import DirDriver
 
-DRIVERS: dict[str, type[StorageDriver]] = {"dir": DirDriver}
+DRIVERS: dict[str, type[StorageDriver]] = {"dir": DirDriver, "btrfs": BtrfsDriver}
 # Drivers LXD has that cannot run on this kind of host, with the missing piece named.
 UNAVAILABLE = {
     "lvm": "the kernel has no device-mapper (LVM unavailable)",
@@ -19,3 +24,21 @@ def driver_class(name: str) -> type[StorageDriver]:
     if name in UNAVAILABLE:
         raise BadRequest(f'Storage driver "{name}" is not available on this host: {UNAVAILABLE[name]}')
     raise BadRequest(f'Invalid storage driver "{name}"')
+
+
+@functools.cache
+def driver_version(name: str) -> str:
+    """What GET /1.0 reports as a driver's version (btrfs: the btrfs-progs version)."""
+    if name == "btrfs":
+        try:
+            out = subprocess.run(["btrfs", "--version"], capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        m = re.search(r"v([\d.]+)", out)
+        return m.group(1) if m else ""
+    return "1"
+
+
+def supported_drivers() -> list[dict]:
+    """environment.storage_supported_drivers, in LXD's shape."""
+    return [{"Name": name, "Version": driver_version(name), "Remote": False} for name in DRIVERS]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from corral.db import Database
@@ -9,26 +10,74 @@ from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.names import check_entity_name
 from corral.storage import StorageDriver, driver_class
+from corral.storage.sizes import parse_size
+
+log = logging.getLogger(__name__)
+
+# Pool keys every driver accepts; volume.* are the defaults of new volumes.
+COMMON_KEYS = ("source", "volume.size", "volume.security.shifted", "volume.security.unmapped",
+               "volume.snapshots.expiry", "volume.snapshots.pattern")
+BOOL_KEYS = ("volume.security.shifted", "volume.security.unmapped")
+
+
+def check_pool_config(driver: type[StorageDriver], config) -> dict[str, str]:
+    if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
+        raise BadRequest("Invalid config: expected a map of strings")
+    for k, v in config.items():
+        if k.startswith("user."):
+            continue
+        if k not in COMMON_KEYS + driver.pool_keys:
+            raise BadRequest(f'Invalid option "{k}" for a {driver.name} storage pool')
+        if k in ("size", "volume.size") and v:
+            parse_size(v, k)
+        if k in BOOL_KEYS and v.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
+            raise BadRequest(f'Invalid value for "{k}": expected a boolean')
+    return dict(config)
 
 
 class Pools:
-    def __init__(self, db: Database, state_dir: str, events):
+    def __init__(self, db: Database, state_dir: str, events, warnings=None):
         self.db = db
         self.state_dir = state_dir
         self.events = events
+        self.warnings = warnings
         self._drivers: dict[str, StorageDriver] = {}
+        self._unavailable: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def default_path(self, name: str) -> str:
         return os.path.join(self.state_dir, "storage-pools", name)
 
+    @property
+    def disks_dir(self) -> str:
+        return os.path.join(self.state_dir, "disks")
+
+    def lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
     async def load(self) -> None:
+        """Make a driver per pool and mount the pools that need it (loop files, block devices)."""
         async with self.db.session() as tx:
-            for p in await q.pools(tx):
-                self._drivers[p["name"]] = self._make(p)
+            pools = await q.pools(tx)
+        for p in pools:
+            drv = self._make(p)
+            self._drivers[p["name"]] = drv
+            try:
+                ok = await asyncio.to_thread(drv.mount)
+            except Exception as e:  # noqa: BLE001 - reported, the daemon still starts
+                ok = False
+                log.warning("storage pool %s: %s", p["name"], e)
+            if not ok:
+                self._unavailable.add(p["name"])
+                if self.warnings is not None:
+                    await self.warnings.raise_("Storage pool unavailable",
+                                               f'Storage pool "{p["name"]}" could not be mounted',
+                                               severity="moderate", entity_url=f"/1.0/storage-pools/{p['name']}")
 
     def _make(self, p: dict) -> StorageDriver:
-        path = p["config"].get("source") or self.default_path(p["name"])
-        return driver_class(p["driver"])(p["name"], path, p["config"])
+        cls = driver_class(p["driver"])
+        path = cls.pool_path(p["name"], p["config"], self.default_path(p["name"]))
+        return cls(p["name"], path, p["config"])
 
     def driver(self, name: str) -> StorageDriver:
         d = self._drivers.get(name)
@@ -36,55 +85,95 @@ class Pools:
             raise NotFound("Storage pool not found")
         return d
 
+    def available(self, name: str) -> bool:
+        return name in self._drivers and name not in self._unavailable
+
     def names(self) -> list[str]:
         return sorted(self._drivers)
 
     async def get_all(self) -> list[dict]:
         async with self.db.session() as tx:
-            return await q.pools(tx)
+            return [self._status(p) for p in await q.pools(tx)]
+
+    def _status(self, p: dict) -> dict:
+        if p["name"] in self._unavailable:
+            p["status"] = "Unavailable"
+        return p
 
     async def get(self, name: str) -> dict:
         async with self.db.session() as tx:
             p = await q.pool(tx, name)
         if p is None:
             raise NotFound("Storage pool not found")
-        return p
+        return self._status(p)
 
     async def create(self, body: dict, requestor: dict | None = None) -> str:
         name = check_entity_name("storage pool", body.get("name"))
         driver = body.get("driver")
         if not isinstance(driver, str) or not driver:
             raise BadRequest("No driver provided")
-        config = body.get("config") or {}
-        if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
-            raise BadRequest("Invalid config: expected a map of strings")
-        for k in config:
-            if k not in ("source",):
-                raise BadRequest(f'Invalid config: unknown key "{k}" for a {driver} pool')
+        description = body.get("description") or ""
+        if not isinstance(description, str):
+            raise BadRequest('Invalid value for field "description": expected string')
         cls = driver_class(driver)
+        config = check_pool_config(cls, body.get("config") or {})
         if name in self._drivers:
             raise Conflict(f'Storage pool "{name}" already exists')
-        config = dict(config)
-        config.setdefault("source", self.default_path(name))
-        p = {"name": name, "driver": driver, "description": body.get("description") or "", "config": config}
-        drv = cls(name, config["source"], config)
-        await asyncio.to_thread(drv.create_pool)
-        try:
-            async with self.db.transaction() as tx:
-                await q.create_pool(tx, p)
-        except Exception:
-            await asyncio.to_thread(drv.delete_pool)
-            raise
-        self._drivers[name] = drv
+        async with self.lock(name):
+            config = await asyncio.to_thread(cls.fill_config, name, config, self.default_path(name), self.disks_dir)
+            p = {"name": name, "driver": driver, "description": description, "config": config}
+            drv = self._make(p)
+            await asyncio.to_thread(drv.create_pool)
+            try:
+                async with self.db.transaction() as tx:
+                    await q.create_pool(tx, p)
+            except BaseException:
+                await asyncio.to_thread(drv.delete_pool)
+                raise
+            self._drivers[name] = drv
         self.events.lifecycle("storage-pool-created", f"/1.0/storage-pools/{name}", requestor=requestor)
         return name
+
+    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None) -> None:
+        p = await self.get(name)
+        drv = self.driver(name)
+        cls = type(drv)
+        config = check_pool_config(cls, body.get("config") or {})
+        if replace:
+            new = dict(config)
+            # Keys the daemon filled in at creation stay unless the client changes them.
+            for k in ("source", "size", "btrfs.mount_options"):
+                if k in p["config"] and k not in new:
+                    new[k] = p["config"][k]
+        else:
+            new = {**p["config"], **config}
+        description = body.get("description", p["description"] if not replace else "")
+        if not isinstance(description, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        changed = {k: new.get(k) for k in set(new) | set(p["config"]) if new.get(k) != p["config"].get(k)}
+        driver_changes = {k: v for k, v in changed.items() if not k.startswith(("user.", "volume."))}
+        async with self.lock(name):
+            if driver_changes:
+                await asyncio.to_thread(drv.update_pool, driver_changes)
+            async with self.db.transaction() as tx:
+                await q.update_pool(tx, name, description or "", new)
+            drv.config = new
+        self.events.lifecycle("storage-pool-updated", f"/1.0/storage-pools/{name}", requestor=requestor)
 
     async def delete(self, name: str, used_by: list[str], requestor: dict | None = None) -> None:
         drv = self.driver(name)
         if used_by:
             raise BadRequest("The storage pool is currently in use")
-        await asyncio.to_thread(drv.delete_pool)
-        async with self.db.transaction() as tx:
-            await q.delete_pool(tx, name)
-        del self._drivers[name]
+        async with self.lock(name):
+            await asyncio.to_thread(drv.delete_pool)
+            async with self.db.transaction() as tx:
+                await q.delete_pool(tx, name)
+            del self._drivers[name]
+            self._unavailable.discard(name)
         self.events.lifecycle("storage-pool-deleted", f"/1.0/storage-pools/{name}", requestor=requestor)
+
+    async def resources(self, name: str) -> dict:
+        drv = self.driver(name)
+        if name in self._unavailable:
+            raise BadRequest(f'Storage pool "{name}" is unavailable')
+        return await asyncio.to_thread(drv.resources)

@@ -35,7 +35,7 @@ async def delete_pool(tx: Tx, name: str) -> None:
 
 
 def _volume(r: dict) -> dict:
-    return {"pool": r["pool"], "project": r["project"], "type": r["type"], "name": r["name"],
+    return {"id": r["id"], "pool": r["pool"], "project": r["project"], "type": r["type"], "name": r["name"],
             "description": r["description"], "config": loads(r["config"]), "created_at": r["created_at"]}
 
 
@@ -69,3 +69,58 @@ async def rename_volume(tx: Tx, pool: str, project: str, type_: str, old: str, n
 async def delete_volume(tx: Tx, pool: str, project: str, type_: str, name: str) -> None:
     await tx.execute("DELETE FROM storage_volumes WHERE pool = ? AND project = ? AND type = ? AND name = ?",
                      [pool, project, type_, name])
+
+
+async def all_volumes(tx: Tx, type_: str | None = None) -> list[dict]:
+    if type_ is None:
+        return [_volume(r) for r in await tx.fetch("SELECT * FROM storage_volumes ORDER BY pool, type, name")]
+    return [_volume(r) for r in await tx.fetch("SELECT * FROM storage_volumes WHERE type = ? ORDER BY pool, name",
+                                               [type_])]
+
+
+async def update_volume(tx: Tx, id_: int, description: str, config: dict) -> None:
+    await tx.execute("UPDATE storage_volumes SET description = ?, config = ? WHERE id = ?",
+                     [description, dumps(config), id_])
+
+
+async def move_volume(tx: Tx, id_: int, pool: str, name: str) -> None:
+    await tx.execute("UPDATE storage_volumes SET pool = ?, name = ? WHERE id = ?", [pool, name, id_])
+
+
+def _vsnap(r: dict) -> dict:
+    return {"id": r["id"], "volume_id": r["volume_id"], "name": r["name"], "description": r["description"],
+            "config": loads(r["config"]), "created_at": r["created_at"], "expires_at": r["expires_at"]}
+
+
+async def volume_snapshots(tx: Tx, volume_id: int) -> list[dict]:
+    return [_vsnap(r) for r in await tx.fetch(
+        "SELECT * FROM storage_volumes_snapshots WHERE volume_id = ? ORDER BY created_at, id", [volume_id])]
+
+
+async def all_volume_snapshots(tx: Tx) -> list[dict]:
+    return [_vsnap(r) for r in await tx.fetch("SELECT * FROM storage_volumes_snapshots ORDER BY id")]
+
+
+async def create_volume_snapshot(tx: Tx, volume_id: int, s: dict) -> None:
+    await tx.execute("INSERT INTO storage_volumes_snapshots (volume_id, name, description, config, created_at, "
+                     "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     [volume_id, s["name"], s.get("description", ""), dumps(s.get("config", {})), s["created_at"],
+                      s["expires_at"]])
+
+
+async def update_volume_snapshot(tx: Tx, volume_id: int, name: str, description: str, expires_at: str) -> None:
+    await tx.execute("UPDATE storage_volumes_snapshots SET description = ?, expires_at = ? "
+                     "WHERE volume_id = ? AND name = ?", [description, expires_at, volume_id, name])
+
+
+async def rename_volume_snapshot(tx: Tx, volume_id: int, old: str, new: str) -> None:
+    await tx.execute("UPDATE storage_volumes_snapshots SET name = ? WHERE volume_id = ? AND name = ?",
+                     [new, volume_id, old])
+
+
+async def delete_volume_snapshot(tx: Tx, volume_id: int, name: str) -> None:
+    await tx.execute("DELETE FROM storage_volumes_snapshots WHERE volume_id = ? AND name = ?", [volume_id, name])
+
+
+async def delete_volume_snapshots(tx: Tx, volume_id: int) -> None:
+    await tx.execute("DELETE FROM storage_volumes_snapshots WHERE volume_id = ?", [volume_id])

@@ -1,58 +1,78 @@
-"""The `dir` driver: plain directories. Copies use reflinks where the filesystem has them."""
+"""The `dir` driver: plain directories. Copies use reflinks where the filesystem has them (XFS,
+btrfs), so an instance made from an unpacked image shares its data blocks. Volume `size` uses XFS
+project quotas when the filesystem is XFS mounted with project quotas; otherwise it is refused."""
 from __future__ import annotations
 
 import os
 import subprocess
 
-from corral.storage.drivers.base import StorageDriver, StorageError
+from corral.errors import BadRequest
+from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_reflink, run
 
-SUBDIRS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots")
+
+def fs_type(path: str) -> str:
+    return subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True).stdout.strip()
+
+
+def mount_point(path: str) -> str:
+    return subprocess.run(["stat", "-c", "%m", path], capture_output=True, text=True).stdout.strip()
 
 
 class DirDriver(StorageDriver):
     name = "dir"
 
     def create_pool(self) -> None:
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            raise BadRequest(f'Source path "{self.path}" isn\'t a directory')
+        if os.path.isdir(self.path) and [e for e in os.listdir(self.path) if e not in ("lost+found",)]:
+            raise BadRequest(f'Source path "{self.path}" isn\'t empty')
         os.makedirs(self.path, exist_ok=True)
         os.chmod(self.path, 0o711)
-        for sub in SUBDIRS:
-            os.makedirs(os.path.join(self.path, sub), exist_ok=True)
-            os.chmod(os.path.join(self.path, sub), 0o711)
+        self._make_subdirs()
 
     def delete_pool(self) -> None:
-        for sub in SUBDIRS:
-            p = os.path.join(self.path, sub)
-            if os.path.isdir(p) and os.listdir(p):
-                raise StorageError(f"Storage pool directory {p} is not empty")
+        self._check_empty()
         for sub in SUBDIRS:
             p = os.path.join(self.path, sub)
             if os.path.isdir(p):
+                for e in os.listdir(p):   # unpacked images and leftovers of failed copies
+                    self.delete_tree(os.path.join(p, e))
                 os.rmdir(p)
+
+    def create_volume(self, path: str) -> None:
+        os.mkdir(path, 0o711)
 
     def copy_tree(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
         os.makedirs(os.path.dirname(dst), mode=0o711, exist_ok=True)
-        tmp = dst + ".partial"
+        tmp = dst + PARTIAL
         self.delete_tree(tmp)
-        res = subprocess.run(["cp", "-a", "--reflink=auto", "--", src, tmp], capture_output=True, text=True)
-        if res.returncode != 0:
+        try:
+            cp_reflink(src, tmp)
+        except BaseException:
             self.delete_tree(tmp)
-            raise StorageError(f"Failed to copy {src}: {res.stderr.strip()}")
+            raise
         os.rename(tmp, dst)
 
-    def create_instance_from_image(self, volume: str, fingerprint: str) -> str:
-        src, dst = self.image_dir(fingerprint), self.instance_dir(volume)
-        if not os.path.isdir(os.path.join(src, "rootfs")):
-            raise StorageError(f"Image {fingerprint} is not unpacked in pool {self.pool}")
-        self.copy_tree(src, dst)
-        os.chmod(dst, 0o711)
-        return dst
+    # ---- quotas: XFS project quotas -------------------------------------------------------------
 
-    def create_instance_empty(self, volume: str) -> str:
-        dst = self.instance_dir(volume)
-        if os.path.lexists(dst):
-            raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.join(dst, "rootfs"), mode=0o755)
-        os.chmod(dst, 0o711)
-        return dst
+    def _quota_mount(self) -> str:
+        if fs_type(self.path) != "xfs":
+            raise BadRequest('Volume "size" is not supported by the dir driver on this filesystem '
+                             '(needs XFS with project quotas)')
+        mnt = mount_point(self.path)
+        state = subprocess.run(["xfs_quota", "-x", "-c", "state -p", mnt], capture_output=True, text=True).stdout
+        if "Enforcement: ON" not in state:
+            raise BadRequest('Volume "size" is not supported: the XFS filesystem of this dir pool is not '
+                             'mounted with project quotas (prjquota)')
+        return mnt
+
+    def check_size_supported(self) -> None:
+        self._quota_mount()
+
+    def set_size(self, path: str, size: int | None) -> None:
+        mnt = self._quota_mount()
+        project = os.stat(path).st_ino & 0x7FFFFFFF or 1
+        run(["xfs_quota", "-x", "-c", f"project -s -p {path} {project}", mnt], "Failed to set the quota project")
+        run(["xfs_quota", "-x", "-c", f"limit -p bhard={size or 0} {project}", mnt], "Failed to set the quota")

@@ -1,0 +1,163 @@
+"""/1.0/storage-pools/{pool}/volumes[/{type}[/{name}[/snapshots[/{snapshot}]]]] and .../state"""
+from aiohttp import web
+
+from corral.api import response
+from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
+from corral.errors import BadRequest
+from corral.storage.volumes import TYPES, vol_url
+
+routes = web.RouteTableDef()
+BASE = "/1.0/storage-pools/{pool}/volumes"
+
+
+def _m(request: web.Request, key: str) -> str:
+    return request.match_info[key]
+
+
+def _type(request: web.Request) -> str:
+    t = _m(request, "type")
+    if t not in TYPES:
+        raise BadRequest(f'Invalid storage volume type "{t}"')
+    return t
+
+
+def _etag(v: dict) -> dict:
+    return {"description": v["description"], "config": v["config"]}
+
+
+async def _list(request: web.Request, type_: str | None):
+    d, proj, pool = daemon(request), await project(request), _m(request, "pool")
+    vols = await d.volumes.list(pool, proj, type_)
+    if recursion(request):
+        return response.sync(vols)
+    return response.sync([vol_url(pool, v["type"], v["name"], proj) for v in vols])
+
+
+@routes.get(BASE)
+async def list_volumes(request: web.Request):
+    return await _list(request, None)
+
+
+@routes.get(BASE + "/{type}")
+async def list_volumes_type(request: web.Request):
+    return await _list(request, _type(request))
+
+
+async def _create(request: web.Request, type_: str | None):
+    d, proj, pool = daemon(request), await project(request), _m(request, "pool")
+    op = await d.volumes.create(pool, proj, await read_object(request), type_, requestor(request))
+    return response.empty() if op is None else response.async_(op)
+
+
+@routes.post(BASE)
+async def create_volume(request: web.Request):
+    return await _create(request, None)
+
+
+@routes.post(BASE + "/{type}")
+async def create_volume_type(request: web.Request):
+    return await _create(request, _type(request))
+
+
+@routes.get(BASE + "/{type}/{name}")
+async def get_volume(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    v = await d.volumes.get(_m(request, "pool"), proj, _type(request), _m(request, "name"))
+    return response.sync(v, etag=_etag(v))
+
+
+async def _update(request: web.Request, replace: bool):
+    d, proj, pool, name = daemon(request), await project(request), _m(request, "pool"), _m(request, "name")
+    vtype = _type(request)
+    check_etag(request, _etag(await d.volumes.get(pool, proj, vtype, name)))
+    await d.volumes.update(pool, proj, vtype, name, await read_object(request), replace=replace,
+                           requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put(BASE + "/{type}/{name}")
+async def put_volume(request: web.Request):
+    return await _update(request, True)
+
+
+@routes.patch(BASE + "/{type}/{name}")
+async def patch_volume(request: web.Request):
+    return await _update(request, False)
+
+
+@routes.post(BASE + "/{type}/{name}")
+async def post_volume(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"),
+                              await read_object(request), requestor(request))
+    return response.async_(op)
+
+
+@routes.delete(BASE + "/{type}/{name}")
+async def delete_volume(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    await d.volumes.delete(_m(request, "pool"), proj, _type(request), _m(request, "name"), requestor(request))
+    return response.empty()
+
+
+@routes.get(BASE + "/{type}/{name}/state")
+async def volume_state(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    return response.sync(await d.volumes.state(_m(request, "pool"), proj, _type(request), _m(request, "name")))
+
+
+# ---- snapshots -------------------------------------------------------------------------------
+
+async def _vol(request: web.Request) -> dict:
+    d, proj = daemon(request), await project(request)
+    if _type(request) != "custom":
+        raise BadRequest("Only custom storage volumes have snapshots here (use the instance snapshot API)")
+    return await d.volumes.custom(_m(request, "pool"), proj, _m(request, "name"))
+
+
+@routes.get(BASE + "/{type}/{name}/snapshots")
+async def list_snapshots(request: web.Request):
+    d, v = daemon(request), await _vol(request)
+    snaps = await d.volumes.snapshots(v)
+    if recursion(request):
+        return response.sync([d.volumes.render_snapshot(v, s) for s in snaps])
+    return response.sync([vol_url(v["pool"], "custom", f"{v['name']}/snapshots/{s['name']}", v["project"])
+                          for s in snaps])
+
+
+@routes.post(BASE + "/{type}/{name}/snapshots")
+async def create_snapshot(request: web.Request):
+    d, proj = daemon(request), await project(request)
+    body = await read_object(request)
+    op = await d.volumes.create_snapshot(_m(request, "pool"), proj, _type(request), _m(request, "name"), body,
+                                         requestor(request))
+    return response.async_(op)
+
+
+@routes.get(BASE + "/{type}/{name}/snapshots/{snap}")
+async def get_snapshot(request: web.Request):
+    d, v = daemon(request), await _vol(request)
+    s = await d.volumes.snapshot(v, _m(request, "snap"))
+    return response.sync(d.volumes.render_snapshot(v, s), etag={"description": s["description"],
+                                                                 "expires_at": s["expires_at"]})
+
+
+@routes.put(BASE + "/{type}/{name}/snapshots/{snap}")
+@routes.patch(BASE + "/{type}/{name}/snapshots/{snap}")
+async def update_snapshot(request: web.Request):
+    d, v = daemon(request), await _vol(request)
+    await d.volumes.update_snapshot(v, _m(request, "snap"), await read_object(request))
+    return response.empty()
+
+
+@routes.post(BASE + "/{type}/{name}/snapshots/{snap}")
+async def rename_snapshot(request: web.Request):
+    d, v = daemon(request), await _vol(request)
+    op = await d.volumes.rename_snapshot(v, _m(request, "snap"), await read_object(request), requestor(request))
+    return response.async_(op)
+
+
+@routes.delete(BASE + "/{type}/{name}/snapshots/{snap}")
+async def delete_snapshot(request: web.Request):
+    d, v = daemon(request), await _vol(request)
+    return response.async_(await d.volumes.delete_snapshot(v, _m(request, "snap"), requestor(request)))

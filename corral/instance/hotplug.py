@@ -1,0 +1,47 @@
+"""Device changes applied to a running instance (PUT/PATCH of its devices): hot-pluggable devices
+that were removed or changed are unplugged, new or changed ones plugged. Other device changes take
+effect at the next start."""
+from __future__ import annotations
+
+from corral.instance.devices import device_class, instance_devices
+
+
+def _hotpluggable(conf: dict) -> bool:
+    if conf.get("type") == "disk" and conf.get("path") == "/" and not conf.get("source"):
+        return False   # the root disk is the instance volume, never hot-plugged
+    try:
+        return device_class(conf.get("type", "")).hotpluggable
+    except Exception:  # noqa: BLE001 - unknown or unimplemented types are not hot-plugged
+        return False
+
+
+async def apply(daemon, old, new, pid: int) -> None:
+    """`old`, `new`: Loaded instances before and after the change. On failure, what was plugged by
+    this call is unplugged again and the error raised (the caller restores the record)."""
+    gone = [n for n, c in old.devices.items() if new.devices.get(n) != c and _hotpluggable(c)]
+    came = [n for n, c in new.devices.items() if old.devices.get(n) != c and _hotpluggable(c)]
+    old_devs = {d.name: d for d in instance_devices(daemon, old)}
+    new_devs = {d.name: d for d in instance_devices(daemon, new)}
+    for n in gone:
+        if n in old_devs:
+            await old_devs[n].hotplug_remove(pid)
+            await old_devs[n].stop()
+    plugged = []
+    try:
+        for n in came:
+            if n in new_devs:
+                await new_devs[n].hotplug_add(pid)
+                plugged.append(new_devs[n])
+    except BaseException:
+        for dev in reversed(plugged):
+            try:
+                await dev.hotplug_remove(pid)
+            except Exception:  # noqa: BLE001 - best effort while reporting the first error
+                pass
+        for n in gone:
+            if n in old_devs:
+                try:
+                    await old_devs[n].hotplug_add(pid)
+                except Exception:  # noqa: BLE001
+                    pass
+        raise

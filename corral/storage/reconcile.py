@@ -1,0 +1,112 @@
+"""Start-up reconciliation of storage records and on-disk volumes.
+
+Volumes are made on disk before they are recorded and unrecorded before they are removed, so
+after a crash (kill -9, power loss) a pool may hold volumes nobody records (half-made copies,
+`*.partial`, interrupted restores) but a record should never lack its volume. At start the daemon
+removes the unrecorded volumes, finishes interrupted restores, and reports what it found in
+/1.0/warnings; records whose volume is missing are reported, never silently dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+
+from corral.db.queries import storage as q
+from corral.storage.drivers.base import PARTIAL
+
+log = logging.getLogger(__name__)
+
+LEFTOVER = "Leftover storage volume removed"
+MISSING = "Storage volume missing"
+_FP = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _ls(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+async def reconcile(daemon) -> list[str]:
+    """Returns the messages reported (also raised as warnings)."""
+    pools, instances = daemon.pools, daemon.instances
+    found: list[tuple[str, str, str]] = []   # (warning type, entity url, message)
+    insts = await instances.load_all(None)
+    async with daemon.db.session() as tx:
+        vols = await q.all_volumes(tx, "custom")
+        vsnaps = await q.all_volume_snapshots(tx)
+        fingerprints = {r["fingerprint"] for r in await tx.fetch("SELECT fingerprint FROM images")}
+    all_snaps = getattr(instances, "snapshots_of_all", None)
+    isnaps = await all_snaps() if all_snaps is not None else None
+    for pool in pools.names():
+        if not pools.available(pool):
+            continue
+        drv = pools.driver(pool)
+        purl = f"/1.0/storage-pools/{pool}"
+        want_ct: dict[str, set[str]] = {}
+        for inst in insts:
+            try:
+                if inst.pool != pool:
+                    continue
+            except Exception:  # noqa: BLE001 - an instance without a root disk has no volume here
+                continue
+            vol = instances.volume_name(inst.project, inst.name)
+            snaps = isnaps.get(inst.rec["id"], []) if isnaps is not None else await instances.snapshots(inst)
+            want_ct[vol] = {s["name"] for s in snaps}
+        want_cu: dict[str, set[str]] = {}
+        by_id = {v["id"]: v for v in vols if v["pool"] == pool}
+        for v in by_id.values():
+            want_cu[f"{v['project']}_{v['name']}"] = set()
+        for s in vsnaps:
+            if s["volume_id"] in by_id:
+                v = by_id[s["volume_id"]]
+                want_cu[f"{v['project']}_{v['name']}"].add(s["name"])
+        layout = (("containers", "containers-snapshots", want_ct, "container"),
+                  ("custom", "custom-snapshots", want_cu, "custom"))
+
+        def scan() -> list[tuple[str, str, str]]:
+            out = []
+            for top, snaps_dir, want, kind in layout:
+                base = os.path.join(drv.path, top)
+                # An interrupted restore: the live volume was moved aside, put it back.
+                for e in _ls(base):
+                    if e.endswith(".restore-old") and not os.path.lexists(os.path.join(base, e[:-12])):
+                        os.rename(os.path.join(base, e), os.path.join(base, e[:-12]))
+                for e in _ls(base):
+                    if e not in want:
+                        drv.delete_tree(os.path.join(base, e))
+                        out.append((LEFTOVER, f"{purl}/volumes/{kind}/{e}",
+                                    f'Removed unrecorded {kind} volume "{e}" from pool "{pool}"'))
+                for vol, snaps in want.items():
+                    if not os.path.isdir(os.path.join(base, vol)):
+                        out.append((MISSING, f"{purl}/volumes/{kind}/{vol}",
+                                    f'The {kind} volume "{vol}" is recorded but missing from pool "{pool}"'))
+                sbase = os.path.join(drv.path, snaps_dir)
+                for vol in _ls(sbase):
+                    for s in _ls(os.path.join(sbase, vol)):
+                        if vol not in want or s not in want[vol]:
+                            drv.delete_tree(os.path.join(sbase, vol, s))
+                            out.append((LEFTOVER, f"{purl}/volumes/{kind}/{vol}/snapshots/{s}",
+                                        f'Removed unrecorded snapshot "{vol}/{s}" from pool "{pool}"'))
+                    if vol not in want and not _ls(os.path.join(sbase, vol)):
+                        drv.delete_tree(os.path.join(sbase, vol))
+            ibase = os.path.join(drv.path, "images")
+            for e in _ls(ibase):
+                if e.endswith(PARTIAL) or e.startswith(".") or (_FP.match(e) and e not in fingerprints):
+                    drv.delete_tree(os.path.join(ibase, e))
+                    out.append((LEFTOVER, f"{purl}/volumes/image/{e}",
+                                f'Removed unrecorded image volume "{e}" from pool "{pool}"'))
+            return out
+
+        try:
+            found += await asyncio.to_thread(scan)
+        except Exception as e:  # noqa: BLE001 - reported, the daemon still starts
+            log.exception("reconciling pool %s", pool)
+            found.append(("Storage pool reconciliation failed", purl, f'Pool "{pool}": {e}'))
+    for type_, url, msg in found:
+        log.warning("%s", msg)
+        await daemon.warnings.raise_(type_, msg, severity="low", entity_url=url)
+    return [m for _, _, m in found]
