@@ -1,0 +1,75 @@
+"""/1.0/networks: managed networks (CRUD, rename, state, leases) and host interfaces as unmanaged."""
+from aiohttp import web
+
+from corral.api import response
+from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.network.networks import url
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/1.0/networks")
+async def list_networks(request: web.Request):
+    nets = daemon(request).networks
+    names = await nets.list_names()
+    if recursion(request):
+        return response.sync([await nets.render(n) for n in names])
+    return response.sync([url(n) for n in names])
+
+
+@routes.post("/1.0/networks")
+async def create_network(request: web.Request):
+    d = daemon(request)
+    name = await d.networks.create(await read_object(request), requestor(request))
+    return response.created(url(name))
+
+
+@routes.get("/1.0/networks/{name}")
+async def get_network(request: web.Request):
+    nets = daemon(request).networks
+    name = request.match_info["name"]
+    return response.sync(await nets.render(name), etag=nets.etag(name))
+
+
+async def _update(request: web.Request, replace: bool):
+    nets = daemon(request).networks
+    name = request.match_info["name"]
+    current = nets.etag(name)
+    if current is not None:
+        check_etag(request, current)
+    await nets.update(name, await read_object(request), replace=replace, requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put("/1.0/networks/{name}")
+async def put_network(request: web.Request):
+    return await _update(request, True)
+
+
+@routes.patch("/1.0/networks/{name}")
+async def patch_network(request: web.Request):
+    return await _update(request, False)
+
+
+@routes.post("/1.0/networks/{name}")
+async def rename_network(request: web.Request):
+    nets = daemon(request).networks
+    body = await read_object(request)
+    await nets.rename(request.match_info["name"], body, requestor(request))
+    return response.created(url(body["name"]))
+
+
+@routes.delete("/1.0/networks/{name}")
+async def delete_network(request: web.Request):
+    await daemon(request).networks.delete(request.match_info["name"], requestor(request))
+    return response.empty()
+
+
+@routes.get("/1.0/networks/{name}/state")
+async def network_state(request: web.Request):
+    return response.sync(await daemon(request).networks.state(request.match_info["name"]))
+
+
+@routes.get("/1.0/networks/{name}/leases")
+async def network_leases(request: web.Request):
+    return response.sync(await daemon(request).networks.leases(request.match_info["name"]))

@@ -1,0 +1,369 @@
+"""Networks the daemon knows: LXD's semantics (create, update, rename, delete, used_by, state,
+leases, host interfaces listed as unmanaged) over the network drivers and the database."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from corral.db.queries import networks as q
+from corral.errors import BadRequest, Conflict, CorralError, NotFound
+from corral.network import driver_class, host
+from corral.network.drivers.base import NetworkDriver, NetworkError
+from corral.network.subnets import overlaps
+
+log = logging.getLogger(__name__)
+
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+
+
+def url(name: str) -> str:
+    return f"/1.0/networks/{name}"
+
+
+def check_network_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise BadRequest("No name provided")
+    if not _IFNAME.match(name) or name in (".", ".."):
+        raise BadRequest(f'Invalid network name "{name}": at most 15 letters, digits, "-", "_" or "."')
+    return name
+
+
+def nic_network(dev: dict) -> tuple[str, str]:
+    """("network", NAME) for a NIC on a managed network, ("parent", IFACE) for a parented NIC."""
+    if dev.get("network"):
+        return "network", dev["network"]
+    return "parent", dev.get("parent", "")
+
+
+class Networks:
+    def __init__(self, daemon):
+        self.d = daemon
+        self.db = daemon.db
+        self.events = daemon.events
+        self._drivers: dict[str, NetworkDriver] = {}
+        self._recs: dict[str, dict] = {}
+        self._status: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def netdir(self, name: str) -> str:
+        return self.d.paths.join("networks", name)
+
+    def lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    # ---- loading and daemon lifecycle -----------------------------------------------------------
+
+    async def load(self) -> None:
+        async with self.db.session() as tx:
+            for rec in await q.get_all(tx):
+                self._recs[rec["name"]] = rec
+                self._drivers[rec["name"]] = driver_class(rec["type"])(rec["name"], rec["config"],
+                                                                       self.netdir(rec["name"]))
+
+    async def startup(self) -> None:
+        """Bring every managed network up; what a previous daemon left running is adopted."""
+        for name, drv in sorted(self._drivers.items()):
+            try:
+                async with self.lock(name):
+                    await drv.start()
+                self._status[name] = "Created"
+            except CorralError as e:
+                self._status[name] = "Errored"
+                log.error("network %s: %s", name, e.message)
+            except Exception:
+                self._status[name] = "Errored"
+                log.exception("network %s: start-up failed", name)
+
+    def shutdown(self) -> None:
+        """Networks keep serving running containers when the daemon stops."""
+        for drv in self._drivers.values():
+            drv.detach()
+
+    # ---- lookups --------------------------------------------------------------------------------
+
+    def managed(self, name: str) -> NetworkDriver | None:
+        return self._drivers.get(name)
+
+    def driver(self, name: str) -> NetworkDriver:
+        drv = self._drivers.get(name)
+        if drv is None:
+            raise NotFound("Network not found")
+        return drv
+
+    def names(self) -> list[str]:
+        return sorted(self._drivers)
+
+    async def _host_interfaces(self) -> list[dict]:
+        return await asyncio.to_thread(host.interfaces)
+
+    async def list_names(self) -> list[str]:
+        """Managed networks, then host interfaces (veths left out, as LXD does)."""
+        managed = self.names()
+        out = list(managed)
+        for iface in await self._host_interfaces():
+            if iface["name"] in managed or iface["name"].startswith("veth"):
+                continue
+            out.append(iface["name"])
+        return out
+
+    @staticmethod
+    def _unmanaged_type(iface: dict) -> str:
+        if iface["flags"] & 0x8:
+            return "loopback"
+        return {"bridge": "bridge", "bond": "bond", "vlan": "vlan", "": "physical"}.get(iface["kind"], "unknown")
+
+    async def render(self, name: str) -> dict:
+        if name in self._drivers:
+            rec = self._recs[name]
+            return {"config": rec["config"], "description": rec["description"], "name": name, "type": rec["type"],
+                    "used_by": await self.used_by(name), "managed": True,
+                    "status": self._status.get(name, "Created"), "locations": ["none"]}
+        for iface in await self._host_interfaces():
+            if iface["name"] == name:
+                return {"config": {}, "description": "", "name": name, "type": self._unmanaged_type(iface),
+                        "used_by": await self.used_by(name), "managed": False, "status": "", "locations": None}
+        raise NotFound("Network not found")
+
+    def etag(self, name: str) -> dict | None:
+        rec = self._recs.get(name)
+        if rec is None:
+            return None
+        return {"config": rec["config"], "description": rec["description"], "name": name,
+                "type": rec["type"], "managed": True}
+
+    # ---- used_by ------------------------------------------------------------------------------
+
+    def _uses(self, dev: dict, name: str) -> bool:
+        if dev.get("type") != "nic":
+            return False
+        kind, target = nic_network(dev)
+        if kind == "network":
+            return target == name
+        drv = self._drivers.get(name)
+        iface = drv.interface if drv is not None and drv.type == "bridge" else name
+        return target == iface and dev.get("nictype") in ("bridged", "macvlan", "p2p", "physical", "ipvlan")
+
+    async def used_by(self, name: str) -> list[str]:
+        from corral.instance.manager import url as inst_url
+        out = []
+        for p in await self.d.profiles.get_all("default"):
+            if any(self._uses(dev, name) for dev in p["devices"].values()):
+                out.append(f"/1.0/profiles/{p['name']}")
+        for inst in await self.d.instances.load_all(None):
+            if any(self._uses(dev, name) for dev in inst.devices.values()):
+                out.append(inst_url(inst.name, inst.project))
+        return out
+
+    async def instances_on(self, name: str) -> list:
+        return [inst for inst in await self.d.instances.load_all(None)
+                if any(self._uses(dev, name) for dev in inst.devices.values())]
+
+    # ---- create / update / rename / delete ---------------------------------------------------------
+
+    async def _used_subnets(self, exclude: str | None) -> list:
+        used = await asyncio.to_thread(host.host_routes_and_addresses, exclude)
+        for n, drv in self._drivers.items():
+            if n != exclude:
+                used += drv.subnets()
+        return used
+
+    async def _check_overlap(self, drv: NetworkDriver, exclude: str | None) -> None:
+        used = await self._used_subnets(exclude)
+        for net in drv.subnets():
+            other = overlaps(net, used)
+            if other is not None:
+                raise BadRequest(f'Subnet "{net}" of network "{drv.name}" overlaps with "{other}" '
+                                 "already used on this host")
+
+    def _prepare(self, name: str, ntype: str, config: dict, exclude: str | None) -> type[NetworkDriver]:
+        cls = driver_class(ntype)
+        try:
+            cls.validate(name, config)
+        except NetworkError as e:
+            raise BadRequest(e.message) from None
+        return cls
+
+    async def create(self, body: dict, requestor: dict | None = None) -> str:
+        name = check_network_name(body.get("name"))
+        ntype = body.get("type") or "bridge"
+        if not isinstance(ntype, str):
+            raise BadRequest('Invalid value for field "type": expected string')
+        description = body.get("description") or ""
+        if not isinstance(description, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        raw_config = body.get("config") or {}
+        cls = self._prepare(name, ntype, raw_config, None)
+        config = cls.validate(name, raw_config)
+        async with self.lock(name):
+            if name in self._drivers:
+                raise Conflict(f'Network "{name}" already exists')
+            if ntype == "bridge" and name in {i["name"] for i in await self._host_interfaces()}:
+                # another daemon (or the admin) owns it: never take over a bridge we did not make
+                raise BadRequest(f'Network interface "{name}" already exists')
+            try:
+                config = cls.fill(name, config, await self._used_subnets(None))
+            except ValueError as e:
+                raise BadRequest(str(e)) from None
+            drv = cls(name, config, self.netdir(name))
+            await self._check_overlap(drv, None)
+            rec = {"name": name, "type": ntype, "description": description, "config": config, "status": "Created",
+                   "project": "default"}
+            try:
+                await drv.start()
+                async with self.db.transaction() as tx:
+                    await q.create(tx, rec)
+            except BaseException:
+                try:
+                    await drv.delete()
+                except Exception:
+                    log.exception("network %s: clean-up after a failed create", name)
+                raise
+            self._drivers[name], self._recs[name], self._status[name] = drv, rec, "Created"
+        self.events.lifecycle("network-created", url(name), requestor=requestor)
+        return name
+
+    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None) -> None:
+        if name not in self._drivers:
+            if name in {i["name"] for i in await self._host_interfaces()}:
+                raise BadRequest("Only managed networks can be modified")
+            raise NotFound("Network not found")
+        async with self.lock(name):
+            rec = self._recs[name]
+            drv = self._drivers[name]
+            cfg_in = body.get("config")
+            if cfg_in is not None and not isinstance(cfg_in, dict):
+                raise BadRequest("Invalid config: expected a map of keys to values")
+            if replace:
+                new_cfg = dict(cfg_in or {})
+                # volatile.* belong to the daemon
+                for k, v in rec["config"].items():
+                    if k.startswith("volatile.") and k not in new_cfg:
+                        new_cfg[k] = v
+                description = body.get("description") or ""
+            else:
+                new_cfg = {**rec["config"], **(cfg_in or {})}
+                new_cfg = {k: v for k, v in new_cfg.items() if v is not None}
+                description = body["description"] if "description" in body else rec["description"]
+            if not isinstance(description, str):
+                raise BadRequest('Invalid value for field "description": expected string')
+            cls = self._prepare(name, rec["type"], new_cfg, name)
+            new_cfg = cls.validate(name, new_cfg)
+            try:
+                new_cfg = cls.fill(name, new_cfg, await self._used_subnets(name))
+            except ValueError as e:
+                raise BadRequest(str(e)) from None
+            probe = cls(name, new_cfg, self.netdir(name))
+            await self._check_overlap(probe, name)
+            old_cfg = dict(rec["config"])
+            try:
+                await drv.update(new_cfg)
+                async with self.db.transaction() as tx:
+                    await q.update(tx, name, description, new_cfg)
+            except BaseException:
+                try:
+                    await drv.update(old_cfg)
+                except Exception:
+                    log.exception("network %s: restoring the old config failed", name)
+                raise
+            rec.update(config=new_cfg, description=description)
+            self._status[name] = "Created"
+        self.events.lifecycle("network-updated", url(name), requestor=requestor)
+
+    async def rename(self, name: str, body: dict, requestor: dict | None = None) -> None:
+        new = check_network_name(body.get("name"))
+        drv = self.driver(name)
+        async with self.lock(name):
+            if await self.used_by(name):
+                raise BadRequest("Network is currently in use")
+            if new in self._drivers:
+                raise Conflict(f'Network "{new}" already exists')
+            if new in {i["name"] for i in await self._host_interfaces()}:
+                raise BadRequest(f'Network interface "{new}" already exists')
+            rec = self._recs[name]
+            cls = type(drv)
+            try:
+                cls.validate(new, rec["config"])
+            except NetworkError as e:
+                raise BadRequest(e.message) from None
+            await drv.delete()
+            newdrv = cls(new, rec["config"], self.netdir(new))
+            try:
+                await newdrv.start()
+                async with self.db.transaction() as tx:
+                    await q.rename(tx, name, new)
+            except BaseException:
+                await newdrv.delete()
+                await drv.start()
+                raise
+            del self._drivers[name]
+            self._recs.pop(name)
+            self._status.pop(name, None)
+            rec["name"] = new
+            self._drivers[new], self._recs[new], self._status[new] = newdrv, rec, "Created"
+        self.events.lifecycle("network-renamed", url(new), context={"old_name": name}, requestor=requestor)
+
+    async def delete(self, name: str, requestor: dict | None = None) -> None:
+        if name not in self._drivers:
+            if name in {i["name"] for i in await self._host_interfaces()}:
+                raise BadRequest("Only managed networks can be deleted")
+            raise NotFound("Network not found")
+        async with self.lock(name):
+            if await self.used_by(name):
+                raise BadRequest("The network is currently in use")
+            drv = self._drivers[name]
+            await drv.delete()
+            async with self.db.transaction() as tx:
+                await q.delete(tx, name)
+            del self._drivers[name]
+            self._recs.pop(name)
+            self._status.pop(name, None)
+        self.events.lifecycle("network-deleted", url(name), requestor=requestor)
+
+    # ---- state and leases -------------------------------------------------------------------------
+
+    async def state(self, name: str) -> dict:
+        drv = self._drivers.get(name)
+        if drv is not None:
+            try:
+                return await drv.state()
+            except NetworkError as e:
+                raise CorralError(e.message, e.status) from None
+        st = await asyncio.to_thread(host.link_state, name)
+        if st is None:
+            raise NotFound("Network not found")
+        is_bridge = any(i["name"] == name and i["kind"] == "bridge" for i in await self._host_interfaces())
+        st.update({"bond": None, "bridge": await asyncio.to_thread(host.bridge_info, name) if is_bridge else None,
+                   "vlan": None, "ovn": None})
+        return st
+
+    async def leases(self, name: str) -> list[dict]:
+        """LXD's GET /1.0/networks/NAME/leases: the gateway, static and dynamic leases."""
+        drv = self._drivers.get(name)
+        if drv is None:
+            if name in {i["name"] for i in await self._host_interfaces()}:
+                raise BadRequest("Networks not managed by LXD don't have leases")
+            raise NotFound("Network not found")
+        out = [{"hostname": f"{name}.gw", "hwaddr": "", "address": a, "type": "gateway", "location": ""}
+               for a in drv.gateway_addresses()]
+        by_mac: dict[str, str] = {}
+        static: set[tuple[str, str]] = set()
+        for inst in await self.instances_on(name):
+            for dev_name, dev in sorted(inst.devices.items()):
+                if not self._uses(dev, name):
+                    continue
+                mac = (dev.get("hwaddr") or inst.config.get(f"volatile.{dev_name}.hwaddr") or "").lower()
+                if not mac:
+                    continue
+                by_mac[mac] = inst.name
+                for fam in ("ipv4.address", "ipv6.address"):
+                    if dev.get(fam):
+                        out.append({"hostname": inst.name, "hwaddr": mac, "address": dev[fam], "type": "static",
+                                    "location": "none"})
+                        static.add((mac, dev[fam]))
+        for lease in await asyncio.to_thread(drv.leases):
+            if (lease["hwaddr"], lease["address"]) in static:
+                continue
+            out.append({"hostname": by_mac.get(lease["hwaddr"], lease["hostname"]), "hwaddr": lease["hwaddr"],
+                        "address": lease["address"], "type": "dynamic", "location": "none"})
+        return out
