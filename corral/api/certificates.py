@@ -1,0 +1,130 @@
+"""/1.0/certificates: the trust store, trust password and certificate add tokens (LXD 5.0)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from corral import trust as trustmod
+from corral.api import response
+from corral.api.auth import is_admin, is_unix, trusted
+from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.errors import BadRequest, Forbidden
+
+routes = web.RouteTableDef()
+
+
+def _url(fp: str) -> str:
+    return f"/1.0/certificates/{fp}"
+
+
+@routes.get("/1.0/certificates")
+async def list_certificates(request: web.Request):
+    certs = await daemon(request).trust.get_all()
+    if recursion(request):
+        return response.sync(certs)
+    return response.sync([_url(c["fingerprint"]) for c in certs])
+
+
+@routes.post("/1.0/certificates")
+async def add_certificate(request: web.Request):
+    d = daemon(request)
+    body = await read_object(request)
+    token = body.get("token", False)
+    if not isinstance(token, bool):
+        raise BadRequest('Invalid value for field "token": expected boolean')
+    cert_b64 = body.get("certificate") or ""
+    password = body.get("password") or ""
+    if not isinstance(password, str):
+        raise BadRequest('Invalid value for field "password": expected string')
+    if token and cert_b64:
+        raise BadRequest("Can't use certificate if token is requested")
+    if token and (body.get("type") or "client") != "client":
+        raise BadRequest("Tokens can only be issued for client certificates")
+
+    if not is_admin(request):
+        if trusted(request):
+            if password:
+                raise BadRequest("Client is already trusted")
+            raise Forbidden("not authorized")
+        if not password:
+            raise Forbidden("not authorized")
+        # Untrusted: a token (base64 JSON, its secret) or the trust password.
+        decoded = trustmod.decode_token(password)
+        req = d.trust.redeem_token(decoded["secret"]) if decoded else None
+        if req is not None:
+            body = {"name": req.get("name") or "", "type": req.get("type") or "client",
+                    "restricted": bool(req.get("restricted")), "projects": req.get("projects") or []}
+            cert_b64 = ""
+        elif decoded is not None:
+            raise Forbidden("No matching certificate add operation found")
+        elif not trustmod.check_password(d.config.all().get("core.trust_password", ""), password):
+            raise Forbidden("not authorized")
+
+    name, ctype, restricted, projects = d.trust.check_fields(body, d.projects.known)
+
+    if token:
+        addresses = d.https_addresses()
+        req = {"name": name, "type": ctype, "restricted": restricted, "projects": projects,
+               "certificate": "", "password": "", "token": True}
+        op = d.trust.create_token(req, fingerprint=d.fingerprint, addresses=addresses,
+                                  expiry=d.config.all().get("core.remote_token_expiry", ""))
+        return response.async_(op)
+
+    if cert_b64:
+        fp, pem, cn = trustmod.parse_certificate(cert_b64)
+    elif not is_unix(request):
+        der = request.get("client_der")
+        if not der:
+            raise BadRequest("No client certificate provided")
+        fp = trustmod.der_fingerprint(der)
+        pem, cn = trustmod.der_to_pem(der)
+    else:
+        raise BadRequest("Can't use TLS data on non-TLS link")
+    if not name:
+        name = cn or (request.transport.get_extra_info("peername") or ("",))[0]
+    await d.trust.add(fp, pem, name=name, ctype=ctype, restricted=restricted, projects=projects)
+    d.events.lifecycle("certificate-created", _url(fp), requestor=requestor(request))
+    return response.created(_url(fp))
+
+
+@routes.get("/1.0/certificates/{fingerprint}")
+async def get_certificate(request: web.Request):
+    c = await daemon(request).trust.get(request.match_info["fingerprint"])
+    return response.sync(c, etag=c)
+
+
+async def _update(request: web.Request, replace: bool):
+    d = daemon(request)
+    cur = await d.trust.get(request.match_info["fingerprint"])
+    check_etag(request, cur)
+    body = await read_object(request)
+    if "certificate" in body and body["certificate"] not in ("", None, cur["certificate"]):
+        raise BadRequest("The certificate itself can't be changed")
+    if replace:
+        merged = {"name": body.get("name", ""), "type": body.get("type", "client"),
+                  "restricted": body.get("restricted", False), "projects": body.get("projects", [])}
+    else:
+        merged = {k: body.get(k, cur[k]) for k in ("name", "type", "restricted", "projects")}
+    name, ctype, restricted, projects = d.trust.check_fields(merged, d.projects.known)
+    await d.trust.update(cur["fingerprint"], {"name": name, "type": ctype, "restricted": restricted,
+                                              "projects": projects})
+    d.events.lifecycle("certificate-updated", _url(cur["fingerprint"]), requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put("/1.0/certificates/{fingerprint}")
+async def put_certificate(request: web.Request):
+    return await _update(request, True)
+
+
+@routes.patch("/1.0/certificates/{fingerprint}")
+async def patch_certificate(request: web.Request):
+    return await _update(request, False)
+
+
+@routes.delete("/1.0/certificates/{fingerprint}")
+async def delete_certificate(request: web.Request):
+    d = daemon(request)
+    cur = await d.trust.get(request.match_info["fingerprint"])
+    await d.trust.delete(cur["fingerprint"])
+    d.events.lifecycle("certificate-deleted", _url(cur["fingerprint"]), requestor=requestor(request))
+    return response.empty()
