@@ -18,8 +18,11 @@ test: setup-test
 unit: setup-test
 	.venv/bin/python -m pytest -q tests/unit tests/api
 
-bench: setup-test
+# Benchmarks against the real LXD (Debian's lxd, installed here): lifecycle, then pool variants.
+bench:
+	./scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py
+	.venv/bin/python bench/pools.py
 
 clean:
 	rm -rf .venv build *.egg-info

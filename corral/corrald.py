@@ -148,8 +148,9 @@ def init(auto: bool, preseed: bool) -> None:
     if auto == preseed:
         raise click.ClickException("Use exactly one of --auto and --preseed")
     try:
-        doc = auto_preseed() if auto else parse_preseed(sys.stdin.read())
-        apply_preseed(_client(), doc)
+        client = _client()
+        doc = auto_preseed(client) if auto else parse_preseed(sys.stdin.read())
+        apply_preseed(client, doc)
     except (ClientError, OSError, ValueError, yaml.YAMLError) as e:
         raise click.ClickException(str(e))
 

@@ -8,16 +8,21 @@ import logging
 import os
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from corral import certs, hostinfo
+from corral import certs, hardening, hostinfo, storage
 from corral.api.server import make_app
 from corral.db import Database
+from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
+from corral.https import HttpsListener
 from corral.image.images import Images
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
+from corral.network.networks import Networks
+from corral.network.proxy import ProxyManager
 from corral.operations import OperationManager
 from corral.paths import Paths
 from corral.profiles import Profiles
@@ -25,9 +30,13 @@ from corral.projects import Projects
 from corral.reaper import Reaper
 from corral.serverconfig import ServerConfig
 from corral.storage.pools import Pools
+from corral.storage.reconcile import reconcile
+from corral.storage.volumes import Volumes
+from corral.trust import Trust
 from corral.warnings import Warnings
 
 log = logging.getLogger("corrald")
+WORKER_THREADS = 128
 
 
 class Daemon:
@@ -43,12 +52,18 @@ class Daemon:
         self.projects = Projects(self.db)
         self.profiles = Profiles(self.db, self.events)
         self.warnings = Warnings(self.db)
-        self.pools = Pools(self.db, paths.root, self.events)
+        self.pools = Pools(self.db, paths.root, self.events, self.warnings)
         self.images = Images(self.db, self.paths, self.pools, self.events, self.operations)
         self.instances = Instances(self)
+        self.networks = Networks(self)
+        self.proxies = ProxyManager(self)
+        self.volumes = Volumes(self)
         self.profiles.used_by_sources.append(self.instances.used_by_profile)
         self.profiles.validate_devices = lambda devices: validate_devices(self, devices)
         self.reaper = Reaper()
+        self.trust = Trust(self.db, self.operations)
+        self.devlxd = DevLXD(self)
+        self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
         self._fingerprint = ""
@@ -65,11 +80,19 @@ class Daemon:
         await self.db.start()
         await self.config.load()
         await self.projects.load()
+        await self.trust.load()
         await self.pools.load()
         await self.images.load()
+        await reconcile(self)
+        await self.networks.load()
+        await self.networks.startup()
         await self.instances.startup()
+        await self.proxies.restore()
         logging.getLogger().addHandler(EventLogHandler(self.events))
+        await self.devlxd.start()
         await self._listen_unix()
+        await self._listen_https()
+        await hardening.check(self)
         self.ready.set()
         log.info("corrald ready on %s (pid %d)", self.paths.socket, os.getpid())
 
@@ -86,16 +109,41 @@ class Daemon:
         os.chown(path, 0, gid)
         os.chmod(path, 0o660)
 
+    async def _listen_https(self) -> None:
+        crt, key = certs.ensure_server_cert(self.paths.root)
+        self.https = HttpsListener(self._runner, crt, key)
+        self.config.watchers.append(self._config_changed)
+        address = self.config.all().get("core.https_address", "")
+        if address:
+            try:
+                await self.https.apply(address)
+            except Exception as e:  # keep the daemon (and its unix socket) up
+                log.error("cannot listen on core.https_address %s: %s", address, e)
+
+    async def _config_changed(self, changed: dict[str, str]) -> None:
+        if "core.https_address" in changed and self.https is not None:
+            await self.https.apply(changed["core.https_address"])
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def https_addresses(self) -> list[str]:
+        return self.https.addresses() if self.https is not None else []
+
     # ---- information ----------------------------------------------------------------------
 
     def environment(self) -> dict:
+        in_use = sorted({self.pools.driver(name).name for name in self.pools.names()})
         return hostinfo.environment(
-            certificate=self._cert_pem, fingerprint=self._fingerprint, addresses=[],
-            storage="", storage_version="", storage_drivers=[], server_name=socket.gethostname())
+            certificate=self._cert_pem, fingerprint=self._fingerprint, addresses=self.https_addresses(),
+            storage=" | ".join(in_use), storage_version=" | ".join(storage.driver_version(n) for n in in_use),
+            storage_drivers=storage.supported_drivers(), server_name=socket.gethostname())
 
     async def pool_used_by(self, pool: str) -> list[str]:
         """Instances and profiles whose root disk uses `pool`."""
         out = await self.instances.used_by_pool(pool)
+        out += await self.volumes.used_by_pool(pool)
         for p in await self.profiles.get_all("default"):
             if any(dev.get("type") == "disk" and dev.get("pool") == pool for dev in p["devices"].values()):
                 out.append(f"/1.0/profiles/{p['name']}")
@@ -109,10 +157,11 @@ class Daemon:
 
     def instance_mounts(self, inst) -> list[tuple[str, str, str]]:
         """Extra mounts the daemon adds to every container (the /dev/lxd socket comes here)."""
-        return []
+        return self.devlxd.mounts(inst)
 
     async def on_instance_changed(self, project: str, name: str) -> None:
         """Hook for listeners of instance config changes (the guest API's events)."""
+        await self.devlxd.instance_changed(project, name)
 
     # ---- shutdown -------------------------------------------------------------------------
 
@@ -121,6 +170,9 @@ class Daemon:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        # Blocking host work (liblxc, copies, exec pipes) runs in worker threads; exec sessions hold
+        # some for their whole life, so the pool must be larger than asyncio's cpu+4 default.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="corral"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown)
         try:
@@ -133,6 +185,9 @@ class Daemon:
         log.info("shutting down")
         self.ready.clear()
         minutes = self.config.get("core.shutdown_timeout") if self.db.node else 0
+        if self.https is not None:
+            await self.https.stop()
+        await self.devlxd.stop()
         if self._runner is not None:
             # Stop accepting new connections; in-flight requests and operations go on.
             for site in list(self._runner.sites):
@@ -144,6 +199,8 @@ class Daemon:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.instances.shutdown()
+        await self.proxies.shutdown()
+        self.networks.shutdown()
         self.reaper.stop()
         await self.db.stop()
         with contextlib.suppress(FileNotFoundError):

@@ -1,8 +1,28 @@
-"""Projects. Only `default` exists for now; the API reads it and refuses to write."""
+"""Projects: LXD 5.0's create / update / rename / delete; `default` always exists."""
 from __future__ import annotations
 
+import re
+
+from corral import config
 from corral.db import Database
 from corral.db.queries import projects as q
+from corral.errors import BadRequest, Conflict, Forbidden, NotFound, NotImplementedFeature
+
+# What a new project gets when its features are not given (LXD's defaults for new projects).
+DEFAULT_FEATURES = {"features.images": "true", "features.profiles": "true", "features.storage.volumes": "true"}
+_FEATURES = ("features.images", "features.profiles", "features.storage.volumes", "features.networks")
+
+
+def check_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise BadRequest("No name provided")
+    if "/" in name:
+        raise BadRequest("Project names may not contain slashes")
+    if name in ("*", ".", "..") or any(c.isspace() for c in name) or "?" in name or "&" in name:
+        raise BadRequest(f'Project name "{name}" is not valid')
+    if len(name) > 63 or not re.fullmatch(r"[\w.+@:-]+", name):
+        raise BadRequest(f'Project name "{name}" is not valid')
+    return name
 
 
 class Projects:
@@ -14,6 +34,9 @@ class Projects:
         async with self.db.session() as tx:
             self._names = {p["name"] for p in await q.get_all(tx)}
 
+    def known(self, name: str) -> bool:
+        return name in self._names
+
     async def exists(self, name: str) -> bool:
         return name in self._names
 
@@ -24,3 +47,86 @@ class Projects:
     async def get(self, name: str) -> dict | None:
         async with self.db.session() as tx:
             return await q.get(tx, name)
+
+    @staticmethod
+    def _config(raw) -> dict[str, str]:
+        cfg = config.validate(config.PROJECT, raw or {})
+        if not config.value(config.PROJECT, cfg, "features.profiles"):
+            raise NotImplementedFeature("projects without features.profiles")
+        return cfg
+
+    async def create(self, body: dict) -> str:
+        name = check_name(body.get("name"))
+        description = body.get("description") or ""
+        if not isinstance(description, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        cfg = {**DEFAULT_FEATURES, **self._config(body.get("config"))}
+        async with self.db.transaction() as tx:
+            if await q.get(tx, name) is not None:
+                raise Conflict(f'Project "{name}" already exists')
+            await q.create(tx, name, description, cfg)
+            from corral.db.queries import profiles as qp
+            await qp.create(tx, name, {"name": "default", "description": f"Default LXD profile for project {name}"})
+        await self.load()
+        return name
+
+    async def update(self, name: str, body: dict, *, replace: bool, used_by: list[str],
+                     etag_check=None) -> None:
+        cur = await self.get(name)
+        if cur is None:
+            raise NotFound("Project not found")
+        if etag_check:
+            etag_check({"config": cur["config"], "description": cur["description"]})
+        description = body.get("description", None if not replace else "")
+        if description is None:
+            description = cur["description"]
+        if not isinstance(description, str):
+            raise BadRequest('Invalid value for field "description": expected string')
+        raw = body.get("config")
+        new = dict(cur["config"]) if not replace else {}
+        if raw is not None:
+            if not isinstance(raw, dict):
+                raise BadRequest("Invalid config: expected a map of keys to values")
+            new.update(raw)
+        cfg = self._config({k: v for k, v in new.items() if v is not None})
+        for feat in _FEATURES:
+            if cfg.get(feat, "false") != cur["config"].get(feat, "false") and _content(used_by):
+                raise BadRequest("Features can only be changed on empty projects")
+        async with self.db.transaction() as tx:
+            await q.update(tx, name, description, cfg)
+
+    async def rename(self, name: str, new: str, *, used_by: list[str]) -> str:
+        if name == "default":
+            raise Forbidden_default("renamed")
+        new = check_name(new)
+        if await self.get(name) is None:
+            raise NotFound("Project not found")
+        if _content(used_by):
+            raise BadRequest("Only empty projects can be renamed")
+        async with self.db.transaction() as tx:
+            if await q.get(tx, new) is not None:
+                raise Conflict(f'Project "{new}" already exists')
+            await q.rename(tx, name, new)
+        await self.load()
+        return new
+
+    async def delete(self, name: str, *, used_by: list[str]) -> None:
+        if name == "default":
+            raise Forbidden_default("deleted")
+        if await self.get(name) is None:
+            raise NotFound("Project not found")
+        if _content(used_by):
+            raise BadRequest("Only empty projects can be removed")
+        async with self.db.transaction() as tx:
+            await q.delete(tx, name)
+        await self.load()
+
+
+
+def _content(used_by: list[str]) -> bool:
+    """Whether a project holds anything; its own default profile does not count, as in LXD."""
+    return any(u.split("?", 1)[0] != "/1.0/profiles/default" for u in used_by)
+
+
+def Forbidden_default(what: str):
+    return Forbidden(f"The 'default' project cannot be {what}")

@@ -6,6 +6,7 @@ from typing import Awaitable, Callable
 from corral import config
 from corral.db import Database
 from corral.db.queries import config as q
+from corral.trust import hash_password
 
 
 class ServerConfig:
@@ -37,6 +38,13 @@ class ServerConfig:
         """PUT (replace=True: absent keys are unset) or PATCH. Validates everything first."""
         values = config.validate(config.SERVER, new)
         current = self.all()
+        pw = values.get("core.trust_password")
+        if pw:
+            # Stored hashed like LXD (scrypt); GET shows "true", which written back keeps the password.
+            if pw == "true" and current.get("core.trust_password"):
+                values["core.trust_password"] = current["core.trust_password"]
+            else:
+                values["core.trust_password"] = hash_password(pw)
         changes: dict[str, str | None] = dict(values)
         if replace:
             for k in current:

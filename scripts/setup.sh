@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables btrfs-progs xfsprogs
               pkg-config uidmap iproute2 gcc python3-dev zstd squashfs-tools xz-utils curl)
 TEST_PACKAGES=(lxd-client)
+BENCH_PACKAGES=(lxd-client lxd debootstrap)
 
 want=("${DEB_PACKAGES[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_PACKAGES[@]}")
+[ "${1:-}" = "--bench" ] && want+=("${BENCH_PACKAGES[@]}")
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,7 +51,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+case "${1:-}" in --test|--bench) extras="[test]" ;; esac
 stamp=".venv/.installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null

@@ -128,7 +128,23 @@ class Corrald:
                 if c.running:
                     c.stop()
                     c.wait("STOPPED", 10)
+        from corral.network.cleanup import remove_networks
+        remove_networks(self.dir)   # bridges, nft tables and dnsmasq outlive the daemon too
+        unmount_under(self.dir)   # storage pools on loop files (btrfs) stay mounted after a stop
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def unmount_under(path: str) -> None:
+    """Unmount every mount at or below `path`, deepest first (loop devices are freed with them)."""
+    path = os.path.realpath(path)
+    targets = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            t = line.split()[4].replace("\\040", " ")
+            if t == path or t.startswith(path + "/"):
+                targets.append(t)
+    for t in sorted(targets, key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], capture_output=True)
 
 
 _IMAGE_CACHE: dict[str, str] = {}

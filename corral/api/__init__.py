@@ -1,4 +1,4 @@
 """The REST API: one module per endpoint group, thin handlers over the domain modules."""
-from corral.api import events, images, instances, internal, misc, operations, profiles, projects, root, storage
+from corral.api import certificates, events, images, instances, internal, misc, networks, operations, profiles, projects, root, storage, storage_volumes
 
-ENDPOINT_MODULES = [root, profiles, projects, operations, events, misc, storage, images, instances, internal]
+ENDPOINT_MODULES = [root, certificates, profiles, projects, operations, events, misc, storage, storage_volumes, networks, images, instances, internal]

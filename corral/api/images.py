@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import secrets
 from urllib.parse import parse_qs
@@ -11,7 +12,9 @@ from aiohttp import BodyPartReader, web
 from corral.api import response
 from corral.api.request import (MAX_JSON_BODY, check_etag, daemon, project, read_object, recursion,
                                 requestor)
-from corral.errors import BadRequest, NotImplementedFeature
+from corral.api.auth import trusted
+from corral.errors import BadRequest, NotFound, NotImplementedFeature
+from corral.operations import TOKEN
 from corral.image import store
 from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, is_true, parse_json_body,
                                  url)
@@ -24,9 +27,51 @@ routes = web.RouteTableDef()
 @routes.get("/1.0/images")
 async def list_images(request: web.Request):
     d, proj = daemon(request), await project(request)
+    if not trusted(request):  # untrusted clients see public images only
+        imgs = [i for i in await d.images.get_all(proj) if i["public"]]
+        if recursion(request):
+            return response.sync(imgs)
+        return response.sync([url(i["fingerprint"], proj) for i in imgs])
     if recursion(request):
         return response.sync(await d.images.get_all(proj))
     return response.sync(await d.images.urls(proj))
+
+
+IMAGE_TOKEN = "Image download token"
+
+
+def _secret_op(request: web.Request, fingerprint: str):
+    """The running image token operation matching ?secret= for this image, or None."""
+    secret = request.query.get("secret", "")
+    if not secret:
+        return None
+    for op in daemon(request).operations.all():
+        if (op.cls == TOKEN and op.status == "Running" and op.description == IMAGE_TOKEN
+                and (op.metadata or {}).get("fingerprint") == fingerprint
+                and hmac.compare_digest(str((op.metadata or {}).get("secret", "")), secret)):
+            return op
+    return None
+
+
+async def _visible_image(request: web.Request, proj: str, fingerprint: str):
+    """The image, if this client may see it (trusted, public, or holding a valid image secret)."""
+    d = daemon(request)
+    try:
+        img = await d.images.get(proj, fingerprint)
+    except NotFound:
+        img = None
+    if trusted(request):
+        if img is None:
+            raise NotFound("Image not found")
+        return img, None
+    if img is None:
+        raise NotFound("not found")
+    if img["public"]:
+        return img, None
+    op = _secret_op(request, img["fingerprint"])
+    if op is None:
+        raise NotFound("not found")
+    return img, op
 
 
 async def _chunks(part: BodyPartReader):
@@ -57,7 +102,8 @@ async def _json_post(request: web.Request, proj: str, body: dict):
     if source.get("mode") == "push":
         raise NotImplementedFeature("pushing images between servers")
     if stype == "image":
-        raise NotImplementedFeature("copying images from remote servers")
+        from corral.image.remote import start_pull
+        return response.async_(start_pull(d, proj, body, requestor(request)))
     if stype == "url":
         raise NotImplementedFeature("importing images from URLs")
     if stype not in PUBLISH_TYPES:
@@ -120,6 +166,12 @@ async def create_image(request: web.Request):
 @routes.get("/1.0/images/aliases")
 async def list_aliases(request: web.Request):
     d, proj = daemon(request), await project(request)
+    if not trusted(request):
+        public = {i["fingerprint"] for i in await d.images.get_all(proj) if i["public"]}
+        aliases = [a for a in await d.images.aliases(proj) if a["target"] in public]
+        if recursion(request):
+            return response.sync(aliases)
+        return response.sync([f"/1.0/images/aliases/{a['name']}" for a in aliases])
     if recursion(request):
         return response.sync(await d.images.aliases(proj))
     return response.sync([f"/1.0/images/aliases/{n}" for n in await d.images.alias_names(proj)])
@@ -136,6 +188,8 @@ async def create_alias(request: web.Request):
 async def get_alias(request: web.Request):
     d, proj = daemon(request), await project(request)
     a = await d.images.alias_get(proj, request.match_info["name"])
+    if not trusted(request):
+        await _visible_image(request, proj, a["target"])
     return response.sync(a, etag=a)
 
 
@@ -177,7 +231,7 @@ async def delete_alias(request: web.Request):
 @routes.get("/1.0/images/{fingerprint}")
 async def get_image(request: web.Request):
     d, proj = daemon(request), await project(request)
-    img = await d.images.get(proj, request.match_info["fingerprint"])
+    img, _ = await _visible_image(request, proj, request.match_info["fingerprint"])
     return response.sync(img, etag=d.images.etag_fields(img))
 
 
@@ -209,7 +263,15 @@ async def delete_image(request: web.Request):
 @routes.get("/1.0/images/{fingerprint}/export")
 async def export_image(request: web.Request):
     d, proj = daemon(request), await project(request)
-    img, files = await d.images.export_files(proj, request.match_info["fingerprint"])
+    img, op = await _visible_image(request, proj, request.match_info["fingerprint"])
+    if op is not None:
+        op.finish("Cancelled", "Token used")  # an image secret is good for one download
+    return await export_response(request, d, proj, img["fingerprint"])
+
+
+async def export_response(request: web.Request, d, proj: str, fingerprint: str) -> web.StreamResponse:
+    """The image file(s) of `fingerprint` in `proj` (also the /dev/lxd guest API's image export)."""
+    img, files = await d.images.export_files(proj, fingerprint)
     if len(files) == 1:
         _, path, filename = files[0]
         eff = await d.images.effective_project(proj)
@@ -250,9 +312,14 @@ async def push_image(request: web.Request):
 
 
 @routes.post("/1.0/images/{fingerprint}/secret")
-@routes.get("/1.0/images/{fingerprint}/secret")
 async def image_secret(request: web.Request):
-    raise NotImplementedFeature("image secrets")
+    d, proj = daemon(request), await project(request)
+    img = await d.images.get(proj, request.match_info["fingerprint"])
+    fp = img["fingerprint"]
+    op = d.operations.create(project=proj, cls=TOKEN, description=IMAGE_TOKEN,
+                             resources={"images": [url(fp, proj)]},
+                             metadata={"secret": secrets.token_hex(32), "fingerprint": fp})
+    return response.async_(op)
 
 
 @routes.post("/1.0/images/{fingerprint}/refresh")

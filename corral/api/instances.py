@@ -11,7 +11,7 @@ from aiohttp import web
 
 from corral.api import filtering, response
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
-from corral.errors import BadRequest, NotFound
+from corral.errors import BadRequest, NotFound, NotImplementedFeature
 from corral.instance import files
 from corral.instance.console import ConsoleSession
 from corral.instance.exec import ExecSession
@@ -63,6 +63,8 @@ async def list_instances(request: web.Request):
 @route("POST")
 async def create_instance(request: web.Request):
     proj = await project(request)
+    if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
+        raise NotImplementedFeature("importing instance backups")
     op = await _instances(request).create(proj, await read_object(request), requestor(request))
     return response.async_(op)
 
@@ -445,3 +447,54 @@ async def delete_template(request: web.Request):
         raise NotFound("Template not found")
     os.unlink(path)
     return response.empty()
+
+
+# ---- backups ------------------------------------------------------------------------------
+
+@route("GET", "/{name}/backups")
+async def list_backups(request: web.Request):
+    inst = await _load(request)
+    backups = _instances(request).backups
+    items = backups.list(inst)
+    if recursion(request):
+        return response.sync(items)
+    return response.sync([backups.url(inst, b["name"]) for b in items])
+
+
+@route("POST", "/{name}/backups")
+async def create_backup(request: web.Request):
+    inst = await _load(request)
+    body = await read_object(request) if request.can_read_body else {}
+    return response.async_(await _instances(request).backups.create(inst, body, requestor(request)))
+
+
+@route("GET", "/{name}/backups/{backup}")
+async def get_backup(request: web.Request):
+    inst = await _load(request)
+    return response.sync(_instances(request).backups.get(inst, request.match_info["backup"]))
+
+
+@route("POST", "/{name}/backups/{backup}")
+async def rename_backup(request: web.Request):
+    inst = await _load(request)
+    body = await read_object(request)
+    new = body.get("name")
+    if not isinstance(new, str) or not new:
+        raise BadRequest("No new name provided")
+    _instances(request).backups.rename(inst, request.match_info["backup"], new)
+    return response.created(_instances(request).backups.url(inst, new))
+
+
+@route("DELETE", "/{name}/backups/{backup}")
+async def delete_backup(request: web.Request):
+    inst = await _load(request)
+    _instances(request).backups.delete(inst, request.match_info["backup"])
+    return response.empty()
+
+
+@route("GET", "/{name}/backups/{backup}/export")
+async def export_backup(request: web.Request):
+    inst = await _load(request)
+    path = _instances(request).backups.tarball(inst, request.match_info["backup"])
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream",
+                                           "Content-Disposition": "attachment;filename=backup.tar.gz"})

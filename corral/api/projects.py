@@ -1,11 +1,16 @@
-"""/1.0/projects (read-only: only `default` exists for now)."""
+"""/1.0/projects"""
 from aiohttp import web
 
 from corral.api import response
-from corral.api.request import daemon, recursion
-from corral.errors import NotFound, NotImplementedFeature
+from corral.api.auth import allowed_projects
+from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.errors import NotFound
 
 routes = web.RouteTableDef()
+
+
+def _url(name: str) -> str:
+    return f"/1.0/projects/{name}"
 
 
 async def _full(d, p: dict) -> dict:
@@ -16,9 +21,12 @@ async def _full(d, p: dict) -> dict:
 async def list_projects(request: web.Request):
     d = daemon(request)
     projects = await d.projects.get_all()
+    allowed = allowed_projects(request)
+    if allowed is not None:  # a restricted client sees its own projects only
+        projects = [p for p in projects if p["name"] in allowed]
     if recursion(request):
         return response.sync([await _full(d, p) for p in projects])
-    return response.sync([f"/1.0/projects/{p['name']}" for p in projects])
+    return response.sync([_url(p["name"]) for p in projects])
 
 
 @routes.get("/1.0/projects/{name}")
@@ -33,12 +41,48 @@ async def get_project(request: web.Request):
 
 @routes.post("/1.0/projects")
 async def create_project(request: web.Request):
-    raise NotImplementedFeature("creating projects")
+    d = daemon(request)
+    name = await d.projects.create(await read_object(request))
+    d.events.lifecycle("project-created", _url(name), project=name, requestor=requestor(request))
+    return response.created(_url(name))
 
 
-@routes.route("PUT", "/1.0/projects/{name}")
-@routes.route("PATCH", "/1.0/projects/{name}")
-@routes.route("POST", "/1.0/projects/{name}")
-@routes.route("DELETE", "/1.0/projects/{name}")
-async def change_project(request: web.Request):
-    raise NotImplementedFeature("changing projects")
+async def _update(request: web.Request, replace: bool):
+    d = daemon(request)
+    name = request.match_info["name"]
+    body = await read_object(request)
+    await d.projects.update(name, body, replace=replace, used_by=await d.project_used_by(name),
+                            etag_check=lambda cur: check_etag(request, cur))
+    d.events.lifecycle("project-updated", _url(name), project=name, requestor=requestor(request))
+    return response.empty()
+
+
+@routes.put("/1.0/projects/{name}")
+async def put_project(request: web.Request):
+    return await _update(request, True)
+
+
+@routes.patch("/1.0/projects/{name}")
+async def patch_project(request: web.Request):
+    return await _update(request, False)
+
+
+@routes.post("/1.0/projects/{name}")
+async def rename_project(request: web.Request):
+    d = daemon(request)
+    name = request.match_info["name"]
+    body = await read_object(request)
+    new = await d.projects.rename(name, body.get("name"), used_by=await d.project_used_by(name))
+    await d.trust.rename_project(name, new)
+    d.events.lifecycle("project-renamed", _url(new), project=new, context={"old_name": name},
+                       requestor=requestor(request))
+    return response.created(_url(new))
+
+
+@routes.delete("/1.0/projects/{name}")
+async def delete_project(request: web.Request):
+    d = daemon(request)
+    name = request.match_info["name"]
+    await d.projects.delete(name, used_by=await d.project_used_by(name))
+    d.events.lifecycle("project-deleted", _url(name), project=name, requestor=requestor(request))
+    return response.empty()

@@ -21,9 +21,18 @@ def daemon(request: web.Request):
 
 async def read_json(request: web.Request, *, required: bool = True) -> Any:
     """The JSON body, or a clear 400. Limits size and nesting depth."""
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
+    if (request.content_length or 0) > MAX_JSON_BODY:
         raise BadRequest(f"Request body too large (limit {MAX_JSON_BODY} bytes)")
+    # read(n) returns what has arrived so far (one TLS record, say): read until EOF or the limit.
+    buf = bytearray()
+    while len(buf) <= MAX_JSON_BODY:
+        chunk = await request.content.read(MAX_JSON_BODY + 1 - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    if len(buf) > MAX_JSON_BODY:
+        raise BadRequest(f"Request body too large (limit {MAX_JSON_BODY} bytes)")
+    raw = bytes(buf)
     if not raw.strip():
         if required:
             raise BadRequest("Request body is empty: expected JSON")
@@ -60,10 +69,25 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
+# Top-level fields LXD's request structs share, with their JSON types: Go's decoder refuses a value
+# of the wrong type (400) where a lenient `body.get(x) or default` would silently take the default.
+_COMMON_FIELDS: dict[str, type | tuple] = {
+    "name": str, "description": str, "type": str, "architecture": str, "expires_at": str,
+    "password": str, "certificate": str, "config": dict, "devices": dict, "properties": dict,
+    "source": dict, "profiles": list, "aliases": list, "projects": list, "ephemeral": bool,
+    "stateful": bool, "public": bool, "auto_update": bool, "restricted": bool, "token": bool,
+}
+_JSON_NAMES = {str: "string", dict: "object", list: "array", bool: "boolean"}
+
+
 async def read_object(request: web.Request) -> dict:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("Invalid JSON: expected an object")
+    for name, kind in _COMMON_FIELDS.items():
+        v = body.get(name)
+        if v is not None and not isinstance(v, kind):
+            raise BadRequest(f'Invalid value for field "{name}": expected {_JSON_NAMES[kind]}')
     return body
 
 

@@ -2,8 +2,9 @@
 from aiohttp import web
 
 from corral.api import response
+from corral.api.auth import allowed_projects, trusted
 from corral.api.extensions import EXTENSIONS
-from corral.api.request import check_etag, daemon, read_object, requestor
+from corral.api.request import check_etag, daemon, field, read_object, requestor
 
 routes = web.RouteTableDef()
 
@@ -26,17 +27,28 @@ def _server(d) -> dict:
     }
 
 
+def _untrusted() -> dict:
+    """LXD's api.ServerUntrusted: what a client without a trusted certificate may see."""
+    return {"api_extensions": EXTENSIONS, "api_status": "stable", "api_version": "1.0",
+            "auth": "untrusted", "public": False, "auth_methods": ["tls"]}
+
+
 @routes.get("/1.0")
 async def get_server(request: web.Request):
     d = daemon(request)
-    return response.sync(_server(d), etag=d.config.public())
+    if not trusted(request):
+        return response.sync(_untrusted())
+    srv = _server(d)
+    if allowed_projects(request) is not None:
+        srv["config"] = {}  # a restricted client does not see the server configuration
+    return response.sync(srv, etag=d.config.public())
 
 
 async def _update(request: web.Request, *, replace: bool):
     d = daemon(request)
     check_etag(request, d.config.public())
     body = await read_object(request)
-    new = body.get("config") or {}
+    new = field(body, "config", dict, {})
     await d.config.update(new, replace=replace)
     d.events.lifecycle("config-updated", "/1.0", requestor=requestor(request))
     return response.empty()

@@ -33,7 +33,9 @@ async def envelope_middleware(request: web.Request, handler):
 def make_app(daemon) -> web.Application:
     from corral.api import ENDPOINT_MODULES
 
-    app = web.Application(middlewares=[envelope_middleware], client_max_size=1024**4)
+    from corral.api.auth import auth_middleware
+
+    app = web.Application(middlewares=[envelope_middleware, auth_middleware], client_max_size=1024**4)
     app["daemon"] = daemon
     for module in ENDPOINT_MODULES:
         app.router.add_routes(module.routes)

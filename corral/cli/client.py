@@ -9,7 +9,10 @@ import os
 import socket
 import time
 import urllib.parse
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
+
+if TYPE_CHECKING:
+    from corral.cli.remote import HttpsTarget
 
 DEFAULT_SOCKET = "/var/lib/corral/unix.socket"
 
@@ -103,7 +106,10 @@ class Client:
         socket_path: str | None = None,
         project: str | None = None,
         timeout: float | None = None,
+        https: "HttpsTarget | None" = None,
     ):
+        # https: a remote reached over HTTPS (corral/cli/remote.py) instead of the unix socket.
+        self.https = https
         self.socket_path = socket_path or default_socket_path()
         self.project = project or None
         self.timeout = timeout
@@ -155,15 +161,18 @@ class Client:
     ) -> RawResponse:
         """Send a request and return the un-read response."""
         url = self.url(path, params)
-        conn = UnixHTTPConnection(self.socket_path, timeout=timeout if timeout is not None else self.timeout)
-        hdrs = {"User-Agent": "Corral", "Host": "unix.socket"}
+        if self.https is not None:
+            conn = self.https.connection(timeout if timeout is not None else self.timeout)
+        else:
+            conn = UnixHTTPConnection(self.socket_path, timeout=timeout if timeout is not None else self.timeout)
+        hdrs = {"User-Agent": "Corral", "Host": self.https.host if self.https is not None else "unix.socket"}
         hdrs.update(headers or {})
         try:
             conn.request(method, url, body=body, headers=hdrs)
             resp = conn.getresponse()
         except OSError as exc:
             conn.close()
-            if isinstance(exc, (FileNotFoundError, ConnectionRefusedError, PermissionError)):
+            if self.https is None and isinstance(exc, (FileNotFoundError, ConnectionRefusedError, PermissionError)):
                 raise self._connect_error(method, url, exc) from None
             raise ClientError(f"{method} {url}: {exc}") from None
         return RawResponse(conn, resp)
@@ -289,13 +298,18 @@ class Client:
     # ----------------------------------------------------------- websockets
 
     def ws_url(self, path: str, params: dict | None = None) -> str:
+        if self.https is not None:
+            return self.https.url + self.url(path, params)
         return "http://unix.socket" + self.url(path, params)
 
     def ws_session(self):
         """An aiohttp ClientSession bound to the unix socket (use in a coroutine)."""
         import aiohttp
 
-        connector = aiohttp.UnixConnector(path=self.socket_path)
+        if self.https is not None:
+            connector = aiohttp.TCPConnector(ssl=self.https.ssl_context())
+        else:
+            connector = aiohttp.UnixConnector(path=self.socket_path)
         return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
     async def ws_connect(self, session: Any, path: str, params: dict | None = None):
@@ -307,6 +321,8 @@ class Client:
         except aiohttp.WSServerHandshakeError as exc:
             raise ClientError(exc.message or f"websocket handshake failed ({exc.status})", exc.status) from None
         except aiohttp.ClientConnectorError as exc:
+            if self.https is not None:
+                raise ClientError(f"{url}: {exc}") from None
             raise self._connect_error("GET", self.url(path, params), exc.os_error) from None
 
     def operation_websocket(self, op_id: str, secret: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -17,6 +18,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("corral.cli.config", "config"),
     "profile": ("corral.cli.profile", "profile"),
+    "network": ("corral.cli.network", "network"),
     "operation": ("corral.cli.operation", "operation"),
     "monitor": ("corral.cli.monitor", "monitor"),
     "query": ("corral.cli.query", "query"),
@@ -39,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "move": ("corral.cli.instance", "move"),
     "rename": ("corral.cli.instance", "rename"),
     "publish": ("corral.cli.instance", "publish"),
+    "remote": ("corral.cli.remote", "remote"),
+    "storage": ("corral.cli.storage", "storage"),
 }
 
 ALIASES = {"ls": "list", "rm": "delete", "cp": "copy", "mv": "move", "create": "init"}
@@ -79,17 +83,44 @@ def group(name: str | None = None, **kw: Any):
 class Ctx:
     """Global options and a lazily created API client."""
 
-    def __init__(self, project: str | None = None, quiet: bool = False, debug: bool = False):
+    def __init__(self, project: str | None = None, quiet: bool = False, debug: bool = False,
+                 remote: str | None = None):
         self.project = project
         self.quiet = quiet
         self.debug = debug
+        # The remote of the command's REMOTE:NAME argument (else the default remote); see remote.py.
+        self.remote = remote
         self._client: Client | None = None
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(project=self.project)
+            if self.remote is None and not os.path.exists(_remote_config()):
+                self._client = Client(project=self.project)
+            else:
+                from corral.cli import remote
+                self._client = remote.client_for(self.remote or remote.load()["default-remote"], self.project)
         return self._client
+
+
+def _remote_config() -> str:
+    base = os.environ.get("CORRAL_CONF") or os.path.join(os.path.expanduser("~"), ".config", "corral")
+    return os.path.join(base, "config.yml")
+
+
+def command_remote(args: list[str]) -> str | None:
+    """The remote named by the first REMOTE:NAME argument (before `--`), if it is a configured remote."""
+    if not args or args[0] == "remote" or not os.path.exists(_remote_config()):
+        return None
+    from corral.cli import remote
+    for arg in args:
+        if arg == "--":
+            break
+        if ":" in arg and not arg.startswith("-"):
+            name, _ = remote.split(arg)
+            if name is not None:
+                return name
+    return None
 
 
 pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
@@ -106,6 +137,10 @@ def strip_remote(name: str) -> str:
         remote, rest = name.split(":", 1)
         if remote in ("local", ""):
             return rest
+        if os.path.exists(_remote_config()):
+            from corral.cli.remote import names
+            if remote in names():
+                return rest
         if "/" not in remote:
             fail(f"The remote \"{remote}\" doesn't exist")
     return name
@@ -182,6 +217,7 @@ class CorralGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
             args = hoist_global_flags(args)
+            ctx.meta["corral.remote"] = command_remote([a for a in args if not a.startswith("--project")])
         return super().parse_args(ctx, args)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -248,7 +284,7 @@ def cli(ctx: click.Context, project: str | None, quiet: bool, debug: bool, verbo
 
     All of Corral's features can be driven through the various commands below.
     For help with any of those, simply call them with --help."""
-    ctx.obj = Ctx(project=project, quiet=quiet, debug=debug)
+    ctx.obj = Ctx(project=project, quiet=quiet, debug=debug, remote=ctx.meta.get("corral.remote"))
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 

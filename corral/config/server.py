@@ -3,6 +3,12 @@ from corral.config.keys import (
     SERVER, Key, declare, one_of, parse_address, parse_bool, parse_int, parse_uint,
 )
 
+
+def _expiry(v: str) -> int:
+    from corral.trust import parse_expiry
+    return parse_expiry(v)
+
+
 _COMPRESSION = one_of("none", "gzip", "xz", "zstd", "bzip2", "lzma", "lz4", "squashfs")
 
 declare(
@@ -12,6 +18,8 @@ declare(
         description="Minutes to wait for running operations on shutdown"),
     Key("core.trust_password", SERVER, str, hidden=True,
         description="Password to be provided by clients to set up a trust"),
+    Key("core.remote_token_expiry", SERVER, lambda v: _expiry(v),
+        description="Time after which a remote add token expires (defaults to no expiry)"),
     Key("core.https_allowed_origin", SERVER),
     Key("core.https_allowed_methods", SERVER),
     Key("core.https_allowed_headers", SERVER),

@@ -129,6 +129,44 @@ GLOBAL = [
         UNIQUE (instance_id, name)
     )
     """,
+    # 3: the trust store (certificates of clients allowed on the HTTPS API)
+    """
+    CREATE TABLE certificates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL DEFAULT 'client',
+        name TEXT NOT NULL DEFAULT '',
+        certificate TEXT NOT NULL,
+        restricted INTEGER NOT NULL DEFAULT 0,
+        projects TEXT NOT NULL DEFAULT '[]'
+    )
+    """,
+    # 4: storage volume snapshots (custom volumes)
+    """
+    CREATE TABLE storage_volumes_snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        volume_id INTEGER NOT NULL REFERENCES storage_volumes (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        config TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        UNIQUE (volume_id, name)
+    )
+    """,
+    # 5: networks (managed bridges and macvlan presets)
+    """
+    CREATE TABLE networks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project TEXT NOT NULL DEFAULT 'default',
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        config TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'Created',
+        UNIQUE (project, name)
+    )
+    """,
 ]
 
 LOCAL = [

@@ -349,11 +349,11 @@ class Images:
 
             def work():
                 if os.path.lexists(dest):  # a half-made copy from a crash
-                    _rmtree(dest)
+                    pool_driver.delete_tree(dest)
                 if os.path.isfile(rootfs):
-                    store.import_split(meta, rootfs, dest)
+                    pool_driver.unpack_image(fingerprint, lambda d: store.import_split(meta, rootfs, d))
                 else:
-                    store.import_unified(meta, dest)
+                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d))
             await asyncio.to_thread(work)
         return dest
 
@@ -433,14 +433,20 @@ class Images:
 
             def validate() -> store.ImageInfo:
                 if pool is not None and os.path.lexists(unpack_dir):
-                    _rmtree(unpack_dir)  # a stale copy of an image nobody has
-                if split:
-                    info = store.import_split(paths[0], paths[1], unpack_dir, filename=filename)
-                else:
-                    info = store.import_unified(paths[0], unpack_dir, filename=filename)
+                    pool.delete_tree(unpack_dir)  # a stale copy of an image nobody has
+                out = []
+
+                def unpack(dest: str) -> None:
+                    if split:
+                        out.append(store.import_split(paths[0], paths[1], dest, filename=filename))
+                    else:
+                        out.append(store.import_unified(paths[0], dest, filename=filename))
                 if pool is None:
+                    unpack(unpack_dir)
                     _rmtree(unpack_dir)
-                return info
+                else:
+                    pool.unpack_image(fp, unpack)
+                return out[0]
 
             def install() -> None:
                 for stale in (meta_dst, rootfs_dst):
@@ -451,7 +457,7 @@ class Images:
 
             def undo() -> None:
                 if pool is not None:
-                    _rmtree(unpack_dir)
+                    pool.delete_tree(unpack_dir)
                 if not shared:
                     _unlink(meta_dst)
                     _unlink(rootfs_dst)
@@ -623,7 +629,7 @@ class Images:
 
     def _remove_files(self, fp: str) -> None:
         for drv in self._pool_drivers():
-            _rmtree(drv.image_dir(fp))
+            drv.delete_tree(drv.image_dir(fp))
         for path in self.original_paths(fp):
             _unlink(path)
 

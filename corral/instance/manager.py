@@ -19,7 +19,9 @@ from datetime import datetime, timedelta, timezone
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
+from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
+from corral.instance import hotplug, poolmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
@@ -100,6 +102,7 @@ class Instances:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping_by_api: set[str] = set()
         self._housekeeping: asyncio.Task | None = None
+        self.backups = Backups(self)
 
     # ---- names and paths ------------------------------------------------------------------
 
@@ -425,11 +428,20 @@ class Instances:
             cur = await self.load(inst.project, inst.name)
             if self.status(cur) == "Running":
                 await asyncio.to_thread(self.driver.apply_limits, self.driver_name(cur.project, cur.name), cur.config)
+                try:   # device changes on a running instance: hot-plug what can be
+                    pid = await asyncio.to_thread(self.driver.init_pid, self.driver_name(cur.project, cur.name))
+                    await hotplug.apply(self.d, inst, cur, pid)
+                except BaseException:
+                    async with self.db.transaction() as tx:
+                        await q.update(tx, inst.project, inst.name, {k: inst.rec[k] for k in plan})
+                    raise
         self.events.lifecycle("instance-updated", url(inst.name, inst.project), project=inst.project,
                               requestor=requestor)
         await self.d.on_instance_changed(inst.project, inst.name)
 
-    async def set_volatile(self, project: str, name: str, changes: dict[str, str | None]) -> None:
+    async def set_volatile(self, project: str, name: str, changes: dict[str, str | None],
+                           last_used: str | None = None) -> None:
+        """Change daemon-managed config keys (None removes one), in one transaction."""
         async with self.db.transaction() as tx:
             rec = await q.get(tx, project, name)
             if rec is None:
@@ -441,6 +453,8 @@ class Instances:
                 else:
                     cfg[k] = v
             await q.set_config(tx, project, name, cfg)
+            if last_used:
+                await q.touch(tx, project, name, last_used)
 
     # ---- state changes --------------------------------------------------------------------
 
@@ -483,9 +497,7 @@ class Instances:
         if spec.idmap is not None:
             changes["volatile.idmap.current"] = json.dumps([e.to_lxd() for e in spec.idmap], separators=(",", ":"))
             changes["volatile.last_state.idmap"] = changes["volatile.idmap.current"]
-        await self.set_volatile(inst.project, inst.name, changes)
-        async with self.db.transaction() as tx:
-            await q.touch(tx, inst.project, inst.name, timeutil.now())
+        await self.set_volatile(inst.project, inst.name, changes, last_used=timeutil.now())
         self.events.lifecycle("instance-started", url(inst.name, inst.project), project=inst.project,
                               requestor=requestor)
 
@@ -592,8 +604,10 @@ class Instances:
     # ---- rename and delete ----------------------------------------------------------------
 
     async def rename(self, project: str, name: str, body: dict, requestor: dict | None):
+        if body.get("pool") and not body.get("project"):   # "live" is sent by lxc; a move needs a stopped instance
+            return await poolmove.move(self, project, name, body, requestor)
         if body.get("migration") or body.get("pool") or body.get("project") or body.get("live"):
-            raise NotImplementedFeature("moving instances between pools, projects or servers")
+            raise NotImplementedFeature("moving instances between projects or servers")
         new = check_instance_name(body.get("name"))
         inst = await self.load(project, name)
         if self.status(inst) != "Stopped":
@@ -615,7 +629,8 @@ class Instances:
         old_vol, new_vol = self.volume_name(inst.project, inst.name), self.volume_name(inst.project, new)
         moves = [(drv.instance_dir(old_vol), drv.instance_dir(new_vol)),
                  (os.path.dirname(drv.snapshot_dir(old_vol, "x")), os.path.dirname(drv.snapshot_dir(new_vol, "x"))),
-                 (self.log_dir(inst.project, inst.name), self.log_dir(inst.project, new))]
+                 (self.log_dir(inst.project, inst.name), self.log_dir(inst.project, new)),
+                 (self.d.paths.join("backups", "instances", old_vol), self.d.paths.join("backups", "instances", new_vol))]
         await asyncio.to_thread(self.driver.delete, self.driver_name(inst.project, inst.name))
         done = []
         try:
@@ -657,6 +672,7 @@ class Instances:
         await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
         await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
         await asyncio.to_thread(shutil.rmtree, self.log_dir(inst.project, inst.name), True)
+        await asyncio.to_thread(self.backups.delete_all, inst.project, inst.name)
         self._locks.pop((inst.project, inst.name), None)
         self.events.lifecycle("instance-deleted", url(inst.name, inst.project), project=inst.project,
                               requestor=requestor)

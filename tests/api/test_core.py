@@ -136,7 +136,16 @@ def test_projects_warnings_cluster_resources(daemon):
     assert set(p) == set(sample("projects-default.json")["metadata"])
     assert p["config"] == sample("projects-default.json")["metadata"]["config"]
     assert daemon.get("/1.0/projects/other").status == 404
-    assert daemon.request("POST", "/1.0/projects", {"name": "x"}).json["error"].startswith("not implemented")
+    assert daemon.request("POST", "/1.0/projects", {"name": "x"}).status == 201
+    x = daemon.get("/1.0/projects/x").metadata
+    assert x["config"]["features.profiles"] == "true"
+    assert [u.split("?")[0] for u in x["used_by"]] == ["/1.0/profiles/default"]
+    assert daemon.request("POST", "/1.0/projects", {"name": "x"}).status == 409
+    assert daemon.request("POST", "/1.0/projects", {"name": "a/b"}).status == 400
+    assert daemon.request("DELETE", "/1.0/projects/default").status == 403
+    assert daemon.request("POST", "/1.0/projects/x", {"name": "y"}).status == 201
+    assert daemon.request("DELETE", "/1.0/projects/y").status == 200
+    assert daemon.get("/1.0/projects").json == sample("projects.json")
     assert daemon.get("/1.0/warnings").status == 200
     assert isinstance(daemon.get("/1.0/warnings?recursion=1").metadata, list)
     c = daemon.get("/1.0/cluster").metadata

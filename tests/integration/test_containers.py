@@ -50,6 +50,16 @@ def test_lxc_full_lifecycle(host, tmp_path):
     host.lxc("restore", c, "s0")
     assert host.lxc("exec", c, "--", "cat", "/root/in.txt").stdout == "corral file\n"
 
+    import tarfile
+    host.lxc("export", c, str(tmp_path / "backup.tar.gz"))
+    with tarfile.open(tmp_path / "backup.tar.gz") as tf:
+        names = tf.getnames()
+    assert "backup/index.yaml" in names and "backup/snapshots/s0/rootfs/root/in.txt" in names
+    assert host.get(f"/1.0/instances/{c}/backups").metadata == []   # lxc removes its temporary backup
+
+    info = host.lxc("info", c).stdout
+    assert f"Name: {c}" in info and "Status: RUNNING" in info and "s0" in info
+
     # stop / start / restart
     host.lxc("stop", c)
     assert state(host, c) == "Stopped"

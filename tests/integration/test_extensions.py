@@ -113,6 +113,12 @@ def check_api_os(d, c):
     assert d.get("/1.0").metadata["environment"]["os_name"]
 
 
+def check_server_supported_storage_drivers(d, c):
+    env = d.get("/1.0").metadata["environment"]
+    names = {x["Name"] for x in env["storage_supported_drivers"]}
+    assert {"dir", "btrfs"} <= names and env["storage"] == "dir"
+
+
 def check_storage(d, c):
     assert d.get("/1.0/storage-pools/default").metadata["driver"] == "dir"
 
@@ -225,7 +231,7 @@ def check_image_compression_algorithm(d, c):
     alias = unique("img")
     res = op(d, d.request("POST", "/1.0/images", {"source": {"type": "instance", "name": c2},
                                                   "compression_algorithm": "xz", "aliases": [{"name": alias}]}))
-    assert res["status"] == "Success", res
+    assert res["status"] == "Success", res["err"]
     fp = res["metadata"]["fingerprint"]
     raw = d.get(f"/1.0/images/{fp}/export").body
     assert raw[:6] == b"\xfd7zXZ\x00"     # an xz stream
@@ -240,7 +246,7 @@ def check_image_create_aliases(d, c):
 def check_container_stateless_copy(d, c):
     c2 = unique("cp")
     res = op(d, d.request("POST", "/1.0/instances", {"name": c2, "source": {"type": "copy", "source": c}}))
-    assert res["status"] == "Success", res
+    assert res["status"] == "Success", res["err"]
     d.lxc("delete", c2)
 
 
@@ -248,7 +254,7 @@ def check_container_only_migration(d, c):
     c2 = unique("cp")
     res = op(d, d.request("POST", "/1.0/instances", {"name": c2, "source": {"type": "copy", "source": c,
                                                                             "instance_only": True}}))
-    assert res["status"] == "Success", res
+    assert res["status"] == "Success", res["err"]
     assert d.get(f"/1.0/instances/{c2}/snapshots").metadata == []
     d.lxc("delete", c2)
 
@@ -257,9 +263,375 @@ def check_instance_create_start(d, c):
     c2 = unique("st")
     res = op(d, d.request("POST", "/1.0/instances", {"name": c2, "start": True,
                                                      "source": {"type": "image", "alias": "busybox"}}))
-    assert res["status"] == "Success", res
+    assert res["status"] == "Success", res["err"]
     assert d.get(f"/1.0/instances/{c2}").metadata["status"] == "Running"
     d.lxc("delete", "-f", c2)
+
+
+def _custom_volume(d, pool="default", config=None):
+    v = unique("vol")
+    r = d.request("POST", f"/1.0/storage-pools/{pool}/volumes/custom", {"name": v, "config": config or {}})
+    assert r.status == 200, r.body
+    return v
+
+
+def check_storage_api_volume_rename(d, c):
+    v, v2 = _custom_volume(d), unique("vol")
+    assert op(d, d.request("POST", f"/1.0/storage-pools/default/volumes/custom/{v}", {"name": v2}))["status"] == "Success"
+    assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}").status == 404
+    assert d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v2}").status == 200
+
+
+def check_storage_api_local_volume_handling(d, c):
+    v, v2 = _custom_volume(d), unique("vol")
+    res = op(d, d.request("POST", "/1.0/storage-pools/default/volumes/custom",
+                          {"name": v2, "source": {"type": "copy", "pool": "default", "name": v}}))
+    assert res["status"] == "Success", res["err"]
+    assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v2}").status == 200
+    for name in (v, v2):
+        assert d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{name}").status == 200
+
+
+def check_storage_api_volume_snapshots(d, c):
+    v = _custom_volume(d)
+    base = f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots"
+    assert op(d, d.request("POST", base, {"name": "s1"}))["status"] == "Success"
+    assert d.get(base).metadata == [f"{base}/s1"]
+    assert op(d, d.request("DELETE", f"{base}/s1"))["status"] == "Success"
+    assert d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}").status == 200
+
+
+def check_storage_volume_state(d, c):
+    st = d.get(f"/1.0/storage-pools/default/volumes/container/{c}/state").metadata
+    assert st["usage"]["used"] > 0
+
+
+def check_storage_unmapped(d, c):
+    v = _custom_volume(d, config={"security.unmapped": "true"})
+    assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}").metadata["config"]["security.unmapped"] == "true"
+    bad = d.request("POST", "/1.0/storage-pools/default/volumes/custom",
+                    {"name": unique("vol"), "config": {"security.unmapped": "maybe"}})
+    assert bad.status == 400
+    assert d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}").status == 200
+
+
+def check_storage_shifted(d, c):
+    v = _custom_volume(d, config={"security.shifted": "true"})
+    d.lxc("storage", "volume", "attach", "default", v, c, "/mnt/shifted")
+    try:
+        d.lxc("exec", c, "--", "touch", "/mnt/shifted/f")
+        import os
+        host = d.get("/1.0/storage-pools/default").metadata["config"]["source"]
+        assert os.stat(os.path.join(host, "custom", f"default_{v}", "f")).st_uid == 0   # idmapped, not chowned
+    finally:
+        d.lxc("storage", "volume", "detach", "default", v, c)
+        d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}")
+
+
+def _second_pool(d):
+    pool = unique("p")
+    assert d.request("POST", "/1.0/storage-pools", {"name": pool, "driver": "dir"}).status == 201
+    return pool
+
+
+def check_instance_pool_move(d, c):
+    pool, c2 = _second_pool(d), unique("mv")
+    try:
+        d.lxc("init", "busybox", c2)
+        res = op(d, d.request("POST", f"/1.0/instances/{c2}", {"name": c2, "migration": True, "pool": pool}))
+        assert res["status"] == "Success", res["err"]
+        assert d.get(f"/1.0/instances/{c2}").metadata["expanded_devices"]["root"]["pool"] == pool
+    finally:
+        d.lxc("delete", "-f", c2, check=False)
+        d.request("DELETE", f"/1.0/storage-pools/{pool}")
+
+
+def check_container_local_cross_pool_handling(d, c):
+    pool, c2 = _second_pool(d), unique("xp")
+    try:
+        res = op(d, d.request("POST", "/1.0/instances", {
+            "name": c2, "source": {"type": "copy", "source": c},
+            "devices": {"root": {"type": "disk", "path": "/", "pool": pool}}}))
+        assert res["status"] == "Success", res["err"]
+        assert d.get(f"/1.0/storage-pools/{pool}/volumes/container/{c2}").status == 200
+    finally:
+        d.lxc("delete", "-f", c2, check=False)
+        d.request("DELETE", f"/1.0/storage-pools/{pool}")
+
+
+
+# ---- networks (the host fixture's `init --auto` made a managed bridge with eth0 on it) ----------
+
+def _bridge(d):
+    return next(n["name"] for n in d.get("/1.0/networks?recursion=1").metadata if n["managed"])
+
+
+def _lease_of(d, c):
+    from helpers import wait_for
+    return wait_for(lambda: [x for x in d.get(f"/1.0/networks/{_bridge(d)}/leases").metadata if x["hostname"] == c],
+                    timeout=20)[0]
+
+
+def check_network(d, c):
+    net = d.get(f"/1.0/networks/{_bridge(d)}").metadata
+    assert net["managed"] and net["type"] == "bridge" and f"/1.0/instances/{c}" in net["used_by"]
+    assert any(not n["managed"] for n in d.get("/1.0/networks?recursion=1").metadata)  # host interfaces
+
+
+def check_network_leases(d, c):
+    lease = _lease_of(d, c)
+    assert lease["type"] == "dynamic" and lease["hwaddr"] == d.get(f"/1.0/instances/{c}").metadata["config"][
+        "volatile.eth0.hwaddr"]
+
+
+def check_network_leases_location(d, c):
+    assert _lease_of(d, c)["location"] == "none"
+
+
+def check_network_state(d, c):
+    st = d.get(f"/1.0/networks/{_bridge(d)}/state").metadata
+    assert st["state"] == "up" and st["counters"]["packets_received"] > 0 and st["addresses"]
+    assert st["bridge"]["upper_devices"]
+
+
+def check_network_hwaddr(d, c):
+    name = unique("nh")[:12]
+    assert d.request("POST", "/1.0/networks", {"name": name, "config": {
+        "ipv4.address": "none", "bridge.hwaddr": "00:16:3e:12:34:56"}}).status == 201
+    try:
+        assert d.get(f"/1.0/networks/{name}/state").metadata["hwaddr"] == "00:16:3e:12:34:56"
+    finally:
+        d.request("DELETE", f"/1.0/networks/{name}")
+
+
+def check_network_vxlan_ttl(d, c):
+    import subprocess
+    name = unique("nv")[:10]
+    assert d.request("POST", "/1.0/networks", {"name": name, "config": {
+        "ipv4.address": "none", "tunnel.t.protocol": "vxlan", "tunnel.t.id": "77", "tunnel.t.local": "127.0.0.1",
+        "tunnel.t.remote": "127.0.0.1", "tunnel.t.ttl": "7"}}).status == 201
+    try:
+        out = subprocess.run(["ip", "-d", "link", "show", f"{name}-t"], capture_output=True, text=True).stdout
+        assert "vxlan id 77" in out and "ttl 7" in out and f"master {name}" in out
+    finally:
+        d.request("DELETE", f"/1.0/networks/{name}")
+
+
+def check_network_dhcp_expiry(d, c):
+    import subprocess
+    br = _bridge(d)
+    assert d.request("PATCH", f"/1.0/networks/{br}", {"config": {"ipv4.dhcp.expiry": "2h"}}).status == 200
+    try:
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+        assert any(f"--interface={br}" in line and ",2h" in line for line in ps.splitlines())
+    finally:
+        d.request("PATCH", f"/1.0/networks/{br}", {"config": {"ipv4.dhcp.expiry": None}})
+
+
+def check_network_type_macvlan(d, c):
+    name = unique("nm")[:12]
+    assert d.request("POST", "/1.0/networks", {"name": name, "type": "macvlan",
+                                               "config": {"parent": _bridge(d)}}).status == 201
+    try:
+        net = d.get(f"/1.0/networks/{name}").metadata
+        assert net["type"] == "macvlan" and net["config"]["parent"] == _bridge(d)
+    finally:
+        d.request("DELETE", f"/1.0/networks/{name}")
+
+
+def check_instance_nic_network(d, c):
+    inst = d.get(f"/1.0/instances/{c}").metadata
+    assert inst["expanded_devices"]["eth0"]["network"] == _bridge(d)
+    st = d.get(f"/1.0/instances/{c}/state").metadata["network"]["eth0"]
+    assert st["host_name"] == inst["config"]["volatile.eth0.host_name"]
+
+
+def _free_port() -> int:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _httpd(d, c) -> None:
+    d.lxc("exec", c, "--", "sh", "-c", "mkdir -p /srv && echo hello-proxy > /srv/p.txt && "
+          "(pidof httpd || httpd -p 127.0.0.1:8080 -h /srv)")
+
+
+def _http_get(connect) -> bytes:
+    import socket
+    from helpers import wait_for
+
+    def attempt():
+        try:
+            with connect() as s:
+                s.sendall(b"GET /p.txt HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+                return data
+        except OSError:
+            return None
+    return wait_for(attempt, timeout=10)
+
+
+def check_proxy(d, c):
+    import socket
+    _httpd(d, c)
+    port = _free_port()
+    d.lxc("config", "device", "add", c, "px", "proxy", f"listen=tcp:127.0.0.1:{port}", "connect=tcp:127.0.0.1:8080")
+    try:
+        assert b"hello-proxy" in _http_get(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+    finally:
+        d.lxc("config", "device", "remove", c, "px")
+    import pytest as _pytest
+    with _pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def check_proxy_unix(d, c):
+    import os
+    import socket
+    _httpd(d, c)
+    path = os.path.join(d.dir, unique("px") + ".sock")
+    d.lxc("config", "device", "add", c, "pu", "proxy", f"listen=unix:{path}", "connect=tcp:127.0.0.1:8080")
+    try:
+        def conn():
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(path)
+            return s
+        assert b"hello-proxy" in _http_get(conn)
+    finally:
+        d.lxc("config", "device", "remove", c, "pu")
+    assert not os.path.exists(path)
+
+
+def check_proxy_udp(d, c):
+    """UDP through the instance's namespace: a DNS query to the bridge's dnsmasq, sent from the host."""
+    import ipaddress
+    import socket
+    import struct
+    gw = str(ipaddress.ip_interface(d.get(f"/1.0/networks/{_bridge(d)}").metadata["config"]["ipv4.address"]).ip)
+    port = _free_port()
+    d.lxc("config", "device", "add", c, "pd", "proxy", f"listen=udp:127.0.0.1:{port}", f"connect=udp:{gw}:53")
+    try:
+        qname = b"".join(bytes([len(p)]) + p for p in (c.encode(), b"lxd")) + b"\0"
+        query = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        s.sendto(query, ("127.0.0.1", port))
+        reply, _ = s.recvfrom(4096)
+        s.close()
+        assert reply[:2] == b"\x12\x34" and struct.unpack(">H", reply[6:8])[0] >= 1   # one answer: c.lxd
+    finally:
+        d.lxc("config", "device", "remove", c, "pd")
+
+
+def check_container_backup(d, c):
+    import io
+    import tarfile
+    res = op(d, d.request("POST", f"/1.0/instances/{c}/backups", {"name": "b0"}))
+    assert res["status"] == "Success", res["err"]
+    assert d.get(f"/1.0/instances/{c}/backups").metadata == [f"/1.0/instances/{c}/backups/b0"]
+    raw = d.get(f"/1.0/instances/{c}/backups/b0/export").body
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        names = tf.getnames()
+    assert "backup/index.yaml" in names and "backup/container/rootfs/bin/busybox" in names
+    assert d.request("POST", f"/1.0/instances/{c}/backups/b0", {"name": "b1"}).status == 201
+    assert d.request("DELETE", f"/1.0/instances/{c}/backups/b1").status == 200
+    assert d.get(f"/1.0/instances/{c}/backups").metadata == []
+
+
+def check_backup_compression(d, c):
+    res = op(d, d.request("POST", f"/1.0/instances/{c}/backups", {"name": "bx", "compression_algorithm": "xz"}))
+    assert res["status"] == "Success", res["err"]
+    assert d.get(f"/1.0/instances/{c}/backups/bx/export").body[:6] == b"\xfd7zXZ\x00"
+    d.request("DELETE", f"/1.0/instances/{c}/backups/bx")
+
+
+def _test_cert_b64(name: str) -> tuple[str, str]:
+    import base64
+    import ssl
+    from corral import certs
+    crt, _ = certs.generate(name)
+    return base64.b64encode(ssl.PEM_cert_to_DER_cert(crt.decode())).decode(), certs.fingerprint(crt)
+
+
+def check_certificate_update(d, c):
+    b64, fp = _test_cert_b64("ext-upd")
+    assert d.request("POST", "/1.0/certificates", {"type": "client", "certificate": b64, "name": "a"}).status == 201
+    try:
+        assert d.request("PATCH", f"/1.0/certificates/{fp}", {"name": "b"}).status == 200
+        assert d.get(f"/1.0/certificates/{fp}").metadata["name"] == "b"
+        assert d.request("PUT", f"/1.0/certificates/{fp}", {"name": "c", "type": "client"}).status == 200
+        assert d.get(f"/1.0/certificates/{fp}").metadata["name"] == "c"
+    finally:
+        d.request("DELETE", f"/1.0/certificates/{fp}")
+
+
+def check_certificate_project(d, c):
+    b64, fp = _test_cert_b64("ext-proj")
+    r = d.request("POST", "/1.0/certificates", {"type": "client", "certificate": b64, "restricted": True,
+                                                "projects": ["default"]})
+    assert r.status == 201
+    try:
+        cert = d.get(f"/1.0/certificates/{fp}").metadata
+        assert cert["restricted"] is True and cert["projects"] == ["default"]
+        assert d.request("POST", "/1.0/certificates", {"type": "client", "certificate": _test_cert_b64("x")[0],
+                                                       "restricted": True, "projects": ["nothere"]}).status == 404
+    finally:
+        d.request("DELETE", f"/1.0/certificates/{fp}")
+
+
+def check_certificate_token(d, c):
+    r = d.request("POST", "/1.0/certificates", {"token": True, "name": "ext-token"})
+    assert r.status == 202
+    meta = r.json["metadata"]
+    assert meta["class"] == "token" and meta["metadata"]["request"]["name"] == "ext-token"
+    assert meta["metadata"]["secret"] and meta["metadata"]["fingerprint"]
+    assert d.request("DELETE", f"/1.0/operations/{meta['id']}").status == 200
+
+
+_DEVLXD_CLIENT: list[str] = []
+
+
+def _devlxd(d, c, *args: str) -> bytes:
+    import os
+    import subprocess
+    import tempfile
+    if not _DEVLXD_CLIENT:
+        out = os.path.join(tempfile.mkdtemp(prefix="corral-devlxd-"), "devlxd_client")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "devlxd_client.c")
+        subprocess.run(["gcc", "-static", "-O2", "-o", out, src], check=True)
+        _DEVLXD_CLIENT.append(out)
+    d.lxc("file", "push", _DEVLXD_CLIENT[0], f"{c}/bin/devlxd_client", "--mode", "0755")
+    return subprocess.run(["lxc", "exec", c, "--", "devlxd_client", *args], env=d.env, capture_output=True,
+                          timeout=60, check=True).stdout
+
+
+def check_devlxd_events(d, c):
+    import threading
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("raw", _devlxd(d, c, "/1.0/events", "ws", "3")))
+    t.start()
+    import time
+    time.sleep(1.5)
+    d.lxc("config", "set", c, "user.devlxd-ext", "v1")
+    t.join()
+    assert b'"key":"user.devlxd-ext","old_value":"","value":"v1"' in out["raw"].replace(b", ", b",").replace(b": ", b":")
+
+
+def check_devlxd_images(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    assert b" 403 " in _devlxd(d, c, f"/1.0/images/{fp}/export").split(b"\r\n", 1)[0] + b" "
+    d.lxc("config", "set", c, "security.devlxd.images", "true")
+    try:
+        assert _devlxd(d, c, f"/1.0/images/{fp}/export").startswith(b"HTTP/1.0 200")
+    finally:
+        d.lxc("config", "unset", c, "security.devlxd.images")
 
 
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}

@@ -6,8 +6,10 @@ from corral.devices import KNOWN_TYPES, check_devices
 from corral.errors import NotImplementedFeature
 from corral.instance.devices.base import Device, RunConfig  # noqa: F401
 from corral.instance.devices.disk import Disk, NoneDevice
+from corral.instance.devices.nic import Nic
+from corral.instance.devices.proxy import Proxy
 
-DEVICES: dict[str, type[Device]] = {"disk": Disk, "none": NoneDevice}
+DEVICES: dict[str, type[Device]] = {"disk": Disk, "none": NoneDevice, "nic": Nic, "proxy": Proxy}
 
 
 def device_class(dtype: str) -> type[Device]:

@@ -1,10 +1,12 @@
 """disk devices: the root disk (the instance volume itself) and host paths bind-mounted inside."""
 from __future__ import annotations
 
+import asyncio
 import os
 
-from corral.errors import BadRequest, NotImplementedFeature
+from corral.errors import BadRequest, NotFound
 from corral.instance.devices.base import Device, RunConfig
+from corral.storage import nsmount
 
 _KEYS = {"type", "path", "source", "pool", "readonly", "optional", "recursive", "size", "propagation",
          "shift", "raw.mount.options", "limits.read", "limits.write", "limits.max", "required"}
@@ -39,30 +41,75 @@ class Disk(Device):
         if not path.startswith("/"):
             raise BadRequest(f'Device "{self.name}": "path" must be absolute')
         if self.config.get("pool"):
+            if self.config["pool"] not in self.d.pools.names():
+                raise BadRequest(f'Device "{self.name}": storage pool "{self.config["pool"]}" doesn\'t exist')
+            if "/" in source:
+                raise BadRequest(f'Device "{self.name}": "source" must be a custom volume name of the pool')
             return   # a custom volume of a pool: resolved by the storage layer at start
         if not source.startswith("/"):
             raise BadRequest(f'Device "{self.name}": "source" must be an absolute host path or a volume with "pool"')
 
-    def host_source(self) -> str:
-        if self.config.get("pool"):
-            raise NotImplementedFeature("custom storage volumes as disk devices")
-        return self.config["source"]
+    async def _source(self) -> tuple[str, bool]:
+        """The host path to mount and whether the mount is idmapped to the container."""
+        pool = self.config.get("pool")
+        idmap = self.d.instances.idmap(self.inst.config)
+        if not pool:   # shift=true: an idmapped bind of a host path
+            return self.config["source"], _true(self.config.get("shift")) and idmap is not None
+        try:
+            return await self.d.volumes.attach_source(pool, self.inst.project, self.config["source"], idmap,
+                                                      self.inst.name)
+        except NotFound:
+            raise BadRequest(f'Device "{self.name}": storage volume "{self.config["source"]}" doesn\'t exist '
+                             f'in pool "{pool}"') from None
 
-    async def start(self) -> RunConfig:
-        if self.is_root:
-            return RunConfig()
-        source = self.host_source()
-        if not os.path.exists(source):
-            if _true(self.config.get("optional")):
-                return RunConfig()
-            raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
+    def _options(self, source: str) -> list[str]:
         opts = ["rbind" if _true(self.config.get("recursive")) else "bind",
                 "create=dir" if os.path.isdir(source) else "create=file"]
         if _true(self.config.get("readonly")):
             opts.append("ro")
+        return opts
+
+    async def start(self) -> RunConfig:
+        if self.is_root:
+            return RunConfig()
+        source, idmapped = await self._source()
+        if not os.path.exists(source):
+            if _true(self.config.get("optional")):
+                return RunConfig()
+            raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
+        if idmapped:   # liblxc cannot idmap a mount entry: attach it once the container runs
+            return RunConfig(post_start=[lambda pid: self._attach(pid, source, True)])
+        opts = self._options(source)
         if _true(self.config.get("optional")):
             opts.append("optional")
         return RunConfig(mounts=[(source, self.config["path"], ",".join(opts))])
+
+    def _attach(self, pid: int, source: str, idmapped: bool) -> None:
+        extra = [o for o, on in (("ro", _true(self.config.get("readonly"))), ("idmap", idmapped),
+                                 ("recursive", _true(self.config.get("recursive")))) if on]
+        try:
+            nsmount.run("add", str(pid), source, self.config["path"], *extra)
+        except OSError as e:
+            raise BadRequest(f'Device "{self.name}": failed to mount {source} at {self.config["path"]}: {e}')
+
+    async def hotplug_add(self, pid: int) -> None:
+        if self.is_root:
+            raise BadRequest("The root disk cannot be changed while the instance is running")
+        source, idmapped = await self._source()
+        if not os.path.exists(source):
+            if _true(self.config.get("optional")):
+                return
+            raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
+        await asyncio.to_thread(self._attach, pid, source, idmapped)
+
+    async def hotplug_remove(self, pid: int) -> None:
+        if self.is_root:
+            raise BadRequest("The root disk cannot be changed while the instance is running")
+        try:
+            await asyncio.to_thread(nsmount.run, "remove", str(pid), self.config["path"])
+        except OSError as e:
+            if "Invalid argument" not in str(e) and "No such file" not in str(e):   # not mounted
+                raise BadRequest(f'Device "{self.name}": failed to unmount {self.config["path"]}: {e}')
 
 
 class NoneDevice(Device):

@@ -1,0 +1,160 @@
+"""Instance backups (LXD's container_backup): a tarball of the instance volume and its snapshots.
+
+On disk, under $CORRAL_DIR/backups/instances/<volume>/: `<name>.tar.gz` plus `<name>.json` (its
+record). The JSON is written only after the tarball is complete, so a crash leaves at worst an
+orphan temp file, never a listed backup without data. Tarball layout (as LXD's): backup/index.yaml,
+backup/container/ (metadata.yaml, templates/, rootfs/), backup/snapshots/<snapshot>/.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+
+import yaml
+
+from corral import timeutil
+from corral.errors import BadRequest, Conflict, NotFound
+from corral.names import check_entity_name
+
+COMPRESSIONS = {"gzip": "gz", "none": "", "bzip2": "bz2", "xz": "xz"}
+
+
+class Backups:
+    def __init__(self, instances):
+        self.instances = instances
+        self.d = instances.d
+
+    def _dir(self, inst) -> str:
+        return self.d.paths.join("backups", "instances", self.instances.volume_name(inst.project, inst.name))
+
+    def _paths(self, inst, name: str) -> tuple[str, str]:
+        base = os.path.join(self._dir(inst), name)
+        return base + ".tar", base + ".json"
+
+    def url(self, inst, name: str) -> str:
+        return f"/1.0/instances/{inst.name}/backups/{name}"
+
+    def list(self, inst) -> list[dict]:
+        d = self._dir(inst)
+        out = []
+        if os.path.isdir(d):
+            for f in sorted(os.listdir(d)):
+                if f.endswith(".json"):
+                    tar, meta = self._paths(inst, f[:-5])
+                    if os.path.exists(tar):
+                        with open(meta) as fh:
+                            out.append(json.load(fh))
+        return out
+
+    def get(self, inst, name: str) -> dict:
+        for b in self.list(inst):
+            if b["name"] == name:
+                return b
+        raise NotFound("Backup not found")
+
+    def tarball(self, inst, name: str) -> str:
+        self.get(inst, name)
+        return self._paths(inst, name)[0]
+
+    # ---- create ---------------------------------------------------------------------------
+
+    async def create(self, inst, body: dict, requestor: dict | None):
+        taken = {b["name"] for b in self.list(inst)}
+        name = body.get("name") or next(f"backup{n}" for n in range(len(taken) + 1) if f"backup{n}" not in taken)
+        check_entity_name("backup", name)
+        if "/" in name:
+            raise BadRequest("Backup names may not contain slashes")
+        if name in taken:
+            raise Conflict(f'Backup "{name}" already exists')
+        compression = body.get("compression_algorithm") or "gzip"
+        if compression not in COMPRESSIONS:
+            raise BadRequest(f'Unsupported compression algorithm "{compression}"')
+        instance_only = bool(body.get("instance_only") or body.get("container_only"))
+        if body.get("optimized_storage"):
+            raise BadRequest("Optimized storage backups are not supported by the dir pool driver")
+        record = {"name": name, "created_at": timeutil.now(), "expires_at": body.get("expires_at") or timeutil.ZERO,
+                  "instance_only": instance_only, "container_only": instance_only, "optimized_storage": False}
+        project, iname = inst.project, inst.name
+
+        async def run(op):
+            async with self.instances.lock(project, iname):
+                cur = await self.instances.load(project, iname)
+                snaps = [] if instance_only else await self.instances.snapshots(cur)
+                index = {"name": iname, "backend": "dir", "pool": cur.pool, "optimized": False,
+                         "snapshots": [s["name"] for s in snaps],
+                         "config": {"container": self.instances.render(cur, "Stopped"),
+                                    "snapshots": [self.instances.render_snapshot(cur, s) for s in snaps]}}
+                dirs = [("backup/container", self.instances.instance_dir(cur))]
+                dirs += [(f"backup/snapshots/{s['name']}", self.instances.snapshot_dir(cur, s["name"])) for s in snaps]
+                tar, meta = self._paths(cur, name)
+                await asyncio.to_thread(_write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record)
+            self.d.events.lifecycle("instance-backup-created", self.url(inst, name), project=project,
+                                    requestor=requestor)
+
+        from corral.instance.manager import resources
+        # LXD names the backup as /1.0/backups/<name> here; lxc 5.0 strips exactly that prefix.
+        return self.d.operations.create(project=project, description="Backing up instance",
+                                        resources={**resources(iname, project), "backups": [f"/1.0/backups/{name}"]},
+                                        run=run)
+
+    def rename(self, inst, name: str, new: str) -> None:
+        check_entity_name("backup", new)
+        rec = self.get(inst, name)
+        if any(b["name"] == new for b in self.list(inst)):
+            raise Conflict(f'Backup "{new}" already exists')
+        old_tar, old_meta = self._paths(inst, name)
+        new_tar, new_meta = self._paths(inst, new)
+        os.rename(old_tar, new_tar)
+        rec["name"] = new
+        _write_json(new_meta, rec)
+        os.unlink(old_meta)
+
+    def delete(self, inst, name: str) -> None:
+        tar, meta = self._paths(inst, name)
+        self.get(inst, name)
+        os.unlink(meta)
+        os.unlink(tar)
+
+    def delete_all(self, project: str, name: str) -> None:
+        shutil.rmtree(self.d.paths.join("backups", "instances", self.instances.volume_name(project, name)),
+                      ignore_errors=True)
+
+
+def _write_json(path: str, data: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+
+
+def _write_backup(tar_path: str, meta_path: str, index: dict, dirs: list[tuple[str, str]], comp: str,
+                  record: dict) -> None:
+    os.makedirs(os.path.dirname(tar_path), mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(tar_path), prefix=".partial-")
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, f"w:{comp}" if comp else "w", format=tarfile.PAX_FORMAT) as tf:
+            data = yaml.safe_dump(index, default_flow_style=False).encode()
+            info = tarfile.TarInfo("backup/index.yaml")
+            info.size, info.mode = len(data), 0o644
+            tf.addfile(info, io.BytesIO(data))
+            for arc, src in dirs:
+                tf.add(src, arcname=arc, recursive=True, filter=_numeric)
+        os.replace(tmp, tar_path)
+        _write_json(meta_path, record)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _numeric(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Owners by number only (the uids of the container, not names from the host)."""
+    info.uname = info.gname = ""
+    return info
