@@ -1,8 +1,10 @@
 """Reaping orphans. PID 1 on these hosts does not reap, so corrald is a child subreaper:
 orphaned descendants (liblxc monitors, exec'd processes whose parent died) become its children.
 
-Children that corrald itself waits for (asyncio subprocesses, exec) are reaped by their owners
-at once; a zombie child still unreaped on the next sweep has no owner, and the reaper takes it.
+Children that corrald itself waits for (asyncio subprocesses, exec, liblxc's own helpers) are
+reaped by their owners; a zombie child nobody has reaped for GRACE_SECONDS has no owner, and the
+reaper takes it. The grace is long on purpose: reaping a child its owner is about to wait for makes
+the owner's waitpid fail (liblxc's attach, for one, waits for its helper processes itself).
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import ctypes
 import glob
 import logging
 import os
+import time
 
 log = logging.getLogger(__name__)
 PR_SET_CHILD_SUBREAPER = 36
-SWEEP_SECONDS = 1.0
+WALL = 0x40000000
+SWEEP_SECONDS = 5.0
+GRACE_SECONDS = 30.0
 
 
 def become_subreaper() -> None:
@@ -44,20 +49,26 @@ def _zombie_children() -> set[int]:
 
 
 class Reaper:
-    def __init__(self):
-        self._seen: set[int] = set()
+    def __init__(self, grace: float = GRACE_SECONDS):
+        self.grace = grace
+        self._first_seen: dict[int, float] = {}   # zombie pid -> when a sweep first saw it
         self._task: asyncio.Task | None = None
 
     def sweep(self) -> int:
+        now = time.monotonic()
         zombies = _zombie_children()
+        self._first_seen = {pid: self._first_seen.get(pid, now) for pid in zombies}
         reaped = 0
-        for pid in zombies & self._seen:
+        for pid, since in list(self._first_seen.items()):
+            if now - since < self.grace:
+                continue
             try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                # __WALL: also children whose exit signal is not SIGCHLD (clone()d by liblxc)
+                if os.waitpid(pid, os.WNOHANG | WALL)[0] == pid:
                     reaped += 1
             except ChildProcessError:
                 pass
-        self._seen = zombies - self._seen
+            self._first_seen.pop(pid, None)
         return reaped
 
     async def _loop(self) -> None:
