@@ -24,6 +24,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from helpers import Corrald, busybox_tarball  # noqa: E402
 
 
+# Both daemons get the same set-up: a dir pool `default`, no network.
+PRESEED = ("storage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  devices:\n"
+           "    root: {path: /, pool: default, type: disk}\n")
+
+
 class LXD:
     """The real LXD (Debian `lxd`) in a private LXD_DIR, with a dir pool and no network."""
 
@@ -40,9 +45,7 @@ class LXD:
                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         subprocess.run([lxd, "waitready", "--timeout", "60"], env=self.env, check=True)
-        preseed = "storage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  devices:\n" \
-                  "    root: {path: /, pool: default, type: disk}\n"
-        subprocess.run([lxd, "init", "--preseed"], input=preseed, text=True, env=self.env, check=True)
+        subprocess.run([lxd, "init", "--preseed"], input=PRESEED, text=True, env=self.env, check=True)
         return self
 
     def lxc(self, *args, check=True):
@@ -99,7 +102,7 @@ def main() -> None:
     corrald = Corrald()
     try:
         corrald.start()
-        corrald.run("corrald", "init", "--auto", check=True)
+        corrald.run("corrald", "init", "--preseed", input=PRESEED, check=True)
         results["corrald"] = measure(corrald, args.runs, args.list_size)
     finally:
         corrald.cleanup()

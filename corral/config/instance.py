@@ -17,6 +17,7 @@ declare(
     Key("security.nesting", INSTANCE, parse_bool, default="false", live=False),
     Key("security.protection.delete", INSTANCE, parse_bool, default="false"),
     Key("security.idmap.isolated", INSTANCE, parse_bool, default="false", live=False),
+    Key("security.idmap.size", INSTANCE, parse_uint, default="65536", live=False),
     Key("security.devlxd", INSTANCE, parse_bool, default="true", live=False),
     Key("security.devlxd.images", INSTANCE, parse_bool, default="false"),
     Key("boot.autostart", INSTANCE, parse_bool),

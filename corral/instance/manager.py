@@ -233,6 +233,21 @@ class Instances:
             return [IdmapEntry.from_lxd(e) for e in json.loads(raw)]
         return default_idmap()
 
+    async def _isolated_idmap(self, size: int) -> list[IdmapEntry]:
+        """security.idmap.isolated: a block of `size` host ids no other isolated instance uses,
+        taken from root's subordinate range after the first block (as LXD does)."""
+        shared = default_idmap()
+        uid_range, gid_range = shared[0], shared[1]
+        used = {int(i.config["volatile.idmap.base"]) for i in await self.load_all(None)
+                if i.config.get("security.idmap.isolated") == "true" and i.config.get("volatile.idmap.base")}
+        n = 1
+        while (n + 1) * size <= min(uid_range.maprange, gid_range.maprange):
+            if uid_range.hostid + n * size not in used:
+                return [IdmapEntry(True, False, uid_range.hostid + n * size, 0, size),
+                        IdmapEntry(False, True, gid_range.hostid + n * size, 0, size)]
+            n += 1
+        raise BadRequest("Not enough uid/gid available for the container (security.idmap.isolated)")
+
     def spec(self, inst: Loaded) -> InstanceSpec:
         logs = self.log_dir(inst.project, inst.name)
         return InstanceSpec(
@@ -362,7 +377,11 @@ class Instances:
             async with self.db.session() as tx:
                 profiles = await self._profiles(tx, project, rec["profiles"])
             ecfg, _ = expand(profiles, cfg, rec["devices"])
-            idmap = self.idmap(ecfg)
+            if config.value(config.INSTANCE, ecfg, "security.idmap.isolated") and \
+                    not config.value(config.INSTANCE, ecfg, "security.privileged"):
+                idmap = await self._isolated_idmap(config.value(config.INSTANCE, ecfg, "security.idmap.size"))
+            else:
+                idmap = self.idmap(ecfg)
             if idmap is not None:
                 cfg["volatile.idmap.base"] = str(idmap[0].hostid)
                 cfg["volatile.idmap.next"] = json.dumps([e.to_lxd() for e in idmap], separators=(",", ":"))

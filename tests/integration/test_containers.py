@@ -172,3 +172,24 @@ def test_bad_instance_requests_change_nothing(host):
         assert r.status >= 400 and r.json["type"] == "error", body
     assert host.get("/1.0/instances").metadata == before
     assert host.get("/1.0/instances/nope").json["error"] == "Instance not found"
+
+
+def test_idmap_isolated_gives_distinct_ranges(host):
+    a, b, shared = unique("ia"), unique("ib"), unique("is")
+    try:
+        host.lxc("launch", "busybox", a, "-c", "security.idmap.isolated=true")
+        host.lxc("launch", "busybox", b, "-c", "security.idmap.isolated=true")
+        host.lxc("launch", "busybox", shared)
+
+        def host_uid(name):
+            pid = host.get(f"/1.0/instances/{name}/state").metadata["pid"]
+            with open(f"/proc/{pid}/status") as f:
+                return int(next(line for line in f if line.startswith("Uid:")).split()[1])
+
+        ua, ub, us = host_uid(a), host_uid(b), host_uid(shared)
+        assert len({ua, ub, us}) == 3 and abs(ua - ub) >= 65536, (ua, ub, us)
+        cfg = host.get(f"/1.0/instances/{a}").metadata["config"]
+        assert json.loads(cfg["volatile.idmap.next"])[0]["Maprange"] == 65536
+        assert host.lxc("exec", a, "--", "id", "-u").stdout.strip() == "0"
+    finally:
+        host.lxc("delete", "-f", a, b, shared, check=False)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 
 from pyroute2 import IPRoute
 
 IFF_LOOPBACK, IFF_POINTOPOINT, IFF_UP = 0x8, 0x10, 0x1
 FAMILIES = {2: "inet", 10: "inet6"}
+HOST_LINKS_TTL = 1.0
 
 
 def _scope(addr: str) -> str:
@@ -79,6 +81,7 @@ class _Sockets:
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, str], tuple[IPRoute, threading.Lock]] = {}
         self._host: tuple[IPRoute, threading.Lock] | None = None
+        self._links: tuple[float, dict[int, str]] | None = None
 
     def prune(self) -> None:
         """Close the sockets of processes that are gone (they would keep their netns alive)."""
@@ -92,6 +95,18 @@ class _Sockets:
             if key not in self._cache:
                 self._cache[key] = (_open_in_netns(pid), threading.Lock())
             return self._cache[key]
+
+    def host_links(self, need: set[int] = frozenset()) -> dict[int, str]:
+        """Host ifindex -> name, re-read at most every HOST_LINKS_TTL seconds (a listing asks
+        once per instance, and dumping every host link each time dominated it), or at once when
+        an index in `need` is missing (a veth made since)."""
+        now = time.monotonic()
+        if self._links is None or now - self._links[0] > HOST_LINKS_TTL or not need <= self._links[1].keys():
+            ipr, lock = self.host()
+            with lock:
+                links = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+            self._links = (now, links)
+        return self._links[1]
 
     def host(self) -> tuple[IPRoute, threading.Lock]:
         with self._lock:
@@ -119,9 +134,7 @@ def network_state(pid: int) -> dict[str, dict] | None:
     except (OSError, IndexError):
         return None
     if peers:
-        ipr, lock = _SOCKETS.host()
-        with lock:
-            host = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        host = _SOCKETS.host_links(set(peers.values()))
         for name, index in peers.items():
             interfaces[name]["host_name"] = host.get(index, "")
     return interfaces
