@@ -201,6 +201,12 @@ class Instances:
             st.update({"network": None, "pid": 0, "processes": 0})
         return st
 
+    def _warm_state(self, dname: str) -> None:
+        try:
+            self.driver.state(dname)
+        except Exception:  # only a warm-up: the real read reports errors
+            pass
+
     async def render_all(self, insts: list[Loaded]) -> list[dict]:
         """recursion=2 listings: every state read in one worker thread (many threads only fight
         over the GIL), every snapshot fetched with one query."""
@@ -517,6 +523,9 @@ class Instances:
             changes["volatile.idmap.current"] = json.dumps([e.to_lxd() for e in spec.idmap], separators=(",", ":"))
             changes["volatile.last_state.idmap"] = changes["volatile.idmap.current"]
         await self.set_volatile(inst.project, inst.name, changes, last_used=timeutil.now())
+        # Open the state readers (netlink into the new netns) now, off the request path, so the
+        # first listing after a start does not pay for it.
+        asyncio.get_running_loop().run_in_executor(None, self._warm_state, spec.name)
         self.events.lifecycle("instance-started", url(inst.name, inst.project), project=inst.project,
                               requestor=requestor)
 
