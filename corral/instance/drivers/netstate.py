@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 
 from pyroute2 import IPRoute
@@ -122,11 +123,23 @@ def _alive(key: tuple[int, str]) -> bool:
         return False
 
 
+# pyroute2's sync API binds a socket's transport to the thread that uses it (set up again, at the
+# cost of opening it, on any other thread), so every netlink call here runs on one thread.
+_NETLINK_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netstate")
+
+
 _SOCKETS = _Sockets()
-prune = _SOCKETS.prune
+
+
+def prune() -> None:
+    _NETLINK_THREAD.submit(_SOCKETS.prune).result()
 
 
 def network_state(pid: int) -> dict[str, dict] | None:
+    return _NETLINK_THREAD.submit(_network_state, pid).result()
+
+
+def _network_state(pid: int) -> dict[str, dict] | None:
     try:
         ipr, lock = _SOCKETS.get(pid)
         with lock:
