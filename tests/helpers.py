@@ -119,6 +119,14 @@ class Corrald:
 
     def cleanup(self) -> None:
         """Stop the daemon and every container it made (containers outlive the daemon)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:   # through the daemon first: it reaches containers in any network namespace
+                names = [u.rsplit("/", 1)[1].split("?")[0] for u in self.get("/1.0/instances?all-projects=true",
+                                                                           timeout=10).metadata]
+                if names:
+                    self.lxc("delete", "-f", *names, check=False, timeout=120)
+            except Exception:
+                pass
         self.stop()
         lxcpath = os.path.join(self.dir, "containers")
         if os.path.isdir(lxcpath):
@@ -128,6 +136,7 @@ class Corrald:
                 if c.running:
                     c.stop()
                     c.wait("STOPPED", 10)
+                kill_cgroup(f"lxc.payload.{name}")   # a container whose monitor we cannot reach
         from corral.network.cleanup import remove_networks
         remove_networks(self.dir)   # bridges, nft tables and dnsmasq outlive the daemon too
         unmount_under(self.dir)   # storage pools on loop files (btrfs) stay mounted after a stop
@@ -145,6 +154,22 @@ def unmount_under(path: str) -> None:
                 targets.append(t)
     for t in sorted(targets, key=len, reverse=True):
         subprocess.run(["umount", "-l", t], capture_output=True)
+
+
+def kill_cgroup(name: str) -> None:
+    """SIGKILL every process in the v1 cgroups called `name` (a container's payload)."""
+    import glob
+    for procs in glob.glob(f"/sys/fs/cgroup/*/{name}/cgroup.procs"):
+        try:
+            with open(procs) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 _IMAGE_CACHE: dict[str, str] = {}

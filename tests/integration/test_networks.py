@@ -392,6 +392,7 @@ profiles:
 
 def test_vxlan_tunnel_between_two_hosts():
     ns_a, ns_b = short("cva"), short("cvb")
+    ca, cb = short("ca"), short("cb")      # unique: liblxc's payload cgroups are named after them
     under = free_subnet().network          # the "physical" link between the two hosts
     a_ip, b_ip = str(under.network_address + 1), str(under.network_address + 2)
     overlay = free_subnet()
@@ -416,15 +417,15 @@ def test_vxlan_tunnel_between_two_hosts():
         assert link_exists("vx-t", ns_a) and link_exists("vx-t", ns_b)
         for d in (a, b):
             d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
-        a.lxc("launch", "busybox", "ca")
-        b.lxc("launch", "busybox", "cb")
-        ip_a, ip_b = ipv4_of(a, "ca"), ipv4_of(b, "cb", timeout=40)
+        a.lxc("launch", "busybox", ca)
+        b.lxc("launch", "busybox", cb)
+        ip_a, ip_b = ipv4_of(a, ca), ipv4_of(b, cb, timeout=40)
         assert ipaddress.ip_address(ip_b) in overlay.network
-        ping(a, "ca", ip_b)
-        ping(b, "cb", ip_a)
-        ping(b, "cb", str(overlay.ip))      # host A's bridge address, over the tunnel
+        ping(a, ca, ip_b)
+        ping(b, cb, ip_a)
+        ping(b, cb, str(overlay.ip))      # host A's bridge address, over the tunnel
         leases = {x["hostname"] for x in a.get("/1.0/networks/vx/leases").metadata}
-        assert "ca" in leases
+        assert ca in leases
     finally:
         for d in daemons:
             d.cleanup()
@@ -436,6 +437,7 @@ def test_vxlan_tunnel_between_two_hosts():
 # ---- 5. kill -9: dnsmasq and the bridge keep serving; the restarted daemon adopts them --------------
 
 def test_kill9_restart_adopts_dnsmasq_and_bridge():
+    k1, k2 = unique("k1"), unique("k2")   # unique: payload cgroups are named after containers
     d = Corrald()
     name = short("k")
     cidr = free_subnet()
@@ -447,31 +449,31 @@ def test_kill9_restart_adopts_dnsmasq_and_bridge():
             "profiles:\n- name: default\n  devices:\n    root: {type: disk, path: /, pool: default}\n"
             f"    eth0: {{type: nic, name: eth0, network: {name}}}\n"))
         d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
-        d.lxc("launch", "busybox", "k1")
-        ip1 = ipv4_of(d, "k1")
+        d.lxc("launch", "busybox", k1)
+        ip1 = ipv4_of(d, k1)
         pids = dnsmasq_pids(name)
         assert len(pids) == 1
         d.kill9()
         # with the daemon dead, the bridge and dnsmasq keep serving the running container
         assert dnsmasq_pids(name) == pids and link_exists(name)
         import lxc
-        k1 = lxc.Container("k1", config_path=os.path.join(d.dir, "containers"))
-        assert k1.running
+        ct1 = lxc.Container(k1, config_path=os.path.join(d.dir, "containers"))
+        assert ct1.running
         d.start()
         assert dnsmasq_pids(name) == pids          # adopted, not duplicated
-        assert ipv4_of(d, "k1") == ip1
-        ping(d, "k1", str(cidr.ip))
+        assert ipv4_of(d, k1) == ip1
+        ping(d, k1, str(cidr.ip))
         assert f"corral-{name}" in nft_tables()
         # a new container gets a lease from the adopted dnsmasq
-        d.lxc("launch", "busybox", "k2")
-        ip2 = ipv4_of(d, "k2")
-        ping(d, "k2", ip1)
-        assert {"k1", "k2"} <= {x["hostname"] for x in d.get(f"/1.0/networks/{name}/leases").metadata}
+        d.lxc("launch", "busybox", k2)
+        ip2 = ipv4_of(d, k2)
+        ping(d, k2, ip1)
+        assert {k1, k2} <= {x["hostname"] for x in d.get(f"/1.0/networks/{name}/leases").metadata}
         # supervision: the adopted dnsmasq is killed; the daemon starts a new one
         os.kill(pids[0], 9)
         new = wait_for(lambda: [p for p in dnsmasq_pids(name) if p != pids[0]], timeout=10)
         assert len(new) == 1 and len(dnsmasq_pids(name)) == 1
-        assert exec_ok(d, "k2", "nslookup", "k1.lxd", str(cidr.ip)).count(ip1) >= 1
+        assert exec_ok(d, k2, "nslookup", f"{k1}.lxd", str(cidr.ip)).count(ip1) >= 1
         assert ip2
     finally:
         d.cleanup()

@@ -388,22 +388,23 @@ def test_kill9_during_copy_is_reconciled_at_start():
 
 
 def test_restart_remounts_btrfs_and_keeps_instances():
+    c1 = unique("c1")   # unique: payload cgroups are named after containers
     d = Corrald()
     try:
         d.start()
         d.run("corrald", "init", "--auto", check=True)
         d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
         d.lxc("storage", "create", "b", "btrfs", "size=1GiB")
-        d.lxc("init", "busybox", "c1", "-s", "b")
-        d.lxc("snapshot", "c1", "s1")
+        d.lxc("init", "busybox", c1, "-s", "b")
+        d.lxc("snapshot", c1, "s1")
         d.stop()
         unmount_under(os.path.join(d.dir, "storage-pools"))   # as after a reboot
         d.start()
         assert d.get("/1.0/storage-pools/b").metadata["status"] == "Created"
-        d.lxc("start", "c1")
-        assert d.lxc("exec", "c1", "--", "echo", "up").stdout == "up\n"
+        d.lxc("start", c1)
+        assert d.lxc("exec", c1, "--", "echo", "up").stdout == "up\n"
         assert not [w for w in d.get("/1.0/warnings?recursion=1").metadata if "storage" in w["type"].lower()]
-        d.lxc("delete", "-f", "c1")
+        d.lxc("delete", "-f", c1)
         d.lxc("storage", "delete", "b")
     finally:
         d.cleanup()
