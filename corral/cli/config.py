@@ -3,6 +3,7 @@ sub-commands shared by `config device` and `profile device`."""
 
 from __future__ import annotations
 
+import abc
 import urllib.parse
 from typing import Any
 
@@ -43,7 +44,7 @@ def q(name: str) -> str:
 # --------------------------------------------------------------------------
 
 
-class Target:
+class Target(abc.ABC):
     """An API object with ``config`` and ``devices`` that is updated by PUT."""
 
     kind = ""
@@ -56,8 +57,9 @@ class Target:
         self.etag: str | None = None
 
     @property
+    @abc.abstractmethod
     def path(self) -> str:
-        raise NotImplementedError
+        """The API path of the object."""
 
     def fetch(self) -> dict:
         self.obj, self.etag = self.ctx.client.get_etag(self.path)
@@ -73,8 +75,9 @@ class Target:
     def writable(self) -> dict:
         return {k: self.obj.get(k) for k in self.writable_keys if k in self.obj}
 
+    @abc.abstractmethod
     def update(self, writable: dict) -> None:
-        raise NotImplementedError
+        """Write the writable fields back."""
 
     def expanded_devices(self) -> dict:
         return self.obj.get("devices") or {}

@@ -55,6 +55,17 @@ def lookup(scope: str, name: str) -> Key | None:
     return None
 
 
+def as_string(raw, what: str) -> str:
+    """A config value as LXD stores it: booleans and numbers become strings; other types are refused."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, (int, float)):
+        return str(raw)
+    if not isinstance(raw, str):
+        raise ConfigError(f"Invalid value for {what}: must be a string")
+    return raw
+
+
 def validate(scope: str, config: dict) -> dict[str, str]:
     """Check every key and value; return the config with values as strings.
 
@@ -67,12 +78,7 @@ def validate(scope: str, config: dict) -> dict[str, str]:
             raise ConfigError(f"Invalid config key: {name!r}")
         if raw is None:
             continue
-        if isinstance(raw, bool):
-            raw = "true" if raw else "false"
-        elif isinstance(raw, (int, float)):
-            raw = str(raw)
-        elif not isinstance(raw, str):
-            raise ConfigError(f"Invalid value for config key \"{name}\": must be a string")
+        raw = as_string(raw, f'config key "{name}"')
         key = lookup(scope, name)
         if key is None:
             raise ConfigError(f"Unknown configuration key: {name}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from corral.config.keys import ConfigError, Key, declare, lookup, one_of, parse_bool, parse_uint
+from corral.config.keys import ConfigError, Key, as_string, declare, lookup, one_of, parse_bool, parse_uint
 
 BRIDGE = "network-bridge"
 MACVLAN = "network-macvlan"
@@ -202,12 +202,7 @@ def validate_network(ntype: str, name: str, config: dict) -> dict[str, str]:
     for k, raw in config.items():
         if raw is None:
             continue
-        if isinstance(raw, bool):
-            raw = "true" if raw else "false"
-        elif isinstance(raw, (int, float)):
-            raw = str(raw)
-        elif not isinstance(raw, str):
-            raise ConfigError(f'Invalid value for network "{name}" option "{k}": must be a string')
+        raw = as_string(raw, f'network "{name}" option "{k}"')
         if not isinstance(k, str) or lookup(scope, k) is None:
             raise ConfigError(f"Invalid network configuration key: {k}")
         if k.startswith("tunnel."):

@@ -9,7 +9,12 @@ import abc
 from dataclasses import dataclass, field
 from typing import Callable
 
-from corral.errors import NotImplementedFeature
+from corral.errors import BadRequest, NotImplementedFeature
+
+
+def is_true(value: str | None) -> bool:
+    """LXD's boolean device options ("true", "1", "yes", "on")."""
+    return (value or "").lower() in ("true", "1", "yes", "on")
 
 
 @dataclass
@@ -31,6 +36,9 @@ class Device(abc.ABC):
         self.inst = inst
         self.name = name
         self.config = config
+
+    def _bad(self, msg: str) -> BadRequest:
+        return BadRequest(f'Device "{self.name}": {msg}')
 
     @abc.abstractmethod
     def validate(self) -> None:

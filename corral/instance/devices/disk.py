@@ -5,15 +5,11 @@ import asyncio
 import os
 
 from corral.errors import BadRequest, NotFound
-from corral.instance.devices.base import Device, RunConfig
+from corral.instance.devices.base import Device, RunConfig, is_true
 from corral.storage import nsmount
 
 _KEYS = {"type", "path", "source", "pool", "readonly", "optional", "recursive", "size", "propagation",
          "shift", "raw.mount.options", "limits.read", "limits.write", "limits.max", "required"}
-
-
-def _true(v: str | None) -> bool:
-    return (v or "").lower() in ("true", "1", "yes", "on")
 
 
 class Disk(Device):
@@ -54,7 +50,7 @@ class Disk(Device):
         pool = self.config.get("pool")
         idmap = self.d.instances.idmap(self.inst.config)
         if not pool:   # shift=true: an idmapped bind of a host path
-            return self.config["source"], _true(self.config.get("shift")) and idmap is not None
+            return self.config["source"], is_true(self.config.get("shift")) and idmap is not None
         try:
             return await self.d.volumes.attach_source(pool, self.inst.project, self.config["source"], idmap,
                                                       self.inst.name)
@@ -63,9 +59,9 @@ class Disk(Device):
                              f'in pool "{pool}"') from None
 
     def _options(self, source: str) -> list[str]:
-        opts = ["rbind" if _true(self.config.get("recursive")) else "bind",
+        opts = ["rbind" if is_true(self.config.get("recursive")) else "bind",
                 "create=dir" if os.path.isdir(source) else "create=file"]
-        if _true(self.config.get("readonly")):
+        if is_true(self.config.get("readonly")):
             opts.append("ro")
         return opts
 
@@ -74,19 +70,19 @@ class Disk(Device):
             return RunConfig()
         source, idmapped = await self._source()
         if not os.path.exists(source):
-            if _true(self.config.get("optional")):
+            if is_true(self.config.get("optional")):
                 return RunConfig()
             raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
         if idmapped:   # liblxc cannot idmap a mount entry: attach it once the container runs
             return RunConfig(post_start=[lambda pid: self._attach(pid, source, True)])
         opts = self._options(source)
-        if _true(self.config.get("optional")):
+        if is_true(self.config.get("optional")):
             opts.append("optional")
         return RunConfig(mounts=[(source, self.config["path"], ",".join(opts))])
 
     def _attach(self, pid: int, source: str, idmapped: bool) -> None:
-        extra = [o for o, on in (("ro", _true(self.config.get("readonly"))), ("idmap", idmapped),
-                                 ("recursive", _true(self.config.get("recursive")))) if on]
+        extra = [o for o, on in (("ro", is_true(self.config.get("readonly"))), ("idmap", idmapped),
+                                 ("recursive", is_true(self.config.get("recursive")))) if on]
         try:
             nsmount.run("add", str(pid), source, self.config["path"], *extra)
         except OSError as e:
@@ -97,7 +93,7 @@ class Disk(Device):
             raise BadRequest("The root disk cannot be changed while the instance is running")
         source, idmapped = await self._source()
         if not os.path.exists(source):
-            if _true(self.config.get("optional")):
+            if is_true(self.config.get("optional")):
                 return
             raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
         await asyncio.to_thread(self._attach, pid, source, idmapped)

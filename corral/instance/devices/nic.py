@@ -12,8 +12,8 @@ import asyncio
 import ipaddress
 
 from corral.config import network as netcfg
-from corral.errors import BadRequest, NotImplementedFeature
-from corral.instance.devices.base import Device, RunConfig
+from corral.errors import NotImplementedFeature
+from corral.instance.devices.base import Device, RunConfig, is_true
 from corral.network import host
 from corral.network.drivers.base import NetworkError
 from corral.network.netns import run_in_netns
@@ -25,16 +25,9 @@ _SUPPORTED_NICTYPES = ("bridged", "macvlan", "p2p")
 _OTHER_NICTYPES = ("physical", "ipvlan", "routed", "sriov", "ovn")
 
 
-def _true(v: str | None) -> bool:
-    return (v or "").lower() in ("true", "1", "yes", "on")
-
-
 class Nic(Device):
     type = "nic"
     hotpluggable = True
-
-    def _bad(self, msg: str) -> BadRequest:
-        return BadRequest(f'Device "{self.name}": {msg}')
 
     def validate(self) -> None:
         c = self.config
@@ -42,7 +35,7 @@ class Nic(Device):
             if k not in _KEYS:
                 raise self._bad(f'invalid key "{k}" for a nic device')
         for k in ("security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering"):
-            if _true(c.get(k)):
+            if is_true(c.get(k)):
                 raise NotImplementedFeature(f"nic {k}")
         if c.get("vlan"):
             raise NotImplementedFeature("nic vlan")

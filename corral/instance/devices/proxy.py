@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from corral.errors import BadRequest, NotImplementedFeature
-from corral.instance.devices.base import Device, RunConfig
+from corral.errors import NotImplementedFeature
+from corral.instance.devices.base import Device, RunConfig, is_true
 from corral.network.proxy import ProxyAddressError, check_pair, parse_address
 
 _KEYS = {"type", "listen", "connect", "bind", "nat", "proxy_protocol", "security.uid", "security.gid",
          "uid", "gid", "mode"}
 
 
-def _true(v: str | None) -> bool:
-    return (v or "").lower() in ("true", "1", "yes", "on")
-
-
 class Proxy(Device):
     type = "proxy"
     hotpluggable = True
-
-    def _bad(self, msg: str) -> BadRequest:
-        return BadRequest(f'Device "{self.name}": {msg}')
 
     def validate(self) -> None:
         c = self.config
@@ -38,9 +31,9 @@ class Proxy(Device):
             raise self._bad(str(e)) from None
         if c.get("bind", "host") not in ("host", "instance", "container"):
             raise self._bad(f'Invalid value for "bind": "{c["bind"]}" (host or instance)')
-        if _true(c.get("nat")):
+        if is_true(c.get("nat")):
             raise NotImplementedFeature("proxy devices with nat=true")
-        if _true(c.get("proxy_protocol")):
+        if is_true(c.get("proxy_protocol")):
             raise NotImplementedFeature("proxy devices with proxy_protocol=true")
         for k in ("security.uid", "security.gid"):
             if c.get(k) not in (None, "", "0"):
