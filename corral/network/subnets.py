@@ -29,7 +29,7 @@ def pick_ipv4(used: list[Net], rng: random.Random | None = None, attempts: int =
 
 
 def pick_ipv6(used: list[Net], rng: random.Random | None = None, attempts: int = 1000) -> ipaddress.IPv6Interface:
-    """A random fd42:XXXX:XXXX:XXXX::1/64 (LXD's ipv6.address=auto)."""
+    """A random fd42:nnnn:nnnn:nnnn::1/64 (LXD's ipv6.address=auto)."""
     rng = rng or random.Random()
     for _ in range(attempts):
         words = [rng.randrange(65536) for _ in range(3)]
