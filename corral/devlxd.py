@@ -157,9 +157,9 @@ class DevLXD:
         return _json(["/1.0"])
 
     async def get_info(self, request: web.Request):
-        location = getattr(self.d, "server_name", None) if getattr(self.d, "clustered", False) else None
+        # `location` is the cluster member's name; a standalone server (no clustering yet) says "none".
         return _json({"state": "", "api_version": "1.0", "instance_type": request["instance"].rec.get("type") or
-                      "container", "location": location or "none"})
+                      "container", "location": "none"})
 
     async def get_config(self, request: web.Request):
         cfg = request["instance"].config

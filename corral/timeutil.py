@@ -1,6 +1,6 @@
 """Timestamps in LXD's RFC 3339 form with nanoseconds ("2026-11-21T13:03:34.509756076Z")."""
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 def now() -> str:
@@ -10,6 +10,11 @@ def now() -> str:
 
 
 ZERO = "0001-01-01T00:00:00Z"
+
+
+def after(seconds: int) -> str:
+    """The RFC 3339 time `seconds` from now (snapshot and backup expiry)."""
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse(ts: str) -> datetime:

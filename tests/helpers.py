@@ -184,6 +184,15 @@ def busybox_tarball() -> str:
     return _IMAGE_CACHE["path"]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(pred, timeout: float = 10, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,6 +1,6 @@
 """Instance (and profile) configuration keys, as in LXD 5.0."""
 from corral.config.keys import (
-    INSTANCE, Key, declare, one_of, parse_bool, parse_cpuset, parse_int, parse_size_or_percent,
+    INSTANCE, Key, declare, one_of, parse_bool, parse_expiry, parse_cpuset, parse_int, parse_size_or_percent,
     parse_uint,
 )
 
@@ -28,7 +28,7 @@ declare(
     Key("snapshots.schedule", INSTANCE),
     Key("snapshots.schedule.stopped", INSTANCE, parse_bool, default="false"),
     Key("snapshots.pattern", INSTANCE, default="snap%d"),
-    Key("snapshots.expiry", INSTANCE),
+    Key("snapshots.expiry", INSTANCE, parse_expiry),
     Key("raw.lxc", INSTANCE, live=False),
     Key("raw.idmap", INSTANCE, live=False),
     Key("linux.kernel_modules", INSTANCE),

@@ -113,6 +113,13 @@ def parse_bool(v: str) -> bool:
     raise ValueError(f"Invalid value for a boolean \"{v}\"")
 
 
+def is_true(value: str | None, default: bool = False) -> bool:
+    """A boolean option as LXD reads it ("true", "1", "yes", "on"); unset or empty: `default`."""
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("true", "1", "yes", "on")
+
+
 def parse_int(v: str) -> int:
     try:
         return int(v)
@@ -163,6 +170,18 @@ def parse_size_or_percent(v: str) -> int | str:
             raise ValueError(f"Invalid percentage \"{v}\"")
         return v
     return parse_size(v)
+
+
+_EXPIRY_UNITS = {"M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
+
+
+def parse_expiry(v: str) -> int:
+    """snapshots.expiry: "1d", "2w 3d", "6H" (minutes M, hours H, days d, weeks w, months m, years y);
+    the length in seconds."""
+    spec = v.replace(" ", "")
+    if not re.fullmatch(r"(\d+[MHdwmy])+", spec):
+        raise ValueError(f'Invalid expiry "{v}" (e.g. "3d", "1w", "6H")')
+    return sum(int(n) * _EXPIRY_UNITS[u] for n, u in re.findall(r"(\d+)([MHdwmy])", spec))
 
 
 def parse_address(v: str) -> str:

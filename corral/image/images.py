@@ -23,6 +23,7 @@ from corral.db import Database
 from corral.db.queries import images as q
 from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
+from corral.config.keys import is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image import store
 
@@ -45,10 +46,6 @@ def url(fingerprint: str, project: str = "default") -> str:
 
 def alias_url(name: str, project: str = "default") -> str:
     return f"/1.0/images/aliases/{name}" + ("" if project == "default" else f"?project={project}")
-
-
-def is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "1", "yes", "on")
 
 
 def _rmtree(path: str) -> None:

@@ -14,11 +14,11 @@ import json
 import logging
 import os
 import secrets
-import select
 
 from aiohttp import WSMsgType, web
 
 from corral.errors import BadRequest, Forbidden
+from corral.fdio import write_all
 from corral.operations import TASK, WEBSOCKET
 
 log = logging.getLogger(__name__)
@@ -260,17 +260,6 @@ async def pump_ws_to_fd(ws: web.WebSocketResponse, fd: int) -> None:
             data = msg.data.encode() if isinstance(msg.data, str) else msg.data
             if not data:
                 break
-            await asyncio.to_thread(_write_all, fd, data)
+            await asyncio.to_thread(write_all, fd, data)
     except OSError:
         pass
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:   # a non-blocking pty master with a full buffer
-            select.select([], [fd], [], 1)
-            continue
-        view = view[n:]

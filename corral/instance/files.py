@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from corral.errors import CorralError
+from corral.fdio import write_all
 
 __all__ = [
     "FileError", "FileInfo", "Entry", "clean_path", "stat", "get", "read_file", "iter_chunks",
@@ -346,18 +347,11 @@ def read_link(rootfs: str, path: str, absolute: bool = False) -> str:
 # --------------------------------------------------------------------------------------------
 # writing
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 def _copy_in(fd: int, data: Any) -> None:
     if data is None:
         return
     if isinstance(data, (bytes, bytearray, memoryview)):
-        _write_all(fd, data)
+        write_all(fd, data)
         return
     read = getattr(data, "read", None)
     if read is not None:
@@ -367,12 +361,12 @@ def _copy_in(fd: int, data: Any) -> None:
                 return
             if isinstance(chunk, str):
                 raise TypeError("file data must be bytes")
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
     for chunk in data:
         if isinstance(chunk, str):
             raise TypeError("file data must be bytes")
         if chunk:
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
 
 
 def _follow_final(root: _Root, cpath: str) -> tuple[int, str, os.stat_result | None, str]:

@@ -10,11 +10,10 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from corral import config, timeutil
 from corral.db.queries import instances as q
@@ -782,15 +781,8 @@ class Instances:
                                         run=run)
 
     def _default_expiry(self, inst: Loaded) -> str:
-        expiry = inst.config.get("snapshots.expiry")
-        if not expiry:
-            return timeutil.ZERO
-        units = {"M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
-        total = 0
-        for n, u in re.findall(r"(\d+)([MHdwmy])", expiry):
-            total += int(n) * units[u]
-        when = datetime.now(timezone.utc) + timedelta(seconds=total)
-        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        seconds = config.value(config.INSTANCE, inst.config, "snapshots.expiry")
+        return timeutil.after(seconds) if seconds else timeutil.ZERO
 
     async def update_snapshot(self, project: str, name: str, snap: str, body: dict) -> None:
         inst = await self.load(project, name)

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 
+from corral.db.queries import images as qi
 from corral.db.queries import storage as q
 from corral.storage.drivers.base import PARTIAL
 
@@ -38,9 +39,8 @@ async def reconcile(daemon) -> list[str]:
     async with daemon.db.session() as tx:
         vols = await q.all_volumes(tx, "custom")
         vsnaps = await q.all_volume_snapshots(tx)
-        fingerprints = {r["fingerprint"] for r in await tx.fetch("SELECT fingerprint FROM images")}
-    all_snaps = getattr(instances, "snapshots_of_all", None)
-    isnaps = await all_snaps() if all_snaps is not None else None
+        fingerprints = await qi.all_fingerprints(tx)
+    isnaps = await instances.snapshots_of_all()
     for pool in pools.names():
         if not pools.available(pool):
             continue
@@ -54,7 +54,7 @@ async def reconcile(daemon) -> list[str]:
             except Exception:  # noqa: BLE001 - an instance without a root disk has no volume here
                 continue
             vol = instances.volume_name(inst.project, inst.name)
-            snaps = isnaps.get(inst.rec["id"], []) if isnaps is not None else await instances.snapshots(inst)
+            snaps = isnaps.get(inst.rec["id"], [])
             want_ct[vol] = {s["name"] for s in snaps}
         want_cu: dict[str, set[str]] = {}
         by_id = {v["id"]: v for v in vols if v["pool"] == pool}

@@ -14,6 +14,7 @@ import re
 
 from corral import timeutil
 from corral.db.queries import storage as q
+from corral.config.keys import is_true, parse_expiry
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
 from corral.instance.idmap import IdmapEntry
 from corral.names import check_entity_name
@@ -24,10 +25,6 @@ TYPES = ("custom", "container", "image", "virtual-machine")
 BOOL = ("true", "false", "1", "0", "yes", "no", "on", "off")
 VOLUME_KEYS = ("size", "security.shifted", "security.unmapped", "snapshots.expiry", "snapshots.pattern",
                "snapshots.schedule")
-
-
-def _true(v: str | None) -> bool:
-    return (v or "").lower() in ("true", "1", "yes", "on")
 
 
 def check_volume_config(config) -> dict[str, str]:
@@ -44,20 +41,18 @@ def check_volume_config(config) -> dict[str, str]:
             raise BadRequest(f'Invalid value for "{k}": expected a boolean')
         if k == "snapshots.schedule" and v:
             raise NotImplementedFeature("scheduled volume snapshots (snapshots.schedule)")
-        if k == "snapshots.expiry" and v and not re.fullmatch(r"(\d+[MHdwmy])+", v.replace(" ", "")):
-            raise BadRequest(f'Invalid value for "snapshots.expiry": "{v}"')
-    if _true(config.get("security.shifted")) and _true(config.get("security.unmapped")):
+        if k == "snapshots.expiry" and v:
+            try:
+                parse_expiry(v)
+            except ValueError as e:
+                raise BadRequest(f'Invalid value for "snapshots.expiry": {e}') from None
+    if is_true(config.get("security.shifted")) and is_true(config.get("security.unmapped")):
         raise BadRequest('"security.shifted" and "security.unmapped" cannot both be set')
     return dict(config)
 
 
 def expiry_from(spec: str | None) -> str:
-    if not spec:
-        return timeutil.ZERO
-    from datetime import datetime, timedelta, timezone
-    units = {"M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
-    total = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([MHdwmy])", spec))
-    return (datetime.now(timezone.utc) + timedelta(seconds=total)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timeutil.after(parse_expiry(spec)) if spec else timeutil.ZERO
 
 
 def disk_key(project: str, name: str) -> str:
@@ -287,7 +282,7 @@ class Volumes:
             raise BadRequest('Invalid value for field "description": expected string')
         in_use = await self.used_by(pool, project, name)
         for k in ("security.shifted", "security.unmapped"):
-            if _true(new.get(k)) != _true(v["config"].get(k)) and in_use:
+            if is_true(new.get(k)) != is_true(v["config"].get(k)) and in_use:
                 raise BadRequest(f'"{k}" cannot be changed while the volume is in use')
         if new.get("size") != v["config"].get("size"):
             size = parse_size(new["size"]) if new.get("size") else None
@@ -523,9 +518,9 @@ class Volumes:
         v = await self.custom(pool, project, name)
         self._pool(pool)
         path = self.path(v)
-        if _true(v["config"].get("security.shifted")):
+        if is_true(v["config"].get("security.shifted")):
             return path, idmap is not None
-        if _true(v["config"].get("security.unmapped")):
+        if is_true(v["config"].get("security.unmapped")):
             return path, False
         last_raw = v["config"].get("volatile.idmap.last") or "[]"
         last = [IdmapEntry.from_lxd(e) for e in json.loads(last_raw)] or None

@@ -1,5 +1,4 @@
 """The REST core against a real corrald (real dqlite): envelopes, config, ETags, errors."""
-import json
 
 from helpers import sample, unique
 

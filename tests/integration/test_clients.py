@@ -6,7 +6,7 @@ import time
 import pytest
 import yaml
 
-from helpers import unique, wait_for
+from helpers import unique
 
 pytestmark = pytest.mark.integration
 

@@ -2,12 +2,11 @@
 import json
 import os
 import subprocess
-import time
+import tarfile
 
 import pytest
-import yaml
 
-from helpers import unique, wait_for
+from helpers import unique
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,6 @@ def test_lxc_full_lifecycle(host, tmp_path):
     host.lxc("restore", c, "s0")
     assert host.lxc("exec", c, "--", "cat", "/root/in.txt").stdout == "corral file\n"
 
-    import tarfile
     host.lxc("export", c, str(tmp_path / "backup.tar.gz"))
     with tarfile.open(tmp_path / "backup.tar.gz") as tf:
         names = tf.getnames()

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from corral.api.extensions import EXTENSIONS
-from helpers import unique
+from helpers import free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -446,23 +446,12 @@ def check_instance_nic_network(d, c):
     assert st["host_name"] == inst["config"]["volatile.eth0.host_name"]
 
 
-def _free_port() -> int:
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def _httpd(d, c) -> None:
     d.lxc("exec", c, "--", "sh", "-c", "mkdir -p /srv && echo hello-proxy > /srv/p.txt && "
           "(pidof httpd || httpd -p 127.0.0.1:8080 -h /srv)")
 
 
 def _http_get(connect) -> bytes:
-    import socket
-    from helpers import wait_for
 
     def attempt():
         try:
@@ -480,7 +469,7 @@ def _http_get(connect) -> bytes:
 def check_proxy(d, c):
     import socket
     _httpd(d, c)
-    port = _free_port()
+    port = free_port()
     d.lxc("config", "device", "add", c, "px", "proxy", f"listen=tcp:127.0.0.1:{port}", "connect=tcp:127.0.0.1:8080")
     try:
         assert b"hello-proxy" in _http_get(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
@@ -515,7 +504,7 @@ def check_proxy_udp(d, c):
     import socket
     import struct
     gw = str(ipaddress.ip_interface(d.get(f"/1.0/networks/{_bridge(d)}").metadata["config"]["ipv4.address"]).ip)
-    port = _free_port()
+    port = free_port()
     d.lxc("config", "device", "add", c, "pd", "proxy", f"listen=udp:127.0.0.1:{port}", f"connect=udp:{gw}:53")
     try:
         qname = b"".join(bytes([len(p)]) + p for p in (c.encode(), b"lxd")) + b"\0"

@@ -17,7 +17,7 @@ import pytest
 
 from corral.network.host import host_routes_and_addresses
 from corral.network.subnets import pick_ipv4
-from helpers import Corrald, busybox_tarball, unique, wait_for
+from helpers import Corrald, busybox_tarball, free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -286,14 +286,6 @@ def _children(pid: int) -> set[int]:
     return out
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_proxy_tcp_to_busybox_httpd_and_back(host):
     c = unique("px")
     try:
@@ -301,7 +293,7 @@ def test_proxy_tcp_to_busybox_httpd_and_back(host):
         exec_ok(host, c, "sh", "-c", "mkdir -p /srv && echo proxied-page > /srv/i.txt && httpd -p 127.0.0.1:80 -h /srv")
         daemon_pid = host.get("/1.0").metadata["environment"]["server_pid"]
         before = _children(daemon_pid)
-        port = _free_port()
+        port = free_port()
         host.lxc("config", "device", "add", c, "web", "proxy", f"listen=tcp:127.0.0.1:{port}",
                  "connect=tcp:127.0.0.1:80")
 

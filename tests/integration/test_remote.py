@@ -18,19 +18,11 @@ import pytest
 
 from corral import certs
 from corral.api import ENDPOINT_MODULES
-from helpers import Corrald, unique, wait_for
+from helpers import Corrald, free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "s3cret-pw"
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def listen(d: Corrald, **extra) -> int:

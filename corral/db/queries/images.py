@@ -23,6 +23,11 @@ async def fingerprints(tx: Tx, project: str) -> list[str]:
     return [r["fingerprint"] for r in rows]
 
 
+async def all_fingerprints(tx: Tx) -> set[str]:
+    """Every image fingerprint, in any project."""
+    return {r["fingerprint"] for r in await tx.fetch("SELECT fingerprint FROM images")}
+
+
 async def get_all(tx: Tx, project: str) -> list[dict]:
     rows = await tx.fetch(f"SELECT {_COLS} FROM images WHERE project = ? ORDER BY id", [project])
     return [_image(r) for r in rows]

@@ -12,11 +12,6 @@ from typing import Callable
 from corral.errors import BadRequest, NotImplementedFeature
 
 
-def is_true(value: str | None) -> bool:
-    """LXD's boolean device options ("true", "1", "yes", "on")."""
-    return (value or "").lower() in ("true", "1", "yes", "on")
-
-
 @dataclass
 class RunConfig:
     """What one started device asks of the instance driver."""

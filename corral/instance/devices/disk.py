@@ -5,7 +5,8 @@ import asyncio
 import os
 
 from corral.errors import BadRequest, NotFound
-from corral.instance.devices.base import Device, RunConfig, is_true
+from corral.config.keys import is_true
+from corral.instance.devices.base import Device, RunConfig
 from corral.storage import nsmount
 
 _KEYS = {"type", "path", "source", "pool", "readonly", "optional", "recursive", "size", "propagation",

@@ -13,7 +13,8 @@ import ipaddress
 
 from corral.config import network as netcfg
 from corral.errors import NotImplementedFeature
-from corral.instance.devices.base import Device, RunConfig, is_true
+from corral.config.keys import is_true
+from corral.instance.devices.base import Device, RunConfig
 from corral.network import host
 from corral.network.drivers.base import NetworkError
 from corral.network.netns import run_in_netns

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from corral.errors import NotImplementedFeature
-from corral.instance.devices.base import Device, RunConfig, is_true
+from corral.config.keys import is_true
+from corral.instance.devices.base import Device, RunConfig
 from corral.network.proxy import ProxyAddressError, check_pair, parse_address
 
 _KEYS = {"type", "listen", "connect", "bind", "nat", "proxy_protocol", "security.uid", "security.gid",

@@ -21,13 +21,12 @@ from typing import Callable
 
 import lxc
 
-from corral.instance.drivers import cgroups, lxcconf
+from corral.instance.drivers import cgroups, lxcconf, netstate
 from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
-from corral.instance.drivers import netstate
 from corral.instance.drivers.netstate import network_state
 from corral.instance.tty import set_winsize
+from corral.reaper import become_subreaper
 
-PR_SET_CHILD_SUBREAPER = 36
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -37,12 +36,6 @@ STATUS = {  # liblxc state -> LXD status and status code
     "FROZEN": ("Frozen", 110), "THAWED": ("Running", 103),
 }
 LOG_TAIL = 4096
-
-
-def set_child_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 class LXCExecProcess(ExecProcess):
@@ -166,7 +159,7 @@ class LXCDriver(InstanceDriver):
         self._watchers: dict[str, threading.Thread] = {}
         self._home_cgroups = cgroups.own_cgroups()
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
-        set_child_subreaper()
+        become_subreaper()
 
     def _container(self, name: str) -> lxc.Container:
         return lxc.Container(name, config_path=self.lxcpath)

@@ -4,28 +4,17 @@ from __future__ import annotations
 import os
 import re
 
+from corral.config.keys import is_true, parse_size
 from corral.instance.drivers import cgroups
 from corral.instance.drivers.base import InstanceSpec
 
 LXCFS_PROC = "/var/lib/lxcfs/proc"
 LXCFS_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "loadavg", "diskstats", "swaps")
-BYTE_UNITS = {
-    "": 1, "B": 1,
-    "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15, "EB": 10**18,
-    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50, "EiB": 2**60,
-}
 # The device nodes LXD lets every container use (cgroup devices allow-list).
 ALLOWED_DEVICES = ("c *:* m", "b *:* m", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 1:3 rwm",
                    "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 136:* rwm",
                    "c 10:229 rwm", "c 10:200 rwm")
 DEFAULT_CPU_SHARES = "1024"
-
-
-def parse_bytes(value: str) -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
-    if not m or m.group(2) not in BYTE_UNITS:
-        raise ValueError(f'Invalid byte size "{value}"')
-    return int(float(m.group(1)) * BYTE_UNITS[m.group(2)])
 
 
 def _host_memory() -> int:
@@ -39,7 +28,7 @@ def _host_memory() -> int:
 def _memory_limit(value: str) -> int:
     if value.endswith("%"):
         return int(_host_memory() * float(value[:-1]) / 100)
-    return parse_bytes(value)
+    return parse_size(value)
 
 
 def _cpuset(value: str) -> str:
@@ -106,10 +95,6 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
     return out
 
 
-def _true(config: dict[str, str], key: str) -> bool:
-    return config.get(key, "").lower() in ("true", "1", "yes", "on")
-
-
 def _escape(path: str) -> str:
     return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
 
@@ -142,7 +127,7 @@ def render(spec: InstanceSpec) -> str:
     if not privileged:
         lines += [f"lxc.idmap = {m}" for entry in spec.idmap for m in entry.to_lxc()]
         lines.append("lxc.rootfs.options = idmap=container")
-    if _true(config, "security.nesting"):
+    if is_true(config.get("security.nesting")):
         lines += ["lxc.apparmor.allow_nesting = 1",
                   "lxc.mount.entry = /sys/kernel/security sys/kernel/security none bind,optional 0 0"]
     if os.path.isdir(LXCFS_PROC):

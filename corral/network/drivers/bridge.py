@@ -10,6 +10,7 @@ import os
 import shutil
 
 from corral.config import network as netcfg
+from corral.config.keys import is_true
 from corral.network import dnsmasq as dm
 from corral.network import host, nft
 from corral.network.drivers.base import NetworkDriver, NetworkError
@@ -19,12 +20,6 @@ from corral.network.subnets import pick_ipv4, pick_ipv6
 log = logging.getLogger(__name__)
 
 TUNNEL_MTU = 1400
-
-
-def _true(v: str | None, default: bool = False) -> bool:
-    if v is None or v == "":
-        return default
-    return v.lower() in ("true", "1", "yes", "on")
 
 
 class BridgeDriver(NetworkDriver):
@@ -126,12 +121,12 @@ class BridgeDriver(NetworkDriver):
                 raise NetworkError(f'External interface "{ext}" not found', 400)
             host.enslave(ext, self.name)
         host.sync_addresses(self.name, [i for i in (self.ipv4, self.ipv6) if i is not None])
-        if self.ipv4 is not None and _true(self.config.get("ipv4.routing"), True):
+        if self.ipv4 is not None and is_true(self.config.get("ipv4.routing"), True):
             host.sysctl_set("net/ipv4/ip_forward", "1")
         if self.ipv6 is not None:
             host.sysctl_set(f"net/ipv6/conf/{self.name}/autoconf", "0")
             host.sysctl_set(f"net/ipv6/conf/{self.name}/accept_dad", "0")
-            if _true(self.config.get("ipv6.routing"), True):
+            if is_true(self.config.get("ipv6.routing"), True):
                 host.sysctl_set("net/ipv6/conf/all/forwarding", "1")
         wanted = self.tunnel_names()
         for stale in set(old.get("tunnels", [])) - set(wanted):
@@ -146,11 +141,11 @@ class BridgeDriver(NetworkDriver):
                 raise NetworkError(f"Tunnel {ifname}: {e}", 400) from None
         definition = nft.render(
             self.name, ipv4=self.ipv4, ipv6=self.ipv6,
-            nat4=_true(self.config.get("ipv4.nat")), nat6=_true(self.config.get("ipv6.nat")),
+            nat4=is_true(self.config.get("ipv4.nat")), nat6=is_true(self.config.get("ipv6.nat")),
             nat4_address=self.config.get("ipv4.nat.address") or None,
-            dhcp4=_true(self.config.get("ipv4.dhcp"), True), dns=self.config.get("dns.mode", "managed") != "none",
-            firewall4=_true(self.config.get("ipv4.firewall"), True),
-            firewall6=_true(self.config.get("ipv6.firewall"), True))
+            dhcp4=is_true(self.config.get("ipv4.dhcp"), True), dns=self.config.get("dns.mode", "managed") != "none",
+            firewall4=is_true(self.config.get("ipv4.firewall"), True),
+            firewall6=is_true(self.config.get("ipv6.firewall"), True))
         nft.apply(self.name, definition)
         raw = self.config.get("raw.dnsmasq", "")
         with open(os.path.join(self.netdir, "dnsmasq.raw"), "w") as f:
@@ -171,8 +166,8 @@ class BridgeDriver(NetworkDriver):
         if self.config.get("ipv4.dhcp.ranges"):
             ranges = [(str(a), str(b)) for a, b in netcfg.parse_ipv4_ranges(self.config["ipv4.dhcp.ranges"])]
         return dm.build_args(bridge=self.name, netdir=self.netdir, ipv4=self.ipv4, ipv6=self.ipv6,
-                             dhcp4=_true(self.config.get("ipv4.dhcp"), True),
-                             dhcp6=_true(self.config.get("ipv6.dhcp"), True), ranges=ranges,
+                             dhcp4=is_true(self.config.get("ipv4.dhcp"), True),
+                             dhcp6=is_true(self.config.get("ipv6.dhcp"), True), ranges=ranges,
                              expiry=self.config.get("ipv4.dhcp.expiry") or "1h",
                              domain=self.config.get("dns.domain") or "lxd",
                              dns_mode=self.config.get("dns.mode") or "managed",
