@@ -116,7 +116,8 @@ async def _apply(watcher, changes: dict[str, str]) -> None:
     """Run one watcher; a host failure that is not already an API error becomes a clear 400."""
     try:
         await watcher(changes)
-    except CorralError:
-        raise
     except Exception as e:  # noqa: BLE001
-        raise BadRequest(f"Failed to apply {', '.join(sorted(changes))}: {e}") from e
+        if isinstance(e, CorralError) and e.status < 500:
+            raise
+        msg = e.message if isinstance(e, CorralError) else str(e) or type(e).__name__
+        raise BadRequest(f"Failed to apply {', '.join(sorted(changes))}: {msg}") from e

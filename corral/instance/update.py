@@ -158,17 +158,67 @@ async def commit(insts, inst, new_fields: dict, *, requestor: dict | None) -> No
     """Apply (when running) then store `new_fields`; the caller holds the instance lock."""
     new = await _expanded(insts, {**inst.rec, **new_fields})
     running = insts.status(inst) == "Running"
+    before = await _stored_volatile(insts, inst)
     if running:
-        await apply_live(insts, inst, new)
+        try:
+            await apply_live(insts, inst, new)
+        except Exception as e:   # what the host refused, as a clear 4xx (its own when it has one)
+            await _revert_volatile(insts, inst, before)
+            if isinstance(e, CorralError) and e.status < 500:
+                raise
+            msg = e.message if isinstance(e, CorralError) else str(e) or type(e).__name__
+            raise BadRequest(f'Failed to apply the change to instance "{inst.name}": {msg}') from e
+        except BaseException:
+            await _revert_volatile(insts, inst, before)
+            raise
     try:
         async with insts.db.transaction() as tx:
-            await q.update(tx, inst.project, inst.name, new_fields)
+            # Keep what the apply recorded (volatile.<nic>.hwaddr/host_name of hot-plugged NICs).
+            rec = await q.get(tx, inst.project, inst.name)
+            cfg = _merge(new_fields["config"], _delta(before, _volatile(rec["config"])))
+            await q.update(tx, inst.project, inst.name, {**new_fields, "config": cfg})
     except BaseException:
         if running:
             await _undo_live(insts, inst, new)
+        await _revert_volatile(insts, inst, before)
         raise
     insts.events.lifecycle("instance-updated", _url(inst), project=inst.project, requestor=requestor)
     await insts.d.on_instance_changed(inst.project, inst.name)
+
+
+# Hot-plugging a NIC records volatile.<device>.* in the stored record as it goes; an update that
+# fails takes back what it recorded for devices the instance did not have before. (A device that was
+# unplugged and plugged back keeps the host-side name it has now, which is the truth.)
+
+def _volatile(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k.startswith("volatile.")}
+
+
+def _delta(before: dict, after: dict) -> dict:
+    return {k: after.get(k) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def _merge(cfg: dict, delta: dict) -> dict:
+    out = dict(cfg)
+    for k, v in delta.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+async def _stored_volatile(insts, inst) -> dict:
+    async with insts.db.session() as tx:
+        rec = await q.get(tx, inst.project, inst.name)
+    return _volatile(rec["config"]) if rec else {}
+
+
+async def _revert_volatile(insts, inst, before: dict) -> None:
+    back = _delta(await _stored_volatile(insts, inst), before)
+    back = {k: v for k, v in back.items() if k.split(".")[1] not in inst.devices}
+    if back:
+        await insts.set_volatile(inst.project, inst.name, back)
 
 
 def _url(inst) -> str:
@@ -226,21 +276,26 @@ async def profile_change(insts, project: str, profile: dict) -> AsyncIterator[No
                 if insts.status(old) != "Running":
                     continue
                 new = await _expanded(insts, rec, {**profile, "name": profile["name"]})
+                before = _volatile(rec["config"])
                 try:
                     await apply_live(insts, old, new)
-                except CorralError as e:
-                    raise BadRequest(f'Failed to apply the profile to instance "{n}": {e.message}') from e
-                except Exception as e:
-                    raise BadRequest(f'Failed to apply the profile to instance "{n}": {e}') from e
-                done.append((old, new))
+                except BaseException as e:
+                    await _revert_volatile(insts, old, before)
+                    if isinstance(e, CorralError):
+                        raise BadRequest(f'Failed to apply the profile to instance "{n}": {e.message}') from e
+                    if isinstance(e, Exception):
+                        raise BadRequest(f'Failed to apply the profile to instance "{n}": {e}') from e
+                    raise
+                done.append((old, new, before))
             yield
         except BaseException:
-            for old, new in reversed(done):
+            for old, new, before in reversed(done):
                 await _undo_live(insts, old, new)
+                await _revert_volatile(insts, old, before)
             raise
     finally:
         for h in reversed(held):
             h.release()
-    for old, _ in done:
+    for old, _, _ in done:
         await insts.d.on_instance_changed(project, old.name)
 

@@ -263,7 +263,13 @@ class Networks:
             await self._check_overlap(probe, name)
             old_cfg = dict(rec["config"])
             try:
-                await drv.update(new_cfg)
+                try:
+                    await drv.update(new_cfg)
+                except Exception as e:   # the host refused it (netlink, nft, dnsmasq): a clear 400
+                    if isinstance(e, CorralError) and e.status < 500:
+                        raise
+                    msg = e.message if isinstance(e, CorralError) else str(e) or type(e).__name__
+                    raise BadRequest(f'Failed to apply the configuration of network "{name}": {msg}') from e
                 async with self.db.transaction() as tx:
                     await q.update(tx, name, description, new_cfg)
             except BaseException:
