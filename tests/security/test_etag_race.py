@@ -76,6 +76,13 @@ class Instance(Kind):
         self.host.lxc("delete", "-f", self.name, check=False)
 
 
+class RunningInstance(Instance):
+    def setup(self):
+        self.name = unique("race")
+        self.path = f"/1.0/instances/{self.name}"
+        self.host.lxc("launch", "busybox", self.name)
+
+
 class Volume(Kind):
     def setup(self):
         self.name = unique("race")
@@ -109,7 +116,8 @@ class Project(Kind):
         self.host.request("DELETE", self.path)
 
 
-KINDS = {"server": Server, "profile": Profile, "instance": Instance, "volume": Volume, "network": Network,
+KINDS = {"server": Server, "profile": Profile, "instance": Instance, "running-instance": RunningInstance,
+         "volume": Volume, "network": Network,
          "project": Project}
 
 
