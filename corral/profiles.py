@@ -111,7 +111,7 @@ class Profiles:
         if name == "default":
             raise BadRequest("The 'default' profile cannot be renamed")
         new_name = check_entity_name("profile", new_name)
-        async with self.db.transaction() as tx:
+        async with LOCKS.hold("profile", project, name), self.db.transaction() as tx:
             if await q.get(tx, project, name) is None:
                 raise NotFound("Profile not found")
             if await q.get(tx, project, new_name) is not None:
@@ -123,9 +123,10 @@ class Profiles:
     async def delete(self, project: str, name: str, requestor: dict | None = None) -> None:
         if name == "default":
             raise BadRequest("The 'default' profile cannot be deleted")
-        await self.get_raw(project, name)
-        if await self.used_by(project, name):
-            raise BadRequest("Profile is currently in use")
-        async with self.db.transaction() as tx:
-            await q.delete(tx, project, name)
+        async with LOCKS.hold("profile", project, name):   # not while an update applies it
+            await self.get_raw(project, name)
+            if await self.used_by(project, name):
+                raise BadRequest("Profile is currently in use")
+            async with self.db.transaction() as tx:
+                await q.delete(tx, project, name)
         self.events.lifecycle("profile-deleted", url(name, project), project=project, requestor=requestor)

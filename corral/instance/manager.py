@@ -622,6 +622,7 @@ class Instances:
         except BaseException:
             for a, b in reversed(done):
                 os.rename(b, a)
+            await asyncio.to_thread(self.driver.create, self.spec(inst))   # as it was
             raise
         renamed = await self.load(inst.project, new)
         await asyncio.to_thread(self.driver.create, self.spec(renamed))
