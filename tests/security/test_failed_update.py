@@ -232,6 +232,30 @@ def test_network_changes_that_cannot_be_applied(host):
         host.request("DELETE", f"/1.0/networks/{name}")
 
 
+def _mount_options(path: str) -> str:
+    with open("/proc/self/mounts") as f:
+        return next(line.split()[3] for line in f if line.split()[1] == path)
+
+
+def test_btrfs_pool_partial_apply_undone(host):
+    """Two driver keys: the mount options apply (a remount), then the shrink is refused; the pool is
+    remounted with its old options and nothing is stored."""
+    name = unique("bp")
+    host.lxc("storage", "create", name, "btrfs", "size=256MiB")
+    try:
+        source = host.get(f"/1.0/storage-pools/{name}").metadata
+        mnt = os.path.join(host.dir, "storage-pools", name)
+        opts = _mount_options(mnt)
+        assert "compress=zstd" not in opts
+        _assert_refused(host, "PATCH", f"/1.0/storage-pools/{name}",
+                        {"config": {"btrfs.mount_options": "user_subvol_rm_allowed,compress=zstd:3", "size": "128MiB",
+                                    "user.a": "1"}}, contains="shrunk")
+        assert _mount_options(mnt) == opts
+        assert host.get(f"/1.0/storage-pools/{name}").metadata == source
+    finally:
+        host.lxc("storage", "delete", name, check=False)
+
+
 def test_storage_pool_and_volume_changes_refused(host):
     _assert_refused(host, "PATCH", "/1.0/storage-pools/default", {"config": {"source": "/tmp/elsewhere",
                                                                              "user.a": "1"}})
