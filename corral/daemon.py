@@ -19,6 +19,7 @@ from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
 from corral.https import HttpsListener
 from corral.image.images import Images
+from corral.instance import update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
 from corral.network.networks import Networks
@@ -60,6 +61,8 @@ class Daemon:
         self.volumes = Volumes(self)
         self.profiles.used_by_sources.append(self.instances.used_by_profile)
         self.profiles.validate_devices = lambda devices: validate_devices(self, devices)
+        self.profiles.apply_change = lambda project, profile: instance_update.profile_change(
+            self.instances, project, profile)
         self.reaper = Reaper()
         self.trust = Trust(self.db, self.operations)
         self.devlxd = DevLXD(self)

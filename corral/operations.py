@@ -44,6 +44,7 @@ class Operation:
         self.may_cancel = cancellable
         self._task: asyncio.Task | None = None
         self._done = asyncio.Event()
+        self._on_finish: list[Callable[[], Any]] = []
 
     @property
     def url(self) -> str:
@@ -99,6 +100,15 @@ class Operation:
         self._set(status, err)
         self._done.set()
         self.manager._retire(self)
+        for cb in self._on_finish:
+            cb()
+
+    def on_finish(self, cb: Callable[[], Any]) -> None:
+        """Call `cb` once the operation is done, however it ends (now, if it already has)."""
+        if self.done:
+            cb()
+        else:
+            self._on_finish.append(cb)
 
     def update_metadata(self, changes: dict) -> None:
         self.metadata = {**(self.metadata or {}), **changes}

@@ -1,16 +1,23 @@
 """Profiles: LXD semantics (default profile, PUT/PATCH, rename, used_by), stored in dqlite."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+import contextlib
+from typing import AsyncContextManager, AsyncIterator, Awaitable, Callable
 
 from corral import config
 from corral.db import Database
 from corral.db.queries import profiles as q
 from corral.devices import check_devices
 from corral.errors import BadRequest, Conflict, NotFound
+from corral.locks import LOCKS
 from corral.names import check_entity_name
 
 UsedByFunc = Callable[[str, str], Awaitable[list[str]]]
+
+
+@contextlib.asynccontextmanager
+async def _nothing_to_apply(project: str, profile: dict) -> AsyncIterator[None]:
+    yield
 
 
 def url(name: str, project: str = "default") -> str:
@@ -25,6 +32,9 @@ class Profiles:
         self.used_by_sources: list[UsedByFunc] = []
         # Per-type device validation, set by the daemon (the device registry needs the daemon).
         self.validate_devices: Callable[[dict], dict] = check_devices
+        # Applies a changed profile to the instances using it, as an async context manager around
+        # the commit (set by the daemon to corral/instance/update.py's profile_change).
+        self.apply_change: Callable[[str, dict], AsyncContextManager] = _nothing_to_apply
 
     async def used_by(self, project: str, name: str) -> list[str]:
         out: list[str] = []
@@ -78,11 +88,13 @@ class Profiles:
         return name
 
     async def update(self, project: str, name: str, body: dict, *, replace: bool,
-                     requestor: dict | None = None) -> None:
-        async with self.db.transaction() as tx:
-            cur = await q.get(tx, project, name)
-            if cur is None:
-                raise NotFound("Profile not found")
+                     requestor: dict | None = None, etag_check: Callable[[dict], None] | None = None) -> None:
+        """PUT/PATCH under the profile's lock: If-Match, validate, apply to the running instances
+        that use it (self.apply_change), store. Any failure stores nothing and undoes the instances."""
+        async with LOCKS.hold("profile", project, name):
+            cur = await self.get_raw(project, name)
+            if etag_check is not None:
+                etag_check(self.etag_fields(cur))
             if replace:
                 new = self._check(body)
             else:  # PATCH: merge config keys and whole devices into the current profile
@@ -90,14 +102,16 @@ class Profiles:
                 new = {"description": body["description"] if "description" in body else cur["description"],
                        "config": {**cur["config"], **patch["config"]},
                        "devices": {**cur["devices"], **patch["devices"]}}
-            await q.update(tx, project, name, new)
+            async with self.apply_change(project, {"name": name, **new}):
+                async with self.db.transaction() as tx:
+                    await q.update(tx, project, name, new)
         self.events.lifecycle("profile-updated", url(name, project), project=project, requestor=requestor)
 
     async def rename(self, project: str, name: str, new_name, requestor: dict | None = None) -> None:
         if name == "default":
             raise BadRequest("The 'default' profile cannot be renamed")
         new_name = check_entity_name("profile", new_name)
-        async with self.db.transaction() as tx:
+        async with LOCKS.hold("profile", project, name), self.db.transaction() as tx:
             if await q.get(tx, project, name) is None:
                 raise NotFound("Profile not found")
             if await q.get(tx, project, new_name) is not None:
@@ -109,9 +123,10 @@ class Profiles:
     async def delete(self, project: str, name: str, requestor: dict | None = None) -> None:
         if name == "default":
             raise BadRequest("The 'default' profile cannot be deleted")
-        await self.get_raw(project, name)
-        if await self.used_by(project, name):
-            raise BadRequest("Profile is currently in use")
-        async with self.db.transaction() as tx:
-            await q.delete(tx, project, name)
+        async with LOCKS.hold("profile", project, name):   # not while an update applies it
+            await self.get_raw(project, name)
+            if await self.used_by(project, name):
+                raise BadRequest("Profile is currently in use")
+            async with self.db.transaction() as tx:
+                await q.delete(tx, project, name)
         self.events.lifecycle("profile-deleted", url(name, project), project=project, requestor=requestor)

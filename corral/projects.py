@@ -7,6 +7,7 @@ from corral import config
 from corral.db import Database
 from corral.db.queries import projects as q
 from corral.errors import BadRequest, Conflict, Forbidden, NotFound, NotImplementedFeature
+from corral.locks import LOCKS
 
 # What a new project gets when its features are not given (LXD's defaults for new projects).
 DEFAULT_FEATURES = {"features.images": "true", "features.profiles": "true", "features.storage.volumes": "true"}
@@ -72,6 +73,12 @@ class Projects:
 
     async def update(self, name: str, body: dict, *, replace: bool, used_by: list[str],
                      etag_check=None) -> None:
+        """PUT/PATCH under the project's lock: If-Match, merge, validate and write as one step."""
+        async with LOCKS.hold("project", name):
+            await self._update(name, body, replace=replace, used_by=used_by, etag_check=etag_check)
+
+    async def _update(self, name: str, body: dict, *, replace: bool, used_by: list[str],
+                      etag_check=None) -> None:
         cur = await self.get(name)
         if cur is None:
             raise NotFound("Project not found")

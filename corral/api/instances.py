@@ -13,6 +13,7 @@ from corral.api import filtering, response
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
 from corral.errors import BadRequest, NotFound, NotImplementedFeature
 from corral.instance import files
+from corral.instance import update as instance_update
 from corral.instance.console import ConsoleSession
 from corral.instance.exec import ExecSession
 from corral.instance.manager import url
@@ -104,22 +105,18 @@ async def get_instance(request: web.Request):
 
 async def _update(request: web.Request, replace: bool):
     insts = _instances(request)
-    inst = await _load(request)
-    check_etag(request, insts.etag_fields(inst))
     body = await read_object(request)
     if replace and body.get("restore"):
+        inst = await _load(request)
+        check_etag(request, insts.etag_fields(inst))
         op = await insts.restore(inst.project, inst.name, body["restore"], requestor(request))
         return response.async_(op)
-    # Validate before answering so bad input gets a 400 rather than a failed operation.
-    plan = await insts.plan_update(inst, body, replace=replace)
-    if replace:
-        async def run(op):
-            await insts.update(inst, plan, requestor=requestor(request))
-        op = daemon(request).operations.create(project=inst.project, description="Updating instance",
-                                               resources={"instances": [url(inst.name, inst.project)]}, run=run)
-        return response.async_(op)
-    await insts.update(inst, plan, requestor=requestor(request))
-    return response.empty()
+    # If-Match, validation and the write under the instance lock; bad input gets a 400 here.
+    op = await instance_update.update(
+        insts, await project(request), request.match_info["name"], body, replace=replace,
+        etag_check=lambda cur: check_etag(request, cur), requestor=requestor(request),
+        operations=daemon(request).operations if replace else None)
+    return response.async_(op) if op is not None else response.empty()
 
 
 @route("PUT", "/{name}")

@@ -34,10 +34,8 @@ async def get_network(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     nets = daemon(request).networks
     name = request.match_info["name"]
-    current = nets.etag(name)
-    if current is not None:
-        check_etag(request, current)
-    await nets.update(name, await read_object(request), replace=replace, requestor=requestor(request))
+    await nets.update(name, await read_object(request), replace=replace, requestor=requestor(request),
+                      etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
 
 

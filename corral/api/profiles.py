@@ -33,8 +33,8 @@ async def get_profile(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     d, proj = daemon(request), await project(request)
     name = request.match_info["name"]
-    check_etag(request, d.profiles.etag_fields(await d.profiles.get_raw(proj, name)))
-    await d.profiles.update(proj, name, await read_object(request), replace=replace, requestor=requestor(request))
+    await d.profiles.update(proj, name, await read_object(request), replace=replace, requestor=requestor(request),
+                            etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
 
 

@@ -46,10 +46,9 @@ async def get_server(request: web.Request):
 
 async def _update(request: web.Request, *, replace: bool):
     d = daemon(request)
-    check_etag(request, d.config.public())
     body = await read_object(request)
     new = field(body, "config", dict, {})
-    await d.config.update(new, replace=replace)
+    await d.config.update(new, replace=replace, etag_check=lambda cur: check_etag(request, cur))
     d.events.lifecycle("config-updated", "/1.0", requestor=requestor(request))
     return response.empty()
 

@@ -42,8 +42,8 @@ async def get_pool(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     d = daemon(request)
     name = request.match_info["name"]
-    check_etag(request, _etag(await d.pools.get(name)))
-    await d.pools.update(name, await read_object(request), replace=replace, requestor=requestor(request))
+    await d.pools.update(name, await read_object(request), replace=replace, requestor=requestor(request),
+                         etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
 
 

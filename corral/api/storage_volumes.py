@@ -69,9 +69,8 @@ async def get_volume(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     d, proj, pool, name = daemon(request), await project(request), _m(request, "pool"), _m(request, "name")
     vtype = _type(request)
-    check_etag(request, _etag(await d.volumes.get(pool, proj, vtype, name)))
     await d.volumes.update(pool, proj, vtype, name, await read_object(request), replace=replace,
-                           requestor=requestor(request))
+                           requestor=requestor(request), etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
 
 

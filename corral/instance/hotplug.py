@@ -3,7 +3,11 @@ that were removed or changed are unplugged, new or changed ones plugged. Other d
 effect at the next start."""
 from __future__ import annotations
 
+import logging
+
 from corral.instance.devices import device_class, instance_devices
+
+log = logging.getLogger(__name__)
 
 
 def _hotpluggable(conf: dict) -> bool:
@@ -22,12 +26,14 @@ async def apply(daemon, old, new, pid: int) -> None:
     came = [n for n, c in new.devices.items() if old.devices.get(n) != c and _hotpluggable(c)]
     old_devs = {d.name: d for d in instance_devices(daemon, old)}
     new_devs = {d.name: d for d in instance_devices(daemon, new)}
-    for n in gone:
-        if n in old_devs:
-            await old_devs[n].hotplug_remove(pid)
-            await old_devs[n].stop()
+    removed = []
     plugged = []
     try:
+        for n in gone:
+            if n in old_devs:
+                await old_devs[n].hotplug_remove(pid)
+                removed.append(old_devs[n])
+                await old_devs[n].stop()
         for n in came:
             if n in new_devs:
                 await new_devs[n].hotplug_add(pid)
@@ -37,11 +43,10 @@ async def apply(daemon, old, new, pid: int) -> None:
             try:
                 await dev.hotplug_remove(pid)
             except Exception:  # noqa: BLE001 - best effort while reporting the first error
-                pass
-        for n in gone:
-            if n in old_devs:
-                try:
-                    await old_devs[n].hotplug_add(pid)
-                except Exception:  # noqa: BLE001
-                    pass
+                log.exception("unplugging device %s again failed", dev.name)
+        for dev in reversed(removed):
+            try:
+                await dev.hotplug_add(pid)
+            except Exception:  # noqa: BLE001
+                log.exception("plugging device %s back failed", dev.name)
         raise

@@ -20,7 +20,7 @@ from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
-from corral.instance import hotplug, poolmove
+from corral.instance import poolmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
@@ -413,55 +413,7 @@ class Instances:
 
     # ---- update ---------------------------------------------------------------------------
 
-    async def plan_update(self, inst: Loaded, body: dict, *, replace: bool) -> dict:
-        """Validate a PUT (replace) or PATCH body; the new record fields, or a 400."""
-        r = inst.rec
-        if replace:
-            cfg = config.validate(config.INSTANCE, body.get("config") or {})
-            # volatile.* belong to the daemon: keep those a client did not send back.
-            for k, v in r["config"].items():
-                if k.startswith("volatile.") and k not in cfg:
-                    cfg[k] = v
-            devices = validate_devices(self.d, body.get("devices"), inst)
-            description = body.get("description") or ""
-            ephemeral = body.get("ephemeral", False)
-        else:
-            cfg = {**r["config"], **config.validate(config.INSTANCE, body.get("config") or {})}
-            devices = {**r["devices"], **validate_devices(self.d, body.get("devices"), inst)}
-            description = body["description"] if "description" in body else r["description"]
-            ephemeral = body["ephemeral"] if "ephemeral" in body else r["ephemeral"]
-        profiles = body.get("profiles") if body.get("profiles") is not None else r["profiles"]
-        if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
-            raise BadRequest('Invalid value for field "profiles": expected an array of names')
-        if not isinstance(ephemeral, bool):
-            raise BadRequest('Invalid value for field "ephemeral": expected boolean')
-        if not isinstance(description, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        async with self.db.session() as tx:
-            profs = await self._profiles(tx, inst.project, profiles)
-        _, edev = expand(profs, cfg, devices)
-        if root_pool(edev) != root_pool(inst.devices):
-            raise BadRequest("Changing the root disk's pool is not supported here (use `move --storage`)")
-        return {"architecture": body.get("architecture") or r["architecture"], "ephemeral": ephemeral,
-                "description": description, "config": cfg, "devices": devices, "profiles": profiles}
-
-    async def update(self, inst: Loaded, plan: dict, *, requestor: dict | None) -> None:
-        async with self.lock(inst.project, inst.name):
-            async with self.db.transaction() as tx:
-                await q.update(tx, inst.project, inst.name, plan)
-            cur = await self.load(inst.project, inst.name)
-            if self.status(cur) == "Running":
-                await asyncio.to_thread(self.driver.apply_limits, self.driver_name(cur.project, cur.name), cur.config)
-                try:   # device changes on a running instance: hot-plug what can be
-                    pid = await asyncio.to_thread(self.driver.init_pid, self.driver_name(cur.project, cur.name))
-                    await hotplug.apply(self.d, inst, cur, pid)
-                except BaseException:
-                    async with self.db.transaction() as tx:
-                        await q.update(tx, inst.project, inst.name, {k: inst.rec[k] for k in plan})
-                    raise
-        self.events.lifecycle("instance-updated", url(inst.name, inst.project), project=inst.project,
-                              requestor=requestor)
-        await self.d.on_instance_changed(inst.project, inst.name)
+    # PUT/PATCH: corral/instance/update.py (validate -> apply live -> commit, under this lock).
 
     async def set_volatile(self, project: str, name: str, changes: dict[str, str | None],
                            last_used: str | None = None) -> None:
@@ -670,6 +622,7 @@ class Instances:
         except BaseException:
             for a, b in reversed(done):
                 os.rename(b, a)
+            await asyncio.to_thread(self.driver.create, self.spec(inst))   # as it was
             raise
         renamed = await self.load(inst.project, new)
         await asyncio.to_thread(self.driver.create, self.spec(renamed))

@@ -223,12 +223,18 @@ class Networks:
         self.events.lifecycle("network-created", url(name), requestor=requestor)
         return name
 
-    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None) -> None:
+    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None,
+                     etag_check=None) -> None:
+        """PUT/PATCH under the network's lock: If-Match, validate, apply to the host, store."""
         if name not in self._drivers:
             if name in {i["name"] for i in await self._host_interfaces()}:
                 raise BadRequest("Only managed networks can be modified")
             raise NotFound("Network not found")
         async with self.lock(name):
+            if name not in self._drivers:   # renamed or deleted while this request waited
+                raise NotFound("Network not found")
+            if etag_check is not None:
+                etag_check(self.etag(name))
             rec = self._recs[name]
             drv = self._drivers[name]
             cfg_in = body.get("config")
@@ -257,7 +263,13 @@ class Networks:
             await self._check_overlap(probe, name)
             old_cfg = dict(rec["config"])
             try:
-                await drv.update(new_cfg)
+                try:
+                    await drv.update(new_cfg)
+                except Exception as e:   # the host refused it (netlink, nft, dnsmasq): a clear 400
+                    if isinstance(e, CorralError) and e.status < 500:
+                        raise
+                    msg = e.message if isinstance(e, CorralError) else str(e) or type(e).__name__
+                    raise BadRequest(f'Failed to apply the configuration of network "{name}": {msg}') from e
                 async with self.db.transaction() as tx:
                     await q.update(tx, name, description, new_cfg)
             except BaseException:

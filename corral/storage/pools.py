@@ -134,29 +134,46 @@ class Pools:
         self.events.lifecycle("storage-pool-created", f"/1.0/storage-pools/{name}", requestor=requestor)
         return name
 
-    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None) -> None:
-        p = await self.get(name)
-        drv = self.driver(name)
-        cls = type(drv)
-        config = check_pool_config(cls, body.get("config") or {})
-        if replace:
-            new = dict(config)
-            # Keys the daemon filled in at creation stay unless the client changes them.
-            for k in ("source", "size", "btrfs.mount_options"):
-                if k in p["config"] and k not in new:
-                    new[k] = p["config"][k]
-        else:
-            new = {**p["config"], **config}
-        description = body.get("description", p["description"] if not replace else "")
-        if not isinstance(description, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        changed = {k: new.get(k) for k in set(new) | set(p["config"]) if new.get(k) != p["config"].get(k)}
-        driver_changes = {k: v for k, v in changed.items() if not k.startswith(("user.", "volume."))}
+    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None,
+                     etag_check=None) -> None:
+        """PUT/PATCH under the pool's lock: If-Match, validate, apply each changed driver key, store.
+        When a key fails to apply the keys applied before it are set back and nothing is stored."""
+        self.driver(name)
         async with self.lock(name):
-            if driver_changes:
-                await asyncio.to_thread(drv.update_pool, driver_changes)
-            async with self.db.transaction() as tx:
-                await q.update_pool(tx, name, description or "", new)
+            p = await self.get(name)
+            if etag_check is not None:
+                etag_check({"config": p["config"], "description": p["description"]})
+            drv = self.driver(name)
+            config = check_pool_config(type(drv), body.get("config") or {})
+            if replace:
+                new = dict(config)
+                # Keys the daemon filled in at creation stay unless the client changes them.
+                for k in ("source", "size", "btrfs.mount_options"):
+                    if k in p["config"] and k not in new:
+                        new[k] = p["config"][k]
+            else:
+                new = {**p["config"], **config}
+            description = body.get("description", p["description"] if not replace else "")
+            if not isinstance(description, str):
+                raise BadRequest('Invalid value for field "description": expected string')
+            changed = {k: new.get(k) for k in set(new) | set(p["config"]) if new.get(k) != p["config"].get(k)}
+            # "size" last: a grown pool cannot be shrunk back if a later key failed.
+            driver_changes = {k: v for k, v in sorted(changed.items(), key=lambda kv: (kv[0] == "size", kv[0]))
+                              if not k.startswith(("user.", "volume."))}
+            applied: list[str] = []
+            try:
+                for k, v in driver_changes.items():
+                    await asyncio.to_thread(drv.update_pool, {k: v})
+                    applied.append(k)
+                async with self.db.transaction() as tx:
+                    await q.update_pool(tx, name, description or "", new)
+            except BaseException:
+                for k in reversed(applied):
+                    try:
+                        await asyncio.to_thread(drv.update_pool, {k: p["config"].get(k)})
+                    except Exception:  # noqa: BLE001 - the first error is the one reported
+                        log.exception("pool %s: restoring %s failed", name, k)
+                raise
             drv.config = new
         self.events.lifecycle("storage-pool-updated", f"/1.0/storage-pools/{name}", requestor=requestor)
 

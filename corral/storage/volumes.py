@@ -266,35 +266,11 @@ class Volumes:
     # ---- update, rename, move, delete ---------------------------------------------------------
 
     async def update(self, pool: str, project: str, type_: str, name: str, body: dict, *, replace: bool,
-                     requestor) -> None:
-        if type_ != "custom":
-            raise BadRequest(f'Storage volumes of type "{type_}" cannot be modified here')
-        v = await self.custom(pool, project, name)
-        drv = self._pool(pool)
-        if body.get("restore"):
-            await self.restore(v, body["restore"], requestor)
-            return
-        config = check_volume_config(body.get("config") or {})
-        volatile = {k: val for k, val in v["config"].items() if k.startswith("volatile.")}
-        new = {**volatile, **config} if replace else {**v["config"], **config}
-        description = body.get("description", "" if replace else v["description"])
-        if not isinstance(description, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        in_use = await self.used_by(pool, project, name)
-        for k in ("security.shifted", "security.unmapped"):
-            if is_true(new.get(k)) != is_true(v["config"].get(k)) and in_use:
-                raise BadRequest(f'"{k}" cannot be changed while the volume is in use')
-        if new.get("size") != v["config"].get("size"):
-            size = parse_size(new["size"]) if new.get("size") else None
-            if size:
-                used = await asyncio.to_thread(drv.usage, self.path(v))
-                if size < used:
-                    raise BadRequest("Volume size cannot be smaller than the space it uses")
-            await asyncio.to_thread(drv.set_size, self.path(v), size)
-        async with self.db.transaction() as tx:
-            await q.update_volume(tx, v["id"], description or "", new)
-        self.events.lifecycle("storage-volume-updated", vol_url(pool, "custom", name, project),
-                              project=project, requestor=requestor)
+                     requestor, etag_check=None) -> None:
+        """PUT/PATCH: corral/storage/volupdate.py (If-Match, validate, apply, store under the volume's lock)."""
+        from corral.storage import volupdate
+        await volupdate.update(self, pool, project, type_, name, body, replace=replace, requestor=requestor,
+                               etag_check=etag_check)
 
     async def set_volatile(self, v: dict, changes: dict[str, str | None]) -> None:
         async with self.db.transaction() as tx:

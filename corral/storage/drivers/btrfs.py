@@ -167,7 +167,10 @@ class BtrfsDriver(StorageDriver):
         super().update_pool(changed)
         for k, v in changed.items():
             if k == "btrfs.mount_options" and self._kind(self.config) != "dir":
-                run(["mount", "-o", f"remount,{v or MOUNT_OPTIONS}", self.path], "Failed to remount the pool")
+                opts = _remount_options(self.config.get("btrfs.mount_options") or MOUNT_OPTIONS, v or MOUNT_OPTIONS)
+                run(["mount", "-o", f"remount,{opts}", self.path], "Failed to remount the pool")
+                # what is mounted now (the next change, or the undo of this one, starts from it)
+                self.config = {**{c: x for c, x in self.config.items() if c != k}, **({k: v} if v else {})}
             elif k == "size":
                 if self._kind(self.config) != "loop" or not v:
                     raise BadRequest('"size" can only be changed on loop-backed pools')
@@ -261,3 +264,20 @@ class BtrfsDriver(StorageDriver):
                              capture_output=True, text=True)
         if res.returncode != 0 and size:
             raise StorageError(f"Failed to set the volume size: {res.stderr.strip()}")
+
+
+def _remount_options(old: str, new: str) -> str:
+    """A remount only adds options: the new ones, plus the negation of flags the old set had and the
+    new one drops (so a change, or its undo, really takes an option away)."""
+    new_opts = [o for o in new.split(",") if o]
+    new_names = {o.split("=", 1)[0] for o in new_opts}
+    off = []
+    for o in (o for o in old.split(",") if o):
+        name = o.split("=", 1)[0]
+        if name in new_names:
+            continue
+        if name in ("compress", "compress-force"):
+            off.append("compress=no")
+        elif "=" not in o:
+            off.append(name[2:] if name.startswith("no") else "no" + name)
+    return ",".join(off + new_opts)
