@@ -44,7 +44,7 @@ class Paths:
     # Unprivileged container roots must traverse $CORRAL_DIR (devlxd, host-path disks): 0711.
     # Everything that holds container data is root-only (see storage/perms.py).
     MODES = (("database", 0o700), ("logs", 0o700), ("images", 0o700), ("backups", 0o700),
-             ("storage-pools", 0o711))
+             ("storage-pools", 0o711), ("markers", 0o700))
 
     def ensure(self) -> None:
         """Create the state tree with the modes above (tightening directories an older release made)."""
