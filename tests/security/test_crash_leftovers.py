@@ -151,6 +151,39 @@ def test_interrupted_delete_leftovers_are_removed_and_reported(fresh_host, tmp_p
     assert status(d, c) == "Running"
 
 
+def test_kill9_during_delete(fresh_host):
+    """A real kill -9 during `lxc delete`, once the record is gone and the volume is being removed
+    (30000 files take a while): the rest (volume, logs/<name>/) is removed at the next start."""
+    d = fresh_host
+    c = unique("c")
+    d.lxc("launch", "busybox", c)
+    d.lxc("exec", c, "--", "sh", "-c", MANY_FILES)
+    d.lxc("stop", "-f", c)
+    vol = os.path.join(d.dir, "storage-pools", "default", "containers", c)
+    logs = os.path.join(d.dir, "logs", c)
+    for n in range(5):
+        r = d.request("DELETE", f"/1.0/instances/{c}")
+        assert r.status == 202, r.body
+        deadline = time.monotonic() + 60
+        while d.get(f"/1.0/instances/{c}").status != 404 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        d.kill9()
+        if os.path.isdir(logs):   # killed before the delete got to the logs (checked after the kill)
+            break
+        d.start()   # the delete finished before the kill: again with a new instance
+        d.lxc("launch", "busybox", c)
+        d.lxc("exec", c, "--", "sh", "-c", MANY_FILES)
+        d.lxc("stop", "-f", c)
+    else:
+        raise AssertionError("the delete never outlasted the poll in 5 attempts")
+    d.stop()
+    d.start()
+    assert not os.path.exists(logs) and not os.path.exists(vol)
+    assert d.get(f"/1.0/instances/{c}").status == 404
+    msgs = [w["last_message"] for w in warnings(d)]
+    assert any(f'logs/{c}"' in m for m in msgs), msgs
+
+
 def test_leftover_liblxc_definition_is_removed(fresh_host):
     """A liblxc definition (containers/<name>/config) with no instance record is removed."""
     d = fresh_host
