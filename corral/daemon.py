@@ -22,6 +22,7 @@ from corral.image.images import Images
 from corral.instance import update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
+from corral.instance.recovery import reconcile_instances
 from corral.network.networks import Networks
 from corral.network.proxy import ProxyManager
 from corral.operations import OperationManager
@@ -87,6 +88,7 @@ class Daemon:
         await self.pools.load()
         await self.images.load()
         await reconcile(self)
+        await reconcile_instances(self)
         await self.networks.load()
         await self.networks.startup()
         await self.instances.startup()

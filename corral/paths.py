@@ -40,9 +40,16 @@ class Paths:
     def pidfile(self) -> str:
         return self.join("corrald.pid")
 
+    # Modes of the top of the state tree, set (also on existing directories) at every start.
+    # Unprivileged container roots must traverse $CORRAL_DIR (devlxd, host-path disks): 0711.
+    # Everything that holds container data is root-only (see storage/perms.py).
+    MODES = (("database", 0o700), ("logs", 0o700), ("images", 0o700), ("backups", 0o700),
+             ("storage-pools", 0o711), ("markers", 0o700))
+
     def ensure(self) -> None:
-        """Create the state tree. Unprivileged container roots must traverse it (0711)."""
+        """Create the state tree with the modes above (tightening directories an older release made)."""
         os.makedirs(self.root, exist_ok=True)
         os.chmod(self.root, 0o711)
-        for sub, mode in (("database", 0o700), ("logs", 0o700)):
+        for sub, mode in self.MODES:
             os.makedirs(self.join(sub), mode=mode, exist_ok=True)
+            os.chmod(self.join(sub), mode)

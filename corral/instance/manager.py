@@ -6,6 +6,7 @@ Host work runs in worker threads; every change to one instance is serialised by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
 from corral.instance.drivers.base import InstanceSpec
 from corral.instance.idmap import IdmapEntry, default_idmap
+from corral.instance.recovery import freeze_marker
 from corral.names import check_entity_name, check_instance_name
 
 log = logging.getLogger(__name__)
@@ -709,13 +711,16 @@ class Instances:
                 dst = self.snapshot_dir(cur, snap)
                 running = self.status(cur) == "Running"
                 dname = self.driver_name(project, name)
-                if running:  # a consistent copy: freeze the container's processes while copying
-                    await asyncio.to_thread(self.driver.freeze, dname)
-                try:
-                    await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
-                finally:
+                # A consistent copy: freeze the container's processes while copying. The marker
+                # lets a restarted daemon thaw a container this one froze and did not thaw.
+                with freeze_marker(self.d.paths, dname) if running else contextlib.nullcontext():
                     if running:
-                        await asyncio.to_thread(self.driver.unfreeze, dname)
+                        await asyncio.to_thread(self.driver.freeze, dname)
+                    try:
+                        await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
+                    finally:
+                        if running:
+                            await asyncio.to_thread(self.driver.unfreeze, dname)
                 try:
                     async with self.db.transaction() as tx:
                         await q.create_snapshot(tx, cur.rec["id"], {

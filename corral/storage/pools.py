@@ -10,6 +10,7 @@ from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.names import check_entity_name
 from corral.storage import StorageDriver, driver_class
+from corral.storage.perms import tighten_pool
 from corral.storage.sizes import parse_size
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,26 @@ class Pools:
             except Exception as e:  # noqa: BLE001 - reported, the daemon still starts
                 ok = False
                 log.warning("storage pool %s: %s", p["name"], e)
-            if not ok:
+            if ok:
+                await self._tighten(p["name"], drv.path)
+            else:
                 self._unavailable.add(p["name"])
                 if self.warnings is not None:
                     await self.warnings.raise_("Storage pool unavailable",
                                                f'Storage pool "{p["name"]}" could not be mounted',
                                                severity="moderate", entity_url=f"/1.0/storage-pools/{p['name']}")
+
+    @staticmethod
+    async def _tighten(pool: str, path: str) -> None:
+        """Volumes are root-only (storage/perms.py); fix what an older release left looser."""
+        try:
+            changed = await asyncio.to_thread(tighten_pool, path)
+        except OSError as e:
+            log.error("storage pool %s: cannot restrict volume directories to root: %s", pool, e)
+            return
+        if changed:
+            log.warning("storage pool %s: restricted %d volume directories to root (e.g. %s)",
+                        pool, len(changed), changed[0])
 
     def _make(self, p: dict) -> StorageDriver:
         cls = driver_class(p["driver"])

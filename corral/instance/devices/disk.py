@@ -74,8 +74,11 @@ class Disk(Device):
             if is_true(self.config.get("optional")):
                 return RunConfig()
             raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
-        if idmapped:   # liblxc cannot idmap a mount entry: attach it once the container runs
-            return RunConfig(post_start=[lambda pid: self._attach(pid, source, True)])
+        # Attached from a root helper once the container runs: liblxc cannot idmap a mount entry,
+        # and the container's root cannot reach a pool's volumes, which are root-only
+        # (storage/perms.py). Host paths stay mount entries (resolved by the container's root).
+        if idmapped or self.config.get("pool"):
+            return RunConfig(post_start=[lambda pid: self._attach(pid, source, idmapped)])
         opts = self._options(source)
         if is_true(self.config.get("optional")):
             opts.append("optional")

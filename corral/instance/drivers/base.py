@@ -85,6 +85,10 @@ class InstanceDriver(abc.ABC):
     @abc.abstractmethod
     def list_running(self) -> list[str]: ...
 
+    def list_defined(self) -> list[str]:
+        """Every container this driver has a definition of (running or not)."""
+        return self.list_running()
+
     @abc.abstractmethod
     def init_pid(self, name: str) -> int:
         """The host pid of the instance's init (0 when not running)."""

@@ -276,6 +276,9 @@ class LXCDriver(InstanceDriver):
     def list_running(self) -> list[str]:
         return sorted(lxc.list_containers(active=True, defined=False, config_path=self.lxcpath))
 
+    def list_defined(self) -> list[str]:
+        return sorted(lxc.list_containers(active=True, defined=True, config_path=self.lxcpath))
+
     def state(self, name: str) -> dict:
         c = self._container(name)
         status, code = STATUS.get(c.state, ("Stopped", 102))

@@ -19,6 +19,7 @@ import subprocess
 from typing import Callable
 
 from corral.errors import BadRequest, CorralError
+from corral.storage.perms import KIND_MODE, VOLUME_MODE
 
 SUBDIRS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots")
 PARTIAL = ".partial"
@@ -80,8 +81,8 @@ class StorageDriver(abc.ABC):
 
     def _make_subdirs(self) -> None:
         for sub in SUBDIRS:
-            os.makedirs(os.path.join(self.path, sub), exist_ok=True)
-            os.chmod(os.path.join(self.path, sub), 0o711)
+            os.makedirs(os.path.join(self.path, sub), mode=KIND_MODE, exist_ok=True)
+            os.chmod(os.path.join(self.path, sub), KIND_MODE)   # root only: see storage/perms.py
 
     def _check_empty(self) -> None:
         for sub in SUBDIRS[1:]:   # unpacked images are a cache, not volumes in use
@@ -126,17 +127,17 @@ class StorageDriver(abc.ABC):
         if not os.path.isdir(os.path.join(src, "rootfs")):
             raise StorageError(f"Image {fingerprint} is not unpacked in pool {self.pool}")
         self.copy_tree(src, dst)
-        os.chmod(dst, 0o711)
+        os.chmod(dst, VOLUME_MODE)
         return dst
 
     def create_instance_empty(self, volume: str) -> str:
         dst = self.instance_dir(volume)
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), mode=0o711, exist_ok=True)
+        os.makedirs(os.path.dirname(dst), mode=KIND_MODE, exist_ok=True)
         self.create_volume(dst)
         os.makedirs(os.path.join(dst, "rootfs"), mode=0o755)
-        os.chmod(dst, 0o711)
+        os.chmod(dst, VOLUME_MODE)
         return dst
 
     def delete_tree(self, path: str) -> None:
@@ -148,7 +149,7 @@ class StorageDriver(abc.ABC):
     def rename(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), mode=0o711, exist_ok=True)
+        os.makedirs(os.path.dirname(dst), mode=KIND_MODE, exist_ok=True)
         os.rename(src, dst)
 
     # ---- quotas and usage ---------------------------------------------------------------------

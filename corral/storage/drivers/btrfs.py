@@ -12,6 +12,7 @@ import subprocess
 from corral.errors import BadRequest
 from corral.storage.drivers.base import (PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_contents, run)
 from corral.storage.drivers.dir import fs_type
+from corral.storage.perms import KIND_MODE
 from corral.storage.sizes import parse_size
 
 DEFAULT_LOOP_SIZE = "5GiB"
@@ -211,7 +212,7 @@ class BtrfsDriver(StorageDriver):
     def copy_tree(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), mode=0o711, exist_ok=True)
+        os.makedirs(os.path.dirname(dst), mode=KIND_MODE, exist_ok=True)
         if is_subvolume(src):
             res = subprocess.run(["btrfs", "subvolume", "snapshot", src, dst], capture_output=True, text=True)
             if res.returncode == 0:

@@ -8,6 +8,7 @@ import subprocess
 
 from corral.errors import BadRequest
 from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_reflink, run
+from corral.storage.perms import KIND_MODE
 
 
 def fs_type(path: str) -> str:
@@ -45,7 +46,7 @@ class DirDriver(StorageDriver):
     def copy_tree(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), mode=0o711, exist_ok=True)
+        os.makedirs(os.path.dirname(dst), mode=KIND_MODE, exist_ok=True)
         tmp = dst + PARTIAL
         self.delete_tree(tmp)
         try:
