@@ -25,6 +25,8 @@ class Profiles:
         self.used_by_sources: list[UsedByFunc] = []
         # Per-type device validation, set by the daemon (the device registry needs the daemon).
         self.validate_devices: Callable[[dict], dict] = check_devices
+        # Project restrictions (project, profile name, new profile), set by the daemon.
+        self.check_restrictions: Callable[[str, str, dict], Awaitable[None]] | None = None
 
     async def used_by(self, project: str, name: str) -> list[str]:
         out: list[str] = []
@@ -70,6 +72,8 @@ class Profiles:
     async def create(self, project: str, body: dict, requestor: dict | None = None) -> str:
         name = check_entity_name("profile", body.get("name"))
         p = {"name": name, **self._check(body)}
+        if self.check_restrictions:
+            await self.check_restrictions(project, name, p)
         async with self.db.transaction() as tx:
             if await q.get(tx, project, name) is not None:
                 raise Conflict(f'Profile "{name}" already exists')
@@ -79,17 +83,19 @@ class Profiles:
 
     async def update(self, project: str, name: str, body: dict, *, replace: bool,
                      requestor: dict | None = None) -> None:
+        cur = await self.get_raw(project, name)
+        if replace:
+            new = self._check(body)
+        else:  # PATCH: merge config keys and whole devices into the current profile
+            patch = self._check(body)
+            new = {"description": body["description"] if "description" in body else cur["description"],
+                   "config": {**cur["config"], **patch["config"]},
+                   "devices": {**cur["devices"], **patch["devices"]}}
+        if self.check_restrictions:   # outside the transaction: it reads the project's instances
+            await self.check_restrictions(project, name, new)
         async with self.db.transaction() as tx:
-            cur = await q.get(tx, project, name)
-            if cur is None:
-                raise NotFound("Profile not found")
-            if replace:
-                new = self._check(body)
-            else:  # PATCH: merge config keys and whole devices into the current profile
-                patch = self._check(body)
-                new = {"description": body["description"] if "description" in body else cur["description"],
-                       "config": {**cur["config"], **patch["config"]},
-                       "devices": {**cur["devices"], **patch["devices"]}}
+            if await q.get(tx, project, name) != cur:
+                raise Conflict("Profile changed while being updated, try again")
             await q.update(tx, project, name, new)
         self.events.lifecycle("profile-updated", url(name, project), project=project, requestor=requestor)
 

@@ -320,6 +320,8 @@ class Instances:
         ephemeral = body.get("ephemeral", False)
         if not isinstance(ephemeral, bool):
             raise BadRequest('Invalid value for field "ephemeral": expected boolean')
+        await self.d.restrictions.check_instance(project, name, cfg, devices, profiles,
+                                                 copy_of=plan["source"].rec if stype == "copy" else None)
         rec = {"project": project, "name": name, "type": "container", "architecture": "x86_64",
                "ephemeral": ephemeral, "stateful": False, "description": body.get("description") or "",
                "config": cfg, "devices": devices, "profiles": profile_names}
@@ -439,6 +441,8 @@ class Instances:
             raise BadRequest('Invalid value for field "description": expected string')
         async with self.db.session() as tx:
             profs = await self._profiles(tx, inst.project, profiles)
+        await self.d.restrictions.check_instance(inst.project, inst.name, cfg, devices, profs,
+                                                 current=r["config"])
         _, edev = expand(profs, cfg, devices)
         if root_pool(edev) != root_pool(inst.devices):
             raise BadRequest("Changing the root disk's pool is not supported here (use `move --storage`)")
@@ -741,6 +745,7 @@ class Instances:
 
     async def create_snapshot(self, project: str, name: str, body: dict, requestor: dict | None):
         inst = await self.load(project, name)
+        await self.d.restrictions.check_snapshot(project)
         if body.get("stateful"):
             raise NotImplementedFeature("stateful snapshots (CRIU)")
         snap = body.get("name") or await self._snapshot_name(inst)
@@ -837,7 +842,7 @@ class Instances:
         inst = await self.load(project, name)
         if "/" in snap:
             snap = snap.split("/", 1)[1]
-        await self.get_snapshot(inst, snap)
+        await self.d.restrictions.check_restore(project, name, await self.get_snapshot(inst, snap))
 
         async def run(op):
             async with self.lock(project, name):
