@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
@@ -106,6 +107,14 @@ def can_see_operation(request: web.Request, op) -> bool:
     allowed = allowed_projects(request)
     return allowed is None or op.project in allowed or bool(op.also_projects & allowed) \
         or request.get("client_fingerprint", "") in op.owners
+
+
+def visible_used_by(request: web.Request, urls: list[str]) -> list[str]:
+    """A host-wide object's used_by, narrowed for a restricted client to the entries of its projects."""
+    allowed = allowed_projects(request)
+    if allowed is None:
+        return urls
+    return [u for u in urls if parse_qs(urlsplit(u).query).get("project", ["default"])[0] in allowed]
 
 
 def identify(request: web.Request) -> None:

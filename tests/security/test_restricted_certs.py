@@ -320,6 +320,13 @@ def test_restricted_client_launches_execs_reads_its_logs_and_operations(rig):
     assert cli("GET", f"/1.0/operations/{op['id']}")[0] == 200
     status, out = cli("GET", f"/1.0/instances/{name}?project={p}")
     assert status == 200 and out["metadata"]["status"] == "Running"
+    # The bridge it uses is the default project's: its used_by shows this project's users only.
+    assert "/1.0/profiles/default" in rig.host.get(f"/1.0/networks/{rig.bridge}").metadata["used_by"]
+    status, out = cli("GET", f"/1.0/networks/{rig.bridge}?project={p}")
+    assert status == 200 and f"/1.0/instances/{name}?project={p}" in out["metadata"]["used_by"], out
+    assert all(u.endswith(f"?project={p}") for u in out["metadata"]["used_by"]), out
+    status, out = cli("GET", f"/1.0/storage-pools/default?project={p}")
+    assert status == 200 and all(u.endswith(f"?project={p}") for u in out["metadata"]["used_by"]), out
     # exec with record-output, then the output log it points at.
     status, out = cli("POST", f"/1.0/instances/{name}/exec?project={p}", {
         "command": ["sh", "-c", "echo out-$((6*7)); echo err >&2"], "wait-for-websocket": False,
