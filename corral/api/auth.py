@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
@@ -143,7 +143,9 @@ def _host_wide(path: str) -> Forbidden:
 
 
 async def _check_restricted(request: web.Request, allowed: set[str]) -> None:
-    path, method = request.path, request.method
+    # The router matches the raw (still percent-encoded) path: so does this table, so that an encoded
+    # "/" can never make a request look like another route than the one that answers it.
+    path, method = request.rel_url.raw_path, request.method
     if request.query.get("all-projects") in ("true", "1"):
         raise Forbidden("not authorized: a restricted certificate can't list all projects")
     rule = m = None
@@ -158,10 +160,10 @@ async def _check_restricted(request: web.Request, allowed: set[str]) -> None:
         raise _host_wide(path)
     d = request.app["daemon"]
     if rule == "item":
-        check_project(request, m.group(1))
+        check_project(request, unquote(m.group(1)))
     elif rule == "operation":
         try:
-            op = d.operations.get(m.group(1))
+            op = d.operations.get(unquote(m.group(1)))
         except NotFound:
             return   # the handler answers 404
         if not can_see_operation(request, op):
@@ -182,7 +184,7 @@ async def _check_restricted(request: web.Request, allowed: set[str]) -> None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     identify(request)
-    path, method = request.path, request.method
+    path, method = request.rel_url.raw_path, request.method
     if not trusted(request):
         if any(method == m and rx.match(path) for m, rx in _UNTRUSTED):
             return await handler(request)

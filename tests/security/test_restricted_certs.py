@@ -186,6 +186,9 @@ def test_host_wide_objects_refused(rig, tmp_path):
         ("PUT", "/1.0/storage-pools/default", {"config": {}}),
         ("PATCH", "/1.0/storage-pools/default", {"config": {"source": "/"}}),
         ("DELETE", "/1.0/storage-pools/default", None),
+        # An encoded "/" does not make a pool write look like a volume request.
+        ("PATCH", f"/1.0/storage-pools/default%2Fvolumes%2Fcustom?project={rig.p1}", {"config": {}}),
+        ("PATCH", f"/1.0/networks/{rig.bridge}%2Fx?project={rig.p1}", {"config": {}}),
         ("POST", "/1.0/certificates", {"token": True, "name": "x"}),
         ("POST", "/1.0/certificates", {"certificate": other.b64, "name": "x"}),
         ("PATCH", f"/1.0/certificates/{rig.cert.fingerprint}", {"restricted": False}),
