@@ -2,7 +2,7 @@
 from aiohttp import web
 
 from corral.api import response
-from corral.api.auth import visible_used_by
+from corral.api.auth import allowed_projects, visible_used_by
 from corral.api.request import check_etag, daemon, read_object, recursion, requestor
 from corral.network.networks import url
 
@@ -79,4 +79,5 @@ async def network_state(request: web.Request):
 
 @routes.get("/1.0/networks/{name}/leases")
 async def network_leases(request: web.Request):
-    return response.sync(await daemon(request).networks.leases(request.match_info["name"]))
+    return response.sync(await daemon(request).networks.leases(request.match_info["name"],
+                                                               allowed_projects(request)))

@@ -330,6 +330,22 @@ def test_restricted_client_launches_execs_reads_its_logs_and_operations(rig):
     assert all(u.endswith(f"?project={p}") for u in out["metadata"]["used_by"]), out
     status, out = cli("GET", f"/1.0/storage-pools/default?project={p}")
     assert status == 200 and all(u.endswith(f"?project={p}") for u in out["metadata"]["used_by"]), out
+    # Leases of the shared bridge: the other projects' instances are left out.
+    other = unique("rdf")
+    gw = rig.host.get(f"/1.0/networks/{rig.bridge}").metadata["config"]["ipv4.address"].split("/")[0]
+    static_ip = gw.rsplit(".", 1)[0] + ".250"
+    r = rig.host.request("POST", "/1.0/instances", {
+        "name": other, "source": {"type": "image", "alias": "busybox"}, "start": True, "devices": {
+            "eth0": {"type": "nic", "network": rig.bridge, "name": "eth0", "ipv4.address": static_ip}}})
+    assert r.status == 202 and rig.host.wait_op(r)["status"] == "Success", r.body
+    try:
+        assert other in str(rig.host.get(f"/1.0/networks/{rig.bridge}/leases").metadata)
+        status, out = cli("GET", f"/1.0/networks/{rig.bridge}/leases?project={p}")
+        assert status == 200 and other not in str(out["metadata"]) and static_ip not in str(out["metadata"]), out
+        mine = rig.host.get(f"/1.0/instances/{name}?project={p}").metadata["config"]["volatile.eth0.hwaddr"]
+        assert all(x["type"] == "gateway" or x["hwaddr"] == mine for x in out["metadata"]), out
+    finally:
+        rig.host.lxc("delete", "-f", other, check=False)
     # exec with record-output, then the output log it points at.
     status, out = cli("POST", f"/1.0/instances/{name}/exec?project={p}", {
         "command": ["sh", "-c", "echo out-$((6*7)); echo err >&2"], "wait-for-websocket": False,
