@@ -28,6 +28,7 @@ from corral.network.proxy import ProxyManager
 from corral.operations import OperationManager
 from corral.paths import Paths
 from corral.profiles import Profiles
+from corral.project_restrictions import Restrictions
 from corral.projects import Projects
 from corral.reaper import Reaper
 from corral.serverconfig import ServerConfig
@@ -66,6 +67,9 @@ class Daemon:
             self.instances, project, profile)
         self.reaper = Reaper()
         self.trust = Trust(self.db, self.operations)
+        self.restrictions = Restrictions(self)
+        self.profiles.check_restrictions = self.restrictions.check_profile
+        self.projects.check_restrictions = self.restrictions.check_project_config
         self.devlxd = DevLXD(self)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None

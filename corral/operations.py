@@ -31,6 +31,11 @@ class Operation:
         self.manager = manager
         self.id = str(uuid.uuid4())
         self.project = project
+        # Projects whose clients also see this operation (and get its events): those it was requested
+        # from when the daemon registers it elsewhere (an image of `default` used by a project), and
+        # the certificates (fingerprints) of the clients that started it.
+        self.also_projects: set[str] = set()
+        self.owners: set[str] = set()
         self.cls = cls
         self.description = description
         self.resources = resources
@@ -71,7 +76,15 @@ class Operation:
         self.status = status
         self.err = err
         self.updated_at = timeutil.now()
-        self.manager.events.send("operation", self.to_api(), self.project)
+        self._publish()
+
+    def _publish(self) -> None:
+        api = self.to_api()
+        for project in [self.project, *sorted(self.also_projects - {self.project})]:
+            self.manager.events.send("operation", api, project)
+
+    def visible_in(self, project: str) -> bool:
+        return project == self.project or project in self.also_projects
 
     def start(self) -> None:
         self._set("Running")
@@ -113,7 +126,7 @@ class Operation:
     def update_metadata(self, changes: dict) -> None:
         self.metadata = {**(self.metadata or {}), **changes}
         self.updated_at = timeutil.now()
-        self.manager.events.send("operation", self.to_api(), self.project)
+        self._publish()
 
     async def wait(self, timeout: float | None) -> bool:
         """True when the operation is done; False on timeout (-1 or None waits forever)."""
@@ -167,7 +180,17 @@ class OperationManager:
         return op
 
     def all(self, project: str | None = None) -> list[Operation]:
-        return [o for o in self._ops.values() if project is None or o.project == project]
+        return [o for o in self._ops.values() if project is None or o.visible_in(project)]
+
+    def claim(self, op_id: str, *, project: str, owner: str = "") -> None:
+        """The operation `op_id` was started by a request of `project` (by the certificate `owner`)."""
+        op = self._ops.get(op_id)
+        if op is None:
+            return
+        if project != op.project:
+            op.also_projects.add(project)
+        if owner:
+            op.owners.add(owner)
 
     def running(self) -> list[Operation]:
         return [o for o in self._ops.values() if not o.done and o.cls != TOKEN]

@@ -35,6 +35,8 @@ class Profiles:
         # Applies a changed profile to the instances using it, as an async context manager around
         # the commit (set by the daemon to corral/instance/update.py's profile_change).
         self.apply_change: Callable[[str, dict], AsyncContextManager] = _nothing_to_apply
+        # Project restrictions (project, profile name, new profile), set by the daemon.
+        self.check_restrictions: Callable[[str, str, dict], Awaitable[None]] | None = None
 
     async def used_by(self, project: str, name: str) -> list[str]:
         out: list[str] = []
@@ -80,6 +82,8 @@ class Profiles:
     async def create(self, project: str, body: dict, requestor: dict | None = None) -> str:
         name = check_entity_name("profile", body.get("name"))
         p = {"name": name, **self._check(body)}
+        if self.check_restrictions:
+            await self.check_restrictions(project, name, p)
         async with self.db.transaction() as tx:
             if await q.get(tx, project, name) is not None:
                 raise Conflict(f'Profile "{name}" already exists')
@@ -102,6 +106,8 @@ class Profiles:
                 new = {"description": body["description"] if "description" in body else cur["description"],
                        "config": {**cur["config"], **patch["config"]},
                        "devices": {**cur["devices"], **patch["devices"]}}
+            if self.check_restrictions:   # outside the transaction: it reads the project's instances
+                await self.check_restrictions(project, name, new)
             async with self.apply_change(project, {"name": name, **new}):
                 async with self.db.transaction() as tx:
                     await q.update(tx, project, name, new)

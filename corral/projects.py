@@ -30,6 +30,8 @@ class Projects:
     def __init__(self, db: Database):
         self.db = db
         self._names: set[str] = set()
+        # Project restrictions (project, new config, changed keys), set by the daemon.
+        self.check_restrictions = None
 
     async def load(self) -> None:
         async with self.db.session() as tx:
@@ -50,10 +52,13 @@ class Projects:
             return await q.get(tx, name)
 
     @staticmethod
-    def _config(raw) -> dict[str, str]:
+    def _config(raw, name: str) -> dict[str, str]:
         cfg = config.validate(config.PROJECT, raw or {})
         if not config.value(config.PROJECT, cfg, "features.profiles"):
             raise NotImplementedFeature("projects without features.profiles")
+        if name != "default" and config.value(config.PROJECT, cfg, "features.networks"):
+            # Networks are host-wide (the default project's) here; a project can't have its own.
+            raise NotImplementedFeature("projects with their own networks (features.networks=true)")
         return cfg
 
     async def create(self, body: dict) -> str:
@@ -61,7 +66,7 @@ class Projects:
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        cfg = {**DEFAULT_FEATURES, **self._config(body.get("config"))}
+        cfg = {**DEFAULT_FEATURES, **self._config(body.get("config"), name)}
         async with self.db.transaction() as tx:
             if await q.get(tx, name) is not None:
                 raise Conflict(f'Project "{name}" already exists')
@@ -95,10 +100,13 @@ class Projects:
             if not isinstance(raw, dict):
                 raise BadRequest("Invalid config: expected a map of keys to values")
             new.update(raw)
-        cfg = self._config({k: v for k, v in new.items() if v is not None})
+        cfg = self._config({k: v for k, v in new.items() if v is not None}, name)
         for feat in _FEATURES:
             if cfg.get(feat, "false") != cur["config"].get(feat, "false") and _content(used_by):
                 raise BadRequest("Features can only be changed on empty projects")
+        if self.check_restrictions:
+            changed = sorted(k for k in set(cfg) | set(cur["config"]) if cfg.get(k) != cur["config"].get(k))
+            await self.check_restrictions(name, cfg, changed)
         async with self.db.transaction() as tx:
             await q.update(tx, name, description, cfg)
 

@@ -1,14 +1,21 @@
-"""Who may do what: the unix socket is trusted, HTTPS clients by their certificate's fingerprint.
+"""Who may do what. The unix socket is trusted; HTTPS clients are known by their certificate's fingerprint.
 
 - untrusted HTTPS clients: GET / and GET /1.0 (the untrusted view), POST /1.0/certificates (with the
   trust password or a token), public images (and private ones with an image secret); 403 elsewhere;
-- trusted, unrestricted certificates: everything;
-- restricted certificates: only their projects, and none of the server-wide admin endpoints.
+- trusted, unrestricted certificates (and the unix socket): everything;
+- restricted certificates: only what `_RESTRICTED` lists below, always inside their projects. Host-wide
+  objects (server config, storage pools, networks, certificates other than their own, cluster,
+  internal endpoints, warnings that are not of their projects) are read-only or refused, and
+  `all-projects` is refused. Operations are visible to a restricted client when they belong to one of
+  its projects or when it started them (`Operation.owners`), wherever the daemon registered them.
+
+Project restrictions (`restricted=true` projects) apply to every client; see corral/project_restrictions.py.
 """
 from __future__ import annotations
 
 import re
 import socket
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
@@ -27,13 +34,43 @@ _UNTRUSTED = [
     ("GET", re.compile(r"^/1\.0/images/[^/]+/export/?$")),
 ]
 
-# Server-wide endpoints a restricted certificate may read but never change (or never touch at all).
-_ADMIN_WRITE = re.compile(r"^/1\.0/?$|^/1\.0/(certificates|storage-pools|projects|cluster)(/|$)")
-_ADMIN_ALL = re.compile(r"^/internal(/|$)|^/1\.0/(warnings|cluster)(/|$)")
-_PROJECT_SCOPED = re.compile(r"^/1\.0/(instances|containers|profiles|images|operations|events|networks|"
-                             r"storage-pools/[^/]+/volumes)(/|$)")
-_OPERATION = re.compile(r"^/1\.0/operations/([^/]+)")
-_PROJECT_ITEM = re.compile(r"^/1\.0/projects/([^/]+)")
+_READ = frozenset({"GET", "HEAD"})
+_ANY = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+
+# What a restricted certificate may reach: (methods, path, rule). Rules:
+#   "open"      nothing more to check (the handler narrows: own certificate, own projects' warnings);
+#   "project"   the request's ?project= (default: "default") must be one of the certificate's;
+#   "item"      the project named in the path must be one of the certificate's;
+#   "operation" the operation must be visible to the certificate (its projects, or started by it).
+# Anything not listed is refused; so are the listed paths with other methods, with the host-wide
+# reason of `_HOST_WIDE` when one matches.
+_RESTRICTED = [
+    (_READ, re.compile(r"^/$|^/1\.0/?$"), "open"),
+    (_READ | {"POST"}, re.compile(r"^/1\.0/certificates/?$"), "open"),
+    (_READ, re.compile(r"^/1\.0/certificates/[^/]+/?$"), "open"),
+    (_READ, re.compile(r"^/1\.0/resources/?$"), "open"),
+    (_READ, re.compile(r"^/1\.0/storage-pools(/[^/]+)?/?$|^/1\.0/storage-pools/[^/]+/resources/?$"), "open"),
+    (_ANY, re.compile(r"^/1\.0/storage-pools/[^/]+/volumes(/.*)?$"), "project"),
+    (_READ, re.compile(r"^/1\.0/networks(/.*)?$"), "project"),
+    (_READ, re.compile(r"^/1\.0/projects/?$"), "open"),
+    (_READ, re.compile(r"^/1\.0/projects/([^/]+)(/state)?/?$"), "item"),
+    (_ANY, re.compile(r"^/1\.0/(instances|containers|profiles|images)(/.*)?$"), "project"),
+    (_READ, re.compile(r"^/1\.0/(operations|events)/?$"), "project"),
+    (_ANY, re.compile(r"^/1\.0/operations/([^/]+)(/.*)?$"), "operation"),
+    (_READ, re.compile(r"^/1\.0/warnings(/[^/]+)?/?$"), "open"),
+]
+_HOST_WIDE = [
+    (re.compile(r"^/1\.0/?$"), "the server configuration"),
+    (re.compile(r"^/1\.0/certificates(/|$)"), "the trust store"),
+    (re.compile(r"^/1\.0/storage-pools(/|$)"), "storage pools"),
+    (re.compile(r"^/1\.0/networks(/|$)"), "networks (a project without features.networks uses the "
+                                         "default project's, which only an administrator may change)"),
+    (re.compile(r"^/1\.0/projects(/|$)"), "projects and their restrictions"),
+    (re.compile(r"^/1\.0/warnings(/|$)"), "warnings"),
+    (re.compile(r"^/1\.0/cluster(/|$)"), "the cluster"),
+    (re.compile(r"^/internal(/|$)"), "internal endpoints"),
+]
+_IMAGE_WRITE = re.compile(r"^/1\.0/images(/|$)")
 
 
 def is_unix(request: web.Request) -> bool:
@@ -55,10 +92,29 @@ def is_admin(request: web.Request) -> bool:
     return trusted(request) and allowed_projects(request) is None
 
 
+def _restricted_to(allowed: set[str]) -> str:
+    return ", ".join(f'"{p}"' for p in sorted(allowed)) or "none"
+
+
 def check_project(request: web.Request, project: str) -> None:
     allowed = allowed_projects(request)
     if allowed is not None and project not in allowed:
-        raise Forbidden("not authorized")
+        raise Forbidden(f'not authorized: project "{project}" is not one of this restricted certificate\'s '
+                        f'projects ({_restricted_to(allowed)})')
+
+
+def can_see_operation(request: web.Request, op) -> bool:
+    allowed = allowed_projects(request)
+    return allowed is None or op.project in allowed or bool(op.also_projects & allowed) \
+        or request.get("client_fingerprint", "") in op.owners
+
+
+def visible_used_by(request: web.Request, urls: list[str]) -> list[str]:
+    """A host-wide object's used_by, narrowed for a restricted client to the entries of its projects."""
+    allowed = allowed_projects(request)
+    if allowed is None:
+        return urls
+    return [u for u in urls if parse_qs(urlsplit(u).query).get("project", ["default"])[0] in allowed]
 
 
 def identify(request: web.Request) -> None:
@@ -79,31 +135,68 @@ def identify(request: web.Request) -> None:
                 request["allowed_projects"] = set(cert["projects"])
 
 
+def _host_wide(path: str) -> Forbidden:
+    what = next((w for rx, w in _HOST_WIDE if rx.match(path)), None)
+    if what is None:
+        return Forbidden("not authorized")
+    return Forbidden(f"not authorized: {what} can't be changed with a restricted certificate")
+
+
+async def _check_restricted(request: web.Request, allowed: set[str]) -> None:
+    # The router matches the raw (still percent-encoded) path: so does this table, so that an encoded
+    # "/" can never make a request look like another route than the one that answers it.
+    path, method = request.rel_url.raw_path, request.method
+    if request.query.get("all-projects") in ("true", "1"):
+        raise Forbidden("not authorized: a restricted certificate can't list all projects")
+    rule = m = None
+    for methods, rx, r in _RESTRICTED:
+        m = rx.match(path)
+        if m:
+            if method not in methods:
+                raise _host_wide(path)
+            rule = r
+            break
+    if rule is None:
+        raise _host_wide(path)
+    d = request.app["daemon"]
+    if rule == "item":
+        check_project(request, unquote(m.group(1)))
+    elif rule == "operation":
+        try:
+            op = d.operations.get(unquote(m.group(1)))
+        except NotFound:
+            return   # the handler answers 404
+        if not can_see_operation(request, op):
+            raise Forbidden("not authorized: the operation is not of this restricted certificate's projects")
+    elif rule == "project":
+        project = request.query.get("project") or "default"
+        check_project(request, project)
+        if method not in _READ and _IMAGE_WRITE.match(path) and d.projects.known(project):
+            images_project = await d.images.effective_project(project)
+            if images_project not in allowed:
+                raise Forbidden(f'not authorized: project "{project}" uses the images of project '
+                                f'"{images_project}" (features.images=false), which a restricted '
+                                f"certificate can't change")
+        if request.query.get("target") and d.projects.known(project):
+            await d.restrictions.check_target(project, request.query["target"])
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     identify(request)
-    path, method = request.path, request.method
+    path, method = request.rel_url.raw_path, request.method
     if not trusted(request):
         if any(method == m and rx.match(path) for m, rx in _UNTRUSTED):
             return await handler(request)
         raise Forbidden("not authorized")
     allowed = allowed_projects(request)
-    if allowed is None:
-        return await handler(request)
-    # A restricted certificate.
-    if _ADMIN_ALL.match(path) or (method != "GET" and _ADMIN_WRITE.match(path)):
-        raise Forbidden("not authorized")
-    if request.query.get("all-projects") in ("true", "1"):
-        raise Forbidden("not authorized")
-    if m := _PROJECT_ITEM.match(path):
-        check_project(request, m.group(1))
-    elif m := _OPERATION.match(path):
-        try:
-            op = request.app["daemon"].operations.get(m.group(1))
-        except NotFound:
-            op = None
-        if op is not None:
-            check_project(request, op.project)
-    elif _PROJECT_SCOPED.match(path):
-        check_project(request, request.query.get("project") or "default")
-    return await handler(request)
+    if allowed is not None:
+        await _check_restricted(request, allowed)
+    resp = await handler(request)
+    location = resp.headers.get("Location", "") if resp.status == 202 else ""
+    if location.startswith("/1.0/operations/"):
+        # The operation belongs to the request's project and its client, wherever it was registered.
+        request.app["daemon"].operations.claim(
+            location.rsplit("/", 1)[1], project=request.query.get("project") or "default",
+            owner=request.get("client_fingerprint", ""))
+    return resp

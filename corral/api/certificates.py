@@ -5,7 +5,7 @@ from aiohttp import web
 
 from corral import trust as trustmod
 from corral.api import response
-from corral.api.auth import is_admin, is_unix, trusted
+from corral.api.auth import allowed_projects, is_admin, is_unix, trusted
 from corral.api.request import check_etag, daemon, read_object, recursion, requestor
 from corral.errors import BadRequest, Forbidden
 
@@ -19,6 +19,8 @@ def _url(fp: str) -> str:
 @routes.get("/1.0/certificates")
 async def list_certificates(request: web.Request):
     certs = await daemon(request).trust.get_all()
+    if allowed_projects(request) is not None:   # a restricted client sees its own certificate only
+        certs = [c for c in certs if c["fingerprint"] == request.get("client_fingerprint")]
     if recursion(request):
         return response.sync(certs)
     return response.sync([_url(c["fingerprint"]) for c in certs])
@@ -82,6 +84,7 @@ async def add_certificate(request: web.Request):
     if not name:
         name = cn or (request.transport.get_extra_info("peername") or ("",))[0]
     await d.trust.add(fp, pem, name=name, ctype=ctype, restricted=restricted, projects=projects)
+    await d.restrictions.warn_certificate(await d.trust.get(fp))
     d.events.lifecycle("certificate-created", _url(fp), requestor=requestor(request))
     return response.created(_url(fp))
 
@@ -89,6 +92,8 @@ async def add_certificate(request: web.Request):
 @routes.get("/1.0/certificates/{fingerprint}")
 async def get_certificate(request: web.Request):
     c = await daemon(request).trust.get(request.match_info["fingerprint"])
+    if allowed_projects(request) is not None and c["fingerprint"] != request.get("client_fingerprint"):
+        raise Forbidden("not authorized: a restricted certificate can only read its own certificate")
     return response.sync(c, etag=c)
 
 
@@ -107,6 +112,7 @@ async def _update(request: web.Request, replace: bool):
     name, ctype, restricted, projects = d.trust.check_fields(merged, d.projects.known)
     await d.trust.update(cur["fingerprint"], {"name": name, "type": ctype, "restricted": restricted,
                                               "projects": projects})
+    await d.restrictions.warn_certificate(await d.trust.get(cur["fingerprint"]))
     d.events.lifecycle("certificate-updated", _url(cur["fingerprint"]), requestor=requestor(request))
     return response.empty()
 

@@ -176,9 +176,9 @@ def _log_dir(request, inst) -> str:
 @route("GET", "/{name}/logs")
 async def list_logs(request: web.Request):
     inst = await _load(request)
-    d = _log_dir(request, inst)
+    d, q = _log_dir(request, inst), ("" if inst.project == "default" else f"?project={inst.project}")
     names = sorted(f for f in os.listdir(d) if f != "console.log") if os.path.isdir(d) else []
-    return response.sync([f"/1.0/instances/{inst.name}/logs/{f}" for f in names])
+    return response.sync([f"/1.0/instances/{inst.name}/logs/{f}{q}" for f in names])
 
 
 def _log_path(request, inst) -> str:

@@ -4,8 +4,9 @@ import asyncio
 from aiohttp import web
 
 from corral.api import response
+from corral.api.auth import allowed_projects, check_project
 from corral.api.request import daemon, read_object, recursion
-from corral.errors import BadRequest, NotImplementedFeature
+from corral.errors import BadRequest, Forbidden, NotImplementedFeature
 
 routes = web.RouteTableDef()
 
@@ -19,6 +20,12 @@ async def get_resources(request: web.Request):
 @routes.get("/1.0/warnings")
 async def list_warnings(request: web.Request):
     warnings = await daemon(request).warnings.get_all()
+    if request.query.get("project"):   # LXD: ?project= narrows the list to that project's warnings
+        check_project(request, request.query["project"])
+        warnings = [w for w in warnings if w["project"] == request.query["project"]]
+    allowed = allowed_projects(request)
+    if allowed is not None:   # a restricted client sees the warnings of its projects only
+        warnings = [w for w in warnings if w["project"] in allowed]
     if recursion(request):
         return response.sync(warnings)
     return response.sync([f"/1.0/warnings/{w['uuid']}" for w in warnings])
@@ -27,6 +34,8 @@ async def list_warnings(request: web.Request):
 @routes.get("/1.0/warnings/{uuid}")
 async def get_warning(request: web.Request):
     w = await daemon(request).warnings.get(request.match_info["uuid"])
+    if allowed_projects(request) is not None and w["project"] not in allowed_projects(request):
+        raise Forbidden("not authorized: the warning is not of this restricted certificate's projects")
     return response.sync(w, etag={"status": w["status"]})
 
 

@@ -2,10 +2,17 @@
 from aiohttp import web
 
 from corral.api import response
+from corral.api.auth import allowed_projects, visible_used_by
 from corral.api.request import check_etag, daemon, read_object, recursion, requestor
 from corral.network.networks import url
 
 routes = web.RouteTableDef()
+
+
+async def _render(request: web.Request, nets, name: str) -> dict:
+    out = await nets.render(name)
+    out["used_by"] = visible_used_by(request, out["used_by"])
+    return out
 
 
 @routes.get("/1.0/networks")
@@ -13,7 +20,7 @@ async def list_networks(request: web.Request):
     nets = daemon(request).networks
     names = await nets.list_names()
     if recursion(request):
-        return response.sync([await nets.render(n) for n in names])
+        return response.sync([await _render(request, nets, n) for n in names])
     return response.sync([url(n) for n in names])
 
 
@@ -28,7 +35,7 @@ async def create_network(request: web.Request):
 async def get_network(request: web.Request):
     nets = daemon(request).networks
     name = request.match_info["name"]
-    return response.sync(await nets.render(name), etag=nets.etag(name))
+    return response.sync(await _render(request, nets, name), etag=nets.etag(name))
 
 
 async def _update(request: web.Request, replace: bool):
@@ -70,4 +77,5 @@ async def network_state(request: web.Request):
 
 @routes.get("/1.0/networks/{name}/leases")
 async def network_leases(request: web.Request):
-    return response.sync(await daemon(request).networks.leases(request.match_info["name"]))
+    return response.sync(await daemon(request).networks.leases(request.match_info["name"],
+                                                               allowed_projects(request)))

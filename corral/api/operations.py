@@ -2,6 +2,7 @@
 from aiohttp import web
 
 from corral.api import response
+from corral.api.auth import can_see_operation
 from corral.api.request import daemon, recursion
 from corral.errors import BadRequest
 
@@ -17,6 +18,8 @@ async def list_operations(request: web.Request):
     rec = recursion(request)
     grouped: dict[str, list] = {}
     for op in d.operations.all(project or "default" if project is not None else None):
+        if not can_see_operation(request, op):
+            continue
         grouped.setdefault(op.status.lower(), []).append(op.to_api() if rec else op.url)
     return response.sync(grouped)
 

@@ -53,6 +53,7 @@ async def _update(request: web.Request, replace: bool):
     body = await read_object(request)
     await d.projects.update(name, body, replace=replace, used_by=await d.project_used_by(name),
                             etag_check=lambda cur: check_etag(request, cur))
+    await d.restrictions.warn_project(name)
     d.events.lifecycle("project-updated", _url(name), project=name, requestor=requestor(request))
     return response.empty()
 

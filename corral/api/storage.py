@@ -2,14 +2,16 @@
 from aiohttp import web
 
 from corral.api import response
+from corral.api.auth import visible_used_by
 from corral.api.request import check_etag, daemon, read_object, recursion, requestor
 
 routes = web.RouteTableDef()
 
 
-async def _full(d, p: dict) -> dict:
+async def _full(d, p: dict, request: web.Request) -> dict:
     return {"config": p["config"], "description": p["description"], "name": p["name"], "driver": p["driver"],
-            "used_by": await d.pool_used_by(p["name"]), "status": p["status"], "locations": ["none"]}
+            "used_by": visible_used_by(request, await d.pool_used_by(p["name"])), "status": p["status"],
+            "locations": ["none"]}
 
 
 def _etag(p: dict) -> dict:
@@ -21,7 +23,7 @@ async def list_pools(request: web.Request):
     d = daemon(request)
     pools = await d.pools.get_all()
     if recursion(request):
-        return response.sync([await _full(d, p) for p in pools])
+        return response.sync([await _full(d, p, request) for p in pools])
     return response.sync([f"/1.0/storage-pools/{p['name']}" for p in pools])
 
 
@@ -36,7 +38,7 @@ async def create_pool(request: web.Request):
 async def get_pool(request: web.Request):
     d = daemon(request)
     p = await d.pools.get(request.match_info["name"])
-    return response.sync(await _full(d, p), etag=_etag(p))
+    return response.sync(await _full(d, p, request), etag=_etag(p))
 
 
 async def _update(request: web.Request, replace: bool):

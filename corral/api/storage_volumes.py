@@ -2,6 +2,7 @@
 from aiohttp import web
 
 from corral.api import response
+from corral.api.auth import check_project
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
 from corral.errors import BadRequest
 from corral.storage.volumes import TYPES, vol_url
@@ -45,7 +46,10 @@ async def list_volumes_type(request: web.Request):
 
 async def _create(request: web.Request, type_: str | None):
     d, proj, pool = daemon(request), await project(request), _m(request, "pool")
-    op = await d.volumes.create(pool, proj, await read_object(request), type_, requestor(request))
+    body = await read_object(request)
+    if isinstance(body.get("source"), dict) and body["source"].get("project"):
+        check_project(request, body["source"]["project"])   # a copy reads its source project
+    op = await d.volumes.create(pool, proj, body, type_, requestor(request))
     return response.empty() if op is None else response.async_(op)
 
 

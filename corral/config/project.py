@@ -1,5 +1,45 @@
-"""Project configuration keys (LXD 5.0), those Corral implements."""
-from corral.config.keys import PROJECT, Key, declare, parse_bool
+"""Project configuration keys (LXD 5.0), those Corral implements.
+
+`restricted=true` turns the `restricted.*` keys on; each unset one then takes its default, which is
+the blocking value (as in LXD). The checks live in corral/project_restrictions.py.
+"""
+from __future__ import annotations
+
+import re
+
+from corral.config.keys import PROJECT, Key, declare, one_of, parse_bool
+
+
+def _paths(v: str) -> str:
+    for p in v.split(","):
+        if not p.strip().startswith("/"):
+            raise ValueError(f'"{p.strip()}" is not an absolute path')
+    return v
+
+
+def _id_ranges(v: str) -> str:
+    for item in v.split(","):
+        if not re.fullmatch(r"\s*\d+(-\d+)?\s*", item):
+            raise ValueError(f'Invalid id range "{item.strip()}" (expected N or N-M)')
+        lo, _, hi = item.strip().partition("-")
+        if hi and int(hi) < int(lo):
+            raise ValueError(f'Invalid id range "{item.strip()}"')
+    return v
+
+
+def _names(v: str) -> str:
+    for n in v.split(","):
+        if not n.strip():
+            raise ValueError("Empty name in list")
+    return v
+
+
+_BLOCK_ALLOW = one_of("block", "allow")
+
+
+def _restriction(name: str, parse, default: str, description: str) -> Key:
+    return Key(name, PROJECT, parse, default=default, description=description)
+
 
 declare(
     Key("features.images", PROJECT, parse_bool, default="true",
@@ -11,4 +51,64 @@ declare(
     Key("features.networks", PROJECT, parse_bool, default="false",
         description="Separate set of networks for the project"),
     Key("user.*", PROJECT, description="Free form user key/value storage"),
+    Key("restricted", PROJECT, parse_bool, default="false",
+        description="Block access to security-sensitive features (the restricted.* keys apply)"),
+    _restriction("restricted.backups", _BLOCK_ALLOW, "block",
+                 "Prevents the creation of any instance or volume backups"),
+    _restriction("restricted.cluster.groups", _names, "",
+                 "Prevents targeting cluster groups other than the provided ones"),
+    _restriction("restricted.cluster.target", _BLOCK_ALLOW, "block",
+                 "Prevents direct targeting of cluster members when creating or moving instances"),
+    _restriction("restricted.containers.interception", one_of("block", "allow", "full"), "block",
+                 "Prevents using system call interception options"),
+    _restriction("restricted.containers.lowlevel", _BLOCK_ALLOW, "block",
+                 "Prevents using low-level container options like raw.lxc, raw.idmap, volatile, etc."),
+    _restriction("restricted.containers.nesting", _BLOCK_ALLOW, "block",
+                 "Prevents setting security.nesting=true"),
+    # LXD's docs spell the default "unpriviliged"; the value LXD (and Corral) act on is "unprivileged".
+    _restriction("restricted.containers.privilege", one_of("unprivileged", "isolated", "allow"), "unprivileged",
+                 "If unprivileged, prevents setting security.privileged=true. If isolated, prevents "
+                 "setting security.privileged=true and also security.idmap.isolated=true. If allow, no "
+                 "restriction apply."),
+    _restriction("restricted.devices.disk", one_of("block", "managed", "allow"), "managed",
+                 "If block, prevent use of disk devices except the root one. If managed, allow use of "
+                 "disk devices only if pool= is set. If allow, no restrictions apply."),
+    _restriction("restricted.devices.disk.paths", _paths, "",
+                 "If restricted.devices.disk is set to allow, a comma-separated list of path prefixes "
+                 "that restrict the source setting on disk devices. If empty, all paths are allowed."),
+    _restriction("restricted.devices.gpu", _BLOCK_ALLOW, "block", "Prevents use of devices of type gpu"),
+    _restriction("restricted.devices.infiniband", _BLOCK_ALLOW, "block",
+                 "Prevents use of devices of type infiniband"),
+    _restriction("restricted.devices.nic", one_of("block", "managed", "allow"), "managed",
+                 "If block, prevent use of all network devices. If managed, allow use of network "
+                 "devices only if network= is set. If allow, no restrictions apply."),
+    _restriction("restricted.devices.pci", _BLOCK_ALLOW, "block", "Prevents use of devices of type pci"),
+    _restriction("restricted.devices.proxy", _BLOCK_ALLOW, "block", "Prevents use of devices of type proxy"),
+    _restriction("restricted.devices.unix-block", _BLOCK_ALLOW, "block",
+                 "Prevents use of devices of type unix-block"),
+    _restriction("restricted.devices.unix-char", _BLOCK_ALLOW, "block",
+                 "Prevents use of devices of type unix-char"),
+    _restriction("restricted.devices.unix-hotplug", _BLOCK_ALLOW, "block",
+                 "Prevents use of devices of type unix-hotplug"),
+    _restriction("restricted.devices.usb", _BLOCK_ALLOW, "block", "Prevents use of devices of type usb"),
+    _restriction("restricted.idmap.uid", _id_ranges, "",
+                 "Specifies the allowed host UID ranges in the instance raw.idmap setting"),
+    _restriction("restricted.idmap.gid", _id_ranges, "",
+                 "Specifies the allowed host GID ranges in the instance raw.idmap setting"),
+    _restriction("restricted.networks.access", _names, "",
+                 "Comma-delimited list of network names that are allowed for use in this project. "
+                 "If not set, all networks are accessible."),
+    _restriction("restricted.networks.subnets", _names, "block",
+                 "Comma-delimited list of network subnets from the uplink networks (in the form "
+                 "<uplink>:<subnet>) that are allocated for use in this project"),
+    _restriction("restricted.networks.uplinks", _names, "block",
+                 "Comma-delimited list of network names that can be used as uplinks for networks in "
+                 "this project"),
+    _restriction("restricted.networks.zones", _names, "block",
+                 "Comma-delimited list of network zones that can be used (or something under them) in "
+                 "this project"),
+    _restriction("restricted.snapshots", _BLOCK_ALLOW, "block",
+                 "Prevents the creation of any instance or volume snapshots"),
+    _restriction("restricted.virtual-machines.lowlevel", _BLOCK_ALLOW, "block",
+                 "Prevents using low-level virtual-machine options like raw.qemu, volatile, etc."),
 )

@@ -64,6 +64,7 @@ class Backups:
     # ---- create ---------------------------------------------------------------------------
 
     async def create(self, inst, body: dict, requestor: dict | None):
+        await self.d.restrictions.check_backup(inst.project)
         taken = {b["name"] for b in self.list(inst)}
         name = body.get("name") or next(f"backup{n}" for n in range(len(taken) + 1) if f"backup{n}" not in taken)
         check_entity_name("backup", name)

@@ -134,7 +134,8 @@ class ExecSession:
         meta: dict = {"return": code}
         if self.record:
             base = f"/1.0/instances/{self.inst.name}/logs"
-            meta["output"] = {fd: f"{base}/{os.path.basename(p)}" for fd, p in targets.items()}
+            suffix = "" if self.inst.project == "default" else f"?project={self.inst.project}"
+            meta["output"] = {fd: f"{base}/{os.path.basename(p)}{suffix}" for fd, p in targets.items()}
         return meta
 
     # ---- websockets -----------------------------------------------------------------------

@@ -322,6 +322,8 @@ class Instances:
         ephemeral = body.get("ephemeral", False)
         if not isinstance(ephemeral, bool):
             raise BadRequest('Invalid value for field "ephemeral": expected boolean')
+        await self.d.restrictions.check_instance(project, name, cfg, devices, profiles,
+                                                 copy_of=plan["source"].rec if stype == "copy" else None)
         rec = {"project": project, "name": name, "type": "container", "architecture": "x86_64",
                "ephemeral": ephemeral, "stateful": False, "description": body.get("description") or "",
                "config": cfg, "devices": devices, "profiles": profile_names}
@@ -696,6 +698,7 @@ class Instances:
 
     async def create_snapshot(self, project: str, name: str, body: dict, requestor: dict | None):
         inst = await self.load(project, name)
+        await self.d.restrictions.check_snapshot(project)
         if body.get("stateful"):
             raise NotImplementedFeature("stateful snapshots (CRIU)")
         snap = body.get("name") or await self._snapshot_name(inst)
@@ -795,7 +798,7 @@ class Instances:
         inst = await self.load(project, name)
         if "/" in snap:
             snap = snap.split("/", 1)[1]
-        await self.get_snapshot(inst, snap)
+        await self.d.restrictions.check_restore(project, name, await self.get_snapshot(inst, snap))
 
         async def run(op):
             async with self.lock(project, name):

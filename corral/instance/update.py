@@ -77,6 +77,8 @@ async def plan(insts, inst, body: dict, *, replace: bool) -> dict:
         raise BadRequest('Invalid value for field "description": expected string')
     async with insts.db.session() as tx:
         profs = await insts._profiles(tx, inst.project, profiles)
+    await insts.d.restrictions.check_instance(inst.project, inst.name, cfg, devices, profs,
+                                              current=r["config"])
     _, edev = expand(profs, cfg, devices)
     if root_pool(edev) != root_pool(inst.devices):
         raise BadRequest("Changing the root disk's pool is not supported here (use `move --storage`)")

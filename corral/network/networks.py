@@ -349,8 +349,9 @@ class Networks:
                    "vlan": None, "ovn": None})
         return st
 
-    async def leases(self, name: str) -> list[dict]:
-        """LXD's GET /1.0/networks/NAME/leases: the gateway, static and dynamic leases."""
+    async def leases(self, name: str, projects: set[str] | None = None) -> list[dict]:
+        """LXD's GET /1.0/networks/NAME/leases: the gateway, static and dynamic leases (with `projects`,
+        only those of instances of these projects)."""
         drv = self._drivers.get(name)
         if drv is None:
             if name in {i["name"] for i in await self._host_interfaces()}:
@@ -360,6 +361,7 @@ class Networks:
                for a in drv.gateway_addresses()]
         by_mac: dict[str, str] = {}
         static: set[tuple[str, str]] = set()
+        foreign: set[str] = set()
         for inst in await self.instances_on(name):
             for dev_name, dev in sorted(inst.devices.items()):
                 if not self._uses(dev, name):
@@ -368,13 +370,17 @@ class Networks:
                 if not mac:
                     continue
                 by_mac[mac] = inst.name
+                if projects is not None and inst.project not in projects:
+                    foreign.add(mac)
+                    continue
                 for fam in ("ipv4.address", "ipv6.address"):
                     if dev.get(fam):
                         out.append({"hostname": inst.name, "hwaddr": mac, "address": dev[fam], "type": "static",
                                     "location": "none"})
                         static.add((mac, dev[fam]))
         for lease in await asyncio.to_thread(drv.leases):
-            if (lease["hwaddr"], lease["address"]) in static:
+            if (lease["hwaddr"], lease["address"]) in static or lease["hwaddr"] in foreign or \
+                    (projects is not None and lease["hwaddr"] not in by_mac):
                 continue
             out.append({"hostname": by_mac.get(lease["hwaddr"], lease["hostname"]), "hwaddr": lease["hwaddr"],
                         "address": lease["address"], "type": "dynamic", "location": "none"})

@@ -386,6 +386,7 @@ class Volumes:
     async def create_snapshot(self, pool: str, project: str, type_: str, name: str, body: dict, requestor):
         if type_ != "custom":
             raise BadRequest("Snapshots of instance volumes are made with the instance snapshot API")
+        await self.d.restrictions.check_snapshot(project)
         v = await self.custom(pool, project, name)
         drv = self._pool(pool)
         taken = {s["name"] for s in await self.snapshots(v)}
