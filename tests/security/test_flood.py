@@ -436,3 +436,53 @@ def test_database_connection_lost_is_reconnected(corrald):
     with open(log_files(d)[1]) as f:
         text = f.read()
     assert "database connection lost" in text and "reconnected to the database node" in text, text[-2000:]
+
+
+def test_slow_upload_being_handled_is_not_cut(corrald):
+    """A request whose body is still arriving is being handled: neither timeout applies."""
+    d = corrald
+    body = b'{"config": {}}' + b" " * 9
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.socket)
+    s.sendall(b"PATCH /1.0 HTTP/1.1\r\nHost: corral\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body))
+    t0 = time.monotonic()
+    for i in range(len(body)):   # one byte a second: longer than the header and idle timeouts together
+        s.sendall(body[i:i + 1])
+        time.sleep((HEADER + IDLE + 2) / len(body))
+    s.settimeout(10)
+    reply = s.recv(65536)
+    s.close()
+    assert time.monotonic() - t0 > HEADER + IDLE and reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
+def test_daemon_recovers_when_descriptors_do_run_out():
+    """With the caps set above what RLIMIT_NOFILE allows, accept() fails with EMFILE: the listener
+    pauses instead of spinning, the errors are logged a few times only, and once the flood is over
+    everything (the database included) works again, without a restart."""
+    with limited_corrald(nofile=1024, CORRAL_MAX_CONNECTIONS="100000", CORRAL_MAX_CONNECTIONS_PER_PEER="0",
+                         CORRAL_HANDSHAKE_TIMEOUT="30", CORRAL_HEADER_TIMEOUT="30") as d:
+        port = free_port()
+        d.lxc("config", "set", "core.https_address", f"127.0.0.1:{port}")
+        base_log = log_size(d)
+        socks = []
+        try:
+            for i in range(1500):
+                s = socket.socket()
+                s.bind((f"127.0.1.{i % 200 + 1}", 0))
+                s.connect(("127.0.0.1", port))
+                socks.append(s)
+            wait_for(lambda: fd_count(d.proc.pid) >= 1000, timeout=20)
+            time.sleep(3)   # the daemon is out of descriptors for a while
+        finally:
+            for s in socks:
+                s.close()
+        wait_for(lambda: d.lxc("list", check=False, timeout=30).returncode == 0, timeout=30, interval=0.5)
+        d.lxc("config", "set", "user.after", "flood")
+        assert d.lxc("config", "get", "user.after").stdout.strip() == "flood"
+        growth = log_size(d) - base_log
+        with open(log_files(d)[1], errors="replace") as f:
+            text = f.read()
+        print(f"out of descriptors: log grew by {growth} bytes")
+        assert "cannot accept connections (Too many open files)" in text
+        assert growth <= LOG_BUDGET, text[-3000:]
