@@ -27,9 +27,10 @@ def _setup_logging(debug: bool, logfile: str | None) -> None:
     if logfile:
         os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
         handlers.append(logging.FileHandler(logfile))
+    from corral import logthrottle
     for h in handlers:
         h.setFormatter(fmt)
-        root.addHandler(h)
+        root.addHandler(logthrottle.install(h))
     for noisy in ("aiohttp.access", "dqliteclient", "dqlitewire", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -48,6 +49,10 @@ def main(ctx: click.Context, debug: bool, logfile: str | None, group: str | None
     paths = Paths.from_env()
     _setup_logging(debug, logfile or paths.join("logs", "corrald.log"))
     from corral.daemon import Daemon
+    from corral.netguard import raise_nofile
+
+    nofile = raise_nofile()
+    logging.getLogger("corrald").info("file descriptor limit: %d", nofile)
 
     try:
         asyncio.run(Daemon(paths, group=group).run())

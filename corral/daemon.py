@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from corral import certs, hardening, hostinfo, storage
+from corral import certs, hardening, hostinfo, logthrottle, netguard, storage
 from corral.api.server import make_app
 from corral.db import Database
 from corral.devlxd import DevLXD
@@ -97,7 +97,7 @@ class Daemon:
         await self.networks.startup()
         await self.instances.startup()
         await self.proxies.restore()
-        logging.getLogger().addHandler(EventLogHandler(self.events))
+        logging.getLogger().addHandler(logthrottle.install(EventLogHandler(self.events)))
         await self.devlxd.start()
         await self._listen_unix()
         await self._listen_https()
@@ -113,7 +113,7 @@ class Daemon:
             os.unlink(path)
         self._runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.UnixSite(self._runner, path).start()
+        await netguard.serve_unix(self._runner, path, "unix", netguard.unix_peer)
         gid = grp.getgrnam(self.group).gr_gid if self.group else 0
         os.chown(path, 0, gid)
         os.chmod(path, 0o660)

@@ -13,12 +13,11 @@ import logging
 import os
 import re
 import socket
-import struct
 import uuid
 
 from aiohttp import WSMsgType, web
 
-from corral import config, timeutil
+from corral import config, netguard, timeutil
 from corral.errors import CorralError
 
 log = logging.getLogger(__name__)
@@ -54,9 +53,7 @@ def peer_pid(request: web.Request) -> int:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is None or sock.family != socket.AF_UNIX:
         raise GuestError(500, "not a unix socket")
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, _uid, _gid = struct.unpack("3i", creds)
-    return pid
+    return netguard.peer_cred(sock)[0]
 
 
 def container_of_pid(pid: int) -> str | None:
@@ -68,6 +65,13 @@ def container_of_pid(pid: int) -> str | None:
         return None
     names = {m.group(1) for line in text.splitlines() if (m := _PAYLOAD.search(line.split(":", 2)[-1]))}
     return names.pop() if len(names) == 1 else None
+
+
+def _guest_peer(sock: socket.socket, _addr) -> str:
+    """Guests are capped per container (unprivileged containers share host uids), else per uid."""
+    pid, uid, _gid = netguard.peer_cred(sock)
+    name = container_of_pid(pid)
+    return f"container:{name}" if name else f"uid:{uid}"
 
 
 class DevLXD:
@@ -97,7 +101,7 @@ class DevLXD:
         app.router.add_get("/1.0/images/{fingerprint}/export", self.export_image)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.UnixSite(self._runner, self.socket).start()
+        await netguard.serve_unix(self._runner, self.socket, "devlxd", _guest_peer)
         # Container roots (root or a mapped uid) must be able to connect.
         os.chmod(self.socket, 0o666)
 

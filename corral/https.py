@@ -7,7 +7,7 @@ import socket
 
 from aiohttp import web
 
-from corral import tls
+from corral import netguard, tls
 from corral.errors import BadRequest
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class HttpsListener:
         self.cert_file = cert_file
         self.key_file = key_file
         self.address = ""
-        self._site: web.TCPSite | None = None
+        self._site: netguard.GuardedSite | None = None
 
     async def apply(self, address: str) -> None:
         """Listen on `address` (stop listening when empty). Binds the new socket before closing the old."""
@@ -72,11 +72,13 @@ class HttpsListener:
         if address:
             host, port = split_address(address)
             ctx = tls.server_context(self.cert_file, self.key_file)
-            new = web.TCPSite(self.runner, host or None, port, ssl_context=ctx, reuse_address=True)
             try:
-                await new.start()
+                socks = netguard.tcp_sockets(host or None, port)
             except OSError as e:
                 raise BadRequest(f'Failed to listen on {address}: {e.strerror or e}') from None
+            guard = netguard.Guard("https", netguard.Limits.for_listener("https"), netguard.tcp_peer)
+            new = netguard.GuardedSite(self.runner, socks, guard, f"https://{_join(host, port)}", ssl_context=ctx)
+            await new.start()
             log.info("HTTPS API listening on %s", address)
         if self._site is not None:
             await self._site.stop()

@@ -60,9 +60,10 @@ class Corrald:
         self.env.pop("CORRAL_SOCKET", None)
         self.proc: subprocess.Popen | None = None
         self.debug = debug
+        self.wrapper: list[str] = []   # a command corrald runs under (e.g. prlimit); it must exec corrald
 
     def start(self, timeout: float = 30) -> "Corrald":
-        args = [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else [])
+        args = self.wrapper + [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else [])
         self.log = open(os.path.join(self.dir, "test-corrald.log"), "ab")
         self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 import dqliteclient
 
 from corral.db.local import LocalDB, _split
+from corral.errors import CorralError
 from corral.db.node import Node
 from corral.db.schema import GLOBAL
 
@@ -27,25 +28,54 @@ log = logging.getLogger(__name__)
 DB_NAME = "global"
 
 
+class DatabaseUnavailable(CorralError):
+    """The connection to the database node was lost while a request used it (503: try again)."""
+    status = 503
+
+
+# Errors that mean the connection is gone (the next use reconnects), not that the SQL was wrong.
+_LOST = (dqliteclient.DqliteConnectionError, dqliteclient.ProtocolError, OSError, TimeoutError)
+_READ_ONLY = ("SELECT", "PRAGMA", "WITH", "EXPLAIN", "VALUES")
+
+
+def _read_only(sql: str) -> bool:
+    words = sql.lstrip().split(None, 1)
+    return bool(words) and words[0].upper() in _READ_ONLY
+
+
 class Tx:
     """One open transaction (or autocommit session) on the global database."""
 
-    def __init__(self, conn):
-        self._conn = conn
+    def __init__(self, db: "Database", in_transaction: bool):
+        self._db = db
+        self._in_tx = in_transaction
+
+    async def _call(self, method: str, sql: str, params):
+        args = list(params or [])
+        try:
+            return await getattr(self._db._conn, method)(sql, args)
+        except _LOST as e:
+            # Outside a transaction a read is retried once on a new connection; a write may or may
+            # not have been applied and a transaction's earlier statements are gone: fail this one.
+            if self._in_tx or not _read_only(sql):
+                self._db._lost(e)
+                raise DatabaseUnavailable(f"Database connection lost, try again: {e}") from None
+            await self._db._reconnect(e)
+            return await getattr(self._db._conn, method)(sql, args)
 
     async def execute(self, sql: str, params: list | tuple | None = None) -> tuple[int, int]:
         """Returns (last_insert_id, rows_affected)."""
-        return await self._conn.execute(sql, list(params or []))
+        return await self._call("execute", sql, params)
 
     async def fetch(self, sql: str, params: list | tuple | None = None) -> list[dict[str, Any]]:
-        return await self._conn.fetch(sql, list(params or []))
+        return await self._call("fetch", sql, params)
 
     async def fetchone(self, sql: str, params: list | tuple | None = None) -> dict[str, Any] | None:
         rows = await self.fetch(sql, params)
         return rows[0] if rows else None
 
     async def query_raw(self, sql: str, params: list | tuple | None = None):
-        return await self._conn.query_raw(sql, list(params or []))
+        return await self._call("query_raw", sql, params)
 
 
 class Database:
@@ -57,6 +87,7 @@ class Database:
         self.node: Node | None = None
         self._conn = None
         self._lock = asyncio.Lock()
+        self.reconnects = 0
 
     @property
     def address(self) -> str:
@@ -74,20 +105,45 @@ class Database:
         self._conn = await self._connect()
         await self._migrate()
 
-    async def _connect(self):
+    async def _connect(self, attempts: int = 100):
         abstract = "\0" + self.node.address[1:]
 
         async def dial(_addr: str):
             return await asyncio.open_unix_connection(abstract)
 
         last = None
-        for _ in range(100):
+        delay = 0.05
+        for _ in range(attempts):
             try:
                 return await dqliteclient.connect("local:1", database=DB_NAME, dial_func=dial, timeout=10)
             except Exception as e:  # the node may need a moment to elect itself
                 last = e
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
         raise RuntimeError(f"cannot connect to the database node: {last}")
+
+    def _lost(self, exc: BaseException | None) -> None:
+        """Drop a broken connection; the next use of the database dials a new one."""
+        if self._conn is not None:
+            log.warning("database connection lost: %s", exc or "not connected")
+            self._conn.terminate()
+            self._conn = None
+
+    async def _reconnect(self, exc: BaseException | None = None) -> None:
+        """Replace a lost connection (the caller holds the lock). Backs off for about 5 s, then 503."""
+        self._lost(exc)
+        if self.node is None:
+            raise DatabaseUnavailable("Database is shut down")
+        try:
+            self._conn = await self._connect(attempts=10)
+        except RuntimeError as e:
+            raise DatabaseUnavailable(f"Database unavailable: {e}") from None
+        self.reconnects += 1
+        log.warning("reconnected to the database node")
+
+    async def _ready(self) -> None:
+        if self._conn is None or not self._conn.is_connected:
+            await self._reconnect()
 
     async def _migrate(self) -> None:
         async with self.transaction() as tx:
@@ -103,15 +159,40 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
+        """BEGIN ... COMMIT (ROLLBACK when the body raises). A connection lost inside fails this
+        transaction with a 503; the next one runs on a new connection."""
         async with self._lock:
-            async with self._conn.transaction():
-                yield Tx(self._conn)
+            await self._ready()
+            try:
+                await self._conn.execute("BEGIN")
+            except _LOST as e:   # nothing ran yet: begin again on a new connection
+                await self._reconnect(e)
+                await self._conn.execute("BEGIN")
+            conn = self._conn
+            try:
+                yield Tx(self, True)
+            except BaseException:
+                if conn is self._conn:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    if not conn.is_connected:
+                        self._lost(None)
+                raise
+            if conn is not self._conn:
+                raise DatabaseUnavailable("Database connection lost during the transaction, try again")
+            try:
+                await conn.execute("COMMIT")
+            except _LOST as e:
+                self._lost(e)
+                raise DatabaseUnavailable(f"Database connection lost during commit (it may or may not "
+                                          f"have been applied): {e}") from None
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Tx]:
         """Reads (and single autocommit writes) without an explicit transaction."""
         async with self._lock:
-            yield Tx(self._conn)
+            await self._ready()
+            yield Tx(self, False)
 
     async def query(self, sql: str) -> tuple[list[str], list[list]]:
         """Run one arbitrary statement (corrald sql global): (columns, rows), or for a
