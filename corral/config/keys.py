@@ -19,7 +19,7 @@ class ConfigError(BadRequest):
 
 @dataclass(frozen=True)
 class Key:
-    name: str                      # exact name, or a pattern ending in ".*" (user.*)
+    name: str                      # exact name, or a pattern with "*" (user.*, volatile.*.hwaddr)
     scope: str
     parse: Callable[[str], Any] = str
     default: str = ""
@@ -30,10 +30,28 @@ class Key:
 
     @property
     def is_pattern(self) -> bool:
-        return self.name.endswith("*")
+        return "*" in self.name
 
 
 _REGISTRY: dict[str, dict[str, Key]] = {}
+
+# Every config key name, in every scope (instance, profile, server, project, network, storage pool
+# and volume, device options): ASCII letters, digits and "_ . - :", at most 255 characters. A key
+# name reaches generated files (liblxc's lxc.environment = NAME=value): nothing else may pass.
+KEY_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
+KEY_NAME_RULE = 'key names may only contain ASCII letters, digits, "_", ".", "-" and ":" (at most 255)'
+
+
+def valid_key_name(name) -> bool:
+    return isinstance(name, str) and KEY_NAME_RE.fullmatch(name) is not None
+
+
+def check_key_name(name, what: str = "configuration key") -> str:
+    """The key name, or a ConfigError (400) naming it, escaped, and the rule."""
+    if not valid_key_name(name):
+        shown = name.encode("unicode_escape").decode("ascii") if isinstance(name, str) else repr(name)
+        raise ConfigError(f'Invalid {what} "{shown}": {KEY_NAME_RULE}')
+    return name
 
 
 def declare(*keys: Key) -> None:
@@ -46,13 +64,15 @@ def declared(scope: str) -> dict[str, Key]:
 
 
 def lookup(scope: str, name: str) -> Key | None:
+    if not valid_key_name(name):
+        return None
     keys = _REGISTRY.get(scope, {})
     if name in keys:
         return keys[name]
-    for k in keys.values():
-        if k.is_pattern and fnmatch.fnmatchcase(name, k.name) and len(name) > len(k.name) - 1:
-            return k
-    return None
+    # The most specific pattern wins: volatile.*.hwaddr before volatile.*.
+    found = [k for k in keys.values()
+             if k.is_pattern and fnmatch.fnmatchcase(name, k.name) and len(name) > len(k.name) - 1]
+    return max(found, key=lambda k: len(k.name)) if found else None
 
 
 def as_string(raw, what: str) -> str:
@@ -74,8 +94,7 @@ def validate(scope: str, config: dict) -> dict[str, str]:
         raise ConfigError("Invalid config: expected a map of keys to values")
     out: dict[str, str] = {}
     for name, raw in config.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"Invalid config key: {name!r}")
+        check_key_name(name)
         if raw is None:
             continue
         raw = as_string(raw, f'config key "{name}"')

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 
 from corral.config import network as netcfg
 from corral.errors import NotImplementedFeature
@@ -24,6 +25,20 @@ _KEYS = {"type", "name", "nictype", "network", "parent", "host_name", "hwaddr", 
          "security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "vlan", "queue.tx.length"}
 _SUPPORTED_NICTYPES = ("bridged", "macvlan", "p2p")
 _OTHER_NICTYPES = ("physical", "ipvlan", "routed", "sriov", "ovn")
+
+
+# The host interfaces nic devices make: veth ends (host.random_ifname) and macvlans ("mc" + MAC).
+_OWN_LINK = re.compile(r"veth[0-9a-f]{8}|mc[0-9a-f]{12}")
+
+
+async def release_links(names: list[str]) -> list[str]:
+    """Delete the interfaces a stopped container handed back that nic devices made (a NIC whose
+    device config could not be read was not cleaned up by its device): the names deleted."""
+    gone = []
+    for name in names:
+        if _OWN_LINK.fullmatch(name) and await asyncio.to_thread(host.delete_link, name):
+            gone.append(name)
+    return gone
 
 
 class Nic(Device):
