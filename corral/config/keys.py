@@ -140,10 +140,14 @@ def is_true(value: str | None, default: bool = False) -> bool:
 
 
 def parse_int(v: str) -> int:
+    """An int64, as LXD's validate.IsInt64."""
     try:
-        return int(v)
+        n = int(v) if len(v) <= 24 else None
     except ValueError:
-        raise ValueError(f"Invalid value for an integer \"{v}\"") from None
+        n = None
+    if n is None or not -2**63 <= n <= INT64_MAX:
+        raise ValueError(f"Invalid value for an integer \"{v[:32]}\"")
+    return n
 
 
 def parse_uint(v: str) -> int:
@@ -166,6 +170,7 @@ _SIZE_UNITS = {
     "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5, "EB": 1000**6,
     "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4, "PiB": 1024**5, "EiB": 1024**6,
 }
+INT64_MAX = 2**63 - 1
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGTPE]i?B|B)?\s*$")
 
 
@@ -179,7 +184,18 @@ def parse_size(v: str) -> int:
         unit = "k" + unit[1:]
     if unit not in _SIZE_UNITS:
         raise ValueError(f"Invalid size unit in \"{v}\"")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    number, mult = m.group(1), _SIZE_UNITS[unit]
+    if len(number) > 40:
+        raise ValueError(f"Invalid integer: {v[:48]}...")
+    if "." in number:
+        whole, frac = number.split(".")
+        size = int(whole) * mult + int(frac) * mult // 10 ** len(frac)
+    else:
+        size = int(number) * mult
+    # LXD's units.ParseByteSizeString works in int64: a bigger size is an error, not a wrap-around.
+    if size > INT64_MAX:
+        raise ValueError(f"Overflow multiplying {number} with {mult}" if mult > 1 else f"Invalid integer: {v}")
+    return size
 
 
 def parse_size_or_percent(v: str) -> int | str:

@@ -360,7 +360,8 @@ class Instances:
             image = await self.d.images.get(project, fp)
             rec["architecture"] = image.get("architecture") or "x86_64"
             for k, v in (image.get("properties") or {}).items():
-                cfg.setdefault(f"image.{k}", v)
+                if config.keys.valid_key_name(f"image.{k}"):   # a property from an image's metadata.yaml
+                    cfg.setdefault(f"image.{k}", v)
             cfg["volatile.base_image"] = fp
             cfg["volatile.apply_template"] = "create"
             op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
