@@ -106,3 +106,9 @@ def test_header_with_invalid_utf8_is_400(host, inst):
     resp = _raw_request(host, b"POST /1.0/images HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
                               b"X-LXD-properties: os=\xff\xfe\r\n\r\n")
     assert resp.startswith(b"HTTP/1.1 400"), resp[:300]
+    # Percent-encoded in the header itself: the property text must be UTF-8 too, its key a key name.
+    for props in (b"os=%ED%BF%BF", b"bad%0Akey=1"):
+        resp = _raw_request(host, b"POST /1.0/images HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                                  b"Content-Type: application/octet-stream\r\nX-LXD-properties: " + props +
+                            b"\r\n\r\nabcd")
+        assert resp.startswith(b"HTTP/1.1 400"), (props, resp[:300])
