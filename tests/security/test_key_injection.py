@@ -97,6 +97,8 @@ def _scopes(host, tmp):
         ("project config", "PATCH", f"/1.0/projects/{proj}", lambda k: {"config": {k: "x"}}),
         ("new project config", "POST", "/1.0/projects", lambda k: {"name": unique("p"), "config": {k: "x"}}),
         ("image property", "PATCH", f"/1.0/images/{tmp['image']}", lambda k: {"properties": {k: "x"}}),
+        ("instance metadata property", "PUT", f"/1.0/instances/{tmp['inst']}/metadata",
+         lambda k: {"architecture": "x86_64", "creation_date": 1700000000, "properties": {k: "x"}}),
     ]
 
 
