@@ -554,8 +554,9 @@ class Instances:
             await asyncio.to_thread(self.driver.stop, dname, force or t == 0, t)
         finally:
             self._stopping_by_api.discard(dname)
-        await self._stop_devices(instance_devices(self.d, inst, tolerant=True))
-        await release_links(self.driver.phys_links(dname))
+        devices = instance_devices(self.d, inst, tolerant=True)
+        await self._stop_devices(devices)
+        await release_links(self.driver.phys_links(dname), wait=self._unreadable(inst, devices))
         await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
         if event:
             self.events.lifecycle("instance-stopped", url(inst.name, inst.project), project=inst.project,
@@ -613,6 +614,13 @@ class Instances:
             self.events.lifecycle("instance-resumed", url(inst.name, inst.project), project=inst.project,
                                   requestor=requestor)
 
+    @staticmethod
+    def _unreadable(inst: Loaded, devices) -> float:
+        """Seconds to wait for NICs liblxc gives back: only when the record or a device could not be
+        read (their devices did not clean up; normally the host end is gone already)."""
+        wanted = [c for c in inst.devices.values() if c.get("type") != "none"]
+        return 2.0 if inst.rec.get("load_error") or len(devices) < len(wanted) else 0.0
+
     async def _stop_devices(self, devices) -> None:
         for dev in reversed(devices):
             try:
@@ -632,8 +640,9 @@ class Instances:
             async with self.lock(inst.project, inst.name):
                 if self.status(inst) != "Stopped":
                     return
-                await self._stop_devices(instance_devices(self.d, inst, tolerant=True))
-                await release_links(self.driver.phys_links(dname))
+                devices = instance_devices(self.d, inst, tolerant=True)
+                await self._stop_devices(devices)
+                await release_links(self.driver.phys_links(dname), wait=self._unreadable(inst, devices))
                 await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
                 self.events.lifecycle("instance-shutdown", url(inst.name, inst.project), project=inst.project)
                 if inst.rec["ephemeral"]:

@@ -239,6 +239,8 @@ def test_broken_record_lists_and_deletes_without_leaking_veth(host, case):
                      f"/1.0/instances/{name}"):
             assert host.get(path).status == 200, path
         assert name in host.lxc("list", "-c", "n", "-f", "csv").stdout.split()
+        host.lxc("stop", "-f", name)   # a stop alone gives the host interfaces back
+        wait_for(lambda: not _link_exists(veth) and not _link_exists(peer), timeout=10)
         host.lxc("delete", "-f", name)
         assert host.get(f"/1.0/instances/{name}").status == 404
         wait_for(lambda: not _link_exists(veth) and not _link_exists(peer), timeout=10)
