@@ -26,6 +26,7 @@ from corral.instance.recovery import reconcile_instances
 from corral.network.networks import Networks
 from corral.network.proxy import ProxyManager
 from corral.operations import OperationManager
+from corral.errors import hide_host_paths
 from corral.paths import Paths
 from corral.profiles import Profiles
 from corral.project_restrictions import Restrictions
@@ -45,6 +46,7 @@ WORKER_THREADS = 128
 class Daemon:
     def __init__(self, paths: Paths, *, group: str | None = None):
         self.paths = paths
+        hide_host_paths(paths.root)
         self.group = group
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()

@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from corral import timeutil
-from corral.errors import BadRequest, CorralError, NotFound
+from corral.errors import BadRequest, CorralError, NotFound, public_message
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Operation:
 
     def _set(self, status: str, err: str = "") -> None:
         self.status = status
-        self.err = err
+        self.err = public_message(err)
         self.updated_at = timeutil.now()
         self._publish()
 

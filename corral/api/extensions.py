@@ -41,6 +41,7 @@ EXTENSIONS = [
     "container_stateless_copy",
     "container_only_migration",
     "instance_create_start",
+    "instance_all_projects",
     "container_backup",
     "backup_compression",
     "storage_api_volume_rename",

@@ -16,8 +16,8 @@ from corral.api.auth import trusted
 from corral.errors import BadRequest, NotFound, NotImplementedFeature
 from corral.operations import TOKEN
 from corral.image import store
-from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, is_true, parse_json_body,
-                                 url)
+from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, check_properties, is_true,
+                                 parse_json_body, url)
 
 routes = web.RouteTableDef()
 
@@ -82,9 +82,13 @@ async def _chunks(part: BodyPartReader):
 def _header_properties(request: web.Request) -> dict[str, str]:
     props: dict[str, str] = {}
     for raw in request.headers.getall("X-LXD-properties", []):
-        for k, v in parse_qs(raw, keep_blank_values=True).items():
+        try:
+            parsed = parse_qs(raw, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest("Invalid X-LXD-properties header: not valid UTF-8") from None
+        for k, v in parsed.items():
             props[k] = v[0]
-    return props
+    return check_properties(props, "X-LXD-properties")
 
 
 def _header_aliases(request: web.Request) -> list[dict]:

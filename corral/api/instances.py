@@ -16,7 +16,7 @@ from corral.instance import files
 from corral.instance import update as instance_update
 from corral.instance.console import ConsoleSession
 from corral.instance.exec import ExecSession
-from corral.instance.manager import url
+
 
 routes = web.RouteTableDef()
 PREFIXES = ("/1.0/instances", "/1.0/containers")
@@ -391,7 +391,8 @@ async def put_metadata(request: web.Request):
     inst = await _load(request)
     body = await read_object(request)
     text = yaml.safe_dump(body, default_flow_style=False)
-    parse_metadata(text)   # ImageError (400) on invalid metadata
+    from corral.image.images import check_properties
+    check_properties(parse_metadata(text)["properties"])   # ImageError / BadRequest (400) on invalid metadata
     path = os.path.join(_instances(request).instance_dir(inst), "metadata.yaml")
     with open(path + ".tmp", "w") as f:
         f.write(text)

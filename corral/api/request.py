@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -13,6 +15,9 @@ from corral.errors import BadRequest, NotFound, PreconditionFailed
 
 MAX_JSON_BODY = 10 * 1024 * 1024
 MAX_JSON_DEPTH = 64
+# JSON numbers as Go's decoder takes them into LXD's structs: 64-bit integers, finite floats.
+INT_MIN, INT_MAX = -2**63, 2**64 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def daemon(request: web.Request):
@@ -43,9 +48,62 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
         raise BadRequest(f"Invalid JSON: body is not valid UTF-8 at byte {e.start}") from None
     _check_depth(text)
     try:
-        return json.loads(text)
+        body = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
     except json.JSONDecodeError as e:
         raise BadRequest(f"Invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    _check_strings(body)
+    return body
+
+
+def _parse_int(text: str) -> int:
+    # Checked on the digits: int() refuses more than 4300 of them with a ValueError (a 500).
+    if len(text.lstrip("-")) > 20 or not INT_MIN <= int(text) <= INT_MAX:
+        raise BadRequest(f"Invalid JSON: number {text[:24]}{'...' if len(text) > 24 else ''} "
+                         "is out of range (64-bit integers)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise BadRequest(f"Invalid JSON: number {text[:24]}{'...' if len(text) > 24 else ''} is out of range")
+    return v
+
+
+def _parse_constant(name: str):
+    raise BadRequest(f"Invalid JSON: {name} is not a JSON value")
+
+
+def has_surrogate(text: str) -> bool:
+    """A lone UTF-16 surrogate ("\\udfff" in JSON, or an undecodable byte under surrogateescape):
+    no UTF-8 text has one, and storing one breaks every later JSON encoding of the object."""
+    return _SURROGATE.search(text) is not None
+
+
+def _check_strings(value) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if has_surrogate(v):
+                raise BadRequest("Invalid JSON: string with a lone surrogate (\\ud800-\\udfff) is not valid Unicode")
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def check_request_text(request: web.Request) -> None:
+    """The URL (path and query, percent-decoded) must be UTF-8 and header values free of
+    undecodable bytes: names and parameters reach the database and generated files."""
+    try:
+        unquote_to_bytes(request.raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("Invalid URL: percent-encoded bytes are not valid UTF-8") from None
+    for name, value in request.headers.items():
+        if has_surrogate(name) or has_surrogate(value):
+            raise BadRequest(f"Invalid header {name.encode('ascii', 'replace').decode()}: not valid UTF-8")
 
 
 def _check_depth(text: str) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from corral.errors import public_message
+
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -49,7 +51,7 @@ def async_(op) -> web.Response:
 
 def error(status: int, message: str) -> web.Response:
     body = {"type": "error", "status": "", "status_code": 0, "operation": "", "error_code": status,
-            "error": message, "metadata": None}
+            "error": public_message(message), "metadata": None}
     headers = dict(_JSON_HEADERS)
     headers["X-Content-Type-Options"] = "nosniff"
     return web.Response(status=status, body=(dumps(body) + "\n").encode(), headers=headers)

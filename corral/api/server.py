@@ -6,6 +6,7 @@ import logging
 from aiohttp import web
 
 from corral.api import response
+from corral.api.request import check_request_text
 from corral.errors import CorralError
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 @web.middleware
 async def envelope_middleware(request: web.Request, handler):
     try:
+        check_request_text(request)
         return await handler(request)
     except CorralError as e:
         return response.error(e.status, e.message)

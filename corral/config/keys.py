@@ -19,7 +19,7 @@ class ConfigError(BadRequest):
 
 @dataclass(frozen=True)
 class Key:
-    name: str                      # exact name, or a pattern ending in ".*" (user.*)
+    name: str                      # exact name, or a pattern with "*" (user.*, volatile.*.hwaddr)
     scope: str
     parse: Callable[[str], Any] = str
     default: str = ""
@@ -30,10 +30,28 @@ class Key:
 
     @property
     def is_pattern(self) -> bool:
-        return self.name.endswith("*")
+        return "*" in self.name
 
 
 _REGISTRY: dict[str, dict[str, Key]] = {}
+
+# Every config key name, in every scope (instance, profile, server, project, network, storage pool
+# and volume, device options): ASCII letters, digits and "_ . - :", at most 255 characters. A key
+# name reaches generated files (liblxc's lxc.environment = NAME=value): nothing else may pass.
+KEY_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
+KEY_NAME_RULE = 'key names may only contain ASCII letters, digits, "_", ".", "-" and ":" (at most 255)'
+
+
+def valid_key_name(name) -> bool:
+    return isinstance(name, str) and KEY_NAME_RE.fullmatch(name) is not None
+
+
+def check_key_name(name, what: str = "configuration key") -> str:
+    """The key name, or a ConfigError (400) naming it, escaped, and the rule."""
+    if not valid_key_name(name):
+        shown = name.encode("unicode_escape").decode("ascii") if isinstance(name, str) else repr(name)
+        raise ConfigError(f'Invalid {what} "{shown}": {KEY_NAME_RULE}')
+    return name
 
 
 def declare(*keys: Key) -> None:
@@ -46,13 +64,15 @@ def declared(scope: str) -> dict[str, Key]:
 
 
 def lookup(scope: str, name: str) -> Key | None:
+    if not valid_key_name(name):
+        return None
     keys = _REGISTRY.get(scope, {})
     if name in keys:
         return keys[name]
-    for k in keys.values():
-        if k.is_pattern and fnmatch.fnmatchcase(name, k.name) and len(name) > len(k.name) - 1:
-            return k
-    return None
+    # The most specific pattern wins: volatile.*.hwaddr before volatile.*.
+    found = [k for k in keys.values()
+             if k.is_pattern and fnmatch.fnmatchcase(name, k.name) and len(name) > len(k.name) - 1]
+    return max(found, key=lambda k: len(k.name)) if found else None
 
 
 def as_string(raw, what: str) -> str:
@@ -74,8 +94,7 @@ def validate(scope: str, config: dict) -> dict[str, str]:
         raise ConfigError("Invalid config: expected a map of keys to values")
     out: dict[str, str] = {}
     for name, raw in config.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"Invalid config key: {name!r}")
+        check_key_name(name)
         if raw is None:
             continue
         raw = as_string(raw, f'config key "{name}"')
@@ -121,10 +140,14 @@ def is_true(value: str | None, default: bool = False) -> bool:
 
 
 def parse_int(v: str) -> int:
+    """An int64, as LXD's validate.IsInt64."""
     try:
-        return int(v)
+        n = int(v) if len(v) <= 24 else None
     except ValueError:
-        raise ValueError(f"Invalid value for an integer \"{v}\"") from None
+        n = None
+    if n is None or not -2**63 <= n <= INT64_MAX:
+        raise ValueError(f"Invalid value for an integer \"{v[:32]}\"")
+    return n
 
 
 def parse_uint(v: str) -> int:
@@ -147,6 +170,7 @@ _SIZE_UNITS = {
     "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5, "EB": 1000**6,
     "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4, "PiB": 1024**5, "EiB": 1024**6,
 }
+INT64_MAX = 2**63 - 1
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGTPE]i?B|B)?\s*$")
 
 
@@ -160,7 +184,18 @@ def parse_size(v: str) -> int:
         unit = "k" + unit[1:]
     if unit not in _SIZE_UNITS:
         raise ValueError(f"Invalid size unit in \"{v}\"")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    number, mult = m.group(1), _SIZE_UNITS[unit]
+    if len(number) > 40:
+        raise ValueError(f"Invalid integer: {v[:48]}...")
+    if "." in number:
+        whole, frac = number.split(".")
+        size = int(whole) * mult + int(frac) * mult // 10 ** len(frac)
+    else:
+        size = int(number) * mult
+    # LXD's units.ParseByteSizeString works in int64: a bigger size is an error, not a wrap-around.
+    if size > INT64_MAX:
+        raise ValueError(f"Overflow multiplying {number} with {mult}" if mult > 1 else f"Invalid integer: {v}")
+    return size
 
 
 def parse_size_or_percent(v: str) -> int | str:

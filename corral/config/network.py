@@ -8,7 +8,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from corral.config.keys import ConfigError, Key, as_string, declare, lookup, one_of, parse_bool, parse_uint
+from corral.config.keys import (
+    ConfigError, Key, as_string, check_key_name, declare, lookup, one_of, parse_bool, parse_uint,
+)
 
 BRIDGE = "network-bridge"
 MACVLAN = "network-macvlan"
@@ -200,6 +202,7 @@ def validate_network(ntype: str, name: str, config: dict) -> dict[str, str]:
         raise ConfigError("Invalid config: expected a map of keys to values")
     out: dict[str, str] = {}
     for k, raw in config.items():
+        check_key_name(k, "network configuration key")
         if raw is None:
             continue
         raw = as_string(raw, f'network "{name}" option "{k}"')

@@ -23,9 +23,10 @@ from corral.db import Database
 from corral.db.queries import images as q
 from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
-from corral.config.keys import is_true
+from corral.config.keys import check_key_name, is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image import store
+from corral.names import check_entity_name
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def check_properties(value: Any, what: str = "properties") -> dict[str, str]:
     if not isinstance(value, dict) or any(not isinstance(k, str) or not isinstance(v, str)
                                           for k, v in value.items()):
         raise BadRequest(f'Invalid value for field "{what}": expected a map of strings')
+    for k in value:   # properties become instance config keys (image.KEY): the same names
+        check_key_name(k, "image property")
     return dict(value)
 
 
@@ -108,9 +111,7 @@ def check_bool(body: dict, key: str, default: bool) -> bool:
 def check_alias_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name and target are required")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name.encode()) > 255:
-        raise BadRequest(f"Invalid alias name {name!r}")
-    return name
+    return check_entity_name("alias", name)
 
 
 def check_aliases(value: Any) -> list[dict]:

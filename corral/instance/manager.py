@@ -21,6 +21,7 @@ from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
+from corral.instance.devices.nic import release_links
 from corral.instance import poolmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
@@ -140,7 +141,12 @@ class Instances:
             rec = await q.get(tx, project, name)
             if rec is None:
                 raise NotFound("Instance not found")
-            profiles = await self._profiles(tx, project, rec["profiles"])
+            allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+        missing = [n for n in rec["profiles"] if n not in allp]
+        if missing:   # a row written by hand: still listed, stopped and deleted; start refuses it
+            rec["load_error"] = "; ".join(filter(None, [rec.get("load_error"),
+                                                        f'profile "{missing[0]}" doesn\'t exist']))
+        profiles = [allp[n] for n in rec["profiles"] if n in allp]
         return Loaded(rec, *expand(profiles, rec["config"], rec["devices"]))
 
     async def load_all(self, project: str | None) -> list[Loaded]:
@@ -358,7 +364,8 @@ class Instances:
             image = await self.d.images.get(project, fp)
             rec["architecture"] = image.get("architecture") or "x86_64"
             for k, v in (image.get("properties") or {}).items():
-                cfg.setdefault(f"image.{k}", v)
+                if config.keys.valid_key_name(f"image.{k}"):   # a property from an image's metadata.yaml
+                    cfg.setdefault(f"image.{k}", v)
             cfg["volatile.base_image"] = fp
             cfg["volatile.apply_template"] = "create"
             op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
@@ -444,6 +451,9 @@ class Instances:
             raise BadRequest("The instance is already running")
         if status == "Frozen":
             raise BadRequest("The instance is paused")
+        if inst.rec.get("load_error"):
+            raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
+                             "replace it (PUT) or delete the instance")
         triggers = [t for t in (inst.config.get("volatile.apply_template"),) if t] + ["start"]
         rootfs = self.rootfs(inst)
         context = {"instance": {"name": inst.name, "architecture": inst.rec["architecture"],
@@ -500,7 +510,9 @@ class Instances:
             await asyncio.to_thread(self.driver.stop, dname, force or t == 0, t)
         finally:
             self._stopping_by_api.discard(dname)
-        await self._stop_devices(instance_devices(self.d, inst))
+        devices = instance_devices(self.d, inst, tolerant=True)
+        await self._stop_devices(devices)
+        await release_links(self.driver.phys_links(dname), wait=self._unreadable(inst, devices))
         await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
         if event:
             self.events.lifecycle("instance-stopped", url(inst.name, inst.project), project=inst.project,
@@ -558,6 +570,13 @@ class Instances:
             self.events.lifecycle("instance-resumed", url(inst.name, inst.project), project=inst.project,
                                   requestor=requestor)
 
+    @staticmethod
+    def _unreadable(inst: Loaded, devices) -> float:
+        """Seconds to wait for NICs liblxc gives back: only when the record or a device could not be
+        read (their devices did not clean up; normally the host end is gone already)."""
+        wanted = [c for c in inst.devices.values() if c.get("type") != "none"]
+        return 2.0 if inst.rec.get("load_error") or len(devices) < len(wanted) else 0.0
+
     async def _stop_devices(self, devices) -> None:
         for dev in reversed(devices):
             try:
@@ -577,7 +596,9 @@ class Instances:
             async with self.lock(inst.project, inst.name):
                 if self.status(inst) != "Stopped":
                     return
-                await self._stop_devices(instance_devices(self.d, inst))
+                devices = instance_devices(self.d, inst, tolerant=True)
+                await self._stop_devices(devices)
+                await release_links(self.driver.phys_links(dname), wait=self._unreadable(inst, devices))
                 await self.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "STOPPED"})
                 self.events.lifecycle("instance-shutdown", url(inst.name, inst.project), project=inst.project)
                 if inst.rec["ephemeral"]:
@@ -646,8 +667,9 @@ class Instances:
                                         resources=resources(name, project), run=run)
 
     async def _delete(self, inst: Loaded, requestor: dict | None) -> None:
-        drv = self.d.pools.driver(inst.pool)
         vol = self.volume_name(inst.project, inst.name)
+        drv = self.d.pools.driver(root_pool(inst.devices) or self.d.pools.holding_instance(vol))
+        await release_links(self.driver.phys_links(self.driver_name(inst.project, inst.name)))
         await asyncio.to_thread(self.driver.delete, self.driver_name(inst.project, inst.name))
         # The record goes first: a crash half-way leaves files the start-up reconciliation removes,
         # never a record that points at nothing.

@@ -3,9 +3,11 @@ atomically (`nft -f` applies a whole file as one transaction) and deleted with t
 from __future__ import annotations
 
 import ipaddress
+import re
 import subprocess
 
 TABLE_PREFIX = "corral-"
+_BRIDGE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 
 
 class NftError(Exception):
@@ -20,6 +22,10 @@ def render(bridge: str, *, ipv4: ipaddress.IPv4Interface | None, ipv6: ipaddress
            nat4: bool, nat6: bool, nat4_address: str | None = None, dhcp4: bool = True, dns: bool = True,
            firewall4: bool = True, firewall6: bool = True) -> str:
     """The table's full definition, in LXD's chain layout (pstrt/fwd/in/out.<bridge>)."""
+    if not _BRIDGE_NAME.fullmatch(bridge):   # network names are checked on create; this is the last line
+        raise NftError(f"refusing to write nftables rules for the interface name {bridge!r}")
+    if nat4_address is not None:
+        nat4_address = str(ipaddress.IPv4Address(nat4_address))
     br = f'"{bridge}"'
     post, fwd, inp, out = [], [], [], []
     if ipv4 is not None:

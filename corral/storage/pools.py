@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 
+from corral.config.keys import check_key_name
 from corral.db import Database
 from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound
@@ -25,6 +26,7 @@ def check_pool_config(driver: type[StorageDriver], config) -> dict[str, str]:
     if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
         raise BadRequest("Invalid config: expected a map of strings")
     for k, v in config.items():
+        check_key_name(k)
         if k.startswith("user."):
             continue
         if k not in COMMON_KEYS + driver.pool_keys:
@@ -99,6 +101,14 @@ class Pools:
         if d is None:
             raise NotFound("Storage pool not found")
         return d
+
+    def holding_instance(self, volume: str) -> str:
+        """The pool that holds an instance volume, found on disk (for an instance whose root disk
+        device cannot be read from its record)."""
+        for name, drv in sorted(self._drivers.items()):
+            if os.path.isdir(drv.instance_dir(volume)):
+                return name
+        raise BadRequest("Failed to get root disk device: No root device could be found")
 
     def available(self, name: str) -> bool:
         return name in self._drivers and name not in self._unavailable

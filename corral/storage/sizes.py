@@ -8,5 +8,5 @@ from corral.errors import BadRequest
 def parse_size(value: str, key: str = "size") -> int:
     try:
         return keys.parse_size(value or "")
-    except ValueError:
-        raise BadRequest(f'Invalid value for "{key}": "{value}" is not a byte size') from None
+    except ValueError as e:
+        raise BadRequest(f'Invalid value for "{key}": "{value[:64]}" is not a byte size ({e})') from None

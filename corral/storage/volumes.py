@@ -14,7 +14,7 @@ import re
 
 from corral import timeutil
 from corral.db.queries import storage as q
-from corral.config.keys import is_true, parse_expiry
+from corral.config.keys import check_key_name, is_true, parse_expiry
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
 from corral.instance.idmap import IdmapEntry
 from corral.names import check_entity_name
@@ -31,6 +31,7 @@ def check_volume_config(config) -> dict[str, str]:
     if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
         raise BadRequest("Invalid config: expected a map of strings")
     for k, v in config.items():
+        check_key_name(k)
         if k.startswith(("user.", "volatile.")):
             continue
         if k not in VOLUME_KEYS:

@@ -268,6 +268,20 @@ def check_instance_create_start(d, c):
     d.lxc("delete", "-f", c2)
 
 
+def check_instance_all_projects(d, c):
+    proj, c2 = unique("ap"), unique("ap")
+    d.lxc("project", "create", proj, "-c", "features.images=false")
+    try:
+        d.lxc("init", "busybox", c2, "--project", proj, "-s", "default")
+        listed = d.get("/1.0/instances?all-projects=true&recursion=1").metadata
+        assert {(i["project"], i["name"]) for i in listed} >= {("default", c), (proj, c2)}
+        rows = {tuple(ln.split(",")[:2]) for ln in d.lxc("list", "--all-projects", "-f", "csv").stdout.splitlines()}
+        assert {("default", c), (proj, c2)} <= rows
+    finally:
+        d.lxc("delete", "-f", c2, "--project", proj, check=False)
+        d.lxc("project", "delete", proj, check=False)
+
+
 def _custom_volume(d, pool="default", config=None):
     v = unique("vol")
     r = d.request("POST", f"/1.0/storage-pools/{pool}/volumes/custom", {"name": v, "config": config or {}})

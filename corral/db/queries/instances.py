@@ -8,11 +8,57 @@ _COLS = ("id, project, name, node, type, architecture, ephemeral, stateful, desc
          "last_used_at, config, devices, profiles")
 
 
+def _str_map(v, what: str, errors: list[str]) -> dict[str, str]:
+    """The string entries of a stored map; anything else is dropped and reported."""
+    if not isinstance(v, dict):
+        errors.append(f"{what} is not a map")
+        return {}
+    out = {k: x for k, x in v.items() if isinstance(k, str) and isinstance(x, str)}
+    if len(out) != len(v):
+        errors.append(f"{what} has entries that are not strings")
+    return out
+
+
+def _decode(r: dict, column: str, errors: list[str]):
+    """A JSON column as Corral writes it. A row written some other way (by hand, with `corrald sql`)
+    still loads with what can be read, so the instance lists, stops and deletes; `load_error`
+    says what is wrong and start refuses it."""
+    try:
+        v = loads(r[column])
+    except (ValueError, TypeError):
+        errors.append(f"{column} is not valid JSON")
+        v = [] if column == "profiles" else {}
+    if column == "config":
+        return _str_map(v, "config", errors)
+    if column == "devices":
+        if not isinstance(v, dict):
+            errors.append("devices is not a map")
+            return {}
+        devices = {}
+        for k, d in v.items():
+            if isinstance(k, str) and isinstance(d, dict):
+                devices[k] = _str_map(d, f'device "{k}"', errors)
+            else:
+                errors.append(f"device {k!r} is not a map")
+        return devices
+    if v in ({}, None):
+        return []
+    if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
+        errors.append("profiles is not a list of names")
+        return []
+    return v
+
+
 def _row(r: dict) -> dict:
-    return {"id": r["id"], "project": r["project"], "name": r["name"], "node": r["node"], "type": r["type"],
-            "architecture": r["architecture"], "ephemeral": bool(r["ephemeral"]), "stateful": bool(r["stateful"]),
-            "description": r["description"], "created_at": r["created_at"], "last_used_at": r["last_used_at"],
-            "config": loads(r["config"]), "devices": loads(r["devices"]), "profiles": loads(r["profiles"]) or []}
+    errors: list[str] = []
+    row = {"id": r["id"], "project": r["project"], "name": r["name"], "node": r["node"], "type": r["type"],
+           "architecture": r["architecture"], "ephemeral": bool(r["ephemeral"]), "stateful": bool(r["stateful"]),
+           "description": r["description"], "created_at": r["created_at"], "last_used_at": r["last_used_at"],
+           "config": _decode(r, "config", errors), "devices": _decode(r, "devices", errors),
+           "profiles": _decode(r, "profiles", errors)}
+    if errors:
+        row["load_error"] = "; ".join(errors)
+    return row
 
 
 async def get_all(tx: Tx, project: str | None = None) -> list[dict]:

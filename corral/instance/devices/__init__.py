@@ -2,12 +2,16 @@
 clear "not implemented" error."""
 from __future__ import annotations
 
+import logging
+
 from corral.devices import KNOWN_TYPES, check_devices
-from corral.errors import NotImplementedFeature
+from corral.errors import BadRequest, NotImplementedFeature
 from corral.instance.devices.base import Device, RunConfig  # noqa: F401
 from corral.instance.devices.disk import Disk, NoneDevice
 from corral.instance.devices.nic import Nic
 from corral.instance.devices.proxy import Proxy
+
+log = logging.getLogger(__name__)
 
 DEVICES: dict[str, type[Device]] = {"disk": Disk, "none": NoneDevice, "nic": Nic, "proxy": Proxy}
 
@@ -17,7 +21,8 @@ def device_class(dtype: str) -> type[Device]:
     if cls is None:
         if dtype in KNOWN_TYPES:
             raise NotImplementedFeature(f"{dtype} devices")
-        raise ValueError(dtype)  # check_devices already refused unknown types
+        # check_devices refuses unknown types: only a record written some other way gets here
+        raise BadRequest(f'Invalid device type "{dtype}"')
     return cls
 
 
@@ -29,7 +34,17 @@ def validate_devices(daemon, devices, inst=None) -> dict[str, dict[str, str]]:
     return clean
 
 
-def instance_devices(daemon, inst) -> list[Device]:
-    """The devices of an instance's expanded config, in name order (none devices mask)."""
-    return [device_class(conf["type"])(daemon, inst, name, conf)
-            for name, conf in sorted(inst.devices.items()) if conf.get("type") != "none"]
+def instance_devices(daemon, inst, *, tolerant: bool = False) -> list[Device]:
+    """The devices of an instance's expanded config, in name order (none devices mask).
+    tolerant (stop, delete): a device whose config cannot be read is skipped, not an error."""
+    out = []
+    for name, conf in sorted(inst.devices.items()):
+        if conf.get("type") == "none":
+            continue
+        try:
+            out.append(device_class(conf.get("type", ""))(daemon, inst, name, conf))
+        except (BadRequest, NotImplementedFeature):
+            if not tolerant:
+                raise
+            log.warning("instance %s: skipping unreadable device %s", inst.name, name)
+    return out

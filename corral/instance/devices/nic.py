@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
+import time
 
 from corral.config import network as netcfg
 from corral.errors import NotImplementedFeature
@@ -24,6 +26,27 @@ _KEYS = {"type", "name", "nictype", "network", "parent", "host_name", "hwaddr", 
          "security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "vlan", "queue.tx.length"}
 _SUPPORTED_NICTYPES = ("bridged", "macvlan", "p2p")
 _OTHER_NICTYPES = ("physical", "ipvlan", "routed", "sriov", "ovn")
+
+
+# The host interfaces nic devices make: veth ends (host.random_ifname) and macvlans ("mc" + MAC).
+_OWN_LINK = re.compile(r"veth[0-9a-f]{8}|mc[0-9a-f]{12}")
+
+
+async def release_links(names: list[str], wait: float = 0.0) -> list[str]:
+    """Delete the interfaces a stopped container handed back that nic devices made (a NIC whose
+    device config could not be read was not cleaned up by its device): the names deleted.
+    wait: how long to wait for a link liblxc has not given back yet (it does so as the
+    container's network namespace goes away)."""
+    gone = []
+    for name in names:
+        if not _OWN_LINK.fullmatch(name):
+            continue
+        deadline = time.monotonic() + wait
+        while not await asyncio.to_thread(host.exists, name) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if await asyncio.to_thread(host.delete_link, name):
+            gone.append(name)
+    return gone
 
 
 class Nic(Device):

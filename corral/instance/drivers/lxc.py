@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import glob
 import os
+import re
 import select
 import shutil
 import signal
@@ -172,6 +173,21 @@ class LXCDriver(InstanceDriver):
 
     def config_path(self, name: str) -> str:
         return os.path.join(self.lxcpath, name, "config")
+
+    def phys_links(self, name: str) -> list[str]:
+        """The host interfaces the container's config hands it (lxc.net.N.link of phys NICs): liblxc
+        gives them back to the host when the container stops."""
+        try:
+            with open(self.config_path(name)) as f:
+                text = f.read()
+        except OSError:
+            return []
+        items: dict[str, dict[str, str]] = {}
+        for line in text.splitlines():
+            m = re.fullmatch(r"\s*lxc\.net\.(\d+)\.(type|link)\s*=\s*(\S+)\s*", line)
+            if m:
+                items.setdefault(m[1], {})[m[2]] = m[3]
+        return [i["link"] for i in items.values() if i.get("type") == "phys" and i.get("link")]
 
     def create(self, spec: InstanceSpec) -> None:
         path = self.config_path(spec.name)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import re
 
-from corral.config.keys import is_true, parse_size
+from corral.config.instance import parse_raw_lxc
+from corral.config.keys import is_true, parse_size, valid_key_name
 from corral.instance.drivers import cgroups
 from corral.instance.drivers.base import InstanceSpec
 
@@ -96,7 +97,25 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
 
 
 def _escape(path: str) -> str:
-    return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+    """A path in an fstab-style mount entry (liblxc decodes these octal escapes as getmntent does)."""
+    return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+            .replace("\n", "\\012"))
+
+
+class UnsafeConfig(ValueError):
+    """A generated line would not be one liblxc line: refuse to write the config."""
+
+
+def _checked(lines: list[str]) -> list[str]:
+    for line in lines:
+        if any(c in line for c in "\n\r\0"):
+            raise UnsafeConfig(f"refusing to write a liblxc config line with a control character: {line!r}")
+    return lines
+
+
+def _env_value(value: str) -> str:
+    # liblxc has no escaping: a newline would start a new config line.
+    return value.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\0", "")
 
 
 def render(spec: InstanceSpec) -> str:
@@ -138,7 +157,10 @@ def render(spec: InstanceSpec) -> str:
     lines += cgroups.config_lines(cgroup_limits(config))
     for key in sorted(config):
         if key.startswith("environment."):
-            value = config[key].replace("\n", " ")
-            lines.append(f"lxc.environment = {key[len('environment.'):]}={value}")
+            if not valid_key_name(key):
+                raise UnsafeConfig(f"invalid environment key {key!r}")
+            lines.append(f"lxc.environment = {key[len('environment.'):]}={_env_value(config[key])}")
     raw = config.get("raw.lxc", "").strip()
-    return "\n".join(lines + ([raw] if raw else [])) + "\n"
+    if raw:
+        parse_raw_lxc(raw)   # validated when set; checked again for rows written some other way
+    return "\n".join(_checked(lines) + ([raw] if raw else [])) + "\n"

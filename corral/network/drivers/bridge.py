@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 
 from corral.config import network as netcfg
@@ -20,6 +21,10 @@ from corral.network.subnets import pick_ipv4, pick_ipv6
 log = logging.getLogger(__name__)
 
 TUNNEL_MTU = 1400
+
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ENTRY_KEY = re.compile(r"[^/.\x00-\x1f\x7f][^/\x00-\x1f\x7f]{0,254}")   # a file name in dnsmasq.hosts/
 
 
 class BridgeDriver(NetworkDriver):
@@ -245,7 +250,15 @@ class BridgeDriver(NetworkDriver):
                 raise NetworkError(f'IP address "{ipv4}" is not within the network "{self.name}" subnet', 400)
             if ip == self.ipv4.ip:
                 raise NetworkError(f'IP address "{ipv4}" is the network "{self.name}" gateway', 400)
-        fields = [hwaddr] + ([ipv4] if ipv4 else []) + [hostname]
+        # One dnsmasq --dhcp-hostsfile line "MAC[,IP],NAME": every field is checked here, whatever
+        # validated it before (a stored record written some other way must not add lines or options).
+        try:
+            hwaddr = netcfg.parse_mac(hwaddr)
+        except ValueError as e:
+            raise NetworkError(str(e), 400) from None
+        if not _HOSTNAME.fullmatch(hostname) or not _ENTRY_KEY.fullmatch(key):
+            raise NetworkError(f'Invalid host name "{hostname!r}" for a DHCP host entry', 400)
+        fields = [hwaddr] + ([str(ip)] if ipv4 else []) + [hostname]
         path = os.path.join(self.netdir, "dnsmasq.hosts", key)
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         with open(path, "w") as f:
