@@ -25,7 +25,7 @@ from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
 from corral.config.keys import is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
-from corral.image import store
+from corral.image import store, unpack
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,12 @@ class Upload:
     """Files received from a client, staged in a private build directory, hashed as they arrive
     (sha256 over the files in order: LXD's fingerprint of unified and split images)."""
 
-    def __init__(self, build_dir: str):
+    def __init__(self, build_dir: str, budget: unpack.Budget | None = None):
         self.dir = build_dir
         self.paths: list[str] = []
         self.size = 0
         self._sha = hashlib.sha256()
+        self.budget = budget or unpack.Budget.unlimited()
 
     async def receive(self, name: str, chunks: AsyncIterator[bytes]) -> str:
         path = os.path.join(self.dir, name)
@@ -161,6 +162,7 @@ class Upload:
         return path
 
     def _write(self, f, data: bytes) -> None:
+        self.budget.charge(len(data))  # ImageTooLarge: the caller removes the upload
         f.write(data)
         self._sha.update(data)
         self.size += len(data)
@@ -184,8 +186,9 @@ class Upload:
 
 
 class Images:
-    def __init__(self, db: Database, paths, pools, events, operations):
+    def __init__(self, db: Database, paths, pools, events, operations, config=None):
         self.db = db
+        self.config = config  # ServerConfig: images.max_unpacked_size
         self.paths = paths
         self.pools = pools
         self.events = events
@@ -216,6 +219,17 @@ class Images:
         if lk is None:
             lk = self._locks[fingerprint] = asyncio.Lock()
         return lk
+
+    def budget(self, target: str, what: str, noun: str = "unpacked size") -> unpack.Budget:
+        """What an image may take under `target` (blocking: statvfs): images.max_unpacked_size and
+        the free space there minus a margin."""
+        setting = self.config.get("images.max_unpacked_size") if self.config is not None else None
+        return unpack.budget_for(setting, self.paths.root, target, what, noun)
+
+    def _pool_budget(self, pool) -> unpack.Budget:
+        if pool is None:
+            return self.budget(self.dir, "the disk holding the image store")
+        return self.budget(pool.path, f'storage pool "{pool.pool}"')
 
     def original_paths(self, fingerprint: str) -> tuple[str, str]:
         base = os.path.join(self.dir, fingerprint)
@@ -347,10 +361,12 @@ class Images:
             def work():
                 if os.path.lexists(dest):  # a half-made copy from a crash
                     pool_driver.delete_tree(dest)
+                budget = self._pool_budget(pool_driver)
                 if os.path.isfile(rootfs):
-                    pool_driver.unpack_image(fingerprint, lambda d: store.import_split(meta, rootfs, d))
+                    pool_driver.unpack_image(fingerprint,
+                                             lambda d: store.import_split(meta, rootfs, d, budget=budget))
                 else:
-                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d))
+                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
             await asyncio.to_thread(work)
         return dest
 
@@ -371,8 +387,9 @@ class Images:
     async def new_upload(self) -> Upload:
         def mk():
             self._ensure_dir()
-            return tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=self.dir)
-        return Upload(await asyncio.to_thread(mk))
+            budget = self.budget(self.dir, "the disk holding the image store", "size")
+            return tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=self.dir), budget
+        return Upload(*await asyncio.to_thread(mk))
 
     @staticmethod
     async def _check_new_aliases(tx, project: str, aliases: list[dict]) -> None:
@@ -432,12 +449,13 @@ class Images:
                 if pool is not None and os.path.lexists(unpack_dir):
                     pool.delete_tree(unpack_dir)  # a stale copy of an image nobody has
                 out = []
+                budget = self._pool_budget(pool)
 
                 def unpack(dest: str) -> None:
                     if split:
-                        out.append(store.import_split(paths[0], paths[1], dest, filename=filename))
+                        out.append(store.import_split(paths[0], paths[1], dest, filename=filename, budget=budget))
                     else:
-                        out.append(store.import_unified(paths[0], dest, filename=filename))
+                        out.append(store.import_unified(paths[0], dest, filename=filename, budget=budget))
                 if pool is None:
                     unpack(unpack_dir)
                     _rmtree(unpack_dir)
@@ -490,7 +508,9 @@ class Images:
         upload = await self.new_upload()
         try:
             packed = os.path.join(upload.dir, "image")
-            _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report)
+            budget = await asyncio.to_thread(self.budget, self.dir, "the disk holding the image store")
+            _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report,
+                                                  budget)
 
             def read_meta() -> dict:
                 with open(os.path.join(src_dir, "metadata.yaml"), "rb") as f:
