@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from corral import timeutil
 from corral.db import Database
@@ -26,6 +25,7 @@ from corral.db.queries import projects as qp
 from corral.config.keys import is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image import store, unpack
+from corral.image.upload import Upload
 
 log = logging.getLogger(__name__)
 
@@ -131,58 +131,6 @@ def check_aliases(value: Any) -> list[dict]:
         seen.add(name)
         out.append({"name": name, "description": desc})
     return out
-
-
-class Upload:
-    """Files received from a client, staged in a private build directory, hashed as they arrive
-    (sha256 over the files in order: LXD's fingerprint of unified and split images)."""
-
-    def __init__(self, build_dir: str, budget: unpack.Budget | None = None):
-        self.dir = build_dir
-        self.paths: list[str] = []
-        self.size = 0
-        self._sha = hashlib.sha256()
-        self.budget = budget or unpack.Budget.unlimited()
-
-    async def receive(self, name: str, chunks: AsyncIterator[bytes]) -> str:
-        path = os.path.join(self.dir, name)
-        f = await asyncio.to_thread(open, path, "xb")
-        try:
-            buf = bytearray()
-            async for chunk in chunks:
-                buf += chunk
-                if len(buf) >= store.CHUNK:
-                    data, buf = bytes(buf), bytearray()
-                    await asyncio.to_thread(self._write, f, data)
-            if buf:
-                await asyncio.to_thread(self._write, f, bytes(buf))
-        finally:
-            await asyncio.to_thread(f.close)
-        self.paths.append(path)
-        return path
-
-    def _write(self, f, data: bytes) -> None:
-        self.budget.charge(len(data))  # ImageTooLarge: the caller removes the upload
-        f.write(data)
-        self._sha.update(data)
-        self.size += len(data)
-
-    @property
-    def fingerprint(self) -> str:
-        return self._sha.hexdigest()
-
-    def head(self, n: int = 1) -> bytes:
-        if not self.paths:
-            return b""
-        with open(self.paths[0], "rb") as f:
-            return f.read(n)
-
-    def read_first(self) -> bytes:
-        with open(self.paths[0], "rb") as f:
-            return f.read()
-
-    def cleanup(self) -> None:
-        _rmtree(self.dir)
 
 
 class Images:
