@@ -43,9 +43,46 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
         raise BadRequest(f"Invalid JSON: body is not valid UTF-8 at byte {e.start}") from None
     _check_depth(text)
     try:
-        return json.loads(text)
+        body = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
     except json.JSONDecodeError as e:
         raise BadRequest(f"Invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    _check_strings(body)
+    return body
+
+
+# What Go's encoding/json (LXD) refuses and Python's json would take: integers past 64 bits, NaN and
+# Infinity, numbers that overflow a float64, strings with lone UTF-16 surrogates ("\ud800").
+def _parse_int(s: str) -> int:
+    if len(s) > 21 or not -(1 << 63) <= int(s) < (1 << 64):
+        raise BadRequest(f"Invalid JSON: number {s[:30]}{'...' if len(s) > 30 else ''} is out of range "
+                         "(more than 64 bits)")
+    return int(s)
+
+
+def _parse_float(s: str) -> float:
+    v = float(s)
+    if v in (float("inf"), float("-inf")):
+        raise BadRequest(f"Invalid JSON: number {s[:30]} is out of range")
+    return v
+
+
+def _parse_constant(name: str):
+    raise BadRequest(f"Invalid JSON: {name} is not a JSON value")
+
+
+def _check_strings(v: Any) -> None:
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("Invalid JSON: string with a lone UTF-16 surrogate") from None
+    elif isinstance(v, dict):
+        for k, item in v.items():
+            _check_strings(k)
+            _check_strings(item)
+    elif isinstance(v, list):
+        for item in v:
+            _check_strings(item)
 
 
 def _check_depth(text: str) -> None:
