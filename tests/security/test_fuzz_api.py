@@ -24,7 +24,7 @@ from corral.api import ENDPOINT_MODULES
 from helpers import unique
 
 SCALE = int(os.environ.get("CORRAL_FUZZ_EXAMPLES", "2500")) / 2500
-API_EXAMPLES = max(int(1200 * SCALE), 50)
+API_EXAMPLES = max(int(800 * SCALE), 50)
 IMAGE_EXAMPLES = max(int(400 * SCALE), 20)
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
@@ -263,3 +263,23 @@ def test_fuzz_image_uploads(host):
     print(f"\nimage upload fuzz: {sum(fuzzer.counts.values())} requests in {took:.1f}s: {fuzzer.counts}")
     build = [n for n in os.listdir(os.path.join(host.dir, "images")) if n.startswith(".")]
     assert build == [], build
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"config": {"user.a": 18446744073709551616}}',                   # 2**64
+    b'{"config": {"user.a": -9223372036854775809}}',                   # below int64
+    b'{"config": {"user.a": ' + b"9" * 5000 + b"}}",                   # past Python's digit limit
+    b'{"config": {"user.a": NaN}}', b'{"config": {"user.a": -Infinity}}', b'{"config": {"user.a": 1e999}}',
+    b'{"config": {"user.a": "\\ud800"}}', b'{"config": {"user.\\udfff": "x"}}', b'{"description": "a\\ud83d"}',
+])
+def test_json_go_would_refuse(host, raw):
+    """The inputs the fuzzer found answering 500 (or that Go's decoder refuses): a clear 400."""
+    before = state(host)
+    for method, path in (("PATCH", "/1.0"), ("PUT", "/1.0/profiles/default"), ("POST", "/1.0/profiles")):
+        r = host.request(method, path, raw=raw, headers={"Content-Type": "application/json"})
+        assert r.status == 400 and r.json["error"].startswith("Invalid JSON"), (method, path, r.status, r.body)
+    assert state(host) == before
+    ok = host.request("PATCH", "/1.0", raw=b'{"config": {"user.fuzz": 9223372036854775807}}',
+                      headers={"Content-Type": "application/json"})
+    assert ok.status == 200, ok.body
+    host.request("PATCH", "/1.0", {"config": {"user.fuzz": None}})

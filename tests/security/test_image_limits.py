@@ -269,3 +269,127 @@ def test_free_space_of_small_btrfs_pool(daemon, tmp_path):
     finally:
         r = d.request("DELETE", "/1.0/storage-pools/default")
         assert r.status == 200, r.body
+
+
+# ---- images pulled from another server (corral/image/remote.py) ----------------------------------
+
+class FakeImageServer:
+    """A minimal LXD-protocol HTTPS image server on loopback serving one image: its info and its
+    export, streamed from `chunks()` (a fresh iterator of bytes per download)."""
+
+    def __init__(self, tmp_path, fingerprint: str, chunks):
+        import http.server
+        import ssl
+
+        from corral import certs
+        crt, key = certs.generate("fake-image-server")
+        (tmp_path / "srv.crt").write_bytes(crt)
+        (tmp_path / "srv.key").write_bytes(key)
+        self.pem = crt.decode()
+        self.fingerprint = fingerprint
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                import json
+                path = self.path.split("?")[0]
+                if path == f"/1.0/images/{fake.fingerprint}":
+                    body = json.dumps({"type": "sync", "status": "Success", "status_code": 200, "metadata": {
+                        "fingerprint": fake.fingerprint, "size": 0, "properties": {}, "filename": "bomb"}}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif path == f"/1.0/images/{fake.fingerprint}/export":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    try:
+                        for chunk in chunks():
+                            self.wfile.write(chunk)
+                    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                        pass   # the client stopped reading: what a refused download does
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(tmp_path / "srv.crt"), str(tmp_path / "srv.key"))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pull(d, srv):
+    r = d.request("POST", "/1.0/images", {"source": {
+        "type": "image", "mode": "pull", "protocol": "lxd", "server": srv.url,
+        "fingerprint": srv.fingerprint, "certificate": srv.pem}}, timeout=120)
+    return _refusal(d, r)
+
+
+def test_remote_pull_of_a_bomb_refused(limited, tmp_path):
+    import hashlib
+    d = limited
+    bomb = imagegen.write(tmp_path / "bomb.tar.gz", imagegen.zero_bomb(3 << 30, 16 * MIB)).read_bytes()
+    fp = hashlib.sha256(bomb).hexdigest()
+    with FakeImageServer(tmp_path, fp, lambda: iter([bomb])) as srv:
+        (status, err), gap, _ = assert_refused_fast(d, lambda: _pull(d, srv))
+    assert status == 400 and "images.max_unpacked_size" in err, err
+    assert gap < 1.0
+
+
+def test_remote_download_past_the_limit_stopped(limited, tmp_path):
+    """An uncompressed 300 MiB download: refused while it is being received (the server does not
+    even get to send it all), nothing kept."""
+    d = limited
+    sent = []
+
+    def chunks():
+        for c in imagegen.zero_bomb(300 * MIB, 16 * MIB):
+            sent.append(len(c))
+            yield c
+    with FakeImageServer(tmp_path, "ab" * 32, chunks) as srv:
+        before = snapshot(d)
+        status, err = _pull(d, srv)
+        assert snapshot(d) == before
+    assert status == 400 and "its size passes images.max_unpacked_size" in err, err
+    assert sum(sent) < 300 * MIB
+
+
+# ---- the other ways images arrive: publish, and unpacking into another pool ------------------------
+
+def test_publish_and_unpack_bounded_too(limited):
+    d = limited
+    name, pool = unique("pub"), unique("p")
+    d.lxc("init", "busybox", name)
+    r = d.request("POST", "/1.0/storage-pools", {"name": pool, "driver": "dir"})
+    assert r.status in (200, 201), r.body
+    try:
+        d.lxc("config", "set", "images.max_unpacked_size", "64KiB")
+        before = snapshot(d)
+        res = d.lxc("publish", name, "--alias", unique("pubimg"), check=False, timeout=120)
+        assert res.returncode != 0 and "images.max_unpacked_size (64.00KiB)" in res.stderr, res.stderr
+        assert snapshot(d) == before
+        # the busybox image is not unpacked in the new pool yet: unpacking it there is bounded too
+        res = d.lxc("init", "busybox", unique("c"), "-s", pool, check=False, timeout=120)
+        assert res.returncode != 0 and "images.max_unpacked_size" in res.stderr, res.stderr
+        assert [e for e in os.listdir(os.path.join(d.dir, "storage-pools", pool, "images"))] == []
+    finally:
+        d.lxc("config", "set", "images.max_unpacked_size", "200MiB")
+        d.lxc("delete", "-f", name, check=False)
+        d.request("DELETE", f"/1.0/storage-pools/{pool}")
