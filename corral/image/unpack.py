@@ -232,7 +232,7 @@ def open_tar(path: str, fmt: str, budget: Budget) -> Iterator[tarfile.TarFile]:
             stream = _Counted(src, budget)
             try:
                 try:
-                    tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=_TarInfo)
+                    tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=_TarInfo, bufsize=CHUNK)
                 except READ_ERRORS as e:
                     raise invalid(e) from None
                 tar.corral_end_seen = False

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import re
 import time
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import imagegen
 from corral.api import ENDPOINT_MODULES
 from helpers import unique
 
+# Nothing in the work tree: hypothesis keeps a cache of constants even without an example database.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "corral-hypothesis"))
 SCALE = int(os.environ.get("CORRAL_FUZZ_EXAMPLES", "2500")) / 2500
 API_EXAMPLES = max(int(800 * SCALE), 50)
 IMAGE_EXAMPLES = max(int(400 * SCALE), 20)

@@ -15,10 +15,13 @@ import tarfile
 import tempfile
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import imagegen
 from corral.image import store, unpack
 
+# Nothing in the work tree: hypothesis keeps a cache of constants even without an example database.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "corral-hypothesis"))
 EXAMPLES = int(os.environ.get("CORRAL_FUZZ_EXAMPLES", "2500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
