@@ -28,7 +28,7 @@ from helpers import unique
 # Nothing in the work tree: hypothesis keeps a cache of constants even without an example database.
 set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "corral-hypothesis"))
 SCALE = int(os.environ.get("CORRAL_FUZZ_EXAMPLES", "2500")) / 2500
-API_EXAMPLES = max(int(800 * SCALE), 50)
+API_EXAMPLES = max(int(1200 * SCALE), 50)
 IMAGE_EXAMPLES = max(int(400 * SCALE), 20)
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))

@@ -225,12 +225,20 @@ def test_truncated_archives_refused(limited, case):
 
 
 def test_limit_key_validated(host):
-    for bad in ("lots", "-1", "0", "150%", "10XB"):
-        res = host.lxc("config", "set", f"images.max_unpacked_size={bad}", check=False)
-        assert res.returncode != 0 and "images.max_unpacked_size" in res.stderr, (bad, res.stderr)
-    for good in ("10GiB", "512MB", "30%", "1073741824"):
-        host.lxc("config", "set", "images.max_unpacked_size", good)
-    host.lxc("config", "unset", "images.max_unpacked_size")
+    was = host.get("/1.0").metadata["config"].get("images.max_unpacked_size")
+    try:
+        for bad in ("lots", "-1", "0", "150%", "10XB"):
+            res = host.lxc("config", "set", f"images.max_unpacked_size={bad}", check=False)
+            assert res.returncode != 0 and "images.max_unpacked_size" in res.stderr, (bad, res.stderr)
+            assert host.get("/1.0").metadata["config"].get("images.max_unpacked_size") == was
+        for good in ("10GiB", "512MB", "30%", "1073741824"):
+            host.lxc("config", "set", "images.max_unpacked_size", good)
+            assert host.get("/1.0").metadata["config"]["images.max_unpacked_size"] == good
+    finally:
+        if was:
+            host.lxc("config", "set", "images.max_unpacked_size", was)
+        else:
+            host.lxc("config", "unset", "images.max_unpacked_size")
 
 
 def test_image_within_limit_accepted(limited, tmp_path):
