@@ -58,7 +58,7 @@ class Daemon:
         self.profiles = Profiles(self.db, self.events)
         self.warnings = Warnings(self.db)
         self.pools = Pools(self.db, paths.root, self.events, self.warnings)
-        self.images = Images(self.db, self.paths, self.pools, self.events, self.operations)
+        self.images = Images(self.db, self.paths, self.pools, self.events, self.operations, self.config)
         self.instances = Instances(self)
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)

@@ -1,12 +1,19 @@
 """Server (daemon) configuration keys, as in LXD 5.0."""
 from corral.config.keys import (
-    SERVER, Key, declare, one_of, parse_address, parse_bool, parse_int, parse_uint,
+    SERVER, Key, declare, one_of, parse_address, parse_bool, parse_int, parse_size_or_percent, parse_uint,
 )
 
 
 def _expiry(v: str) -> int:
     from corral.trust import parse_expiry
     return parse_expiry(v)
+
+
+def _positive_size(v: str) -> int | str:
+    n = parse_size_or_percent(v)
+    if n == 0:
+        raise ValueError("Size must be more than 0 bytes")
+    return n
 
 
 _COMPRESSION = one_of("none", "gzip", "xz", "zstd", "bzip2", "lzma", "lz4", "squashfs")
@@ -36,6 +43,10 @@ declare(
     Key("images.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
     Key("images.default_architecture", SERVER),
     Key("images.remote_cache_expiry", SERVER, parse_uint, default="10"),
+    # Corral's own (not in LXD): the most an image may unpack to, a size ("10GiB") or a share of
+    # the filesystem holding $CORRAL_DIR ("25%", computed when an image arrives).
+    Key("images.max_unpacked_size", SERVER, _positive_size, default="25%",
+        description="Largest unpacked size of an image (a size, or a percentage of the disk holding CORRAL_DIR)"),
     Key("backups.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
     Key("cluster.https_address", SERVER, parse_address, local=True),
     Key("cluster.offline_threshold", SERVER, parse_int, default="20"),

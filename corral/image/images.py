@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from corral import timeutil
 from corral.db import Database
@@ -25,7 +24,8 @@ from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
 from corral.config.keys import check_key_name, is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
-from corral.image import store
+from corral.image import store, unpack
+from corral.image.upload import Upload
 from corral.names import check_entity_name
 
 log = logging.getLogger(__name__)
@@ -134,59 +134,10 @@ def check_aliases(value: Any) -> list[dict]:
     return out
 
 
-class Upload:
-    """Files received from a client, staged in a private build directory, hashed as they arrive
-    (sha256 over the files in order: LXD's fingerprint of unified and split images)."""
-
-    def __init__(self, build_dir: str):
-        self.dir = build_dir
-        self.paths: list[str] = []
-        self.size = 0
-        self._sha = hashlib.sha256()
-
-    async def receive(self, name: str, chunks: AsyncIterator[bytes]) -> str:
-        path = os.path.join(self.dir, name)
-        f = await asyncio.to_thread(open, path, "xb")
-        try:
-            buf = bytearray()
-            async for chunk in chunks:
-                buf += chunk
-                if len(buf) >= store.CHUNK:
-                    data, buf = bytes(buf), bytearray()
-                    await asyncio.to_thread(self._write, f, data)
-            if buf:
-                await asyncio.to_thread(self._write, f, bytes(buf))
-        finally:
-            await asyncio.to_thread(f.close)
-        self.paths.append(path)
-        return path
-
-    def _write(self, f, data: bytes) -> None:
-        f.write(data)
-        self._sha.update(data)
-        self.size += len(data)
-
-    @property
-    def fingerprint(self) -> str:
-        return self._sha.hexdigest()
-
-    def head(self, n: int = 1) -> bytes:
-        if not self.paths:
-            return b""
-        with open(self.paths[0], "rb") as f:
-            return f.read(n)
-
-    def read_first(self) -> bytes:
-        with open(self.paths[0], "rb") as f:
-            return f.read()
-
-    def cleanup(self) -> None:
-        _rmtree(self.dir)
-
-
 class Images:
-    def __init__(self, db: Database, paths, pools, events, operations):
+    def __init__(self, db: Database, paths, pools, events, operations, config=None):
         self.db = db
+        self.config = config  # ServerConfig: images.max_unpacked_size
         self.paths = paths
         self.pools = pools
         self.events = events
@@ -217,6 +168,17 @@ class Images:
         if lk is None:
             lk = self._locks[fingerprint] = asyncio.Lock()
         return lk
+
+    def budget(self, target: str, what: str, noun: str = "unpacked size") -> unpack.Budget:
+        """What an image may take under `target` (blocking: statvfs): images.max_unpacked_size and
+        the free space there minus a margin."""
+        setting = self.config.get("images.max_unpacked_size") if self.config is not None else None
+        return unpack.budget_for(setting, self.paths.root, target, what, noun)
+
+    def _pool_budget(self, pool) -> unpack.Budget:
+        if pool is None:
+            return self.budget(self.dir, "the disk holding the image store")
+        return self.budget(pool.path, f'storage pool "{pool.pool}"')
 
     def original_paths(self, fingerprint: str) -> tuple[str, str]:
         base = os.path.join(self.dir, fingerprint)
@@ -348,10 +310,12 @@ class Images:
             def work():
                 if os.path.lexists(dest):  # a half-made copy from a crash
                     pool_driver.delete_tree(dest)
+                budget = self._pool_budget(pool_driver)
                 if os.path.isfile(rootfs):
-                    pool_driver.unpack_image(fingerprint, lambda d: store.import_split(meta, rootfs, d))
+                    pool_driver.unpack_image(fingerprint,
+                                             lambda d: store.import_split(meta, rootfs, d, budget=budget))
                 else:
-                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d))
+                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
             await asyncio.to_thread(work)
         return dest
 
@@ -372,8 +336,9 @@ class Images:
     async def new_upload(self) -> Upload:
         def mk():
             self._ensure_dir()
-            return tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=self.dir)
-        return Upload(await asyncio.to_thread(mk))
+            budget = self.budget(self.dir, "the disk holding the image store", "size")
+            return tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=self.dir), budget
+        return Upload(*await asyncio.to_thread(mk))
 
     @staticmethod
     async def _check_new_aliases(tx, project: str, aliases: list[dict]) -> None:
@@ -433,12 +398,13 @@ class Images:
                 if pool is not None and os.path.lexists(unpack_dir):
                     pool.delete_tree(unpack_dir)  # a stale copy of an image nobody has
                 out = []
+                budget = self._pool_budget(pool)
 
                 def unpack(dest: str) -> None:
                     if split:
-                        out.append(store.import_split(paths[0], paths[1], dest, filename=filename))
+                        out.append(store.import_split(paths[0], paths[1], dest, filename=filename, budget=budget))
                     else:
-                        out.append(store.import_unified(paths[0], dest, filename=filename))
+                        out.append(store.import_unified(paths[0], dest, filename=filename, budget=budget))
                 if pool is None:
                     unpack(unpack_dir)
                     _rmtree(unpack_dir)
@@ -491,7 +457,9 @@ class Images:
         upload = await self.new_upload()
         try:
             packed = os.path.join(upload.dir, "image")
-            _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report)
+            budget = await asyncio.to_thread(self.budget, self.dir, "the disk holding the image store")
+            _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report,
+                                                  budget)
 
             def read_meta() -> dict:
                 with open(os.path.join(src_dir, "metadata.yaml"), "rb") as f:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import lzma
 import os
 import shutil
 import stat
@@ -24,19 +23,17 @@ import subprocess
 import tarfile
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import yaml
 
-from corral.errors import BadRequest
+from corral.image.unpack import (CHUNK, ENTRY_COST, READ_ERRORS as _READ_ERRORS, Budget, ImageError,
+                                 ImageTooLarge, invalid as _invalid, open_tar, tool as _tool, unsquashfs)
 
-CHUNK = 1 << 20
+__all__ = ["Budget", "ImageError", "ImageTooLarge"]
+
 MAX_METADATA_SIZE = 16 << 20
-
-# Read-side failures of a (possibly compressed) archive stream.
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -65,10 +62,6 @@ _ARCHITECTURES = {
     "loongarch64": (),
 }
 _ARCH_BY_ALIAS = {a: name for name, aliases in _ARCHITECTURES.items() for a in (name, *aliases)}
-
-
-class ImageError(BadRequest):
-    """A problem with an image supplied by the user (the API answers 400 with the message)."""
 
 
 @dataclass
@@ -226,11 +219,12 @@ def _parse_templates(typed: object, literal: object) -> dict[str, dict]:
 # --------------------------------------------------------------------------- import
 
 def import_unified(tarball_path: str, dest_dir: str, *, filename: str = "",
-                   allow_devices: bool = False) -> ImageInfo:
-    """Unpack a unified image tarball (metadata.yaml, templates/, rootfs/) into dest_dir."""
+                   allow_devices: bool = False, budget: Budget | None = None) -> ImageInfo:
+    """Unpack a unified image tarball (metadata.yaml, templates/, rootfs/) into dest_dir,
+    refusing it (ImageTooLarge, nothing left) as soon as it passes `budget`."""
     fp = fingerprint([tarball_path])
     with _staging(dest_dir) as tmp:
-        unpacker = _Unpacker(tmp, allow_devices)
+        unpacker = _Unpacker(tmp, allow_devices, budget)
         unpacker.extract_tar(tarball_path, prefix=())
         unpacker.finish()
         meta = _validate_tree(tmp)
@@ -238,14 +232,15 @@ def import_unified(tarball_path: str, dest_dir: str, *, filename: str = "",
 
 
 def import_split(meta_path: str, rootfs_path: str, dest_dir: str, *, filename: str = "",
-                 allow_devices: bool = False) -> ImageInfo:
-    """Unpack a split image (metadata tarball + rootfs tarball or squashfs) into dest_dir."""
+                 allow_devices: bool = False, budget: Budget | None = None) -> ImageInfo:
+    """Unpack a split image (metadata tarball + rootfs tarball or squashfs) into dest_dir; the
+    two parts together must fit `budget` (a squashfs is measured before it is unpacked)."""
     fp = fingerprint([meta_path, rootfs_path])
     with _staging(dest_dir) as tmp:
-        unpacker = _Unpacker(tmp, allow_devices)
+        unpacker = _Unpacker(tmp, allow_devices, budget)
         unpacker.extract_tar(meta_path, prefix=(), metadata_only=True)
         if detect_format(rootfs_path) == "squashfs":
-            _unsquashfs(rootfs_path, os.path.join(tmp, "rootfs"))
+            unsquashfs(rootfs_path, os.path.join(tmp, "rootfs"), unpacker.budget)
             unpacker.check_tree(os.path.join(tmp, "rootfs"))
         else:
             os.mkdir(os.path.join(tmp, "rootfs"), 0o755)
@@ -320,14 +315,6 @@ def _validate_tree(root: str) -> dict:
     return meta
 
 
-class _StreamError(ImageError):
-    """The archive stream itself could not be read (corrupt, truncated)."""
-
-
-def _invalid(err: BaseException) -> ImageError:
-    return _StreamError(f"Invalid image tarball: {err or type(err).__name__}")
-
-
 def _components(name: str, what: str = "entry") -> tuple[str, ...]:
     if name.startswith("/"):
         raise ImageError(f"Invalid image tarball: absolute path in {what} {name!r}")
@@ -338,56 +325,21 @@ def _components(name: str, what: str = "entry") -> tuple[str, ...]:
 
 
 class _Unpacker:
-    def __init__(self, root: str, allow_devices: bool):
+    def __init__(self, root: str, allow_devices: bool, budget: Budget | None = None):
         self.root = root
         self.allow_devices = allow_devices
+        self.budget = budget or Budget.unlimited()
         self.as_root = os.geteuid() == 0
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
         self.known_dirs: set[tuple[str, ...]] = {()}
 
     # -- archive reading
 
-    @contextlib.contextmanager
-    def _open(self, path: str) -> Iterator[tarfile.TarFile]:
+    def _open(self, path: str):
         fmt = detect_format(path)
         if fmt == "squashfs":
             raise ImageError("Invalid image tarball: squashfs is only supported for the rootfs of a split image")
-        proc = None
-        try:
-            if fmt == "zstd":
-                proc = subprocess.Popen([_tool("zstd"), "-dcq", "--", path], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                src = proc.stdout
-            else:
-                src = open(path, "rb")
-            with src:
-                mode = {"tar": "r|", "gzip": "r|gz", "xz": "r|xz", "bzip2": "r|bz2", "zstd": "r|"}[fmt]
-                try:
-                    try:
-                        tar = tarfile.open(fileobj=src, mode=mode)
-                    except _READ_ERRORS as e:
-                        raise _invalid(e) from None
-                    with tar:
-                        yield tar
-                        try:  # consume the rest: checks the compressed stream's trailer/CRC
-                            while tar.fileobj.read(CHUNK):
-                                pass
-                        except _READ_ERRORS as e:
-                            raise _invalid(e) from None
-                except _StreamError:
-                    # A truncated tar stream is most likely zstd having failed: say so.
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        if proc is not None and proc.wait(timeout=2) != 0:
-                            _zstd_failed(proc)
-                    raise
-            if proc is not None and proc.wait() != 0:
-                _zstd_failed(proc)
-        finally:
-            if proc is not None:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait()
-                proc.stderr.close()
+        return open_tar(path, fmt, self.budget)
 
     def extract_tar(self, path: str, prefix: tuple[str, ...], metadata_only: bool = False) -> None:
         with self._open(path) as tar:
@@ -416,6 +368,9 @@ class _Unpacker:
             return
         if rel == ("rootfs",) and not m.isdir():
             raise ImageError("Invalid image tarball: rootfs is not a directory")
+        self.budget.charge(ENTRY_COST)
+        if m.isreg():
+            self.budget.ensure(m.size)  # a size announced in the header that cannot fit: refuse now
         self._parents(rel[:-1], m.name)
         path = os.path.join(self.root, *rel)
         try:
@@ -446,6 +401,7 @@ class _Unpacker:
                         raise _invalid(e) from None
                     if not chunk:
                         break
+                    self.budget.charge(len(chunk))
                     out.write(chunk)
                 out.flush()
                 self._attrs(fd, m)
@@ -541,34 +497,14 @@ class _Unpacker:
             for name in dirnames + filenames:
                 path = os.path.join(dirpath, name)
                 rel = ("rootfs", *os.path.relpath(path, rootfs).split(os.sep))
-                mode = os.lstat(path).st_mode
+                st = os.lstat(path)
+                mode = st.st_mode
+                self.budget.charge(ENTRY_COST + (st.st_size if stat.S_ISREG(mode) else 0))
                 if stat.S_ISLNK(mode):
                     self._check_symlink(rel, os.readlink(path), "/".join(rel))
                 elif (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and not self.allow_devices:
                     raise ImageError(f"Invalid image: device node {'/'.join(rel)!r} "
                                      "(device nodes are only allowed in privileged imports)")
-
-
-def _zstd_failed(proc: subprocess.Popen) -> None:
-    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-    # zstd prefixes its messages with the file name: keep server paths out of the error.
-    msg = err[-1].split(" : ", 1)[-1] if err else "decompression failed"
-    raise ImageError(f"Invalid image tarball: zstd: {msg}")
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ImageError(f"Cannot handle this image: the {name} tool is not installed on the server")
-    return path
-
-
-def _unsquashfs(path: str, dest: str) -> None:
-    proc = subprocess.run([_tool("unsquashfs"), "-no-progress", "-quiet", "-no-xattrs", "-d", dest, path],
-                          stdin=subprocess.DEVNULL, capture_output=True)
-    if proc.returncode != 0:
-        err = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
-        raise ImageError(f"Invalid squashfs rootfs: {err[-1] if err else 'unsquashfs failed'}")
 
 
 # --------------------------------------------------------------------------- pack
@@ -577,12 +513,14 @@ _PACK_MODES = {"gzip": "w|gz", "xz": "w|xz", "none": "w|", "zstd": "w|"}
 
 
 def pack_unified(src_dir: str, out_path: str, compression: str = "gzip",
-                 progress: Callable[[int], None] | None = None) -> tuple[str, str, int]:
+                 progress: Callable[[int], None] | None = None,
+                 budget: Budget | None = None) -> tuple[str, str, int]:
     """Write src_dir's metadata.yaml, templates/ and rootfs/ as a unified image tarball.
 
     Streams (nothing is held in memory), keeps numeric owners/modes, symlinks, hardlinks and
     device nodes; progress(bytes_read_so_far) is called as file data is read. The tarball is
-    written to a temp file beside out_path and renamed into place.
+    written to a temp file beside out_path and renamed into place. The files packed (contents plus
+    ENTRY_COST each) must fit `budget`, or ImageTooLarge is raised and nothing is left.
     Returns (out_path, fingerprint, size).
     """
     if compression not in _PACK_MODES:
@@ -593,7 +531,7 @@ def pack_unified(src_dir: str, out_path: str, compression: str = "gzip",
     zstd = _tool("zstd") if compression == "zstd" else None
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out_path)}.tmp-",
                                dir=os.path.dirname(os.path.abspath(out_path)))
-    counter = _Progress(progress)
+    counter = _Progress(progress, budget=budget or Budget.unlimited())
     try:
         with os.fdopen(fd, "wb") as out:
             proc = None
@@ -643,6 +581,7 @@ def _add(tar: tarfile.TarFile, arcname: str, path: str, counter: "_Progress") ->
     info = tar.gettarinfo(path, arcname)  # lstat: symlinks stay symlinks, hardlinks are detected
     if info is None:  # sockets
         return
+    counter.budget.charge(ENTRY_COST)
     info.uname = info.gname = ""  # numeric owners only
     if not info.isreg():
         tar.addfile(info)
@@ -653,8 +592,10 @@ def _add(tar: tarfile.TarFile, arcname: str, path: str, counter: "_Progress") ->
 
 
 class _Progress:
-    def __init__(self, callback: Callable[[int], None] | None, every: int = CHUNK):
+    def __init__(self, callback: Callable[[int], None] | None, every: int = CHUNK,
+                 budget: Budget | None = None):
         self.callback = callback
+        self.budget = budget or Budget.unlimited()
         self.every = every
         self.total = 0
         self.reported = 0
@@ -670,6 +611,7 @@ class _Progress:
         return Reader()
 
     def add(self, n: int) -> None:
+        self.budget.charge(n)
         self.total += n
         if self.callback and self.total - self.reported >= self.every:
             self.reported = self.total
