@@ -4,6 +4,7 @@ from aiohttp import web
 from corral.api import response
 from corral.api.auth import allowed_projects, visible_used_by
 from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.errors import NotFound
 from corral.network.networks import url
 
 routes = web.RouteTableDef()
@@ -20,7 +21,13 @@ async def list_networks(request: web.Request):
     nets = daemon(request).networks
     names = await nets.list_names()
     if recursion(request):
-        return response.sync([await _render(request, nets, n) for n in names])
+        out = []
+        for n in names:
+            try:
+                out.append(await _render(request, nets, n))
+            except NotFound:  # a host interface that went away between listing and rendering
+                continue
+        return response.sync(out)
     return response.sync([url(n) for n in names])
 
 
