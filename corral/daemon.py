@@ -34,6 +34,7 @@ from corral.reaper import Reaper
 from corral.serverconfig import ServerConfig
 from corral.storage.pools import Pools
 from corral.storage.reconcile import reconcile
+from corral.storage.volume_backups import VolumeBackups
 from corral.storage.volumes import Volumes
 from corral.trust import Trust
 from corral.warnings import Warnings
@@ -61,6 +62,7 @@ class Daemon:
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)
         self.volumes = Volumes(self)
+        self.volume_backups = VolumeBackups(self)
         self.profiles.used_by_sources.append(self.instances.used_by_profile)
         self.profiles.validate_devices = lambda devices: validate_devices(self, devices)
         self.profiles.apply_change = lambda project, profile: instance_update.profile_change(

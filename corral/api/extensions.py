@@ -56,6 +56,7 @@ EXTENSIONS = [
     "backup_compression_algorithm",
     "container_backup_override_pool",
     "backup_override_name",
+    "custom_volume_backup",
     "storage_api_volume_rename",
     "storage_api_local_volume_handling",
     "storage_api_volume_snapshots",

@@ -3,7 +3,7 @@ from aiohttp import web
 
 from corral.api import response
 from corral.api.auth import check_project
-from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
+from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
 from corral.errors import BadRequest
 from corral.storage.volumes import TYPES, vol_url
 
@@ -46,6 +46,13 @@ async def list_volumes_type(request: web.Request):
 
 async def _create(request: web.Request, type_: str | None):
     d, proj, pool = daemon(request), await project(request), _m(request, "pool")
+    if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
+        if type_ not in (None, "custom"):
+            raise BadRequest("Only custom storage volumes can be imported from a backup")
+        tar = await spool_body(request, d.paths.join("backups"))
+        op = await d.volume_backups.import_volume(pool, proj, tar, request.headers.get("X-LXD-name") or None,
+                                                  requestor(request))
+        return response.async_(op)
     body = await read_object(request)
     if isinstance(body.get("source"), dict) and body["source"].get("project"):
         check_project(request, body["source"]["project"])   # a copy reads its source project

@@ -10,6 +10,7 @@ Callers (import here, `lxd recover`) use `load_yaml`, `parse_index` / `parse_bac
 """
 from __future__ import annotations
 
+import os
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
@@ -225,6 +226,15 @@ class BackupTarball:
             self.tf.extract(ti, dest_root, numeric_owner=True, **kw)
             n += 1
         return n
+
+    def apply_root(self, prefix: str, path: str) -> None:
+        """Give `path` the owner and mode of the directory member `prefix` (a custom volume's root,
+        which is the mount's root inside the container), when the archive has it."""
+        m = self.by_path.get(prefix)
+        if m is None or not m.info.isdir():
+            return
+        os.chown(path, m.info.uid, m.info.gid)
+        os.chmod(path, m.info.mode & 0o7777)
 
     def names_below(self, prefix: str) -> set[str]:
         """The first path component of every member below `prefix` (e.g. snapshot names)."""
