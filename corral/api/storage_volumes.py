@@ -4,7 +4,7 @@ from aiohttp import web
 from corral.api import response
 from corral.api.auth import check_project
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
-from corral.errors import BadRequest
+from corral.errors import BadRequest, NotFound
 from corral.storage.volumes import TYPES, vol_url
 
 routes = web.RouteTableDef()
@@ -125,8 +125,25 @@ async def _vol(request: web.Request) -> dict:
     return await d.volumes.custom(_m(request, "pool"), proj, _m(request, "name"))
 
 
+async def _instance_volume_snapshots(request: web.Request):
+    """An instance volume's snapshots are its instance's (read-only here, as `lxc storage volume info`
+    lists them); they are made and removed with the instance snapshot API."""
+    d, proj, pool, name = daemon(request), await project(request), _m(request, "pool"), _m(request, "name")
+    inst = await d.instances.load(proj, name)
+    if inst.pool != pool:
+        raise NotFound("Storage volume not found")
+    snaps = await d.instances.snapshots(inst)
+    if recursion(request):
+        return response.sync([{"config": {}, "description": s["description"], "name": s["name"],
+                               "content_type": "filesystem", "created_at": s["created_at"],
+                               "expires_at": s["expires_at"]} for s in snaps])
+    return response.sync([vol_url(pool, "container", f"{name}/snapshots/{s['name']}", proj) for s in snaps])
+
+
 @routes.get(BASE + "/{type}/{name}/snapshots")
 async def list_snapshots(request: web.Request):
+    if _type(request) == "container":
+        return await _instance_volume_snapshots(request)
     d, v = daemon(request), await _vol(request)
     snaps = await d.volumes.snapshots(v)
     if recursion(request):
