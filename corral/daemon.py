@@ -22,6 +22,7 @@ from corral.image.images import Images
 from corral.instance import update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
+from corral.instance.backup_format import remove_stale_uploads
 from corral.instance.recovery import reconcile_instances
 from corral.network.networks import Networks
 from corral.network.proxy import ProxyManager
@@ -95,6 +96,7 @@ class Daemon:
         await self.images.load()
         await reconcile(self)
         await reconcile_instances(self)
+        remove_stale_uploads(self.paths.join("backups"))
         await self.networks.load()
         await self.networks.startup()
         await self.instances.startup()

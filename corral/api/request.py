@@ -155,8 +155,9 @@ async def spool_body(request: web.Request, directory: str) -> str:
     owns the file (removed here when reading the body fails)."""
     import os
     import tempfile
+    from corral.instance.backup_format import UPLOAD_PREFIX
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, path = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    fd, path = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             async for chunk in request.content.iter_chunked(1 << 20):

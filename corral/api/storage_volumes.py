@@ -128,16 +128,25 @@ async def _vol(request: web.Request) -> dict:
 async def _instance_volume_snapshots(request: web.Request):
     """An instance volume's snapshots are its instance's (read-only here, as `lxc storage volume info`
     lists them); they are made and removed with the instance snapshot API."""
-    d, proj, pool, name = daemon(request), await project(request), _m(request, "pool"), _m(request, "name")
-    inst = await d.instances.load(proj, name)
-    if inst.pool != pool:
-        raise NotFound("Storage volume not found")
-    snaps = await d.instances.snapshots(inst)
+    pool, name = _m(request, "pool"), _m(request, "name")
+    snaps = await _instance_snapshots(request)
     if recursion(request):
-        return response.sync([{"config": {}, "description": s["description"], "name": s["name"],
-                               "content_type": "filesystem", "created_at": s["created_at"],
-                               "expires_at": s["expires_at"]} for s in snaps])
+        return response.sync([_instance_snapshot(s) for s in snaps])
+    proj = await project(request)
     return response.sync([vol_url(pool, "container", f"{name}/snapshots/{s['name']}", proj) for s in snaps])
+
+
+async def _instance_snapshots(request: web.Request) -> list[dict]:
+    d, proj = daemon(request), await project(request)
+    inst = await d.instances.load(proj, _m(request, "name"))
+    if inst.pool != _m(request, "pool"):
+        raise NotFound("Storage volume not found")
+    return await d.instances.snapshots(inst)
+
+
+def _instance_snapshot(s: dict) -> dict:
+    return {"config": {}, "description": s["description"], "name": s["name"], "content_type": "filesystem",
+            "created_at": s["created_at"], "expires_at": s["expires_at"]}
 
 
 @routes.get(BASE + "/{type}/{name}/snapshots")
@@ -163,6 +172,11 @@ async def create_snapshot(request: web.Request):
 
 @routes.get(BASE + "/{type}/{name}/snapshots/{snap}")
 async def get_snapshot(request: web.Request):
+    if _type(request) == "container":
+        snap = next((s for s in await _instance_snapshots(request) if s["name"] == _m(request, "snap")), None)
+        if snap is None:
+            raise NotFound("Storage volume snapshot not found")
+        return response.sync(_instance_snapshot(snap))
     d, v = daemon(request), await _vol(request)
     s = await d.volumes.snapshot(v, _m(request, "snap"))
     return response.sync(d.volumes.render_snapshot(v, s), etag={"description": s["description"],

@@ -20,6 +20,26 @@ import yaml
 from corral.errors import BadRequest
 
 
+UPLOAD_PREFIX = ".upload-"   # backup tarballs being received, in $CORRAL_DIR/backups/
+
+
+def remove_stale_uploads(directory: str) -> int:
+    """At start: uploads a crashed daemon was receiving or importing are of no use any more."""
+    n = 0
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        if name.startswith(UPLOAD_PREFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+                n += 1
+            except OSError:
+                pass
+    return n
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as LXD writes it, with timestamps kept as the strings they are (RFC 3339, ns)."""
 

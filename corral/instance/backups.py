@@ -88,8 +88,9 @@ class Backups:
                 snaps = [] if instance_only else await self.instances.snapshots(cur)
                 index = {"name": iname, "backend": "dir", "pool": cur.pool, "optimized": False,
                          "snapshots": [s["name"] for s in snaps],
-                         "config": {"container": self.instances.render(cur, "Stopped"),
-                                    "snapshots": [self.instances.render_snapshot(cur, s) for s in snaps]}}
+                         "config": {"container": _stored_as_is(self.instances.render(cur, "Stopped")),
+                                    "snapshots": [_stored_as_is(self.instances.render_snapshot(cur, s))
+                                                  for s in snaps]}}
                 dirs = [("backup/container", self.instances.instance_dir(cur))]
                 dirs += [(f"backup/snapshots/{s['name']}", self.instances.snapshot_dir(cur, s["name"])) for s in snaps]
                 tar, meta = self._paths(cur, name)
@@ -124,6 +125,15 @@ class Backups:
     def delete_all(self, project: str, name: str) -> None:
         shutil.rmtree(self.d.paths.join("backups", "instances", self.instances.volume_name(project, name)),
                       ignore_errors=True)
+
+
+def _stored_as_is(rendered: dict) -> dict:
+    """Corral keeps rootfs files unshifted (the rootfs mount is idmapped): say so the way LXD reads a
+    backup, volatile.last_state.idmap being the map the files are stored with (empty: none)."""
+    for key in ("config", "expanded_config"):
+        if "volatile.last_state.idmap" in rendered.get(key, {}):
+            rendered[key] = {**rendered[key], "volatile.last_state.idmap": "[]"}
+    return rendered
 
 
 def _write_json(path: str, data: dict) -> None:
