@@ -63,15 +63,12 @@ async def list_instances(request: web.Request):
 
 @route("POST")
 async def create_instance(request: web.Request):
-    proj = await project(request)
-    if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
-        d = daemon(request)
+    proj, d, h = await project(request), daemon(request), request.headers
+    if h.get("Content-Type", "").startswith("application/octet-stream"):   # lxc import
         tar = await spool_body(request, d.paths.join("backups"))
-        op = await backup_import.import_instance(d.instances, proj, tar, request.headers.get("X-LXD-name") or None,
-                                                 request.headers.get("X-LXD-pool") or None, requestor(request))
-        return response.async_(op)
-    op = await _instances(request).create(proj, await read_object(request), requestor(request))
-    return response.async_(op)
+        return response.async_(await backup_import.import_instance(
+            d.instances, proj, tar, h.get("X-LXD-name") or None, h.get("X-LXD-pool") or None, requestor(request)))
+    return response.async_(await d.instances.create(proj, await read_object(request), requestor(request)))
 
 
 @route("PUT")

@@ -200,7 +200,7 @@ class BackupTarball:
                 links.add(path)
             elif ti.islnk():
                 target = self._norm(ti.linkname)
-                if target not in seen or not seen[target].isreg():
+                if target not in seen or not seen[target].isreg() or _volume_of(target) != _volume_of(path):
                     raise BadRequest(f'Invalid backup tarball: hard link "{path}" to "{ti.linkname}"')
             elif not (ti.isreg() or ti.isdir() or ti.isfifo()):
                 raise BadRequest(f'Invalid backup tarball: unsupported member type of "{path}"')
@@ -209,6 +209,27 @@ class BackupTarball:
         if "backup/index.yaml" not in seen or not seen["backup/index.yaml"].isreg():
             raise BadRequest("Invalid backup tarball: no backup/index.yaml")
         return out
+
+    def check_instance_layout(self) -> None:
+        """An instance volume holds metadata.yaml (and backup.yaml) files and rootfs/ and templates/
+        directories: none of them, nor anything in templates/, may be a link (a rootfs symlinked to
+        the host's / would boot the host's root; a linked template would copy host files in)."""
+        for m in self.members:
+            vol = _volume_of(m.path)
+            if not vol or vol == "backup/snapshots" or not vol.startswith(("backup/container", "backup/snapshots/")):
+                continue
+            rel = m.path[len(vol) + 1:] if m.path != vol else ""
+            top = rel.split("/", 1)[0]
+            if rel == "":
+                ok = m.info.isdir()
+            elif "/" not in rel:
+                ok = m.info.isdir() if top in ("rootfs", "templates") else m.info.isreg()
+            elif top == "templates":
+                ok = m.info.isdir() or m.info.isreg()
+            else:
+                continue
+            if not ok:
+                raise BadRequest(f'Invalid backup tarball: "{m.path}" has the wrong type')
 
     def read(self, path: str, limit: int = 16 << 20) -> bytes | None:
         m = self.by_path.get(path)
@@ -263,6 +284,17 @@ class BackupTarball:
             if m.path.startswith(prefix + "/"):
                 out.add(m.path[len(prefix) + 1:].split("/", 1)[0])
         return out
+
+
+def _volume_of(path: str) -> str:
+    """The volume a member belongs to: backup/container, backup/volume, backup/snapshots/<name>,
+    backup/volume-snapshots/<name> ("" for backup/index.yaml and the like)."""
+    parts = path.split("/")
+    if len(parts) >= 2 and parts[1] in ("container", "volume"):
+        return "/".join(parts[:2])
+    if len(parts) >= 3 and parts[1] in ("snapshots", "volume-snapshots"):
+        return "/".join(parts[:3])
+    return ""
 
 
 def _copy_info(ti: tarfile.TarInfo) -> tarfile.TarInfo:

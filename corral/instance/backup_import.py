@@ -104,6 +104,7 @@ async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, na
         raise BadRequest("The backup is not an instance backup (use `lxc storage volume import`)")
     if info.optimized:
         raise NotImplementedFeature("importing optimized storage backups")
+    bt.check_instance_layout()
     src = info.instance
     name = name or info.name
     check_instance_name(name)

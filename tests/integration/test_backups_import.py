@@ -67,6 +67,15 @@ def test_export_import_round_trip(host, tmp_path):
         host.lxc("snapshot", src, "s1")
         host.lxc("exec", src, "--", "sh", "-c", "echo two > /root/f")
         host.lxc("export", src, tar)
+        # LXD's layout, readable by LXD 5.0's import: index + backup.yaml, files said to be unshifted
+        from corral.instance.backup_format import load_yaml
+        with tarfile.open(tar) as tf:
+            index = load_yaml(tf.extractfile("backup/index.yaml").read())
+            by = load_yaml(tf.extractfile("backup/container/backup.yaml").read())
+            assert "backup/snapshots/s1/rootfs/root/f" in tf.getnames()
+        assert index["type"] == "container" and index["snapshots"] == ["s1"]
+        assert by["container"]["name"] == src and [x["name"] for x in by["snapshots"]] == ["s1"]
+        assert by["container"]["config"]["volatile.last_state.idmap"] == "[]"
         host.lxc("import", tar, copy)
         assert host.get(f"/1.0/instances/{copy}").metadata["config"]["user.k"] == "v"
         assert [s["name"] for s in host.get(f"/1.0/instances/{copy}/snapshots?recursion=1").metadata] == ["s1"]
@@ -143,6 +152,15 @@ BAD = {
     "duplicate": ([(("backup/container/rootfs/a", b"1"), {}), (("backup/container/rootfs/a", b"2"), {})],
                   "twice"),
     "outside-backup": ([(("etc/cron.d/x", b"x"), {})], "outside backup/"),
+    "hardlink-across-volumes": ([(("backup/container/rootfs/a", b"1"), {}),
+                                 (("backup/snapshots/s/rootfs/a",), {"type": tarfile.LNKTYPE,
+                                                                     "linkname": "backup/container/rootfs/a"})],
+                                "hard link"),
+    "template-symlink": ([(("backup/container/templates",), {"type": tarfile.DIRTYPE, "mode": 0o755}),
+                          (("backup/container/templates/t.tpl",), {"type": tarfile.SYMTYPE,
+                                                                  "linkname": "/etc/shadow"})], "wrong type"),
+    "metadata-symlink": ([(("backup/container/metadata.yaml",), {"type": tarfile.SYMTYPE,
+                                                                "linkname": "/etc/shadow"})], "wrong type"),
 }
 
 
@@ -158,6 +176,23 @@ def test_import_refuses_dangerous_tarballs(host, tmp_path, case):
     assert _pool_dirs(host) == before_dirs
     assert _uploads(host) == []
     assert not os.path.exists("/tmp/corral-abs-escape")
+
+
+def test_import_refuses_rootfs_symlink(host, tmp_path):
+    tar = str(tmp_path / "rootfs-link.tar.gz")
+    with tarfile.open(tar, "w:gz") as tf:
+        index = (b"name: evil\nsnapshots: []\nconfig:\n  container:\n    name: evil\n    config: {}\n"
+                 b"    devices: {}\n    profiles: [default]\n")
+        ti = tarfile.TarInfo("backup/index.yaml")
+        ti.size = len(index)
+        tf.addfile(ti, io.BytesIO(index))
+        ti = tarfile.TarInfo("backup/container/rootfs")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "/"
+        tf.addfile(ti)
+    before = _pool_dirs(host)
+    r = host.lxc("import", tar, unique("evil"), check=False)
+    assert r.returncode != 0 and "wrong type" in r.stderr, r.stderr
+    assert _pool_dirs(host) == before
 
 
 def test_import_refuses_bad_input(host, tmp_path):
@@ -181,3 +216,21 @@ def test_import_refuses_bad_input(host, tmp_path):
     assert _pool_dirs(host) == before_dirs
     time.sleep(0.2)
     assert _uploads(host) == []
+
+
+def test_volume_import_refuses_dangerous_tarball(host, tmp_path):
+    tar = str(tmp_path / "vol-evil.tar.gz")
+    with tarfile.open(tar, "w:gz") as tf:
+        index = b"name: v\nsnapshots: []\ntype: custom\nconfig:\n  volume:\n    name: v\n    config: {}\n"
+        for name, data, kind, link in (("backup/index.yaml", index, tarfile.REGTYPE, ""),
+                                       ("backup/volume", b"", tarfile.SYMTYPE, "/etc"),
+                                       ("backup/volume/passwd", b"x", tarfile.REGTYPE, "")):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname, ti.size = kind, link, len(data)
+            tf.addfile(ti, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    name = unique("vol")
+    before = _pool_dirs(host)
+    r = host.lxc("storage", "volume", "import", "default", tar, name, check=False)
+    assert r.returncode != 0 and "below a symlink" in r.stderr, r.stderr
+    assert host.get(f"/1.0/storage-pools/default/volumes/custom/{name}").status == 404
+    assert _pool_dirs(host) == before and _uploads(host) == []
