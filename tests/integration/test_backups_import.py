@@ -234,3 +234,25 @@ def test_volume_import_refuses_dangerous_tarball(host, tmp_path):
     assert r.returncode != 0 and "below a symlink" in r.stderr, r.stderr
     assert host.get(f"/1.0/storage-pools/default/volumes/custom/{name}").status == 404
     assert _pool_dirs(host) == before and _uploads(host) == []
+
+
+def test_volume_import_of_lxd_502_backup(host):
+    vol, inst = unique("lxdvol"), unique("volc")
+    try:
+        host.lxc("storage", "volume", "import", "default", os.path.join(DATA, "lxd-5.0.2-custom-volume-backup.tar.gz"),
+                 vol)
+        v = host.get(f"/1.0/storage-pools/default/volumes/custom/{vol}").metadata
+        assert v["config"]["user.origin"] == "lxd-5.0.2"
+        snaps = host.get(f"/1.0/storage-pools/default/volumes/custom/{vol}/snapshots?recursion=1").metadata
+        assert [s["name"] for s in snaps] == ["snap0"]
+        host.lxc("launch", "busybox", inst)
+        host.lxc("storage", "volume", "attach", "default", vol, inst, "/data")
+        assert host.lxc("exec", inst, "--", "cat", "/data/data.txt", "/data/sub/n.txt").stdout == "second\nnested\n"
+        assert host.lxc("exec", inst, "--", "stat", "-c", "%u:%g", "/data/data.txt").stdout == "1000:1000\n"
+        host.lxc("storage", "volume", "detach", "default", vol, inst)
+        host.lxc("storage", "volume", "restore", "default", vol, "snap0")
+        host.lxc("storage", "volume", "attach", "default", vol, inst, "/data")
+        assert host.lxc("exec", inst, "--", "cat", "/data/data.txt").stdout == "first\n"
+    finally:
+        host.lxc("delete", "-f", inst, check=False)
+        host.lxc("storage", "volume", "delete", "default", vol, check=False)
