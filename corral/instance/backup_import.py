@@ -152,13 +152,16 @@ async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, na
             raise BadRequest(f'Invalid backup tarball: no data for snapshot "{sname}"')
         s = by_name.get(sname) or {}
         sprof = s.get("profiles") if isinstance(s.get("profiles"), list) else profile_names
-        scfg = _str_map(s.get("config"), f"config of snapshot {sname}")
+        async with instances.db.session() as tx:   # a restore brings these back: same checks as the instance's
+            await instances._profiles(tx, project, [str(p) for p in sprof])
+        scfg = config.validate(config.INSTANCE, _str_map(s.get("config"), f"config of snapshot {sname}"))
+        sdevices = validate_devices(instances.d, s.get("devices") or {})
         snaps.append({"name": sname, "stored_idmap": _stored_idmap(scfg) or _stored_idmap(cfg),
                       "rec": {"name": sname, "created_at": str(s.get("created_at") or timeutil.now()),
                               "expires_at": str(s.get("expires_at") or timeutil.ZERO),
                               "description": str(s.get("description") or ""),
                               "architecture": s.get("architecture") or arch, "stateful": False,
-                              "config": _volatile_reset(scfg), "devices": s.get("devices") or {},
+                              "config": _volatile_reset(scfg), "devices": sdevices,
                               "profiles": [str(p) for p in sprof]}})
     if "backup/container" not in bt.by_path and not bt.names_below("backup/container"):
         raise BadRequest("Invalid backup tarball: no backup/container/")
