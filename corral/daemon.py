@@ -22,6 +22,7 @@ from corral.image.images import Images
 from corral.instance import update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
+from corral.instance.backup_format import remove_stale_uploads
 from corral.instance.recovery import reconcile_instances
 from corral.network.networks import Networks
 from corral.network.proxy import ProxyManager
@@ -35,6 +36,7 @@ from corral.reaper import Reaper
 from corral.serverconfig import ServerConfig
 from corral.storage.pools import Pools
 from corral.storage.reconcile import reconcile
+from corral.storage.volume_backups import VolumeBackups
 from corral.storage.volumes import Volumes
 from corral.trust import Trust
 from corral.warnings import Warnings
@@ -63,6 +65,7 @@ class Daemon:
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)
         self.volumes = Volumes(self)
+        self.volume_backups = VolumeBackups(self)
         self.profiles.used_by_sources.append(self.instances.used_by_profile)
         self.profiles.validate_devices = lambda devices: validate_devices(self, devices)
         self.profiles.apply_change = lambda project, profile: instance_update.profile_change(
@@ -95,6 +98,7 @@ class Daemon:
         await self.images.load()
         await reconcile(self)
         await reconcile_instances(self)
+        remove_stale_uploads(self.paths.join("backups"))
         await self.networks.load()
         await self.networks.startup()
         await self.instances.startup()

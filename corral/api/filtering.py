@@ -2,6 +2,7 @@
 optionally negated with `not`. Keys are object paths: name, status, type, config.image.os, ..."""
 from __future__ import annotations
 
+import re
 import shlex
 
 from corral.errors import BadRequest
@@ -46,11 +47,41 @@ def parse(expr: str) -> list:
     return clauses
 
 
+def _value_matches(v, value: str) -> bool:
+    """LXD's rule: a string field matches the value as a case-insensitive regular expression,
+    anchored at both ends unless the value has ^ or $ itself; an invalid expression compares
+    case-insensitively as plain text. Other fields compare by their text form."""
+    if v is None:
+        return False
+    if isinstance(v, bool):
+        return str(v).lower() == value.lower()
+    if not isinstance(v, str):
+        return str(v) == value
+    if _safe_regex(value, v):
+        pattern = value if ("^" in value or "$" in value) else f"^(?:{value})$"
+        try:
+            return re.search(pattern, v, re.IGNORECASE) is not None
+        except re.error:
+            pass
+    return v.lower() == value.lower()
+
+
+_QUANTIFIED_GROUP = re.compile(r"\)\s*[*+?{]")
+_QUANTIFIER = re.compile(r"(?<!\\)[*+{]")
+
+
+def _safe_regex(pattern: str, subject: str) -> bool:
+    """Python's regex engine backtracks (LXD's Go one does not): a quantified group, more than two
+    unbounded quantifiers or a long subject could make one request burn the event loop, so such
+    patterns compare as plain text instead."""
+    return (len(pattern) <= 256 and len(subject) <= 4096 and not _QUANTIFIED_GROUP.search(pattern)
+            and len(_QUANTIFIER.findall(pattern)) <= 2)
+
+
 def matches(obj: dict, clauses: list) -> bool:
     result = True
     for n, (joiner, negate, key, op, value) in enumerate(clauses):
-        v = _lookup(obj, key)
-        ok = (str(v).lower() == value.lower()) if isinstance(v, bool) else (str(v) == value if v is not None else False)
+        ok = _value_matches(_lookup(obj, key), value)
         if op == "ne":
             ok = not ok
         if negate:

@@ -10,9 +10,9 @@ import yaml
 from aiohttp import web
 
 from corral.api import filtering, response
-from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
-from corral.errors import BadRequest, NotFound, NotImplementedFeature
-from corral.instance import files
+from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
+from corral.errors import BadRequest, NotFound
+from corral.instance import backup_import, files
 from corral.instance import update as instance_update
 from corral.instance.console import ConsoleSession
 from corral.instance.exec import ExecSession
@@ -63,11 +63,12 @@ async def list_instances(request: web.Request):
 
 @route("POST")
 async def create_instance(request: web.Request):
-    proj = await project(request)
-    if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
-        raise NotImplementedFeature("importing instance backups")
-    op = await _instances(request).create(proj, await read_object(request), requestor(request))
-    return response.async_(op)
+    proj, d, h = await project(request), daemon(request), request.headers
+    if h.get("Content-Type", "").startswith("application/octet-stream"):   # lxc import
+        tar = await spool_body(request, d.paths.join("backups"))
+        return response.async_(await backup_import.import_instance(
+            d.instances, proj, tar, h.get("X-LXD-name") or None, h.get("X-LXD-pool") or None, requestor(request)))
+    return response.async_(await d.instances.create(proj, await read_object(request), requestor(request)))
 
 
 @route("PUT")

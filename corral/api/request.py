@@ -206,3 +206,21 @@ def requestor(request: web.Request) -> dict:
     peer = transport.get_extra_info("peername") if transport else None
     return {"address": f"{peer[0]}:{peer[1]}" if peer else "", "protocol": "tls",
             "username": request.get("client_fingerprint", "")}
+
+
+async def spool_body(request: web.Request, directory: str) -> str:
+    """Write a (binary) request body to a new root-only file in `directory`; its path. The caller
+    owns the file (removed here when reading the body fails)."""
+    import os
+    import tempfile
+    from corral.instance.backup_format import UPLOAD_PREFIX
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                f.write(chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path

@@ -3,8 +3,8 @@ from aiohttp import web
 
 from corral.api import response
 from corral.api.auth import check_project
-from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
-from corral.errors import BadRequest
+from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
+from corral.errors import BadRequest, NotFound
 from corral.storage.volumes import TYPES, vol_url
 
 routes = web.RouteTableDef()
@@ -46,6 +46,13 @@ async def list_volumes_type(request: web.Request):
 
 async def _create(request: web.Request, type_: str | None):
     d, proj, pool = daemon(request), await project(request), _m(request, "pool")
+    if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
+        if type_ not in (None, "custom"):
+            raise BadRequest("Only custom storage volumes can be imported from a backup")
+        tar = await spool_body(request, d.paths.join("backups"))
+        op = await d.volume_backups.import_volume(pool, proj, tar, request.headers.get("X-LXD-name") or None,
+                                                  requestor(request))
+        return response.async_(op)
     body = await read_object(request)
     if isinstance(body.get("source"), dict) and body["source"].get("project"):
         check_project(request, body["source"]["project"])   # a copy reads its source project
@@ -118,8 +125,34 @@ async def _vol(request: web.Request) -> dict:
     return await d.volumes.custom(_m(request, "pool"), proj, _m(request, "name"))
 
 
+async def _instance_volume_snapshots(request: web.Request):
+    """An instance volume's snapshots are its instance's (read-only here, as `lxc storage volume info`
+    lists them); they are made and removed with the instance snapshot API."""
+    pool, name = _m(request, "pool"), _m(request, "name")
+    snaps = await _instance_snapshots(request)
+    if recursion(request):
+        return response.sync([_instance_snapshot(s) for s in snaps])
+    proj = await project(request)
+    return response.sync([vol_url(pool, "container", f"{name}/snapshots/{s['name']}", proj) for s in snaps])
+
+
+async def _instance_snapshots(request: web.Request) -> list[dict]:
+    d, proj = daemon(request), await project(request)
+    inst = await d.instances.load(proj, _m(request, "name"))
+    if inst.pool != _m(request, "pool"):
+        raise NotFound("Storage volume not found")
+    return await d.instances.snapshots(inst)
+
+
+def _instance_snapshot(s: dict) -> dict:
+    return {"config": {}, "description": s["description"], "name": s["name"], "content_type": "filesystem",
+            "created_at": s["created_at"], "expires_at": s["expires_at"]}
+
+
 @routes.get(BASE + "/{type}/{name}/snapshots")
 async def list_snapshots(request: web.Request):
+    if _type(request) == "container":
+        return await _instance_volume_snapshots(request)
     d, v = daemon(request), await _vol(request)
     snaps = await d.volumes.snapshots(v)
     if recursion(request):
@@ -139,6 +172,11 @@ async def create_snapshot(request: web.Request):
 
 @routes.get(BASE + "/{type}/{name}/snapshots/{snap}")
 async def get_snapshot(request: web.Request):
+    if _type(request) == "container":
+        snap = next((s for s in await _instance_snapshots(request) if s["name"] == _m(request, "snap")), None)
+        if snap is None:
+            raise NotFound("Storage volume snapshot not found")
+        return response.sync(_instance_snapshot(snap))
     d, v = daemon(request), await _vol(request)
     s = await d.volumes.snapshot(v, _m(request, "snap"))
     return response.sync(d.volumes.render_snapshot(v, s), etag={"description": s["description"],

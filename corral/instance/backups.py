@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 
 import yaml
 
@@ -86,14 +87,19 @@ class Backups:
             async with self.instances.lock(project, iname):
                 cur = await self.instances.load(project, iname)
                 snaps = [] if instance_only else await self.instances.snapshots(cur)
-                index = {"name": iname, "backend": "dir", "pool": cur.pool, "optimized": False,
-                         "snapshots": [s["name"] for s in snaps],
-                         "config": {"container": self.instances.render(cur, "Stopped"),
-                                    "snapshots": [self.instances.render_snapshot(cur, s) for s in snaps]}}
+                driver = self.d.pools.driver(cur.pool).name
+                config = _backup_config(cur, driver, _stored_as_is(self.instances.render(cur, "Stopped")),
+                                        [_stored_as_is(self.instances.render_snapshot(cur, s)) for s in snaps])
+                index = {"name": iname, "backend": driver, "pool": cur.pool,
+                         "snapshots": [s["name"] for s in snaps], "optimized": False,
+                         "optimized_header": False, "type": "container", "config": config}
                 dirs = [("backup/container", self.instances.instance_dir(cur))]
                 dirs += [(f"backup/snapshots/{s['name']}", self.instances.snapshot_dir(cur, s["name"])) for s in snaps]
+                # LXD keeps this copy of the config in every instance volume (and rewrites it on import)
+                files = {"backup/container/backup.yaml": yaml.safe_dump(config, default_flow_style=False).encode()}
                 tar, meta = self._paths(cur, name)
-                await asyncio.to_thread(_write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record)
+                await asyncio.to_thread(_write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record,
+                                        files)
             self.d.events.lifecycle("instance-backup-created", self.url(inst, name), project=project,
                                     requestor=requestor)
 
@@ -126,6 +132,28 @@ class Backups:
                       ignore_errors=True)
 
 
+def _backup_config(inst, driver: str, container: dict, snapshots: list[dict]) -> dict:
+    """The `config` of index.yaml and backup.yaml, in LXD 5.0's shape."""
+    return {"container": container, "snapshots": snapshots,
+            "pool": {"name": inst.pool, "driver": driver, "config": {}, "description": "", "status": "Created",
+                     "locations": ["none"], "used_by": []},
+            "volume": {"name": inst.name, "type": "container", "config": {}, "description": "",
+                       "content_type": "filesystem", "project": inst.project, "location": "none",
+                       "used_by": [], "created_at": container.get("created_at") or timeutil.ZERO},
+            "volume_snapshots": [{"name": s["name"], "config": {}, "description": s.get("description") or "",
+                                  "content_type": "filesystem", "created_at": s.get("created_at") or timeutil.ZERO,
+                                  "expires_at": s.get("expires_at") or timeutil.ZERO} for s in snapshots]}
+
+
+def _stored_as_is(rendered: dict) -> dict:
+    """Corral keeps rootfs files unshifted (the rootfs mount is idmapped): say so the way LXD reads a
+    backup, volatile.last_state.idmap being the map the files are stored with (empty: none)."""
+    for key in ("config", "expanded_config"):
+        if "volatile.last_state.idmap" in rendered.get(key, {}):
+            rendered[key] = {**rendered[key], "volatile.last_state.idmap": "[]"}
+    return rendered
+
+
 def _write_json(path: str, data: dict) -> None:
     with open(path + ".tmp", "w") as f:
         json.dump(data, f)
@@ -135,7 +163,7 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def _write_backup(tar_path: str, meta_path: str, index: dict, dirs: list[tuple[str, str]], comp: str,
-                  record: dict) -> None:
+                  record: dict, files: dict[str, bytes] | None = None) -> None:
     os.makedirs(os.path.dirname(tar_path), mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(tar_path), prefix=".partial-")
     os.close(fd)
@@ -143,10 +171,14 @@ def _write_backup(tar_path: str, meta_path: str, index: dict, dirs: list[tuple[s
         with tarfile.open(tmp, f"w:{comp}" if comp else "w", format=tarfile.PAX_FORMAT) as tf:
             data = yaml.safe_dump(index, default_flow_style=False).encode()
             info = tarfile.TarInfo("backup/index.yaml")
-            info.size, info.mode = len(data), 0o644
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tf.addfile(info, io.BytesIO(data))
             for arc, src in dirs:
                 tf.add(src, arcname=arc, recursive=True, filter=_numeric)
+            for arc, content in (files or {}).items():
+                info = tarfile.TarInfo(arc)
+                info.size, info.mode, info.mtime = len(content), 0o400, int(time.time())
+                tf.addfile(info, io.BytesIO(content))
         os.replace(tmp, tar_path)
         _write_json(meta_path, record)
     except BaseException:

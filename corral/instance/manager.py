@@ -390,37 +390,44 @@ class Instances:
             await asyncio.to_thread(drv.create_instance_empty, vol)
         try:
             cfg["volatile.uuid"] = str(uuid.uuid4())
-            async with self.db.session() as tx:
-                profiles = await self._profiles(tx, project, rec["profiles"])
-            ecfg, _ = expand(profiles, cfg, rec["devices"])
-            if config.value(config.INSTANCE, ecfg, "security.idmap.isolated") and \
-                    not config.value(config.INSTANCE, ecfg, "security.privileged"):
-                idmap = await self._isolated_idmap(config.value(config.INSTANCE, ecfg, "security.idmap.size"))
-            else:
-                idmap = self.idmap(ecfg)
-            if idmap is not None:
-                cfg["volatile.idmap.base"] = str(idmap[0].hostid)
-                cfg["volatile.idmap.next"] = json.dumps([e.to_lxd() for e in idmap], separators=(",", ":"))
-                cfg["volatile.last_state.idmap"] = "[]"
             rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.ZERO
             snaps = plan.get("copy_snapshots") or []
             for s in snaps:
                 await asyncio.to_thread(drv.copy_tree, self.snapshot_dir(plan["source"], s["name"]),
                                         drv.snapshot_dir(vol, s["name"]))
-            async with self.db.transaction() as tx:
-                if await q.get(tx, project, name) is not None:
-                    raise Conflict(f'Instance "{name}" already exists')
-                new_id = await q.create(tx, rec)
-                for s in snaps:
-                    await q.create_snapshot(tx, new_id, s)
-            inst = await self.load(project, name)
-            await asyncio.to_thread(self.driver.create, self.spec(inst))
+            await self.register(rec, snaps)
         except BaseException:
             await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
             await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
             async with self.db.transaction() as tx:
                 await q.delete(tx, project, name)
             raise
+
+    async def register(self, rec: dict, snaps: list[dict]) -> None:
+        """A new instance whose volume (and snapshot volumes) are in place: its idmap, its records
+        (and its snapshots'), its driver config. Also the last step of `lxc import`."""
+        project, name, cfg = rec["project"], rec["name"], rec["config"]
+        cfg.setdefault("volatile.uuid", str(uuid.uuid4()))
+        async with self.db.session() as tx:
+            profiles = await self._profiles(tx, project, rec["profiles"])
+        ecfg, _ = expand(profiles, cfg, rec["devices"])
+        if config.value(config.INSTANCE, ecfg, "security.idmap.isolated") and \
+                not config.value(config.INSTANCE, ecfg, "security.privileged"):
+            idmap = await self._isolated_idmap(config.value(config.INSTANCE, ecfg, "security.idmap.size"))
+        else:
+            idmap = self.idmap(ecfg)
+        if idmap is not None:
+            cfg["volatile.idmap.base"] = str(idmap[0].hostid)
+            cfg["volatile.idmap.next"] = json.dumps([e.to_lxd() for e in idmap], separators=(",", ":"))
+            cfg["volatile.last_state.idmap"] = "[]"
+        async with self.db.transaction() as tx:
+            if await q.get(tx, project, name) is not None:
+                raise Conflict(f'Instance "{name}" already exists')
+            new_id = await q.create(tx, rec)
+            for s in snaps:
+                await q.create_snapshot(tx, new_id, s)
+        inst = await self.load(project, name)
+        await asyncio.to_thread(self.driver.create, self.spec(inst))
 
     # ---- update ---------------------------------------------------------------------------
 

@@ -337,6 +337,7 @@ class Volumes:
                 for a, b in reversed(done):
                     os.rename(b, a)
                 raise
+            self.d.volume_backups.renamed(v, new)
 
     async def _move(self, v: dict, target: str, new: str, snaps: list[dict]) -> None:
         """Copy into the target pool (with snapshots), then drop the source."""
@@ -366,6 +367,7 @@ class Volumes:
             await q.delete_volume(tx, v["pool"], v["project"], "custom", v["name"])
         await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.custom_snapshot_dir(key, "x")))
         await asyncio.to_thread(drv.delete_tree, drv.custom_dir(key))
+        self.d.volume_backups.delete_all(v)
 
     # ---- snapshots ----------------------------------------------------------------------------
 

@@ -637,6 +637,121 @@ def check_devlxd_images(d, c):
         d.lxc("config", "unset", c, "security.devlxd.images")
 
 
+def _res(d):
+    return d.get("/1.0/resources").metadata
+
+
+def check_resources_v2(d, c):
+    m = _res(d)
+    assert set(m) >= {"cpu", "memory", "gpu", "network", "storage", "usb", "pci", "system"}
+    assert m["cpu"]["total"] == sum(len(core["threads"]) for s in m["cpu"]["sockets"] for core in s["cores"])
+    assert m["memory"]["used"] + 0 <= m["memory"]["total"]
+    assert d.lxc("info", "--resources").stdout.startswith("CPU")
+
+
+def check_resources_gpu(d, c):
+    g = _res(d)["gpu"]
+    assert g["total"] == len(g["cards"])
+
+
+def check_resources_numa(d, c):
+    m = _res(d)
+    assert all(isinstance(n["numa_node"], int) for n in m["memory"]["nodes"]) and m["memory"]["nodes"]
+    assert all(isinstance(card["numa_node"], int) for card in m["network"]["cards"])
+
+
+def check_resources_disk_sata(d, c):
+    assert all(disk["type"] in ("sata", "scsi", "usb", "nvme", "virtio", "mmc", "cdrom", "")
+               for disk in _res(d)["storage"]["disks"])
+
+
+def check_resources_disk_id(d, c):
+    assert all("device_id" in disk for disk in _res(d)["storage"]["disks"])
+
+
+def check_resources_usb_pci(d, c):
+    m = _res(d)
+    assert m["usb"]["total"] == len(m["usb"]["devices"]) and m["pci"]["total"] == len(m["pci"]["devices"])
+    assert all(len(p["pci_address"].split(":")) == 3 for p in m["pci"]["devices"])
+
+
+def check_resources_cpu_threads_numa(d, c):
+    assert all("numa_node" in t for s in _res(d)["cpu"]["sockets"] for core in s["cores"] for t in core["threads"])
+
+
+def check_resources_cpu_core_die(d, c):
+    assert all(isinstance(core["die"], int) for s in _res(d)["cpu"]["sockets"] for core in s["cores"])
+
+
+def check_resources_pci_iommu(d, c):
+    assert all(isinstance(p["iommu_group"], int) for p in _res(d)["pci"]["devices"])
+
+
+def check_container_exec_user_group_cwd(d, c):
+    assert d.lxc("exec", c, "--cwd", "/tmp", "--user", "1000", "--group", "1001", "--", "sh", "-c",
+                 "pwd; id -u; id -g").stdout.split() == ["/tmp", "1000", "1001"]
+
+
+def check_backup_compression_algorithm(d, c):
+    res = op(d, d.request("POST", f"/1.0/instances/{c}/backups", {"name": "bz", "compression_algorithm": "bzip2"}))
+    assert res["status"] == "Success", res["err"]
+    assert d.get(f"/1.0/instances/{c}/backups/bz/export").body[:3] == b"BZh"
+    d.request("DELETE", f"/1.0/instances/{c}/backups/bz")
+    r = d.request("POST", f"/1.0/instances/{c}/backups", {"name": "bad", "compression_algorithm": "lzma9"})
+    assert r.status == 400
+
+
+def _import(d, c, headers):
+    res = op(d, d.request("POST", f"/1.0/instances/{c}/backups", {"name": "imp"}))
+    assert res["status"] == "Success", res["err"]
+    raw = d.get(f"/1.0/instances/{c}/backups/imp/export").body
+    d.request("DELETE", f"/1.0/instances/{c}/backups/imp")
+    return op(d, d.request("POST", "/1.0/instances", raw=raw,
+                           headers={"Content-Type": "application/octet-stream", **headers}))
+
+
+def check_backup_override_name(d, c):
+    new = unique("imp")
+    try:
+        res = _import(d, c, {"X-LXD-name": new})
+        assert res["status"] == "Success", res["err"]
+        assert d.get(f"/1.0/instances/{new}").metadata["name"] == new
+    finally:
+        d.lxc("delete", "-f", new, check=False)
+
+
+def check_container_backup_override_pool(d, c):
+    new, pool = unique("imp"), unique("pool")
+    d.lxc("storage", "create", pool, "dir")
+    try:
+        res = _import(d, c, {"X-LXD-name": new, "X-LXD-pool": pool})
+        assert res["status"] == "Success", res["err"]
+        assert d.get(f"/1.0/instances/{new}").metadata["expanded_devices"]["root"]["pool"] == pool
+    finally:
+        d.lxc("delete", "-f", new, check=False)
+        d.lxc("storage", "delete", pool, check=False)
+
+
+def check_custom_volume_backup(d, c):
+    vol, new = unique("vol"), unique("vol")
+    base = "/1.0/storage-pools/default/volumes/custom"
+    d.lxc("storage", "volume", "create", "default", vol)
+    try:
+        res = op(d, d.request("POST", f"{base}/{vol}/backups", {"name": "vb"}))
+        assert res["status"] == "Success", res["err"]
+        assert d.get(f"{base}/{vol}/backups").metadata == [f"{base}/{vol}/backups/vb"]
+        raw = d.get(f"{base}/{vol}/backups/vb/export").body
+        assert op(d, d.request("DELETE", f"{base}/{vol}/backups/vb"))["status"] == "Success"
+        assert d.get(f"{base}/{vol}/backups").metadata == []
+        res = op(d, d.request("POST", base, raw=raw, headers={"Content-Type": "application/octet-stream",
+                                                              "X-LXD-name": new}))
+        assert res["status"] == "Success", res["err"]
+        assert d.get(f"{base}/{new}").metadata["name"] == new
+    finally:
+        d.lxc("storage", "volume", "delete", "default", new, check=False)
+        d.lxc("storage", "volume", "delete", "default", vol, check=False)
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
