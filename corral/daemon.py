@@ -19,7 +19,7 @@ from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
 from corral.https import HttpsListener
 from corral.image.images import Images
-from corral.instance import update as instance_update
+from corral.instance import layout, update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
 from corral.instance.recovery import reconcile_instances
@@ -171,7 +171,8 @@ class Daemon:
         return self.devlxd.mounts(inst)
 
     async def on_instance_changed(self, project: str, name: str) -> None:
-        """Hook for listeners of instance config changes (the guest API's events)."""
+        """Hook for listeners of instance config changes (the guest API's events, backup.yaml)."""
+        await layout.write_backup_file(self.instances, project, name)
         await self.devlxd.instance_changed(project, name)
 
     # ---- shutdown -------------------------------------------------------------------------

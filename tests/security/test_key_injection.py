@@ -22,7 +22,7 @@ def _marker() -> str:
 
 
 def _lxc_config(d, name: str) -> str:
-    with open(os.path.join(d.dir, "containers", name, "config")) as f:
+    with open(os.path.join(d.dir, "logs", name, "lxc.conf")) as f:   # LXD: logs/<name>/lxc.conf
         return f.read()
 
 
