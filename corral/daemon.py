@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from corral import certs, hardening, hostinfo, logthrottle, netguard, storage
+from corral import certs, hardening, hostinfo, logthrottle, netguard, storage, timeutil
 from corral.api.server import make_app
 from corral.db import Database
 from corral.devlxd import DevLXD
@@ -88,6 +88,7 @@ class Daemon:
             self._cert_pem = f.read()
         self._fingerprint = certs.fingerprint(self._cert_pem)
         await self.db.start()
+        await self._record_member()
         await self.config.load()
         await self.projects.load()
         await self.trust.load()
@@ -169,6 +170,15 @@ class Daemon:
     def instance_mounts(self, inst) -> list[tuple[str, str, str]]:
         """Extra mounts the daemon adds to every container (the /dev/lxd socket comes here)."""
         return self.devlxd.mounts(inst)
+
+    async def _record_member(self) -> None:
+        """This member's row in LXD's `nodes` table: schema version, API extensions, architecture."""
+        from corral.api.extensions import EXTENSIONS
+        from corral.db.queries import nodes as qnodes
+        from corral.db.schema import GLOBAL
+        async with self.db.transaction() as tx:
+            await qnodes.update_local(tx, schema=len(GLOBAL), api_extensions=len(EXTENSIONS),
+                                      arch=os.uname().machine, heartbeat=timeutil.now())
 
     async def on_instance_changed(self, project: str, name: str) -> None:
         """Hook for listeners of instance config changes (the guest API's events, backup.yaml)."""
