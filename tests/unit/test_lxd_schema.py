@@ -184,3 +184,34 @@ def test_cascades_and_hand_written_rows(dbdir):
 async def _tx_get(db):
     async with db.session() as tx:
         return await qi.get_all(tx)
+
+
+def test_updates_write_only_changed_rows_and_refuse_missing_profiles(dbdir):
+    from corral.errors import BadRequest
+
+    async def go():
+        db = await _open(dbdir)
+        try:
+            rec = {"project": "default", "name": "u", "architecture": "x86_64", "created_at": T, "last_used_at": T,
+                   "config": {"b": "2", "a": "1"}, "devices": {"d": {"type": "disk", "path": "/m", "source": "/s"}},
+                   "profiles": ["default"]}
+            async with db.transaction() as tx:
+                await qi.create(tx, rec)
+            _, before = await db.query("SELECT id, key FROM instances_config ORDER BY key")
+            _, dev_before = await db.query("SELECT id FROM instances_devices")
+            async with db.transaction() as tx:
+                await qi.update(tx, "default", "u", {**rec, "ephemeral": False, "description": "",
+                                                     "config": {"a": "1", "b": "3", "c": "4"}})
+                assert (await qi.get(tx, "default", "u"))["config"] == {"a": "1", "b": "3", "c": "4"}
+            _, after = await db.query("SELECT id, key FROM instances_config ORDER BY key")
+            assert after[:2] == before and after[2][1] == "c"       # a and b kept their rows
+            assert (await db.query("SELECT id FROM instances_devices"))[1] == dev_before
+            with pytest.raises(BadRequest, match='profile "gone" doesn'):
+                async with db.transaction() as tx:
+                    await qi.update(tx, "default", "u", {**rec, "ephemeral": False, "description": "",
+                                                         "profiles": ["default", "gone"]})
+            async with db.session() as tx:
+                assert (await qi.get(tx, "default", "u"))["profiles"] == ["default"]   # rolled back
+        finally:
+            await db.stop()
+    _run(go())

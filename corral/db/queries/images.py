@@ -21,7 +21,7 @@ async def _images(tx: Tx, rows: list[dict]) -> list[dict]:
     if ids:
         marks = ",".join("?" * len(ids))
         for r in await tx.fetch(f"SELECT image_id, key, value FROM images_properties WHERE image_id IN ({marks}) "
-                                f"ORDER BY id", ids):
+                                f"ORDER BY key", ids):
             props.setdefault(r["image_id"], {})[r["key"]] = r["value"]
         for r in await tx.fetch(f"SELECT ip.image_id AS image_id, pr.name AS name FROM images_profiles ip "
                                 f"JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.image_id IN ({marks}) "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from corral.db import Tx
 from corral.db.queries import lxd
+from corral.errors import BadRequest
 
 _SELECT = ("SELECT i.id AS id, p.name AS project, i.name AS name, n.name AS node, i.type AS type, "
            "i.architecture AS architecture, i.ephemeral AS ephemeral, i.stateful AS stateful, "
@@ -66,11 +67,15 @@ async def _id(tx: Tx, project: str, name: str) -> int | None:
 
 
 async def _set_profiles(tx: Tx, instance_id: int, project_id_sql: str, project: str, names: list[str]) -> None:
+    if (await _profiles_of(tx, [instance_id])).get(instance_id, []) == list(names):
+        return
     await tx.execute("DELETE FROM instances_profiles WHERE instance_id = ?", [instance_id])
     for order, pname in enumerate(names):
-        await tx.execute(f"INSERT INTO instances_profiles (instance_id, profile_id, apply_order) VALUES "
-                         f"(?, (SELECT id FROM profiles WHERE project_id = {project_id_sql} AND name = ?), ?)",
-                         [instance_id, project, pname, order])
+        _, n = await tx.execute(f"INSERT INTO instances_profiles (instance_id, profile_id, apply_order) SELECT ?, id, ? "
+                                f"FROM profiles WHERE project_id = {project_id_sql} AND name = ?",
+                                [instance_id, order, project, pname])
+        if n != 1:   # instances_profiles refers to profile rows: a name must exist (LXD's error)
+            raise BadRequest(f'Requested profile "{pname}" doesn\'t exist')
 
 
 async def get_all(tx: Tx, project: str | None = None) -> list[dict]:

@@ -97,21 +97,28 @@ def warning_status_name(code) -> str:
 # ---- key/value rows --------------------------------------------------------------------------
 
 async def config_of(tx: Tx, table: str, fk: str, ids: list[int] | None = None) -> dict[int, dict]:
-    """{owner id: {key: value}} of a config table (values as stored: NULL stays None)."""
+    """{owner id: {key: value}} of a config table, keys sorted (values as stored: NULL stays None)."""
     if ids is not None and not ids:
         return {}
     where = f" WHERE {fk} IN ({','.join('?' * len(ids))})" if ids is not None else ""
     out: dict[int, dict] = {}
-    for r in await tx.fetch(f"SELECT {fk} AS owner, key, value FROM {table}{where} ORDER BY id", ids or []):
+    for r in await tx.fetch(f"SELECT {fk} AS owner, key, value FROM {table}{where} ORDER BY key", ids or []):
         out.setdefault(r["owner"], {})[r["key"]] = r["value"]
     return out
 
 
 async def set_config(tx: Tx, table: str, fk: str, owner: int, config: dict) -> None:
-    """Replace an owner's config rows with `config`."""
-    await tx.execute(f"DELETE FROM {table} WHERE {fk} = ?", [owner])
+    """Make an owner's config rows `config`, writing only the rows that change."""
+    old = {r["key"]: (r["id"], r["value"])
+           for r in await tx.fetch(f"SELECT id, key, value FROM {table} WHERE {fk} = ?", [owner])}
+    gone = [row_id for k, (row_id, _) in old.items() if k not in config]
+    if gone:
+        await tx.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(gone))})", gone)
     for k, v in config.items():
-        await tx.execute(f"INSERT INTO {table} ({fk}, key, value) VALUES (?, ?, ?)", [owner, k, v])
+        if k not in old:
+            await tx.execute(f"INSERT INTO {table} ({fk}, key, value) VALUES (?, ?, ?)", [owner, k, v])
+        elif old[k][1] != v:
+            await tx.execute(f"UPDATE {table} SET value = ? WHERE id = ?", [v, old[k][0]])
 
 
 async def devices_of(tx: Tx, kind: str, fk: str, ids: list[int] | None = None) -> dict[int, dict]:
@@ -125,7 +132,7 @@ async def devices_of(tx: Tx, kind: str, fk: str, ids: list[int] | None = None) -
     rows = await tx.fetch(
         f"SELECT d.{fk} AS owner, d.name AS device, d.type AS type, c.key AS key, c.value AS value "
         f"FROM {kind}_devices d LEFT JOIN {kind}_devices_config c ON c.{dev_fk} = d.id{where} "
-        f"ORDER BY d.id, c.id", ids or [])
+        f"ORDER BY d.name, c.key", ids or [])
     out: dict[int, dict] = {}
     for r in rows:
         dev = out.setdefault(r["owner"], {}).get(r["device"])
@@ -139,11 +146,17 @@ async def devices_of(tx: Tx, kind: str, fk: str, ids: list[int] | None = None) -
 
 
 async def set_devices(tx: Tx, kind: str, fk: str, owner: int, devices: dict) -> None:
-    """Replace an owner's devices (a known `type` goes to the type column, as in LXD)."""
+    """Make an owner's devices `devices` (a known `type` goes to the type column, as in LXD);
+    devices that did not change keep their rows."""
     dev_fk = {"instances": "instance_device_id", "profiles": "profile_device_id",
               "instances_snapshots": "instance_snapshot_device_id"}[kind]
-    await tx.execute(f"DELETE FROM {kind}_devices WHERE {fk} = ?", [owner])
+    old = (await devices_of(tx, kind, fk, [owner])).get(owner, {})
+    gone = [n for n, d in old.items() if devices.get(n) != d]
+    for name in gone:
+        await tx.execute(f"DELETE FROM {kind}_devices WHERE {fk} = ? AND name = ?", [owner, name])
     for name, dev in devices.items():
+        if old.get(name) == dev:
+            continue
         code = DEVICE_TYPES.get(dev.get("type"), 0)
         dev_id, _ = await tx.execute(f"INSERT INTO {kind}_devices ({fk}, name, type) VALUES (?, ?, ?)",
                                      [owner, name, code])
