@@ -47,6 +47,28 @@ def sync(instances, inst) -> None:
     os.replace(tmp, link)
 
 
+PATCH = "corral_lxd_data_dir_layout"
+
+
+def record_patch(instances) -> None:
+    """Note in the local `patches` table that this data dir is in LXD's layout (an older one is moved
+    over by the sync() of every instance at this start)."""
+    local = instances.db.local
+    if local is not None and PATCH not in local.patches():
+        old = [e for e in _ls(instances.driver.lxcpath)
+               if os.path.isdir(os.path.join(instances.driver.lxcpath, e))
+               and not os.path.islink(os.path.join(instances.driver.lxcpath, e))]
+        log.info("data directory layout: LXD's (%d old-layout container directories to move)", len(old))
+        local.add_patch(PATCH)
+
+
+def _ls(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
 def remove(instances, project: str, name: str) -> None:
     """Drop the snapshots link of a deleted or renamed instance (the driver drops containers/<vol>)."""
     link = _snap_link(instances.d.paths.root, instances.volume_name(project, name))

@@ -891,6 +891,7 @@ class Instances:
         """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals."""
         self._loop = asyncio.get_running_loop()
         self.d.images.publish_source = self.publish_source
+        await asyncio.to_thread(layout.record_patch, self)
         for inst in await self.load_all(None):
             try:   # LXD's data dir layout (also moves an older Corral's layout over, running or not)
                 await asyncio.to_thread(layout.sync, self, inst)

@@ -80,6 +80,7 @@ def test_sql_recipes_on_lxd_tables(fresh_host):
     # the local database: LXD's config, patches and raft_nodes
     for table in ("config", "patches", "raft_nodes"):
         assert d.run("corrald", "sql", "local", f"SELECT * FROM {table}").returncode == 0, table
+    assert "corral_lxd_data_dir_layout" in d.run("corrald", "sql", "local", "SELECT name FROM patches").stdout
     d.lxc("delete", "-f", c, c2)
     assert sql(d, "SELECT COUNT(*) FROM instances_config") == [["0"]]   # ON DELETE CASCADE
 
