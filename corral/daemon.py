@@ -12,14 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from corral import certs, hardening, hostinfo, logthrottle, netguard, storage
+from corral import certs, hardening, hostinfo, logthrottle, netguard, storage, timeutil
 from corral.api.server import make_app
 from corral.db import Database
 from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
 from corral.https import HttpsListener
 from corral.image.images import Images
-from corral.instance import update as instance_update
+from corral.instance import layout, update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
 from corral.instance.backup_format import remove_stale_uploads
@@ -91,6 +91,7 @@ class Daemon:
             self._cert_pem = f.read()
         self._fingerprint = certs.fingerprint(self._cert_pem)
         await self.db.start()
+        await self._record_member()
         await self.config.load()
         await self.projects.load()
         await self.trust.load()
@@ -174,8 +175,18 @@ class Daemon:
         """Extra mounts the daemon adds to every container (the /dev/lxd socket comes here)."""
         return self.devlxd.mounts(inst)
 
+    async def _record_member(self) -> None:
+        """This member's row in LXD's `nodes` table: schema version, API extensions, architecture."""
+        from corral.api.extensions import EXTENSIONS
+        from corral.db.queries import nodes as qnodes
+        from corral.db.schema import GLOBAL
+        async with self.db.transaction() as tx:
+            await qnodes.update_local(tx, schema=len(GLOBAL), api_extensions=len(EXTENSIONS),
+                                      arch=os.uname().machine, heartbeat=timeutil.now())
+
     async def on_instance_changed(self, project: str, name: str) -> None:
-        """Hook for listeners of instance config changes (the guest API's events)."""
+        """Hook for listeners of instance config changes (the guest API's events, backup.yaml)."""
+        await layout.write_backup_file(self.instances, project, name)
         await self.devlxd.instance_changed(project, name)
 
     # ---- shutdown -------------------------------------------------------------------------

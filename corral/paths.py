@@ -43,8 +43,12 @@ class Paths:
     # Modes of the top of the state tree, set (also on existing directories) at every start.
     # Unprivileged container roots must traverse $CORRAL_DIR (devlxd, host-path disks): 0711.
     # Everything that holds container data is root-only (see storage/perms.py).
+    # LXD's layout: containers/<name> and snapshots/<name> are links into storage-pools/<pool>/
+    # (corral/instance/layout.py), images/<fingerprint>[.rootfs], logs/<name>/ (lxc.conf, lxc.log),
+    # networks/<name>/dnsmasq.*, devlxd/sock; devices/ is LXD's per-instance device directory.
     MODES = (("database", 0o700), ("logs", 0o700), ("images", 0o700), ("backups", 0o700),
-             ("storage-pools", 0o711), ("markers", 0o700))
+             ("storage-pools", 0o711), ("markers", 0o700), ("containers", 0o711), ("snapshots", 0o700),
+             ("devices", 0o711))
 
     def ensure(self) -> None:
         """Create the state tree with the modes above (tightening directories an older release made)."""

@@ -1,4 +1,5 @@
-"""Member-local state in a sqlite3 file: member config (core.https_address...) and raft nodes."""
+"""Member-local state in a sqlite3 file, LXD's local tables: config (core.https_address...), patches,
+raft_nodes, certificates."""
 from __future__ import annotations
 
 import sqlite3
@@ -46,6 +47,15 @@ class LocalDB:
             for n in nodes:
                 self.conn.execute("INSERT INTO raft_nodes (id, address, role, name) VALUES (?, ?, ?, ?)",
                                   (n["id"], n["address"], n.get("role", 0), n.get("name", "")))
+
+    def patches(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM patches ORDER BY id")]
+
+    def add_patch(self, name: str) -> None:
+        """Record a one-time start-up change as applied (LXD's `patches` table)."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("INSERT OR IGNORE INTO patches (name, applied_at) VALUES (?, datetime('now'))", (name,))
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         cur = self.conn.execute(sql)

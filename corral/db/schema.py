@@ -1,8 +1,10 @@
 """Numbered schema migrations, applied in order at start inside one transaction each.
 
-Append new migrations; never edit one that has shipped. Config maps and device maps are
-stored as JSON text columns: one row per object keeps reads to one query.
+Append new migrations; never edit one that has shipped. Migrations 1-5 stored config and device
+maps as JSON text columns; migration 6 (corral/db/schema_lxd.py) moves everything to LXD 5.0.2's tables
+and columns (instances_config, instances_devices_config, ...), as `lxd sql` recipes expect.
 """
+from corral.db import schema_lxd
 
 GLOBAL = [
     # 1: the foundation
@@ -167,6 +169,8 @@ GLOBAL = [
         UNIQUE (project, name)
     )
     """,
+    # 6: LXD 5.0.2's tables and columns
+    schema_lxd.MIGRATION,
 ]
 
 LOCAL = [
@@ -177,6 +181,32 @@ LOCAL = [
         address TEXT NOT NULL,
         role INTEGER NOT NULL DEFAULT 0,
         name TEXT NOT NULL DEFAULT ''
+    );
+    """,
+    # 2: LXD's local schema: config with an id, patches, certificates (raft_nodes already matches)
+    """
+    ALTER TABLE config RENAME TO old_config;
+    CREATE TABLE config (
+        id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        UNIQUE (key)
+    );
+    INSERT INTO config (key, value) SELECT key, value FROM old_config ORDER BY rowid;
+    DROP TABLE old_config;
+    CREATE TABLE patches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        name TEXT NOT NULL,
+        applied_at DATETIME NOT NULL,
+        UNIQUE (name)
+    );
+    CREATE TABLE certificates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        certificate TEXT NOT NULL,
+        UNIQUE (fingerprint)
     );
     """,
 ]

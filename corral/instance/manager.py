@@ -22,7 +22,7 @@ from corral.db.queries import profiles as qp
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import poolmove
+from corral.instance import layout, poolmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
@@ -98,7 +98,8 @@ class Instances:
         self.db = daemon.db
         self.events = daemon.events
         self.lxcpath = daemon.paths.join("containers")
-        self.driver = get_driver("lxc")(self.lxcpath, on_stopped=self._on_stopped_thread)
+        self.driver = get_driver("lxc")(self.lxcpath, on_stopped=self._on_stopped_thread,
+                                        logpath=daemon.paths.join("logs"))
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._reserved: set[tuple[str, str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -428,6 +429,8 @@ class Instances:
                 await q.create_snapshot(tx, new_id, s)
         inst = await self.load(project, name)
         await asyncio.to_thread(self.driver.create, self.spec(inst))
+        await asyncio.to_thread(layout.sync, self, inst)
+        await layout.write_backup_file(self, project, name)
 
     # ---- update ---------------------------------------------------------------------------
 
@@ -657,7 +660,10 @@ class Instances:
             await asyncio.to_thread(self.driver.create, self.spec(inst))   # as it was
             raise
         renamed = await self.load(inst.project, new)
+        await asyncio.to_thread(layout.remove, self, inst.project, inst.name)
         await asyncio.to_thread(self.driver.create, self.spec(renamed))
+        await asyncio.to_thread(layout.sync, self, renamed)
+        await layout.write_backup_file(self, inst.project, new)
 
     async def delete(self, project: str, name: str, requestor: dict | None):
         inst = await self.load(project, name)
@@ -678,6 +684,7 @@ class Instances:
         drv = self.d.pools.driver(root_pool(inst.devices) or self.d.pools.holding_instance(vol))
         await release_links(self.driver.phys_links(self.driver_name(inst.project, inst.name)))
         await asyncio.to_thread(self.driver.delete, self.driver_name(inst.project, inst.name))
+        await asyncio.to_thread(layout.remove, self, inst.project, inst.name)
         # The record goes first: a crash half-way leaves files the start-up reconciliation removes,
         # never a record that points at nothing.
         async with self.db.transaction() as tx:
@@ -762,6 +769,8 @@ class Instances:
                 except BaseException:
                     await asyncio.to_thread(drv.delete_tree, dst)
                     raise
+                await asyncio.to_thread(layout.sync, self, cur)
+                await layout.write_backup_file(self, project, name)
             self.events.lifecycle("instance-snapshot-created", f"/1.0/instances/{name}/snapshots/{snap}",
                                   project=project, requestor=requestor)
 
@@ -800,6 +809,7 @@ class Instances:
                 except BaseException:
                     os.rename(self.snapshot_dir(cur, new), self.snapshot_dir(cur, snap))
                     raise
+                await layout.write_backup_file(self, project, name)
             self.events.lifecycle("instance-snapshot-renamed", f"/1.0/instances/{name}/snapshots/{new}",
                                   project=project, context={"old_name": snap}, requestor=requestor)
 
@@ -817,6 +827,7 @@ class Instances:
                     await q.delete_snapshot(tx, cur.rec["id"], snap)
                 drv = self.d.pools.driver(cur.pool)
                 await asyncio.to_thread(drv.delete_tree, self.snapshot_dir(cur, snap))
+                await layout.write_backup_file(self, project, name)
             self.events.lifecycle("instance-snapshot-deleted", f"/1.0/instances/{name}/snapshots/{snap}",
                                   project=project, requestor=requestor)
 
@@ -849,6 +860,7 @@ class Instances:
                     await q.update(tx, project, name, {"architecture": s["architecture"], "ephemeral": cur.rec["ephemeral"],
                                                         "description": cur.rec["description"], "config": cfg,
                                                         "devices": s["devices"], "profiles": s["profiles"]})
+                await layout.write_backup_file(self, project, name)
                 if was_running:
                     await self.start(await self.load(project, name))
             self.events.lifecycle("instance-restored", url(name, project), project=project,
@@ -886,7 +898,13 @@ class Instances:
         """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals."""
         self._loop = asyncio.get_running_loop()
         self.d.images.publish_source = self.publish_source
+        await asyncio.to_thread(layout.record_patch, self)
         for inst in await self.load_all(None):
+            try:   # LXD's data dir layout (also moves an older Corral's layout over, running or not)
+                await asyncio.to_thread(layout.sync, self, inst)
+                await layout.write_backup_file(self, inst.project, inst.name)
+            except Exception:
+                log.exception("instance %s: data directory links", inst.name)
             try:
                 status = self.status(inst)
                 if status != "Stopped":

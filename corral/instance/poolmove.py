@@ -9,6 +9,7 @@ import os
 import shutil
 
 from corral.db.queries import instances as q
+from corral.instance import layout
 from corral.errors import BadRequest, Conflict
 from corral.names import check_instance_name
 
@@ -91,5 +92,9 @@ async def _move(instances, inst, target: str, new: str, instance_only: bool) -> 
             await asyncio.to_thread(shutil.move, old_logs, new_logs)
     moved = await instances.load(inst.project, new)
     await asyncio.to_thread(instances.driver.create, instances.spec(moved))
+    if new != inst.name:
+        await asyncio.to_thread(layout.remove, instances, inst.project, inst.name)
     await asyncio.to_thread(src.delete_tree, src.instance_dir(old_vol))
     await asyncio.to_thread(src.delete_tree, os.path.dirname(src.snapshot_dir(old_vol, "x")))
+    await asyncio.to_thread(layout.sync, instances, moved)
+    await layout.write_backup_file(instances, inst.project, new)

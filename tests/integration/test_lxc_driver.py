@@ -395,8 +395,10 @@ def test_delete_keeps_rootfs(driver, make_spec):
     spec = make_spec()
     driver.create(spec)
     assert os.path.exists(driver.config_path(spec.name))
+    link = os.path.join(driver.lxcpath, spec.name)   # LXD's layout: lxcpath/<name> -> the volume
+    assert os.readlink(link) == os.path.dirname(spec.rootfs)
     driver.delete(spec.name)
-    assert not os.path.exists(os.path.dirname(driver.config_path(spec.name)))
+    assert not os.path.exists(driver.config_path(spec.name)) and not os.path.lexists(link)
     assert os.path.exists(os.path.join(spec.rootfs, "bin", "busybox"))
 
 

@@ -22,7 +22,7 @@ def _marker() -> str:
 
 
 def _lxc_config(d, name: str) -> str:
-    with open(os.path.join(d.dir, "containers", name, "config")) as f:
+    with open(os.path.join(d.dir, "logs", name, "lxc.conf")) as f:   # LXD: logs/<name>/lxc.conf
         return f.read()
 
 
@@ -211,14 +211,13 @@ def test_dhcp_host_entries_are_one_line(host, inst):
 
 # ---- records that cannot be loaded ---------------------------------------------------------
 
-BROKEN = {
-    "config not JSON": "config = 'not json'",
-    "config a list": "config = '[1, 2]'",
-    "config with a bad key": "config = json_set(config, '$.\"environment.A=1\nlxc.hook.pre-start = /bin/true\"', 'x')",
-    "devices not JSON": "devices = '{'",
-    "device of no known type": "devices = '{\"eth0\": {\"type\": \"bogus\"}}'",
-    "device not a map": "devices = '{\"x\": 5}'",
-    "missing profile": "profiles = '[\"default\", \"gone\"]'",
+_OF = "FROM instances WHERE name = '{name}' AND project_id = 1"
+BROKEN = {   # rows written by hand into LXD's tables (corrald sql global)
+    "config value NULL": "INSERT INTO instances_config (instance_id, key, value) SELECT id, 'user.broken', NULL " + _OF,
+    "config with a bad key": "INSERT INTO instances_config (instance_id, key, value) SELECT id, "
+                             "'environment.A=1\nlxc.hook.pre-start = /bin/true', 'x' " + _OF,
+    "device of no known type": "INSERT INTO instances_devices (instance_id, name, type) SELECT id, 'eth0', 99 " + _OF,
+    "device without a type": "INSERT INTO instances_devices (instance_id, name, type) SELECT id, 'x', 0 " + _OF,
 }
 
 
@@ -232,8 +231,7 @@ def test_broken_record_lists_and_deletes_without_leaking_veth(host, case):
         peer = [ln.split("=", 1)[1].strip() for ln in _lxc_config(host, name).splitlines()
                 if ln.startswith("lxc.net.0.link")][0]
         assert _link_exists(veth)
-        res = host.run("corrald", "sql", "global",
-                       f"UPDATE instances SET {BROKEN[case]} WHERE name = '{name}' AND project = 'default'")
+        res = host.run("corrald", "sql", "global", BROKEN[case].format(name=name))
         assert res.returncode == 0 and "Rows affected: 1" in res.stdout, res.stdout + res.stderr
         for path in ("/1.0/instances", "/1.0/instances?recursion=1", "/1.0/instances?recursion=2",
                      f"/1.0/instances/{name}"):
@@ -252,7 +250,7 @@ def test_broken_record_refuses_to_start(host):
     name = unique("brs")
     host.lxc("init", "busybox", name)
     try:
-        host.run("corrald", "sql", "global", f"UPDATE instances SET profiles = '[\"gone\"]' WHERE name = '{name}'")
+        host.run("corrald", "sql", "global", BROKEN["config value NULL"].format(name=name), check=True)
         r = host.request("PUT", f"/1.0/instances/{name}/state", {"action": "start"})
         op = host.wait_op(r)
         assert op["status"] == "Failure" and "cannot be loaded" in op["err"], op

@@ -2,154 +2,206 @@
 from __future__ import annotations
 
 from corral.db import Tx
-from corral.db.queries import dumps, loads
+from corral.db.queries import lxd
+from corral.errors import BadRequest
 
-_COLS = ("id, project, name, node, type, architecture, ephemeral, stateful, description, created_at, "
-         "last_used_at, config, devices, profiles")
+_SELECT = ("SELECT i.id AS id, p.name AS project, i.name AS name, n.name AS node, i.type AS type, "
+           "i.architecture AS architecture, i.ephemeral AS ephemeral, i.stateful AS stateful, "
+           "i.description AS description, i.creation_date AS created_at, i.last_use_date AS last_used_at "
+           "FROM instances i JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id ")
 
 
 def _str_map(v, what: str, errors: list[str]) -> dict[str, str]:
-    """The string entries of a stored map; anything else is dropped and reported."""
-    if not isinstance(v, dict):
-        errors.append(f"{what} is not a map")
-        return {}
+    """The string entries of a stored map; anything else (a NULL value) is dropped and reported."""
     out = {k: x for k, x in v.items() if isinstance(k, str) and isinstance(x, str)}
     if len(out) != len(v):
         errors.append(f"{what} has entries that are not strings")
     return out
 
 
-def _decode(r: dict, column: str, errors: list[str]):
-    """A JSON column as Corral writes it. A row written some other way (by hand, with `corrald sql`)
-    still loads with what can be read, so the instance lists, stops and deletes; `load_error`
-    says what is wrong and start refuses it."""
-    try:
-        v = loads(r[column])
-    except (ValueError, TypeError):
-        errors.append(f"{column} is not valid JSON")
-        v = [] if column == "profiles" else {}
-    if column == "config":
-        return _str_map(v, "config", errors)
-    if column == "devices":
-        if not isinstance(v, dict):
-            errors.append("devices is not a map")
-            return {}
-        devices = {}
-        for k, d in v.items():
-            if isinstance(k, str) and isinstance(d, dict):
-                devices[k] = _str_map(d, f'device "{k}"', errors)
-            else:
-                errors.append(f"device {k!r} is not a map")
-        return devices
-    if v in ({}, None):
-        return []
-    if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
-        errors.append("profiles is not a list of names")
-        return []
-    return v
-
-
-def _row(r: dict) -> dict:
+def _row(r: dict, config: dict, devices: dict, profiles: list[str]) -> dict:
+    """A row as Corral writes it. A row written some other way (by hand, with `corrald sql`) still
+    loads with what can be read, so the instance lists, stops and deletes; `load_error` says what
+    is wrong and start refuses it."""
     errors: list[str] = []
-    row = {"id": r["id"], "project": r["project"], "name": r["name"], "node": r["node"], "type": r["type"],
-           "architecture": r["architecture"], "ephemeral": bool(r["ephemeral"]), "stateful": bool(r["stateful"]),
-           "description": r["description"], "created_at": r["created_at"], "last_used_at": r["last_used_at"],
-           "config": _decode(r, "config", errors), "devices": _decode(r, "devices", errors),
-           "profiles": _decode(r, "profiles", errors)}
+    cfg = _str_map(config, "config", errors)
+    devs = {k: _str_map(d, f'device "{k}"', errors) for k, d in devices.items()}
+    row = {"id": r["id"], "project": r["project"], "name": r["name"], "node": r["node"] or "none",
+           "type": lxd.instance_type_name(r["type"]), "architecture": lxd.arch_name(r["architecture"]),
+           "ephemeral": bool(r["ephemeral"]), "stateful": bool(r["stateful"]),
+           "description": r["description"] or "", "created_at": _date(r["created_at"]),
+           "last_used_at": _date(r["last_used_at"]), "config": cfg, "devices": devs, "profiles": profiles}
     if errors:
         row["load_error"] = "; ".join(errors)
     return row
 
 
+def _date(v) -> str:
+    return v if isinstance(v, str) else "1970-01-01T00:00:00Z"
+
+
+async def _profiles_of(tx: Tx, ids: list[int]) -> dict[int, list[str]]:
+    if not ids:
+        return {}
+    out: dict[int, list[str]] = {}
+    rows = await tx.fetch(f"SELECT ip.instance_id AS owner, pr.name AS name FROM instances_profiles ip "
+                          f"JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.instance_id IN "
+                          f"({','.join('?' * len(ids))}) ORDER BY ip.instance_id, ip.apply_order, ip.id", ids)
+    for r in rows:
+        out.setdefault(r["owner"], []).append(r["name"])
+    return out
+
+
+async def _rows(tx: Tx, rows: list[dict]) -> list[dict]:
+    ids = [r["id"] for r in rows]
+    config = await lxd.config_of(tx, "instances_config", "instance_id", ids)
+    devices = await lxd.devices_of(tx, "instances", "instance_id", ids)
+    profiles = await _profiles_of(tx, ids)
+    return [_row(r, config.get(r["id"], {}), devices.get(r["id"], {}), profiles.get(r["id"], [])) for r in rows]
+
+
+async def _id(tx: Tx, project: str, name: str) -> int | None:
+    r = await tx.fetchone("SELECT i.id AS id FROM instances i JOIN projects p ON p.id = i.project_id "
+                          "WHERE p.name = ? AND i.name = ?", [project, name])
+    return r["id"] if r else None
+
+
+async def _set_profiles(tx: Tx, instance_id: int, project_id_sql: str, project: str, names: list[str]) -> None:
+    if (await _profiles_of(tx, [instance_id])).get(instance_id, []) == list(names):
+        return
+    await tx.execute("DELETE FROM instances_profiles WHERE instance_id = ?", [instance_id])
+    for order, pname in enumerate(names):
+        _, n = await tx.execute(f"INSERT INTO instances_profiles (instance_id, profile_id, apply_order) SELECT ?, id, ? "
+                                f"FROM profiles WHERE project_id = {project_id_sql} AND name = ?",
+                                [instance_id, order, project, pname])
+        if n != 1:   # instances_profiles refers to profile rows: a name must exist (LXD's error)
+            raise BadRequest(f'Requested profile "{pname}" doesn\'t exist')
+
+
 async def get_all(tx: Tx, project: str | None = None) -> list[dict]:
     if project is None:
-        return [_row(r) for r in await tx.fetch(f"SELECT {_COLS} FROM instances ORDER BY project, name")]
-    return [_row(r) for r in await tx.fetch(f"SELECT {_COLS} FROM instances WHERE project = ? ORDER BY name",
-                                            [project])]
+        return await _rows(tx, await tx.fetch(_SELECT + "ORDER BY p.name, i.name"))
+    return await _rows(tx, await tx.fetch(_SELECT + "WHERE p.name = ? ORDER BY i.name", [project]))
 
 
 async def get(tx: Tx, project: str, name: str) -> dict | None:
-    r = await tx.fetchone(f"SELECT {_COLS} FROM instances WHERE project = ? AND name = ?", [project, name])
-    return _row(r) if r else None
+    r = await tx.fetchone(_SELECT + "WHERE p.name = ? AND i.name = ?", [project, name])
+    return (await _rows(tx, [r]))[0] if r else None
 
 
 async def create(tx: Tx, i: dict) -> int:
+    node = i.get("node", "none")
     rowid, _ = await tx.execute(
-        "INSERT INTO instances (project, name, node, type, architecture, ephemeral, stateful, description, "
-        "created_at, last_used_at, config, devices, profiles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [i["project"], i["name"], i.get("node", "none"), i.get("type", "container"), i["architecture"],
-         int(i.get("ephemeral", False)), int(i.get("stateful", False)), i.get("description", ""),
-         i["created_at"], i["last_used_at"], dumps(i["config"]), dumps(i["devices"]), dumps(i["profiles"])])
+        f"INSERT INTO instances (node_id, name, architecture, type, ephemeral, creation_date, stateful, "
+        f"last_use_date, description, project_id) VALUES (COALESCE((SELECT id FROM nodes WHERE name = ?), "
+        f"{lxd.LOCAL_NODE_ID}), ?, ?, ?, ?, ?, ?, ?, ?, {lxd.PROJECT_ID})",
+        [node, i["name"], lxd.arch_code(i["architecture"]), lxd.instance_type_code(i.get("type", "container")),
+         int(i.get("ephemeral", False)), i["created_at"], int(i.get("stateful", False)), i["last_used_at"],
+         i.get("description", ""), i["project"]])
+    await lxd.set_config(tx, "instances_config", "instance_id", rowid, i["config"])
+    await lxd.set_devices(tx, "instances", "instance_id", rowid, i["devices"])
+    await _set_profiles(tx, rowid, lxd.PROJECT_ID, i["project"], i["profiles"])
     return rowid
 
 
 async def update(tx: Tx, project: str, name: str, i: dict) -> None:
-    await tx.execute(
-        "UPDATE instances SET architecture = ?, ephemeral = ?, description = ?, config = ?, devices = ?, "
-        "profiles = ? WHERE project = ? AND name = ?",
-        [i["architecture"], int(i["ephemeral"]), i["description"], dumps(i["config"]), dumps(i["devices"]),
-         dumps(i["profiles"]), project, name])
+    iid = await _id(tx, project, name)
+    if iid is None:
+        return
+    await tx.execute("UPDATE instances SET architecture = ?, ephemeral = ?, description = ? WHERE id = ?",
+                     [lxd.arch_code(i["architecture"]), int(i["ephemeral"]), i["description"], iid])
+    await lxd.set_config(tx, "instances_config", "instance_id", iid, i["config"])
+    await lxd.set_devices(tx, "instances", "instance_id", iid, i["devices"])
+    await _set_profiles(tx, iid, lxd.PROJECT_ID, project, i["profiles"])
 
 
 async def set_config(tx: Tx, project: str, name: str, config: dict) -> None:
-    await tx.execute("UPDATE instances SET config = ? WHERE project = ? AND name = ?", [dumps(config), project, name])
+    iid = await _id(tx, project, name)
+    if iid is not None:
+        await lxd.set_config(tx, "instances_config", "instance_id", iid, config)
 
 
 async def touch(tx: Tx, project: str, name: str, when: str) -> None:
-    await tx.execute("UPDATE instances SET last_used_at = ? WHERE project = ? AND name = ?", [when, project, name])
+    await tx.execute(f"UPDATE instances SET last_use_date = ? WHERE project_id = {lxd.PROJECT_ID} AND name = ?",
+                     [when, project, name])
 
 
 async def rename(tx: Tx, project: str, old: str, new: str) -> None:
-    await tx.execute("UPDATE instances SET name = ? WHERE project = ? AND name = ?", [new, project, old])
+    await tx.execute(f"UPDATE instances SET name = ? WHERE project_id = {lxd.PROJECT_ID} AND name = ?",
+                     [new, project, old])
 
 
 async def delete(tx: Tx, project: str, name: str) -> None:
-    r = await tx.fetchone("SELECT id FROM instances WHERE project = ? AND name = ?", [project, name])
-    if r:
-        await tx.execute("DELETE FROM instances_snapshots WHERE instance_id = ?", [r["id"]])
-        await tx.execute("DELETE FROM instances WHERE id = ?", [r["id"]])
+    """The instance row; its config, devices, profiles and snapshots go with it (ON DELETE CASCADE)."""
+    iid = await _id(tx, project, name)
+    if iid is not None:
+        await tx.execute("DELETE FROM instances WHERE id = ?", [iid])
 
 
 # ---- snapshots ------------------------------------------------------------------------------
 
-_SCOLS = "name, created_at, expires_at, stateful, description, architecture, config, devices, profiles"
+_SSELECT = ("SELECT s.id AS id, s.instance_id AS instance_id, s.name AS name, s.creation_date AS created_at, "
+            "s.expiry_date AS expires_at, s.stateful AS stateful, s.description AS description, "
+            "i.architecture AS architecture FROM instances_snapshots s JOIN instances i ON i.id = s.instance_id ")
 
 
-def _snap(r: dict) -> dict:
-    return {"name": r["name"], "created_at": r["created_at"], "expires_at": r["expires_at"],
-            "stateful": bool(r["stateful"]), "description": r["description"], "architecture": r["architecture"],
-            "config": loads(r["config"]), "devices": loads(r["devices"]), "profiles": loads(r["profiles"]) or []}
+async def _snaps(tx: Tx, rows: list[dict]) -> list[dict]:
+    """Snapshot rows with their config, devices and profiles (architecture is the instance's, as in LXD)."""
+    ids = [r["id"] for r in rows]
+    config = await lxd.config_of(tx, "instances_snapshots_config", "instance_snapshot_id", ids)
+    devices = await lxd.devices_of(tx, "instances_snapshots", "instance_snapshot_id", ids)
+    profiles: dict[int, list[str]] = {}
+    if ids:
+        for r in await tx.fetch(f"SELECT instance_snapshot_id AS owner, name FROM corral_instances_snapshots_profiles "
+                                f"WHERE instance_snapshot_id IN ({','.join('?' * len(ids))}) "
+                                f"ORDER BY instance_snapshot_id, apply_order, id", ids):
+            profiles.setdefault(r["owner"], []).append(r["name"])
+    return [{"name": r["name"], "created_at": _date(r["created_at"]), "expires_at": _date(r["expires_at"]),
+             "stateful": bool(r["stateful"]), "description": r["description"] or "",
+             "architecture": lxd.arch_name(r["architecture"]), "config": config.get(r["id"], {}),
+             "devices": devices.get(r["id"], {}), "profiles": profiles.get(r["id"], []),
+             "_instance_id": r["instance_id"]} for r in rows]
+
+
+def _public(s: dict) -> dict:
+    s = dict(s)
+    s.pop("_instance_id", None)
+    return s
 
 
 async def snapshots(tx: Tx, instance_id: int) -> list[dict]:
-    return [_snap(r) for r in await tx.fetch(
-        f"SELECT {_SCOLS} FROM instances_snapshots WHERE instance_id = ? ORDER BY created_at, id", [instance_id])]
+    rows = await tx.fetch(_SSELECT + "WHERE s.instance_id = ? ORDER BY s.creation_date, s.id", [instance_id])
+    return [_public(s) for s in await _snaps(tx, rows)]
 
 
 async def snapshots_of_all(tx: Tx) -> dict[int, list[dict]]:
-    """Every snapshot, by instance id (one query for listings)."""
+    """Every snapshot, by instance id (a few queries for listings)."""
     out: dict[int, list[dict]] = {}
-    for r in await tx.fetch(f"SELECT instance_id, {_SCOLS} FROM instances_snapshots ORDER BY created_at, id"):
-        out.setdefault(r["instance_id"], []).append(_snap(r))
+    for s in await _snaps(tx, await tx.fetch(_SSELECT + "ORDER BY s.creation_date, s.id")):
+        out.setdefault(s["_instance_id"], []).append(_public(s))
     return out
 
 
 async def snapshot(tx: Tx, instance_id: int, name: str) -> dict | None:
-    r = await tx.fetchone(f"SELECT {_SCOLS} FROM instances_snapshots WHERE instance_id = ? AND name = ?",
-                          [instance_id, name])
-    return _snap(r) if r else None
+    r = await tx.fetchone(_SSELECT + "WHERE s.instance_id = ? AND s.name = ?", [instance_id, name])
+    return _public((await _snaps(tx, [r]))[0]) if r else None
 
 
 async def create_snapshot(tx: Tx, instance_id: int, s: dict) -> None:
-    await tx.execute(
-        f"INSERT INTO instances_snapshots (instance_id, {_SCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [instance_id, s["name"], s["created_at"], s["expires_at"], int(s.get("stateful", False)),
-         s.get("description", ""), s["architecture"], dumps(s["config"]), dumps(s["devices"]),
-         dumps(s["profiles"])])
+    sid, _ = await tx.execute(
+        "INSERT INTO instances_snapshots (instance_id, name, creation_date, stateful, description, expiry_date) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [instance_id, s["name"], s["created_at"], int(s.get("stateful", False)), s.get("description", ""),
+         s["expires_at"]])
+    await lxd.set_config(tx, "instances_snapshots_config", "instance_snapshot_id", sid, s["config"])
+    await lxd.set_devices(tx, "instances_snapshots", "instance_snapshot_id", sid, s["devices"])
+    for order, pname in enumerate(s["profiles"]):
+        await tx.execute("INSERT INTO corral_instances_snapshots_profiles (instance_snapshot_id, name, apply_order) "
+                         "VALUES (?, ?, ?)", [sid, pname, order])
 
 
 async def update_snapshot(tx: Tx, instance_id: int, name: str, *, expires_at: str, description: str) -> None:
-    await tx.execute("UPDATE instances_snapshots SET expires_at = ?, description = ? WHERE instance_id = ? AND name = ?",
+    await tx.execute("UPDATE instances_snapshots SET expiry_date = ?, description = ? WHERE instance_id = ? AND name = ?",
                      [expires_at, description, instance_id, name])
 
 

@@ -1,47 +1,60 @@
-"""Profiles: one row each, config and devices as JSON."""
+"""Profiles in LXD's tables: profiles (id, name, description, project_id), profiles_config,
+profiles_devices + profiles_devices_config."""
 from __future__ import annotations
 
 from corral.db import Tx
-from corral.db.queries import dumps, loads
+from corral.db.queries import lxd
 
-_COLS = "name, description, config, devices"
+_SELECT = ("SELECT pr.id AS id, pr.name AS name, pr.description AS description FROM profiles pr "
+           "JOIN projects p ON p.id = pr.project_id WHERE p.name = ? ")
 
 
-def _row(r: dict) -> dict:
-    return {"name": r["name"], "description": r["description"],
-            "config": loads(r["config"]), "devices": loads(r["devices"])}
+async def _rows(tx: Tx, rows: list[dict]) -> list[dict]:
+    ids = [r["id"] for r in rows]
+    config = await lxd.config_of(tx, "profiles_config", "profile_id", ids)
+    devices = await lxd.devices_of(tx, "profiles", "profile_id", ids)
+    return [{"name": r["name"], "description": r["description"] or "", "config": config.get(r["id"], {}),
+             "devices": devices.get(r["id"], {})} for r in rows]
+
+
+async def _id(tx: Tx, project: str, name: str) -> int | None:
+    r = await tx.fetchone(_SELECT + "AND pr.name = ?", [project, name])
+    return r["id"] if r else None
 
 
 async def names(tx: Tx, project: str) -> list[str]:
-    rows = await tx.fetch("SELECT name FROM profiles WHERE project = ? ORDER BY name", [project])
-    return [r["name"] for r in rows]
+    return [r["name"] for r in await tx.fetch(_SELECT + "ORDER BY pr.name", [project])]
 
 
 async def get_all(tx: Tx, project: str) -> list[dict]:
-    rows = await tx.fetch(f"SELECT {_COLS} FROM profiles WHERE project = ? ORDER BY name", [project])
-    return [_row(r) for r in rows]
+    return await _rows(tx, await tx.fetch(_SELECT + "ORDER BY pr.name", [project]))
 
 
 async def get(tx: Tx, project: str, name: str) -> dict | None:
-    r = await tx.fetchone(f"SELECT {_COLS} FROM profiles WHERE project = ? AND name = ?", [project, name])
-    return _row(r) if r else None
+    r = await tx.fetchone(_SELECT + "AND pr.name = ?", [project, name])
+    return (await _rows(tx, [r]))[0] if r else None
 
 
 async def create(tx: Tx, project: str, p: dict) -> None:
-    await tx.execute("INSERT INTO profiles (project, name, description, config, devices) VALUES (?, ?, ?, ?, ?)",
-                     [project, p["name"], p.get("description", ""), dumps(p.get("config", {})),
-                      dumps(p.get("devices", {}))])
+    pid, _ = await tx.execute(f"INSERT INTO profiles (name, description, project_id) VALUES (?, ?, {lxd.PROJECT_ID})",
+                              [p["name"], p.get("description", ""), project])
+    await lxd.set_config(tx, "profiles_config", "profile_id", pid, p.get("config", {}))
+    await lxd.set_devices(tx, "profiles", "profile_id", pid, p.get("devices", {}))
 
 
 async def update(tx: Tx, project: str, name: str, p: dict) -> None:
-    await tx.execute("UPDATE profiles SET description = ?, config = ?, devices = ? WHERE project = ? AND name = ?",
-                     [p.get("description", ""), dumps(p.get("config", {})), dumps(p.get("devices", {})),
-                      project, name])
+    pid = await _id(tx, project, name)
+    if pid is None:
+        return
+    await tx.execute("UPDATE profiles SET description = ? WHERE id = ?", [p.get("description", ""), pid])
+    await lxd.set_config(tx, "profiles_config", "profile_id", pid, p.get("config", {}))
+    await lxd.set_devices(tx, "profiles", "profile_id", pid, p.get("devices", {}))
 
 
 async def rename(tx: Tx, project: str, old: str, new: str) -> None:
-    await tx.execute("UPDATE profiles SET name = ? WHERE project = ? AND name = ?", [new, project, old])
+    await tx.execute(f"UPDATE profiles SET name = ? WHERE project_id = {lxd.PROJECT_ID} AND name = ?",
+                     [new, project, old])
 
 
 async def delete(tx: Tx, project: str, name: str) -> None:
-    await tx.execute("DELETE FROM profiles WHERE project = ? AND name = ?", [project, name])
+    await tx.execute(f"DELETE FROM profiles WHERE project_id = {lxd.PROJECT_ID} AND name = ?", [project, name])

@@ -1,38 +1,43 @@
-"""Projects (a new project comes with its own `default` profile when features.profiles is on)."""
+"""Projects (a new project comes with its own `default` profile when features.profiles is on).
+LXD's tables: projects (id, name, description) and projects_config (project_id, key, value)."""
 from __future__ import annotations
 
 from corral.db import Tx
-from corral.db.queries import dumps, loads
+from corral.db.queries import lxd
 
 
-def _row(r: dict) -> dict:
-    return {"name": r["name"], "description": r["description"], "config": loads(r["config"])}
+async def _rows(tx: Tx, rows: list[dict]) -> list[dict]:
+    config = await lxd.config_of(tx, "projects_config", "project_id", [r["id"] for r in rows])
+    return [{"name": r["name"], "description": r["description"] or "", "config": config.get(r["id"], {})}
+            for r in rows]
 
 
 async def get_all(tx: Tx) -> list[dict]:
-    return [_row(r) for r in await tx.fetch("SELECT name, description, config FROM projects ORDER BY name")]
+    return await _rows(tx, await tx.fetch("SELECT id, name, description FROM projects ORDER BY name"))
 
 
 async def get(tx: Tx, name: str) -> dict | None:
-    r = await tx.fetchone("SELECT name, description, config FROM projects WHERE name = ?", [name])
-    return _row(r) if r else None
+    r = await tx.fetchone("SELECT id, name, description FROM projects WHERE name = ?", [name])
+    return (await _rows(tx, [r]))[0] if r else None
 
 
 async def create(tx: Tx, name: str, description: str, config: dict) -> None:
-    await tx.execute("INSERT INTO projects (name, description, config) VALUES (?, ?, ?)",
-                     [name, description, dumps(config)])
+    pid, _ = await tx.execute("INSERT INTO projects (name, description) VALUES (?, ?)", [name, description])
+    await lxd.set_config(tx, "projects_config", "project_id", pid, config)
 
 
 async def update(tx: Tx, name: str, description: str, config: dict) -> None:
-    await tx.execute("UPDATE projects SET description = ?, config = ? WHERE name = ?",
-                     [description, dumps(config), name])
+    r = await tx.fetchone("SELECT id FROM projects WHERE name = ?", [name])
+    if r:
+        await tx.execute("UPDATE projects SET description = ? WHERE id = ?", [description, r["id"]])
+        await lxd.set_config(tx, "projects_config", "project_id", r["id"], config)
 
 
 async def rename(tx: Tx, old: str, new: str) -> None:
+    """Rows in the project refer to it by id and follow."""
     await tx.execute("UPDATE projects SET name = ? WHERE name = ?", [new, old])
-    await tx.execute("UPDATE profiles SET project = ? WHERE project = ?", [new, old])
 
 
 async def delete(tx: Tx, name: str) -> None:
-    await tx.execute("DELETE FROM profiles WHERE project = ?", [name])
+    """The project row; its config and profiles go with it (ON DELETE CASCADE)."""
     await tx.execute("DELETE FROM projects WHERE name = ?", [name])

@@ -1,6 +1,7 @@
 """The container driver, on liblxc (through the `lxc` Python binding).
 
-Each container gets <lxcpath>/<name>/config, regenerated from the InstanceSpec at every start.
+Each container gets a liblxc configuration regenerated from the InstanceSpec at every start, kept
+in logs/<name>/lxc.conf; <lxcpath>/<name> links to the instance volume (see lxclayout.py, LXD's layout).
 This process must be a child subreaper: liblxc's monitor and every exec'd command end up as our
 children, and PID 1 here does not reap orphans. The driver sets that flag itself.
 """
@@ -12,7 +13,6 @@ import glob
 import os
 import re
 import select
-import shutil
 import signal
 import struct
 import termios
@@ -22,7 +22,7 @@ from typing import Callable
 
 import lxc
 
-from corral.instance.drivers import cgroups, lxcconf, netstate
+from corral.instance.drivers import cgroups, lxcconf, lxclayout, netstate
 from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
 from corral.instance.drivers.netstate import network_state
 from corral.instance.tty import set_winsize
@@ -153,9 +153,11 @@ def _log_since(path: str, offset: int) -> str:
 
 
 class LXCDriver(InstanceDriver):
-    def __init__(self, lxcpath: str, on_stopped: Callable[[str], None] | None = None):
-        """on_stopped(name) runs on a watcher thread whenever a container started here stops."""
+    def __init__(self, lxcpath: str, on_stopped: Callable[[str], None] | None = None, logpath: str | None = None):
+        """on_stopped(name) runs on a watcher thread whenever a container started here stops.
+        logpath: where logs/<name>/lxc.conf go (default: `logs` next to lxcpath)."""
         self.lxcpath = lxcpath
+        self.logpath = logpath or os.path.join(os.path.dirname(lxcpath), "logs")
         self.on_stopped = on_stopped
         self._watchers: dict[str, threading.Thread] = {}
         self._home_cgroups = cgroups.own_cgroups()
@@ -163,7 +165,11 @@ class LXCDriver(InstanceDriver):
         become_subreaper()
 
     def _container(self, name: str) -> lxc.Container:
-        return lxc.Container(name, config_path=self.lxcpath)
+        c = lxc.Container(name, config_path=self.lxcpath)
+        conf = self.config_path(name)
+        if not c.defined and os.path.isfile(conf):
+            c.load_config(conf)
+        return c
 
     def _running(self, name: str) -> lxc.Container:
         c = self._container(name)
@@ -172,7 +178,7 @@ class LXCDriver(InstanceDriver):
         return c
 
     def config_path(self, name: str) -> str:
-        return os.path.join(self.lxcpath, name, "config")
+        return lxclayout.conf_path(self.logpath, name)
 
     def phys_links(self, name: str) -> list[str]:
         """The host interfaces the container's config hands it (lxc.net.N.link of phys NICs): liblxc
@@ -191,9 +197,11 @@ class LXCDriver(InstanceDriver):
 
     def create(self, spec: InstanceSpec) -> None:
         path = self.config_path(spec.name)
-        os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+        text = lxcconf.render(spec)
+        lxclayout.link(self.lxcpath, self.logpath, spec.name, os.path.dirname(spec.rootfs))
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(path + ".tmp", "w") as f:
-            f.write(lxcconf.render(spec))
+            f.write(text)
         os.replace(path + ".tmp", path)
 
     def start(self, spec: InstanceSpec) -> None:
@@ -279,7 +287,7 @@ class LXCDriver(InstanceDriver):
     def delete(self, name: str) -> None:
         if self._container(name).running:
             raise DriverError(f'Instance "{name}" is running', 400)
-        shutil.rmtree(os.path.join(self.lxcpath, name), ignore_errors=True)
+        lxclayout.unlink(self.lxcpath, self.logpath, name)
         self._cleanup_cgroups(name)
 
     def status(self, name: str) -> str:
@@ -293,7 +301,7 @@ class LXCDriver(InstanceDriver):
         return sorted(lxc.list_containers(active=True, defined=False, config_path=self.lxcpath))
 
     def list_defined(self) -> list[str]:
-        return sorted(lxc.list_containers(active=True, defined=True, config_path=self.lxcpath))
+        return sorted(set(self.list_running()) | set(lxclayout.defined(self.lxcpath, self.logpath)))
 
     def state(self, name: str) -> dict:
         c = self._container(name)
