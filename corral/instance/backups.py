@@ -173,8 +173,11 @@ def _write_backup(tar_path: str, meta_path: str, index: dict, dirs: list[tuple[s
             info = tarfile.TarInfo("backup/index.yaml")
             info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tf.addfile(info, io.BytesIO(data))
+            generated = set(files or {})
             for arc, src in dirs:
-                tf.add(src, arcname=arc, recursive=True, filter=_numeric)
+                # The volume's own backup.yaml is replaced by the one generated for this backup.
+                tf.add(src, arcname=arc, recursive=True,
+                       filter=lambda i: None if i.name in generated else _numeric(i))
             for arc, content in (files or {}).items():
                 info = tarfile.TarInfo(arc)
                 info.size, info.mode, info.mtime = len(content), 0o400, int(time.time())
