@@ -28,6 +28,7 @@ from corral.network.proxy import ProxyManager
 from corral.operations import OperationManager
 from corral.paths import Paths
 from corral.profiles import Profiles
+from corral.project_limits import Limits
 from corral.project_restrictions import Restrictions
 from corral.projects import Projects
 from corral.reaper import Reaper
@@ -68,8 +69,10 @@ class Daemon:
         self.reaper = Reaper()
         self.trust = Trust(self.db, self.operations)
         self.restrictions = Restrictions(self)
-        self.profiles.check_restrictions = self.restrictions.check_profile
+        self.limits = Limits(self)
+        self.profiles.check_restrictions = self._check_profile
         self.projects.check_restrictions = self.restrictions.check_project_config
+        self.projects.check_limits = self.limits.check_project_config
         self.devlxd = DevLXD(self)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
@@ -157,6 +160,11 @@ class Daemon:
             if any(dev.get("type") == "disk" and dev.get("pool") == pool for dev in p["devices"].values()):
                 out.append(f"/1.0/profiles/{p['name']}")
         return out
+
+    async def _check_profile(self, project: str, name: str, new: dict) -> None:
+        """A profile's new config and devices against the project's restrictions and limits."""
+        await self.restrictions.check_profile(project, name, new)
+        await self.limits.check_profile(project, name, new)
 
     async def project_used_by(self, project: str) -> list[str]:
         urls = [f"/1.0/instances/{n}" for n in await self.instances.names(project)]

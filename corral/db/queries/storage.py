@@ -124,3 +124,10 @@ async def delete_volume_snapshot(tx: Tx, volume_id: int, name: str) -> None:
 
 async def delete_volume_snapshots(tx: Tx, volume_id: int) -> None:
     await tx.execute("DELETE FROM storage_volumes_snapshots WHERE volume_id = ?", [volume_id])
+
+
+async def project_custom_volumes(tx: Tx, project: str) -> list[dict]:
+    """Every custom volume of a project, in every pool (project limits count them)."""
+    rows = await tx.fetch("SELECT * FROM storage_volumes WHERE project = ? AND type = 'custom' ORDER BY pool, name",
+                          [project])
+    return [_volume(r) for r in rows]
