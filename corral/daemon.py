@@ -167,9 +167,16 @@ class Daemon:
         await self.limits.check_profile(project, name, new)
 
     async def project_used_by(self, project: str) -> list[str]:
-        urls = [f"/1.0/instances/{n}" for n in await self.instances.names(project)]
-        urls += [f"/1.0/profiles/{n}" for n in await self.profiles.names(project)]
+        """What the project holds, as LXD's projectUsedBy lists it (its custom volumes included)."""
+        from corral.db.queries import storage as qs
+        from corral.storage.volumes import vol_url
+        suffix = "" if project == "default" else f"?project={project}"
+        urls = [f"/1.0/instances/{n}{suffix}" for n in await self.instances.names(project)]
+        urls += [f"/1.0/profiles/{n}{suffix}" for n in await self.profiles.names(project)]
         urls += await self.images.used_by_project(project)
+        async with self.db.session() as tx:
+            urls += [vol_url(v["pool"], "custom", v["name"], project)
+                     for v in await qs.project_custom_volumes(tx, project)]
         return urls
 
     def instance_mounts(self, inst) -> list[tuple[str, str, str]]:

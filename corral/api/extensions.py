@@ -20,6 +20,8 @@ EXTENSIONS = [
     "projects_limits_disk",
     "projects_limits_instances",
     "project_usage",
+    "projects_restricted_backups_and_snapshots",
+    "projects_networks_restricted_access",
     "warnings",
     "api_os",
     "server_supported_storage_drivers",
