@@ -243,6 +243,21 @@ def test_storage_volumes_feature(d):
             d.lxc("storage", "volume", "delete", "default", v1, check=False)
 
 
+def test_project_with_a_volume_is_not_empty(d):
+    with project(d) as p:
+        v = unique("v")
+        d.lxc("storage", "volume", "create", "default", v, "--project", p)
+        try:
+            assert f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}" in \
+                meta(d, f"/1.0/projects/{p}")["used_by"]
+            refused(d, "PATCH", f"/1.0/projects/{p}", {"config": {"features.storage.volumes": "false"}}, 400,
+                    "Features can only be changed on empty projects", f"/1.0/projects/{p}")
+            refused(d, "DELETE", f"/1.0/projects/{p}", None, 400, "Only empty projects can be removed",
+                    f"/1.0/projects/{p}")
+        finally:
+            d.lxc("storage", "volume", "delete", "default", v, "--project", p)
+
+
 def test_shared_volume_attached_in_project(d):
     """A project without features.storage.volumes attaches the default project's volume."""
     with project(d, {"features.storage.volumes": "false", "features.images": "false"}) as p:
@@ -463,3 +478,31 @@ def test_pylxd_with_project_over_https(d, tmp_path, monkeypatch):
     finally:
         d.request("DELETE", f"/1.0/certificates/{cert.fingerprint}")
         d.request("PATCH", "/1.0", {"config": {"core.https_address": ""}})
+
+
+def test_restricted_certificate_cant_change_shared_profiles(d, tmp_path):
+    """A restricted certificate given a project without features.profiles reads the default project's
+    profiles through it, but may not change them (they are not its project's)."""
+    from test_remote import Cert, Https, listen
+    port = listen(d)
+    fp = d.get("/1.0").metadata["environment"]["certificate_fingerprint"]
+    with project(d, {"features.profiles": "false", "features.images": "false"}) as p:
+        cert = Cert(str(tmp_path), unique("rc"))
+        assert d.request("POST", "/1.0/certificates", {"type": "client", "certificate": cert.b64, "name": "rc",
+                                                       "restricted": True, "projects": [p]}).status == 201
+        try:
+            cli = Https(port, cert, fp)
+            status, body = cli.request("GET", f"/1.0/profiles?project={p}")
+            assert status == 200 and body["metadata"] == meta(d, "/1.0/profiles")
+            before = d.get("/1.0/profiles/default").json
+            status, body = cli.request("PATCH", f"/1.0/profiles/default?project={p}",
+                                       {"config": {"user.x": "1"}})
+            assert (status, body["error"]) == (403, f'not authorized: project "{p}" uses the profiles of project '
+                                               '"default" (features.profiles=false), which a restricted '
+                                               "certificate can't change")
+            status, _ = cli.request("POST", f"/1.0/profiles?project={p}", {"name": unique("x")})
+            assert status == 403
+            assert d.get("/1.0/profiles/default").json == before
+        finally:
+            d.request("DELETE", f"/1.0/certificates/{cert.fingerprint}")
+            d.request("PATCH", "/1.0", {"config": {"core.https_address": ""}})
