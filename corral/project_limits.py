@@ -8,7 +8,7 @@ instance must set the matching key ("Instance "c" in project "p" has no "limits.
 directly or via a profile") and the sum may not pass the limit. Checked at instance create / copy /
 update, profile create / update, custom volume create / update, and project update (a limit can't be
 set below current usage). `limits.networks` caps the networks a project makes of its own, which needs
-features.networks (not implemented here): its usage is always 0.
+features.networks (not implemented here): a project's usage is 0, the default project's its networks.
 
 The pure checks take a snapshot of the project (`Info`); `Limits` (one per daemon) loads it. Every
 check raises Forbidden (403) with LXD's text and is made before anything changes.
@@ -263,4 +263,6 @@ class Limits:
         check_project_update(await self.info(project, new_cfg), new_cfg, changed)
 
     async def state(self, project: str) -> dict[str, dict]:
-        return state(await self.info(project))
+        # The networks a project holds: only the default project has any (no features.networks).
+        networks = len(self.d.networks.names()) if self.d.projects.holder("networks", project) == project else 0
+        return state(await self.info(project), networks)

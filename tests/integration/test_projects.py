@@ -436,6 +436,10 @@ def test_project_state_and_lxc_project_info(d):
                         "NETWORKS": ("UNLIMITED", "0"), "PROCESSES": ("UNLIMITED", "0"),
                         "VIRTUAL-MACHINES": ("UNLIMITED", "0")}
     assert d.get("/1.0/projects/nope/state").status == 404
+    # The default project holds the networks (the other projects use them).
+    managed = [n for n in meta(d, "/1.0/networks?recursion=1") if n["managed"]]
+    assert managed and meta(d, "/1.0/projects/default/state")["resources"]["networks"] == \
+        {"limit": -1, "usage": len(managed)}
 
 
 # ---- pylxd with project= over HTTPS ----------------------------------------------------------------
