@@ -231,6 +231,7 @@ class Volumes:
         for k in ("volatile.idmap.last",):
             if k in src["config"]:
                 rec["config"][k] = src["config"][k]
+        await self.d.limits.check_volume(project, pool, name, rec["config"])   # the copy's own size
         src_dir = self.snap_path(src, src_snap) if src_snap else self.path(src)
 
         async def run(op):

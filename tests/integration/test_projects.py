@@ -409,6 +409,37 @@ def test_limit_disk(d):
         assert state["disk"] == {"limit": 1024 ** 3, "usage": 0}
 
 
+def test_limit_disk_volumes_on_btrfs(d):
+    """limits.disk against sized custom volumes (a btrfs pool: dir over ext4 has no sizes)."""
+    b = unique("b")
+    d.lxc("storage", "create", b, "btrfs", "size=1GiB")
+    try:
+        with project(d, {"limits.disk": "100MiB"}) as p:
+            base = f"/1.0/storage-pools/{b}/volumes/custom"
+            v1, v2 = unique("v"), unique("v")
+            d.lxc("storage", "volume", "create", b, v1, "size=60MiB", "--project", p)
+            try:
+                vols = f"{base}?project={p}"
+                refused(d, "POST", vols, {"name": v2, "config": {"size": "60MiB"}}, 403,
+                        'Failed checking if volume creation allowed: Reached maximum aggregate value "100MiB" '
+                        f'for "limits.disk" in project "{p}"', vols)
+                assert lxc_err(d, "storage", "volume", "copy", f"{b}/{v1}", f"{b}/{v2}", "--project", p) == \
+                    'Error: Failed checking if volume creation allowed: Reached maximum aggregate value ' \
+                    f'"100MiB" for "limits.disk" in project "{p}"'
+                refused(d, "PATCH", f"{base}/{v1}?project={p}", {"config": {"size": "120MiB"}}, 403,
+                        'Failed checking if volume update allowed: Reached maximum aggregate value "100MiB" '
+                        f'for "limits.disk" in project "{p}"', f"{base}/{v1}?project={p}", vols)
+                d.lxc("storage", "volume", "set", b, v1, "size", "90MiB", "--project", p)
+                assert meta(d, f"/1.0/projects/{p}/state")["resources"]["disk"] == \
+                    {"limit": 100 * 1024 ** 2, "usage": 90 * 1024 ** 2}
+                refused(d, "PATCH", f"/1.0/projects/{p}", {"config": {"limits.disk": "50MiB"}}, 403,
+                        '"limits.disk" is too low: current total is "90.0MiB"', f"/1.0/projects/{p}")
+            finally:
+                d.lxc("storage", "volume", "delete", b, v1, "--project", p, check=False)
+    finally:
+        d.lxc("storage", "delete", b, check=False)
+
+
 def test_limit_networks_shown(d):
     with project(d, {"limits.networks": "3"}) as p:
         assert meta(d, f"/1.0/projects/{p}/state")["resources"]["networks"] == {"limit": 3, "usage": 0}
