@@ -277,6 +277,24 @@ def test_shared_volume_attached_in_project(d):
             d.lxc("storage", "volume", "delete", "default", v, check=False)
 
 
+def test_networks_feature_off_uses_default_projects_networks(d):
+    bridge = meta(d, "/1.0/profiles/default")["devices"]["eth0"]["network"]
+    with project(d, {"features.networks": "false", "features.images": "false"}) as p:
+        assert meta(d, f"/1.0/projects/{p}")["config"]["features.networks"] == "false"
+        assert meta(d, f"/1.0/networks?project={p}") == meta(d, "/1.0/networks")
+        assert meta(d, f"/1.0/networks/{bridge}?project={p}")["managed"]
+        c = unique("c")
+        init(d, p, c)
+        try:
+            d.lxc("config", "device", "add", c, "eth0", "nic", f"network={bridge}", "name=eth0", "--project", p)
+            d.lxc("start", c, "--project", p)
+            assert "eth0" in d.lxc("exec", c, "--project", p, "--", "ip", "link").stdout
+            assert f"/1.0/instances/{c}?project={p}" in meta(d, f"/1.0/networks/{bridge}")["used_by"]
+        finally:
+            d.lxc("delete", "-f", c, "--project", p, check=False)
+    assert d.get("/1.0/networks?project=nope").status == 404
+
+
 # ---- limits --------------------------------------------------------------------------------------
 
 def init(d, p, name, *args):
