@@ -238,6 +238,11 @@ class Limits:
             info.instances.append(rec)
             check_aggregates(info, "instance creation")
 
+    async def check_count(self, project: str, itype: str) -> None:
+        """The count limits alone, for one more instance of type `itype`."""
+        if self._limited(project):
+            check_counts(await self.info(project), itype)
+
     async def check_profile(self, project: str, name: str, new: dict) -> None:
         """A profile's new config/devices, for every project whose instances use it."""
         for p in self.d.projects.sharing("profiles", project):

@@ -282,7 +282,8 @@ class Instances:
     async def create(self, project: str, body: dict, requestor: dict | None):
         """Validate a POST /1.0/instances request; return the operation that creates the instance."""
         itype = body.get("type") or "container"
-        if itype == "virtual-machine":
+        if itype == "virtual-machine":   # a project's VM count limit refuses first, as LXD would
+            await self.d.limits.check_count(project, itype)
             raise NotImplementedFeature("virtual-machine instances")
         if itype != "container":
             raise BadRequest(f'Invalid instance type "{itype}"')

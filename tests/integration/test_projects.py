@@ -338,9 +338,18 @@ def test_limit_instances(d):
 
 def test_limit_virtual_machines(d):
     with project(d, {**SHARED_IMAGES, "limits.virtual-machines": "0"}) as p:
+        insts = f"/1.0/instances?project={p}"
+        # The limit refuses a VM with LXD's text (VMs aren't implemented: without the limit, a 501).
+        refused(d, "POST", insts, {"name": unique("vm"), "type": "virtual-machine",
+                                   "source": {"type": "image", "alias": "busybox"}}, 403,
+                f'Reached maximum number of instances of type "virtual-machine" in project "{p}"', insts)
         # Containers are not counted against the VM limit.
         init(d, p, unique("c"))
         assert meta(d, f"/1.0/projects/{p}/state")["resources"]["virtual-machines"] == {"limit": 0, "usage": 0}
+        assert d.request("PATCH", f"/1.0/projects/{p}", {"config": {"limits.virtual-machines": "1"}}).status == 200
+        r = d.request("POST", insts, {"name": unique("vm"), "type": "virtual-machine",
+                                      "source": {"type": "image", "alias": "busybox"}})
+        assert r.status == 501, r.body
 
 
 def test_concurrent_creations_take_one_slot(d):
