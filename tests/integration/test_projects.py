@@ -407,6 +407,19 @@ def test_aggregate_limit(d, key, value, inst_value, over, low, total):
                 f'"{key}" is too low: current total is "{total}"', f"/1.0/projects/{p}")
 
 
+def test_aggregate_limit_refused_while_an_instance_lacks_the_key(d):
+    with project(d, SHARED_IMAGES) as p:
+        c = unique("c")
+        init(d, p, c)
+        refused(d, "PATCH", f"/1.0/projects/{p}", {"config": {"limits.cpu": "4"}}, 403,
+                f'Instance "{c}" in project "{p}" has no "limits.cpu" config, either directly or via a profile',
+                f"/1.0/projects/{p}")
+        assert lxc_err(d, "project", "set", p, "limits.memory", "1GiB") == \
+            f'Error: Instance "{c}" in project "{p}" has no "limits.memory" config, either directly or via a profile'
+        d.lxc("config", "set", c, "limits.cpu", "2", "--project", p)
+        assert d.request("PATCH", f"/1.0/projects/{p}", {"config": {"limits.cpu": "4"}}).status == 200
+
+
 def test_cpu_limit_refuses_pinned_instances(d):
     with project(d, {**SHARED_IMAGES, "limits.cpu": "4"}) as p:
         c = unique("c")
