@@ -87,7 +87,10 @@ class Projects:
     @staticmethod
     def _config(raw, name: str) -> dict[str, str]:
         cfg = config.validate(config.PROJECT, raw or {})
-        if is_true(cfg.get("restricted")) and cfg.get("features.profiles") == "false":
+        # Restrictions are checked against the project's own profiles: a restricted project using the
+        # default project's could be loosened through them (LXD refuses features.profiles=false only;
+        # an unset feature, which also means the default project's profiles, is refused here too).
+        if name != "default" and is_true(cfg.get("restricted")) and not is_true(cfg.get("features.profiles")):
             raise BadRequest("Projects without their own profiles cannot be restricted")
         if name != "default" and config.value(config.PROJECT, cfg, "features.networks"):
             # Networks are host-wide (the default project's) here; a project can't have its own.
@@ -99,7 +102,10 @@ class Projects:
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        cfg = {**DEFAULT_FEATURES, **self._config(body.get("config"), name)}
+        raw = body.get("config") or {}
+        if not isinstance(raw, dict):
+            raise BadRequest("Invalid config: expected a map of keys to values")
+        cfg = self._config({**DEFAULT_FEATURES, **raw}, name)
         async with self.db.transaction() as tx:
             if await q.get(tx, name) is not None:
                 raise Conflict(f'Project "{name}" already exists')
@@ -133,7 +139,7 @@ class Projects:
             if not isinstance(raw, dict):
                 raise BadRequest("Invalid config: expected a map of keys to values")
             new.update(raw)
-        new = {k: v for k, v in new.items() if v is not None}
+        new = config.validate(config.PROJECT, {k: v for k, v in new.items() if v is not None})
         changed = sorted(k for k in set(new) | set(cur["config"]) if new.get(k) != cur["config"].get(k))
         features_changed = any(k in _FEATURES for k in changed)
         if name == "default" and features_changed:

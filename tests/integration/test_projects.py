@@ -147,6 +147,8 @@ def test_features_only_change_on_empty_projects(d):
         for key in ("features.images", "features.profiles", "features.storage.volumes"):
             refused(d, "PATCH", f"/1.0/projects/{p}", {"config": {key: "false"}}, 400,
                     "Features can only be changed on empty projects", f"/1.0/projects/{p}")
+        # The same value, written as a JSON boolean, is no change.
+        assert d.request("PATCH", f"/1.0/projects/{p}", {"config": {"features.images": True}}).status == 200
         assert d.request("DELETE", f"/1.0/profiles/extra?project={p}").status == 200
         # Empty again (its own default profile doesn't count): the change is allowed.
         assert d.request("PATCH", f"/1.0/projects/{p}", {"config": {"features.images": "false"}}).status == 200
@@ -164,6 +166,11 @@ def test_restricted_project_needs_its_own_profiles(d):
     with project(d, {"features.profiles": "false"}) as p:
         refused(d, "PATCH", f"/1.0/projects/{p}", {"config": {"restricted": "true"}}, 400,
                 "Projects without their own profiles cannot be restricted", f"/1.0/projects/{p}")
+    with project(d) as p:
+        # A PUT that drops features.profiles would leave it on the default project's profiles too.
+        refused(d, "PUT", f"/1.0/projects/{p}", {"config": {"restricted": "true"}}, 400,
+                "Projects without their own profiles cannot be restricted", f"/1.0/projects/{p}",
+                f"/1.0/profiles?project={p}")
 
 
 def test_profiles_feature_off_uses_default_projects_profiles(d):
