@@ -30,6 +30,7 @@ from corral.operations import OperationManager
 from corral.errors import hide_host_paths
 from corral.paths import Paths
 from corral.profiles import Profiles
+from corral.project_limits import Limits
 from corral.project_restrictions import Restrictions
 from corral.projects import Projects
 from corral.reaper import Reaper
@@ -73,8 +74,10 @@ class Daemon:
         self.reaper = Reaper()
         self.trust = Trust(self.db, self.operations)
         self.restrictions = Restrictions(self)
-        self.profiles.check_restrictions = self.restrictions.check_profile
+        self.limits = Limits(self)
+        self.profiles.check_restrictions = self._check_profile
         self.projects.check_restrictions = self.restrictions.check_project_config
+        self.projects.check_limits = self.limits.check_project_config
         self.devlxd = DevLXD(self)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
@@ -165,10 +168,22 @@ class Daemon:
                 out.append(f"/1.0/profiles/{p['name']}")
         return out
 
+    async def _check_profile(self, project: str, name: str, new: dict) -> None:
+        """A profile's new config and devices against the project's restrictions and limits."""
+        await self.restrictions.check_profile(project, name, new)
+        await self.limits.check_profile(project, name, new)
+
     async def project_used_by(self, project: str) -> list[str]:
-        urls = [f"/1.0/instances/{n}" for n in await self.instances.names(project)]
-        urls += [f"/1.0/profiles/{n}" for n in await self.profiles.names(project)]
+        """What the project holds, as LXD's projectUsedBy lists it (its custom volumes included)."""
+        from corral.db.queries import storage as qs
+        from corral.storage.volumes import vol_url
+        suffix = "" if project == "default" else f"?project={project}"
+        urls = [f"/1.0/instances/{n}{suffix}" for n in await self.instances.names(project)]
+        urls += [f"/1.0/profiles/{n}{suffix}" for n in await self.profiles.names(project)]
         urls += await self.images.used_by_project(project)
+        async with self.db.session() as tx:
+            urls += [vol_url(v["pool"], "custom", v["name"], project)
+                     for v in await qs.project_custom_volumes(tx, project)]
         return urls
 
     def instance_mounts(self, inst) -> list[tuple[str, str, str]]:

@@ -1,9 +1,8 @@
 """Projects: LXD 5.0's create / update / rename / delete; `default` always exists."""
 from __future__ import annotations
 
-import re
-
 from corral import config
+from corral.config.keys import is_true
 from corral.db import Database
 from corral.db.queries import projects as q
 from corral.errors import BadRequest, Conflict, Forbidden, NotFound, NotImplementedFeature
@@ -14,15 +13,30 @@ DEFAULT_FEATURES = {"features.images": "true", "features.profiles": "true", "fea
 _FEATURES = ("features.images", "features.profiles", "features.storage.volumes", "features.networks")
 
 
+# Which project holds a kind of object for a project with the feature off: the default project's.
+FEATURE_OF = {"images": "features.images", "profiles": "features.profiles",
+              "storage.volumes": "features.storage.volumes", "networks": "features.networks"}
+
+
 def check_name(name) -> str:
+    """LXD 5.0's projectValidateName, plus what a URL query value can't carry here."""
     if not isinstance(name, str) or not name:
         raise BadRequest("No name provided")
     if "/" in name:
         raise BadRequest("Project names may not contain slashes")
-    if name in ("*", ".", "..") or any(c.isspace() for c in name) or "?" in name or "&" in name:
-        raise BadRequest(f'Project name "{name}" is not valid')
-    if len(name) > 63 or not re.fullmatch(r"[\w.+@:-]+", name):
-        raise BadRequest(f'Project name "{name}" is not valid')
+    if " " in name:
+        raise BadRequest("Project names may not contain spaces")
+    if "_" in name:
+        raise BadRequest("Project names may not contain underscores")
+    if "'" in name or '"' in name:
+        raise BadRequest("Project names may not contain quotes")
+    if name == "*":
+        raise BadRequest("Reserved project name")
+    if name in (".", ".."):
+        raise BadRequest(f'Invalid project name "{name}"')
+    # Beyond LXD: names that would break a ?project= query, a path or a log line.
+    if any(c.isspace() or ord(c) < 32 or c in "?&#%\\" for c in name) or len(name) > 63:
+        raise BadRequest(f'Invalid project name "{name}"')
     return name
 
 
@@ -30,18 +44,37 @@ class Projects:
     def __init__(self, db: Database):
         self.db = db
         self._names: set[str] = set()
-        # Project restrictions (project, new config, changed keys), set by the daemon.
+        self._configs: dict[str, dict] = {}   # a cache of every project's config (one daemon writes)
+        # Project restrictions and limits (project, new config, changed keys), set by the daemon.
         self.check_restrictions = None
+        self.check_limits = None
 
     async def load(self) -> None:
         async with self.db.session() as tx:
-            self._names = {p["name"] for p in await q.get_all(tx)}
+            projects = await q.get_all(tx)
+        self._configs = {p["name"]: p["config"] for p in projects}
+        self._names = set(self._configs)
 
     def known(self, name: str) -> bool:
         return name in self._names
 
     async def exists(self, name: str) -> bool:
         return name in self._names
+
+    def config_of(self, name: str) -> dict:
+        return self._configs.get(name, {})
+
+    def holder(self, kind: str, project: str) -> str:
+        """The project whose `kind` objects (images, profiles, storage.volumes, networks) `project`
+        uses: its own with features.<kind>=true, else the default project's (LXD's ImageProject,
+        ProfileProject, StorageVolumeProject, NetworkProject)."""
+        if project == "default" or is_true(self.config_of(project).get(FEATURE_OF[kind])):
+            return project
+        return "default"
+
+    def sharing(self, kind: str, project: str) -> list[str]:
+        """The projects whose `kind` objects are `project`'s (itself first)."""
+        return [project] + sorted(p for p in self._names if p != project and self.holder(kind, p) == project)
 
     async def get_all(self) -> list[dict]:
         async with self.db.session() as tx:
@@ -54,8 +87,11 @@ class Projects:
     @staticmethod
     def _config(raw, name: str) -> dict[str, str]:
         cfg = config.validate(config.PROJECT, raw or {})
-        if not config.value(config.PROJECT, cfg, "features.profiles"):
-            raise NotImplementedFeature("projects without features.profiles")
+        # Restrictions are checked against the project's own profiles: a restricted project using the
+        # default project's could be loosened through them (LXD refuses features.profiles=false only;
+        # an unset feature, which also means the default project's profiles, is refused here too).
+        if name != "default" and is_true(cfg.get("restricted")) and not is_true(cfg.get("features.profiles")):
+            raise BadRequest("Projects without their own profiles cannot be restricted")
         if name != "default" and config.value(config.PROJECT, cfg, "features.networks"):
             # Networks are host-wide (the default project's) here; a project can't have its own.
             raise NotImplementedFeature("projects with their own networks (features.networks=true)")
@@ -66,13 +102,16 @@ class Projects:
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        cfg = {**DEFAULT_FEATURES, **self._config(body.get("config"), name)}
+        raw = body.get("config") or {}
+        if not isinstance(raw, dict):
+            raise BadRequest("Invalid config: expected a map of keys to values")
+        cfg = self._config({**DEFAULT_FEATURES, **raw}, name)
         async with self.db.transaction() as tx:
             if await q.get(tx, name) is not None:
                 raise Conflict(f'Project "{name}" already exists')
             await q.create(tx, name, description, cfg)
-            from corral.db.queries import profiles as qp
-            await qp.create(tx, name, {"name": "default", "description": f"Default LXD profile for project {name}"})
+            if is_true(cfg.get("features.profiles")):
+                await _create_default_profile(tx, name)
         await self.load()
         return name
 
@@ -100,15 +139,28 @@ class Projects:
             if not isinstance(raw, dict):
                 raise BadRequest("Invalid config: expected a map of keys to values")
             new.update(raw)
-        cfg = self._config({k: v for k, v in new.items() if v is not None}, name)
-        for feat in _FEATURES:
-            if cfg.get(feat, "false") != cur["config"].get(feat, "false") and _content(used_by):
-                raise BadRequest("Features can only be changed on empty projects")
+        new = config.validate(config.PROJECT, {k: v for k, v in new.items() if v is not None})
+        changed = sorted(k for k in set(new) | set(cur["config"]) if new.get(k) != cur["config"].get(k))
+        features_changed = any(k in _FEATURES for k in changed)
+        if name == "default" and features_changed:
+            raise BadRequest("You can't change the features of the default project")
+        if features_changed and _content(used_by):
+            raise BadRequest("Features can only be changed on empty projects")
+        cfg = self._config(new, name)
         if self.check_restrictions:
-            changed = sorted(k for k in set(cfg) | set(cur["config"]) if cfg.get(k) != cur["config"].get(k))
             await self.check_restrictions(name, cfg, changed)
+        if self.check_limits:
+            await self.check_limits(name, cfg, changed)
+        from corral.db.queries import profiles as qp
         async with self.db.transaction() as tx:
             await q.update(tx, name, description, cfg)
+            if "features.profiles" in changed:   # the project's own default profile comes and goes
+                if is_true(cfg.get("features.profiles")):
+                    if await qp.get(tx, name, "default") is None:
+                        await _create_default_profile(tx, name)
+                else:
+                    await qp.delete(tx, name, "default")
+        await self.load()
 
     async def rename(self, name: str, new: str, *, used_by: list[str]) -> str:
         if name == "default":
@@ -136,6 +188,11 @@ class Projects:
             await q.delete(tx, name)
         await self.load()
 
+
+
+async def _create_default_profile(tx, name: str) -> None:
+    from corral.db.queries import profiles as qp
+    await qp.create(tx, name, {"name": "default", "description": f"Default LXD profile for project {name}"})
 
 
 def _content(used_by: list[str]) -> bool:

@@ -70,7 +70,8 @@ _HOST_WIDE = [
     (re.compile(r"^/1\.0/cluster(/|$)"), "the cluster"),
     (re.compile(r"^/internal(/|$)"), "internal endpoints"),
 ]
-_IMAGE_WRITE = re.compile(r"^/1\.0/images(/|$)")
+# Objects a project without the feature shares with the default project (corral/projects.py holder).
+_SHARED_WRITE = re.compile(r"^/1\.0/(images|profiles)(/|$)")
 
 
 def is_unix(request: web.Request) -> bool:
@@ -171,11 +172,13 @@ async def _check_restricted(request: web.Request, allowed: set[str]) -> None:
     elif rule == "project":
         project = request.query.get("project") or "default"
         check_project(request, project)
-        if method not in _READ and _IMAGE_WRITE.match(path) and d.projects.known(project):
-            images_project = await d.images.effective_project(project)
-            if images_project not in allowed:
-                raise Forbidden(f'not authorized: project "{project}" uses the images of project '
-                                f'"{images_project}" (features.images=false), which a restricted '
+        shared = _SHARED_WRITE.match(path)
+        if method not in _READ and shared and d.projects.known(project):
+            kind = shared.group(1)
+            holder = d.projects.holder(kind, project)
+            if holder not in allowed:
+                raise Forbidden(f'not authorized: project "{project}" uses the {kind} of project '
+                                f'"{holder}" (features.{kind}=false), which a restricted '
                                 f"certificate can't change")
         if request.query.get("target") and d.projects.known(project):
             await d.restrictions.check_target(project, request.query["target"])

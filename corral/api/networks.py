@@ -3,7 +3,7 @@ from aiohttp import web
 
 from corral.api import response
 from corral.api.auth import allowed_projects, visible_used_by
-from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
 from corral.errors import NotFound
 from corral.network.networks import url
 
@@ -18,6 +18,7 @@ async def _render(request: web.Request, nets, name: str) -> dict:
 
 @routes.get("/1.0/networks")
 async def list_networks(request: web.Request):
+    await project(request, "networks")   # ?project= must exist; without features.networks: default's
     nets = daemon(request).networks
     names = await nets.list_names()
     if recursion(request):
@@ -40,6 +41,7 @@ async def create_network(request: web.Request):
 
 @routes.get("/1.0/networks/{name}")
 async def get_network(request: web.Request):
+    await project(request, "networks")
     nets = daemon(request).networks
     name = request.match_info["name"]
     return response.sync(await _render(request, nets, name), etag=nets.etag(name))

@@ -39,6 +39,16 @@ async def get_project(request: web.Request):
     return response.sync(full, etag={"config": p["config"], "description": p["description"]})
 
 
+@routes.get("/1.0/projects/{name}/state")
+async def project_state(request: web.Request):
+    """Usage against limits (API extension project_usage), as LXD's GetCurrentAllocations."""
+    d = daemon(request)
+    name = request.match_info["name"]
+    if await d.projects.get(name) is None:
+        raise NotFound("Project not found")
+    return response.sync({"resources": await d.limits.state(name)})
+
+
 @routes.post("/1.0/projects")
 async def create_project(request: web.Request):
     d = daemon(request)

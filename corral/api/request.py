@@ -170,12 +170,15 @@ def recursion(request: web.Request) -> int:
         return 0
 
 
-async def project(request: web.Request) -> str:
-    """The request's project (?project=), which must exist."""
+async def project(request: web.Request, kind: str | None = None) -> str:
+    """The request's project (?project=), which must exist. With `kind` (images, profiles,
+    storage.volumes): the project holding that kind of object for it, the default project when
+    the request's project has the feature off (as LXD)."""
     name = request.query.get("project") or "default"
-    if not await daemon(request).projects.exists(name):
+    projects = daemon(request).projects
+    if not await projects.exists(name):
         raise NotFound("Project not found")
-    return name
+    return projects.holder(kind, name) if kind else name
 
 
 def check_etag(request: web.Request, current: Any) -> None:

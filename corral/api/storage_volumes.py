@@ -22,6 +22,11 @@ def _type(request: web.Request) -> str:
     return t
 
 
+async def _project(request: web.Request, type_: str) -> str:
+    """Custom volumes of a project without features.storage.volumes are the default project's."""
+    return await project(request, "storage.volumes" if type_ == "custom" else None)
+
+
 def _etag(v: dict) -> dict:
     return {"description": v["description"], "config": v["config"]}
 
@@ -45,7 +50,8 @@ async def list_volumes_type(request: web.Request):
 
 
 async def _create(request: web.Request, type_: str | None):
-    d, proj, pool = daemon(request), await project(request), _m(request, "pool")
+    # Only custom volumes can be created.
+    d, proj, pool = daemon(request), await project(request, "storage.volumes"), _m(request, "pool")
     if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
         if type_ not in (None, "custom"):
             raise BadRequest("Only custom storage volumes can be imported from a backup")
@@ -72,14 +78,14 @@ async def create_volume_type(request: web.Request):
 
 @routes.get(BASE + "/{type}/{name}")
 async def get_volume(request: web.Request):
-    d, proj = daemon(request), await project(request)
+    d, proj = daemon(request), await _project(request, _type(request))
     v = await d.volumes.get(_m(request, "pool"), proj, _type(request), _m(request, "name"))
     return response.sync(v, etag=_etag(v))
 
 
 async def _update(request: web.Request, replace: bool):
-    d, proj, pool, name = daemon(request), await project(request), _m(request, "pool"), _m(request, "name")
     vtype = _type(request)
+    d, proj, pool, name = daemon(request), await _project(request, vtype), _m(request, "pool"), _m(request, "name")
     await d.volumes.update(pool, proj, vtype, name, await read_object(request), replace=replace,
                            requestor=requestor(request), etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
@@ -97,7 +103,7 @@ async def patch_volume(request: web.Request):
 
 @routes.post(BASE + "/{type}/{name}")
 async def post_volume(request: web.Request):
-    d, proj = daemon(request), await project(request)
+    d, proj = daemon(request), await _project(request, _type(request))
     op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"),
                               await read_object(request), requestor(request))
     return response.async_(op)
@@ -105,21 +111,21 @@ async def post_volume(request: web.Request):
 
 @routes.delete(BASE + "/{type}/{name}")
 async def delete_volume(request: web.Request):
-    d, proj = daemon(request), await project(request)
+    d, proj = daemon(request), await _project(request, _type(request))
     await d.volumes.delete(_m(request, "pool"), proj, _type(request), _m(request, "name"), requestor(request))
     return response.empty()
 
 
 @routes.get(BASE + "/{type}/{name}/state")
 async def volume_state(request: web.Request):
-    d, proj = daemon(request), await project(request)
+    d, proj = daemon(request), await _project(request, _type(request))
     return response.sync(await d.volumes.state(_m(request, "pool"), proj, _type(request), _m(request, "name")))
 
 
 # ---- snapshots -------------------------------------------------------------------------------
 
 async def _vol(request: web.Request) -> dict:
-    d, proj = daemon(request), await project(request)
+    d, proj = daemon(request), await project(request, "storage.volumes")
     if _type(request) != "custom":
         raise BadRequest("Only custom storage volumes have snapshots here (use the instance snapshot API)")
     return await d.volumes.custom(_m(request, "pool"), proj, _m(request, "name"))
@@ -163,7 +169,7 @@ async def list_snapshots(request: web.Request):
 
 @routes.post(BASE + "/{type}/{name}/snapshots")
 async def create_snapshot(request: web.Request):
-    d, proj = daemon(request), await project(request)
+    d, proj = daemon(request), await _project(request, _type(request))
     body = await read_object(request)
     op = await d.volumes.create_snapshot(_m(request, "pool"), proj, _type(request), _m(request, "name"), body,
                                          requestor(request))

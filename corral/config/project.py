@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from corral.config.keys import PROJECT, Key, declare, one_of, parse_bool
+from corral.config.keys import PROJECT, Key, declare, one_of, parse_bool, parse_size, parse_uint
 
 
 def _paths(v: str) -> str:
@@ -37,6 +37,23 @@ def _names(v: str) -> str:
 _BLOCK_ALLOW = one_of("block", "allow")
 
 
+def _uint32(v: str) -> int:
+    n = parse_uint(v)
+    if n > 2**32 - 1:
+        raise ValueError(f'Invalid value "{v}" (larger than 4294967295)')
+    return n
+
+
+def _size(v: str) -> int:
+    if v.endswith("%"):
+        raise ValueError("Value can't be a percentage")
+    return parse_size(v)
+
+
+def _limit(name: str, parse, description: str) -> Key:
+    return Key(name, PROJECT, parse, description=description)
+
+
 def _restriction(name: str, parse, default: str, description: str) -> Key:
     return Key(name, PROJECT, parse, default=default, description=description)
 
@@ -51,6 +68,20 @@ declare(
     Key("features.networks", PROJECT, parse_bool, default="false",
         description="Separate set of networks for the project"),
     Key("user.*", PROJECT, description="Free form user key/value storage"),
+    # limits.*: enforced by corral/project_limits.py.
+    _limit("limits.containers", _uint32, "Maximum number of containers that can be created in the project"),
+    _limit("limits.virtual-machines", _uint32,
+           "Maximum number of VMs that can be created in the project"),
+    _limit("limits.instances", _uint32, "Maximum number of total instances that can be created in the project"),
+    _limit("limits.cpu", _uint32, "Maximum value for the sum of individual limits.cpu configs set on the "
+                                  "instances of the project"),
+    _limit("limits.memory", _size, "Maximum value for the sum of individual limits.memory configs set on the "
+                                   "instances of the project"),
+    _limit("limits.disk", _size, "Maximum value of aggregate disk space used by all instances volumes, custom "
+                                 "volumes and images of the project"),
+    _limit("limits.networks", _uint32, "Maximum value for the number of networks this project can have"),
+    _limit("limits.processes", _uint32, "Maximum value for the sum of individual limits.processes configs set "
+                                        "on the instances of the project"),
     Key("restricted", PROJECT, parse_bool, default="false",
         description="Block access to security-sensitive features (the restricted.* keys apply)"),
     _restriction("restricted.backups", _BLOCK_ALLOW, "block",

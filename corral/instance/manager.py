@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
+from corral.locks import LOCKS
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
@@ -131,7 +132,8 @@ class Instances:
     # ---- loading --------------------------------------------------------------------------
 
     async def _profiles(self, tx, project: str, names: list[str]) -> list[dict]:
-        allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+        """The named profiles, from the project holding `project`'s profiles (features.profiles)."""
+        allp = {p["name"]: p for p in await qp.get_all(tx, self.d.projects.holder("profiles", project))}
         missing = [n for n in names if n not in allp]
         if missing:
             raise BadRequest(f'Requested profile "{missing[0]}" doesn\'t exist')
@@ -155,11 +157,13 @@ class Instances:
             recs = await q.get_all(tx, project)
             by_project: dict[str, dict] = {}
             for r in recs:
-                if r["project"] not in by_project:
-                    by_project[r["project"]] = {p["name"]: p for p in await qp.get_all(tx, r["project"])}
+                holder = self.d.projects.holder("profiles", r["project"])
+                if holder not in by_project:
+                    by_project[holder] = {p["name"]: p for p in await qp.get_all(tx, holder)}
         out = []
         for r in recs:
-            profs = [by_project[r["project"]][n] for n in r["profiles"] if n in by_project[r["project"]]]
+            allp = by_project[self.d.projects.holder("profiles", r["project"])]
+            profs = [allp[n] for n in r["profiles"] if n in allp]
             out.append(Loaded(r, *expand(profs, r["config"], r["devices"])))
         return out
 
@@ -168,8 +172,12 @@ class Instances:
             return [r["name"] for r in await q.get_all(tx, project)]
 
     async def used_by_profile(self, project: str, profile: str) -> list[str]:
+        """Instances using `project`'s profile, also those of projects without features.profiles."""
+        out = []
         async with self.db.session() as tx:
-            return [url(r["name"], project) for r in await q.get_all(tx, project) if profile in r["profiles"]]
+            for p in self.d.projects.sharing("profiles", project):
+                out += [url(r["name"], p) for r in await q.get_all(tx, p) if profile in r["profiles"]]
+        return out
 
     async def used_by_pool(self, pool: str) -> list[str]:
         return [url(i.name, i.project) for i in await self.load_all(None) if root_pool(i.devices) == pool]
@@ -281,7 +289,8 @@ class Instances:
     async def create(self, project: str, body: dict, requestor: dict | None):
         """Validate a POST /1.0/instances request; return the operation that creates the instance."""
         itype = body.get("type") or "container"
-        if itype == "virtual-machine":
+        if itype == "virtual-machine":   # a project's VM count limit refuses first, as LXD would
+            await self.d.limits.check_count(project, itype)
             raise NotImplementedFeature("virtual-machine instances")
         if itype != "container":
             raise BadRequest(f'Invalid instance type "{itype}"')
@@ -329,15 +338,22 @@ class Instances:
         ephemeral = body.get("ephemeral", False)
         if not isinstance(ephemeral, bool):
             raise BadRequest('Invalid value for field "ephemeral": expected boolean')
-        await self.d.restrictions.check_instance(project, name, cfg, devices, profiles,
-                                                 copy_of=plan["source"].rec if stype == "copy" else None)
+        copy_of = plan["source"].rec if stype == "copy" else None
+        await self.d.restrictions.check_instance(project, name, cfg, devices, profiles, copy_of=copy_of)
         rec = {"project": project, "name": name, "type": "container", "architecture": "x86_64",
                "ephemeral": ephemeral, "stateful": False, "description": body.get("description") or "",
                "config": cfg, "devices": devices, "profiles": profile_names}
         start = body.get("start", False)
         if not isinstance(start, bool):
             raise BadRequest('Invalid value for field "start": expected boolean')
-        self._reserved.add((project, name))
+        # Counted and reserved under the project's lock: two creations can't both take the last slot,
+        # nor can a project update lower a limit between the check and the reservation.
+        async with LOCKS.hold("project", project):
+            if (project, name) in self._reserved:
+                raise Conflict(f'Instance "{name}" already exists')
+            await self.d.limits.check_instance(project, name, "container", cfg, devices, profile_names,
+                                               copy_of=copy_of)
+            self._reserved.add((project, name))
 
         async def run(op):
             try:

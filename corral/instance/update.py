@@ -79,6 +79,8 @@ async def plan(insts, inst, body: dict, *, replace: bool) -> dict:
         profs = await insts._profiles(tx, inst.project, profiles)
     await insts.d.restrictions.check_instance(inst.project, inst.name, cfg, devices, profs,
                                               current=r["config"])
+    await insts.d.limits.check_instance(inst.project, inst.name, r.get("type") or "container", cfg, devices,
+                                        profiles, current=True)
     _, edev = expand(profs, cfg, devices)
     if root_pool(edev) != root_pool(inst.devices):
         raise BadRequest("Changing the root disk's pool is not supported here (use `move --storage`)")
@@ -261,17 +263,20 @@ async def update(insts, project: str, name: str, body: dict, *, replace: bool,
 async def profile_change(insts, project: str, profile: dict) -> AsyncIterator[None]:
     """Apply the new `profile` (name, config, devices) to the running instances that use it, hold
     their locks while the caller stores the profile, and undo everything if the caller fails."""
+    users: list[tuple[str, str]] = []   # (project, name): also projects sharing these profiles
     async with insts.db.session() as tx:
-        users = sorted(r["name"] for r in await q.get_all(tx, project) if profile["name"] in r["profiles"])
+        for p in insts.d.projects.sharing("profiles", project):
+            users += [(p, r["name"]) for r in await q.get_all(tx, p) if profile["name"] in r["profiles"]]
+    users.sort()
     held: list[_HeldLock] = []
     done: list[tuple] = []
     try:
-        for n in users:   # one order for everybody: no deadlock between two profile updates
-            held.append(await _acquire(insts.lock(project, n)))
+        for p, n in users:   # one order for everybody: no deadlock between two profile updates
+            held.append(await _acquire(insts.lock(p, n)))
         try:
-            for n in users:
+            for p, n in users:
                 async with insts.db.session() as tx:
-                    rec = await q.get(tx, project, n)
+                    rec = await q.get(tx, p, n)
                 if rec is None:
                     continue
                 old = await _expanded(insts, rec)
@@ -299,5 +304,5 @@ async def profile_change(insts, project: str, profile: dict) -> AsyncIterator[No
         for h in reversed(held):
             h.release()
     for old, _, _ in done:
-        await insts.d.on_instance_changed(project, old.name)
+        await insts.d.on_instance_changed(old.project, old.name)
 

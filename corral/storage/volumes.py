@@ -93,16 +93,22 @@ class Volumes:
         return self.d.pools.driver(v["pool"]).custom_snapshot_dir(disk_key(v["project"], v["name"]), snap)
 
     async def used_by(self, pool: str, project: str, name: str) -> list[str]:
-        """Instances and profiles with a disk device using this custom volume."""
+        """Instances and profiles with a disk device using this custom volume: those of `project`
+        and of the projects whose custom volumes are `project`'s (features.storage.volumes=false)."""
         out = []
-        for inst in await self.d.instances.load_all(project):
-            if any(dev.get("type") == "disk" and dev.get("pool") == pool and dev.get("source") == name
-                   for dev in inst.devices.values()):
-                out.append(f"/1.0/instances/{inst.name}" + ("" if project == "default" else f"?project={project}"))
-        for p in await self.d.profiles.get_all(project):
-            if any(dev.get("type") == "disk" and dev.get("pool") == pool and dev.get("source") == name
-                   for dev in p["devices"].values()):
-                out.append(f"/1.0/profiles/{p['name']}" + ("" if project == "default" else f"?project={project}"))
+        projects = self.d.projects.sharing("storage.volumes", project)
+        for p in projects:
+            for inst in await self.d.instances.load_all(p):
+                if any(dev.get("type") == "disk" and dev.get("pool") == pool and dev.get("source") == name
+                       for dev in inst.devices.values()):
+                    out.append(f"/1.0/instances/{inst.name}" + ("" if p == "default" else f"?project={p}"))
+        for p in projects:
+            if self.d.projects.holder("profiles", p) != p:
+                continue   # its profiles are the default project's, listed there
+            for prof in await self.d.profiles.get_all(p):
+                if any(dev.get("type") == "disk" and dev.get("pool") == pool and dev.get("source") == name
+                       for dev in prof["devices"].values()):
+                    out.append(f"/1.0/profiles/{prof['name']}" + ("" if p == "default" else f"?project={p}"))
         return out
 
     async def used_by_pool(self, pool: str) -> list[str]:
@@ -131,10 +137,11 @@ class Volumes:
                 if re.fullmatch(r"[0-9a-f]{64}", fp):
                     out.append(self._render({"name": fp, "project": project}, "image", [f"/1.0/images/{fp}"]))
         if type_ in (None, "custom"):
+            holder = self.d.projects.holder("storage.volumes", project)
             async with self.db.session() as tx:
-                vols = [v for v in await q.volumes(tx, pool, project) if v["type"] == "custom"]
+                vols = [v for v in await q.volumes(tx, pool, holder) if v["type"] == "custom"]
             for v in vols:
-                out.append(self._render(v, "custom", await self.used_by(pool, project, v["name"])))
+                out.append(self._render(v, "custom", await self.used_by(pool, holder, v["name"])))
         return out
 
     async def get(self, pool: str, project: str, type_: str, name: str) -> dict:
@@ -191,6 +198,7 @@ class Volumes:
         async with self.db.session() as tx:
             if await q.volume(tx, pool, project, "custom", name) is not None:
                 raise Conflict("Volume by that name already exists")
+        await self.d.limits.check_volume(project, pool, name, config)
         source = body.get("source") or {}
         if not isinstance(source, dict):
             raise BadRequest('Invalid value for field "source": expected an object')
@@ -207,7 +215,7 @@ class Volumes:
         if stype != "copy":
             raise BadRequest(f'Unknown source type "{stype}"')
         src_pool = source.get("pool") or pool
-        src_project = source.get("project") or project
+        src_project = self.d.projects.holder("storage.volumes", source.get("project") or project)
         src_name, _, src_snap = (source.get("name") or "").partition("/")
         src = await self.custom(src_pool, src_project, src_name)
         self._pool(src_pool)
@@ -224,6 +232,7 @@ class Volumes:
         for k in ("volatile.idmap.last",):
             if k in src["config"]:
                 rec["config"][k] = src["config"][k]
+        await self.d.limits.check_volume(project, pool, name, rec["config"])   # the copy's own size
         src_dir = self.snap_path(src, src_snap) if src_snap else self.path(src)
 
         async def run(op):
@@ -495,7 +504,7 @@ class Volumes:
         """The host directory to mount for a disk device using this custom volume, and whether the
         mount must be idmapped. Without security.shifted, the volume's files are shifted (chowned)
         to the instance's idmap, as LXD does, and the map is recorded on the volume."""
-        v = await self.custom(pool, project, name)
+        v = await self.custom(pool, self.d.projects.holder("storage.volumes", project), name)
         self._pool(pool)
         path = self.path(v)
         if is_true(v["config"].get("security.shifted")):
@@ -505,10 +514,12 @@ class Volumes:
         last_raw = v["config"].get("volatile.idmap.last") or "[]"
         last = [IdmapEntry.from_lxd(e) for e in json.loads(last_raw)] or None
         if (last or []) != (idmap or []):
-            for u in await self.used_by(pool, project, name):
+            for u in await self.used_by(pool, v["project"], name):
                 other = u.split("/1.0/instances/", 1)
-                if len(other) == 2 and other[1].split("?")[0] != instance and \
-                        await self._running(project, other[1].split("?")[0]):
+                if len(other) != 2:
+                    continue
+                oname, _, oquery = other[1].partition("?project=")
+                if (oname, oquery or "default") != (instance, project) and await self._running(oquery or "default", oname):
                     raise BadRequest(f'Idmaps of instance "{instance}" and storage volume "{name}" '
                                      "are not identical")
             async with self.d.pools.lock(pool):

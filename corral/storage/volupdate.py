@@ -43,6 +43,7 @@ async def _update(vols, v: dict, body: dict, *, replace: bool) -> None:
             raise BadRequest(f'"{k}" cannot be changed while the volume is in use')
     resized = new.get("size") != v["config"].get("size")
     if resized:
+        await vols.d.limits.check_volume(v["project"], v["pool"], v["name"], new)
         size = parse_size(new["size"]) if new.get("size") else None
         if size:
             used = await asyncio.to_thread(drv.usage, vols.path(v))

@@ -1,5 +1,6 @@
 """Every API extension corrald advertises is exercised here (the list: corral/api/extensions.py)."""
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -750,6 +751,92 @@ def check_custom_volume_backup(d, c):
     finally:
         d.lxc("storage", "volume", "delete", "default", new, check=False)
         d.lxc("storage", "volume", "delete", "default", vol, check=False)
+
+
+# ---- projects: limits, restrictions, usage -------------------------------------------------------
+
+@contextlib.contextmanager
+def _project(d, config: dict):
+    """A project using the default project's images, its own default profile with a root disk."""
+    name = unique("xp")
+    assert d.request("POST", "/1.0/projects", {"name": name, "config": {"features.images": "false",
+                                                                          **config}}).status in (200, 201)
+    try:
+        assert d.request("PATCH", f"/1.0/profiles/default?project={name}", {"devices": {"root": {
+            "type": "disk", "path": "/", "pool": "default"}}}).status == 200
+        yield name
+    finally:
+        for u in d.get(f"/1.0/instances?project={name}").metadata or []:
+            d.lxc("delete", "-f", u.rsplit("/", 1)[1].split("?")[0], "--project", name, check=False)
+        assert d.request("DELETE", f"/1.0/projects/{name}").status == 200
+
+
+def _create(d, p, **extra):
+    return d.request("POST", f"/1.0/instances?project={p}",
+                     {"name": unique("xc"), "source": {"type": "image", "alias": "busybox"}, **extra})
+
+
+def check_projects_limits(d, c):
+    with _project(d, {"limits.containers": "0"}) as p:
+        r = _create(d, p)
+        assert (r.status, r.json["error"]) == \
+            (403, f'Reached maximum number of instances of type "container" in project "{p}"')
+    with _project(d, {"limits.memory": "64MiB"}) as p:
+        r = _create(d, p, config={"limits.memory": "128MiB"})
+        assert r.status == 403 and 'Reached maximum aggregate value "64MiB" for "limits.memory"' in r.json["error"]
+
+
+def check_projects_limits_instances(d, c):
+    with _project(d, {"limits.instances": "0"}) as p:
+        r = _create(d, p)
+        assert (r.status, r.json["error"]) == (403, f'Reached maximum number of instances in project "{p}"')
+
+
+def check_projects_limits_disk(d, c):
+    with _project(d, {"limits.disk": "1GiB"}) as p:
+        r = d.request("POST", f"/1.0/storage-pools/default/volumes/custom?project={p}", {"name": unique("xv")})
+        assert r.status == 403 and 'has no "size" config set' in r.json["error"], r.body
+        assert d.get(f"/1.0/storage-pools/default/volumes/custom?project={p}").metadata == []
+
+
+def check_project_usage(d, c):
+    with _project(d, {"limits.containers": "3"}) as p:
+        d.wait_op(_create(d, p))
+        res = d.get(f"/1.0/projects/{p}/state").metadata["resources"]
+        assert res["containers"] == {"limit": 3, "usage": 1}
+        assert sorted(res) == ["containers", "cpu", "disk", "instances", "memory", "networks", "processes",
+                               "virtual-machines"]
+
+
+def check_projects_restrictions(d, c):
+    with _project(d, {"restricted": "true"}) as p:
+        r = _create(d, p, config={"security.privileged": "true"})
+        assert r.status == 403 and "Privileged containers are forbidden" in r.json["error"], r.body
+        assert d.get(f"/1.0/instances?project={p}").metadata == []
+
+
+def check_projects_restricted_backups_and_snapshots(d, c):
+    with _project(d, {"restricted": "true"}) as p:
+        r = _create(d, p)
+        d.wait_op(r)
+        name = r.json["metadata"]["resources"]["instances"][0].rsplit("/", 1)[1].split("?")[0]
+        r = d.request("POST", f"/1.0/instances/{name}/snapshots?project={p}", {"name": "s"})
+        assert (r.status, r.json["error"]) == (403, f'Project "{p}" doesn\'t allow for snapshot creation')
+        r = d.request("POST", f"/1.0/instances/{name}/backups?project={p}", {"name": "b"})
+        assert (r.status, r.json["error"]) == (403, f'Project "{p}" doesn\'t allow for backup creation')
+
+
+def check_projects_networks_restricted_access(d, c):
+    bridge = d.get("/1.0/profiles/default").metadata["devices"]["eth0"]["network"]
+    with _project(d, {"restricted": "true", "restricted.networks.access": "elsewhere"}) as p:
+        r = d.request("POST", f"/1.0/profiles?project={p}", {"name": "n", "devices": {
+            "eth0": {"type": "nic", "network": bridge, "name": "eth0"}}})
+        assert r.status == 403 and "Network not allowed in project" in r.json["error"], r.body
+    with _project(d, {"restricted": "true", "restricted.networks.access": bridge}) as p:
+        r = d.request("POST", f"/1.0/profiles?project={p}", {"name": "n", "devices": {
+            "eth0": {"type": "nic", "network": bridge, "name": "eth0"}}})
+        assert r.status == 201, r.body
+        d.request("DELETE", f"/1.0/profiles/n?project={p}")
 
 
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}

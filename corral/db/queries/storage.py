@@ -159,3 +159,10 @@ async def delete_volume_snapshot(tx: Tx, volume_id: int, name: str) -> None:
 
 async def delete_volume_snapshots(tx: Tx, volume_id: int) -> None:
     await tx.execute("DELETE FROM storage_volumes_snapshots WHERE storage_volume_id = ?", [volume_id])
+
+
+async def project_custom_volumes(tx: Tx, project: str) -> list[dict]:
+    """Every custom volume of a project, in every pool (project limits count them)."""
+    rows = await tx.fetch(_VSELECT + "WHERE p.name = ? AND v.type = ? ORDER BY sp.name, v.name",
+                          [project, lxd.volume_type_code("custom")])
+    return await _volumes(tx, rows)
