@@ -144,7 +144,7 @@ class Instances:
             rec = await q.get(tx, project, name)
             if rec is None:
                 raise NotFound("Instance not found")
-            allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+            allp = {p["name"]: p for p in await qp.get_all(tx, self.d.projects.holder("profiles", project))}
         missing = [n for n in rec["profiles"] if n not in allp]
         if missing:   # a row written by hand: still listed, stopped and deleted; start refuses it
             rec["load_error"] = "; ".join(filter(None, [rec.get("load_error"),

@@ -66,14 +66,22 @@ async def _id(tx: Tx, project: str, name: str) -> int | None:
     return r["id"] if r else None
 
 
+# The project whose profiles an instance of project ? uses (LXD's ProfileProject): its own with
+# features.profiles=true, else the default project's.
+_PROFILE_PROJECT_ID = (
+    "(SELECT CASE WHEN EXISTS (SELECT 1 FROM projects_config pc JOIN projects pr ON pr.id = pc.project_id "
+    "WHERE pr.name = ? AND pc.key = 'features.profiles' AND lower(pc.value) IN ('true', '1', 'yes', 'on')) "
+    "THEN (SELECT id FROM projects WHERE name = ?) ELSE 1 END)")
+
+
 async def _set_profiles(tx: Tx, instance_id: int, project_id_sql: str, project: str, names: list[str]) -> None:
     if (await _profiles_of(tx, [instance_id])).get(instance_id, []) == list(names):
         return
     await tx.execute("DELETE FROM instances_profiles WHERE instance_id = ?", [instance_id])
     for order, pname in enumerate(names):
         _, n = await tx.execute(f"INSERT INTO instances_profiles (instance_id, profile_id, apply_order) SELECT ?, id, ? "
-                                f"FROM profiles WHERE project_id = {project_id_sql} AND name = ?",
-                                [instance_id, order, project, pname])
+                                f"FROM profiles WHERE project_id = {_PROFILE_PROJECT_ID} AND name = ?",
+                                [instance_id, order, project, project, pname])
         if n != 1:   # instances_profiles refers to profile rows: a name must exist (LXD's error)
             raise BadRequest(f'Requested profile "{pname}" doesn\'t exist')
 
