@@ -62,7 +62,7 @@ class Corrald:
         self.debug = debug
 
     def start(self, timeout: float = 30) -> "Corrald":
-        args = [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else [])
+        args = [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else ["--verbose"])
         self.log = open(os.path.join(self.dir, "test-corrald.log"), "ab")
         self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
