@@ -93,6 +93,23 @@ def parse(path: str) -> dict:
             "volume": doc.get("volume") or {}}
 
 
+def recoverable(volume_dir: str, volume: str, volume_name) -> bool:
+    """True when an instance volume no record points at carries a backup.yaml for itself: records
+    lost (a damaged or reset database) rather than a half-made copy (which carries its source's) or
+    an interrupted delete (which removes the file before the record). `lxd recover` brings it back."""
+    try:
+        c = parse(os.path.join(volume_dir, FILENAME))["container"]
+    except BackupYamlError:
+        return False
+    return volume_name(c.get("project") or "default", c["name"]) == volume
+
+
+def forget(volume_dir: str) -> None:
+    """Remove the backup.yaml of an instance about to be deleted (first, see recoverable())."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(volume_dir, FILENAME))
+
+
 def _target(event: dict) -> tuple[str, str | None] | None:
     """(project, instance name or None for "every instance of the project") an event concerns."""
     meta = event.get("metadata") or {}

@@ -14,6 +14,7 @@ with a driver and config) is refused with a clear error.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import os
 
@@ -107,19 +108,30 @@ async def validate(d, body: dict) -> dict:
     return _result(found, deps)
 
 
+def _ts(v, default: str) -> str:
+    """A timestamp as corrald records them (RFC 3339); YAML loads LXD's unquoted ones as datetimes."""
+    if isinstance(v, datetime.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=datetime.timezone.utc)
+        v = v.astimezone(datetime.timezone.utc)
+        frac = f".{v.microsecond:06d}" if v.microsecond else ""
+        return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}{frac}Z"
+    return str(v) if v else default
+
+
 def _record(c: dict) -> dict:
     return {"project": c.get("project") or "default", "name": c["name"], "node": "none",
             "type": c.get("type") or "container", "architecture": c.get("architecture") or "x86_64",
             "ephemeral": bool(c.get("ephemeral")), "stateful": bool(c.get("stateful")),
-            "description": c.get("description") or "", "created_at": str(c.get("created_at") or timeutil.now()),
-            "last_used_at": str(c.get("last_used_at") or timeutil.ZERO),
+            "description": c.get("description") or "", "created_at": _ts(c.get("created_at"), timeutil.now()),
+            "last_used_at": _ts(c.get("last_used_at"), timeutil.ZERO),
             "config": {str(k): str(v) for k, v in (c.get("config") or {}).items()},
             "devices": c.get("devices") or {}, "profiles": list(c.get("profiles") or [])}
 
 
 def _snapshot(c: dict, s: dict) -> dict:
-    return {"name": s["name"], "created_at": str(s.get("created_at") or timeutil.now()),
-            "expires_at": str(s.get("expires_at") or timeutil.ZERO), "stateful": bool(s.get("stateful")),
+    return {"name": s["name"], "created_at": _ts(s.get("created_at"), timeutil.now()),
+            "expires_at": _ts(s.get("expires_at"), timeutil.ZERO), "stateful": bool(s.get("stateful")),
             "description": s.get("description") or "", "architecture": s.get("architecture") or c.get("architecture")
             or "x86_64", "config": {str(k): str(v) for k, v in (s.get("config") or {}).items()},
             "devices": s.get("devices") or {}, "profiles": list(s.get("profiles") or [])}

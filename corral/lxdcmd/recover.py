@@ -18,7 +18,7 @@ def _ask(question: str) -> str:
     click.echo(question, nl=False)
     line = sys.stdin.readline()
     if not line:
-        raise EOFError
+        fail("EOF")   # as LXD's asker; click would turn an EOFError into "Aborted"
     return line.rstrip("\n").strip()
 
 

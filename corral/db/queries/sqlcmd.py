@@ -6,7 +6,10 @@ fails, the earlier ones are rolled back and nothing changes (LXD 5.0 does the sa
 """
 from __future__ import annotations
 
+import re
+
 _ROW_KEYWORDS = ("SELECT", "PRAGMA", "WITH", "EXPLAIN", "VALUES")
+_NODE_SUFFIX = re.compile(r" to local:\d+$")   # the dqlite client names the node it asked
 
 
 class SQLError(Exception):
@@ -19,6 +22,10 @@ def split(query: str) -> list[str]:
 
 def _returns_rows(stmt: str) -> bool:
     return stmt.lstrip().split(None, 1)[0].upper() in _ROW_KEYWORDS
+
+
+def _msg(e: Exception) -> str:
+    return _NODE_SUFFIX.sub("", str(e))
 
 
 def _plain(v):
@@ -42,13 +49,13 @@ async def run_global(db, stmts: list[str]) -> list[dict]:
                 try:
                     cols, rows = await tx.query_raw(stmt)
                 except Exception as e:
-                    raise SQLError(f"Failed to execute query: {e}") from None
+                    raise SQLError(f"Failed to execute query: {_msg(e)}") from None
                 out.append(_select(cols, rows))
             else:
                 try:
                     _, n = await tx.execute(stmt)
                 except Exception as e:
-                    raise SQLError(f"Failed to exec query: {e}") from None
+                    raise SQLError(f"Failed to exec query: {_msg(e)}") from None
                 out.append(_exec(n))
     return out
 
