@@ -16,11 +16,11 @@ import asyncio
 import logging
 import os
 import socket
-import sqlite3
 
 import click
 
 from corral.config.keys import is_true
+from corral.db.local import read_config_readonly
 from corral.lxdcmd.cli import CONTEXT, client, fail, global_options, setup_client_logging
 from corral.paths import Paths
 
@@ -41,7 +41,7 @@ def activateifneeded() -> None:
     if not os.path.exists(paths.local_db):
         log.debug("No local database, so no need to start the daemon now")
         return
-    if _https_address(paths.local_db):
+    if read_config_readonly(paths.local_db, "core.https_address"):
         log.debug("Daemon has core.https_address set, activating...")
         return _activate()
     if not os.path.isdir(paths.global_db) or not os.listdir(paths.global_db):
@@ -64,17 +64,6 @@ def activateifneeded() -> None:
         log.debug("Daemon has scheduled volume snapshots, activating...")
         return _activate()
     log.debug("No need to start the daemon now")
-
-
-def _https_address(local_db: str) -> str:
-    conn = sqlite3.connect(f"file:{local_db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM config WHERE key = 'core.https_address'").fetchone()
-    except sqlite3.Error:
-        row = None
-    finally:
-        conn.close()
-    return (row or [""])[0] or ""
 
 
 def _activate() -> None:
