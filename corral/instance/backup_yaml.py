@@ -134,9 +134,11 @@ class BackupYamlWriter:
 
     async def start(self) -> None:
         self._listener = self.d.events.listen(["lifecycle"], project=None)
+        self._task = asyncio.create_task(self._loop())
+
+    async def _write_all(self) -> None:
         for inst in await self.d.instances.load_all(None):
             await self._write(inst.project, inst.name)
-        self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -153,6 +155,12 @@ class BackupYamlWriter:
             await self._handle(self._listener.queue.get_nowait())
 
     async def _loop(self) -> None:
+        # Every instance once (in the background: the daemon does not wait for it to serve), then
+        # the changes as they come.
+        try:
+            await self._write_all()
+        except Exception:  # noqa: BLE001 - never kill the loop
+            log.exception("writing backup.yaml files")
         while True:
             event = await self._listener.queue.get()
             await self._handle(event)

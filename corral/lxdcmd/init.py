@@ -24,7 +24,7 @@ from corral.lxdcmd.cli import CONTEXT, client, fail, global_options, setup_clien
 @click.option("--storage-backend", default="", help="Storage backend to use (btrfs, dir, lvm or zfs, default: dir)")
 @click.option("--storage-create-device", default="", help="Setup device based storage using DEVICE")
 @click.option("--storage-create-loop", default=-1, type=int, help="Setup loop based storage with SIZE in GB")
-@click.option("--storage-pool", default="", help="Storage pool to use or create")
+@click.option("--storage-pool", default="", help="Storage pool to use or create (its source)")
 @click.option("--trust-password", default="", help="Password required to add new clients")
 @global_options
 def init(auto, dump, minimal, network_address, network_port, preseed, storage_backend, storage_create_device,
@@ -47,14 +47,25 @@ def init(auto, dump, minimal, network_address, network_port, preseed, storage_ba
         fail("Can't use --dump with other flags")
     if not (auto or preseed or minimal or dump):
         fail("not implemented: interactive `init` (use --auto, --minimal, --preseed or --dump)")
-    if storage_backend and storage_backend not in ("dir", "btrfs"):
-        fail(f"The requested backend '{storage_backend}' isn't supported by lxd init")
-    if storage_create_device and storage_create_loop != -1:
-        fail("Only one of --storage-create-device or --storage-create-loop can be specified")
+    if auto:
+        backend = storage_backend or "dir"
+        if backend not in ("btrfs", "dir", "lvm", "zfs"):
+            fail(f"The requested backend '{backend}' isn't supported by lxd init")
+        if backend not in ("btrfs", "dir"):
+            fail(f"The requested backend '{backend}' isn't available on your system (missing tools)")
+        if backend == "dir" and (storage_pool or storage_create_device or storage_create_loop != -1):
+            fail("None of --storage-pool, --storage-create-device or --storage-create-loop may be used with "
+                 "the 'dir' backend")
+        if storage_create_device and storage_create_loop != -1:
+            fail("Only one of --storage-create-device or --storage-create-loop can be specified")
+        if not network_address and network_port != -1:
+            fail("--network-port can't be used without --network-address")
+        if not network_address and trust_password:
+            fail("--trust-password can't be used without --network-address")
     try:
         c = client()
         if dump:
-            click.echo(yaml.safe_dump(_dump(c), default_flow_style=False, sort_keys=False), nl=False)
+            click.echo(yaml.safe_dump(_dump(c), default_flow_style=False, sort_keys=False))   # + a blank line
             return
         if preseed:
             doc = parse_preseed(sys.stdin.read())
@@ -75,19 +86,15 @@ def _auto_options(c, doc, address, port, backend, device, loop, pool, password) 
     if password:
         cfg["core.trust_password"] = password
     p = doc["storage_pools"][0]
-    if pool:
-        existing = c.metadata("/1.0/storage-pools")
-        if f"/1.0/storage-pools/{pool}" in existing:
-            doc["storage_pools"] = []
-        else:
-            p["name"] = pool
-        doc["profiles"][0]["devices"]["root"]["pool"] = pool
     if backend:
         p["driver"] = backend
+    # LXD's --auto: the pool is "default"; a device, a loop size or an existing source for it
     if device:
         p["config"]["source"] = device
-    if loop != -1:
+    elif loop != -1:
         p["config"]["size"] = f"{loop}GiB"
+    elif pool:
+        p["config"]["source"] = pool
 
 
 def _dump(c) -> dict:

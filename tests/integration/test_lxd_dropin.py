@@ -153,8 +153,22 @@ def test_errors_and_exit_codes_as_lxd(corrald):
     assert r.returncode == 1 and "interactive" in r.stderr
     r = d.run("corrald", "init", "--auto", "--preseed")
     assert r.stderr == "Error: Can't use --auto and --preseed together\n"
-    r = d.run("corrald", "init", "--storage-backend", "dir")
-    assert r.stderr == "Error: Configuration flags require --auto\n"
+    # lxd init's argument checks, texts recorded from lxd 5.0.2
+    for args, err in ((("--storage-backend", "dir"), "Configuration flags require --auto"),
+                      (("--minimal", "--auto"), "Can't use --minimal and --auto together"),
+                      (("--minimal", "--preseed"), "Can't use --minimal and --preseed together"),
+                      (("--dump", "--auto"), "Can't use --dump with other flags"),
+                      (("--auto", "--storage-pool", "x"), "None of --storage-pool, --storage-create-device or "
+                       "--storage-create-loop may be used with the 'dir' backend"),
+                      (("--auto", "--network-port", "1"), "--network-port can't be used without --network-address"),
+                      (("--auto", "--trust-password", "x"), "--trust-password can't be used without --network-address"),
+                      (("--auto", "--storage-backend", "foo"), "The requested backend 'foo' isn't supported by lxd init"),
+                      (("--auto", "--storage-backend", "zfs"),
+                       "The requested backend 'zfs' isn't available on your system (missing tools)"),
+                      (("--auto", "--storage-backend", "btrfs", "--storage-create-loop", "5", "--storage-create-device",
+                        "/dev/x"), "Only one of --storage-create-device or --storage-create-loop can be specified")):
+        r = d.run("corrald", "init", *args)
+        assert (r.returncode, r.stderr) == (1, f"Error: {err}\n"), (args, r)
 
 
 def test_sql_output_as_lxd(corrald):
@@ -272,6 +286,12 @@ def test_init_preseed_import_and_recover(corrald):
     start_like_packaging(d)
     r = d.run("corrald", "init", "--preseed", input=PRESEED)
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    dump = d.run("corrald", "init", "--dump")
+    assert dump.returncode == 0 and dump.stdout.endswith("\n\n")   # as lxd: the YAML and a blank line
+    doc = yaml.safe_load(dump.stdout)
+    assert list(doc) == ["config", "networks", "storage_pools", "profiles", "projects"]
+    assert [(p["name"], p["driver"]) for p in doc["storage_pools"]] == [("default", "dir")]
+    assert doc["profiles"][0]["devices"]["root"] == {"path": "/", "pool": "default", "type": "disk"}
     d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
     c, prof = unique("c"), unique("p")
     d.lxc("profile", "create", prof)
