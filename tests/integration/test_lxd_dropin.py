@@ -108,6 +108,13 @@ def test_daemon_flags_waitready_version_shutdown(corrald):
     assert r.stderr.startswith("Error: LXD still not running after 1s timeout (") and "unix.socket" in r.stderr
     r = d.run("corrald", "shutdown")
     assert r.returncode == 1 and r.stderr.startswith('Error: Get "http://unix.socket/1.0": dial unix ')
+    if LXD:   # the real `lxd shutdown` stops corrald too
+        start_like_packaging(d)
+        r = run_lxd(d, "shutdown")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r
+        d.proc.wait(30)
+        d.proc = None
+        d.log.close()
 
 
 def test_daemon_debug_syslog_and_trace_flags(corrald):
