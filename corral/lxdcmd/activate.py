@@ -30,10 +30,14 @@ log = logging.getLogger("corral.activateifneeded")
 @click.command(context_settings=CONTEXT, short_help="Check if LXD should be started")
 @global_options
 def activateifneeded() -> None:
-    """Description:\n  Check if LXD should be started\n\n  This command will check if LXD has any
-    auto-started instances,\n  instances which were running prior to LXD's last shutdown or if it's\n
-    configured to listen on the network address.\n\n  If at least one of those is true, then a connection
-    will be attempted to the\n  LXD socket which will cause a socket-activated LXD to be spawned."""
+    """Description:
+    Check if LXD should be started
+
+    This command will check if LXD has any auto-started instances, instances which were running prior
+    to LXD's last shutdown or if it's configured to listen on the network address.
+
+    If at least one of those is true, then a connection will be attempted to the LXD socket which will
+    cause a socket-activated LXD to be spawned."""
     setup_client_logging()
     if os.geteuid() != 0:
         fail("This must be run as root")

@@ -12,7 +12,8 @@ from corral.lxdcmd.cli import CONTEXT, client, fail, global_options, setup_clien
 @click.command(context_settings=CONTEXT, short_help="Show the server version")
 @global_options
 def version() -> None:
-    """Description:\n  Show the server version (the LXD release whose API corrald implements)."""
+    """Description:
+    Show the server version (the LXD release whose API corrald implements)."""
     setup_client_logging()
     click.echo(LXD_VERSION)
 
@@ -21,7 +22,10 @@ def version() -> None:
 @click.option("-t", "--timeout", default=0, type=int, help="Number of seconds to wait before giving up")
 @global_options
 def waitready(timeout: int) -> None:
-    """Description:\n  Wait for LXD to be ready to process requests\n\n  This command will block until LXD is
+    """Description:
+    Wait for LXD to be ready to process requests
+
+      This command will block until LXD is
     reachable over its REST API and is done with early start tasks like re-starting previously started
     containers."""
     from corral.cli.client import ClientError
@@ -39,13 +43,17 @@ def waitready(timeout: int) -> None:
         time.sleep(0.05)
 
 
-@click.command(context_settings=CONTEXT, short_help="Tell LXD to shutdown all containers and exit")
+@click.command(context_settings=CONTEXT, short_help="Tell the daemon to shut down and exit")
 @click.option("-f", "--force", is_flag=True, help="Force shutdown instead of waiting for running operations to finish")
 @click.option("-t", "--timeout", default=0, type=int, help="Number of seconds to wait before giving up")
 @global_options
 def shutdown(force: bool, timeout: int) -> None:
-    """Description:\n  Tell LXD to shutdown all containers and exit\n\n  This will tell LXD to start a clean
-    shutdown of all containers, followed by having itself shutdown and exit."""
+    """Description:
+    Tell the daemon to shut down and exit
+
+    It stops accepting requests, lets running operations finish (up to core.shutdown_timeout, or not at
+    all with --force) and exits. Unlike LXD, corrald leaves the containers running: the next corrald
+    adopts them."""
     from corral.cli.client import ClientError
     setup_client_logging()
     c = client(timeout=10)
@@ -76,7 +84,8 @@ def _alive(pid: int) -> bool:
 @click.argument("args", nargs=-1)
 @global_options
 def import_(args) -> None:
-    """Description:\n  This command has been replaced with "lxd recover". Please use that instead."""
+    """Description:
+    This command has been replaced with "lxd recover". Please use that instead."""
     fail('Command has been replaced with "lxd recover"')
 
 
@@ -85,7 +94,8 @@ def import_(args) -> None:
 @global_options
 @click.pass_context
 def cluster(ctx: click.Context) -> None:
-    """Description:\n  Low-level cluster administration commands (they need clustering, which corrald
+    """Description:
+    Low-level cluster administration commands (they need clustering, which corrald
     does not support yet: a corrald is always a standalone server)."""
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
@@ -121,7 +131,8 @@ for _n, _s, _q, _a in (("edit", "Edit cluster configuration as YAML", False, Fal
 @click.argument("target", required=False)
 @global_options
 def manpage(target: str | None) -> None:
-    """Description:\n  Generate manpages for all commands"""
+    """Description:
+    Generate manpages for all commands"""
     fail("not implemented: generating manpages (corrald has no manpages; use --help)")
 
 
@@ -141,4 +152,19 @@ def _internal(name: str) -> click.Command:
     return cmd
 
 
-COMMANDS = [version, waitready, shutdown, import_, cluster, manpage] + [_internal(n) for n in INTERNAL]
+@click.command("help", context_settings=CONTEXT, short_help="Help about any command")
+@click.argument("command", nargs=-1)
+@click.pass_context
+def help_(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Description:
+    Help provides help for any command in the application."""
+    cmd, cur = ctx.find_root().command, ctx.find_root()
+    for name in command:
+        sub = cmd.get_command(cur, name) if isinstance(cmd, click.Group) else None
+        if sub is None:
+            fail(f'Unknown help topic [{" ".join(repr(c) for c in command)}]')
+        cur, cmd = click.Context(sub, info_name=name, parent=cur), sub
+    click.echo(cur.get_help())
+
+
+COMMANDS = [version, waitready, shutdown, import_, cluster, manpage, help_] + [_internal(n) for n in INTERNAL]

@@ -29,7 +29,8 @@ from corral.lxdcmd.cli import CONTEXT, client, fail, global_options, setup_clien
 @global_options
 def init(auto, dump, minimal, network_address, network_port, preseed, storage_backend, storage_create_device,
          storage_create_loop, storage_pool, trust_password) -> None:
-    """Description:\n  Configure the LXD daemon"""
+    """Description:
+    Configure the LXD daemon"""
     from corral.cli.client import ClientError
     from corral.preseed import apply_preseed, auto_preseed, parse_preseed
     setup_client_logging()

@@ -41,7 +41,9 @@ def _pool_line(p: dict) -> str:
 @click.argument("args", nargs=-1)
 @global_options
 def recover(args) -> None:
-    """Description:\n\tRecover missing instances and volumes from existing and unknown storage pools\n\n
+    """Description:
+    Recover missing instances and volumes from existing and unknown storage pools
+
     This command is mostly used for disaster recovery. It will ask you about unknown storage pools and
     attempt to access them, along with existing storage pools, and identify any missing instances and
     volumes that exist on the pools but are not in the LXD database. It will then offer to recreate these
