@@ -18,12 +18,14 @@ import datetime
 import logging
 import os
 
-from corral import timeutil
+from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import networks as qn
 from corral.db.queries import profiles as qp
-from corral.errors import BadRequest, Conflict, NotImplementedFeature
+from corral.errors import BadRequest, Conflict, CorralError, NotImplementedFeature
 from corral.instance import backup_yaml
+from corral.instance.devices import validate_devices
+from corral.names import check_instance_name
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,12 @@ async def _scan(d, pool_names: list[str]) -> tuple[list[dict], list[str]]:
                     deps.append(f'Instance "{name}" in project "{project}" already exists on pool '
                                 f'"{known[(project, name)]}" (conflicts with the volume on pool "{pool}")')
                 continue
+            try:   # what the file says is checked as a create request is (root may have edited it)
+                check_instance_name(name)
+                config.validate(config.INSTANCE, {str(k): str(v) for k, v in (c.get("config") or {}).items()})
+                validate_devices(d, c.get("devices") or {})
+            except (CorralError, ValueError) as e:
+                raise BadRequest(f'Invalid backup file "{path}": {e}') from None
             snaps = [s for s in doc["snapshots"] if os.path.isdir(drv.snapshot_dir(vol, s["name"]))]
             found.append({"pool": pool, "volume": vol, "project": project, "name": name,
                           "container": c, "snapshots": snaps})

@@ -356,6 +356,19 @@ def test_init_preseed_import_and_recover(corrald):
     # an unknown pool: a clear error
     bad = d.request("POST", "/internal/recover/validate", {"pools": [{"name": unique("nopool")}]})
     assert bad.status == 501 and "unknown storage pool" in bad.json["error"]
+    # a backup.yaml with an invalid value: refused as a create request would be, nothing changes
+    with open(bfile) as f:
+        good = f.read()
+    edited = yaml.safe_load(good)
+    edited["container"]["config"]["limits.memory"] = "lots"
+    os.chmod(bfile, 0o600)
+    with open(bfile, "w") as f:
+        yaml.safe_dump(edited, f)
+    bad = d.request("POST", "/internal/recover/import", {"pools": [{"name": "default"}]})
+    assert bad.status == 400 and "Invalid backup file" in bad.json["error"] and "limits.memory" in bad.json["error"]
+    assert d.get(f"/1.0/instances/{c}").status == 404
+    with open(bfile, "w") as f:
+        f.write(good)
     d.lxc("profile", "create", prof)
     d.lxc("profile", "set", prof, "user.from-profile", "again")
     r = _recover(d, "no\nyes\nyes\n")
