@@ -23,6 +23,7 @@ from corral.instance import layout, update as instance_update
 from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
 from corral.instance.backup_format import remove_stale_uploads
+from corral.instance.backup_yaml import BackupYamlWriter
 from corral.instance.recovery import reconcile_instances
 from corral.network.networks import Networks
 from corral.network.proxy import ProxyManager
@@ -53,6 +54,7 @@ class Daemon:
         self.group = group
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
+        self._force_shutdown = False
         self.events = EventHub()
         self.operations = OperationManager(self.events)
         self.db = Database(paths.global_db, paths.local_db)
@@ -79,6 +81,7 @@ class Daemon:
         self.projects.check_restrictions = self.restrictions.check_project_config
         self.projects.check_limits = self.limits.check_project_config
         self.devlxd = DevLXD(self)
+        self.backup_yaml = BackupYamlWriter(self)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
@@ -106,6 +109,7 @@ class Daemon:
         await self.networks.load()
         await self.networks.startup()
         await self.instances.startup()
+        await self.backup_yaml.start()
         await self.proxies.restore()
         logging.getLogger().addHandler(logthrottle.install(EventLogHandler(self.events)))
         await self.devlxd.start()
@@ -206,7 +210,9 @@ class Daemon:
 
     # ---- shutdown -------------------------------------------------------------------------
 
-    def request_shutdown(self) -> None:
+    def request_shutdown(self, force: bool = False) -> None:
+        """Stop; with force (`corrald shutdown --force`), without waiting for running operations."""
+        self._force_shutdown = self._force_shutdown or force
         self._stop.set()
 
     async def run(self) -> None:
@@ -225,7 +231,7 @@ class Daemon:
     async def shutdown(self) -> None:
         log.info("shutting down")
         self.ready.clear()
-        minutes = self.config.get("core.shutdown_timeout") if self.db.node else 0
+        minutes = self.config.get("core.shutdown_timeout") if self.db.node and not self._force_shutdown else 0
         if self.https is not None:
             await self.https.stop()
         await self.devlxd.stop()
@@ -239,6 +245,7 @@ class Daemon:
         await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.backup_yaml.stop()
         await self.instances.shutdown()
         await self.proxies.shutdown()
         self.networks.shutdown()

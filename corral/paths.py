@@ -11,7 +11,9 @@ class Paths:
 
     @classmethod
     def from_env(cls, root: str | None = None) -> "Paths":
-        return cls(os.path.abspath(root or os.environ.get("CORRAL_DIR") or "/var/lib/corral"))
+        # LXD_DIR too, for scripts written for `lxd` (CORRAL_DIR wins when both are set).
+        return cls(os.path.abspath(root or os.environ.get("CORRAL_DIR") or os.environ.get("LXD_DIR")
+                                   or "/var/lib/corral"))
 
     def join(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)

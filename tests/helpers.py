@@ -63,7 +63,7 @@ class Corrald:
         self.wrapper: list[str] = []   # a command corrald runs under (e.g. prlimit); it must exec corrald
 
     def start(self, timeout: float = 30) -> "Corrald":
-        args = self.wrapper + [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else [])
+        args = self.wrapper + [os.path.join(VENV_BIN, "corrald")] + (["--debug"] if self.debug else ["--verbose"])
         self.log = open(os.path.join(self.dir, "test-corrald.log"), "ab")
         self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -1,10 +1,12 @@
-"""/internal: what `corrald waitready|shutdown|sql` talk to (unix socket only, like LXD)."""
+"""/internal: what `corrald waitready|shutdown|sql|recover` talk to (unix socket only, like LXD)."""
 import asyncio
 
 from aiohttp import web
 
 from corral.api import response
 from corral.api.request import daemon, read_object
+from corral.db.queries import sqlcmd
+from corral.instance import dbrecover
 from corral.errors import BadRequest, Forbidden
 
 routes = web.RouteTableDef()
@@ -28,12 +30,15 @@ async def ready(request: web.Request):
 async def shutdown(request: web.Request):
     _local_only(request)
     d = daemon(request)
-    asyncio.get_running_loop().call_soon(d.request_shutdown)
+    force = request.query.get("force") in ("1", "true")
+    asyncio.get_running_loop().call_soon(d.request_shutdown, force)
     return response.empty()
 
 
 @routes.post("/internal/sql")
 async def sql(request: web.Request):
+    """LXD's internalSQLPost: {"database", "query"} -> {"Results": [{"type", "columns", "rows",
+    "rows_affected"}]} (LXD 5.0's key spelling); ".sync" is accepted (see docs/api.md)."""
     _local_only(request)
     d = daemon(request)
     body = await read_object(request)
@@ -42,16 +47,42 @@ async def sql(request: web.Request):
         raise BadRequest('Invalid database type: expected "local" or "global"')
     if not isinstance(query, str) or not query.strip():
         raise BadRequest("No query provided")
-    results = []
-    for stmt in [s for s in query.split(";") if s.strip()]:
-        try:
-            if database == "global":
-                cols, rows = await d.db.query(stmt)
-            else:
-                cols, rows = d.db.local.query(stmt)
-        except Exception as e:
-            raise BadRequest(f"Failed to execute query: {e}") from None
-        results.append({"type": "select" if cols != ["rows_affected"] else "exec",
-                        "columns": cols, "rows": [list(r) for r in rows],
-                        "rows_affected": rows[0][0] if cols == ["rows_affected"] else 0})
-    return response.sync({"results": results})
+    if query.strip() == ".sync":
+        return response.sync({"Results": []})
+    stmts = sqlcmd.split(query)
+    try:
+        if database == "global":
+            results = await sqlcmd.run_global(d.db, stmts)
+        else:
+            results = await asyncio.to_thread(sqlcmd.run_local, d.db.local, stmts)
+    except sqlcmd.SQLError as e:
+        raise BadRequest(str(e)) from None
+    return response.sync({"Results": results})
+
+
+@routes.get("/internal/sql")
+async def sql_dump(request: web.Request):
+    """LXD's internalSQLGet: ?database=local|global[&schema=1] -> {"text": SQL dump}."""
+    _local_only(request)
+    d = daemon(request)
+    database = request.query.get("database")
+    if database not in ("local", "global"):
+        raise BadRequest('Invalid database type: expected "local" or "global"')
+    schema_only = request.query.get("schema") in ("1", "true")
+    if database == "global":
+        text = await sqlcmd.dump_global(d.db, schema_only)
+    else:
+        text = await asyncio.to_thread(sqlcmd.dump_local, d.db.local, schema_only)
+    return response.sync({"text": text})
+
+
+@routes.post("/internal/recover/validate")
+async def recover_validate(request: web.Request):
+    _local_only(request)
+    return response.sync(await dbrecover.validate(daemon(request), await read_object(request)))
+
+
+@routes.post("/internal/recover/import")
+async def recover_import(request: web.Request):
+    _local_only(request)
+    return response.sync(await dbrecover.import_(daemon(request), await read_object(request)))

@@ -66,6 +66,19 @@ class LocalDB:
         self.conn.close()
 
 
+def read_config_readonly(path: str, key: str) -> str:
+    """One member config value read without opening the database for writing (no migration):
+    what `corrald activateifneeded` needs with or without a running daemon. "" when unset."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        row = None
+    finally:
+        conn.close()
+    return (row or [""])[0] or ""
+
+
 def _split(script: str) -> list[str]:
     """Statements of a migration script (migrations keep semicolons out of literals)."""
     return [s.strip() for s in script.split(";") if s.strip()]

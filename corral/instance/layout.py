@@ -77,43 +77,27 @@ def remove(instances, project: str, name: str) -> None:
 
 
 async def write_backup_file(instances, project: str, name: str) -> None:
-    """LXD's backup.yaml in the instance volume (what `lxd recover` reads): the instance, its
-    snapshots, its pool, profiles and volume, as the API shows them. Rewritten whenever one of them
-    changes; a failure is logged, never fatal (the database is the truth)."""
-    import yaml   # noqa: PLC0415 - only needed here
+    """LXD's backup.yaml in the instance volume (what `lxd recover` reads; the format is
+    instance/backup_yaml.py's). Rewritten whenever the instance, its snapshots or its profiles change;
+    a failure is logged, never fatal (the database is the truth)."""
+    from corral.instance import backup_yaml   # noqa: PLC0415 - backup_yaml imports the instance layer
 
-    from corral.db.queries import profiles as qp   # noqa: PLC0415
     try:
         inst = await instances.load(project, name)
+        if not instances.d.pools.available(inst.pool):
+            return
         snaps = await instances.snapshots(inst)
         async with instances.db.session() as tx:
-            profiles = [p for p in [await qp.get(tx, project, n) for n in inst.rec["profiles"]] if p]
+            profiles = await instances._profiles(tx, project, inst.rec["profiles"])
         pool = await instances.d.pools.get(inst.pool)
+        status = await asyncio.to_thread(instances.status, inst)
     except Exception:   # noqa: BLE001 - a record that cannot be loaded keeps its last file
         log.debug("backup.yaml of %s skipped", name, exc_info=True)
         return
-    vol = instances.volume_name(project, name)
-    data = {
-        "container": instances.render(inst),
-        "snapshots": [instances.render_snapshot(inst, s) for s in snaps],
-        "pool": pool,
-        "profiles": [dict(p, used_by=[]) for p in profiles],
-        "volume": {"name": name, "type": "container", "description": "", "config": {}, "content_type": "filesystem",
-                   "location": "none", "project": project, "used_by": [], "pool": inst.pool},
-        "volume_snapshots": [{"name": s["name"], "description": "", "config": {}, "content_type": "filesystem",
-                              "created_at": s["created_at"], "expires_at": s["expires_at"]} for s in snaps],
-    }
-    path = os.path.join(instances.d.pools.driver(inst.pool).instance_dir(vol), "backup.yaml")
-
-    def write() -> None:
-        if not os.path.isdir(os.path.dirname(path)):
-            return
-        with open(path + ".tmp", "w") as f:
-            yaml.safe_dump(data, f, default_flow_style=False, sort_keys=True)
-        os.chmod(path + ".tmp", 0o600)
-        os.replace(path + ".tmp", path)
-
+    doc = backup_yaml.render(instances, inst, status, snaps, pool, profiles)
+    path = os.path.join(instances.instance_dir(inst), backup_yaml.FILENAME)
     try:
-        await asyncio.to_thread(write)
+        if os.path.isdir(os.path.dirname(path)):
+            await asyncio.to_thread(backup_yaml.write_file, path, doc)
     except OSError:
         log.warning("could not write backup.yaml of instance %s", name, exc_info=True)

@@ -20,6 +20,7 @@ from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
 from corral.locks import LOCKS
+from corral.instance import backup_yaml
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
@@ -702,7 +703,9 @@ class Instances:
         await asyncio.to_thread(self.driver.delete, self.driver_name(inst.project, inst.name))
         await asyncio.to_thread(layout.remove, self, inst.project, inst.name)
         # The record goes first: a crash half-way leaves files the start-up reconciliation removes,
-        # never a record that points at nothing.
+        # never a record that points at nothing (backup.yaml even before: a volume without one is not
+        # taken for an instance whose records were lost, see instance/backup_yaml.py).
+        await asyncio.to_thread(backup_yaml.forget, drv.instance_dir(vol))
         async with self.db.transaction() as tx:
             await q.delete(tx, inst.project, inst.name)
         await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))

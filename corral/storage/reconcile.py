@@ -3,7 +3,8 @@
 Volumes are made on disk before they are recorded and unrecorded before they are removed, so
 after a crash (kill -9, power loss) a pool may hold volumes nobody records (half-made copies,
 `*.partial`, interrupted restores) but a record should never lack its volume. At start the daemon
-removes the unrecorded volumes, finishes interrupted restores, and reports what it found in
+removes the unrecorded volumes (except instance volumes whose backup.yaml names them: records lost,
+recoverable with `corrald recover`), finishes interrupted restores, and reports what it found in
 /1.0/warnings; records whose volume is missing are reported, never silently dropped.
 """
 from __future__ import annotations
@@ -15,12 +16,14 @@ import re
 
 from corral.db.queries import images as qi
 from corral.db.queries import storage as q
+from corral.instance import backup_yaml
 from corral.storage.drivers.base import PARTIAL
 
 log = logging.getLogger(__name__)
 
 LEFTOVER = "Leftover storage volume removed"
 MISSING = "Storage volume missing"
+RECOVERABLE = "Unrecorded instance volume kept for recovery"
 _FP = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -75,6 +78,14 @@ async def reconcile(daemon) -> list[str]:
                 for e in _ls(base):
                     if e.endswith(".restore-old") and not os.path.lexists(os.path.join(base, e[:-12])):
                         os.rename(os.path.join(base, e), os.path.join(base, e[:-12]))
+                for e in _ls(base):
+                    if kind == "container" and e not in want and not e.endswith(PARTIAL) and \
+                            backup_yaml.recoverable(os.path.join(base, e), e, instances.volume_name):
+                        want[e] = set(_ls(os.path.join(drv.path, snaps_dir, e)))
+                        out.append((RECOVERABLE, f"{purl}/volumes/{kind}/{e}",
+                                    f'Kept the unrecorded container volume "{e}" on pool "{pool}": it has a '
+                                    "backup.yaml of its own (its records were lost); `corrald recover` "
+                                    "brings it back"))
                 for e in _ls(base):
                     if e not in want:
                         drv.delete_tree(os.path.join(base, e))

@@ -1,0 +1,188 @@
+"""`backup.yaml` in every instance volume, as LXD keeps it: what `lxd recover` reads to bring an instance
+back into the database when its records are lost (the volume survives a lost or reset database).
+
+Layout (LXD 5.0's backup config): `container:` (the instance as GET /1.0/instances/<name> renders it),
+`snapshots:` (each as GET .../snapshots/<snap>), `pool:`, `profiles:` (the profiles it uses, expanded
+into the instance's expanded_config/devices), `volume:` and `volume_snapshots:`. File mode 0400,
+written atomically (temp file + rename) in `<pool>/containers/<volume>/backup.yaml`.
+
+The writer follows the instance lifecycle events (created, updated, renamed, started, stopped,
+snapshot created/renamed/deleted, restored) and profile updates, and rewrites the file of every
+instance once at start-up (instances made by an older corrald, or changed while it was down).
+`parse()` reads one back (for recover); it keeps the parts recover needs and checks their types.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+from corral import timeutil
+
+log = logging.getLogger(__name__)
+FILENAME = "backup.yaml"
+_SKIP = {"instance-deleted", "instance-log-retrieved", "instance-console", "instance-console-retrieved",
+         "instance-console-reset", "instance-exec", "instance-file-retrieved", "instance-file-pushed",
+         "instance-file-deleted", "instance-backup-retrieved"}
+
+
+def render(instances, inst, status: str, snaps: list[dict], pool: dict, profiles: list[dict]) -> dict:
+    """The backup.yaml document of one instance (LXD's field order)."""
+    vol = instances.volume_name(inst.project, inst.name)
+    return {
+        "container": instances.render(inst, status),
+        "snapshots": [instances.render_snapshot(inst, s) for s in snaps],
+        "pool": {"config": pool.get("config") or {}, "description": pool.get("description") or "",
+                 "name": pool["name"], "driver": pool.get("driver") or "dir", "used_by": [],
+                 "status": pool.get("status") or "Created", "locations": ["none"]},
+        "profiles": [{"config": p.get("config") or {}, "description": p.get("description") or "",
+                      "devices": p.get("devices") or {}, "name": p["name"], "used_by": []} for p in profiles],
+        "volume": {"config": {}, "description": "", "name": vol, "type": "container", "used_by": [],
+                   "location": "none", "content_type": "filesystem", "project": inst.project,
+                   "created_at": inst.rec.get("created_at") or timeutil.ZERO},
+        "volume_snapshots": [{"description": s.get("description") or "", "expires_at": s["expires_at"],
+                              "name": s["name"], "config": {}, "content_type": "filesystem",
+                              "created_at": s["created_at"]} for s in snaps],
+    }
+
+
+def write_file(path: str, doc: dict) -> None:
+    data = yaml.safe_dump(doc, default_flow_style=False, sort_keys=False)
+    tmp = os.path.join(os.path.dirname(path), f".{FILENAME}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+    try:
+        os.write(fd, data.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class BackupYamlError(ValueError):
+    pass
+
+
+def parse(path: str) -> dict:
+    """Read a backup.yaml back: {"container": {...}, "snapshots": [...], "profiles": [...], "pool": {...}}.
+    Raises BackupYamlError with the reason when it is missing pieces or malformed."""
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise BackupYamlError(str(e)) from None
+    if not isinstance(doc, dict):
+        raise BackupYamlError("not a YAML mapping")
+    c = doc.get("container")
+    if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"]:
+        raise BackupYamlError('no "container" section with a name')
+    for key, kind in (("config", dict), ("devices", dict), ("profiles", list)):
+        if not isinstance(c.get(key) if c.get(key) is not None else kind(), kind):
+            raise BackupYamlError(f'"container.{key}" is not a {kind.__name__}')
+    snaps = doc.get("snapshots") or []
+    if not isinstance(snaps, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                              for s in snaps):
+        raise BackupYamlError('"snapshots" is not a list of named snapshots')
+    profiles = doc.get("profiles") or []
+    if not isinstance(profiles, list):
+        raise BackupYamlError('"profiles" is not a list')
+    return {"container": c, "snapshots": snaps, "profiles": profiles, "pool": doc.get("pool") or {},
+            "volume": doc.get("volume") or {}}
+
+
+def recoverable(volume_dir: str, volume: str, volume_name) -> bool:
+    """True when an instance volume no record points at carries a backup.yaml for itself: records
+    lost (a damaged or reset database) rather than a half-made copy (which carries its source's) or
+    an interrupted delete (which removes the file before the record). `lxd recover` brings it back."""
+    try:
+        c = parse(os.path.join(volume_dir, FILENAME))["container"]
+    except BackupYamlError:
+        return False
+    return volume_name(c.get("project") or "default", c["name"]) == volume
+
+
+def forget(volume_dir: str) -> None:
+    """Remove the backup.yaml of an instance about to be deleted (first, see recoverable())."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(volume_dir, FILENAME))
+
+
+def _target(event: dict) -> tuple[str, str | None] | None:
+    """(project, instance name or None for "every instance of the project") an event concerns."""
+    meta = event.get("metadata") or {}
+    action, source = meta.get("action") or "", meta.get("source") or ""
+    url = urlsplit(source)
+    parts = [unquote(p) for p in url.path.split("/") if p]
+    project = event.get("project") or (parse_qs(url.query).get("project") or ["default"])[0]
+    if action.startswith("instance-") and action not in _SKIP and len(parts) >= 3 and parts[1] == "instances":
+        return project, parts[2]
+    if action == "profile-updated":
+        return project, None
+    return None
+
+
+class BackupYamlWriter:
+    """Keeps every instance's backup.yaml current (see the module docstring)."""
+
+    def __init__(self, daemon):
+        self.d = daemon
+        self._task: asyncio.Task | None = None
+        self._listener = None
+
+    async def start(self) -> None:
+        self._listener = self.d.events.listen(["lifecycle"], project=None)
+        self._task = asyncio.create_task(self._loop())
+
+    async def _write_all(self) -> None:
+        for inst in await self.d.instances.load_all(None):
+            await self._write(inst.project, inst.name)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self.d.events.unlisten(self._listener)
+        if self._task is not None:
+            # Write what is queued before going (the daemon stops after the last event).
+            await self._drain()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _drain(self) -> None:
+        while self._listener is not None and not self._listener.queue.empty():
+            await self._handle(self._listener.queue.get_nowait())
+
+    async def _loop(self) -> None:
+        # Every instance once (in the background: the daemon does not wait for it to serve), then
+        # the changes as they come.
+        try:
+            await self._write_all()
+        except Exception:  # noqa: BLE001 - never kill the loop
+            log.exception("writing backup.yaml files")
+        while True:
+            event = await self._listener.queue.get()
+            await self._handle(event)
+
+    async def _handle(self, event: dict) -> None:
+        target = _target(event)
+        if target is None:
+            return
+        project, name = target
+        if name is not None:
+            await self._write(project, name)
+            return
+        for inst in await self.d.instances.load_all(project):
+            await self._write(inst.project, inst.name)
+
+    async def write_now(self, project: str, name: str) -> None:
+        await self._write(project, name)
+
+    async def _write(self, project: str, name: str) -> None:
+        from corral.instance import layout   # noqa: PLC0415
+        try:
+            async with self.d.instances.lock(project, name):
+                await layout.write_backup_file(self.d.instances, project, name)
+        except Exception as e:  # noqa: BLE001 - the instance may be gone already; never kill the loop
+            log.debug("backup.yaml of %s/%s not written: %s", project, name, e)
