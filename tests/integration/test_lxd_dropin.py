@@ -8,6 +8,7 @@ with the real `lxd` client against corrald (its socket is $LXD_DIR/unix.socket) 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -202,7 +203,7 @@ def test_sql_output_as_lxd(corrald):
     assert (r.returncode, r.stderr) == (1, "Error: Failed to execute query: no such table: nope\n")
     dump = d.run("corrald", "sql", "global", ".dump").stdout
     assert dump.startswith("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n") and dump.endswith("COMMIT;\n")
-    assert f"INSERT INTO config VALUES('{key}','2');" in dump
+    assert re.search(rf"INSERT INTO config VALUES\(\d+,'{key}','2'\);", dump), dump[-2000:]
     schema = d.run("corrald", "sql", "local", ".schema").stdout
     assert "CREATE TABLE config" in schema and "INSERT INTO" not in schema and schema.endswith("COMMIT;\n")
     assert d.run("corrald", "sql", "global", f"DELETE FROM config WHERE key = '{key}'").stdout == "Rows affected: 1\n"
@@ -259,13 +260,15 @@ def test_activateifneeded(corrald):
     # corrald refuses snapshots.schedule on volumes (not implemented); a database from LXD may have it
     vol = unique("v")
     d.lxc("storage", "volume", "create", "default", vol)
-    d.run("corrald", "sql", "global", "UPDATE storage_volumes SET config = '{\"snapshots.schedule\": \"@daily\"}' "
-                                      f"WHERE name = '{vol}'", check=True)
+    d.run("corrald", "sql", "global", "INSERT INTO storage_volumes_config (storage_volume_id, key, value) "
+                                      f"SELECT id, 'snapshots.schedule', '@daily' FROM storage_volumes WHERE name = '{vol}'",
+          check=True)
     shutdown(d)
     rc, lines, err = activate(d)
     assert (rc, lines) == (1, ["Daemon has scheduled volume snapshots, activating..."]), err
     start_like_packaging(d)
-    d.run("corrald", "sql", "global", f"UPDATE storage_volumes SET config = '{{}}' WHERE name = '{vol}'", check=True)
+    d.run("corrald", "sql", "global", "DELETE FROM storage_volumes_config WHERE key = 'snapshots.schedule' AND "
+                                      f"storage_volume_id = (SELECT id FROM storage_volumes WHERE name = '{vol}')", check=True)
     d.lxc("storage", "volume", "delete", "default", vol)
     shutdown(d)
     assert activate(d)[:2] == (0, ["No need to start the daemon now"])
