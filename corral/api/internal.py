@@ -55,3 +55,14 @@ async def sql(request: web.Request):
                         "columns": cols, "rows": [list(r) for r in rows],
                         "rows_affected": rows[0][0] if cols == ["rows_affected"] else 0})
     return response.sync({"results": results})
+
+
+@routes.post("/internal/testing/image-tasks")
+async def image_tasks(request: web.Request):
+    """Run a periodic image task now (the code the timer runs): {"task": "auto-update"|"expire",
+    "hour": N (hours since start the auto-update task acts as, default 0: every interval is due)}."""
+    _local_only(request)
+    d = daemon(request)
+    body = await read_object(request)
+    op = d.image_tasks.run_task(body.get("task"), body.get("hour", 0))
+    return response.async_(op)

@@ -167,6 +167,20 @@ GLOBAL = [
         UNIQUE (project, name)
     )
     """,
+    # 6: where a cached or copied image came from (LXD's images_source: server, protocol 0=lxd
+    #    1=direct 2=simplestreams, pinned certificate, alias), for refreshes and cache reuse.
+    #    IF NOT EXISTS: harmless next to a migration that makes all of LXD's tables.
+    """
+    CREATE TABLE IF NOT EXISTS images_source (
+        id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        image_id INTEGER NOT NULL,
+        server TEXT NOT NULL,
+        protocol INTEGER NOT NULL,
+        certificate TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        FOREIGN KEY (image_id) REFERENCES images (id) ON DELETE CASCADE
+    )
+    """,
 ]
 
 LOCAL = [
