@@ -59,6 +59,8 @@ class ImageTasks:
         while True:
             for name in (("expire", "auto-update") if hour % 24 == 0 else ("auto-update",)):
                 try:
+                    if not await self._has_work(name):   # no operation for nothing to do
+                        continue
                     op = self.run_task(name, hour)
                     await op.wait(None)
                 except asyncio.CancelledError:
@@ -67,6 +69,12 @@ class ImageTasks:
                     log.exception("image task %s failed", name)
             await asyncio.sleep(HOUR)
             hour += 1
+
+    async def _has_work(self, name: str) -> bool:
+        async with self.d.db.session() as tx:
+            if name == "auto-update":
+                return bool(await qc.auto_update_images(tx))
+            return await qc.any_cached(tx)
 
     def run_task(self, name: str, hour: int = 0):
         """Start one of the periodic tasks as an operation, `hour` hours after the daemon started."""

@@ -10,6 +10,7 @@ start_pull here; the download itself is corral/image/cache.py's.
 from __future__ import annotations
 
 import dataclasses
+import json
 import ssl
 import urllib.parse
 
@@ -21,6 +22,7 @@ from corral.image import store
 from corral.image.images import check_aliases, check_bool
 
 CONNECT_TIMEOUT = 30
+MAX_JSON = 4 << 20   # the largest API answer read from a remote
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,9 +111,12 @@ class RemoteServer:
     async def _get_json(self, path: str, secret: bool = False) -> tuple[int, dict]:
         assert self._session is not None
         try:
-            async with self._session.get(self._url(path, secret)) as r:
+            async with self._session.get(self._url(path, secret), allow_redirects=False) as r:
+                raw = await r.content.read(MAX_JSON + 1)
+                if len(raw) > MAX_JSON:
+                    raise BadRequest(f'Answer of LXD server "{self.src.server}" too large')
                 try:
-                    env = await r.json(content_type=None)
+                    env = json.loads(raw)
                 except ValueError:
                     env = {}
                 return r.status, env if isinstance(env, dict) else {}
@@ -145,7 +150,8 @@ class RemoteServer:
         assert self._session is not None
         fp = info["fingerprint"]
         try:
-            async with self._session.get(self._url(f"/1.0/images/{fp}/export", secret=True)) as r:
+            async with self._session.get(self._url(f"/1.0/images/{fp}/export", secret=True),
+                                         allow_redirects=False) as r:
                 if r.status != 200:
                     raise BadRequest(f"Failed to download the image from the source (HTTP {r.status})")
                 if r.content_type == "multipart/form-data":

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from corral.image.busybox import build_busybox_image
-from helpers import Corrald, free_port, unique
+from helpers import Corrald, free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -348,3 +348,22 @@ def test_refresh_errors(host):
     assert r.status == 400 and "Unknown image task" in r.json["error"]
     r = host.request("POST", "/internal/testing/image-tasks", {"task": "expire", "hour": -1})
     assert r.status == 400
+
+
+def test_expiry_runs_at_daemon_start(fresh_host, other, net, workdir, cleanup):
+    """The timer's own path: corrald prunes expired cached images when it starts (then daily)."""
+    d, alias = fresh_host, unique("img")
+    fp = publish(other, workdir, alias, cleanup)
+    name = unique("ri")
+    r = d.request("POST", "/1.0/instances", {"name": name, "source": {
+        "type": "image", "mode": "pull", "protocol": "lxd", "server": net["server"], "alias": alias,
+        "certificate": net["cert"]}})
+    op = d.wait_op(r)
+    assert op["status"] == "Success", op
+    assert images(d)[fp]["cached"] is True
+    d.lxc("delete", name)
+    age_image(d, fp, 30)
+    d.stop()
+    d.start()
+    wait_for(lambda: fp not in images(d), timeout=30)
+    assert fp not in store_files(d)

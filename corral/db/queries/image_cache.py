@@ -75,3 +75,7 @@ async def auto_update_images(tx: Tx) -> list[dict]:
 async def move_aliases(tx: Tx, project: str, old: str, new: str) -> None:
     await tx.execute("UPDATE images_aliases SET fingerprint = ? WHERE project = ? AND fingerprint = ?",
                      [new, project, old])
+
+
+async def any_cached(tx: Tx) -> bool:
+    return await tx.fetchone("SELECT 1 AS one FROM images WHERE cached = 1 LIMIT 1") is not None
