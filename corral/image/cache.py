@@ -85,11 +85,10 @@ class ImageCache:
                 if await self._reuse(project, fp, source, set_cached=set_cached, public=public,
                                      aliases=aliases, user_requested=user_requested):
                     return await images.get(project, fp)
-                if op is not None:
-                    op.update_metadata({"download_progress": "Downloading image"})
+                report = (lambda text: op.update_metadata({"download_progress": text})) if op is not None else None
                 upload = await images.new_upload()
                 try:
-                    split = await remote.download(info, upload)
+                    split = await remote.download(info, upload, report)
                     if op is not None:
                         op.update_metadata({"fingerprint": fp, "size": str(upload.size)})
                     await images._import(project, upload, split=split, filename=info.get("filename") or "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import ssl
+import time
 import urllib.parse
 
 import aiohttp
@@ -144,11 +145,12 @@ class RemoteServer:
             raise NotImplementedFeature("virtual-machine images")
         return info
 
-    async def download(self, info: dict, upload) -> bool:
+    async def download(self, info: dict, upload, progress=None) -> bool:
         """Receive the image files of `info` into `upload`; True for a split image. The fingerprint
-        of what arrived must be the one announced."""
+        of what arrived must be the one announced. progress(text) gets LXD's "45% (1.20MB/s)"."""
         assert self._session is not None
         fp = info["fingerprint"]
+        meter = _Meter(info.get("size"), progress)
         try:
             async with self._session.get(self._url(f"/1.0/images/{fp}/export", secret=True),
                                          allow_redirects=False) as r:
@@ -164,19 +166,52 @@ class RemoteServer:
 
                         async def chunks(p=part):
                             while c := await p.read_chunk(store.CHUNK):
+                                meter.add(len(c))
                                 yield c
                         await upload.receive(part.name, chunks())
                     if names != ["metadata", "rootfs"]:
                         raise BadRequest("Unsupported image from the source (not a container image)")
                     split = True
                 else:
-                    await upload.receive("image", r.content.iter_chunked(store.CHUNK))
+                    async def body():
+                        async for c in r.content.iter_chunked(store.CHUNK):
+                            meter.add(len(c))
+                            yield c
+                    await upload.receive("image", body())
                     split = False
         except (aiohttp.ClientError, OSError) as e:
             raise self._connect_error(e) from None
         if upload.fingerprint != fp:
             raise BadRequest(f"Image fingerprint doesn't match. Got {upload.fingerprint} expected {fp}")
         return split
+
+
+class _Meter:
+    """Download progress for an operation's metadata, at most twice a second."""
+
+    def __init__(self, total, report):
+        self.total = total if isinstance(total, int) and total > 0 else 0
+        self.report = report
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.report is None or (now - self.last < 0.5 and self.done < self.total):
+            return
+        self.last = now
+        speed = self.done / max(now - self.start, 1e-3)
+        pct = f"{min(100, self.done * 100 // self.total)}%" if self.total else _size(self.done)
+        self.report(f"{pct} ({_size(speed)}/s)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.2f}{unit}"
+        n /= 1000
+    return f"{n:.2f}GB"
 
 
 def start_pull(d, project: str, body: dict, requestor: dict | None):

@@ -172,6 +172,8 @@ def test_launch_pulls_a_cached_image_and_the_next_launch_reuses_it(host, other, 
     assert inst["status"] == "Running"
     assert inst["config"]["volatile.base_image"] == remote_fp
     assert store_files(host) - files_before == {remote_fp}   # the original, no build leftovers
+    info = lxc("image", "info", remote_fp[:12]).stdout
+    assert "Cached: yes" in info and f"Server: {net['server']}" in info and f"Alias: {alias}" in info, info
 
     # Second launch: no new download (same single image, same upload time).
     lxc("launch", f"other:{alias}", c2)
