@@ -199,6 +199,28 @@ def test_private_image_by_fingerprint_is_cached_without_auto_update(host, other,
     assert r.returncode != 0 and "no source to refresh from" in r.stderr, r.stderr
 
 
+def test_auto_update_cached_false_keeps_the_source_without_auto_update(host, other, net, workdir, cleanup):
+    lxc, alias = net["lxc"], unique("img")
+    fp = publish(other, workdir, alias, cleanup)
+    c = unique("ri")
+    cleanup["instances"].append(c)
+    try:
+        set_config(host, "images.auto_update_cached", "false")
+        lxc("init", f"other:{alias}", c)
+    finally:
+        set_config(host, "images.auto_update_cached", "")
+    cleanup["host_images"].add(fp)
+    img = images(host)[fp]
+    assert img["cached"] is True and img["auto_update"] is False and img["update_source"]["alias"] == alias
+    new = publish(other, workdir, alias, cleanup)
+    cleanup["host_images"].add(new)
+    assert fp not in run_task(host, "auto-update")["refreshed"]      # not an auto-update image
+    assert fp in images(host) and new not in images(host)
+    assert "Image refreshed successfully!" in lxc("image", "refresh", fp[:12]).stdout   # by hand it is
+    now = images(host)
+    assert fp not in now and now[new]["auto_update"] is True   # LXD's refresh downloads with auto_update
+
+
 # ---- refreshing ------------------------------------------------------------------------------------
 
 def test_lxc_image_refresh_picks_up_a_rebuilt_image(host, other, net, workdir, cleanup):
