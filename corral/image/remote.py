@@ -46,6 +46,8 @@ def check_source(source: dict) -> RemoteSource:
     server = source.get("server")
     if not isinstance(server, str) or not server:
         raise BadRequest("Image source server must be an https:// URL")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in server):
+        raise BadRequest("Invalid image source server: no whitespace or control characters allowed")
     parsed = urllib.parse.urlsplit(server)
     if parsed.scheme != "https" or not parsed.hostname or parsed.path.strip("/") or parsed.query:
         raise BadRequest(f'Invalid image source server "{server}": expected https://host[:port]')
