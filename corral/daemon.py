@@ -18,6 +18,8 @@ from corral.db import Database
 from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
 from corral.https import HttpsListener
+from corral.image.autoupdate import ImageTasks
+from corral.image.cache import ImageCache
 from corral.image.images import Images
 from corral.instance import layout, update as instance_update
 from corral.instance.devices import validate_devices
@@ -64,6 +66,8 @@ class Daemon:
         self.warnings = Warnings(self.db)
         self.pools = Pools(self.db, paths.root, self.events, self.warnings)
         self.images = Images(self.db, self.paths, self.pools, self.events, self.operations, self.config)
+        self.image_cache = ImageCache(self)
+        self.image_tasks = ImageTasks(self)
         self.instances = Instances(self)
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)
@@ -117,6 +121,7 @@ class Daemon:
         await self._listen_https()
         await hardening.check(self)
         self.ready.set()
+        self.image_tasks.start()   # expired cached images, then auto-updates (now and hourly)
         log.info("corrald ready on %s (pid %d)", self.paths.socket, os.getpid())
 
     async def _listen_unix(self) -> None:
@@ -231,6 +236,7 @@ class Daemon:
     async def shutdown(self) -> None:
         log.info("shutting down")
         self.ready.clear()
+        await self.image_tasks.stop()
         minutes = self.config.get("core.shutdown_timeout") if self.db.node and not self._force_shutdown else 0
         if self.https is not None:
             await self.https.stop()

@@ -55,6 +55,7 @@ EXTENSIONS = [
     "console",
     "image_compression_algorithm",
     "image_create_aliases",
+    "image_force_refresh",
     "container_stateless_copy",
     "container_only_migration",
     "instance_create_start",

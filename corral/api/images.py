@@ -328,4 +328,6 @@ async def image_secret(request: web.Request):
 
 @routes.post("/1.0/images/{fingerprint}/refresh")
 async def refresh_image(request: web.Request):
-    raise NotImplementedFeature("refreshing images")
+    d, proj = daemon(request), await project(request)
+    op = await d.image_tasks.start_refresh(proj, request.match_info["fingerprint"], requestor(request))
+    return response.async_(op)

@@ -86,3 +86,14 @@ async def recover_validate(request: web.Request):
 async def recover_import(request: web.Request):
     _local_only(request)
     return response.sync(await dbrecover.import_(daemon(request), await read_object(request)))
+
+
+@routes.post("/internal/testing/image-tasks")
+async def image_tasks(request: web.Request):
+    """Run a periodic image task now (the code the timer runs): {"task": "auto-update"|"expire",
+    "hour": N (hours since start the auto-update task acts as, default 0: every interval is due)}."""
+    _local_only(request)
+    d = daemon(request)
+    body = await read_object(request)
+    op = d.image_tasks.run_task(body.get("task"), body.get("hour", 0))
+    return response.async_(op)

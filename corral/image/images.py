@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from corral import timeutil
 from corral.db import Database
+from corral.db.queries import image_cache as qc
 from corral.db.queries import images as q
 from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
@@ -197,12 +198,14 @@ class Images:
     # ---- reads ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _api(row: dict, aliases: list[dict]) -> dict:
-        return {"auto_update": row["auto_update"], "properties": row["properties"], "public": row["public"],
-                "expires_at": row["expires_at"], "profiles": row["profiles"], "aliases": aliases,
-                "architecture": row["architecture"], "cached": row["cached"], "filename": row["filename"],
-                "fingerprint": row["fingerprint"], "size": row["size"], "type": row["type"],
-                "created_at": row["created_at"], "last_used_at": row["last_used_at"],
+    def _api(row: dict, aliases: list[dict], source: dict | None = None) -> dict:
+        out = {"auto_update": row["auto_update"], "properties": row["properties"], "public": row["public"],
+               "expires_at": row["expires_at"], "profiles": row["profiles"], "aliases": aliases,
+               "architecture": row["architecture"], "cached": row["cached"], "filename": row["filename"],
+               "fingerprint": row["fingerprint"], "size": row["size"]}
+        if source is not None:   # where a cached or copied image came from (LXD's update_source)
+            out["update_source"] = source
+        return {**out, "type": row["type"], "created_at": row["created_at"], "last_used_at": row["last_used_at"],
                 "uploaded_at": row["uploaded_at"]}
 
     @staticmethod
@@ -222,10 +225,11 @@ class Images:
         async with self.db.session() as tx:
             rows = await q.get_all(tx, project)
             aliases = await q.aliases(tx, project)
+            sources = await qc.sources(tx, project)
         by_fp: dict[str, list[dict]] = {}
         for a in aliases:
             by_fp.setdefault(a["target"], []).append({"name": a["name"], "description": a["description"]})
-        return [self._api(r, by_fp.get(r["fingerprint"], [])) for r in rows]
+        return [self._api(r, by_fp.get(r["fingerprint"], []), sources.get(r["fingerprint"])) for r in rows]
 
     async def _full(self, tx, project: str, prefix: str) -> str:
         if not isinstance(prefix, str) or not prefix or not _HEX.match(prefix.lower()):
@@ -249,9 +253,10 @@ class Images:
             fp = await self._full(tx, project, fingerprint)
             row = await q.get(tx, project, fp)
             aliases = await q.aliases_of(tx, project, fp)
+            source = await qc.source(tx, project, fp)
         if row is None:
             raise NotFound("Image not found")
-        return self._api(row, aliases)
+        return self._api(row, aliases, source)
 
     async def resolve(self, project: str, source: dict) -> str:
         """The full fingerprint named by an instance source ({"alias"} or {"fingerprint"})."""
@@ -346,12 +351,14 @@ class Images:
             if await q.alias(tx, project, a["name"]) is not None:
                 raise Conflict(f"Alias already exists: {a['name']}")
 
-    async def _record(self, project: str, row: dict, aliases: list[dict]) -> None:
+    async def _record(self, project: str, row: dict, aliases: list[dict], source: dict | None = None) -> None:
         async with self.db.transaction() as tx:
             if await q.get(tx, project, row["fingerprint"]) is not None:
                 raise BadRequest("Image with same fingerprint already exists")
             await self._check_new_aliases(tx, project, aliases)
             await q.create(tx, project, row)
+            if source is not None:
+                await qc.create_source(tx, project, row["fingerprint"], source)
             for a in aliases:
                 await q.alias_create(tx, project, a["name"], row["fingerprint"], a["description"])
 
@@ -381,7 +388,10 @@ class Images:
             raise
 
     async def _import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
-                      properties: dict[str, str], aliases: list[dict]) -> None:
+                      properties: dict[str, str], aliases: list[dict], cached: bool = False,
+                      auto_update: bool = False, source: dict | None = None) -> None:
+        """Validate, store and record an upload; `cached`, `auto_update` and `source` (an images_source
+        row) are for images downloaded from another server (image/cache.py)."""
         fp = upload.fingerprint
         meta_dst, rootfs_dst = self.original_paths(fp)
         async with self.lock(fp):
@@ -432,11 +442,11 @@ class Images:
                     await asyncio.to_thread(install)
                 now = timeutil.now()
                 row = {"fingerprint": fp, "filename": filename, "size": upload.size, "public": public,
-                       "auto_update": False, "cached": False, "architecture": info.architecture,
+                       "auto_update": auto_update, "cached": cached, "architecture": info.architecture,
                        "type": "container", "created_at": info.created_at, "uploaded_at": now,
-                       "expires_at": info.expires_at, "last_used_at": timeutil.ZERO,
+                       "expires_at": info.expires_at, "last_used_at": now if cached else timeutil.ZERO,
                        "properties": {**info.properties, **properties}, "profiles": ["default"]}
-                await self._record(project, row, aliases)
+                await self._record(project, row, aliases, source)
             except BaseException:
                 await asyncio.to_thread(undo)
                 raise
@@ -580,18 +590,24 @@ class Images:
         fp = await self.full_fingerprint(project, fingerprint)
 
         async def run(op):
-            async with self.lock(fp):
-                async with self.db.transaction() as tx:
-                    if await q.get(tx, project, fp) is None:
-                        raise NotFound("Image not found")
-                    await q.delete(tx, project, fp)
-                    others = await q.projects_with(tx, fp)
-                if not others:
-                    await asyncio.to_thread(self._remove_files, fp)
-            self.events.lifecycle("image-deleted", url(fp, project), project=project, requestor=requestor)
+            await self.delete_now(project, fp, requestor)
 
         return self.operations.create(project=project, description="Deleting image",
                                       resources={"images": [f"/1.0/images/{fp}"]}, run=run)
+
+    async def delete_now(self, project: str, fp: str, requestor: dict | None = None, event: bool = True) -> None:
+        """Remove the image (full fingerprint) from `project`; its files go with its last project."""
+        async with self.lock(fp):
+            async with self.db.transaction() as tx:
+                if await q.get(tx, project, fp) is None:
+                    raise NotFound("Image not found")
+                await qc.delete_source(tx, project, fp)
+                await q.delete(tx, project, fp)
+                others = await q.projects_with(tx, fp)
+            if not others:
+                await asyncio.to_thread(self._remove_files, fp)
+        if event:
+            self.events.lifecycle("image-deleted", url(fp, project), project=project, requestor=requestor)
 
     def _remove_files(self, fp: str) -> None:
         for drv in self._pool_drivers():

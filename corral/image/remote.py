@@ -1,12 +1,18 @@
-"""Copying an image from another LXD-compatible server (POST /1.0/images, source type "image", pull mode).
+"""Talking to another LXD-compatible server about its images (the "lxd" protocol, LXD's
+ConnectPublicLXD): resolving an alias, reading an image's record, downloading its files.
 
-The target connects to the source over HTTPS as a client, presenting its own server certificate and
-pinning the source's certificate from the request; private images are fetched with the image secret
-the client obtained from the source (POST /1.0/images/<fp>/secret there).
+The connection presents no client certificate, as LXD's: the remote shows what it shows the public
+(public images, or a private one with the single-use secret the client got from the remote with
+POST /1.0/images/<fp>/secret). The remote's certificate is pinned to the one given in the request;
+without one the system's CAs verify it. POST /1.0/images with source type "image" (pull mode) is
+start_pull here; the download itself is corral/image/cache.py's.
 """
 from __future__ import annotations
 
-import os
+import dataclasses
+import json
+import ssl
+import time
 import urllib.parse
 
 import aiohttp
@@ -14,95 +20,212 @@ import aiohttp
 from corral import tls
 from corral.errors import BadRequest, CorralError, NotImplementedFeature
 from corral.image import store
-from corral.image.images import check_aliases, check_bool, url
+from corral.image.images import check_aliases, check_bool
+
+CONNECT_TIMEOUT = 30
+MAX_JSON = 4 << 20   # the largest API answer read from a remote
 
 
-def _check_source(source: dict) -> tuple[str, str, str, str, str]:
+@dataclasses.dataclass(frozen=True)
+class RemoteSource:
+    server: str          # https://host:port, no trailing slash
+    protocol: str        # "lxd"
+    alias: str           # the alias or fingerprint asked for
+    fingerprint: str
+    certificate: str     # PEM, or "" for the system's CAs
+    secret: str = ""
+    project: str = ""    # the project on the remote
+
+    @property
+    def name(self) -> str:
+        return self.alias or self.fingerprint
+
+
+def check_source(source: dict) -> RemoteSource:
+    """Validate an image source naming another server (instance or image creation): 400 on bad input."""
     server = source.get("server")
-    if not isinstance(server, str) or not server.startswith("https://"):
+    if not isinstance(server, str) or not server:
         raise BadRequest("Image source server must be an https:// URL")
-    if (source.get("protocol") or "lxd") != "lxd":
-        raise NotImplementedFeature(f'image protocol "{source.get("protocol")}"')
-    fp = source.get("fingerprint") or ""
-    alias = source.get("alias") or ""
-    if not fp and not alias:
-        raise BadRequest("Image source needs a fingerprint or an alias")
-    for name, v in (("certificate", source.get("certificate")), ("secret", source.get("secret")),
-                    ("fingerprint", fp), ("alias", alias), ("project", source.get("project"))):
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in server):
+        raise BadRequest("Invalid image source server: no whitespace or control characters allowed")
+    parsed = urllib.parse.urlsplit(server)
+    if parsed.scheme != "https" or not parsed.hostname or parsed.path.strip("/") or parsed.query:
+        raise BadRequest(f'Invalid image source server "{server}": expected https://host[:port]')
+    try:
+        parsed.port
+    except ValueError:
+        raise BadRequest(f'Invalid image source server "{server}": bad port') from None
+    protocol = source.get("protocol") or "lxd"
+    if protocol == "simplestreams":
+        raise NotImplementedFeature('image protocol "simplestreams"')
+    if protocol != "lxd":
+        raise BadRequest(f'Invalid image source protocol "{protocol}"')
+    for name in ("certificate", "secret", "fingerprint", "alias", "project"):
+        v = source.get(name)
         if v is not None and not isinstance(v, str):
             raise BadRequest(f'Invalid value for field "{name}": expected string')
-    return server.rstrip("/"), fp, alias, source.get("certificate") or "", source.get("secret") or ""
+    fp, alias = source.get("fingerprint") or "", source.get("alias") or ""
+    if not fp and not alias:
+        raise BadRequest("Image source needs a fingerprint or an alias")
+    cert = source.get("certificate") or ""
+    if cert:
+        try:
+            tls.client_context(None, None, cert)
+        except (ssl.SSLError, ValueError) as e:
+            raise BadRequest(f"Invalid source certificate: {e}") from None
+    return RemoteSource(server=server.rstrip("/"), protocol=protocol, alias=alias, fingerprint=fp,
+                        certificate=cert, secret=source.get("secret") or "", project=source.get("project") or "")
+
+
+class RemoteServer:
+    """An HTTPS session with one remote server (async context manager)."""
+
+    def __init__(self, src: RemoteSource):
+        self.src = src
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "RemoteServer":
+        ssl_ctx: ssl.SSLContext | bool = tls.client_context(None, None, self.src.certificate) \
+            if self.src.certificate else True
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ssl_ctx),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=300))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _url(self, path: str, secret: bool = False) -> str:
+        params = {}
+        if secret and self.src.secret:
+            params["secret"] = self.src.secret
+        if self.src.project:
+            params["project"] = self.src.project
+        return f"{self.src.server}{path}" + (("?" + urllib.parse.urlencode(params)) if params else "")
+
+    def _connect_error(self, e: Exception) -> CorralError:
+        if isinstance(e, aiohttp.ClientConnectorCertificateError) or isinstance(e, aiohttp.ClientSSLError):
+            why = ("its certificate is not the one given" if self.src.certificate
+                   else "its certificate is not trusted")
+            return BadRequest(f'Failed to connect to LXD server "{self.src.server}": {why}')
+        return BadRequest(f'Failed to connect to LXD server "{self.src.server}": {e}')
+
+    async def _get_json(self, path: str, secret: bool = False) -> tuple[int, dict]:
+        assert self._session is not None
+        try:
+            async with self._session.get(self._url(path, secret), allow_redirects=False) as r:
+                raw = await r.content.read(MAX_JSON + 1)
+                if len(raw) > MAX_JSON:
+                    raise BadRequest(f'Answer of LXD server "{self.src.server}" too large')
+                try:
+                    env = json.loads(raw)
+                except ValueError:
+                    env = {}
+                return r.status, env if isinstance(env, dict) else {}
+        except (aiohttp.ClientError, OSError) as e:
+            raise self._connect_error(e) from None
+
+    async def image_info(self, name: str) -> dict:
+        """The remote image named by `name` (alias, fingerprint or prefix), as LXD's ImageDownload:
+        with a secret the fingerprint is used as given; without one an alias is tried first."""
+        q = urllib.parse.quote
+        if not self.src.secret:
+            status, env = await self._get_json(f"/1.0/images/aliases/{q(name, safe='')}")
+            if status == 200 and isinstance(env.get("metadata"), dict) and env["metadata"].get("target"):
+                name = env["metadata"]["target"]
+        status, env = await self._get_json(f"/1.0/images/{q(name, safe='')}", secret=True)
+        if status != 200 or not isinstance(env.get("metadata"), dict):
+            if status == 404:
+                raise BadRequest(f'Failed getting remote image info: image "{self.src.name}" not found on '
+                                 f'"{self.src.server}"')
+            raise BadRequest(f"Failed getting remote image info: {env.get('error') or f'HTTP {status}'}")
+        info = env["metadata"]
+        if not isinstance(info.get("fingerprint"), str) or len(info["fingerprint"]) != 64:
+            raise BadRequest("Failed getting remote image info: the remote sent no fingerprint")
+        if (info.get("type") or "container") != "container":
+            raise NotImplementedFeature("virtual-machine images")
+        return info
+
+    async def download(self, info: dict, upload, progress=None) -> bool:
+        """Receive the image files of `info` into `upload`; True for a split image. The fingerprint
+        of what arrived must be the one announced. progress(text) gets LXD's "45% (1.20MB/s)"."""
+        assert self._session is not None
+        fp = info["fingerprint"]
+        meter = _Meter(info.get("size"), progress)
+        try:
+            async with self._session.get(self._url(f"/1.0/images/{fp}/export", secret=True),
+                                         allow_redirects=False) as r:
+                if r.status != 200:
+                    raise BadRequest(f"Failed to download the image from the source (HTTP {r.status})")
+                if r.content_type == "multipart/form-data":
+                    reader = aiohttp.MultipartReader.from_response(r)
+                    names = []
+                    while (part := await reader.next()) is not None:
+                        names.append(part.name)
+                        if names[-1] not in ("metadata", "rootfs") or len(names) > 2:
+                            raise BadRequest("Unsupported image from the source (not a container image)")
+
+                        async def chunks(p=part):
+                            while c := await p.read_chunk(store.CHUNK):
+                                meter.add(len(c))
+                                yield c
+                        await upload.receive(part.name, chunks())
+                    if names != ["metadata", "rootfs"]:
+                        raise BadRequest("Unsupported image from the source (not a container image)")
+                    split = True
+                else:
+                    async def body():
+                        async for c in r.content.iter_chunked(store.CHUNK):
+                            meter.add(len(c))
+                            yield c
+                    await upload.receive("image", body())
+                    split = False
+        except (aiohttp.ClientError, OSError) as e:
+            raise self._connect_error(e) from None
+        if upload.fingerprint != fp:
+            raise BadRequest(f"Image fingerprint doesn't match. Got {upload.fingerprint} expected {fp}")
+        return split
+
+
+class _Meter:
+    """Download progress for an operation's metadata, at most twice a second."""
+
+    def __init__(self, total, report):
+        self.total = total if isinstance(total, int) and total > 0 else 0
+        self.report = report
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.report is None or (now - self.last < 0.5 and self.done < self.total):
+            return
+        self.last = now
+        speed = self.done / max(now - self.start, 1e-3)
+        pct = f"{min(100, self.done * 100 // self.total)}%" if self.total else _size(self.done)
+        self.report(f"{pct} ({_size(speed)}/s)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.2f}{unit}"
+        n /= 1000
+    return f"{n:.2f}GB"
 
 
 def start_pull(d, project: str, body: dict, requestor: dict | None):
-    source = body["source"]
-    server, fp, alias, cert_pem, secret = _check_source(source)
+    """POST /1.0/images from another server (`lxc image copy remote:x local:`): an operation."""
+    src = check_source(body["source"])
     public = check_bool(body, "public", False)
+    auto_update = check_bool(body, "auto_update", False)
     aliases = check_aliases(body.get("aliases") or [])
-    src_project = source.get("project") or ""
-    crt, key = os.path.join(d.paths.root, "server.crt"), os.path.join(d.paths.root, "server.key")
 
     async def run(op):
-        try:
-            ctx = tls.client_context(crt, key, cert_pem or None)
-        except Exception as e:
-            raise BadRequest(f"Invalid source certificate: {e}") from None
-        if not cert_pem:
-            ctx = None  # no pinned certificate: the system's CAs, as LXD
-        params = {}
-        if secret:
-            params["secret"] = secret
-        if src_project:
-            params["project"] = src_project
-        qs = ("?" + urllib.parse.urlencode(params)) if params else ""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx if ctx else True),
-                                         timeout=timeout) as s:
-            target = fp
-            if not target:
-                async with s.get(f"{server}/1.0/images/aliases/{urllib.parse.quote(alias)}{qs}") as r:
-                    env = await r.json(content_type=None)
-                    if r.status != 200:
-                        raise CorralError(env.get("error") or f"HTTP {r.status}", 400)
-                    target = env["metadata"]["target"]
-            async with s.get(f"{server}/1.0/images/{urllib.parse.quote(target)}{qs}") as r:
-                env = await r.json(content_type=None)
-                if r.status != 200:
-                    raise CorralError(f"Failed to get image information from the source: "
-                                      f"{env.get('error') or r.status}", 400)
-                info = env["metadata"]
-            upload = await d.images.new_upload()
-            try:
-                async with s.get(f"{server}/1.0/images/{urllib.parse.quote(info['fingerprint'])}/export{qs}") as r:
-                    if r.status != 200:
-                        raise CorralError(f"Failed to download the image from the source (HTTP {r.status})", 400)
-                    if r.content_type == "multipart/form-data":
-                        reader = aiohttp.MultipartReader.from_response(r)
-                        names = []
-                        while (part := await reader.next()) is not None:
-                            names.append(part.name)
-
-                            async def chunks(p=part):
-                                while c := await p.read_chunk(store.CHUNK):
-                                    yield c
-                            await upload.receive(part.name or f"part{len(names)}", chunks())
-                        if names != ["metadata", "rootfs"]:
-                            raise BadRequest("Unsupported image from the source (not a container image)")
-                        split = True
-                    else:
-                        await upload.receive("image", r.content.iter_chunked(store.CHUNK))
-                        split = False
-                if upload.fingerprint != info["fingerprint"]:
-                    raise BadRequest(f"Image fingerprint doesn't match. Got {upload.fingerprint} expected "
-                                     f"{info['fingerprint']}")
-                op.update_metadata({"fingerprint": upload.fingerprint, "size": str(upload.size)})
-                props = info.get("properties") or {}
-                await d.images._import(project, upload, split=split, filename=info.get("filename") or "",
-                                       public=public, properties=props, aliases=aliases)
-            finally:
-                upload.cleanup()
-        d.events.lifecycle("image-created", url(info["fingerprint"], project), project=project,
-                           context={"type": "container"}, requestor=requestor)
-        return {"fingerprint": info["fingerprint"], "size": str(info.get("size", ""))}
+        img = await d.image_cache.download(project, src, op=op, public=public, auto_update=auto_update,
+                                           aliases=aliases, user_requested=True, requestor=requestor)
+        return {"fingerprint": img["fingerprint"], "size": str(img.get("size", ""))}
 
     return d.operations.create(project=project, description="Downloading image", run=run)

@@ -26,6 +26,7 @@ from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
 from corral.instance import layout, poolmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
+from corral.image.remote import check_source
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
 from corral.instance.drivers.base import InstanceSpec
@@ -321,8 +322,9 @@ class Instances:
         plan: dict = {"type": stype}
         if stype == "image":
             if source.get("server") or source.get("mode") == "pull":
-                raise NotImplementedFeature("creating instances from remote images")
-            plan["fingerprint"] = await self.d.images.resolve(project, source)
+                plan["remote"] = check_source(source)   # downloaded (or reused) by the operation
+            else:
+                plan["fingerprint"] = await self.d.images.resolve(project, source)
         elif stype == "copy":
             src = source.get("source")
             if not isinstance(src, str) or not src:
@@ -377,6 +379,8 @@ class Instances:
         vol = self.volume_name(project, name)
         cfg = rec["config"]
         if plan["type"] == "image":
+            if plan.get("remote") is not None:
+                plan["fingerprint"] = await self.d.image_cache.for_instance(project, plan["remote"], op)
             fp = plan["fingerprint"]
             await self.d.images.ensure_unpacked(fp, drv)
             image = await self.d.images.get(project, fp)

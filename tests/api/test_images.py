@@ -242,8 +242,10 @@ def test_aliases_prefix_put_patch_etag(daemon, pool, tmp_path):
     assert img["expires_at"] == "2030-01-02T03:04:05Z" and img["profiles"] == ["default"]
     r = daemon.request("PUT", f"/1.0/images/{fp}", {"profiles": ["nope-" + unique()]})
     assert r.status == 400 and "doesn't exist" in r.json["error"]
+    # a refresh needs a source (this image was uploaded, not downloaded from another server)
+    op = daemon.wait_op(daemon.request("POST", f"/1.0/images/{fp}/refresh"))
+    assert op["status"] == "Failure" and "no source to refresh from" in op["err"]
     # not implemented bits are clear
-    assert daemon.request("POST", f"/1.0/images/{fp}/refresh").status == 501
     assert daemon.request("POST", f"/1.0/images/{fp}/export", {"target": "x"}).status == 501
     assert daemon.request("POST", "/1.0/images", {"source": {"type": "url", "url": "http://x"}}).status == 501
     r = daemon.request("POST", "/1.0/images", {"source": {"type": "instance", "name": "c1"}})

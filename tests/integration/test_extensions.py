@@ -244,6 +244,54 @@ def check_image_create_aliases(d, c):
     check_image_compression_algorithm(d, c)
 
 
+def check_image_force_refresh(d, c):
+    """POST /1.0/images/<fp>/refresh (`lxc image refresh`): an image pulled by alias from a server
+    (the daemon itself over HTTPS, into a project with its own images) is replaced by what the alias
+    points at now. Two daemons: tests/integration/test_remote_images.py."""
+    import os
+    import shutil
+    import tempfile
+    from corral.image.busybox import build_busybox_image
+    server_cfg = d.get("/1.0").metadata
+    address = server_cfg["config"].get("core.https_address", "")
+    proj, alias, made = unique("rp"), unique("ra"), []
+    work = tempfile.mkdtemp(prefix="corral-test-ext-")
+
+    def publish() -> str:
+        path = build_busybox_image(os.path.join(work, unique("i")), description=unique("rev"))
+        fp = d.lxc("image", "import", path, "--public").stdout.strip().split()[-1]
+        made.append(fp)
+        return fp
+    try:
+        if not address:
+            address = f"127.0.0.1:{free_port()}"
+            assert d.request("PATCH", "/1.0", {"config": {"core.https_address": address}}).status == 200
+        old = publish()
+        assert d.request("POST", "/1.0/images/aliases", {"name": alias, "target": old}).status == 201
+        assert d.request("POST", "/1.0/projects", {"name": proj, "config": {"features.images": "true"}}).status == 201
+        source = {"type": "image", "mode": "pull", "server": f"https://{address}", "protocol": "lxd",
+                  "alias": alias, "certificate": server_cfg["environment"]["certificate"]}
+        res = op(d, d.request("POST", f"/1.0/images?project={proj}", {"source": source, "auto_update": True}))
+        assert res["status"] == "Success" and res["metadata"]["fingerprint"] == old, res
+        res = op(d, d.request("POST", f"/1.0/images/{old}/refresh?project={proj}"))
+        assert res["status"] == "Success" and res["metadata"]["refreshed"] is False, res
+        new = publish()
+        assert d.request("PUT", f"/1.0/images/aliases/{alias}", {"target": new, "description": ""}).status == 200
+        res = op(d, d.request("POST", f"/1.0/images/{old[:16]}/refresh?project={proj}"))
+        assert res["status"] == "Success" and res["metadata"]["refreshed"] is True, res
+        assert [u.split("?")[0] for u in d.get(f"/1.0/images?project={proj}").metadata] == [f"/1.0/images/{new}"]
+        assert d.get(f"/1.0/images/{new}?project={proj}").metadata["update_source"]["alias"] == alias
+    finally:
+        for u in d.get(f"/1.0/images?project={proj}").metadata or []:
+            d.wait_op(d.request("DELETE", u))
+        d.request("DELETE", f"/1.0/projects/{proj}")
+        for fp in made:
+            d.wait_op(d.request("DELETE", f"/1.0/images/{fp}"))
+        if not server_cfg["config"].get("core.https_address"):
+            d.request("PATCH", "/1.0", {"config": {"core.https_address": ""}})
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def check_container_stateless_copy(d, c):
     c2 = unique("cp")
     res = op(d, d.request("POST", "/1.0/instances", {"name": c2, "source": {"type": "copy", "source": c}}))

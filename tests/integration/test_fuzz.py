@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 # Endpoints whose body is raw content rather than JSON (a file, a template): garbage is valid there.
 RAW_BODY = re.compile(r"/files$|/metadata/templates$")
-# Endpoints that take no body at all (LXD ignores it): an image secret is a POST without one.
-NO_BODY = re.compile(r"/secret$")
+# Endpoints that take no body at all (LXD ignores it): an image secret or refresh is a POST without one.
+NO_BODY = re.compile(r"/secret$|/refresh$")
 SKIP = {("PUT", "/internal/shutdown")}
 
 

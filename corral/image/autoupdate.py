@@ -1,0 +1,197 @@
+"""Keeping downloaded images fresh and the cache small, as LXD's autoUpdateImages, imageRefresh and
+pruneExpiredImages do.
+
+- Refresh (`lxc image refresh`, POST /1.0/images/<fp>/refresh, and the auto-update task): ask the
+  image's source (update_source) what its alias points at now; when that is a new fingerprint,
+  download it, give it the old image's aliases, profiles, last use and cached flag, and delete the
+  old image. The operation's metadata says {"refreshed": true|false}; a manual refresh that
+  refreshed sends an `image-refreshed` lifecycle event.
+- The auto-update task runs at start and every hour; it updates the images with auto_update=true
+  of each project whose images.auto_update_interval (hours, 0 disables) divides the hours since
+  the daemon started.
+- Expiry: at start and every 24 hours, cached images unused (last_used_at, or uploaded_at when never
+  used) for more than images.remote_cache_expiry days (0 disables) are deleted.
+
+Both tasks run as operations ("Updating images", "Cleaning up expired images"); `run_task` is what
+the timer calls and what the unix-socket-only POST /internal/testing/image-tasks triggers.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta, timezone
+
+from corral import timeutil
+from corral.db.queries import image_cache as qc
+from corral.db.queries import images as q
+from corral.db.queries import projects as qp
+from corral.errors import BadRequest, CorralError, NotFound
+from corral.image.images import url
+from corral.image.remote import RemoteSource
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600
+TASKS = {"auto-update": "Updating images", "expire": "Cleaning up expired images"}
+
+
+class ImageTasks:
+    def __init__(self, d):
+        self.d = d
+        self._task: asyncio.Task | None = None
+        self._refreshing: dict[tuple[str, str], asyncio.Lock] = {}
+
+    # ---- the timer ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        hour = 0
+        while True:
+            for name in (("expire", "auto-update") if hour % 24 == 0 else ("auto-update",)):
+                try:
+                    if not await self._has_work(name):   # no operation for nothing to do
+                        continue
+                    op = self.run_task(name, hour)
+                    await op.wait(None)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("image task %s failed", name)
+            await asyncio.sleep(HOUR)
+            hour += 1
+
+    async def _has_work(self, name: str) -> bool:
+        async with self.d.db.session() as tx:
+            if name == "auto-update":
+                return bool(await qc.auto_update_images(tx))
+            return await qc.any_cached(tx)
+
+    def run_task(self, name: str, hour: int = 0):
+        """Start one of the periodic tasks as an operation, `hour` hours after the daemon started."""
+        if name not in TASKS:
+            raise BadRequest(f'Unknown image task "{name}" (expected one of {", ".join(TASKS)})')
+        if not isinstance(hour, int) or isinstance(hour, bool) or hour < 0:
+            raise BadRequest('Invalid value for field "hour": expected a non-negative integer')
+
+        async def run(op):
+            if name == "auto-update":
+                return {"refreshed": await self.auto_update(hour)}
+            return {"expired": await self.prune_expired()}
+
+        return self.d.operations.create(project="default", description=TASKS[name], run=run)
+
+    # ---- auto-update ------------------------------------------------------------------------------
+
+    async def auto_update(self, hour: int) -> list[str]:
+        """Refresh every auto_update image whose project's interval is due; the fingerprints replaced."""
+        async with self.d.db.session() as tx:
+            rows = await qc.auto_update_images(tx)
+        done = []
+        for r in rows:
+            interval = await self.d.image_cache.setting(r["project"], "images.auto_update_interval")
+            if interval <= 0 or hour % interval:
+                continue
+            try:
+                if await self.refresh(r["project"], r["fingerprint"]):
+                    done.append(r["fingerprint"])
+            except asyncio.CancelledError:
+                raise
+            except CorralError as e:
+                log.error("failed to update image %s (project %s): %s", r["fingerprint"], r["project"], e.message)
+            except Exception:
+                log.exception("failed to update image %s (project %s)", r["fingerprint"], r["project"])
+        return done
+
+    # ---- refresh ----------------------------------------------------------------------------------
+
+    async def start_refresh(self, project: str, fingerprint: str, requestor: dict | None = None):
+        """POST /1.0/images/<fp>/refresh: an operation; 404 now for an unknown image."""
+        project = await self.d.images.effective_project(project)
+        fp = await self.d.images.full_fingerprint(project, fingerprint)
+
+        async def run(op):
+            refreshed = await self.refresh(project, fp, op=op, requestor=requestor)
+            return {"refreshed": refreshed}
+
+        return self.d.operations.create(project=project, description="Refreshing image", run=run)
+
+    async def refresh(self, project: str, fp: str, *, op=None, requestor: dict | None = None) -> bool:
+        """Replace the image by what its source's alias points at now. True when it changed."""
+        lock = self._refreshing.setdefault((project, fp), asyncio.Lock())
+        async with lock:
+            return await self._refresh(project, fp, op, requestor)
+
+    async def _refresh(self, project: str, fp: str, op, requestor) -> bool:
+        images = self.d.images
+        async with self.d.db.session() as tx:
+            old = await q.get(tx, project, fp)
+            src = await qc.source(tx, project, fp)
+        if old is None:
+            raise NotFound("Image not found")
+        if src is None:
+            raise BadRequest(f'Failed to update image "{fp}": it has no source to refresh from (only images '
+                             f'downloaded from another server by alias have one)')
+        remote = RemoteSource(server=src["server"], protocol=src["protocol"], alias=src["alias"],
+                              fingerprint="", certificate=src["certificate"])
+        new = await self.d.image_cache.download(project, remote, op=op, auto_update=True, public=old["public"],
+                                                requestor=requestor)
+        new_fp = new["fingerprint"]
+        if new_fp == fp:
+            return False
+        async with self.d.db.transaction() as tx:
+            cur = await q.get(tx, project, new_fp)
+            if cur is not None:
+                await qc.set_cached(tx, project, new_fp, old["cached"] or cur["cached"], old["last_used_at"])
+                await qc.move_aliases(tx, project, fp, new_fp)
+                await q.update(tx, project, new_fp, {**cur, "profiles": old["profiles"]})
+        with contextlib.suppress(NotFound):
+            await images.delete_now(project, fp, event=False)
+        if op is not None:
+            self.d.events.lifecycle("image-refreshed", url(fp, project), project=project, requestor=requestor)
+        log.info("image %s (project %s) refreshed to %s", fp, project, new_fp)
+        return True
+
+    # ---- expiry -----------------------------------------------------------------------------------
+
+    async def prune_expired(self) -> list[str]:
+        """Delete the cached images unused for longer than images.remote_cache_expiry days."""
+        async with self.d.db.session() as tx:
+            projects = [p["name"] for p in await qp.get_all(tx)]
+        now = datetime.now(timezone.utc)
+        pruned = []
+        for project in projects:
+            days = await self.d.image_cache.setting(project, "images.remote_cache_expiry")
+            if days <= 0:
+                continue
+            async with self.d.db.session() as tx:
+                rows = await qc.cached_images(tx, project)
+            for r in rows:
+                stamp = r["last_used_at"] if not _zero(r["last_used_at"]) else r["uploaded_at"]
+                try:
+                    when = timeutil.parse(stamp)
+                except ValueError:
+                    continue
+                if when + timedelta(days=days) > now:
+                    continue
+                try:
+                    await self.d.images.delete_now(project, r["fingerprint"])
+                    pruned.append(r["fingerprint"])
+                except NotFound:
+                    pass
+                except CorralError as e:
+                    log.error("failed to delete expired image %s: %s", r["fingerprint"], e.message)
+        return pruned
+
+
+def _zero(ts: str | None) -> bool:
+    return not ts or ts.startswith(("0001-", "1970-"))
