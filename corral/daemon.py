@@ -36,6 +36,7 @@ from corral.serverconfig import ServerConfig
 from corral.storage.pools import Pools
 from corral.storage.reconcile import reconcile
 from corral.storage.volumes import Volumes
+from corral.instance.snapshot_schedule import SnapshotScheduler
 from corral.trust import Trust
 from corral.warnings import Warnings
 
@@ -73,6 +74,7 @@ class Daemon:
         self.profiles.check_restrictions = self.restrictions.check_profile
         self.projects.check_restrictions = self.restrictions.check_project_config
         self.devlxd = DevLXD(self)
+        self.snapshot_schedule = SnapshotScheduler(self)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
@@ -99,6 +101,7 @@ class Daemon:
         await self.networks.startup()
         await self.instances.startup()
         await self.proxies.restore()
+        self.snapshot_schedule.start()
         logging.getLogger().addHandler(logthrottle.install(EventLogHandler(self.events)))
         await self.devlxd.start()
         await self._listen_unix()
@@ -209,6 +212,7 @@ class Daemon:
         await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.snapshot_schedule.stop()
         await self.instances.shutdown()
         await self.proxies.shutdown()
         self.networks.shutdown()

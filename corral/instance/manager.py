@@ -28,6 +28,7 @@ from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
 from corral.instance.drivers.base import InstanceSpec
 from corral.instance.idmap import IdmapEntry, default_idmap
+from corral.config.schedule import next_snapshot_name
 from corral.instance.recovery import freeze_marker
 from corral.names import check_entity_name, check_instance_name
 
@@ -711,12 +712,11 @@ class Instances:
                 "name": s["name"], "profiles": s["profiles"], "size": -1, "stateful": s["stateful"]}
 
     async def _snapshot_name(self, inst: Loaded) -> str:
-        pattern = inst.config.get("snapshots.pattern") or "snap%d"
         taken = {s["name"] for s in await self.snapshots(inst)}
-        n = 0
-        while (pattern.replace("%d", str(n)) if "%d" in pattern else f"{pattern}{n}") in taken:
-            n += 1
-        return pattern.replace("%d", str(n)) if "%d" in pattern else (pattern if pattern not in taken else f"{pattern}{n}")
+        try:
+            return next_snapshot_name(inst.config.get("snapshots.pattern") or "snap%d", taken)
+        except ValueError as e:
+            raise BadRequest(f'Invalid value for "snapshots.pattern": {e}') from None
 
     async def create_snapshot(self, project: str, name: str, body: dict, requestor: dict | None):
         inst = await self.load(project, name)

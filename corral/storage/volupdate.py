@@ -31,7 +31,7 @@ async def update(vols, pool: str, project: str, type_: str, name: str, body: dic
 
 async def _update(vols, v: dict, body: dict, *, replace: bool) -> None:
     drv = vols._pool(v["pool"])
-    config = check_volume_config(body.get("config") or {})
+    config = check_volume_config(body.get("config") or {}, drv.name)
     volatile = {k: val for k, val in v["config"].items() if k.startswith("volatile.")}
     new = {**volatile, **config} if replace else {**v["config"], **config}
     description = body.get("description", "" if replace else v["description"])
