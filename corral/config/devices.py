@@ -11,7 +11,7 @@ import ipaddress
 import posixpath
 
 from corral.config.keys import ConfigError, Key, KeyRefused, check_value, declare, lookup, not_implemented, \
-    not_on_host, one_of, parse_bool, parse_int, parse_uint
+    not_on_host, one_of, parse_bool, parse_int, parse_size, parse_uint
 from corral.config.network import parse_ifname, parse_mac, parse_mtu, parse_ipv4
 
 DISK = "device-disk"
@@ -76,6 +76,15 @@ def _bit_rate(v: str):
     return parse_bit_rate(v)
 
 
+def parse_disk_limit(v: str) -> str:
+    """limits.read/write/max on disks: bytes per second ("10MB") or operations ("100iops")."""
+    if v.endswith("iops"):
+        parse_uint(v[:-4])
+        return v
+    parse_size(v)
+    return v
+
+
 def _common(scope: str) -> list[Key]:
     return [Key("type", scope)]
 
@@ -85,9 +94,9 @@ declare(
     not_on_host("boot.priority", DISK, _VM, parse_uint),
     not_on_host("ceph.cluster_name", DISK, "no Ceph cluster is configured", default="ceph"),
     not_on_host("ceph.user_name", DISK, "no Ceph cluster is configured", default="admin"),
-    not_implemented("limits.max", DISK, "block I/O limits on disk devices", _bit_rate),
-    not_implemented("limits.read", DISK, "block I/O limits on disk devices", _bit_rate),
-    not_implemented("limits.write", DISK, "block I/O limits on disk devices", _bit_rate),
+    not_implemented("limits.max", DISK, "block I/O limits on disk devices", parse_disk_limit),
+    not_implemented("limits.read", DISK, "block I/O limits on disk devices", parse_disk_limit),
+    not_implemented("limits.write", DISK, "block I/O limits on disk devices", parse_disk_limit),
     Key("path", DISK, parse_disk_path),
     Key("pool", DISK),
     not_implemented("propagation", DISK, "mount propagation modes on disk devices"),

@@ -17,6 +17,19 @@ def parse_memory(v: str):
     return out
 
 
+def parse_allowance(v: str) -> str:
+    """limits.cpu.allowance: a share ("50%") or a time slice ("25ms/100ms")."""
+    if m := re.fullmatch(r"(\d+)%", v):
+        if int(m[1]) <= 0:
+            raise ValueError(f'Invalid CPU allowance "{v}"')
+        return v
+    if m := re.fullmatch(r"(\d+)ms/(\d+)ms", v):
+        if int(m[1]) <= 0 or int(m[2]) <= 0:
+            raise ValueError(f'Invalid CPU allowance "{v}"')
+        return v
+    raise ValueError(f'Invalid CPU allowance "{v}" (a percentage or "Nms/Mms")')
+
+
 def parse_priority(v: str) -> int:
     """validate.IsPriority: an integer from 0 to 10."""
     n = parse_int(v)
@@ -75,7 +88,7 @@ declare(
     Key("limits.memory.swap", INSTANCE, parse_bool, default="true"),
     Key("limits.memory.enforce", INSTANCE, one_of("hard", "soft"), default="hard"),
     Key("limits.cpu", INSTANCE, parse_cpuset),
-    Key("limits.cpu.allowance", INSTANCE),
+    Key("limits.cpu.allowance", INSTANCE, parse_allowance, default="100%"),
     not_implemented("limits.cpu.priority", INSTANCE, "CPU scheduling priority between instances", parse_priority),
     not_implemented("limits.disk.priority", INSTANCE, "block I/O weights", parse_priority),
     not_implemented("limits.network.priority", INSTANCE, "per-instance network priority (SO_PRIORITY)",

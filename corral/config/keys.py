@@ -127,7 +127,7 @@ def check_value(key: Key, name: str, raw: str, what: str = "config key") -> None
     except (ValueError, TypeError) as e:
         raise ConfigError(f"Invalid value for {what} \"{name}\": {e}") from None
     if key.refused and raw != key.default:
-        raise KeyRefused(key.refused.replace("{key}", name))
+        raise KeyRefused(key.refused.replace(key.name, name) if key.is_pattern else key.refused)
 
 
 def refused(name: str, scope: str, reason: str, parse: Callable[[str], Any] = str, default: str = "") -> Key:

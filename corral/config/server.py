@@ -1,7 +1,13 @@
 """Server (daemon) configuration keys, as in LXD 5.0."""
 from corral.config.keys import (
-    SERVER, Key, declare, one_of, parse_address, parse_bool, parse_int, parse_uint,
+    SERVER, Key, declare, not_implemented, not_on_host, one_of, parse_address, parse_bool, parse_expiry, parse_int,
+    parse_uint,
 )
+
+_BGP = "BGP peering"
+_AUTH = "Candid and RBAC external authentication (Corral trusts TLS client certificates)"
+_MAAS = "no MAAS server is configured"
+_OVN = "OVN needs openvswitch and geneve, which this kind of host's kernel lacks"
 
 
 def _expiry(v: str) -> int:
@@ -45,4 +51,21 @@ declare(
     Key("storage.backups_volume", SERVER, local=True),
     Key("storage.images_volume", SERVER, local=True),
     Key("user.*", SERVER),
+    not_implemented("core.bgp_address", SERVER, _BGP, parse_address),
+    not_implemented("core.bgp_asn", SERVER, _BGP, parse_uint),
+    not_implemented("core.bgp_routerid", SERVER, _BGP),
+    not_implemented("core.dns_address", SERVER, "the authoritative DNS server for network zones", parse_address),
+    not_implemented("core.metrics_authentication", SERVER, "the /1.0/metrics endpoint", parse_bool, "true"),
+    *(not_implemented(k, SERVER, _AUTH) for k in (
+        "candid.api.key", "candid.api.url", "candid.domains", "rbac.agent.private_key", "rbac.agent.public_key",
+        "rbac.agent.url", "rbac.agent.username", "rbac.api.key", "rbac.api.url")),
+    not_implemented("candid.expiry", SERVER, _AUTH, parse_uint, "3600"),
+    not_implemented("rbac.api.expiry", SERVER, _AUTH, parse_uint),
+    not_implemented("cluster.join_token_expiry", SERVER, "cluster join tokens (Corral runs one member)",
+                    parse_expiry, "3H"),
+    not_on_host("maas.api.key", SERVER, _MAAS),
+    not_on_host("maas.api.url", SERVER, _MAAS),
+    not_on_host("maas.machine", SERVER, _MAAS),
+    not_on_host("network.ovn.integration_bridge", SERVER, _OVN, default="br-int"),
+    not_on_host("network.ovn.northbound_connection", SERVER, _OVN, default="unix:/var/run/ovn/ovnnb_db.sock"),
 )

@@ -148,6 +148,7 @@ class BridgeDriver(NetworkDriver):
             self.name, ipv4=self.ipv4, ipv6=self.ipv6,
             nat4=is_true(self.config.get("ipv4.nat")), nat6=is_true(self.config.get("ipv6.nat")),
             nat4_address=self.config.get("ipv4.nat.address") or None,
+            nat6_address=self.config.get("ipv6.nat.address") or None,
             dhcp4=is_true(self.config.get("ipv4.dhcp"), True), dns=self.config.get("dns.mode", "managed") != "none",
             firewall4=is_true(self.config.get("ipv4.firewall"), True),
             firewall6=is_true(self.config.get("ipv6.firewall"), True))
@@ -170,13 +171,18 @@ class BridgeDriver(NetworkDriver):
         ranges = None
         if self.config.get("ipv4.dhcp.ranges"):
             ranges = [(str(a), str(b)) for a, b in netcfg.parse_ipv4_ranges(self.config["ipv4.dhcp.ranges"])]
+        ranges6 = None
+        if self.config.get("ipv6.dhcp.ranges"):
+            ranges6 = [(str(a), str(b)) for a, b in netcfg.parse_ipv6_ranges(self.config["ipv6.dhcp.ranges"])]
         return dm.build_args(bridge=self.name, netdir=self.netdir, ipv4=self.ipv4, ipv6=self.ipv6,
                              dhcp4=is_true(self.config.get("ipv4.dhcp"), True),
                              dhcp6=is_true(self.config.get("ipv6.dhcp"), True), ranges=ranges,
                              expiry=self.config.get("ipv4.dhcp.expiry") or "1h",
                              domain=self.config.get("dns.domain") or "lxd",
                              dns_mode=self.config.get("dns.mode") or "managed",
-                             gateway=self.config.get("ipv4.dhcp.gateway") or None)
+                             gateway=self.config.get("ipv4.dhcp.gateway") or None,
+                             dhcp6_stateful=is_true(self.config.get("ipv6.dhcp.stateful")), ranges6=ranges6,
+                             expiry6=self.config.get("ipv6.dhcp.expiry") or "1h")
 
     async def start(self) -> None:
         if shutil.which(dm.DNSMASQ) is None or shutil.which("nft") is None:
