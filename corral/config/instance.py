@@ -51,6 +51,12 @@ def parse_prlimit(v: str) -> str:
     return v
 
 
+def parse_sysctl_value(v: str) -> str:
+    if any(c in v for c in "\n\r\0"):
+        raise ValueError("sysctl values are one line")
+    return v
+
+
 def parse_kernel_modules(v: str) -> list[str]:
     mods = [m.strip() for m in v.split(",") if m.strip()]
     for m in mods:
@@ -99,8 +105,8 @@ declare(
     *(not_implemented(f"limits.hugepages.{size}", INSTANCE, "hugetlb cgroup limits", parse_size)
       for size in ("64KB", "1MB", "2MB", "1GB")),
     Key("limits.processes", INSTANCE, parse_uint),
-    Key("limits.kernel.*", INSTANCE, parse_prlimit, live=False),
-    Key("linux.sysctl.*", INSTANCE, live=False),
+    *(Key(f"limits.kernel.{n}", INSTANCE, parse_prlimit, live=False) for n in PRLIMITS),
+    Key("linux.sysctl.*", INSTANCE, parse_sysctl_value, live=False),
     Key("linux.kernel_modules", INSTANCE, parse_kernel_modules),
     Key("security.privileged", INSTANCE, parse_bool, default="false", live=False),
     Key("security.nesting", INSTANCE, parse_bool, default="false", live=False),

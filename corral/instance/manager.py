@@ -22,7 +22,7 @@ from corral.db.queries import profiles as qp
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import poolmove
+from corral.instance import live_keys, poolmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
@@ -464,6 +464,7 @@ class Instances:
                    "config": inst.config, "devices": inst.devices}
         for trigger in triggers:
             await asyncio.to_thread(render_templates, self.instance_dir(inst), rootfs, trigger, context)
+        await live_keys.load_kernel_modules(inst.config)
         spec = self.spec(inst)
         devices = instance_devices(self.d, inst)
         started = []

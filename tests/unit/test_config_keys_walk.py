@@ -41,6 +41,8 @@ def _rows() -> list[dict]:
 
 def _concrete(key: str) -> str:
     """A real key name for a documented pattern: volatile.<name>.hwaddr -> volatile.eth0.hwaddr."""
+    if key == "limits.kernel.*":   # only getrlimit(2)'s resource names are keys
+        return "limits.kernel.nofile"
     return key.replace("<name>", "eth0").replace("NAME", "t1").replace("*", "example")
 
 

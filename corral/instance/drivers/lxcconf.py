@@ -156,6 +156,12 @@ def render(spec: InstanceSpec) -> str:
     lines += spec.extra
     lines += cgroups.config_lines(cgroup_limits(config))
     for key in sorted(config):
+        if key.startswith(("limits.kernel.", "linux.sysctl.")) and config[key]:
+            if not valid_key_name(key):
+                raise UnsafeConfig(f"invalid key {key!r}")
+            # limits.kernel.NAME -> lxc.prlimit.NAME; linux.sysctl.KEY -> lxc.sysctl.KEY (as LXD)
+            item = "lxc.prlimit." if key.startswith("limits.kernel.") else "lxc.sysctl."
+            lines.append(f"{item}{key.split('.', 2)[2]} = {config[key]}")
         if key.startswith("environment."):
             if not valid_key_name(key):
                 raise UnsafeConfig(f"invalid environment key {key!r}")
