@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
+from corral.db.queries import storage as qs
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
@@ -91,6 +92,10 @@ class Loaded:
         if not pool:
             raise BadRequest("Failed to get root disk device: No root device could be found")
         return pool
+
+
+def autostart_order(inst) -> tuple[int, str]:
+    return (-(config.value(config.INSTANCE, inst.config, "boot.autostart.priority") or 0), inst.name)
 
 
 class Instances:
@@ -646,6 +651,7 @@ class Instances:
                     done.append((a, b))
             async with self.db.transaction() as tx:
                 await q.rename(tx, inst.project, inst.name, new)
+                await qs.rename_volume(tx, inst.pool, inst.project, "container", inst.name, new)
         except BaseException:
             for a, b in reversed(done):
                 os.rename(b, a)
@@ -677,6 +683,7 @@ class Instances:
         # never a record that points at nothing.
         async with self.db.transaction() as tx:
             await q.delete(tx, inst.project, inst.name)
+            await qs.delete_volume(tx, drv.pool, inst.project, "container", inst.name)   # its volume's record
         await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
         await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
         await asyncio.to_thread(shutil.rmtree, self.log_dir(inst.project, inst.name), True)
@@ -880,7 +887,8 @@ class Instances:
         """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals."""
         self._loop = asyncio.get_running_loop()
         self.d.images.publish_source = self.publish_source
-        for inst in await self.load_all(None):
+        # Highest boot.autostart.priority first; boot.autostart.delay seconds after each start (LXD).
+        for inst in sorted(await self.load_all(None), key=autostart_order):
             try:
                 status = self.status(inst)
                 if status != "Stopped":
@@ -893,6 +901,7 @@ class Instances:
                 was_running = inst.config.get("volatile.last_state.power") == "RUNNING"
                 if auto == "true" or (auto is None and was_running):
                     await self.start(inst)
+                    await asyncio.sleep(config.value(config.INSTANCE, inst.config, "boot.autostart.delay") or 0)
             except CorralError as e:
                 log.warning("instance %s: %s", inst.name, e.message)
             except Exception:

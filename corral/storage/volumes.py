@@ -20,6 +20,7 @@ from corral.config.schedule import next_snapshot_name
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
 from corral.instance.idmap import IdmapEntry
 from corral.names import check_entity_name
+from corral.storage import instvolumes
 from corral.storage.shift import shift_tree
 from corral.storage.sizes import parse_size
 
@@ -112,9 +113,11 @@ class Volumes:
         drv = self.d.pools.driver(pool)
         out = []
         if type_ in (None, "container"):
+            edited = await instvolumes.records(self.db, pool, project)
             for inst in await self.d.instances.load_all(project):
                 if inst.devices and _root_pool(inst.devices) == pool:
-                    out.append(self._render({"name": inst.name, "project": inst.project}, "container",
+                    rec = edited.get(inst.name, {})
+                    out.append(self._render({**rec, "name": inst.name, "project": inst.project}, "container",
                                             [f"/1.0/instances/{inst.name}" +
                                              ("" if project == "default" else f"?project={project}")]))
         if type_ in (None, "image") and drv.optimized_images and self.d.pools.available(pool):
