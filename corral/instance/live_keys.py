@@ -24,7 +24,11 @@ SECURITYFS = "/sys/kernel/security"
 def _load_module(name: str) -> None:
     if os.path.isdir(f"/sys/module/{name.replace('-', '_')}"):
         return
-    res = subprocess.run(["modprobe", "-b", name], capture_output=True, text=True, timeout=60)
+    try:
+        res = subprocess.run(["modprobe", "-b", name], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise BadRequest(f"Failed to load kernel module '{name}': the kernel has no such module and this host "
+                         "has no module loader (modprobe)") from None
     if res.returncode != 0:
         detail = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
         raise BadRequest(f"Failed to load kernel module '{name}': {detail}")
