@@ -25,16 +25,8 @@ def nic_scope(nictype: str) -> str:
 
 
 # Device types LXD 5.0 has that Corral does not run: the reason given when one is used.
-UNIMPLEMENTED_TYPES = {
-    "unix-char": "unix-char devices (device nodes passed into containers)",
-    "unix-block": "unix-block devices (device nodes passed into containers)",
-    "unix-hotplug": "unix-hotplug devices (udev-driven device nodes)",
-    "usb": "usb devices (USB pass-through)",
-    "gpu": "gpu devices (GPU pass-through)",
-    "infiniband": "infiniband devices",
-    "tpm": "tpm devices (software TPM)",
-    "pci": "pci devices (PCI pass-through to virtual machines)",
-}
+UNIMPLEMENTED_TYPES = {t: f"{t} devices" for t in (
+    "unix-char", "unix-block", "unix-hotplug", "usb", "gpu", "infiniband", "tpm", "pci")}
 UNIMPLEMENTED_NICTYPES = {
     "physical": "nic devices of nictype \"physical\"",
     "ipvlan": "nic devices of nictype \"ipvlan\"",

@@ -9,6 +9,11 @@ from corral.config.keys import (
 from corral.config.rawlxc import parse_raw_lxc  # noqa: F401  (re-exported: lxcconf imports it from here)
 from corral.config.schedule import parse_schedule, parse_snapshot_pattern
 
+
+def parse_raw_idmap(v: str) -> str:
+    from corral.instance.rawidmap import parse_raw_idmap as check
+    return check(v)
+
 def parse_memory(v: str):
     """limits.memory: a size or a percentage of the host's memory, not zero (LXD's words)."""
     out = parse_size_or_percent(v)
@@ -155,7 +160,7 @@ declare(
     Key("snapshots.pattern", INSTANCE, parse_snapshot_pattern, default="snap%d"),
     Key("snapshots.expiry", INSTANCE, parse_expiry),
     Key("raw.lxc", INSTANCE, parse_raw_lxc, live=False),
-    Key("raw.idmap", INSTANCE, live=False),
+    Key("raw.idmap", INSTANCE, parse_raw_idmap, live=False),
     not_implemented("raw.apparmor", INSTANCE, "Corral does not generate per-instance AppArmor profiles"),
     not_implemented("raw.seccomp", INSTANCE, "raw seccomp policies"),
     _vm("raw.qemu"),

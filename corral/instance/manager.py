@@ -23,7 +23,7 @@ from corral.db.queries import storage as qs
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import live_keys, poolmove
+from corral.instance import live_keys, poolmove, rawidmap
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
@@ -247,10 +247,10 @@ class Instances:
     def idmap(self, cfg: dict) -> list[IdmapEntry] | None:
         if config.value(config.INSTANCE, cfg, "security.privileged"):
             return None
-        raw = cfg.get("volatile.idmap.current") or cfg.get("volatile.idmap.next")
-        if raw:
-            return [IdmapEntry.from_lxd(e) for e in json.loads(raw)]
-        return default_idmap()
+        # volatile.idmap.next is the container's own map (made at create); raw.idmap goes on top.
+        raw = cfg.get("volatile.idmap.next") or cfg.get("volatile.idmap.current")
+        base = [IdmapEntry.from_lxd(e) for e in json.loads(raw)] if raw else default_idmap()
+        return rawidmap.apply(base, cfg.get("raw.idmap", "")) if cfg.get("raw.idmap") else base
 
     async def _isolated_idmap(self, size: int) -> list[IdmapEntry]:
         """security.idmap.isolated: a block of `size` host ids no other isolated instance uses,

@@ -66,6 +66,27 @@ def test_raw_lxc_checked_by_liblxc_when_set(host, running):
     host.lxc("config", "unset", running, "raw.lxc")
 
 
+def test_raw_idmap_maps_host_ids_into_the_container(host):
+    c, src = unique("ri"), tempfile.mkdtemp(prefix="corral-idmap-", dir="/var/tmp")
+    os.chmod(src, 0o755)
+    try:
+        with open(os.path.join(src, "mine"), "w") as f:
+            f.write("x")
+        os.chown(os.path.join(src, "mine"), 1000, 1000)
+        err = host.lxc("init", "busybox", c, "-c", "raw.idmap=uid 1000-1001 5", check=False).stderr
+        assert "Invalid raw.idmap line 1" in err, err
+        host.lxc("init", "busybox", c, "-c", "raw.idmap=both 1000 1000")
+        host.lxc("config", "device", "add", c, "h", "disk", f"source={src}", "path=/mnt/h")
+        host.lxc("start", c)
+        uid_map = sh_in(host, c, "cat /proc/self/uid_map").stdout.split("\n")
+        assert any(line.split() == ["1000", "1000", "1"] for line in uid_map), uid_map
+        assert sh_in(host, c, "stat -c %u:%g /mnt/h/mine").stdout.strip() == "1000:1000"
+        assert sh_in(host, c, "stat -c %u /").stdout.strip() == "0"   # the rest of the map is unchanged
+    finally:
+        host.lxc("delete", "-f", c, check=False)
+        shutil.rmtree(src, ignore_errors=True)
+
+
 # ---- live keys ----------------------------------------------------------------------------------
 
 def test_devlxd_switched_on_a_running_container(host, running):
