@@ -6,7 +6,8 @@ added: container id NS is host id HOST, everything else keeps its place.
 """
 from __future__ import annotations
 
-from corral.instance.idmap import IdmapEntry
+from corral.errors import BadRequest
+from corral.instance.idmap import SUBGID, SUBUID, IdmapEntry, read_subids
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -57,8 +58,20 @@ def _cut(e: IdmapEntry, ns: int, count: int) -> list[IdmapEntry]:
     return out
 
 
-def apply(base: list[IdmapEntry], value: str) -> list[IdmapEntry]:
+def _delegated(raw: IdmapEntry, subuid: str, subgid: str) -> None:
+    """liblxc maps ids through newuidmap/newgidmap: only root's subordinate ids can be mapped."""
+    for is_kind, path, kind in ((raw.isuid, subuid, "uid"), (raw.isgid, subgid, "gid")):
+        if is_kind and not any(s <= raw.hostid and raw.hostid + raw.maprange <= s + n for s, n in read_subids(path)):
+            last = raw.hostid + raw.maprange - 1
+            ids = str(raw.hostid) if raw.maprange == 1 else f"{raw.hostid}-{last}"
+            raise BadRequest(f'raw.idmap: host {kind} {ids} is not among root\'s subordinate ids ({path}); '
+                             f'add "root:{raw.hostid}:{raw.maprange}" there to map it')
+
+
+def apply(base: list[IdmapEntry], value: str, subuid: str = SUBUID, subgid: str = SUBGID) -> list[IdmapEntry]:
     """The container's map with the raw.idmap entries in it."""
+    for raw in parse(value or ""):
+        _delegated(raw, subuid, subgid)
     entries = [IdmapEntry(True, False, e.hostid, e.nsid, e.maprange) for e in base if e.isuid] + \
               [IdmapEntry(False, True, e.hostid, e.nsid, e.maprange) for e in base if e.isgid]
     for raw in parse(value or ""):

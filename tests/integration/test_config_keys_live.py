@@ -21,6 +21,7 @@ import pytest
 
 import corral.config  # noqa: F401
 from corral.config.keys import INSTANCE, lookup
+from corral.instance.idmap import SUBUID, read_subids
 from helpers import ROOT, unique, wait_for
 
 pytestmark = pytest.mark.integration
@@ -72,14 +73,18 @@ def test_raw_idmap_maps_host_ids_into_the_container(host):
     try:
         with open(os.path.join(src, "mine"), "w") as f:
             f.write("x")
-        os.chown(os.path.join(src, "mine"), 1000, 1000)
+        # A host id delegated to root (/etc/subuid, /etc/subgid) outside the containers' default map.
+        hostid = next(s + 500 for s, n in read_subids(SUBUID)[1:] if n > 1000)
+        os.chown(os.path.join(src, "mine"), hostid, hostid)
         err = host.lxc("init", "busybox", c, "-c", "raw.idmap=uid 1000-1001 5", check=False).stderr
         assert "Invalid raw.idmap line 1" in err, err
-        host.lxc("init", "busybox", c, "-c", "raw.idmap=both 1000 1000")
+        err = host.lxc("init", "busybox", c, "-c", "raw.idmap=uid 1000 1000", check=False).stderr
+        assert "not among root's subordinate ids" in err and "root:1000:1" in err, err
+        host.lxc("init", "busybox", c, "-c", f"raw.idmap=both {hostid} 1000")
         host.lxc("config", "device", "add", c, "h", "disk", f"source={src}", "path=/mnt/h")
         host.lxc("start", c)
         uid_map = sh_in(host, c, "cat /proc/self/uid_map").stdout.split("\n")
-        assert any(line.split() == ["1000", "1000", "1"] for line in uid_map), uid_map
+        assert any(line.split() == ["1000", str(hostid), "1"] for line in uid_map), uid_map
         assert sh_in(host, c, "stat -c %u:%g /mnt/h/mine").stdout.strip() == "1000:1000"
         assert sh_in(host, c, "stat -c %u /").stdout.strip() == "0"   # the rest of the map is unchanged
     finally:
