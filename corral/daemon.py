@@ -61,6 +61,7 @@ class Daemon:
         self.pools = Pools(self.db, paths.root, self.events, self.warnings)
         self.images = Images(self.db, self.paths, self.pools, self.events, self.operations)
         self.instances = Instances(self)
+        self.images.default_compression = lambda: self.config.get("images.compression_algorithm")
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)
         self.volumes = Volumes(self)

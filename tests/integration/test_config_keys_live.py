@@ -346,3 +346,30 @@ def test_scheduled_snapshots_of_instances_and_volumes(host):
     finally:
         host.lxc("delete", "-f", run, stop_yes, stop_no, check=False)
         host.lxc("storage", "volume", "delete", "default", vol, check=False)
+
+
+# ---- server defaults: images.compression_algorithm, backups.compression_algorithm ------------------
+
+def test_server_compression_defaults(host):
+    c = unique("cz")
+    host.lxc("init", "busybox", c)
+    fp = None
+    try:
+        host.request("PATCH", "/1.0", {"config": {"images.compression_algorithm": "xz",
+                                                  "backups.compression_algorithm": "none"}})
+        r = host.request("POST", f"/1.0/instances/{c}/backups", {"name": "b0"})
+        assert host.wait_op(r)["status"] == "Success"
+        raw = host.get(f"/1.0/instances/{c}/backups/b0/export").body
+        assert raw[257:262] == b"ustar"   # a plain tar: backups.compression_algorithm=none
+        r = host.request("POST", "/1.0/images", {"source": {"type": "instance", "name": c}})
+        res = host.wait_op(r)
+        assert res["status"] == "Success", res
+        fp = res["metadata"]["fingerprint"]
+        body = host.get(f"/1.0/images/{fp}/export").body
+        assert body[:6] == b"\xfd7zXZ\x00"   # xz: images.compression_algorithm
+    finally:
+        host.request("PATCH", "/1.0", {"config": {"images.compression_algorithm": "",
+                                                  "backups.compression_algorithm": ""}})
+        if fp:
+            host.request("DELETE", f"/1.0/images/{fp}")
+        host.lxc("delete", "-f", c, check=False)
