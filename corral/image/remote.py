@@ -15,6 +15,7 @@ from corral import tls
 from corral.errors import BadRequest, CorralError, NotImplementedFeature
 from corral.image import store
 from corral.image.images import check_aliases, check_bool, url
+from corral.netproxy import proxy_for
 
 
 def _check_source(source: dict) -> tuple[str, str, str, str, str]:
@@ -56,16 +57,17 @@ def start_pull(d, project: str, body: dict, requestor: dict | None):
             params["project"] = src_project
         qs = ("?" + urllib.parse.urlencode(params)) if params else ""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        proxy = proxy_for(d.config, server)   # core.proxy_https / core.proxy_ignore_hosts
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx if ctx else True),
                                          timeout=timeout) as s:
             target = fp
             if not target:
-                async with s.get(f"{server}/1.0/images/aliases/{urllib.parse.quote(alias)}{qs}") as r:
+                async with s.get(f"{server}/1.0/images/aliases/{urllib.parse.quote(alias)}{qs}", proxy=proxy) as r:
                     env = await r.json(content_type=None)
                     if r.status != 200:
                         raise CorralError(env.get("error") or f"HTTP {r.status}", 400)
                     target = env["metadata"]["target"]
-            async with s.get(f"{server}/1.0/images/{urllib.parse.quote(target)}{qs}") as r:
+            async with s.get(f"{server}/1.0/images/{urllib.parse.quote(target)}{qs}", proxy=proxy) as r:
                 env = await r.json(content_type=None)
                 if r.status != 200:
                     raise CorralError(f"Failed to get image information from the source: "
@@ -73,7 +75,8 @@ def start_pull(d, project: str, body: dict, requestor: dict | None):
                 info = env["metadata"]
             upload = await d.images.new_upload()
             try:
-                async with s.get(f"{server}/1.0/images/{urllib.parse.quote(info['fingerprint'])}/export{qs}") as r:
+                async with s.get(f"{server}/1.0/images/{urllib.parse.quote(info['fingerprint'])}/export{qs}",
+                                 proxy=proxy) as r:
                     if r.status != 200:
                         raise CorralError(f"Failed to download the image from the source (HTTP {r.status})", 400)
                     if r.content_type == "multipart/form-data":

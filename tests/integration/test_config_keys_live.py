@@ -373,3 +373,53 @@ def test_server_compression_defaults(host):
         if fp:
             host.request("DELETE", f"/1.0/images/{fp}")
         host.lxc("delete", "-f", c, check=False)
+
+
+# ---- core.proxy_https: outbound image downloads go through the proxy -----------------------------
+
+def test_image_pull_goes_through_core_proxy_https(host):
+    import socket
+    import threading
+    seen: list[bytes] = []
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(20)
+    port = srv.getsockname()[1]
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(10)
+                seen.append(conn.recv(4096))
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        host.request("PATCH", "/1.0", {"config": {"core.proxy_https": f"http://127.0.0.1:{port}"}})
+        r = host.request("POST", "/1.0/images", {"source": {"type": "image", "mode": "pull",
+                                                            "server": "https://images.invalid:8443",
+                                                            "protocol": "lxd", "alias": "busybox"}})
+        res = host.wait_op(r)
+        assert res["status"] == "Failure"
+        t.join(20)
+        assert seen and seen[0].startswith(b"CONNECT images.invalid:8443 "), seen
+        # An ignored host is reached directly: a closed loopback port, and the proxy sees nothing.
+        host.request("PATCH", "/1.0", {"config": {"core.proxy_ignore_hosts": "127.0.0.1"}})
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+        closed.close()
+        r = host.request("POST", "/1.0/images", {"source": {"type": "image", "mode": "pull",
+                                                            "server": f"https://127.0.0.1:{closed_port}",
+                                                            "protocol": "lxd", "alias": "busybox"}})
+        assert host.wait_op(r)["status"] == "Failure"
+        srv.settimeout(0.5)
+        with pytest.raises(OSError):
+            srv.accept()
+    finally:
+        host.request("PATCH", "/1.0", {"config": {"core.proxy_https": "", "core.proxy_ignore_hosts": ""}})
+        srv.close()
