@@ -39,6 +39,10 @@ def start_pull(d, project: str, body: dict, requestor: dict | None):
     source = body["source"]
     server, fp, alias, cert_pem, secret = _check_source(source)
     public = check_bool(body, "public", False)
+    if check_bool(body, "auto_update", False):
+        # Corral keeps no record of an image's source server: there is nothing to refresh from
+        # (images.auto_update_interval then has no image to act on, as on LXD for uploaded images).
+        raise NotImplementedFeature("auto-updating images copied from another server (auto_update=true)")
     aliases = check_aliases(body.get("aliases") or [])
     src_project = source.get("project") or ""
     crt, key = os.path.join(d.paths.root, "server.crt"), os.path.join(d.paths.root, "server.key")
