@@ -131,7 +131,7 @@ def _nic(nictype: str, *keys: Key) -> None:
 _nic("bridged",
      Key("parent", "", parse_ifname), Key("host_name", "", parse_ifname),
      Key("ipv4.address", "", parse_ipv4),
-     not_implemented("ipv6.address", "", "static ipv6.address on nic devices (stateless RA only)", parse_ipv6),
+     Key("ipv6.address", "", parse_ipv6),   # a DHCPv6 host entry: needs ipv6.dhcp.stateful on the network
      not_implemented("ipv4.routes", "", "routes to NICs"), not_implemented("ipv6.routes", "", "routes to NICs"),
      not_implemented("ipv4.routes.external", "", "routes to NICs"),
      not_implemented("ipv6.routes.external", "", "routes to NICs"),

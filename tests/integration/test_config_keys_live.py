@@ -291,7 +291,7 @@ def _dnsmasq_cmdline(bridge: str) -> list[str]:
 
 
 def test_bridge_ipv6_stateful_dhcp_nat_address(host):
-    name = "c6" + os.urandom(3).hex()
+    name, c = "c6" + os.urandom(3).hex(), unique("c6")
     net = ipaddress.IPv6Network(((0xfd << 120) | (random.getrandbits(56) << 64), 64))   # a random ULA /64
     gw, lo, hi = net.network_address + 1, net.network_address + 0x10, net.network_address + 0x20
     try:
@@ -307,10 +307,26 @@ def test_bridge_ipv6_stateful_dhcp_nat_address(host):
         table = subprocess.run(["nft", "list", "table", "inet", f"corral-{name}"], capture_output=True,
                                text=True).stdout
         assert f"snat ip6 to {gw}" in table, table
+        # A static address: a DHCPv6 host entry for the NIC's MAC.
+        host.lxc("init", "busybox", c)
+        r = host.lxc("config", "device", "add", c, "eth0", "nic", f"network={name}", f"ipv6.address={gw}", check=False)
+        assert r.returncode != 0 and "gateway" in r.stderr
+        host.lxc("config", "device", "add", c, "eth0", "nic", f"network={name}", f"ipv6.address={lo + 5}")
+        host.lxc("start", c)
+        hwaddr = host.get(f"/1.0/instances/{c}").metadata["config"]["volatile.eth0.hwaddr"]
+        hosts_dir = os.path.join(host.dir, "networks", name, "dnsmasq.hosts")
+        entries = [open(os.path.join(hosts_dir, f)).read() for f in os.listdir(hosts_dir)]
+        assert f"{hwaddr},[{lo + 5}],{c}\n" in entries, entries
+        host.lxc("stop", "-f", c)
+        host.lxc("config", "device", "remove", c, "eth0")
         host.lxc("network", "set", name, "ipv6.dhcp.stateful", "false")
         args = wait_for(lambda: [a for a in _dnsmasq_cmdline(name) if "ra-stateless" in a], timeout=10)
         assert args == [f"::,constructor:{name},ra-stateless,ra-names"]
+        r = host.lxc("config", "device", "add", c, "eth0", "nic", f"network={name}", f"ipv6.address={lo + 6}",
+                     check=False)
+        assert r.returncode != 0 and "ipv6.dhcp.stateful" in r.stderr, r.stderr
     finally:
+        host.lxc("delete", "-f", c, check=False)
         host.lxc("network", "delete", name, check=False)
 
 

@@ -65,8 +65,15 @@ class Nic(Device):
             if nictype in ("bridged", "macvlan") and not c.get("parent"):
                 raise self._bad(f'Missing required "parent" property for nictype "{nictype}"')
         check_device(nic_scope(self._nictype()), self.name, f"{self._nictype()} nic", c)
-        if c.get("ipv4.address") and self._nictype() != "bridged":
-            raise self._bad('"ipv4.address" needs a bridged NIC on a managed network')
+        for k in ("ipv4.address", "ipv6.address"):
+            if c.get(k) and (self._nictype() != "bridged" or not self._managed_bridge()):
+                raise self._bad(f'"{k}" needs a bridged NIC on a managed network')
+        if c.get("ipv4.address") or c.get("ipv6.address"):
+            drv = self.d.networks.managed(c.get("network") or c.get("parent", ""))
+            try:
+                drv.check_static_addresses(c.get("ipv4.address") or None, c.get("ipv6.address") or None)
+            except NetworkError as e:
+                raise self._bad(e.message) from None
 
     # ---- resolution -----------------------------------------------------------------------------
 
@@ -75,6 +82,11 @@ class Nic(Device):
             drv = self.d.networks.managed(self.config["network"])
             return "macvlan" if drv is not None and drv.type == "macvlan" else "bridged"
         return self.config.get("nictype", "")
+
+    def _managed_bridge(self) -> bool:
+        name = self.config.get("network") or self.config.get("parent", "")
+        drv = self.d.networks.managed(name) if name else None
+        return drv is not None and drv.type == "bridge"
 
     def _resolve(self):
         """(nictype, parent interface, managed network driver or None)."""
@@ -148,7 +160,7 @@ class Nic(Device):
         try:
             if drv is not None:
                 await drv.set_host_entry(self._entry_key, hwaddr, self.config.get("ipv4.address") or None,
-                                         self.inst.name)
+                                         self.inst.name, ipv6=self.config.get("ipv6.address") or None)
         except NetworkError as e:
             await asyncio.to_thread(host.delete_link, host_name or peer)
             raise self._bad(e.message) from None
