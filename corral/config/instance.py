@@ -6,7 +6,7 @@ from corral.config.keys import (
     INSTANCE, Key, declare, not_implemented, not_on_host, one_of, parse_bool, parse_expiry, parse_cpuset,
     parse_int, parse_size, parse_size_or_percent, parse_uint,
 )
-from corral.config.rawlxc import parse_raw_lxc  # noqa: F401  (re-exported: lxcconf imports it from here)
+from corral.config.rawlxc import parse_raw_lxc
 from corral.config.schedule import parse_schedule, parse_snapshot_pattern
 
 

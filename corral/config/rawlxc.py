@@ -56,6 +56,15 @@ def _lines(v: str):
         yield n, key, value
 
 
+def check_shape(v: str) -> str:
+    """What the config writer checks again for any stored value: one setting per line, and not the
+    keys the daemon owns (logging, the container's lifetime)."""
+    for n, key, _ in _lines(v):
+        if key in _FORBIDDEN:
+            raise ValueError(f'line {n}: "{key}" can\'t be set in raw.lxc')
+    return v
+
+
 def check_lines(v: str) -> list[tuple[int, str, str]]:
     """The (line, key, value) settings of a raw.lxc value; ValueError in LXD's words (no liblxc)."""
     out = []
@@ -70,8 +79,7 @@ def check_lines(v: str) -> list[tuple[int, str, str]]:
                              f'directly via "lxc.prlimit.[limit name]"')
         if key.startswith("lxc.net."):
             f = key.split(".")
-            if not ((len(f) == 4 and f[3] in ("ipv4", "ipv6")) or
-                    (len(f) == 5 and f[3] in ("ipv4", "ipv6") and f[4] in ("address", "gateway"))):
+            if not (len(f) == 5 and f[3] in ("ipv4", "ipv6") and f[4] in ("address", "gateway")):
                 raise ValueError(f'line {n}: Only interface-specific ipv4/ipv6 lxc.net. keys are allowed')
         out.append((n, key, value))
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 
-from corral.config.instance import parse_raw_lxc
+from corral.config.rawlxc import check_shape as check_raw_lxc
 from corral.config.keys import is_true, parse_size, valid_key_name
 from corral.instance.drivers import cgroups
 from corral.instance.drivers.base import InstanceSpec
@@ -168,5 +168,5 @@ def render(spec: InstanceSpec) -> str:
             lines.append(f"lxc.environment = {key[len('environment.'):]}={_env_value(config[key])}")
     raw = config.get("raw.lxc", "").strip()
     if raw:
-        parse_raw_lxc(raw)   # validated when set; checked again for rows written some other way
+        check_raw_lxc(raw)   # validated (LXD's rules, liblxc) when set; its shape checked again here
     return "\n".join(_checked(lines) + ([raw] if raw else [])) + "\n"
