@@ -100,7 +100,7 @@ declare(
     Key("limits.memory.enforce", INSTANCE, one_of("hard", "soft"), default="hard"),
     Key("limits.cpu", INSTANCE, parse_cpuset),
     Key("limits.cpu.allowance", INSTANCE, parse_allowance, default="100%"),
-    not_implemented("limits.cpu.priority", INSTANCE, "CPU scheduling priority between instances", parse_priority),
+    Key("limits.cpu.priority", INSTANCE, parse_priority, default="10"),
     not_implemented("limits.disk.priority", INSTANCE, "block I/O weights", parse_priority),
     not_implemented("limits.network.priority", INSTANCE, "per-instance network priority (SO_PRIORITY)",
                     parse_priority),

@@ -170,6 +170,12 @@ def test_every_live_instance_key_applies_to_a_running_container(host, running):
         else:
             assert _cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "50000"
 
+    def priority():   # LXD: 1024 (the 50ms/100ms slice) less 10 - priority
+        if _v2():
+            assert _cgroup_file(pid, "cpu", "cpu.weight") == str(max(1, min(10000, 1019 * 100 // 1024)))
+        else:
+            assert _cgroup_file(pid, "cpu", "cpu.shares") == "1019"
+
     def processes():
         assert _cgroup_file(pid, "pids", "pids.max") == "77"
 
@@ -194,6 +200,7 @@ def test_every_live_instance_key_applies_to_a_running_container(host, running):
         "limits.memory.swap": ([("limits.memory.enforce", "hard"), ("limits.memory.swap", "false")], swap),
         "limits.cpu": ([("limits.cpu", "1")], cpu),
         "limits.cpu.allowance": ([("limits.cpu.allowance", "50ms/100ms")], allowance),
+        "limits.cpu.priority": ([("limits.cpu.priority", "5")], priority),
         "limits.processes": ([("limits.processes", "77")], processes),
         "environment.*": ([("environment.CK_LIVE", "yes")], environment),
         "linux.kernel_modules": ([("linux.kernel_modules", _loaded_module())], modules),

@@ -78,16 +78,20 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
     if cpu or reset:
         out["cpuset.cpus"] = _cpuset(cpu) if cpu else _host_cpuset()
     allowance = config.get("limits.cpu.allowance", "")
-    if m := re.fullmatch(r"(\d+)ms/(\d+)ms", allowance):
-        out["cpu.cfs_quota_us"], out["cpu.cfs_period_us"] = str(int(m[1]) * 1000), str(int(m[2]) * 1000)
-        if reset:
-            out["cpu.shares"] = DEFAULT_CPU_SHARES
-    elif m := re.fullmatch(r"(\d+)%", allowance):
-        out["cpu.shares"] = str(max(2, int(m[1]) * 1024 // 100))
-        if reset:
-            out["cpu.cfs_quota_us"] = cgroups.UNLIMITED
-    elif allowance:
+    priority = config.get("limits.cpu.priority", "")
+    pct = re.fullmatch(r"(\d+)%", allowance)
+    slice_ = re.fullmatch(r"(\d+)ms/(\d+)ms", allowance)
+    if allowance and not (pct or slice_):
         raise ValueError(f'Invalid limits.cpu.allowance "{allowance}"')
+    if allowance or priority:
+        # LXD's cgroup.ParseCPU: a share of 1024 (or the percentage of it), less 10 - priority.
+        shares = -(10 - (int(priority) if priority else 10))
+        shares += 1024 * int(pct[1]) // 100 if pct else 1024
+        out["cpu.shares"] = str(max(2, shares))
+        if slice_:
+            out["cpu.cfs_quota_us"], out["cpu.cfs_period_us"] = str(int(slice_[1]) * 1000), str(int(slice_[2]) * 1000)
+        elif reset:
+            out["cpu.cfs_quota_us"] = cgroups.UNLIMITED
     elif reset:
         out["cpu.shares"], out["cpu.cfs_quota_us"] = DEFAULT_CPU_SHARES, cgroups.UNLIMITED
     procs = config.get("limits.processes", "")
