@@ -48,6 +48,15 @@ PRLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue"
             "rss", "rtprio", "rttime", "sigpending", "stack")
 
 
+def parse_swap_priority(v: str) -> int:
+    n = parse_priority(v)
+    from corral.instance.drivers.cgroups import v1_controllers
+    if "memory" not in v1_controllers():
+        raise ValueError("not supported on this host: limits.memory.swap.priority needs the cgroup v1 memory "
+                         "controller (cgroup v2 has no per-cgroup swappiness)")
+    return n
+
+
 def parse_prlimit(v: str) -> str:
     """limits.kernel.*: "unlimited", N, or SOFT:HARD (each N or unlimited)."""
     parts = v.split(":")
@@ -104,8 +113,7 @@ declare(
     not_implemented("limits.disk.priority", INSTANCE, "block I/O weights", parse_priority),
     not_implemented("limits.network.priority", INSTANCE, "per-instance network priority (SO_PRIORITY)",
                     parse_priority),
-    not_implemented("limits.memory.swap.priority", INSTANCE, "per-cgroup swappiness (cgroup v1 only)",
-                    parse_priority),
+    Key("limits.memory.swap.priority", INSTANCE, parse_swap_priority, default="10"),
     not_implemented("limits.memory.hugepages", INSTANCE, "hugetlbfs in containers", parse_bool, "false"),
     *(not_implemented(f"limits.hugepages.{size}", INSTANCE, "hugetlb cgroup limits", parse_size)
       for size in ("64KB", "1MB", "2MB", "1GB")),

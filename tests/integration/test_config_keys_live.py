@@ -161,6 +161,11 @@ def test_every_live_instance_key_applies_to_a_running_container(host, running):
             return   # no swap accounting on this kernel: nothing to write
         assert int(_cgroup_file(pid, "memory", name)) in (0, mem)
 
+    def swap_priority():   # LXD: swappiness 60 - 10 + priority (0 while swap is off)
+        assert _cgroup_file(pid, "memory", "memory.swappiness") == "0"
+        host.lxc("config", "set", running, "limits.memory.swap", "true")
+        assert _cgroup_file(pid, "memory", "memory.swappiness") == "53"
+
     def cpu():
         assert _cgroup_file(pid, "cpuset", "cpuset.cpus") == "0"
 
@@ -198,6 +203,7 @@ def test_every_live_instance_key_applies_to_a_running_container(host, running):
         "limits.memory": ([("limits.memory", "96MiB")], memory),
         "limits.memory.enforce": ([("limits.memory.enforce", "soft")], enforce),
         "limits.memory.swap": ([("limits.memory.enforce", "hard"), ("limits.memory.swap", "false")], swap),
+        "limits.memory.swap.priority": ([("limits.memory.swap.priority", "3")], swap_priority),
         "limits.cpu": ([("limits.cpu", "1")], cpu),
         "limits.cpu.allowance": ([("limits.cpu.allowance", "50ms/100ms")], allowance),
         "limits.cpu.priority": ([("limits.cpu.priority", "5")], priority),

@@ -74,6 +74,14 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
         out["memory.limit_in_bytes"] = out["memory.soft_limit_in_bytes"] = cgroups.UNLIMITED
         if swap:
             out["memory.memsw.limit_in_bytes"] = cgroups.UNLIMITED
+    # LXD: swappiness 0 without swap, else 60 - 10 + limits.memory.swap.priority (cgroup v1 only).
+    swap_prio = config.get("limits.memory.swap.priority", "")
+    if config.get("limits.memory.swap", "true").lower() in ("false", "0", "no", "off"):
+        out["memory.swappiness"] = "0"
+    elif swap_prio:
+        out["memory.swappiness"] = str(50 + int(swap_prio))
+    elif reset:
+        out["memory.swappiness"] = "60"
     cpu = config.get("limits.cpu", "")
     if cpu or reset:
         out["cpuset.cpus"] = _cpuset(cpu) if cpu else _host_cpuset()
