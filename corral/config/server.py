@@ -1,10 +1,18 @@
 """Server (daemon) configuration keys, as in LXD 5.0."""
+import dataclasses
+
 from corral.config.keys import (
     SERVER, Key, declare, not_implemented, not_on_host, one_of, parse_address, parse_bool, parse_expiry, parse_int,
     parse_uint,
 )
 
 _BGP = "BGP peering"
+
+
+def _local(key: Key) -> Key:
+    """A member-local key (stored in the local database, as LXD's "local" scope)."""
+    return dataclasses.replace(key, local=True)
+
 _AUTH = "Candid and RBAC external authentication (Corral trusts TLS client certificates)"
 _MAAS = "no MAAS server is configured"
 _OVN = "OVN needs openvswitch and geneve, which this kind of host's kernel lacks"
@@ -36,8 +44,8 @@ declare(
     Key("core.proxy_ignore_hosts", SERVER),
     not_implemented("core.trust_ca_certificates", SERVER, "PKI mode (a CA's certificates trusted)", parse_bool,
                     "false"),
-    not_implemented("core.debug_address", SERVER, "the debug (pprof) listener", parse_address),
-    not_implemented("core.metrics_address", SERVER, "the /1.0/metrics listener", parse_address),
+    _local(not_implemented("core.debug_address", SERVER, "the debug (pprof) listener", parse_address)),
+    _local(not_implemented("core.metrics_address", SERVER, "the /1.0/metrics listener", parse_address)),
     Key("images.auto_update_cached", SERVER, parse_bool, default="true"),
     Key("images.auto_update_interval", SERVER, parse_uint, default="6"),
     Key("images.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
@@ -49,8 +57,8 @@ declare(
     Key("cluster.images_minimal_replica", SERVER, parse_int, default="3"),
     Key("cluster.max_voters", SERVER, parse_int, default="3"),
     Key("cluster.max_standby", SERVER, parse_int, default="2"),
-    not_implemented("storage.backups_volume", SERVER, "backups kept on a custom volume"),
-    not_implemented("storage.images_volume", SERVER, "images kept on a custom volume"),
+    _local(not_implemented("storage.backups_volume", SERVER, "backups kept on a custom volume")),
+    _local(not_implemented("storage.images_volume", SERVER, "images kept on a custom volume")),
     Key("user.*", SERVER),
     not_implemented("core.bgp_address", SERVER, _BGP, parse_address),
     not_implemented("core.bgp_asn", SERVER, _BGP, parse_uint),
