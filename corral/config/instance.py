@@ -99,6 +99,23 @@ _NO_CRIU = "live migration and stateful snapshots need CRIU, which Corral does n
 _NO_NVIDIA = "the NVIDIA container runtime (libnvidia-container) is not part of Corral"
 
 
+def _cgroup_controllers() -> set[str]:
+    """The cgroup controllers the host has mounted (v1 hierarchies and the v2 tree)."""
+    from corral.instance.drivers import cgroups
+    try:
+        return set(cgroups.v1_controllers()) | set(cgroups.v2_controllers())
+    except OSError:
+        return set()
+
+
+def _no_controller(ctrl: str, name: str, what: str, parse) -> Key:
+    """Refused: not possible on this host when the kernel lacks the cgroup controller, else not
+    implemented."""
+    if ctrl not in _cgroup_controllers():
+        return not_on_host(name, INSTANCE, f"the host has no {ctrl} cgroup controller mounted", parse)
+    return not_implemented(name, INSTANCE, what, parse)
+
+
 def _vm(name: str, parse=str, default: str = "") -> Key:
     return not_on_host(name, INSTANCE, _VM, parse, default)
 
@@ -111,11 +128,11 @@ declare(
     Key("limits.cpu.allowance", INSTANCE, parse_allowance, default="100%"),
     Key("limits.cpu.priority", INSTANCE, parse_priority, default="10"),
     not_implemented("limits.disk.priority", INSTANCE, "block I/O weights", parse_priority),
-    not_implemented("limits.network.priority", INSTANCE, "per-instance network priority (SO_PRIORITY)",
-                    parse_priority),
+    _no_controller("net_prio", "limits.network.priority", "per-instance network priority (net_prio)",
+                   parse_priority),
     Key("limits.memory.swap.priority", INSTANCE, parse_swap_priority, default="10"),
     not_implemented("limits.memory.hugepages", INSTANCE, "hugetlbfs in containers", parse_bool, "false"),
-    *(not_implemented(f"limits.hugepages.{size}", INSTANCE, "hugetlb cgroup limits", parse_size)
+    *(_no_controller("hugetlb", f"limits.hugepages.{size}", "hugetlb cgroup limits", parse_size)
       for size in ("64KB", "1MB", "2MB", "1GB")),
     Key("limits.processes", INSTANCE, parse_uint),
     *(Key(f"limits.kernel.{n}", INSTANCE, parse_prlimit, live=False) for n in PRLIMITS),
