@@ -42,6 +42,7 @@ from corral.storage.pools import Pools
 from corral.storage.reconcile import reconcile
 from corral.storage.volume_backups import VolumeBackups
 from corral.storage.volumes import Volumes
+from corral.instance.snapshot_schedule import SnapshotScheduler
 from corral.trust import Trust
 from corral.warnings import Warnings
 
@@ -69,6 +70,7 @@ class Daemon:
         self.image_cache = ImageCache(self)
         self.image_tasks = ImageTasks(self)
         self.instances = Instances(self)
+        self.images.default_compression = lambda: self.config.get("images.compression_algorithm")
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)
         self.volumes = Volumes(self)
@@ -86,6 +88,7 @@ class Daemon:
         self.projects.check_limits = self.limits.check_project_config
         self.devlxd = DevLXD(self)
         self.backup_yaml = BackupYamlWriter(self)
+        self.snapshot_schedule = SnapshotScheduler(self)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
@@ -115,6 +118,7 @@ class Daemon:
         await self.instances.startup()
         await self.backup_yaml.start()
         await self.proxies.restore()
+        self.snapshot_schedule.start()
         logging.getLogger().addHandler(logthrottle.install(EventLogHandler(self.events)))
         await self.devlxd.start()
         await self._listen_unix()
@@ -252,6 +256,7 @@ class Daemon:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.backup_yaml.stop()
+        await self.snapshot_schedule.stop()
         await self.instances.shutdown()
         await self.proxies.shutdown()
         self.networks.shutdown()

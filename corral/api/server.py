@@ -36,8 +36,10 @@ def make_app(daemon) -> web.Application:
     from corral.api import ENDPOINT_MODULES
 
     from corral.api.auth import auth_middleware
+    from corral.api.cors import cors_middleware
 
-    app = web.Application(middlewares=[envelope_middleware, auth_middleware], client_max_size=1024**4)
+    app = web.Application(middlewares=[cors_middleware, envelope_middleware, auth_middleware],
+                          client_max_size=1024**4)
     app["daemon"] = daemon
     for module in ENDPOINT_MODULES:
         app.router.add_routes(module.routes)

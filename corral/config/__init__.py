@@ -8,4 +8,4 @@ from __future__ import annotations
 from corral.config.keys import (  # noqa: F401
     INSTANCE, PROJECT, SERVER, ConfigError, Key, declared, lookup, validate, value,
 )
-from corral.config import server, instance, project  # noqa: F401  (register the declarations)
+from corral.config import server, instance, project, storage, devices  # noqa: F401  (register the declarations)

@@ -17,6 +17,13 @@ class ConfigError(BadRequest):
     pass
 
 
+class KeyRefused(ConfigError):
+    """A declared key Corral refuses (not implemented, or not possible on this host)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message, status or (501 if message.startswith("not implemented") else 400))
+
+
 @dataclass(frozen=True)
 class Key:
     name: str                      # exact name, or a pattern with "*" (user.*, volatile.*.hwaddr)
@@ -27,6 +34,10 @@ class Key:
     local: bool = False            # server keys stored per member (LXD's "local" scope)
     hidden: bool = False           # secrets: never returned by GET (core.trust_password)
     description: str = ""
+    # Declared but refused: the whole reason, e.g. "not implemented: limits.hugepages.2MB (...)" or
+    # "not supported on this host: ...". A refused key may be set to "" or to its default (which is
+    # what Corral does anyway); any other value is refused with this text.
+    refused: str = ""
 
     @property
     def is_pattern(self) -> bool:
@@ -101,13 +112,36 @@ def validate(scope: str, config: dict) -> dict[str, str]:
         key = lookup(scope, name)
         if key is None:
             raise ConfigError(f"Unknown configuration key: {name}")
-        if raw != "":
-            try:
-                key.parse(raw)
-            except (ValueError, TypeError) as e:
-                raise ConfigError(f"Invalid value for config key \"{name}\": {e}") from None
+        check_value(key, name, raw)
         out[name] = raw
     return out
+
+
+def check_value(key: Key, name: str, raw: str, what: str = "config key") -> None:
+    """Parse `raw` with the key's validator (ConfigError naming the key), then refuse it if the key
+    is declared refused and `raw` is not its default."""
+    if raw == "":
+        return
+    try:
+        key.parse(raw)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"Invalid value for {what} \"{name}\": {e}") from None
+    if key.refused and raw != key.default:
+        raise KeyRefused(key.refused.replace(key.name, name) if key.is_pattern else key.refused)
+
+
+def refused(name: str, scope: str, reason: str, parse: Callable[[str], Any] = str, default: str = "") -> Key:
+    """A documented key Corral declares and refuses: `reason` is the message's whole text."""
+    return Key(name, scope, parse, default=default, refused=reason)
+
+
+def not_implemented(name: str, scope: str, why: str = "", parse: Callable[[str], Any] = str,
+                    default: str = "") -> Key:
+    return refused(name, scope, f"not implemented: {name}" + (f" ({why})" if why else ""), parse, default)
+
+
+def not_on_host(name: str, scope: str, why: str, parse: Callable[[str], Any] = str, default: str = "") -> Key:
+    return refused(name, scope, f"not supported on this host: {name}: {why}", parse, default)
 
 
 def value(scope: str, config: dict, name: str) -> Any:

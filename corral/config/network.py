@@ -9,7 +9,8 @@ import ipaddress
 import re
 
 from corral.config.keys import (
-    ConfigError, Key, as_string, check_key_name, declare, lookup, one_of, parse_bool, parse_uint,
+    ConfigError, Key, KeyRefused, as_string, check_key_name, declare, lookup, not_implemented, not_on_host, one_of,
+    parse_bool, parse_uint,
 )
 
 BRIDGE = "network-bridge"
@@ -91,6 +92,29 @@ def parse_ipv4_ranges(v: str) -> list[tuple[ipaddress.IPv4Address, ipaddress.IPv
     return out
 
 
+def parse_ipv6_ranges(v: str) -> list[tuple[ipaddress.IPv6Address, ipaddress.IPv6Address]]:
+    out = []
+    for part in v.split(","):
+        part = part.strip()
+        if "-" not in part:
+            raise ValueError(f'Invalid IP range "{part}" (expected START-END)')
+        try:
+            a, b = (ipaddress.IPv6Address(x.strip()) for x in part.split("-", 1))
+        except ValueError:
+            raise ValueError(f'Invalid IPv6 range "{part}"') from None
+        if int(b) < int(a):
+            raise ValueError(f'Invalid IP range "{part}": end before start')
+        out.append((a, b))
+    return out
+
+
+def parse_ipv6(v: str) -> ipaddress.IPv6Address:
+    try:
+        return ipaddress.IPv6Address(v)
+    except ValueError:
+        raise ValueError(f'Invalid IPv6 address "{v}"') from None
+
+
 def parse_mtu(v: str) -> int:
     n = parse_uint(v)
     if not 68 <= n <= 65535:
@@ -131,6 +155,10 @@ def parse_dns_domain(v: str) -> str:
     return v
 
 
+_MAAS = "no MAAS server is configured (maas.api.url is not supported)"
+_FAN = "fan bridges (bridge.mode=fan)"
+_OVN = "OVN needs openvswitch and geneve, which this kind of host's kernel lacks"
+
 # tunnel.NAME.<key> -> validator
 TUNNEL_KEYS = {
     "protocol": one_of("vxlan", "gre"),
@@ -148,7 +176,7 @@ declare(
     Key("bridge.external_interfaces", BRIDGE, parse_ifnames),
     Key("bridge.hwaddr", BRIDGE, parse_mac),
     Key("bridge.mode", BRIDGE, one_of("standard", "fan"), default="standard", live=False),
-    Key("bridge.mtu", BRIDGE, parse_mtu),
+    Key("bridge.mtu", BRIDGE, parse_mtu, default="1500"),
     Key("dns.domain", BRIDGE, parse_dns_domain, default="lxd"),
     Key("dns.mode", BRIDGE, one_of("none", "managed", "dynamic"), default="managed"),
     Key("dns.search", BRIDGE),
@@ -165,21 +193,45 @@ declare(
     Key("ipv6.address", BRIDGE, parse_ipv6_cidr_auto),
     Key("ipv6.dhcp", BRIDGE, parse_bool, default="true"),
     Key("ipv6.dhcp.stateful", BRIDGE, parse_bool, default="false"),
+    Key("ipv6.dhcp.expiry", BRIDGE, parse_duration, default="1h"),
+    Key("ipv6.dhcp.ranges", BRIDGE, parse_ipv6_ranges),
     Key("ipv6.firewall", BRIDGE, parse_bool, default="true"),
     Key("ipv6.nat", BRIDGE, parse_bool, default="false"),
+    Key("ipv6.nat.address", BRIDGE, parse_ipv6),
+    # With nftables (Corral's only firewall) the NAT rules live in the network's own table: LXD's
+    # nftables driver has no rule order to choose either, so "before"/"after" change nothing.
+    Key("ipv6.nat.order", BRIDGE, one_of("before", "after"), default="before"),
     Key("ipv6.routing", BRIDGE, parse_bool, default="true"),
     Key("raw.dnsmasq", BRIDGE),
-    Key("maas.subnet.ipv4", BRIDGE),
-    Key("maas.subnet.ipv6", BRIDGE),
+    not_on_host("maas.subnet.ipv4", BRIDGE, _MAAS),
+    not_on_host("maas.subnet.ipv6", BRIDGE, _MAAS),
+    not_implemented("bgp.*", BRIDGE, "BGP peering (core.bgp_address)"),
+    not_implemented("dns.zone.forward", BRIDGE, "network zones", default="managed"),
+    not_implemented("dns.zone.reverse.ipv4", BRIDGE, "network zones", default="managed"),
+    not_implemented("dns.zone.reverse.ipv6", BRIDGE, "network zones", default="managed"),
+    not_implemented("fan.overlay_subnet", BRIDGE, _FAN, default="240.0.0.0/8"),
+    not_implemented("fan.type", BRIDGE, _FAN, one_of("vxlan", "ipip"), default="vxlan"),
+    not_implemented("fan.underlay_subnet", BRIDGE, _FAN),
+    not_on_host("ipv4.ovn.ranges", BRIDGE, _OVN),
+    not_on_host("ipv6.ovn.ranges", BRIDGE, _OVN),
+    not_implemented("ipv4.routes", BRIDGE, "routes to a bridge's instances"),
+    not_implemented("ipv6.routes", BRIDGE, "routes to a bridge's instances"),
+    not_implemented("security.acls", BRIDGE, "network ACLs"),
+    not_implemented("security.acls.default.egress.action", BRIDGE, "network ACLs",
+                    one_of("allow", "reject", "drop"), default="reject"),
+    not_implemented("security.acls.default.ingress.action", BRIDGE, "network ACLs",
+                    one_of("allow", "reject", "drop"), default="reject"),
+    not_implemented("security.acls.default.egress.logged", BRIDGE, "network ACLs", parse_bool, default="false"),
+    not_implemented("security.acls.default.ingress.logged", BRIDGE, "network ACLs", parse_bool, default="false"),
     Key("tunnel.*", BRIDGE),
     Key("user.*", BRIDGE),
     Key("volatile.*", BRIDGE),
     Key("parent", MACVLAN, parse_ifname),
     Key("mtu", MACVLAN, parse_mtu),
-    Key("vlan", MACVLAN, parse_uint),
-    Key("gvrp", MACVLAN, parse_bool, default="false"),
-    Key("maas.subnet.ipv4", MACVLAN),
-    Key("maas.subnet.ipv6", MACVLAN),
+    not_implemented("vlan", MACVLAN, "VLAN sub-interfaces for macvlan networks", parse_uint),
+    not_implemented("gvrp", MACVLAN, "GARP VLAN registration", parse_bool, default="false"),
+    not_on_host("maas.subnet.ipv4", MACVLAN, _MAAS),
+    not_on_host("maas.subnet.ipv6", MACVLAN, _MAAS),
     Key("user.*", MACVLAN),
     Key("volatile.*", MACVLAN),
 )
@@ -188,10 +240,7 @@ declare(
 UNSUPPORTED = {
     "bridge.driver": ("openvswitch",),   # no openvswitch kernel module on this kind of host
     "bridge.mode": ("fan",),
-    "ipv6.dhcp.stateful": ("true",),
     "tunnel.*.protocol": ("gre",),
-    "vlan": None,
-    "gvrp": ("true",),
 }
 
 
@@ -224,6 +273,9 @@ def validate_network(ntype: str, name: str, config: dict) -> dict[str, str]:
                 check(raw)
             except (ValueError, TypeError) as e:
                 raise ConfigError(f'Invalid value for network "{name}" option "{k}": {e}') from None
+            key = lookup(scope, k)
+            if key.refused and raw != key.default:
+                raise KeyRefused(key.refused.replace(key.name, k))
             bad = UNSUPPORTED.get(generic, ())
             if bad is None or raw in bad:
                 from corral.errors import NotImplementedFeature

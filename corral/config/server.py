@@ -1,7 +1,21 @@
 """Server (daemon) configuration keys, as in LXD 5.0."""
+import dataclasses
+
 from corral.config.keys import (
-    SERVER, Key, declare, one_of, parse_address, parse_bool, parse_int, parse_size_or_percent, parse_uint,
+    SERVER, Key, declare, not_implemented, not_on_host, one_of, parse_address, parse_bool, parse_expiry, parse_int,
+    parse_size_or_percent, parse_uint,
 )
+
+_BGP = "BGP peering"
+
+
+def _local(key: Key) -> Key:
+    """A member-local key (stored in the local database, as LXD's "local" scope)."""
+    return dataclasses.replace(key, local=True)
+
+_AUTH = "Candid and RBAC external authentication (Corral trusts TLS client certificates)"
+_MAAS = "no MAAS server is configured"
+_OVN = "OVN needs openvswitch and geneve, which this kind of host's kernel lacks"
 
 
 def _expiry(v: str) -> int:
@@ -31,13 +45,14 @@ declare(
     Key("core.https_allowed_methods", SERVER),
     Key("core.https_allowed_headers", SERVER),
     Key("core.https_allowed_credentials", SERVER, parse_bool),
-    Key("core.https_trusted_proxy", SERVER),
+    not_implemented("core.https_trusted_proxy", SERVER, "PROXY-protocol headers from trusted proxies"),
     Key("core.proxy_http", SERVER),
     Key("core.proxy_https", SERVER),
     Key("core.proxy_ignore_hosts", SERVER),
-    Key("core.trust_ca_certificates", SERVER, parse_bool),
-    Key("core.debug_address", SERVER, parse_address, local=True),
-    Key("core.metrics_address", SERVER, parse_address, local=True),
+    not_implemented("core.trust_ca_certificates", SERVER, "PKI mode (a CA's certificates trusted)", parse_bool,
+                    "false"),
+    _local(not_implemented("core.debug_address", SERVER, "the debug (pprof) listener", parse_address)),
+    _local(not_implemented("core.metrics_address", SERVER, "the /1.0/metrics listener", parse_address)),
     Key("images.auto_update_cached", SERVER, parse_bool, default="true"),
     Key("images.auto_update_interval", SERVER, parse_uint, default="6"),
     Key("images.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
@@ -53,7 +68,24 @@ declare(
     Key("cluster.images_minimal_replica", SERVER, parse_int, default="3"),
     Key("cluster.max_voters", SERVER, parse_int, default="3"),
     Key("cluster.max_standby", SERVER, parse_int, default="2"),
-    Key("storage.backups_volume", SERVER, local=True),
-    Key("storage.images_volume", SERVER, local=True),
+    _local(not_implemented("storage.backups_volume", SERVER, "backups kept on a custom volume")),
+    _local(not_implemented("storage.images_volume", SERVER, "images kept on a custom volume")),
     Key("user.*", SERVER),
+    not_implemented("core.bgp_address", SERVER, _BGP, parse_address),
+    not_implemented("core.bgp_asn", SERVER, _BGP, parse_uint),
+    not_implemented("core.bgp_routerid", SERVER, _BGP),
+    not_implemented("core.dns_address", SERVER, "the authoritative DNS server for network zones", parse_address),
+    not_implemented("core.metrics_authentication", SERVER, "the /1.0/metrics endpoint", parse_bool, "true"),
+    *(not_implemented(k, SERVER, _AUTH) for k in (
+        "candid.api.key", "candid.api.url", "candid.domains", "rbac.agent.private_key", "rbac.agent.public_key",
+        "rbac.agent.url", "rbac.agent.username", "rbac.api.key", "rbac.api.url")),
+    not_implemented("candid.expiry", SERVER, _AUTH, parse_uint, "3600"),
+    not_implemented("rbac.api.expiry", SERVER, _AUTH, parse_uint),
+    not_implemented("cluster.join_token_expiry", SERVER, "cluster join tokens (Corral runs one member)",
+                    parse_expiry, "3H"),
+    not_on_host("maas.api.key", SERVER, _MAAS),
+    not_on_host("maas.api.url", SERVER, _MAAS),
+    not_on_host("maas.machine", SERVER, _MAAS),
+    not_on_host("network.ovn.integration_bridge", SERVER, _OVN, default="br-int"),
+    not_on_host("network.ovn.northbound_connection", SERVER, _OVN, default="unix:/var/run/ovn/ovnnb_db.sock"),
 )

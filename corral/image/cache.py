@@ -23,6 +23,7 @@ from corral.db.queries import images as q
 from corral.db.queries import projects as qp
 from corral.errors import Conflict
 from corral.image.images import url
+from corral.netproxy import proxy_for
 from corral.image.remote import RemoteServer, RemoteSource
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class ImageCache:
         project = await images.effective_project(project)
         asked = src.name
         aliases = aliases or []
-        async with RemoteServer(src) as remote:
+        async with RemoteServer(src, proxy_for(self.d.config, src.server)) as remote:
             info = await remote.image_info(asked)
             fp = info["fingerprint"]
             async with self._lock(fp):

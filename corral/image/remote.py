@@ -80,8 +80,9 @@ def check_source(source: dict) -> RemoteSource:
 class RemoteServer:
     """An HTTPS session with one remote server (async context manager)."""
 
-    def __init__(self, src: RemoteSource):
+    def __init__(self, src: RemoteSource, proxy: str | None = None):
         self.src = src
+        self.proxy = proxy   # core.proxy_https, unless core.proxy_ignore_hosts names the server
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "RemoteServer":
@@ -114,7 +115,7 @@ class RemoteServer:
     async def _get_json(self, path: str, secret: bool = False) -> tuple[int, dict]:
         assert self._session is not None
         try:
-            async with self._session.get(self._url(path, secret), allow_redirects=False) as r:
+            async with self._session.get(self._url(path, secret), allow_redirects=False, proxy=self.proxy) as r:
                 raw = await r.content.read(MAX_JSON + 1)
                 if len(raw) > MAX_JSON:
                     raise BadRequest(f'Answer of LXD server "{self.src.server}" too large')
@@ -155,7 +156,7 @@ class RemoteServer:
         meter = _Meter(info.get("size"), progress)
         try:
             async with self._session.get(self._url(f"/1.0/images/{fp}/export", secret=True),
-                                         allow_redirects=False) as r:
+                                         allow_redirects=False, proxy=self.proxy) as r:
                 if r.status != 200:
                     raise BadRequest(f"Failed to download the image from the source (HTTP {r.status})")
                 if r.content_type == "multipart/form-data":

@@ -19,18 +19,20 @@ from datetime import datetime, timezone
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
+from corral.db.queries import storage as qs
 from corral.locks import LOCKS
 from corral.instance import backup_yaml
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import layout, poolmove
+from corral.instance import layout, live_keys, poolmove, rawidmap
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.remote import check_source
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
 from corral.instance.drivers.base import InstanceSpec
 from corral.instance.idmap import IdmapEntry, default_idmap
+from corral.config.schedule import next_snapshot_name
 from corral.instance.recovery import freeze_marker
 from corral.names import check_entity_name, check_instance_name
 
@@ -93,6 +95,10 @@ class Loaded:
         if not pool:
             raise BadRequest("Failed to get root disk device: No root device could be found")
         return pool
+
+
+def autostart_order(inst) -> tuple[int, str]:
+    return (-(config.value(config.INSTANCE, inst.config, "boot.autostart.priority") or 0), inst.name)
 
 
 class Instances:
@@ -252,10 +258,10 @@ class Instances:
     def idmap(self, cfg: dict) -> list[IdmapEntry] | None:
         if config.value(config.INSTANCE, cfg, "security.privileged"):
             return None
-        raw = cfg.get("volatile.idmap.current") or cfg.get("volatile.idmap.next")
-        if raw:
-            return [IdmapEntry.from_lxd(e) for e in json.loads(raw)]
-        return default_idmap()
+        # volatile.idmap.next is the container's own map (made at create); raw.idmap goes on top.
+        raw = cfg.get("volatile.idmap.next") or cfg.get("volatile.idmap.current")
+        base = [IdmapEntry.from_lxd(e) for e in json.loads(raw)] if raw else default_idmap()
+        return rawidmap.apply(base, cfg.get("raw.idmap", "")) if cfg.get("raw.idmap") else base
 
     async def _isolated_idmap(self, size: int) -> list[IdmapEntry]:
         """security.idmap.isolated: a block of `size` host ids no other isolated instance uses,
@@ -494,6 +500,7 @@ class Instances:
                    "config": inst.config, "devices": inst.devices}
         for trigger in triggers:
             await asyncio.to_thread(render_templates, self.instance_dir(inst), rootfs, trigger, context)
+        await live_keys.load_kernel_modules(inst.config)
         spec = self.spec(inst)
         devices = instance_devices(self.d, inst)
         started = []
@@ -675,6 +682,7 @@ class Instances:
                     done.append((a, b))
             async with self.db.transaction() as tx:
                 await q.rename(tx, inst.project, inst.name, new)
+                await qs.rename_volume(tx, inst.pool, inst.project, "container", inst.name, new)
         except BaseException:
             for a, b in reversed(done):
                 os.rename(b, a)
@@ -712,6 +720,7 @@ class Instances:
         await asyncio.to_thread(backup_yaml.forget, drv.instance_dir(vol))
         async with self.db.transaction() as tx:
             await q.delete(tx, inst.project, inst.name)
+            await qs.delete_volume(tx, drv.pool, inst.project, "container", inst.name)   # its volume's record
         await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
         await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
         await asyncio.to_thread(shutil.rmtree, self.log_dir(inst.project, inst.name), True)
@@ -748,12 +757,11 @@ class Instances:
                 "name": s["name"], "profiles": s["profiles"], "size": -1, "stateful": s["stateful"]}
 
     async def _snapshot_name(self, inst: Loaded) -> str:
-        pattern = inst.config.get("snapshots.pattern") or "snap%d"
         taken = {s["name"] for s in await self.snapshots(inst)}
-        n = 0
-        while (pattern.replace("%d", str(n)) if "%d" in pattern else f"{pattern}{n}") in taken:
-            n += 1
-        return pattern.replace("%d", str(n)) if "%d" in pattern else (pattern if pattern not in taken else f"{pattern}{n}")
+        try:
+            return next_snapshot_name(inst.config.get("snapshots.pattern") or "snap%d", taken)
+        except ValueError as e:
+            raise BadRequest(f'Invalid value for "snapshots.pattern": {e}') from None
 
     async def create_snapshot(self, project: str, name: str, body: dict, requestor: dict | None):
         inst = await self.load(project, name)
@@ -928,6 +936,8 @@ class Instances:
                 await layout.write_backup_file(self, inst.project, inst.name)
             except Exception:
                 log.exception("instance %s: data directory links", inst.name)
+        # Highest boot.autostart.priority first; boot.autostart.delay seconds after each start (LXD).
+        for inst in sorted(await self.load_all(None), key=autostart_order):
             try:
                 status = self.status(inst)
                 if status != "Stopped":
@@ -940,6 +950,7 @@ class Instances:
                 was_running = inst.config.get("volatile.last_state.power") == "RUNNING"
                 if auto == "true" or (auto is None and was_running):
                     await self.start(inst)
+                    await asyncio.sleep(config.value(config.INSTANCE, inst.config, "boot.autostart.delay") or 0)
             except CorralError as e:
                 log.warning("instance %s: %s", inst.name, e.message)
             except Exception:

@@ -10,6 +10,7 @@ import shutil
 
 from corral.db.queries import instances as q
 from corral.instance import layout
+from corral.db.queries import storage as qs
 from corral.errors import BadRequest, Conflict
 from corral.names import check_instance_name
 
@@ -78,6 +79,9 @@ async def _move(instances, inst, target: str, new: str, instance_only: bool) -> 
                     await q.delete_snapshot(tx, inst.rec["id"], s["name"])
             if new != inst.name:
                 await q.rename(tx, inst.project, inst.name, new)
+            row = await qs.volume(tx, inst.pool, inst.project, "container", inst.name)
+            if row is not None:   # the instance volume's own record moves with it
+                await qs.move_volume(tx, row["id"], target, new)
     except BaseException:
         for path in reversed(made):
             await asyncio.to_thread(dst.delete_tree, path)

@@ -21,7 +21,7 @@ from typing import AsyncIterator, Callable
 from corral import config
 from corral.db.queries import instances as q
 from corral.errors import BadRequest, CorralError
-from corral.instance import hotplug
+from corral.instance import hotplug, live_keys
 from corral.instance.devices import validate_devices
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,18 @@ async def apply_live(insts, old, new) -> None:
         except BaseException:
             await _restore_limits(insts, dname, old)
             raise
+    keys_applied = False
     try:
         pid = await asyncio.to_thread(insts.driver.init_pid, dname)
+        await live_keys.apply(insts.d, old, new, pid)
+        keys_applied = True
         await hotplug.apply(insts.d, old, new, pid)
     except BaseException:
+        if keys_applied:
+            try:
+                await live_keys.apply(insts.d, new, old, pid)
+            except Exception:  # noqa: BLE001 - the first error is the one reported
+                log.exception("instance %s: restoring live keys failed", dname)
         if limits_changed:
             await _restore_limits(insts, dname, old)
         raise

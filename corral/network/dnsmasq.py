@@ -25,17 +25,22 @@ RESTART_MIN_INTERVAL = 1.0
 def build_args(*, bridge: str, netdir: str, ipv4: ipaddress.IPv4Interface | None,
                ipv6: ipaddress.IPv6Interface | None, dhcp4: bool, dhcp6: bool,
                ranges: list[tuple[str, str]] | None, expiry: str, domain: str, dns_mode: str,
-               gateway: str | None = None, user: str = "nobody", group: str = "nogroup") -> list[str]:
-    """dnsmasq's command line, as LXD builds it for a bridge."""
+               gateway: str | None = None, user: str = "nobody", group: str = "nogroup",
+               dhcp6_stateful: bool = False, ranges6: list[tuple[str, str]] | None = None,
+               expiry6: str = "1h") -> list[str]:
+    """dnsmasq's command line, as LXD builds it for a bridge. IPv6: router advertisements always;
+    with ipv6.dhcp, stateless DHCPv6 (SLAAC addresses, names from RA) or, with ipv6.dhcp.stateful,
+    addresses leased from ipv6.dhcp.ranges (default: the subnet from ::2)."""
     args = [DNSMASQ, "--keep-in-foreground", "--strict-order", "--bind-interfaces", "--except-interface=lo",
             "--pid-file=", "--no-ping", f"--interface={bridge}", "--dhcp-rapid-commit",
             "--quiet-dhcp", "--quiet-dhcp6", "--quiet-ra"]
     if ipv4 is not None:
         args.append(f"--listen-address={ipv4.ip}")
-    if ipv4 is not None and dhcp4:
+    if (ipv4 is not None and dhcp4) or (ipv6 is not None and dhcp6):
         args += ["--dhcp-no-override", "--dhcp-authoritative",
                  f"--dhcp-leasefile={os.path.join(netdir, 'dnsmasq.leases')}",
                  f"--dhcp-hostsfile={os.path.join(netdir, 'dnsmasq.hosts')}"]
+    if ipv4 is not None and dhcp4:
         if gateway:
             args.append(f"--dhcp-option-force=3,{gateway}")
         if ranges:
@@ -47,7 +52,15 @@ def build_args(*, bridge: str, netdir: str, ipv4: ipaddress.IPv4Interface | None
             args += ["--dhcp-range", f"{hosts[0]},{hosts[1]},{expiry}"]
     if ipv6 is not None:
         args += [f"--listen-address={ipv6.ip}", "--enable-ra"]
-        if dhcp6:
+        prefix = ipv6.network.prefixlen
+        if dhcp6 and dhcp6_stateful:
+            if ranges6:
+                for a, b in ranges6:
+                    args += ["--dhcp-range", f"{a},{b},{prefix},{expiry6}"]
+            else:
+                net = ipv6.network
+                args += ["--dhcp-range", f"{net.network_address + 2},{net.broadcast_address},{prefix},{expiry6}"]
+        elif dhcp6:
             args += ["--dhcp-range", f"::,constructor:{bridge},ra-stateless,ra-names"]
         else:
             args += ["--dhcp-range", f"::,constructor:{bridge},ra-only"]

@@ -19,13 +19,15 @@ def table_name(bridge: str) -> str:
 
 
 def render(bridge: str, *, ipv4: ipaddress.IPv4Interface | None, ipv6: ipaddress.IPv6Interface | None,
-           nat4: bool, nat6: bool, nat4_address: str | None = None, dhcp4: bool = True, dns: bool = True,
+           nat4: bool, nat6: bool, nat4_address: str | None = None, nat6_address: str | None = None, dhcp4: bool = True, dns: bool = True,
            firewall4: bool = True, firewall6: bool = True) -> str:
     """The table's full definition, in LXD's chain layout (pstrt/fwd/in/out.<bridge>)."""
     if not _BRIDGE_NAME.fullmatch(bridge):   # network names are checked on create; this is the last line
         raise NftError(f"refusing to write nftables rules for the interface name {bridge!r}")
     if nat4_address is not None:
         nat4_address = str(ipaddress.IPv4Address(nat4_address))
+    if nat6_address is not None:
+        nat6_address = str(ipaddress.IPv6Address(nat6_address))
     br = f'"{bridge}"'
     post, fwd, inp, out = [], [], [], []
     if ipv4 is not None:
@@ -45,7 +47,8 @@ def render(bridge: str, *, ipv4: ipaddress.IPv4Interface | None, ipv6: ipaddress
     if ipv6 is not None:
         sub = str(ipv6.network)
         if nat6:
-            post.append(f"ip6 saddr {sub} ip6 daddr != {sub} masquerade")
+            action = f"snat ip6 to {nat6_address}" if nat6_address else "masquerade"
+            post.append(f"ip6 saddr {sub} ip6 daddr != {sub} {action}")
         if firewall6:
             fwd += [f"ip6 version 6 oifname {br} accept", f"ip6 version 6 iifname {br} accept"]
             inp.append(f"iifname {br} meta l4proto ipv6-icmp accept")

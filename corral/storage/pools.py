@@ -5,36 +5,28 @@ import asyncio
 import logging
 import os
 
-from corral.config.keys import check_key_name
+from corral.config.keys import check_key_name, check_value, lookup
+from corral.config.storage import pool_scope
 from corral.db import Database
 from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.names import check_entity_name
 from corral.storage import StorageDriver, driver_class
 from corral.storage.perms import tighten_pool
-from corral.storage.sizes import parse_size
 
 log = logging.getLogger(__name__)
 
-# Pool keys every driver accepts; volume.* are the defaults of new volumes.
-COMMON_KEYS = ("source", "volume.size", "volume.security.shifted", "volume.security.unmapped",
-               "volume.snapshots.expiry", "volume.snapshots.pattern")
-BOOL_KEYS = ("volume.security.shifted", "volume.security.unmapped")
-
-
 def check_pool_config(driver: type[StorageDriver], config) -> dict[str, str]:
+    """Every key against the driver's pool scope in corral/config/storage.py."""
     if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
         raise BadRequest("Invalid config: expected a map of strings")
+    scope = pool_scope(driver.name)
     for k, v in config.items():
         check_key_name(k)
-        if k.startswith("user."):
-            continue
-        if k not in COMMON_KEYS + driver.pool_keys:
+        key = lookup(scope, k)
+        if key is None:
             raise BadRequest(f'Invalid option "{k}" for a {driver.name} storage pool')
-        if k in ("size", "volume.size") and v:
-            parse_size(v, k)
-        if k in BOOL_KEYS and v.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
-            raise BadRequest(f'Invalid value for "{k}": expected a boolean')
+        check_value(key, k, v, "storage pool option")
     return dict(config)
 
 

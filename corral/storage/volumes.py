@@ -14,39 +14,31 @@ import re
 
 from corral import timeutil
 from corral.db.queries import storage as q
-from corral.config.keys import check_key_name, is_true, parse_expiry
+from corral.config.keys import check_key_name, check_value, is_true, lookup, parse_expiry
+from corral.config.storage import volume_scope
+from corral.config.schedule import next_snapshot_name
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
 from corral.instance.idmap import IdmapEntry
 from corral.names import check_entity_name
+from corral.storage import instvolumes
 from corral.storage.shift import shift_tree
 from corral.storage.sizes import parse_size
 
 TYPES = ("custom", "container", "image", "virtual-machine")
 BOOL = ("true", "false", "1", "0", "yes", "no", "on", "off")
-VOLUME_KEYS = ("size", "security.shifted", "security.unmapped", "snapshots.expiry", "snapshots.pattern",
-               "snapshots.schedule")
 
 
-def check_volume_config(config) -> dict[str, str]:
+def check_volume_config(config, driver: str = "dir") -> dict[str, str]:
+    """Every key against the driver's volume scope in corral/config/storage.py."""
     if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
         raise BadRequest("Invalid config: expected a map of strings")
+    scope = volume_scope(driver)
     for k, v in config.items():
         check_key_name(k)
-        if k.startswith(("user.", "volatile.")):
-            continue
-        if k not in VOLUME_KEYS:
+        key = lookup(scope, k)
+        if key is None:
             raise BadRequest(f'Invalid option "{k}" for a custom storage volume')
-        if k == "size" and v:
-            parse_size(v, k)
-        if k in ("security.shifted", "security.unmapped") and v and v.lower() not in BOOL:
-            raise BadRequest(f'Invalid value for "{k}": expected a boolean')
-        if k == "snapshots.schedule" and v:
-            raise NotImplementedFeature("scheduled volume snapshots (snapshots.schedule)")
-        if k == "snapshots.expiry" and v:
-            try:
-                parse_expiry(v)
-            except ValueError as e:
-                raise BadRequest(f'Invalid value for "snapshots.expiry": {e}') from None
+        check_value(key, k, v, "storage volume option")
     if is_true(config.get("security.shifted")) and is_true(config.get("security.unmapped")):
         raise BadRequest('"security.shifted" and "security.unmapped" cannot both be set')
     return dict(config)
@@ -127,9 +119,11 @@ class Volumes:
         drv = self.d.pools.driver(pool)
         out = []
         if type_ in (None, "container"):
+            edited = await instvolumes.records(self.db, pool, project)
             for inst in await self.d.instances.load_all(project):
                 if inst.devices and _root_pool(inst.devices) == pool:
-                    out.append(self._render({"name": inst.name, "project": inst.project}, "container",
+                    rec = edited.get(inst.name, {})
+                    out.append(self._render({**rec, "name": inst.name, "project": inst.project}, "container",
                                             [f"/1.0/instances/{inst.name}" +
                                              ("" if project == "default" else f"?project={project}")]))
         if type_ in (None, "image") and drv.optimized_images and self.d.pools.available(pool):
@@ -188,7 +182,7 @@ class Volumes:
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        config = check_volume_config(body.get("config") or {})
+        config = check_volume_config(body.get("config") or {}, self.d.pools.driver(pool).name)
         config = {k: v for k, v in config.items() if not k.startswith("volatile.")}
         for k, v in drv.config.items():   # the pool's volume.* keys are the defaults
             if k.startswith("volume.") and v:
@@ -402,7 +396,7 @@ class Volumes:
         v = await self.custom(pool, project, name)
         drv = self._pool(pool)
         taken = {s["name"] for s in await self.snapshots(v)}
-        snap = body.get("name") or _next_name(v["config"].get("snapshots.pattern") or "snap%d", taken)
+        snap = body.get("name") or _snapshot_name(v["config"].get("snapshots.pattern") or "snap%d", taken)
         check_entity_name("snapshot", snap)
         if snap in taken:
             raise Conflict(f'Snapshot "{snap}" already exists')
@@ -543,10 +537,8 @@ def _root_pool(devices: dict) -> str | None:
     return None
 
 
-def _next_name(pattern: str, taken: set[str]) -> str:
-    n = 0
-    while True:
-        cand = pattern.replace("%d", str(n)) if "%d" in pattern else (pattern if n == 0 else f"{pattern}{n}")
-        if cand not in taken:
-            return cand
-        n += 1
+def _snapshot_name(pattern: str, taken: set[str]) -> str:
+    try:
+        return next_snapshot_name(pattern, taken)
+    except ValueError as e:
+        raise BadRequest(f'Invalid value for "snapshots.pattern": {e}') from None

@@ -8,6 +8,7 @@ from corral.config.keys import is_true
 from corral.db.queries import storage as q
 from corral.errors import BadRequest
 from corral.locks import LOCKS
+from corral.storage import instvolumes
 from corral.storage.sizes import parse_size
 from corral.storage.volumes import check_volume_config, vol_url
 
@@ -16,6 +17,11 @@ async def update(vols, pool: str, project: str, type_: str, name: str, body: dic
                  requestor, etag_check=None) -> None:
     """PUT/PATCH under the volume's lock: If-Match, validate, apply (size), store; a failed store
     puts the old size back."""
+    if type_ == instvolumes.TYPE:
+        await instvolumes.update(vols, pool, project, name, body, replace=replace, etag_check=etag_check)
+        vols.events.lifecycle("storage-volume-updated", vol_url(pool, type_, name, project),
+                              project=project, requestor=requestor)
+        return
     if type_ != "custom":
         raise BadRequest(f'Storage volumes of type "{type_}" cannot be modified here')
     async with LOCKS.hold("volume", pool, project, name):
@@ -31,7 +37,7 @@ async def update(vols, pool: str, project: str, type_: str, name: str, body: dic
 
 async def _update(vols, v: dict, body: dict, *, replace: bool) -> None:
     drv = vols._pool(v["pool"])
-    config = check_volume_config(body.get("config") or {})
+    config = check_volume_config(body.get("config") or {}, drv.name)
     volatile = {k: val for k, val in v["config"].items() if k.startswith("volatile.")}
     new = {**volatile, **config} if replace else {**v["config"], **config}
     description = body.get("description", "" if replace else v["description"])

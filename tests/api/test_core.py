@@ -169,3 +169,35 @@ def test_sql_integrity(daemon):
     assert "ok" in out
     bad = daemon.run("corrald", "sql", "global", "SELECT * FROM no_such_table")
     assert bad.returncode != 0 and "no_such_table" in bad.stderr
+
+
+def test_cors_headers_from_server_config(daemon):
+    r = daemon.get("/1.0", headers={"Origin": "https://ui.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
+    daemon.request("PATCH", "/1.0", {"config": {"core.https_allowed_origin": "https://ui.example",
+                                               "core.https_allowed_methods": "GET, POST",
+                                               "core.https_allowed_headers": "Content-Type",
+                                               "core.https_allowed_credentials": "true"}})
+    try:
+        r = daemon.get("/1.0", headers={"Origin": "https://ui.example"})
+        assert r.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+        assert r.headers["Access-Control-Allow-Methods"] == "GET, POST"
+        assert r.headers["Access-Control-Allow-Headers"] == "Content-Type"
+        assert r.headers["Access-Control-Allow-Credentials"] == "true"
+        assert "Access-Control-Allow-Origin" not in daemon.get("/1.0").headers   # no Origin: no headers
+        pre = daemon.request("OPTIONS", "/1.0/instances", headers={"Origin": "https://ui.example"})
+        assert pre.status == 200 and pre.headers["Access-Control-Allow-Methods"] == "GET, POST"
+    finally:
+        daemon.request("PATCH", "/1.0", {"config": {k: "" for k in (
+            "core.https_allowed_origin", "core.https_allowed_methods", "core.https_allowed_headers",
+            "core.https_allowed_credentials")}})
+
+
+def test_refused_server_keys_say_why(daemon):
+    before = daemon.get("/1.0").metadata["config"]
+    for key, value in (("core.metrics_address", "127.0.0.1:9100"), ("candid.api.url", "https://candid"),
+                       ("maas.api.url", "http://maas"), ("storage.images_volume", "default/images")):
+        r = daemon.request("PATCH", "/1.0", {"config": {key: value}})
+        assert r.status in (400, 501) and key in r.json["error"], r.body
+        assert r.json["error"].startswith(("not implemented: ", "not supported on this host: ")), r.body
+    assert daemon.get("/1.0").metadata["config"] == before

@@ -29,8 +29,9 @@ def test_volume_config_validation():
                 {"security.shifted": "true", "security.unmapped": "true"}, {"snapshots.expiry": "soon"}):
         with pytest.raises(BadRequest):
             check_volume_config(bad)
-    with pytest.raises(NotImplementedFeature):
-        check_volume_config({"snapshots.schedule": "@daily"})
+    assert check_volume_config({"snapshots.schedule": "@daily, 5 * * * *"}, "btrfs")
+    with pytest.raises(BadRequest):
+        check_volume_config({"snapshots.schedule": "sometimes"})
 
 
 def test_shift_ids():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from corral.devices import KNOWN_TYPES, check_devices
+from corral.config.devices import UNIMPLEMENTED_TYPES
+from corral.devices import check_devices
 from corral.errors import BadRequest, NotImplementedFeature
 from corral.instance.devices.base import Device, RunConfig  # noqa: F401
 from corral.instance.devices.disk import Disk, NoneDevice
@@ -19,8 +20,8 @@ DEVICES: dict[str, type[Device]] = {"disk": Disk, "none": NoneDevice, "nic": Nic
 def device_class(dtype: str) -> type[Device]:
     cls = DEVICES.get(dtype)
     if cls is None:
-        if dtype in KNOWN_TYPES:
-            raise NotImplementedFeature(f"{dtype} devices")
+        if dtype in UNIMPLEMENTED_TYPES:
+            raise NotImplementedFeature(UNIMPLEMENTED_TYPES[dtype])
         # check_devices refuses unknown types: only a record written some other way gets here
         raise BadRequest(f'Invalid device type "{dtype}"')
     return cls

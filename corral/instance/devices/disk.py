@@ -6,25 +6,33 @@ import os
 
 from corral.errors import BadRequest, NotFound
 from corral.config.keys import is_true
+from corral.config.devices import DISK, NONE, check_device, parse_disk_path
 from corral.instance.devices.base import Device, RunConfig
 from corral.storage import nsmount
 
-_KEYS = {"type", "path", "source", "pool", "readonly", "optional", "recursive", "size", "propagation",
-         "shift", "raw.mount.options", "limits.read", "limits.write", "limits.max", "required"}
 
 
 class Disk(Device):
     type = "disk"
     hotpluggable = True
 
+    def __init__(self, daemon, inst, name: str, config: dict[str, str]):
+        # LXD takes a relative path from "/": "mnt/x" is "/mnt/x".
+        if config.get("path") and not config["path"].startswith("/"):
+            config = {**config, "path": parse_disk_path(config["path"])}
+        super().__init__(daemon, inst, name, config)
+
     @property
     def is_root(self) -> bool:
         return self.config.get("path") == "/" and not self.config.get("source")
 
+    @property
+    def optional(self) -> bool:
+        """required=false (or LXD's older optional=true): a missing source is skipped."""
+        return is_true(self.config.get("optional")) or not is_true(self.config.get("required"), True)
+
     def validate(self) -> None:
-        for k in self.config:
-            if k not in _KEYS:
-                raise BadRequest(f'Device "{self.name}": invalid key "{k}" for a disk device')
+        check_device(DISK, self.name, "disk", self.config)
         path = self.config.get("path")
         if not path:
             raise BadRequest(f'Device "{self.name}": disk devices need a "path"')
@@ -35,8 +43,6 @@ class Disk(Device):
         source = self.config.get("source", "")
         if not source:
             raise BadRequest(f'Device "{self.name}": disk devices other than the root disk need a "source"')
-        if not path.startswith("/"):
-            raise BadRequest(f'Device "{self.name}": "path" must be absolute')
         if self.config.get("pool"):
             if self.config["pool"] not in self.d.pools.names():
                 raise BadRequest(f'Device "{self.name}": storage pool "{self.config["pool"]}" doesn\'t exist')
@@ -71,7 +77,7 @@ class Disk(Device):
             return RunConfig()
         source, idmapped = await self._source()
         if not os.path.exists(source):
-            if is_true(self.config.get("optional")):
+            if self.optional:
                 return RunConfig()
             raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
         # Attached from a root helper once the container runs: liblxc cannot idmap a mount entry,
@@ -80,7 +86,7 @@ class Disk(Device):
         if idmapped or self.config.get("pool"):
             return RunConfig(post_start=[lambda pid: self._attach(pid, source, idmapped)])
         opts = self._options(source)
-        if is_true(self.config.get("optional")):
+        if self.optional:
             opts.append("optional")
         return RunConfig(mounts=[(source, self.config["path"], ",".join(opts))])
 
@@ -97,7 +103,7 @@ class Disk(Device):
             raise BadRequest("The root disk cannot be changed while the instance is running")
         source, idmapped = await self._source()
         if not os.path.exists(source):
-            if is_true(self.config.get("optional")):
+            if self.optional:
                 return
             raise BadRequest(f'Device "{self.name}": source path "{source}" doesn\'t exist')
         await asyncio.to_thread(self._attach, pid, source, idmapped)
@@ -117,6 +123,4 @@ class NoneDevice(Device):
     type = "none"
 
     def validate(self) -> None:
-        extra = set(self.config) - {"type"}
-        if extra:
-            raise BadRequest(f'Device "{self.name}": invalid key "{sorted(extra)[0]}" for a none device')
+        check_device(NONE, self.name, "none", self.config)

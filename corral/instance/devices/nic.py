@@ -9,23 +9,16 @@ volatile.<dev>.host_name record the generated MAC and host name, like LXD.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import time
 
-from corral.config import network as netcfg
 from corral.errors import NotImplementedFeature
-from corral.config.keys import is_true
+from corral.config.devices import NIC_TYPES, UNIMPLEMENTED_NICTYPES, check_device, nic_scope
 from corral.instance.devices.base import Device, RunConfig
 from corral.network import host
 from corral.network.drivers.base import NetworkError
 from corral.network.netns import run_in_netns
 
-_KEYS = {"type", "name", "nictype", "network", "parent", "host_name", "hwaddr", "mtu", "ipv4.address",
-         "ipv6.address", "limits.ingress", "limits.egress", "limits.max", "boot.priority", "mode",
-         "security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "vlan", "queue.tx.length"}
-_SUPPORTED_NICTYPES = ("bridged", "macvlan", "p2p")
-_OTHER_NICTYPES = ("physical", "ipvlan", "routed", "sriov", "ovn")
 
 
 # The host interfaces nic devices make: veth ends (host.random_ifname) and macvlans ("mc" + MAC).
@@ -55,14 +48,6 @@ class Nic(Device):
 
     def validate(self) -> None:
         c = self.config
-        for k in c:
-            if k not in _KEYS:
-                raise self._bad(f'invalid key "{k}" for a nic device')
-        for k in ("security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering"):
-            if is_true(c.get(k)):
-                raise NotImplementedFeature(f"nic {k}")
-        if c.get("vlan"):
-            raise NotImplementedFeature("nic vlan")
         if c.get("network"):
             for k in ("nictype", "parent"):
                 if c.get(k):
@@ -73,26 +58,22 @@ class Nic(Device):
             nictype = c.get("nictype", "")
             if not nictype:
                 raise self._bad("Missing nic type")
-            if nictype in _OTHER_NICTYPES:
-                raise NotImplementedFeature(f'nic devices of nictype "{nictype}"')
-            if nictype not in _SUPPORTED_NICTYPES:
+            if nictype in UNIMPLEMENTED_NICTYPES:
+                raise NotImplementedFeature(UNIMPLEMENTED_NICTYPES[nictype])
+            if nictype not in NIC_TYPES:
                 raise self._bad(f'Invalid nictype "{nictype}"')
             if nictype in ("bridged", "macvlan") and not c.get("parent"):
                 raise self._bad(f'Missing required "parent" property for nictype "{nictype}"')
-        checks = {"hwaddr": netcfg.parse_mac, "mtu": netcfg.parse_mtu, "host_name": netcfg.parse_ifname,
-                  "name": netcfg.parse_ifname, "parent": netcfg.parse_ifname, "ipv4.address": netcfg.parse_ipv4,
-                  "ipv6.address": lambda v: ipaddress.IPv6Address(v), "limits.ingress": host.parse_bit_rate,
-                  "limits.egress": host.parse_bit_rate, "limits.max": host.parse_bit_rate}
-        for k, fn in checks.items():
-            if c.get(k):
-                try:
-                    fn(c[k])
-                except ValueError as e:
-                    raise self._bad(f'invalid value for "{k}": {e}') from None
-        if c.get("ipv6.address"):
-            raise NotImplementedFeature("static ipv6.address on nic devices (stateless RA only)")
-        if c.get("ipv4.address") and self._nictype() != "bridged":
-            raise self._bad('"ipv4.address" needs a bridged NIC on a managed network')
+        check_device(nic_scope(self._nictype()), self.name, f"{self._nictype()} nic", c)
+        for k in ("ipv4.address", "ipv6.address"):
+            if c.get(k) and (self._nictype() != "bridged" or not self._managed_bridge()):
+                raise self._bad(f'"{k}" needs a bridged NIC on a managed network')
+        if c.get("ipv4.address") or c.get("ipv6.address"):
+            drv = self.d.networks.managed(c.get("network") or c.get("parent", ""))
+            try:
+                drv.check_static_addresses(c.get("ipv4.address") or None, c.get("ipv6.address") or None)
+            except NetworkError as e:
+                raise self._bad(e.message) from None
 
     # ---- resolution -----------------------------------------------------------------------------
 
@@ -101,6 +82,11 @@ class Nic(Device):
             drv = self.d.networks.managed(self.config["network"])
             return "macvlan" if drv is not None and drv.type == "macvlan" else "bridged"
         return self.config.get("nictype", "")
+
+    def _managed_bridge(self) -> bool:
+        name = self.config.get("network") or self.config.get("parent", "")
+        drv = self.d.networks.managed(name) if name else None
+        return drv is not None and drv.type == "bridge"
 
     def _resolve(self):
         """(nictype, parent interface, managed network driver or None)."""
@@ -174,7 +160,7 @@ class Nic(Device):
         try:
             if drv is not None:
                 await drv.set_host_entry(self._entry_key, hwaddr, self.config.get("ipv4.address") or None,
-                                         self.inst.name)
+                                         self.inst.name, ipv6=self.config.get("ipv6.address") or None)
         except NetworkError as e:
             await asyncio.to_thread(host.delete_link, host_name or peer)
             raise self._bad(e.message) from None

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from corral.errors import NotImplementedFeature
-from corral.config.keys import is_true
+from corral.config.devices import PROXY, check_device
 from corral.instance.devices.base import Device, RunConfig
 from corral.network.proxy import ProxyAddressError, check_pair, parse_address
 
-_KEYS = {"type", "listen", "connect", "bind", "nat", "proxy_protocol", "security.uid", "security.gid",
-         "uid", "gid", "mode"}
 
 
 class Proxy(Device):
@@ -19,9 +16,7 @@ class Proxy(Device):
 
     def validate(self) -> None:
         c = self.config
-        for k in c:
-            if k not in _KEYS:
-                raise self._bad(f'invalid key "{k}" for a proxy device')
+        check_device(PROXY, self.name, "proxy", c)
         for k in ("listen", "connect"):
             if not c.get(k):
                 raise self._bad(f'Missing required "{k}" property')
@@ -30,23 +25,6 @@ class Proxy(Device):
             check_pair(listen, connect)
         except ProxyAddressError as e:
             raise self._bad(str(e)) from None
-        if c.get("bind", "host") not in ("host", "instance", "container"):
-            raise self._bad(f'Invalid value for "bind": "{c["bind"]}" (host or instance)')
-        if is_true(c.get("nat")):
-            raise NotImplementedFeature("proxy devices with nat=true")
-        if is_true(c.get("proxy_protocol")):
-            raise NotImplementedFeature("proxy devices with proxy_protocol=true")
-        for k in ("security.uid", "security.gid"):
-            if c.get(k) not in (None, "", "0"):
-                raise NotImplementedFeature(f"proxy devices with {k}")
-        for k in ("uid", "gid"):
-            if c.get(k) and not c[k].isdigit():
-                raise self._bad(f'Invalid value for "{k}": "{c[k]}"')
-        if c.get("mode"):
-            try:
-                int(c["mode"], 8)
-            except ValueError:
-                raise self._bad(f'Invalid value for "mode": "{c["mode"]}"') from None
 
     @property
     def _key(self) -> tuple[str, str, str]:

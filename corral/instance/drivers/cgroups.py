@@ -62,6 +62,8 @@ def _v2_value(key: str, value: str, limits: dict[str, str]) -> tuple[str, str] |
         return None
     if key == "pids.max":
         return "pids.max", value
+    if key == "memory.swappiness":
+        return None   # cgroup2 has no per-cgroup swappiness (limits.memory.swap.priority is refused there)
     return key, value
 
 

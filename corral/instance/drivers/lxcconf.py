@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 
-from corral.config.instance import parse_raw_lxc
+from corral.config.rawlxc import check_shape as check_raw_lxc
 from corral.config.keys import is_true, parse_size, valid_key_name
 from corral.instance.drivers import cgroups
 from corral.instance.drivers.base import InstanceSpec
@@ -74,20 +74,32 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
         out["memory.limit_in_bytes"] = out["memory.soft_limit_in_bytes"] = cgroups.UNLIMITED
         if swap:
             out["memory.memsw.limit_in_bytes"] = cgroups.UNLIMITED
+    # LXD: swappiness 0 without swap, else 60 - 10 + limits.memory.swap.priority (cgroup v1 only).
+    swap_prio = config.get("limits.memory.swap.priority", "")
+    if config.get("limits.memory.swap", "true").lower() in ("false", "0", "no", "off"):
+        out["memory.swappiness"] = "0"
+    elif swap_prio:
+        out["memory.swappiness"] = str(50 + int(swap_prio))
+    elif reset:
+        out["memory.swappiness"] = "60"
     cpu = config.get("limits.cpu", "")
     if cpu or reset:
         out["cpuset.cpus"] = _cpuset(cpu) if cpu else _host_cpuset()
     allowance = config.get("limits.cpu.allowance", "")
-    if m := re.fullmatch(r"(\d+)ms/(\d+)ms", allowance):
-        out["cpu.cfs_quota_us"], out["cpu.cfs_period_us"] = str(int(m[1]) * 1000), str(int(m[2]) * 1000)
-        if reset:
-            out["cpu.shares"] = DEFAULT_CPU_SHARES
-    elif m := re.fullmatch(r"(\d+)%", allowance):
-        out["cpu.shares"] = str(max(2, int(m[1]) * 1024 // 100))
-        if reset:
-            out["cpu.cfs_quota_us"] = cgroups.UNLIMITED
-    elif allowance:
+    priority = config.get("limits.cpu.priority", "")
+    pct = re.fullmatch(r"(\d+)%", allowance)
+    slice_ = re.fullmatch(r"(\d+)ms/(\d+)ms", allowance)
+    if allowance and not (pct or slice_):
         raise ValueError(f'Invalid limits.cpu.allowance "{allowance}"')
+    if allowance or priority:
+        # LXD's cgroup.ParseCPU: a share of 1024 (or the percentage of it), less 10 - priority.
+        shares = -(10 - (int(priority) if priority else 10))
+        shares += 1024 * int(pct[1]) // 100 if pct else 1024
+        out["cpu.shares"] = str(max(2, shares))
+        if slice_:
+            out["cpu.cfs_quota_us"], out["cpu.cfs_period_us"] = str(int(slice_[1]) * 1000), str(int(slice_[2]) * 1000)
+        elif reset:
+            out["cpu.cfs_quota_us"] = cgroups.UNLIMITED
     elif reset:
         out["cpu.shares"], out["cpu.cfs_quota_us"] = DEFAULT_CPU_SHARES, cgroups.UNLIMITED
     procs = config.get("limits.processes", "")
@@ -156,11 +168,17 @@ def render(spec: InstanceSpec) -> str:
     lines += spec.extra
     lines += cgroups.config_lines(cgroup_limits(config))
     for key in sorted(config):
+        if key.startswith(("limits.kernel.", "linux.sysctl.")) and config[key]:
+            if not valid_key_name(key):
+                raise UnsafeConfig(f"invalid key {key!r}")
+            # limits.kernel.NAME -> lxc.prlimit.NAME; linux.sysctl.KEY -> lxc.sysctl.KEY (as LXD)
+            item = "lxc.prlimit." if key.startswith("limits.kernel.") else "lxc.sysctl."
+            lines.append(f"{item}{key.split('.', 2)[2]} = {config[key]}")
         if key.startswith("environment."):
             if not valid_key_name(key):
                 raise UnsafeConfig(f"invalid environment key {key!r}")
             lines.append(f"lxc.environment = {key[len('environment.'):]}={_env_value(config[key])}")
     raw = config.get("raw.lxc", "").strip()
     if raw:
-        parse_raw_lxc(raw)   # validated when set; checked again for rows written some other way
+        check_raw_lxc(raw)   # validated (LXD's rules, liblxc) when set; its shape checked again here
     return "\n".join(_checked(lines) + ([raw] if raw else [])) + "\n"

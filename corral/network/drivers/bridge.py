@@ -148,6 +148,7 @@ class BridgeDriver(NetworkDriver):
             self.name, ipv4=self.ipv4, ipv6=self.ipv6,
             nat4=is_true(self.config.get("ipv4.nat")), nat6=is_true(self.config.get("ipv6.nat")),
             nat4_address=self.config.get("ipv4.nat.address") or None,
+            nat6_address=self.config.get("ipv6.nat.address") or None,
             dhcp4=is_true(self.config.get("ipv4.dhcp"), True), dns=self.config.get("dns.mode", "managed") != "none",
             firewall4=is_true(self.config.get("ipv4.firewall"), True),
             firewall6=is_true(self.config.get("ipv6.firewall"), True))
@@ -170,13 +171,18 @@ class BridgeDriver(NetworkDriver):
         ranges = None
         if self.config.get("ipv4.dhcp.ranges"):
             ranges = [(str(a), str(b)) for a, b in netcfg.parse_ipv4_ranges(self.config["ipv4.dhcp.ranges"])]
+        ranges6 = None
+        if self.config.get("ipv6.dhcp.ranges"):
+            ranges6 = [(str(a), str(b)) for a, b in netcfg.parse_ipv6_ranges(self.config["ipv6.dhcp.ranges"])]
         return dm.build_args(bridge=self.name, netdir=self.netdir, ipv4=self.ipv4, ipv6=self.ipv6,
                              dhcp4=is_true(self.config.get("ipv4.dhcp"), True),
                              dhcp6=is_true(self.config.get("ipv6.dhcp"), True), ranges=ranges,
                              expiry=self.config.get("ipv4.dhcp.expiry") or "1h",
                              domain=self.config.get("dns.domain") or "lxd",
                              dns_mode=self.config.get("dns.mode") or "managed",
-                             gateway=self.config.get("ipv4.dhcp.gateway") or None)
+                             gateway=self.config.get("ipv4.dhcp.gateway") or None,
+                             dhcp6_stateful=is_true(self.config.get("ipv6.dhcp.stateful")), ranges6=ranges6,
+                             expiry6=self.config.get("ipv6.dhcp.expiry") or "1h")
 
     async def start(self) -> None:
         if shutil.which(dm.DNSMASQ) is None or shutil.which("nft") is None:
@@ -241,15 +247,33 @@ class BridgeDriver(NetworkDriver):
 
     # ---- instance hooks -----------------------------------------------------------------------
 
-    async def set_host_entry(self, key: str, hwaddr: str, ipv4: str | None, hostname: str) -> None:
-        if self.ipv4 is None and self.ipv6 is None:
-            return
+    def check_static_addresses(self, ipv4: str | None, ipv6: str | None):
+        """A NIC's ipv4.address / ipv6.address on this network: (IPv4Address|None, IPv6Address|None),
+        or a NetworkError in LXD's words."""
+        ip = ip6 = None
         if ipv4:
             ip = ipaddress.IPv4Address(ipv4)
             if self.ipv4 is None or ip not in self.ipv4.network:
                 raise NetworkError(f'IP address "{ipv4}" is not within the network "{self.name}" subnet', 400)
             if ip == self.ipv4.ip:
                 raise NetworkError(f'IP address "{ipv4}" is the network "{self.name}" gateway', 400)
+        if ipv6:   # LXD: a static IPv6 address needs stateful DHCPv6 on the network
+            if self.ipv6 is None or not is_true(self.config.get("ipv6.dhcp"), True) or \
+                    not is_true(self.config.get("ipv6.dhcp.stateful")):
+                raise NetworkError(f'Cannot specify "ipv6.address" when DHCP or "ipv6.dhcp.stateful" are disabled '
+                                   f'on network "{self.name}"', 400)
+            ip6 = ipaddress.IPv6Address(ipv6)
+            if ip6 not in self.ipv6.network:
+                raise NetworkError(f'IP address "{ipv6}" is not within the network "{self.name}" subnet', 400)
+            if ip6 == self.ipv6.ip:
+                raise NetworkError(f'IP address "{ipv6}" is the network "{self.name}" gateway', 400)
+        return ip, ip6
+
+    async def set_host_entry(self, key: str, hwaddr: str, ipv4: str | None, hostname: str,
+                             ipv6: str | None = None) -> None:
+        if self.ipv4 is None and self.ipv6 is None and not ipv4 and not ipv6:
+            return
+        ip, ip6 = self.check_static_addresses(ipv4, ipv6)
         # One dnsmasq --dhcp-hostsfile line "MAC[,IP],NAME": every field is checked here, whatever
         # validated it before (a stored record written some other way must not add lines or options).
         try:
@@ -258,7 +282,7 @@ class BridgeDriver(NetworkDriver):
             raise NetworkError(str(e), 400) from None
         if not _HOSTNAME.fullmatch(hostname) or not _ENTRY_KEY.fullmatch(key):
             raise NetworkError(f'Invalid host name "{hostname!r}" for a DHCP host entry', 400)
-        fields = [hwaddr] + ([str(ip)] if ipv4 else []) + [hostname]
+        fields = [hwaddr] + ([str(ip)] if ipv4 else []) + ([f"[{ip6}]"] if ip6 else []) + [hostname]
         path = os.path.join(self.netdir, "dnsmasq.hosts", key)
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         with open(path, "w") as f:

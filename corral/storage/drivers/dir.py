@@ -1,5 +1,6 @@
 """The `dir` driver: plain directories. Copies use reflinks where the filesystem has them (XFS,
-btrfs), so an instance made from an unpacked image shares its data blocks. Volume `size` uses XFS
+btrfs), so an instance made from an unpacked image shares its data blocks; with rsync.bwlimit set
+they go through rsync at that rate, as LXD's dir driver copies. Volume `size` uses XFS
 project quotas when the filesystem is XFS mounted with project quotas; otherwise it is refused."""
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ def fs_type(path: str) -> str:
 
 def mount_point(path: str) -> str:
     return subprocess.run(["stat", "-c", "%m", path], capture_output=True, text=True).stdout.strip()
+
+
+def rsync_copy(src: str, dst: str, bwlimit: str) -> None:
+    """A local copy with rsync at most `bwlimit` (rsync.bwlimit, what rsync's --bwlimit takes), as
+    LXD's dir driver copies volumes (rsync -a -HA --sparse --devices --numeric-ids --xattrs)."""
+    res = subprocess.run(["rsync", "-a", "-HA", "--sparse", "--devices", "--numeric-ids", "--xattrs",
+                          f"--bwlimit={bwlimit}", "--", src.rstrip("/") + "/", dst],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        err = res.stderr.strip().splitlines()
+        raise StorageError(f"Failed to copy {src} with rsync: {err[-1] if err else res.returncode}")
 
 
 class DirDriver(StorageDriver):
@@ -50,7 +62,11 @@ class DirDriver(StorageDriver):
         tmp = dst + PARTIAL
         self.delete_tree(tmp)
         try:
-            cp_reflink(src, tmp)
+            bwlimit = self.config.get("rsync.bwlimit") or "0"
+            if bwlimit != "0":
+                rsync_copy(src, tmp, bwlimit)
+            else:
+                cp_reflink(src, tmp)
         except BaseException:
             self.delete_tree(tmp)
             raise
