@@ -70,7 +70,7 @@ class Daemon:
         self.image_cache = ImageCache(self)
         self.image_tasks = ImageTasks(self)
         self.instances = Instances(self)
-        self.images.default_compression = lambda: self.config.get("images.compression_algorithm")
+        self.images.default_compression = lambda project: self.project_setting(project, "images.compression_algorithm")
         self.networks = Networks(self)
         self.proxies = ProxyManager(self)
         self.volumes = Volumes(self)
@@ -93,6 +93,12 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
         self._fingerprint = ""
+
+    def project_setting(self, project: str, key: str):
+        """A server setting a project may override (images.*, backups.*, as in LXD): the project's
+        value when it sets one, else the server's."""
+        value = self.projects.config_of(project).get(key)
+        return value if value not in (None, "") else self.config.get(key)
 
     # ---- start-up -------------------------------------------------------------------------
 

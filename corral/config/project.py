@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from corral.config.keys import PROJECT, Key, declare, one_of, parse_bool, parse_size, parse_uint
+from corral.config.server import ARCHITECTURE, COMPRESSION
 
 
 def _paths(v: str) -> str:
@@ -27,10 +28,35 @@ def _id_ranges(v: str) -> str:
     return v
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 def _names(v: str) -> str:
+    """A comma-separated list of names (networks, zones, cluster groups); "block": none."""
+    if v == "block":
+        return v
     for n in v.split(","):
-        if not n.strip():
+        n = n.strip()
+        if not n:
             raise ValueError("Empty name in list")
+        if not _NAME.match(n) or len(n) > 255:
+            raise ValueError(f'Invalid name "{n}" in list')
+    return v
+
+
+def _subnets(v: str) -> str:
+    """restricted.networks.subnets: a comma-separated list of <uplink>:<CIDR subnet>."""
+    import ipaddress
+    if v == "block":
+        return v
+    for item in v.split(","):
+        uplink, sep, subnet = item.strip().partition(":")
+        if not sep or not _NAME.match(uplink):
+            raise ValueError(f'Invalid subnet "{item.strip()}": expected <uplink>:<subnet>')
+        try:
+            ipaddress.ip_network(subnet, strict=True)
+        except ValueError as e:
+            raise ValueError(f'Invalid subnet "{item.strip()}": {e}') from None
     return v
 
 
@@ -129,7 +155,7 @@ declare(
     _restriction("restricted.networks.access", _names, "",
                  "Comma-delimited list of network names that are allowed for use in this project. "
                  "If not set, all networks are accessible."),
-    _restriction("restricted.networks.subnets", _names, "block",
+    _restriction("restricted.networks.subnets", _subnets, "block",
                  "Comma-delimited list of network subnets from the uplink networks (in the form "
                  "<uplink>:<subnet>) that are allocated for use in this project"),
     _restriction("restricted.networks.uplinks", _names, "block",
@@ -142,4 +168,17 @@ declare(
                  "Prevents the creation of any instance or volume snapshots"),
     _restriction("restricted.virtual-machines.lowlevel", _BLOCK_ALLOW, "block",
                  "Prevents using low-level virtual-machine options like raw.qemu, volatile, etc."),
+    # Server settings a project may override (LXD 5.0's project-level images.* and backups.*).
+    Key("backups.compression_algorithm", PROJECT, COMPRESSION,
+        description="Compression algorithm to use for backups (overrides the server's)"),
+    Key("images.auto_update_cached", PROJECT, parse_bool,
+        description="Whether to automatically update cached images in the project"),
+    Key("images.auto_update_interval", PROJECT, parse_uint,
+        description="Interval (hours) at which to look for updates to cached images (0 disables)"),
+    Key("images.compression_algorithm", PROJECT, COMPRESSION,
+        description="Compression algorithm to use for new images in the project"),
+    Key("images.default_architecture", PROJECT, ARCHITECTURE,
+        description="Default architecture to use in a mixed-architecture cluster"),
+    Key("images.remote_cache_expiry", PROJECT, parse_uint,
+        description="Number of days after which an unused cached remote image is flushed in the project"),
 )

@@ -30,7 +30,11 @@ def _positive_size(v: str) -> int | str:
     return n
 
 
-_COMPRESSION = one_of("none", "gzip", "xz", "zstd", "bzip2", "lzma", "lz4", "squashfs")
+COMPRESSION = one_of("none", "gzip", "xz", "zstd", "bzip2", "lzma", "lz4", "squashfs")
+_COMPRESSION = COMPRESSION
+# LXD's architecture names (shared/osarch).
+ARCHITECTURE = one_of("i686", "x86_64", "armv6l", "armv7l", "armv8l", "aarch64", "ppc", "ppc64", "ppc64le",
+                      "s390x", "mips", "mips64", "riscv32", "riscv64", "loongarch64")
 
 declare(
     Key("core.https_address", SERVER, parse_address, local=True,
@@ -56,7 +60,7 @@ declare(
     Key("images.auto_update_cached", SERVER, parse_bool, default="true"),
     Key("images.auto_update_interval", SERVER, parse_uint, default="6"),
     Key("images.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
-    Key("images.default_architecture", SERVER),
+    Key("images.default_architecture", SERVER, ARCHITECTURE),
     Key("images.remote_cache_expiry", SERVER, parse_uint, default="10"),
     # Corral's own (not in LXD): the most an image may unpack to, a size ("10GiB") or a share of
     # the filesystem holding $CORRAL_DIR ("25%", computed when an image arrives).

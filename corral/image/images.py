@@ -149,7 +149,7 @@ class Images:
         # Set by the instance layer: see PublishSource.
         self.publish_source: PublishSource | None = None
         # The server's images.compression_algorithm (set by the daemon): a publish's default.
-        self.default_compression = lambda: "gzip"
+        self.default_compression = lambda project: "gzip"
 
     # ---- housekeeping ---------------------------------------------------------------------------
 
@@ -513,7 +513,7 @@ class Images:
             raise BadRequest("This is a snapshot")
         if self.publish_source is None:
             raise NotImplementedFeature("publishing instances")
-        compression = body.get("compression_algorithm") or self.default_compression() or "gzip"
+        compression = body.get("compression_algorithm") or self.default_compression(project) or "gzip"
         if compression not in COMPRESSIONS:
             raise BadRequest(f"Unsupported compression algorithm {compression!r} "
                              f"(use one of {', '.join(COMPRESSIONS)})")

@@ -73,7 +73,8 @@ class Backups:
             raise BadRequest("Backup names may not contain slashes")
         if name in taken:
             raise Conflict(f'Backup "{name}" already exists')
-        compression = body.get("compression_algorithm") or self.d.config.get("backups.compression_algorithm") or "gzip"
+        compression = (body.get("compression_algorithm")
+                       or self.d.project_setting(inst.project, "backups.compression_algorithm") or "gzip")
         if compression not in COMPRESSIONS:
             raise BadRequest(f'Unsupported compression algorithm "{compression}"')
         instance_only = bool(body.get("instance_only") or body.get("container_only"))
