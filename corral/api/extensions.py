@@ -1,11 +1,12 @@
 """API extensions Corral advertises: LXD 5.0's names, only for behaviour that is implemented.
 
-tests/api/test_extensions.py exercises every name listed here; add a check there when adding one.
+tests/integration/test_extensions.py exercises every name listed here; add a check there when adding one.
 """
 
 EXTENSIONS = [
     "etag",
     "patch",
+    "clustering",
     "profile_usedby",
     "entity_description",
     "operation_description",

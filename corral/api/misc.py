@@ -56,9 +56,23 @@ async def delete_warning(request: web.Request):
     return response.empty()
 
 
+# Member-specific keys a joining member would be asked for, per storage driver (LXD's
+# clusterGetMemberConfig: "source" everywhere, "size" where the driver can make a loop file).
+_MEMBER_POOL_KEYS = {"btrfs": ("size", "source"), "dir": ("source",), "lvm": ("size", "source"),
+                     "zfs": ("size", "source")}
+
+
 @routes.get("/1.0/cluster")
 async def get_cluster(request: web.Request):
-    return response.sync({"server_name": "", "enabled": False, "member_config": []})
+    """A standalone server, as LXD answers when not clustered (`lxc cluster list`: "LXD server isn't
+    part of a cluster"); member_config lists what a joining member would have to give."""
+    member_config = []
+    if allowed_projects(request) is None:   # pools are host-wide: not for restricted certificates
+        for p in sorted(await daemon(request).pools.get_all(), key=lambda p: p["name"]):
+            for key in _MEMBER_POOL_KEYS.get(p["driver"], ("source",)):
+                member_config.append({"entity": "storage-pool", "name": p["name"], "key": key, "value": "",
+                                      "description": f'"{key}" property for storage pool "{p["name"]}"'})
+    return response.sync({"server_name": "", "enabled": False, "member_config": member_config})
 
 
 @routes.route("PUT", "/1.0/cluster")

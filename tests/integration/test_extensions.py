@@ -54,6 +54,17 @@ def check_patch(d, c):
     assert d.get(f"/1.0/instances/{c}").metadata["config"]["user.p"] == "1"
 
 
+def check_clustering(d, c):
+    # A standalone server, as LXD's: not clustered, the member config a joiner would give, joining refused.
+    cluster = d.get("/1.0/cluster").metadata
+    assert cluster["enabled"] is False and cluster["server_name"] == ""
+    assert {"entity": "storage-pool", "name": "default", "key": "source", "value": "",
+            "description": '"source" property for storage pool "default"'} in cluster["member_config"]
+    r = d.lxc("cluster", "list", check=False)
+    assert r.returncode == 1 and "isn't part of a cluster" in r.stderr, r.stderr
+    assert d.request("PUT", "/1.0/cluster", {"server_name": "m1", "enabled": True}).status == 501
+
+
 def check_profile_usedby(d, c):
     assert f"/1.0/instances/{c}" in d.get("/1.0/profiles/default").metadata["used_by"]
 
