@@ -54,8 +54,8 @@ class Projects:
     @staticmethod
     def _config(raw, name: str) -> dict[str, str]:
         cfg = config.validate(config.PROJECT, raw or {})
-        if not config.value(config.PROJECT, cfg, "features.profiles"):
-            raise NotImplementedFeature("projects without features.profiles")
+        if name == "default" and not config.value(config.PROJECT, cfg, "features.profiles"):
+            raise BadRequest("You can't disable the features.profiles feature of the default project")
         if name != "default" and config.value(config.PROJECT, cfg, "features.networks"):
             # Networks are host-wide (the default project's) here; a project can't have its own.
             raise NotImplementedFeature("projects with their own networks (features.networks=true)")
@@ -71,8 +71,8 @@ class Projects:
             if await q.get(tx, name) is not None:
                 raise Conflict(f'Project "{name}" already exists')
             await q.create(tx, name, description, cfg)
-            from corral.db.queries import profiles as qp
-            await qp.create(tx, name, {"name": "default", "description": f"Default LXD profile for project {name}"})
+            if config.value(config.PROJECT, cfg, "features.profiles"):
+                await _create_default_profile(tx, name)
         await self.load()
         return name
 
@@ -107,8 +107,16 @@ class Projects:
         if self.check_restrictions:
             changed = sorted(k for k in set(cfg) | set(cur["config"]) if cfg.get(k) != cur["config"].get(k))
             await self.check_restrictions(name, cfg, changed)
+        had_profiles = config.value(config.PROJECT, cur["config"], "features.profiles")
+        has_profiles = config.value(config.PROJECT, cfg, "features.profiles")
         async with self.db.transaction() as tx:
             await q.update(tx, name, description, cfg)
+            from corral.db.queries import profiles as qp
+            if has_profiles and not had_profiles and await qp.get(tx, name, "default") is None:
+                await _create_default_profile(tx, name)
+            elif had_profiles and not has_profiles:   # an empty project: only its default profile is left
+                for n in await qp.names(tx, name):
+                    await qp.delete(tx, name, n)
 
     async def rename(self, name: str, new: str, *, used_by: list[str]) -> str:
         if name == "default":
@@ -138,9 +146,25 @@ class Projects:
 
 
 
+async def profiles_project(tx, project: str) -> str:
+    """The project whose profiles `project` uses: its own, or the default project's when its
+    features.profiles is off (as in LXD)."""
+    if project == "default":
+        return project
+    p = await q.get(tx, project)
+    if p is None or config.value(config.PROJECT, p["config"], "features.profiles"):
+        return project
+    return "default"
+
+
 def _content(used_by: list[str]) -> bool:
     """Whether a project holds anything; its own default profile does not count, as in LXD."""
     return any(u.split("?", 1)[0] != "/1.0/profiles/default" for u in used_by)
+
+
+async def _create_default_profile(tx, project: str) -> None:
+    from corral.db.queries import profiles as qp
+    await qp.create(tx, project, {"name": "default", "description": f"Default LXD profile for project {project}"})
 
 
 def Forbidden_default(what: str):

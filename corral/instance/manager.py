@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
+from corral.projects import profiles_project
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
@@ -130,7 +131,7 @@ class Instances:
     # ---- loading --------------------------------------------------------------------------
 
     async def _profiles(self, tx, project: str, names: list[str]) -> list[dict]:
-        allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+        allp = {p["name"]: p for p in await qp.get_all(tx, await profiles_project(tx, project))}
         missing = [n for n in names if n not in allp]
         if missing:
             raise BadRequest(f'Requested profile "{missing[0]}" doesn\'t exist')
@@ -141,7 +142,7 @@ class Instances:
             rec = await q.get(tx, project, name)
             if rec is None:
                 raise NotFound("Instance not found")
-            allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+            allp = {p["name"]: p for p in await qp.get_all(tx, await profiles_project(tx, project))}
         missing = [n for n in rec["profiles"] if n not in allp]
         if missing:   # a row written by hand: still listed, stopped and deleted; start refuses it
             rec["load_error"] = "; ".join(filter(None, [rec.get("load_error"),
@@ -155,7 +156,8 @@ class Instances:
             by_project: dict[str, dict] = {}
             for r in recs:
                 if r["project"] not in by_project:
-                    by_project[r["project"]] = {p["name"]: p for p in await qp.get_all(tx, r["project"])}
+                    by_project[r["project"]] = {
+                        p["name"]: p for p in await qp.get_all(tx, await profiles_project(tx, r["project"]))}
         out = []
         for r in recs:
             profs = [by_project[r["project"]][n] for n in r["profiles"] if n in by_project[r["project"]]]
@@ -292,8 +294,10 @@ class Instances:
         cfg = config.validate(config.INSTANCE, body.get("config") or {})
         devices = validate_devices(self.d, body.get("devices"))
         profile_names = body.get("profiles")
-        if profile_names is None:
-            profile_names = ["default"]
+        source = body.get("source") or {"type": "none"}
+        if profile_names is None:   # LXD 5.0: an image's own profiles list, else the default profile
+            from_image = await self._image_profiles(project, source)
+            profile_names = ["default"] if from_image is None else from_image
         if not isinstance(profile_names, list) or not all(isinstance(p, str) for p in profile_names):
             raise BadRequest('Invalid value for field "profiles": expected an array of names')
         async with self.db.session() as tx:
@@ -303,7 +307,6 @@ class Instances:
         if not pool:
             raise BadRequest("Failed to get root disk device: No root device could be found")
         self.d.pools.driver(pool)  # NotFound when the pool does not exist
-        source = body.get("source") or {"type": "none"}
         if not isinstance(source, dict):
             raise BadRequest('Invalid value for field "source": expected an object')
         stype = source.get("type") or "none"
@@ -352,6 +355,14 @@ class Instances:
 
         return self.d.operations.create(project=project, description="Creating instance",
                                         resources=resources(name, project), run=run)
+
+    async def _image_profiles(self, project: str, source) -> list[str] | None:
+        """The profiles of the local image an instance is created from (None for other sources)."""
+        if not isinstance(source, dict) or source.get("type") != "image" or source.get("server") \
+                or source.get("mode") == "pull":
+            return None
+        image = await self.d.images.get(project, await self.d.images.resolve(project, source))
+        return list(image.get("profiles") or [])
 
     async def _create(self, rec: dict, pool: str, plan: dict, op) -> None:
         project, name = rec["project"], rec["name"]
