@@ -55,7 +55,7 @@ class Projects:
     def _config(raw, name: str) -> dict[str, str]:
         cfg = config.validate(config.PROJECT, raw or {})
         if name == "default" and not config.value(config.PROJECT, cfg, "features.profiles"):
-            raise BadRequest("You can't disable the features.profiles feature of the default project")
+            raise BadRequest("You can't change the features of the default project")
         if name != "default" and config.value(config.PROJECT, cfg, "features.networks"):
             # Networks are host-wide (the default project's) here; a project can't have its own.
             raise NotImplementedFeature("projects with their own networks (features.networks=true)")

@@ -67,15 +67,16 @@ def set_up_like_run_integration_tests(d: Corrald, home: str, nsenter: list[str])
     shutil.copy(os.path.join(d.dir, "server.crt"), os.path.join(servercerts, "127.0.0.1.crt"))
 
 
-def run_suite(d: Corrald, home: str, nsenter: list[str], report: str, timeout: float = 1200):
+def run_suite(d: Corrald, home: str, nsenter: list[str], report: str, timeout: float = 1500):
     env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "LXD_SOCKET",
                                                             "LXD_CONF", "PYTHONPATH")}
     env.update(HOME=home, LXD_DIR=d.dir)
-    cmd = nsenter + [sys.executable, "-m", "pytest", "integration", "-q", "-rfE", "-p", "no:cacheprovider",
+    cmd = nsenter + [sys.executable, "-m", "pytest", "integration", "-q", "-rfE", "-p", "no:cacheprovider", "-o", "timeout=300",
                      f"--junitxml={report}", "-o", "junit_family=xunit1"]
     return subprocess.run(cmd, cwd=SUITE, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.timeout(1800)
 def test_pylxd_integration_suite_passes_against_corrald(capsys):
     if not os.path.isfile(os.path.join(SUITE, "integration", "testing.py")):
         pytest.fail(f"{SUITE} is missing: run `scripts/setup.sh --test` (make test does)")
