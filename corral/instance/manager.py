@@ -169,8 +169,12 @@ class Instances:
             return [r["name"] for r in await q.get_all(tx, project)]
 
     async def used_by_profile(self, project: str, profile: str) -> list[str]:
+        """Instances using a profile; the default project's are also used by the instances of
+        projects without features.profiles."""
         async with self.db.session() as tx:
-            return [url(r["name"], project) for r in await q.get_all(tx, project) if profile in r["profiles"]]
+            recs = await q.get_all(tx, None if project == "default" else project)
+            owner = {p: await profiles_project(tx, p) for p in {r["project"] for r in recs}}
+        return [url(r["name"], r["project"]) for r in recs if profile in r["profiles"] and owner[r["project"]] == project]
 
     async def used_by_pool(self, pool: str) -> list[str]:
         return [url(i.name, i.project) for i in await self.load_all(None) if root_pool(i.devices) == pool]

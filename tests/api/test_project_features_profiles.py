@@ -37,3 +37,22 @@ def test_default_project_keeps_its_profiles(daemon):
 def test_server_environment_echoes_requested_project(daemon):
     assert daemon.get("/1.0").metadata["environment"]["project"] == "default"
     assert daemon.get("/1.0?project=test-project").metadata["environment"]["project"] == "test-project"
+
+
+def test_instance_in_project_without_own_profiles(host):
+    """Its instances expand the default project's profiles and count as their users."""
+    name, c = unique("ni"), unique("nc")
+    r = host.request("POST", "/1.0/projects", {"name": name, "config": {"features.profiles": "false",
+                                                                         "features.images": "false"}})
+    assert r.status == 201, r.body
+    try:
+        host.lxc("launch", "busybox", c, "--project", name)
+        inst = host.get(f"/1.0/instances/{c}?project={name}").metadata
+        assert inst["profiles"] == ["default"] and inst["expanded_devices"]["root"]["pool"] == "default"
+        assert f"/1.0/instances/{c}?project={name}" in host.get("/1.0/profiles/default").metadata["used_by"]
+        r = host.request("PUT", f"/1.0/instances/{c}?project={name}",
+                         {"config": {}, "devices": {}, "profiles": ["default"], "description": "x"})
+        assert r.status in (200, 202), r.body
+    finally:
+        host.lxc("delete", "-f", c, "--project", name, check=False)
+        assert host.request("DELETE", f"/1.0/projects/{name}").status == 200
