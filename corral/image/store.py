@@ -372,7 +372,9 @@ class _Unpacker:
         if metadata_only and comps[:1] == ("rootfs",):
             self.meta_rootfs = True   # LXD unpacks them too, before the rootfs tarball goes on top
         rel = prefix + comps
-        if not rel:  # "./" of a unified tarball: the image directory itself
+        if not rel:  # "./" (or "/") of a unified tarball: the image directory itself
+            if not m.isdir():   # and never skip the data a header announces for it unchecked
+                raise ImageError(f"Invalid image tarball: {m.name!r} names the image directory but is not one")
             return
         if rel == ("rootfs",) and not m.isdir():
             raise ImageError("Invalid image tarball: rootfs is not a directory")

@@ -301,6 +301,7 @@ def bad_unified(outside):
         "dotdot": [*unified_entries(), f("../escape", b"x")],
         "dotdot_inside": [*unified_entries(), f("rootfs/../../escape", b"x")],
         "absolute_dotdot": [*unified_entries(), f("/../abs", b"x")],
+        "root_as_file": [*unified_entries(), f("/", b"x")],
         "symlink_escape_via_leading_slash": [*unified_entries(), sym("/rootfs/evil", "../../.."),
                                              f("rootfs/evil/x", b"x")],
         "symlink_escape": [*unified_entries(), sym("rootfs/evil", "../../.."), f("rootfs/evil/x", b"x")],
@@ -512,4 +513,19 @@ def test_zstd_hostile_entry_rejected(env):
     entries = [*unified_entries(), f("../escape", b"x"), f("rootfs/big", os.urandom(3_000_000))]
     with pytest.raises(ImageError, match=r"'\.\.'"):
         import_unified(str(write_tar(up / "bad.tar.zst", entries, "zst")), str(images / "fp"))
+    assert_clean(images, outside)
+
+
+@pytest.mark.timeout(60)
+def test_slash_member_with_lying_size_is_refused_at_once(env):
+    """A member named `/` (the image directory once the slash is dropped) announcing 2**63 bytes:
+    refused before tarfile would skip its data (found by the fuzzer: it looped on the empty stream)."""
+    import imagegen
+    up, images, outside = env
+    raw = b"".join([*imagegen.entry(imagegen.info("metadata.yaml", size=len(METADATA)), METADATA),
+                    imagegen.header(imagegen.info("rootfs", tarfile.DIRTYPE, mode=0o755)),
+                    imagegen.header(imagegen.info("/", tarfile.CONTTYPE, size=(1 << 63) - 1)), bytes(1024)])
+    (up / "lie.tar").write_bytes(raw)
+    with pytest.raises(ImageError, match="names the image directory"):
+        import_unified(str(up / "lie.tar"), str(images / "fp"))
     assert_clean(images, outside)
