@@ -48,6 +48,12 @@ class Profiles:
         return {"config": p["config"], "description": p["description"], "devices": p["devices"],
                 "name": p["name"], "used_by": await self.used_by(project, p["name"])}
 
+    async def project_of(self, project: str) -> str:
+        """The project holding the profiles of `project` (default's when features.profiles is off)."""
+        from corral.projects import profiles_project
+        async with self.db.session() as tx:
+            return await profiles_project(tx, project)
+
     async def names(self, project: str) -> list[str]:
         async with self.db.session() as tx:
             return await q.names(tx, project)

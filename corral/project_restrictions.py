@@ -229,8 +229,9 @@ class Restrictions:
         if pcfg is None:
             return
         from corral.db.queries import profiles as qp
+        from corral.projects import profiles_project
         async with self.d.db.session() as tx:
-            allp = {p["name"]: p for p in await qp.get_all(tx, project)}
+            allp = {p["name"]: p for p in await qp.get_all(tx, await profiles_project(tx, project))}
         cfg = {k: v for k, v in snap["config"].items() if not k.startswith("volatile.")}
         ecfg, edev = expand([allp[n] for n in snap["profiles"] if n in allp], cfg, snap["devices"])
         try:
@@ -261,8 +262,9 @@ class Restrictions:
 
     async def _check_content(self, project: str, pcfg: dict, override: dict[str, dict]) -> None:
         from corral.db.queries import profiles as qp
+        from corral.projects import profiles_project
         async with self.d.db.session() as tx:
-            profiles = {p["name"]: p for p in await qp.get_all(tx, project)}
+            profiles = {p["name"]: p for p in await qp.get_all(tx, await profiles_project(tx, project))}
         for n, p in override.items():
             profiles[n] = {**profiles.get(n, {}), **p, "name": n}
         for n, p in sorted(profiles.items()):

@@ -189,15 +189,26 @@ class Projects:
         await self.load()
 
 
-
-async def _create_default_profile(tx, name: str) -> None:
-    from corral.db.queries import profiles as qp
-    await qp.create(tx, name, {"name": "default", "description": f"Default LXD profile for project {name}"})
+async def profiles_project(tx, project: str) -> str:
+    """The project whose profiles `project` uses: its own, or the default project's when its
+    features.profiles is off (as in LXD)."""
+    if project == "default":
+        return project
+    p = await q.get(tx, project)
+    # As Projects.holder: the project's own profiles only with features.profiles set true.
+    if p is None or is_true(p["config"].get("features.profiles")):
+        return project
+    return "default"
 
 
 def _content(used_by: list[str]) -> bool:
     """Whether a project holds anything; its own default profile does not count, as in LXD."""
     return any(u.split("?", 1)[0] != "/1.0/profiles/default" for u in used_by)
+
+
+async def _create_default_profile(tx, project: str) -> None:
+    from corral.db.queries import profiles as qp
+    await qp.create(tx, project, {"name": "default", "description": f"Default LXD profile for project {project}"})
 
 
 def Forbidden_default(what: str):

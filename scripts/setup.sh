@@ -58,4 +58,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".${extras}"
   touch "$stamp"
 fi
+# pylxd's own live-daemon suite (`integration/` of its source distribution on PyPI), run unchanged by
+# tests/integration/test_pylxd_suite.py. Downloaded once, checked against the pinned sha256, unpacked.
+PYLXD_SDIST_VERSION=2.4.2
+PYLXD_SDIST_SHA256=759881fd94b6dda56ecde44ca1b7c0a7b478b4282ed950cff4f99e28cb207e3a
+if [ "${1:-}" = "--test" ] && [ ! -f "build/pylxd-sdist/pylxd-${PYLXD_SDIST_VERSION}/integration/testing.py" ]; then
+  mkdir -p build/pylxd-sdist
+  tarball="build/pylxd-sdist/pylxd-${PYLXD_SDIST_VERSION}.tar.gz"
+  if [ ! -f "$tarball" ]; then
+    .venv/bin/pip download -q --no-deps --no-binary :all: "pylxd==${PYLXD_SDIST_VERSION}" -d build/pylxd-sdist
+  fi
+  if ! echo "${PYLXD_SDIST_SHA256}  ${tarball}" | sha256sum -c --quiet -; then
+    echo "setup: ${tarball} does not match its pinned sha256; removed" >&2
+    rm -f "$tarball"
+    exit 1
+  fi
+  tar -xzf "$tarball" -C build/pylxd-sdist
+fi
 echo "setup: ok"

@@ -39,6 +39,8 @@ async def get_server(request: web.Request):
     if not trusted(request):
         return response.sync(_untrusted())
     srv = _server(d)
+    # LXD echoes the requested project here without looking it up (pylxd reads it back)
+    srv["environment"] = {**srv["environment"], "project": request.query.get("project") or "default"}
     if allowed_projects(request) is not None:
         srv["config"] = {}  # a restricted client does not see the server configuration
     return response.sync(srv, etag=d.config.public())

@@ -28,6 +28,7 @@ from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplem
 from corral.image import store, unpack
 from corral.image.upload import Upload
 from corral.names import check_entity_name
+from corral.projects import profiles_project
 
 log = logging.getLogger(__name__)
 
@@ -581,8 +582,9 @@ class Images:
                     new["profiles"] = body["profiles"]
             if not isinstance(new["profiles"], list) or any(not isinstance(p, str) for p in new["profiles"]):
                 raise BadRequest('Invalid value for field "profiles": expected an array of strings')
+            prof_project = await profiles_project(tx, project)
             for p in new["profiles"]:
-                if await qprof.get(tx, project, p) is None:
+                if await qprof.get(tx, prof_project, p) is None:
                     raise BadRequest(f"Profile '{p}' doesn't exist")
             await q.update(tx, project, fp, new)
         self.events.lifecycle("image-updated", url(fp, project), project=project, requestor=requestor)

@@ -240,10 +240,16 @@ def import_split(meta_path: str, rootfs_path: str, dest_dir: str, *, filename: s
         unpacker = _Unpacker(tmp, allow_devices, budget)
         unpacker.extract_tar(meta_path, prefix=(), metadata_only=True)
         if detect_format(rootfs_path) == "squashfs":
+            if unpacker.meta_rootfs:
+                # unsquashfs would have to write into a tree the metadata tarball made (and through
+                # its symlinks): refused rather than merged
+                raise ImageError("Invalid image: a metadata tarball with rootfs/ entries is only "
+                                 "supported with a tarball rootfs, not a squashfs one")
             unsquashfs(rootfs_path, os.path.join(tmp, "rootfs"), unpacker.budget)
             unpacker.check_tree(os.path.join(tmp, "rootfs"))
         else:
-            os.mkdir(os.path.join(tmp, "rootfs"), 0o755)
+            if not unpacker.meta_rootfs:
+                os.mkdir(os.path.join(tmp, "rootfs"), 0o755)
             unpacker.extract_tar(rootfs_path, prefix=("rootfs",))
         unpacker.finish()
         meta = _validate_tree(tmp)
@@ -316,8 +322,9 @@ def _validate_tree(root: str) -> dict:
 
 
 def _components(name: str, what: str = "entry") -> tuple[str, ...]:
-    if name.startswith("/"):
-        raise ImageError(f"Invalid image tarball: absolute path in {what} {name!r}")
+    """The path of an entry (or hardlink target) inside the directory it is unpacked into. Leading
+    slashes are dropped, as GNU tar and LXD do (pylxd's and LXD's test images name a member
+    `/rootfs/etc/inittab`); `..` is refused wherever it appears."""
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
         raise ImageError(f"Invalid image tarball: '..' in {what} {name!r}")
@@ -332,6 +339,7 @@ class _Unpacker:
         self.as_root = os.geteuid() == 0
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
         self.known_dirs: set[tuple[str, ...]] = {()}
+        self.meta_rootfs = False   # a split image's metadata tarball carried rootfs/ entries
 
     # -- archive reading
 
@@ -362,9 +370,11 @@ class _Unpacker:
                 metadata_only: bool) -> None:
         comps = _components(m.name)
         if metadata_only and comps[:1] == ("rootfs",):
-            raise ImageError(f"Invalid image tarball: metadata tarball contains rootfs entry {m.name!r}")
+            self.meta_rootfs = True   # LXD unpacks them too, before the rootfs tarball goes on top
         rel = prefix + comps
-        if not rel:  # "./" of a unified tarball: the image directory itself
+        if not rel:  # "./" (or "/") of a unified tarball: the image directory itself
+            if not m.isdir():   # and never skip the data a header announces for it unchecked
+                raise ImageError(f"Invalid image tarball: {m.name!r} names the image directory but is not one")
             return
         if rel == ("rootfs",) and not m.isdir():
             raise ImageError("Invalid image tarball: rootfs is not a directory")

@@ -310,8 +310,10 @@ class Instances:
         cfg = config.validate(config.INSTANCE, body.get("config") or {})
         devices = validate_devices(self.d, body.get("devices"))
         profile_names = body.get("profiles")
-        if profile_names is None:
-            profile_names = ["default"]
+        source = body.get("source") or {"type": "none"}
+        if profile_names is None:   # LXD 5.0: an image's own profiles list, else the default profile
+            from_image = await self._image_profiles(project, source)
+            profile_names = ["default"] if from_image is None else from_image
         if not isinstance(profile_names, list) or not all(isinstance(p, str) for p in profile_names):
             raise BadRequest('Invalid value for field "profiles": expected an array of names')
         async with self.db.session() as tx:
@@ -321,7 +323,6 @@ class Instances:
         if not pool:
             raise BadRequest("Failed to get root disk device: No root device could be found")
         self.d.pools.driver(pool)  # NotFound when the pool does not exist
-        source = body.get("source") or {"type": "none"}
         if not isinstance(source, dict):
             raise BadRequest('Invalid value for field "source": expected an object')
         stype = source.get("type") or "none"
@@ -378,6 +379,14 @@ class Instances:
 
         return self.d.operations.create(project=project, description="Creating instance",
                                         resources=resources(name, project), run=run)
+
+    async def _image_profiles(self, project: str, source) -> list[str] | None:
+        """The profiles of the local image an instance is created from (None for other sources)."""
+        if not isinstance(source, dict) or source.get("type") != "image" or source.get("server") \
+                or source.get("mode") == "pull":
+            return None
+        image = await self.d.images.get(project, await self.d.images.resolve(project, source))
+        return list(image.get("profiles") or [])
 
     async def _create(self, rec: dict, pool: str, plan: dict, op) -> None:
         project, name = rec["project"], rec["name"]

@@ -251,6 +251,12 @@ def test_import_split_squashfs_rejects(env, tmp_path, bad):
     with pytest.raises(ImageError):
         import_split(str(meta), str(sq), str(images / "x"))
     assert_clean(images, outside)
+    # a metadata tarball with rootfs/ entries is not merged with a squashfs rootfs
+    (tmp_path / "empty").mkdir()
+    meta2 = write_tar(up / "meta2.tar", [f("metadata.yaml", METADATA), f("rootfs/etc/inittab", b"\n")], "none")
+    with pytest.raises(ImageError, match="squashfs"):
+        import_split(str(meta2), str(make_squashfs(tmp_path / "empty", up / "ok.img")), str(images / "x"))
+    assert_clean(images, outside)
     if bad == "device":
         import_split(str(meta), str(sq), str(images / "x"), allow_devices=True)
         assert stat.S_ISCHR((images / "x/rootfs/null").lstat().st_mode)
@@ -294,7 +300,10 @@ def bad_unified(outside):
     return {
         "dotdot": [*unified_entries(), f("../escape", b"x")],
         "dotdot_inside": [*unified_entries(), f("rootfs/../../escape", b"x")],
-        "absolute": [*unified_entries(), f("/abs", b"x")],
+        "absolute_dotdot": [*unified_entries(), f("/../abs", b"x")],
+        "root_as_file": [*unified_entries(), f("/", b"x")],
+        "symlink_escape_via_leading_slash": [*unified_entries(), sym("/rootfs/evil", "../../.."),
+                                             f("rootfs/evil/x", b"x")],
         "symlink_escape": [*unified_entries(), sym("rootfs/evil", "../../.."), f("rootfs/evil/x", b"x")],
         "through_abs_symlink": [*unified_entries(), sym("rootfs/evil", str(outside)),
                                 f("rootfs/evil/pwned", b"x")],
@@ -366,14 +375,55 @@ def test_garbage(env, payload):
     assert_clean(images)
 
 
+def test_leading_slash_is_dropped_like_gnu_tar(env):
+    """pylxd's and LXD's test images name a member `/rootfs/etc/inittab`: GNU tar (and LXD) drop
+    the leading `/`; so does the unpacker, for entries and hardlink targets, inside the image only."""
+    up, images, outside = env
+    tarball = write_tar(up / "i.tar", [*unified_entries(), f("/rootfs/etc/inittab", b"\n"), f("//abs", b"x"),
+                                       ent("/rootfs/bin/cat2", tarfile.LNKTYPE, linkname="/rootfs/bin/busybox")],
+                        "none")
+    import_unified(str(tarball), str(images / "x"))
+    assert (images / "x/rootfs/etc/inittab").read_bytes() == b"\n"
+    assert (images / "x/abs").read_bytes() == b"x"
+    assert (images / "x/rootfs/bin/cat2").stat().st_ino == (images / "x/rootfs/bin/busybox").stat().st_ino
+    check_rootfs(images / "x/rootfs")
+    assert not os.path.exists("/abs") and os.listdir(outside) == []
+    # a split rootfs tarball's `/bin/x` lands in rootfs/bin/x
+    meta = write_tar(up / "meta.tar", [f("metadata.yaml", METADATA)], "none")
+    root = write_tar(up / "rootfs.tar", [f("/bin/x", b"y"), *rootfs_entries(prefix="")], "none")
+    import_split(str(meta), str(root), str(images / "y"))
+    assert (images / "y/rootfs/bin/x").read_bytes() == b"y"
+
+
+def test_split_metadata_tarball_with_rootfs_entries(env):
+    """LXD unpacks the metadata tarball, rootfs/ entries too, then the rootfs tarball over it
+    (LXD's import-busybox --split puts `/rootfs/etc/inittab` in the metadata tarball)."""
+    up, images, outside = env
+    meta = write_tar(up / "meta.tar", [f("metadata.yaml", METADATA), f("/rootfs/etc/inittab", b"\n"),
+                                       f("rootfs/bin/busybox", b"from the metadata tarball")], "none")
+    root = write_tar(up / "rootfs.tar", rootfs_entries(prefix=""), "xz")
+    import_split(str(meta), str(root), str(images / "fp"))
+    assert (images / "fp/rootfs/etc/inittab").read_bytes() == b"\n"
+    check_rootfs(images / "fp/rootfs")   # the rootfs tarball's busybox replaced the metadata one
+    assert os.listdir(outside) == []
+
+
 def test_split_rejects(env):
     up, images, outside = env
     root = write_tar(up / "rootfs.tar", rootfs_entries(prefix=""), "none")
-    # The metadata tarball may not carry a rootfs.
-    meta = write_tar(up / "meta.tar", [f("metadata.yaml", METADATA), f("rootfs/x", b"x")], "none")
-    with pytest.raises(ImageError):
-        import_split(str(meta), str(root), str(images / "fp"))
-    assert_clean(images)
+    # The metadata tarball's rootfs entries follow the same rules; a symlink it plants is never
+    # written through by the rootfs tarball.
+    for meta_entries, root_entries in (
+            ([f("rootfs", b"x")], rootfs_entries(prefix="")),
+            ([sym("rootfs", str(outside))], rootfs_entries(prefix="")),
+            ([sym("rootfs/etc", str(outside))], [f("etc/passwd", b"x")]),
+            ([sym("rootfs/etc", "../..")], [f("x", b"x")]),
+            ([f("rootfs/../../x", b"x")], [f("x", b"x")])):
+        meta = write_tar(up / "meta.tar", [f("metadata.yaml", METADATA), *meta_entries], "none")
+        root = write_tar(up / "rootfs.tar", root_entries, "none")
+        with pytest.raises(ImageError):
+            import_split(str(meta), str(root), str(images / "fp"))
+        assert_clean(images, outside)
     # Escapes in the rootfs tarball are judged against the rootfs.
     meta = write_tar(up / "meta.tar", [f("metadata.yaml", METADATA)], "none")
     for entries in ([sym("evil", "../.."), f("evil/x", b"x")], [f("../x", b"x")],
@@ -463,4 +513,19 @@ def test_zstd_hostile_entry_rejected(env):
     entries = [*unified_entries(), f("../escape", b"x"), f("rootfs/big", os.urandom(3_000_000))]
     with pytest.raises(ImageError, match=r"'\.\.'"):
         import_unified(str(write_tar(up / "bad.tar.zst", entries, "zst")), str(images / "fp"))
+    assert_clean(images, outside)
+
+
+@pytest.mark.timeout(60)
+def test_slash_member_with_lying_size_is_refused_at_once(env):
+    """A member named `/` (the image directory once the slash is dropped) announcing 2**63 bytes:
+    refused before tarfile would skip its data (found by the fuzzer: it looped on the empty stream)."""
+    import imagegen
+    up, images, outside = env
+    raw = b"".join([*imagegen.entry(imagegen.info("metadata.yaml", size=len(METADATA)), METADATA),
+                    imagegen.header(imagegen.info("rootfs", tarfile.DIRTYPE, mode=0o755)),
+                    imagegen.header(imagegen.info("/", tarfile.CONTTYPE, size=(1 << 63) - 1)), bytes(1024)])
+    (up / "lie.tar").write_bytes(raw)
+    with pytest.raises(ImageError, match="names the image directory"):
+        import_unified(str(up / "lie.tar"), str(images / "fp"))
     assert_clean(images, outside)
