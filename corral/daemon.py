@@ -31,7 +31,7 @@ from corral.network.networks import Networks
 from corral.network.proxy import ProxyManager
 from corral.operations import OperationManager
 from corral.errors import hide_host_paths
-from corral.paths import Paths
+from corral.paths import Paths, socket_alive
 from corral.profiles import Profiles
 from corral.project_limits import Limits
 from corral.project_restrictions import Restrictions
@@ -137,7 +137,7 @@ class Daemon:
     async def _listen_unix(self) -> None:
         path = self.paths.socket
         with contextlib.suppress(FileNotFoundError):
-            if _socket_alive(path):
+            if socket_alive(path):
                 raise RuntimeError(f"another daemon is already listening on {path}")
             os.unlink(path)
         self._runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
@@ -271,14 +271,3 @@ class Daemon:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.socket)
         log.info("shutdown complete")
-
-
-def _socket_alive(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 
@@ -59,3 +60,15 @@ class Paths:
         for sub, mode in self.MODES:
             os.makedirs(self.join(sub), mode=mode, exist_ok=True)
             os.chmod(self.join(sub), mode)
+
+
+def socket_alive(path: str) -> bool:
+    """Whether a daemon answers on the unix socket at `path`."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 
 import click
 
 from corral.config.keys import is_true
 from corral.db.local import read_config_readonly
 from corral.lxdcmd.cli import CONTEXT, client, fail, global_options, setup_client_logging
-from corral.paths import Paths
+from corral.paths import Paths, socket_alive
 
 log = logging.getLogger("corral.activateifneeded")
 
@@ -51,7 +50,7 @@ def activateifneeded() -> None:
     if not os.path.isdir(paths.global_db) or not os.listdir(paths.global_db):
         log.debug("No global database, so no need to start the daemon now")
         return
-    instances, volumes = _from_daemon() if _daemon_listening(paths.socket) else asyncio.run(_from_disk(paths))
+    instances, volumes = _from_daemon() if socket_alive(paths.socket) else asyncio.run(_from_disk(paths))
     for inst in instances:
         cfg = inst["expanded_config"]
         auto = cfg.get("boot.autostart")
@@ -76,17 +75,6 @@ def _activate() -> None:
         client(timeout=30).get("/")
     except (ClientError, OSError) as e:
         fail(str(e))
-
-
-def _daemon_listening(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def _from_daemon() -> tuple[list[dict], list[dict]]:
