@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
-from corral.api import response
+from corral.api import filtering, response
 from corral.api.request import (MAX_JSON_BODY, check_etag, daemon, project, read_object, recursion,
                                 requestor)
 from corral.api.auth import trusted
@@ -29,9 +29,15 @@ async def list_images(request: web.Request):
     d, proj = daemon(request), await project(request)
     if not trusted(request):  # untrusted clients see public images only
         imgs = [i for i in await d.images.get_all(proj) if i["public"]]
+        if request.query.get("filter"):
+            imgs = [i for i in imgs if filtering.matches(i, filtering.parse(request.query["filter"]))]
         if recursion(request):
             return response.sync(imgs)
         return response.sync([url(i["fingerprint"], proj) for i in imgs])
+    if request.query.get("filter"):   # api_filtering covers images too
+        clauses = filtering.parse(request.query["filter"])
+        imgs = [i for i in await d.images.get_all(proj) if filtering.matches(i, clauses)]
+        return response.sync(imgs if recursion(request) else [url(i["fingerprint"], proj) for i in imgs])
     if recursion(request):
         return response.sync(await d.images.get_all(proj))
     return response.sync(await d.images.urls(proj))

@@ -418,7 +418,7 @@ class Instances:
             await asyncio.to_thread(drv.create_instance_empty, vol)
         try:
             cfg["volatile.uuid"] = str(uuid.uuid4())
-            rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.ZERO
+            rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.EPOCH
             snaps = plan.get("copy_snapshots") or []
             for s in snaps:
                 await asyncio.to_thread(drv.copy_tree, self.snapshot_dir(plan["source"], s["name"]),

@@ -887,6 +887,246 @@ def check_projects_networks_restricted_access(d, c):
         d.request("DELETE", f"/1.0/profiles/n?project={p}")
 
 
+# ---- issue 10 walk over LXD's list: behaviour that already worked ---------------------------------
+
+@contextlib.contextmanager
+def _container(d, *args, start=True):
+    """A container of the check's own (launched or only created), deleted afterwards."""
+    name = unique("xw")
+    d.lxc("launch" if start else "init", "busybox", name, *args)
+    try:
+        yield name
+    finally:
+        d.lxc("delete", "-f", name, check=False)
+
+
+def _env(d):
+    return d.get("/1.0").metadata["environment"]
+
+
+def check_container_last_used_at(d, c):
+    with _container(d, start=False) as c2:
+        assert d.get(f"/1.0/instances/{c2}").metadata["last_used_at"] == "1970-01-01T00:00:00Z"
+        d.lxc("start", c2)
+        used = d.get(f"/1.0/instances/{c2}").metadata["last_used_at"]
+        assert used.startswith("20") and used > d.get(f"/1.0/instances/{c2}").metadata["created_at"]
+
+
+def check_container_cpu_time(d, c):
+    d.lxc("exec", c, "--", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+    usage = d.get(f"/1.0/instances/{c}/state").metadata["cpu"]["usage"]
+    assert isinstance(usage, int) and usage > 0
+
+
+def check_container_image_properties(d, c):
+    props = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    props = d.get(f"/1.0/images/{props}").metadata["properties"]
+    cfg = d.get(f"/1.0/instances/{c}").metadata["config"]
+    assert props and all(cfg[f"image.{k}"] == v for k, v in props.items())
+
+
+def _idmap(d, name, key="volatile.idmap.next"):
+    return json.loads(d.get(f"/1.0/instances/{name}").metadata["config"][key])
+
+
+def check_id_map(d, c):
+    with _container(d, "-c", "security.idmap.isolated=true", "-c", "security.idmap.size=200000") as c2:
+        m = _idmap(d, c2)
+        assert {e["Maprange"] for e in m} == {200000}, m
+        assert m[0]["Hostid"] != _idmap(d, c)[0]["Hostid"]
+        uid = d.lxc("exec", c2, "--", "cat", "/proc/self/uid_map").stdout.split()
+        assert uid == ["0", str(m[0]["Hostid"]), "200000"], uid
+
+
+def check_id_map_base(d, c):
+    cfg = d.get(f"/1.0/instances/{c}").metadata["config"]
+    assert int(cfg["volatile.idmap.base"]) == _idmap(d, c)[0]["Hostid"]
+
+
+def check_id_map_current(d, c):
+    cur = _idmap(d, c, "volatile.idmap.current")
+    uid = d.lxc("exec", c, "--", "cat", "/proc/self/uid_map").stdout.split()
+    e = [e for e in cur if e["Isuid"]][0]
+    assert uid == [str(e["Nsid"]), str(e["Hostid"]), str(e["Maprange"])]
+
+
+def check_kernel_features(d, c):
+    feats = _env(d)["kernel_features"]
+    assert {"idmapped_mounts", "netnsid_getifaddrs", "seccomp_listener", "shiftfs", "uevent_injection",
+            "unpriv_fscaps"} <= set(feats) and set(feats.values()) <= {"true", "false"}
+
+
+def check_lxc_features(d, c):
+    feats = _env(d)["lxc_features"]
+    assert {"cgroup2", "devpts_fd", "network_veth_router", "pidfd", "seccomp_notify"} <= set(feats)
+    assert set(feats.values()) <= {"true", "false"}
+
+
+def check_firewall_driver(d, c):
+    assert _env(d)["firewall"] == "nftables"
+
+
+def check_server_instance_driver_operational(d, c):
+    env = _env(d)
+    assert (env["driver"], env["driver_version"]) == ("lxc", d.run("lxc-info", "--version").stdout.strip() or
+                                                       env["driver_version"])
+    assert "qemu" not in env["driver"]
+
+
+def check_image_types(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    assert d.get(f"/1.0/images/{fp}").metadata["type"] == "container"
+    assert d.get("/1.0/images?filter=type+eq+virtual-machine").metadata == []
+    assert f"/1.0/images/{fp}" in d.get("/1.0/images?filter=type+eq+container").metadata
+
+
+def check_images_expiry(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    old = d.get(f"/1.0/images/{fp}").metadata["expires_at"]
+    try:
+        assert d.request("PATCH", f"/1.0/images/{fp}", {"expires_at": "2031-02-03T04:05:06Z"}).status == 200
+        assert d.get(f"/1.0/images/{fp}").metadata["expires_at"] == "2031-02-03T04:05:06Z"
+    finally:
+        d.request("PATCH", f"/1.0/images/{fp}", {"expires_at": old})
+
+
+def check_snapshot_disk_usage(d, c):
+    s = unique("s")
+    op(d, d.request("POST", f"/1.0/instances/{c}/snapshots", {"name": s}))
+    size = d.get(f"/1.0/instances/{c}/snapshots/{s}").metadata["size"]
+    assert isinstance(size, int) and size >= -1
+
+
+def _bridge(d):
+    return d.get("/1.0/profiles/default").metadata["devices"]["eth0"]["network"]
+
+
+def check_network_state_bond_bridge(d, c):
+    st = d.get(f"/1.0/networks/{_bridge(d)}/state").metadata
+    host_veth = d.get(f"/1.0/instances/{c}/state").metadata["network"]["eth0"]["host_name"]
+    assert st["bond"] is None and host_veth in st["bridge"]["upper_devices"]
+    assert {"id", "stp", "forward_delay", "vlan_default", "vlan_filtering"} <= set(st["bridge"])
+
+
+def check_network_state_vlan(d, c):
+    assert "vlan" in d.get(f"/1.0/networks/{_bridge(d)}/state").metadata
+    assert d.get(f"/1.0/networks/{_bridge(d)}/state").metadata["vlan"] is None
+
+
+def check_instance_bulk_state_change(d, c):
+    with _project(d, {}) as p:
+        names = []
+        for _ in range(2):
+            r = _create(d, p)
+            d.wait_op(r)
+            names.append(r.json["metadata"]["resources"]["instances"][0].rsplit("/", 1)[1].split("?")[0])
+        op(d, d.request("PUT", f"/1.0/instances?project={p}", {"state": {"action": "start"}}))
+        assert {d.get(f"/1.0/instances/{n}?project={p}").metadata["status"] for n in names} == {"Running"}
+        op(d, d.request("PUT", f"/1.0/instances?project={p}", {"state": {"action": "stop", "force": True}}))
+        assert {d.get(f"/1.0/instances/{n}?project={p}").metadata["status"] for n in names} == {"Stopped"}
+
+
+def check_instance_get_full(d, c):
+    m = d.get(f"/1.0/instances/{c}?recursion=2").metadata
+    assert m["state"]["status"] == "Running" and isinstance(m["snapshots"], list) and "backups" in m
+    assert m["state"]["network"]["eth0"]["host_name"]
+
+
+def check_instance_file_head(d, c):
+    r = d.request("HEAD", f"/1.0/instances/{c}/files?path=/etc/hostname")
+    assert r.status == 200 and r.body == b"" and r.headers["X-LXD-type"] == "file"
+    assert d.request("HEAD", f"/1.0/instances/{c}/files?path=/nonexistent").status == 404
+
+
+def check_storage_volume_state_total(d, c):
+    usage = d.get(f"/1.0/storage-pools/default/volumes/container/{c}/state").metadata["usage"]
+    assert usage["used"] > 0 and isinstance(usage["total"], int)
+
+
+def check_storage_volumes_all_projects(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("v")
+        assert d.request("POST", f"/1.0/storage-pools/default/volumes?project={p}",
+                         {"name": v, "type": "custom"}).status in (200, 201)
+        try:
+            urls = d.get("/1.0/storage-pools/default/volumes?all-projects=true").metadata
+            assert f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}" in urls
+            assert f"/1.0/storage-pools/default/volumes/container/{c}" in urls
+            assert not any(v in u for u in d.get("/1.0/storage-pools/default/volumes").metadata)
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+
+
+def check_storage_volume_api_filtering(d, c):
+    urls = d.get("/1.0/storage-pools/default/volumes?filter=type+eq+container").metadata
+    assert f"/1.0/storage-pools/default/volumes/container/{c}" in urls
+    assert all("/container/" in u for u in urls)
+    assert d.get(f"/1.0/storage-pools/default/volumes?filter=name+eq+{c}+and+type+eq+custom").metadata == []
+
+
+def check_storage_api_project(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("v")
+        assert d.request("POST", f"/1.0/storage-pools/default/volumes?project={p}",
+                         {"name": v, "type": "custom"}).status in (200, 201)
+        try:
+            assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}").status == 200
+            assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}").status == 404
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+
+
+def check_usedby_consistency(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("v")
+        d.request("POST", f"/1.0/storage-pools/default/volumes?project={p}", {"name": v, "type": "custom"})
+        try:
+            assert f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}" in \
+                d.get("/1.0/storage-pools/default").metadata["used_by"]
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+
+
+def check_remote_token_expiry(d, c):
+    import datetime
+    assert d.request("PATCH", "/1.0", {"config": {"core.remote_token_expiry": "2H"}}).status == 200
+    try:
+        r = d.request("POST", "/1.0/certificates", {"name": unique("tok"), "type": "client", "token": True})
+        meta = r.json["metadata"]["metadata"]
+        exp = datetime.datetime.fromisoformat(meta["expiresAt"].replace("Z", "+00:00"))
+        left = exp - datetime.datetime.now(datetime.timezone.utc)
+        assert datetime.timedelta(hours=1, minutes=55) < left <= datetime.timedelta(hours=2)
+        d.request("DELETE", r.json["operation"])
+    finally:
+        d.request("PATCH", "/1.0", {"config": {"core.remote_token_expiry": ""}})
+
+
+def check_container_protection_delete(d, c):
+    with _container(d, "-c", "security.protection.delete=true", start=False) as c2:
+        try:
+            r = d.request("DELETE", f"/1.0/instances/{c2}")
+            assert (r.status, r.json["error"]) == (400, "Instance is protected"), r.body
+            assert d.get(f"/1.0/instances/{c2}").status == 200
+        finally:
+            d.lxc("config", "set", c2, "security.protection.delete", "false")
+
+
+def check_restrict_devlxd(d, c):
+    assert d.lxc("exec", c, "--", "test", "-S", "/dev/lxd/sock", check=False).returncode == 0
+    with _container(d, "-c", "security.devlxd=false") as c2:
+        assert d.lxc("exec", c2, "--", "test", "-e", "/dev/lxd/sock", check=False).returncode != 0
+
+
+def check_kernel_limits(d, c):
+    with _container(d, "-c", "limits.kernel.nofile=1234") as c2:
+        assert d.lxc("exec", c2, "--", "sh", "-c", "ulimit -n").stdout.strip() == "1234"
+
+
+def check_linux_sysctl(d, c):
+    with _container(d, "-c", "linux.sysctl.net.ipv4.ip_forward=1") as c2:
+        assert d.lxc("exec", c2, "--", "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
