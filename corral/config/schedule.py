@@ -21,6 +21,8 @@ def _crons(v: str) -> list[str]:
         if part in ALIASES:
             out.append(ALIASES[part])
             continue
+        if part == "@never":   # LXD's instance_snapshot_never: set to stop a profile's schedule applying
+            continue
         if len(part.split()) != 5:
             raise ValueError("Schedule must be of the form: <minute> <hour> <day-of-month> <month> <day-of-week>")
         if not croniter.is_valid(part):

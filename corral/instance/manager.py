@@ -310,6 +310,12 @@ class Instances:
         cfg = config.validate(config.INSTANCE, body.get("config") or {})
         devices = validate_devices(self.d, body.get("devices"))
         profile_names = body.get("profiles")
+        src0 = body.get("source") if isinstance(body.get("source"), dict) else {}
+        if profile_names is None and src0.get("type") == "image" and not src0.get("server") \
+                and src0.get("mode") != "pull":   # image_profiles: a local image's profiles unless given
+            with contextlib.suppress(NotFound):
+                img = await self.d.images.get(project, await self.d.images.resolve(project, src0))
+                profile_names = img.get("profiles")
         if profile_names is None:
             profile_names = ["default"]
         if not isinstance(profile_names, list) or not all(isinstance(p, str) for p in profile_names):

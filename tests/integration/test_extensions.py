@@ -1127,6 +1127,209 @@ def check_linux_sysctl(d, c):
         assert d.lxc("exec", c2, "--", "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
 
 
+
+# ---- issue 10 walk: snapshots on a schedule, volume snapshot expiry --------------------------------
+
+_SCHEDULED: dict = {}
+
+
+def _scheduled(d):
+    """Once per module: a profile scheduling a snapshot every minute (also of stopped instances),
+    one instance using it, one using it but overriding it with @never, and a custom volume with its
+    own schedule. Waits past the next minute boundary; the snapshots each got."""
+    if _SCHEDULED:
+        return _SCHEDULED
+    import time
+    prof, on, off, vol = unique("sp"), unique("son"), unique("soff"), unique("svol")
+    d.lxc("profile", "create", prof)
+    try:
+        d.lxc("profile", "set", prof, "snapshots.schedule", "* * * * *")
+        d.lxc("profile", "set", prof, "snapshots.schedule.stopped", "true")
+        d.lxc("init", "busybox", on, "-p", "default", "-p", prof)
+        d.lxc("init", "busybox", off, "-p", "default", "-p", prof, "-c", "snapshots.schedule=@never")
+        d.lxc("storage", "volume", "create", "default", vol, "snapshots.schedule=@daily, * * * * *")
+        time.sleep(62 - time.time() % 60)
+        wait_for(lambda: d.get(f"/1.0/instances/{on}/snapshots").metadata
+                 and d.get(f"/1.0/storage-pools/default/volumes/custom/{vol}/snapshots").metadata, timeout=20)
+        _SCHEDULED.update(on=d.get(f"/1.0/instances/{on}/snapshots").metadata,
+                          off=d.get(f"/1.0/instances/{off}/snapshots").metadata,
+                          vol=d.get(f"/1.0/storage-pools/default/volumes/custom/{vol}/snapshots").metadata)
+    finally:
+        for c in (on, off):
+            d.lxc("delete", "-f", c, check=False)
+        d.lxc("storage", "volume", "delete", "default", vol, check=False)
+        d.lxc("profile", "delete", prof, check=False)
+    return _SCHEDULED
+
+
+def check_snapshot_scheduling(d, c):
+    r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"snapshots.schedule": "61 * * * *"}})
+    assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+    assert len(_scheduled(d)["on"]) == 1, _scheduled(d)
+
+
+def check_snapshot_schedule_aliases(d, c):
+    for alias in ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@annually", "@yearly"):
+        d.lxc("config", "set", c, "snapshots.schedule", alias)
+    d.lxc("config", "unset", c, "snapshots.schedule")
+    r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"snapshots.schedule": "@fortnightly"}})
+    assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+    assert len(_scheduled(d)["vol"]) == 1    # "@daily, * * * * *": the alias mixed with a cron line
+
+
+def check_instance_snapshot_never(d, c):
+    assert _scheduled(d)["off"] == [] and len(_scheduled(d)["on"]) == 1
+
+
+def check_volume_snapshot_scheduling(d, c):
+    r = d.request("POST", "/1.0/storage-pools/default/volumes",
+                  {"name": unique("v"), "type": "custom", "config": {"snapshots.schedule": "* * *"}})
+    assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+    assert len(_scheduled(d)["vol"]) == 1
+
+
+def check_custom_volume_snapshot_expiry(d, c):
+    import datetime
+    v = unique("v")
+    d.lxc("storage", "volume", "create", "default", v, "snapshots.expiry=3d")
+    try:
+        d.lxc("storage", "volume", "snapshot", "default", v, "s0")
+        exp = d.get(f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0").metadata["expires_at"]
+        left = datetime.datetime.fromisoformat(exp.replace("Z", "+00:00")) - datetime.datetime.now(datetime.timezone.utc)
+        assert datetime.timedelta(days=2, hours=23) < left <= datetime.timedelta(days=3), exp
+        r = d.request("PUT", f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0",
+                      {"expires_at": "2040-01-02T03:04:05Z"})
+        assert r.status == 200, r.body
+        assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0").metadata["expires_at"] \
+            == "2040-01-02T03:04:05Z"
+    finally:
+        d.lxc("storage", "volume", "delete", "default", v, check=False)
+
+
+# ---- issue 10 walk: bridges, images, storage, projects --------------------------------------------
+
+def _dnsmasq_args(bridge: str) -> list[str]:
+    import os
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode() for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if args and os.path.basename(args[0]) == "dnsmasq" and f"--interface={bridge}" in args:
+            return args
+    return []
+
+
+@contextlib.contextmanager
+def _network(d, *keys):
+    import os
+    name = "xn" + os.urandom(4).hex()
+    d.lxc("network", "create", name, "ipv4.address=auto", "ipv6.address=none", *keys)
+    try:
+        yield name
+    finally:
+        d.lxc("network", "delete", name, check=False)
+
+
+def _nft(name: str) -> str:
+    import subprocess
+    return subprocess.run(["nft", "list", "table", "inet", f"corral-{name}"], capture_output=True, text=True).stdout
+
+
+def check_network_dhcp_gateway(d, c):
+    with _network(d, "ipv4.dhcp.gateway=192.0.2.254") as n:
+        assert "--dhcp-option-force=3,192.0.2.254" in wait_for(lambda: _dnsmasq_args(n))
+        r = d.request("PATCH", f"/1.0/networks/{n}", {"config": {"ipv4.dhcp.gateway": "nope"}})
+        assert r.status == 400 and "ipv4.dhcp.gateway" in r.json["error"], r.body
+
+
+def check_network_dns_search(d, c):
+    with _network(d, "dns.search=example.com,example.org") as n:
+        assert "--dhcp-option-force=119,example.com,example.org" in wait_for(lambda: _dnsmasq_args(n))
+
+
+def check_network_firewall_filtering(d, c):
+    with _network(d) as n:
+        assert "udp dport 67 accept" in _nft(n)
+        d.lxc("network", "set", n, "ipv4.firewall", "false")
+        table = _nft(n)
+        assert "udp dport 67" not in table and "masquerade" in table, table
+
+
+def check_network_nat_address(d, c):
+    with _network(d, "ipv4.nat=true", "ipv4.nat.address=192.0.2.7") as n:
+        assert "snat ip to 192.0.2.7" in _nft(n)
+        r = d.request("PATCH", f"/1.0/networks/{n}", {"config": {"ipv4.nat.address": "300.1.1.1"}})
+        assert r.status == 400 and "ipv4.nat.address" in r.json["error"], r.body
+
+
+def check_network_counters_errors_dropped(d, c):
+    want = {"bytes_received", "bytes_sent", "packets_received", "packets_sent", "errors_received", "errors_sent",
+            "packets_dropped_outbound", "packets_dropped_inbound"}
+    assert set(d.get(f"/1.0/networks/{_bridge(d)}/state").metadata["counters"]) == want
+    assert set(d.get(f"/1.0/instances/{c}/state").metadata["network"]["eth0"]["counters"]) == want
+
+
+def check_image_profiles(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    prof, c1, c2 = unique("ip"), unique("ipc"), unique("ipc")
+    d.lxc("profile", "create", prof)
+    try:
+        d.lxc("profile", "set", prof, "user.from_image_profile", "yes")
+        assert d.request("PATCH", f"/1.0/images/{fp}", {"profiles": ["default", prof]}).status == 200
+        assert d.get(f"/1.0/images/{fp}").metadata["profiles"] == ["default", prof]
+        d.lxc("init", "busybox", c1)
+        assert d.get(f"/1.0/instances/{c1}").metadata["profiles"] == ["default", prof]
+        d.lxc("init", "busybox", c2, "-p", "default")   # profiles given: the image's are not used
+        assert d.get(f"/1.0/instances/{c2}").metadata["profiles"] == ["default"]
+    finally:
+        d.request("PATCH", f"/1.0/images/{fp}", {"profiles": ["default"]})
+        d.lxc("delete", "-f", c1, check=False)
+        d.lxc("delete", "-f", c2, check=False)
+        d.lxc("profile", "delete", prof, check=False)
+
+
+def check_storage_rsync_bwlimit(d, c):
+    import os
+    import shutil
+    import tempfile
+    import time
+    p, base = unique("rp"), tempfile.mkdtemp(prefix="corral-rsync-", dir="/var/tmp")
+    try:
+        r = d.lxc("storage", "create", p, "dir", f"source={base}/pool", "rsync.bwlimit=lots", check=False)
+        assert r.returncode != 0 and "rsync.bwlimit" in r.stderr
+        d.lxc("storage", "create", p, "dir", f"source={base}/pool", "rsync.bwlimit=512")   # KiB/s
+        d.lxc("storage", "volume", "create", p, "v1")
+        with open(os.path.join(base, "pool", "custom", "default_v1", "blob"), "wb") as f:
+            f.write(os.urandom(1024 * 1024))
+        t = time.monotonic()
+        d.lxc("storage", "volume", "copy", f"{p}/v1", f"{p}/v2")
+        assert time.monotonic() - t >= 1.5
+    finally:
+        for v in ("v1", "v2"):
+            d.lxc("storage", "volume", "delete", p, v, check=False)
+        d.lxc("storage", "delete", p, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def check_projects_compression(d, c):
+    with _project(d, {"backups.compression_algorithm": "none", "images.compression_algorithm": "xz"}) as p:
+        r = _create(d, p)
+        d.wait_op(r)
+        name = r.json["metadata"]["resources"]["instances"][0].rsplit("/", 1)[1].split("?")[0]
+        op(d, d.request("POST", f"/1.0/instances/{name}/backups?project={p}", {"name": "b"}))
+        tar = d.get(f"/1.0/instances/{name}/backups/b/export?project={p}").body
+        assert tar[257:262] == b"ustar", tar[:8]          # an uncompressed tarball
+        meta = op(d, d.request("POST", f"/1.0/images?project={p}", {"source": {"type": "instance", "name": name}}))
+        assert meta["status"] == "Success", meta["err"]
+        fp = meta["metadata"]["fingerprint"]
+        try:
+            assert d.get(f"/1.0/images/{fp}/export?project={p}").body[:6] == b"\xfd7zXZ\x00"
+        finally:
+            d.request("DELETE", f"/1.0/images/{fp}?project={p}")
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
