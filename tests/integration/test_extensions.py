@@ -1330,6 +1330,84 @@ def check_projects_compression(d, c):
             d.request("DELETE", f"/1.0/images/{fp}?project={p}")
 
 
+
+# ---- issue 10 walk: CORS, proxies, disks, tunnels -------------------------------------------------
+
+def check_https_allowed_credentials(d, c):
+    hdr = {"Origin": "https://ui.example"}
+    try:
+        assert d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": "true"}}).status == 200
+        assert d.get("/1.0", headers=hdr).headers.get("Access-Control-Allow-Credentials") == "true"
+        assert d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": "false"}}).status == 200
+        assert d.get("/1.0", headers=hdr).headers.get("Access-Control-Allow-Credentials") is None
+        r = d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": "maybe"}})
+        assert r.status == 400 and "core.https_allowed_credentials" in r.json["error"], r.body
+    finally:
+        d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": ""}})
+
+
+def check_proxy_tcp_udp_multi_port_handling(d, c):
+    import socket
+    _httpd(d, c)
+    p1 = free_port()
+    p2 = p1 + 1
+    d.lxc("config", "device", "add", c, "pm", "proxy", f"listen=tcp:127.0.0.1:{p1}-{p2}",
+          "connect=tcp:127.0.0.1:8080")
+    try:
+        for port in (p1, p2):
+            assert b"hello-proxy" in _http_get(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+    finally:
+        d.lxc("config", "device", "remove", c, "pm")
+    r = d.lxc("config", "device", "add", c, "pm", "proxy", f"listen=tcp:127.0.0.1:{p1}-{p2}",
+              "connect=tcp:127.0.0.1:8080-8082", check=False)
+    assert r.returncode != 0, r.stdout
+
+
+def check_proxy_unix_dac_properties(d, c):
+    import os
+    import stat
+    _httpd(d, c)
+    path = os.path.join(d.dir, unique("px") + ".sock")
+    d.lxc("config", "device", "add", c, "pd", "proxy", f"listen=unix:{path}", "connect=tcp:127.0.0.1:8080",
+          "uid=1234", "gid=2345", "mode=0640")
+    try:
+        st = wait_for(lambda: os.path.exists(path) and os.stat(path))
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 2345, 0o640)
+    finally:
+        d.lxc("config", "device", "remove", c, "pd")
+
+
+def check_container_disk_shift(d, c):
+    import os
+    import shutil
+    import tempfile
+    src = tempfile.mkdtemp(prefix="corral-shift-", dir="/var/tmp")
+    os.chmod(src, 0o755)
+    try:
+        d.lxc("config", "device", "add", c, "sh", "disk", f"source={src}", "path=/mnt/sh", "shift=true")
+        try:
+            assert d.lxc("exec", c, "--", "stat", "-c", "%u", "/mnt/sh").stdout.strip() == "0"
+            d.lxc("exec", c, "--", "touch", "/mnt/sh/made")
+            assert os.stat(os.path.join(src, "made")).st_uid == 0    # root in the container is root here
+        finally:
+            d.lxc("config", "device", "remove", c, "sh")
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+
+
+def check_network_vxlan_interface(d, c):
+    import subprocess
+    name = unique("ni")[:10]
+    assert d.request("POST", "/1.0/networks", {"name": name, "config": {
+        "ipv4.address": "none", "tunnel.t.protocol": "vxlan", "tunnel.t.id": "78", "tunnel.t.group": "239.0.0.9",
+        "tunnel.t.interface": "lo"}}).status == 201
+    try:
+        out = subprocess.run(["ip", "-d", "link", "show", f"{name}-t"], capture_output=True, text=True).stdout
+        assert "vxlan id 78" in out and "group 239.0.0.9" in out and "dev lo" in out, out
+    finally:
+        d.request("DELETE", f"/1.0/networks/{name}")
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
