@@ -10,6 +10,7 @@ import yaml
 from aiohttp import web
 
 from corral.api import filtering, response
+from corral.api.auth import check_project
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
 from corral.errors import BadRequest, NotFound
 from corral.instance import backup_import, files
@@ -68,7 +69,11 @@ async def create_instance(request: web.Request):
         tar = await spool_body(request, d.paths.join("backups"))
         return response.async_(await backup_import.import_instance(
             d.instances, proj, tar, h.get("X-LXD-name") or None, h.get("X-LXD-pool") or None, requestor(request)))
-    return response.async_(await d.instances.create(proj, await read_object(request), requestor(request)))
+    body = await read_object(request)
+    src = body.get("source")
+    if isinstance(src, dict) and src.get("type") == "copy" and isinstance(src.get("project"), str):
+        check_project(request, src["project"])   # a copy from another project needs access to it too
+    return response.async_(await d.instances.create(proj, body, requestor(request)))
 
 
 @route("PUT")

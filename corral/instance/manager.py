@@ -342,7 +342,10 @@ class Instances:
             if not isinstance(src, str) or not src:
                 raise BadRequest("No source instance given")
             src_name, _, src_snap = src.partition("/")
-            src_inst = await self.load(project, src_name)
+            src_project = source.get("project") or project   # container_copy_project
+            if not isinstance(src_project, str) or not self.d.projects.known(src_project):
+                raise NotFound("Project not found")
+            src_inst = await self.load(src_project, src_name)
             if src_snap:
                 await self.get_snapshot(src_inst, src_snap)
             plan.update(source=src_inst, snapshot=src_snap, instance_only=bool(source.get("instance_only")))

@@ -1408,6 +1408,34 @@ def check_network_vxlan_interface(d, c):
         d.request("DELETE", f"/1.0/networks/{name}")
 
 
+
+def check_container_copy_project(d, c):
+    with _project(d, {}) as p:
+        c2 = unique("cp")
+        d.lxc("exec", c, "--", "sh", "-c", "echo across > /root/copied")
+        d.lxc("copy", c, c2, "--target-project", p)
+        d.lxc("start", c2, "--project", p)
+        assert d.lxc("exec", c2, "--project", p, "--", "cat", "/root/copied").stdout.strip() == "across"
+        assert d.get(f"/1.0/instances/{c2}").status == 404
+        r = d.request("POST", f"/1.0/instances?project={p}", {"name": unique("cp"), "source": {
+            "type": "copy", "source": c, "project": "no-such-project"}})
+        assert r.status == 404, r.body
+
+
+def check_cloud_init(d, c):
+    d.lxc("config", "set", c, "cloud-init.user-data", "#cloud-config\nhostname: from-ext\n")
+    try:
+        keys = json.loads(_devlxd(d, c, "/1.0/config").split(b"\r\n\r\n", 1)[1])
+        assert "/1.0/config/cloud-init.user-data" in keys, keys
+        raw = _devlxd(d, c, "/1.0/config/cloud-init.user-data")
+        assert raw.startswith(b"HTTP/1.0 200") and raw.split(b"\r\n\r\n", 1)[1] == \
+            b"#cloud-config\nhostname: from-ext\n", raw
+        r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"cloud-init.user-data": "#cloud-config\nnot yaml: ["}})
+        assert r.status == 400 and "cloud-init.user-data" in r.json["error"], r.body
+    finally:
+        d.lxc("config", "unset", c, "cloud-init.user-data")
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
