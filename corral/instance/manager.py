@@ -21,6 +21,7 @@ from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
 from corral.db.queries import storage as qs
 from corral.locks import LOCKS
+from corral.instance.snapshot_schedule import startup_snapshot
 from corral.instance import backup_yaml
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
@@ -500,6 +501,7 @@ class Instances:
         if inst.rec.get("load_error"):
             raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
                              "replace it (PUT) or delete the instance")
+        await startup_snapshot(self, inst)   # snapshots.schedule=@startup
         triggers = [t for t in (inst.config.get("volatile.apply_template"),) if t] + ["start"]
         rootfs = self.rootfs(inst)
         context = {"instance": {"name": inst.name, "architecture": inst.rec["architecture"],
@@ -785,32 +787,7 @@ class Instances:
 
         async def run(op):
             async with self.lock(project, name):
-                cur = await self.load(project, name)
-                drv = self.d.pools.driver(cur.pool)
-                dst = self.snapshot_dir(cur, snap)
-                running = self.status(cur) == "Running"
-                dname = self.driver_name(project, name)
-                # A consistent copy: freeze the container's processes while copying. The marker
-                # lets a restarted daemon thaw a container this one froze and did not thaw.
-                with freeze_marker(self.d.paths, dname) if running else contextlib.nullcontext():
-                    if running:
-                        await asyncio.to_thread(self.driver.freeze, dname)
-                    try:
-                        await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
-                    finally:
-                        if running:
-                            await asyncio.to_thread(self.driver.unfreeze, dname)
-                try:
-                    async with self.db.transaction() as tx:
-                        await q.create_snapshot(tx, cur.rec["id"], {
-                            "name": snap, "created_at": timeutil.now(), "expires_at": expires_at,
-                            "description": body.get("description") or "", "architecture": cur.rec["architecture"],
-                            "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
-                except BaseException:
-                    await asyncio.to_thread(drv.delete_tree, dst)
-                    raise
-                await asyncio.to_thread(layout.sync, self, cur)
-                await layout.write_backup_file(self, project, name)
+                await self.take_snapshot(await self.load(project, name), snap, expires_at, body.get("description") or "")
             self.events.lifecycle("instance-snapshot-created", f"/1.0/instances/{name}/snapshots/{snap}",
                                   project=project, requestor=requestor)
 
@@ -818,6 +795,35 @@ class Instances:
                                         resources={**resources(name, project),
                                                    "instances_snapshots": [f"/1.0/instances/{name}/snapshots/{snap}"]},
                                         run=run)
+
+    async def take_snapshot(self, cur: Loaded, snap: str, expires_at: str, description: str = "") -> None:
+        """Copy the instance's volume to snapshot `snap` and record it; the caller holds the instance lock."""
+        project, name = cur.project, cur.name
+        drv = self.d.pools.driver(cur.pool)
+        dst = self.snapshot_dir(cur, snap)
+        running = self.status(cur) == "Running"
+        dname = self.driver_name(project, name)
+        # A consistent copy: freeze the container's processes while copying. The marker
+        # lets a restarted daemon thaw a container this one froze and did not thaw.
+        with freeze_marker(self.d.paths, dname) if running else contextlib.nullcontext():
+            if running:
+                await asyncio.to_thread(self.driver.freeze, dname)
+            try:
+                await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
+            finally:
+                if running:
+                    await asyncio.to_thread(self.driver.unfreeze, dname)
+        try:
+            async with self.db.transaction() as tx:
+                await q.create_snapshot(tx, cur.rec["id"], {
+                    "name": snap, "created_at": timeutil.now(), "expires_at": expires_at,
+                    "description": description, "architecture": cur.rec["architecture"],
+                    "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
+        except BaseException:
+            await asyncio.to_thread(drv.delete_tree, dst)
+            raise
+        await asyncio.to_thread(layout.sync, self, cur)
+        await layout.write_backup_file(self, project, name)
 
     def _default_expiry(self, inst: Loaded) -> str:
         seconds = config.value(config.INSTANCE, inst.config, "snapshots.expiry")

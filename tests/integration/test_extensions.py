@@ -1175,6 +1175,14 @@ def check_snapshot_schedule_aliases(d, c):
     r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"snapshots.schedule": "@fortnightly"}})
     assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
     assert len(_scheduled(d)["vol"]) == 1    # "@daily, * * * * *": the alias mixed with a cron line
+    with _container(d, "-c", "snapshots.schedule=@startup, @daily", start=False) as c2:
+        assert d.get(f"/1.0/instances/{c2}/snapshots").metadata == []
+        d.lxc("start", c2)
+        assert d.get(f"/1.0/instances/{c2}/snapshots").metadata == [f"/1.0/instances/{c2}/snapshots/snap0"]
+    for alias in ("@startup", "@never"):   # instances only
+        r = d.request("POST", "/1.0/storage-pools/default/volumes",
+                      {"name": unique("v"), "type": "custom", "config": {"snapshots.schedule": alias}})
+        assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
 
 
 def check_instance_snapshot_never(d, c):
