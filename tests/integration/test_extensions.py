@@ -1444,6 +1444,39 @@ def check_cloud_init(d, c):
         d.lxc("config", "unset", c, "cloud-init.user-data")
 
 
+
+def check_network_nat_order(d, c):
+    """LXD's nftables driver ignores the order (its rules are in a table of their own, always appended):
+    the key is validated and NAT works with either value."""
+    with _network(d, "ipv4.nat=true", "ipv4.nat.order=before") as n:
+        assert "masquerade" in _nft(n)
+        d.lxc("network", "set", n, "ipv4.nat.order", "after")
+        assert "masquerade" in _nft(n)
+        r = d.request("PATCH", f"/1.0/networks/{n}", {"config": {"ipv4.nat.order": "sideways"}})
+        assert r.status == 400 and "ipv4.nat.order" in r.json["error"], r.body
+
+
+def check_storage_btrfs_mount_options(d, c):
+    import os
+    p = unique("bt")
+    d.lxc("storage", "create", p, "btrfs", "size=1GiB", "btrfs.mount_options=user_subvol_rm_allowed,noatime")
+    try:
+        target = os.path.join(d.dir, "storage-pools", p)
+
+        def opts():
+            with open("/proc/mounts") as f:
+                for line in f:
+                    parts = line.split()
+                    if parts[1] == target:
+                        return parts[3].split(",")
+            return []
+        assert "noatime" in opts() and "user_subvol_rm_allowed" in opts(), opts()
+        d.lxc("storage", "set", p, "btrfs.mount_options", "user_subvol_rm_allowed,relatime")
+        assert "relatime" in opts() and "noatime" not in opts(), opts()
+    finally:
+        d.lxc("storage", "delete", p, check=False)
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
