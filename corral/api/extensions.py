@@ -134,6 +134,7 @@ EXTENSIONS = [
     "server_instance_driver_operational",
     "network_counters_errors_dropped",
     "linux_sysctl",
+    "instance_project_move",
     "cloud_init",
     "instance_get_full",
     "storage_volume_api_filtering",

@@ -137,9 +137,10 @@ async def patch_instance(request: web.Request):
 
 @route("POST", "/{name}")
 async def rename_instance(request: web.Request):
-    proj = await project(request)
-    op = await _instances(request).rename(proj, request.match_info["name"], await read_object(request),
-                                          requestor(request))
+    proj, body = await project(request), await read_object(request)
+    if isinstance(body.get("project"), str):
+        check_project(request, body["project"])   # a move to another project needs access to it too
+    op = await _instances(request).rename(proj, request.match_info["name"], body, requestor(request))
     return response.async_(op)
 
 

@@ -26,7 +26,7 @@ from corral.instance import backup_yaml
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import layout, live_keys, poolmove, rawidmap
+from corral.instance import layout, live_keys, poolmove, projectmove, rawidmap
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.remote import check_source
 from corral.image.templates import render_templates
@@ -659,8 +659,10 @@ class Instances:
     async def rename(self, project: str, name: str, body: dict, requestor: dict | None):
         if body.get("pool") and not body.get("project"):   # "live" is sent by lxc; a move needs a stopped instance
             return await poolmove.move(self, project, name, body, requestor)
-        if body.get("migration") or body.get("pool") or body.get("project") or body.get("live"):
-            raise NotImplementedFeature("moving instances between projects or servers")
+        if body.get("project") and not body.get("target"):   # instance_project_move (lxc sends migration=true)
+            return await projectmove.move(self, project, name, body, requestor)
+        if body.get("migration") or body.get("pool") or body.get("live"):
+            raise NotImplementedFeature("moving instances between servers")
         new = check_instance_name(body.get("name"))
         inst = await self.load(project, name)
         if self.status(inst) != "Stopped":

@@ -1477,6 +1477,24 @@ def check_storage_btrfs_mount_options(d, c):
         d.lxc("storage", "delete", p, check=False)
 
 
+
+def check_instance_project_move(d, c):
+    with _project(d, {}) as p:
+        with _container(d, start=False) as c2:
+            d.lxc("snapshot", c2, "s0")
+            d.lxc("file", "push", "-", f"{c2}/root/moved", input="with-me\n")
+            r = d.lxc("move", c2, c2, "--target-project", p, check=False)
+            assert r.returncode == 0, r.stderr
+            assert d.get(f"/1.0/instances/{c2}").status == 404
+            moved = d.get(f"/1.0/instances/{c2}?project={p}").metadata
+            assert moved["project"] == p
+            snaps = d.get(f"/1.0/instances/{c2}/snapshots?project={p}").metadata
+            assert [u.split("?")[0].rsplit("/", 1)[1] for u in snaps] == ["s0"], snaps
+            assert d.lxc("file", "pull", f"{c2}/root/moved", "-", "--project", p).stdout == "with-me\n"
+            r = d.request("POST", f"/1.0/instances/{c2}?project={p}", {"name": c2, "project": "no-such"})
+            assert r.status == 404, r.body
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
