@@ -135,6 +135,7 @@ EXTENSIONS = [
     "network_counters_errors_dropped",
     "linux_sysctl",
     "instance_project_move",
+    "storage_volume_project_move",
     "cloud_init",
     "instance_get_full",
     "storage_volume_api_filtering",

@@ -117,9 +117,11 @@ async def patch_volume(request: web.Request):
 
 @routes.post(BASE + "/{type}/{name}")
 async def post_volume(request: web.Request):
-    d, proj = daemon(request), await _project(request, _type(request))
-    op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"),
-                              await read_object(request), requestor(request))
+    d, proj, body = daemon(request), await _project(request, _type(request)), await read_object(request)
+    if isinstance(body.get("project"), str):
+        check_project(request, body["project"])   # a move to another project needs access to it too
+    op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"), body,
+                              requestor(request))
     return response.async_(op)
 
 

@@ -1495,6 +1495,27 @@ def check_instance_project_move(d, c):
             assert r.status == 404, r.body
 
 
+
+def check_storage_volume_project_move(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("mv")
+        d.lxc("storage", "volume", "create", "default", v, "user.kept=yes")
+        try:
+            d.lxc("storage", "volume", "snapshot", "default", v, "s0")
+            r = d.lxc("storage", "volume", "move", f"default/{v}", f"default/{v}", "--target-project", p,
+                      check=False)
+            assert r.returncode == 0, r.stderr
+            assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}").status == 404
+            moved = d.get(f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}").metadata
+            assert moved["config"]["user.kept"] == "yes" and moved["project"] == p
+            snaps = d.get(f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots?project={p}").metadata
+            assert [u.split("?")[0].rsplit("/", 1)[1] for u in snaps] == ["s0"], snaps
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0?project={p}")
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+            d.lxc("storage", "volume", "delete", "default", v, check=False)
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
