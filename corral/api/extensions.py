@@ -1,6 +1,6 @@
 """API extensions Corral advertises: LXD 5.0's names, only for behaviour that is implemented.
 
-tests/api/test_extensions.py exercises every name listed here; add a check there when adding one.
+tests/integration/test_extensions.py exercises every name listed here (a check_<name> each); add one when adding a name.
 """
 
 EXTENSIONS = [
