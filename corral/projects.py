@@ -55,6 +55,9 @@ class Projects:
         self._configs = {p["name"]: p["config"] for p in projects}
         self._names = set(self._configs)
 
+    def names(self) -> list[str]:
+        return sorted(self._names)
+
     def known(self, name: str) -> bool:
         return name in self._names
 

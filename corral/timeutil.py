@@ -10,6 +10,7 @@ def now() -> str:
 
 
 ZERO = "0001-01-01T00:00:00Z"
+EPOCH = "1970-01-01T00:00:00Z"   # LXD's last_used_at of an instance never started
 
 
 def after(seconds: int) -> str:

@@ -104,6 +104,14 @@ def check_project(request: web.Request, project: str) -> None:
                         f'projects ({_restricted_to(allowed)})')
 
 
+def check_other_projects(request: web.Request, body: dict) -> None:
+    """A copy (`source.project`) or move (`project`) touching another project needs access to it too."""
+    src = body.get("source")
+    for other in (body.get("project"), src.get("project") if isinstance(src, dict) else None):
+        if isinstance(other, str) and other:
+            check_project(request, other)
+
+
 def can_see_operation(request: web.Request, op) -> bool:
     allowed = allowed_projects(request)
     return allowed is None or op.project in allowed or bool(op.also_projects & allowed) \

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
-from corral.api import response
+from corral.api import filtering, response
 from corral.api.request import (MAX_JSON_BODY, check_etag, daemon, project, read_object, recursion,
                                 requestor)
 from corral.api.auth import trusted
@@ -29,9 +29,15 @@ async def list_images(request: web.Request):
     d, proj = daemon(request), await project(request)
     if not trusted(request):  # untrusted clients see public images only
         imgs = [i for i in await d.images.get_all(proj) if i["public"]]
+        if request.query.get("filter"):
+            imgs = [i for i in imgs if filtering.matches(i, filtering.parse(request.query["filter"]))]
         if recursion(request):
             return response.sync(imgs)
         return response.sync([url(i["fingerprint"], proj) for i in imgs])
+    if request.query.get("filter"):   # api_filtering covers images too
+        clauses = filtering.parse(request.query["filter"])
+        imgs = [i for i in await d.images.get_all(proj) if filtering.matches(i, clauses)]
+        return response.sync(imgs if recursion(request) else [url(i["fingerprint"], proj) for i in imgs])
     if recursion(request):
         return response.sync(await d.images.get_all(proj))
     return response.sync(await d.images.urls(proj))
@@ -97,7 +103,7 @@ def _header_aliases(request: web.Request) -> list[dict]:
     return check_aliases([{"name": n} for n in names])
 
 
-async def _json_post(request: web.Request, proj: str, body: dict):
+async def _json_post(request: web.Request, proj: str, body: dict, req_proj: str):
     d = daemon(request)
     source = body.get("source")
     if not isinstance(source, dict):
@@ -112,17 +118,17 @@ async def _json_post(request: web.Request, proj: str, body: dict):
         raise NotImplementedFeature("importing images from URLs")
     if stype not in PUBLISH_TYPES:
         raise BadRequest("Invalid images JSON")
-    op = d.images.start_publish(proj, body, requestor(request))
+    op = d.images.start_publish(proj, body, requestor(request), source_project=req_proj)
     return response.async_(op)
 
 
 @routes.post("/1.0/images")
 async def create_image(request: web.Request):
-    d, proj = daemon(request), await project(request)
-    proj = await d.images.effective_project(proj)
+    d, req_proj = daemon(request), await project(request)
+    proj = await d.images.effective_project(req_proj)
     ctype = request.content_type
     if ctype == "application/json":
-        return await _json_post(request, proj, await read_object(request))
+        return await _json_post(request, proj, await read_object(request), req_proj)
     public = is_true(request.headers.get("X-LXD-public"))
     properties = _header_properties(request)
     aliases = _header_aliases(request)
@@ -150,7 +156,7 @@ async def create_image(request: web.Request):
                 body = parse_json_body(await asyncio.to_thread(upload.read_first))
                 if body is not None:
                     await asyncio.to_thread(upload.cleanup)
-                    return await _json_post(request, proj, body)
+                    return await _json_post(request, proj, body, req_proj)
         if upload.size == 0:
             raise BadRequest("No image data received")
         expected = request.headers.get("X-LXD-fingerprint", "")

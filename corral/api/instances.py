@@ -9,7 +9,7 @@ import yaml
 
 from aiohttp import web
 
-from corral.api import filtering, response
+from corral.api import auth, filtering, response
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
 from corral.errors import BadRequest, NotFound
 from corral.instance import backup_import, files
@@ -68,7 +68,8 @@ async def create_instance(request: web.Request):
         tar = await spool_body(request, d.paths.join("backups"))
         return response.async_(await backup_import.import_instance(
             d.instances, proj, tar, h.get("X-LXD-name") or None, h.get("X-LXD-pool") or None, requestor(request)))
-    return response.async_(await d.instances.create(proj, await read_object(request), requestor(request)))
+    auth.check_other_projects(request, body := await read_object(request))   # copies from other projects
+    return response.async_(await d.instances.create(proj, body, requestor(request)))
 
 
 @route("PUT")
@@ -132,9 +133,9 @@ async def patch_instance(request: web.Request):
 
 @route("POST", "/{name}")
 async def rename_instance(request: web.Request):
-    proj = await project(request)
-    op = await _instances(request).rename(proj, request.match_info["name"], await read_object(request),
-                                          requestor(request))
+    proj, body = await project(request), await read_object(request)
+    auth.check_other_projects(request, body)   # a move to another project
+    op = await _instances(request).rename(proj, request.match_info["name"], body, requestor(request))
     return response.async_(op)
 
 

@@ -1,7 +1,7 @@
 """/1.0/storage-pools/{pool}/volumes[/{type}[/{name}[/snapshots[/{snapshot}]]]] and .../state"""
 from aiohttp import web
 
-from corral.api import response
+from corral.api import filtering, response
 from corral.api.auth import check_project
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
 from corral.errors import BadRequest, NotFound
@@ -32,11 +32,25 @@ def _etag(v: dict) -> dict:
 
 
 async def _list(request: web.Request, type_: str | None):
-    d, proj, pool = daemon(request), await project(request), _m(request, "pool")
-    vols = await d.volumes.list(pool, proj, type_)
-    if recursion(request):
-        return response.sync(vols)
-    return response.sync([vol_url(pool, v["type"], v["name"], proj) for v in vols])
+    d, pool = daemon(request), _m(request, "pool")
+    if request.query.get("all-projects") in ("true", "1"):   # storage_volumes_all_projects
+        vols, seen = [], set()
+        for proj in d.projects.names():
+            for v in await d.volumes.list(pool, proj, type_):
+                # a project without its own custom volumes lists the default project's: keep each once
+                key = (v["type"], v["name"], v.get("project") or proj)
+                if key not in seen:
+                    seen.add(key)
+                    vols.append({**v, "project": key[2]})
+    else:
+        proj = await project(request)
+        vols = [{**v, "project": v.get("project") or proj, "_url": proj}
+                for v in await d.volumes.list(pool, proj, type_)]
+    if request.query.get("filter"):   # storage_volume_api_filtering
+        clauses = filtering.parse(request.query["filter"])
+        vols = [v for v in vols if filtering.matches(v, clauses)]
+    urls = [vol_url(pool, v["type"], v["name"], v.pop("_url", v["project"])) for v in vols]
+    return response.sync(vols if recursion(request) else urls)
 
 
 @routes.get(BASE)
@@ -103,9 +117,11 @@ async def patch_volume(request: web.Request):
 
 @routes.post(BASE + "/{type}/{name}")
 async def post_volume(request: web.Request):
-    d, proj = daemon(request), await _project(request, _type(request))
-    op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"),
-                              await read_object(request), requestor(request))
+    d, proj, body = daemon(request), await _project(request, _type(request)), await read_object(request)
+    if isinstance(body.get("project"), str):
+        check_project(request, body["project"])   # a move to another project needs access to it too
+    op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"), body,
+                              requestor(request))
     return response.async_(op)
 
 

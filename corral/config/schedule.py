@@ -21,6 +21,8 @@ def _crons(v: str) -> list[str]:
         if part in ALIASES:
             out.append(ALIASES[part])
             continue
+        if part in INSTANCE_ONLY:   # @never (stops a profile's schedule applying), @startup (on start)
+            continue
         if len(part.split()) != 5:
             raise ValueError("Schedule must be of the form: <minute> <hour> <day-of-month> <month> <day-of-week>")
         if not croniter.is_valid(part):
@@ -29,8 +31,23 @@ def _crons(v: str) -> list[str]:
     return out
 
 
+INSTANCE_ONLY = ("@never", "@startup")
+
+
 def parse_schedule(v: str) -> list[str]:
     return _crons(v)
+
+
+def parse_volume_schedule(v: str) -> list[str]:
+    """A custom volume's snapshots.schedule: LXD's volume aliases lack @startup and @never."""
+    for part in (p.strip() for p in v.split(",")):
+        if part in INSTANCE_ONLY:
+            raise ValueError(f'Error parsing schedule "{part}"')
+    return _crons(v)
+
+
+def on_startup(schedule: str) -> bool:
+    return "@startup" in (p.strip() for p in (schedule or "").split(","))
 
 
 def due(schedule: str, minute: datetime) -> bool:

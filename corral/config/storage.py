@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from corral.config.keys import Key, declare, parse_bool, parse_expiry, parse_size
-from corral.config.schedule import parse_schedule, parse_snapshot_pattern
+from corral.config.schedule import parse_snapshot_pattern, parse_volume_schedule
 
 DRIVERS = ("dir", "btrfs")
 
@@ -42,7 +42,7 @@ def _volume_keys(scope: str, prefix: str = "") -> list[Key]:
         Key(prefix + "security.unmapped", scope, parse_bool, default="false"),
         Key(prefix + "snapshots.expiry", scope, parse_expiry),
         Key(prefix + "snapshots.pattern", scope, parse_snapshot_pattern, default="snap%d"),
-        Key(prefix + "snapshots.schedule", scope, parse_schedule),
+        Key(prefix + "snapshots.schedule", scope, parse_volume_schedule),
     ]
 
 

@@ -502,8 +502,10 @@ class Images:
             await asyncio.to_thread(upload.cleanup)
         return fp
 
-    def start_publish(self, project: str, body: dict, requestor: dict | None = None):
-        """POST /1.0/images with an instance or snapshot source: an operation."""
+    def start_publish(self, project: str, body: dict, requestor: dict | None = None, source_project: str = ""):
+        """POST /1.0/images with an instance or snapshot source: an operation. `project` holds the
+        image (the effective one, features.images); the instance is `source_project`'s (the request's)."""
+        source_project = source_project or project
         source = body.get("source") or {}
         stype, name = source.get("type"), source.get("name")
         if not isinstance(stype, str) or not isinstance(name, str) or not stype or not name:
@@ -514,7 +516,7 @@ class Images:
             raise BadRequest("This is a snapshot")
         if self.publish_source is None:
             raise NotImplementedFeature("publishing instances")
-        compression = body.get("compression_algorithm") or self.default_compression(project) or "gzip"
+        compression = body.get("compression_algorithm") or self.default_compression(source_project) or "gzip"
         if compression not in COMPRESSIONS:
             raise BadRequest(f"Unsupported compression algorithm {compression!r} "
                              f"(use one of {', '.join(COMPRESSIONS)})")
@@ -532,7 +534,7 @@ class Images:
                 op.update_metadata({"create_image_from_container_pack_progress":
                                     f"Image pack: {_human(n)}"})
             async with self._publish_lock:  # like LXD: one publish at a time
-                res = await hook(project, stype, name)
+                res = await hook(source_project, stype, name)
                 src_dir, props = res[0], res[1]
                 cleanup = res[2] if len(res) > 2 else None
                 try:

@@ -21,11 +21,12 @@ from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
 from corral.db.queries import storage as qs
 from corral.locks import LOCKS
+from corral.instance.snapshot_schedule import startup_snapshot
 from corral.instance import backup_yaml
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import layout, live_keys, poolmove, rawidmap
+from corral.instance import layout, live_keys, poolmove, projectmove, rawidmap
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.remote import check_source
 from corral.image.templates import render_templates
@@ -337,7 +338,10 @@ class Instances:
             if not isinstance(src, str) or not src:
                 raise BadRequest("No source instance given")
             src_name, _, src_snap = src.partition("/")
-            src_inst = await self.load(project, src_name)
+            src_project = source.get("project") or project   # container_copy_project
+            if not isinstance(src_project, str) or not self.d.projects.known(src_project):
+                raise NotFound("Project not found")
+            src_inst = await self.load(src_project, src_name)
             if src_snap:
                 await self.get_snapshot(src_inst, src_snap)
             plan.update(source=src_inst, snapshot=src_snap, instance_only=bool(source.get("instance_only")))
@@ -427,7 +431,7 @@ class Instances:
             await asyncio.to_thread(drv.create_instance_empty, vol)
         try:
             cfg["volatile.uuid"] = str(uuid.uuid4())
-            rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.ZERO
+            rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.EPOCH
             snaps = plan.get("copy_snapshots") or []
             for s in snaps:
                 await asyncio.to_thread(drv.copy_tree, self.snapshot_dir(plan["source"], s["name"]),
@@ -500,6 +504,7 @@ class Instances:
         if inst.rec.get("load_error"):
             raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
                              "replace it (PUT) or delete the instance")
+        await startup_snapshot(self, inst)   # snapshots.schedule=@startup
         triggers = [t for t in (inst.config.get("volatile.apply_template"),) if t] + ["start"]
         rootfs = self.rootfs(inst)
         context = {"instance": {"name": inst.name, "architecture": inst.rec["architecture"],
@@ -657,8 +662,10 @@ class Instances:
     async def rename(self, project: str, name: str, body: dict, requestor: dict | None):
         if body.get("pool") and not body.get("project"):   # "live" is sent by lxc; a move needs a stopped instance
             return await poolmove.move(self, project, name, body, requestor)
-        if body.get("migration") or body.get("pool") or body.get("project") or body.get("live"):
-            raise NotImplementedFeature("moving instances between projects or servers")
+        if body.get("project") and not body.get("target"):   # instance_project_move (lxc sends migration=true)
+            return await projectmove.move(self, project, name, body, requestor)
+        if body.get("migration") or body.get("pool") or body.get("live"):
+            raise NotImplementedFeature("moving instances between servers")
         new = check_instance_name(body.get("name"))
         inst = await self.load(project, name)
         if self.status(inst) != "Stopped":
@@ -785,32 +792,7 @@ class Instances:
 
         async def run(op):
             async with self.lock(project, name):
-                cur = await self.load(project, name)
-                drv = self.d.pools.driver(cur.pool)
-                dst = self.snapshot_dir(cur, snap)
-                running = self.status(cur) == "Running"
-                dname = self.driver_name(project, name)
-                # A consistent copy: freeze the container's processes while copying. The marker
-                # lets a restarted daemon thaw a container this one froze and did not thaw.
-                with freeze_marker(self.d.paths, dname) if running else contextlib.nullcontext():
-                    if running:
-                        await asyncio.to_thread(self.driver.freeze, dname)
-                    try:
-                        await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
-                    finally:
-                        if running:
-                            await asyncio.to_thread(self.driver.unfreeze, dname)
-                try:
-                    async with self.db.transaction() as tx:
-                        await q.create_snapshot(tx, cur.rec["id"], {
-                            "name": snap, "created_at": timeutil.now(), "expires_at": expires_at,
-                            "description": body.get("description") or "", "architecture": cur.rec["architecture"],
-                            "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
-                except BaseException:
-                    await asyncio.to_thread(drv.delete_tree, dst)
-                    raise
-                await asyncio.to_thread(layout.sync, self, cur)
-                await layout.write_backup_file(self, project, name)
+                await self.take_snapshot(await self.load(project, name), snap, expires_at, body.get("description") or "")
             self.events.lifecycle("instance-snapshot-created", f"/1.0/instances/{name}/snapshots/{snap}",
                                   project=project, requestor=requestor)
 
@@ -818,6 +800,35 @@ class Instances:
                                         resources={**resources(name, project),
                                                    "instances_snapshots": [f"/1.0/instances/{name}/snapshots/{snap}"]},
                                         run=run)
+
+    async def take_snapshot(self, cur: Loaded, snap: str, expires_at: str, description: str = "") -> None:
+        """Copy the instance's volume to snapshot `snap` and record it; the caller holds the instance lock."""
+        project, name = cur.project, cur.name
+        drv = self.d.pools.driver(cur.pool)
+        dst = self.snapshot_dir(cur, snap)
+        running = self.status(cur) == "Running"
+        dname = self.driver_name(project, name)
+        # A consistent copy: freeze the container's processes while copying. The marker
+        # lets a restarted daemon thaw a container this one froze and did not thaw.
+        with freeze_marker(self.d.paths, dname) if running else contextlib.nullcontext():
+            if running:
+                await asyncio.to_thread(self.driver.freeze, dname)
+            try:
+                await asyncio.to_thread(drv.copy_tree, self.instance_dir(cur), dst)
+            finally:
+                if running:
+                    await asyncio.to_thread(self.driver.unfreeze, dname)
+        try:
+            async with self.db.transaction() as tx:
+                await q.create_snapshot(tx, cur.rec["id"], {
+                    "name": snap, "created_at": timeutil.now(), "expires_at": expires_at,
+                    "description": description, "architecture": cur.rec["architecture"],
+                    "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
+        except BaseException:
+            await asyncio.to_thread(drv.delete_tree, dst)
+            raise
+        await asyncio.to_thread(layout.sync, self, cur)
+        await layout.write_backup_file(self, project, name)
 
     def _default_expiry(self, inst: Loaded) -> str:
         seconds = config.value(config.INSTANCE, inst.config, "snapshots.expiry")

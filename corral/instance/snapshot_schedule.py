@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 
 from corral.config.keys import is_true
-from corral.config.schedule import due
+from corral.config.schedule import due, on_startup
 from corral.db.queries import storage as qs
 from corral.errors import CorralError
 
@@ -76,3 +76,14 @@ class SnapshotScheduler:
             except (CorralError, ValueError) as e:
                 log.warning("volume %s/%s: scheduled snapshot: %s", v["pool"], v["name"], getattr(e, "message", e))
         return done
+
+
+async def startup_snapshot(insts, inst) -> None:
+    """LXD's startupSnapshot: an instance whose snapshots.schedule holds @startup is snapshotted as
+    it starts (before it runs); the caller holds the instance lock."""
+    if not on_startup(inst.config.get("snapshots.schedule", "")):
+        return
+    snap = await insts._snapshot_name(inst)
+    await insts.take_snapshot(inst, snap, insts._default_expiry(inst))
+    insts.events.lifecycle("instance-snapshot-created", f"/1.0/instances/{inst.name}/snapshots/{snap}",
+                           project=inst.project)

@@ -27,7 +27,7 @@ def build_args(*, bridge: str, netdir: str, ipv4: ipaddress.IPv4Interface | None
                ranges: list[tuple[str, str]] | None, expiry: str, domain: str, dns_mode: str,
                gateway: str | None = None, user: str = "nobody", group: str = "nogroup",
                dhcp6_stateful: bool = False, ranges6: list[tuple[str, str]] | None = None,
-               expiry6: str = "1h") -> list[str]:
+               expiry6: str = "1h", search: str | None = None) -> list[str]:
     """dnsmasq's command line, as LXD builds it for a bridge. IPv6: router advertisements always;
     with ipv6.dhcp, stateless DHCPv6 (SLAAC addresses, names from RA) or, with ipv6.dhcp.stateful,
     addresses leased from ipv6.dhcp.ranges (default: the subnet from ::2)."""
@@ -43,6 +43,8 @@ def build_args(*, bridge: str, netdir: str, ipv4: ipaddress.IPv4Interface | None
     if ipv4 is not None and dhcp4:
         if gateway:
             args.append(f"--dhcp-option-force=3,{gateway}")
+        if search and search.strip():   # dns.search: DHCP option 119, as LXD passes it
+            args.append(f"--dhcp-option-force=119,{search.strip()}")
         if ranges:
             for a, b in ranges:
                 args += ["--dhcp-range", f"{a},{b},{expiry}"]

@@ -351,7 +351,10 @@ def link_state(name: str) -> dict | None:
         return {
             "addresses": addrs,
             "counters": {"bytes_received": stats.get("rx_bytes", 0), "bytes_sent": stats.get("tx_bytes", 0),
-                         "packets_received": stats.get("rx_packets", 0), "packets_sent": stats.get("tx_packets", 0)},
+                         "packets_received": stats.get("rx_packets", 0), "packets_sent": stats.get("tx_packets", 0),
+                         "errors_received": stats.get("rx_errors", 0), "errors_sent": stats.get("tx_errors", 0),
+                         "packets_dropped_outbound": stats.get("tx_dropped", 0),
+                         "packets_dropped_inbound": stats.get("rx_dropped", 0)},
             "hwaddr": "" if kind == "loopback" else (link.get_attr("IFLA_ADDRESS") or ""),
             "mtu": link.get_attr("IFLA_MTU") or 0,
             "state": "up" if flags & 0x1 and oper != "DOWN" else "down",

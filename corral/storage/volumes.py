@@ -293,8 +293,9 @@ class Volumes:
             raise BadRequest("Only custom storage volumes can be renamed or moved here")
         if body.get("migration"):
             raise NotImplementedFeature("storage volume migration between servers")
-        if body.get("project") and body["project"] != project:
-            raise NotImplementedFeature("moving storage volumes between projects")
+        if body.get("project") and body["project"] != project:   # storage_volume_project_move
+            from corral.storage import volprojectmove
+            return await volprojectmove.move(self, pool, project, name, body, requestor)
         v = await self.custom(pool, project, name)
         new = check_entity_name("storage volume", body.get("name") or name)
         target = body.get("pool") or pool

@@ -898,6 +898,635 @@ def check_projects_networks_restricted_access(d, c):
         d.request("DELETE", f"/1.0/profiles/n?project={p}")
 
 
+# ---- issue 10 walk over LXD's list: behaviour that already worked ---------------------------------
+
+@contextlib.contextmanager
+def _container(d, *args, start=True):
+    """A container of the check's own (launched or only created), deleted afterwards."""
+    name = unique("xw")
+    d.lxc("launch" if start else "init", "busybox", name, *args)
+    try:
+        yield name
+    finally:
+        d.lxc("delete", "-f", name, check=False)
+
+
+def _env(d):
+    return d.get("/1.0").metadata["environment"]
+
+
+def check_container_last_used_at(d, c):
+    with _container(d, start=False) as c2:
+        assert d.get(f"/1.0/instances/{c2}").metadata["last_used_at"] == "1970-01-01T00:00:00Z"
+        d.lxc("start", c2)
+        used = d.get(f"/1.0/instances/{c2}").metadata["last_used_at"]
+        assert used.startswith("20") and used > d.get(f"/1.0/instances/{c2}").metadata["created_at"]
+
+
+def check_container_cpu_time(d, c):
+    d.lxc("exec", c, "--", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+    usage = d.get(f"/1.0/instances/{c}/state").metadata["cpu"]["usage"]
+    assert isinstance(usage, int) and usage > 0
+
+
+def check_container_image_properties(d, c):
+    props = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    props = d.get(f"/1.0/images/{props}").metadata["properties"]
+    cfg = d.get(f"/1.0/instances/{c}").metadata["config"]
+    assert props and all(cfg[f"image.{k}"] == v for k, v in props.items())
+
+
+def _idmap(d, name, key="volatile.idmap.next"):
+    return json.loads(d.get(f"/1.0/instances/{name}").metadata["config"][key])
+
+
+def check_id_map(d, c):
+    with _container(d, "-c", "security.idmap.isolated=true", "-c", "security.idmap.size=200000") as c2:
+        m = _idmap(d, c2)
+        assert {e["Maprange"] for e in m} == {200000}, m
+        assert m[0]["Hostid"] != _idmap(d, c)[0]["Hostid"]
+        uid = d.lxc("exec", c2, "--", "cat", "/proc/self/uid_map").stdout.split()
+        assert uid == ["0", str(m[0]["Hostid"]), "200000"], uid
+
+
+def check_id_map_base(d, c):
+    cfg = d.get(f"/1.0/instances/{c}").metadata["config"]
+    assert int(cfg["volatile.idmap.base"]) == _idmap(d, c)[0]["Hostid"]
+
+
+def check_id_map_current(d, c):
+    cur = _idmap(d, c, "volatile.idmap.current")
+    uid = d.lxc("exec", c, "--", "cat", "/proc/self/uid_map").stdout.split()
+    e = [e for e in cur if e["Isuid"]][0]
+    assert uid == [str(e["Nsid"]), str(e["Hostid"]), str(e["Maprange"])]
+
+
+def check_kernel_features(d, c):
+    feats = _env(d)["kernel_features"]
+    assert {"idmapped_mounts", "netnsid_getifaddrs", "seccomp_listener", "shiftfs", "uevent_injection",
+            "unpriv_fscaps"} <= set(feats) and set(feats.values()) <= {"true", "false"}
+
+
+def check_lxc_features(d, c):
+    feats = _env(d)["lxc_features"]
+    assert {"cgroup2", "devpts_fd", "network_veth_router", "pidfd", "seccomp_notify"} <= set(feats)
+    assert set(feats.values()) <= {"true", "false"}
+
+
+def check_firewall_driver(d, c):
+    assert _env(d)["firewall"] == "nftables"
+
+
+def check_server_instance_driver_operational(d, c):
+    env = _env(d)
+    assert (env["driver"], env["driver_version"]) == ("lxc", d.run("lxc-info", "--version").stdout.strip() or
+                                                       env["driver_version"])
+    assert "qemu" not in env["driver"]
+
+
+def check_image_types(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    assert d.get(f"/1.0/images/{fp}").metadata["type"] == "container"
+    assert d.get("/1.0/images?filter=type+eq+virtual-machine").metadata == []
+    assert f"/1.0/images/{fp}" in d.get("/1.0/images?filter=type+eq+container").metadata
+
+
+def check_images_expiry(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    old = d.get(f"/1.0/images/{fp}").metadata["expires_at"]
+    try:
+        assert d.request("PATCH", f"/1.0/images/{fp}", {"expires_at": "2031-02-03T04:05:06Z"}).status == 200
+        assert d.get(f"/1.0/images/{fp}").metadata["expires_at"] == "2031-02-03T04:05:06Z"
+    finally:
+        d.request("PATCH", f"/1.0/images/{fp}", {"expires_at": old})
+
+
+def check_snapshot_disk_usage(d, c):
+    s = unique("s")
+    op(d, d.request("POST", f"/1.0/instances/{c}/snapshots", {"name": s}))
+    size = d.get(f"/1.0/instances/{c}/snapshots/{s}").metadata["size"]
+    assert isinstance(size, int) and size >= -1
+
+
+def _bridge(d):
+    return d.get("/1.0/profiles/default").metadata["devices"]["eth0"]["network"]
+
+
+def check_network_state_bond_bridge(d, c):
+    st = d.get(f"/1.0/networks/{_bridge(d)}/state").metadata
+    host_veth = d.get(f"/1.0/instances/{c}/state").metadata["network"]["eth0"]["host_name"]
+    assert st["bond"] is None and host_veth in st["bridge"]["upper_devices"]
+    assert {"id", "stp", "forward_delay", "vlan_default", "vlan_filtering"} <= set(st["bridge"])
+
+
+def check_network_state_vlan(d, c):
+    assert "vlan" in d.get(f"/1.0/networks/{_bridge(d)}/state").metadata
+    assert d.get(f"/1.0/networks/{_bridge(d)}/state").metadata["vlan"] is None
+
+
+def check_instance_bulk_state_change(d, c):
+    with _project(d, {}) as p:
+        names = []
+        for _ in range(2):
+            r = _create(d, p)
+            d.wait_op(r)
+            names.append(r.json["metadata"]["resources"]["instances"][0].rsplit("/", 1)[1].split("?")[0])
+        op(d, d.request("PUT", f"/1.0/instances?project={p}", {"state": {"action": "start"}}))
+        assert {d.get(f"/1.0/instances/{n}?project={p}").metadata["status"] for n in names} == {"Running"}
+        op(d, d.request("PUT", f"/1.0/instances?project={p}", {"state": {"action": "stop", "force": True}}))
+        assert {d.get(f"/1.0/instances/{n}?project={p}").metadata["status"] for n in names} == {"Stopped"}
+
+
+def check_instance_get_full(d, c):
+    m = d.get(f"/1.0/instances/{c}?recursion=2").metadata
+    assert m["state"]["status"] == "Running" and isinstance(m["snapshots"], list) and "backups" in m
+    assert m["state"]["network"]["eth0"]["host_name"]
+
+
+def check_instance_file_head(d, c):
+    r = d.request("HEAD", f"/1.0/instances/{c}/files?path=/etc/hostname")
+    assert r.status == 200 and r.body == b"" and r.headers["X-LXD-type"] == "file"
+    assert d.request("HEAD", f"/1.0/instances/{c}/files?path=/nonexistent").status == 404
+
+
+def check_storage_volume_state_total(d, c):
+    usage = d.get(f"/1.0/storage-pools/default/volumes/container/{c}/state").metadata["usage"]
+    assert usage["used"] > 0 and isinstance(usage["total"], int)
+
+
+def check_storage_volumes_all_projects(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("v")
+        assert d.request("POST", f"/1.0/storage-pools/default/volumes?project={p}",
+                         {"name": v, "type": "custom"}).status in (200, 201)
+        try:
+            urls = d.get("/1.0/storage-pools/default/volumes?all-projects=true").metadata
+            assert f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}" in urls
+            assert f"/1.0/storage-pools/default/volumes/container/{c}" in urls
+            assert not any(v in u for u in d.get("/1.0/storage-pools/default/volumes").metadata)
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+
+
+def check_storage_volume_api_filtering(d, c):
+    urls = d.get("/1.0/storage-pools/default/volumes?filter=type+eq+container").metadata
+    assert f"/1.0/storage-pools/default/volumes/container/{c}" in urls
+    assert all("/container/" in u for u in urls)
+    assert d.get(f"/1.0/storage-pools/default/volumes?filter=name+eq+{c}+and+type+eq+custom").metadata == []
+
+
+def check_storage_api_project(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("v")
+        assert d.request("POST", f"/1.0/storage-pools/default/volumes?project={p}",
+                         {"name": v, "type": "custom"}).status in (200, 201)
+        try:
+            assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}").status == 200
+            assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}").status == 404
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+
+
+def check_usedby_consistency(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("v")
+        d.request("POST", f"/1.0/storage-pools/default/volumes?project={p}", {"name": v, "type": "custom"})
+        try:
+            assert f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}" in \
+                d.get("/1.0/storage-pools/default").metadata["used_by"]
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+
+
+def check_remote_token_expiry(d, c):
+    import datetime
+    assert d.request("PATCH", "/1.0", {"config": {"core.remote_token_expiry": "2H"}}).status == 200
+    try:
+        r = d.request("POST", "/1.0/certificates", {"name": unique("tok"), "type": "client", "token": True})
+        meta = r.json["metadata"]["metadata"]
+        exp = datetime.datetime.fromisoformat(meta["expiresAt"].replace("Z", "+00:00"))
+        left = exp - datetime.datetime.now(datetime.timezone.utc)
+        assert datetime.timedelta(hours=1, minutes=55) < left <= datetime.timedelta(hours=2)
+        d.request("DELETE", r.json["operation"])
+    finally:
+        d.request("PATCH", "/1.0", {"config": {"core.remote_token_expiry": ""}})
+
+
+def check_container_protection_delete(d, c):
+    with _container(d, "-c", "security.protection.delete=true", start=False) as c2:
+        try:
+            r = d.request("DELETE", f"/1.0/instances/{c2}")
+            assert (r.status, r.json["error"]) == (400, "Instance is protected"), r.body
+            assert d.get(f"/1.0/instances/{c2}").status == 200
+        finally:
+            d.lxc("config", "set", c2, "security.protection.delete", "false")
+
+
+def check_restrict_devlxd(d, c):
+    assert d.lxc("exec", c, "--", "test", "-S", "/dev/lxd/sock", check=False).returncode == 0
+    with _container(d, "-c", "security.devlxd=false") as c2:
+        assert d.lxc("exec", c2, "--", "test", "-e", "/dev/lxd/sock", check=False).returncode != 0
+
+
+def check_kernel_limits(d, c):
+    with _container(d, "-c", "limits.kernel.nofile=1234") as c2:
+        assert d.lxc("exec", c2, "--", "sh", "-c", "ulimit -n").stdout.strip() == "1234"
+
+
+def check_linux_sysctl(d, c):
+    with _container(d, "-c", "linux.sysctl.net.ipv4.ip_forward=1") as c2:
+        assert d.lxc("exec", c2, "--", "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
+
+
+
+# ---- issue 10 walk: snapshots on a schedule, volume snapshot expiry --------------------------------
+
+_SCHEDULED: dict = {}
+
+
+def _scheduled(d):
+    """Once per module: a profile scheduling a snapshot every minute (also of stopped instances),
+    one instance using it, one using it but overriding it with @never, and a custom volume with its
+    own schedule. Waits past the next minute boundary; the snapshots each got."""
+    if _SCHEDULED:
+        return _SCHEDULED
+    import time
+    prof, on, off, vol = unique("sp"), unique("son"), unique("soff"), unique("svol")
+    d.lxc("profile", "create", prof)
+    try:
+        d.lxc("profile", "set", prof, "snapshots.schedule", "* * * * *")
+        d.lxc("profile", "set", prof, "snapshots.schedule.stopped", "true")
+        d.lxc("init", "busybox", on, "-p", "default", "-p", prof)
+        d.lxc("init", "busybox", off, "-p", "default", "-p", prof, "-c", "snapshots.schedule=@never")
+        d.lxc("storage", "volume", "create", "default", vol, "snapshots.schedule=@daily, * * * * *")
+        time.sleep(62 - time.time() % 60)
+        wait_for(lambda: d.get(f"/1.0/instances/{on}/snapshots").metadata
+                 and d.get(f"/1.0/storage-pools/default/volumes/custom/{vol}/snapshots").metadata, timeout=20)
+        _SCHEDULED.update(on=d.get(f"/1.0/instances/{on}/snapshots").metadata,
+                          off=d.get(f"/1.0/instances/{off}/snapshots").metadata,
+                          vol=d.get(f"/1.0/storage-pools/default/volumes/custom/{vol}/snapshots").metadata)
+    finally:
+        for c in (on, off):
+            d.lxc("delete", "-f", c, check=False)
+        d.lxc("storage", "volume", "delete", "default", vol, check=False)
+        d.lxc("profile", "delete", prof, check=False)
+    return _SCHEDULED
+
+
+def check_snapshot_scheduling(d, c):
+    r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"snapshots.schedule": "61 * * * *"}})
+    assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+    assert len(_scheduled(d)["on"]) == 1, _scheduled(d)
+
+
+def check_snapshot_schedule_aliases(d, c):
+    for alias in ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@annually", "@yearly"):
+        d.lxc("config", "set", c, "snapshots.schedule", alias)
+    d.lxc("config", "unset", c, "snapshots.schedule")
+    r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"snapshots.schedule": "@fortnightly"}})
+    assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+    assert len(_scheduled(d)["vol"]) == 1    # "@daily, * * * * *": the alias mixed with a cron line
+    with _container(d, "-c", "snapshots.schedule=@startup, @daily", start=False) as c2:
+        assert d.get(f"/1.0/instances/{c2}/snapshots").metadata == []
+        d.lxc("start", c2)
+        assert d.get(f"/1.0/instances/{c2}/snapshots").metadata == [f"/1.0/instances/{c2}/snapshots/snap0"]
+    for alias in ("@startup", "@never"):   # instances only
+        r = d.request("POST", "/1.0/storage-pools/default/volumes",
+                      {"name": unique("v"), "type": "custom", "config": {"snapshots.schedule": alias}})
+        assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+
+
+def check_instance_snapshot_never(d, c):
+    assert _scheduled(d)["off"] == [] and len(_scheduled(d)["on"]) == 1
+
+
+def check_volume_snapshot_scheduling(d, c):
+    r = d.request("POST", "/1.0/storage-pools/default/volumes",
+                  {"name": unique("v"), "type": "custom", "config": {"snapshots.schedule": "* * *"}})
+    assert r.status == 400 and "snapshots.schedule" in r.json["error"], r.body
+    assert len(_scheduled(d)["vol"]) == 1
+
+
+def check_custom_volume_snapshot_expiry(d, c):
+    import datetime
+    v = unique("v")
+    d.lxc("storage", "volume", "create", "default", v, "snapshots.expiry=3d")
+    try:
+        d.lxc("storage", "volume", "snapshot", "default", v, "s0")
+        exp = d.get(f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0").metadata["expires_at"]
+        left = datetime.datetime.fromisoformat(exp.replace("Z", "+00:00")) - datetime.datetime.now(datetime.timezone.utc)
+        assert datetime.timedelta(days=2, hours=23) < left <= datetime.timedelta(days=3), exp
+        r = d.request("PUT", f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0",
+                      {"expires_at": "2040-01-02T03:04:05Z"})
+        assert r.status == 200, r.body
+        assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0").metadata["expires_at"] \
+            == "2040-01-02T03:04:05Z"
+    finally:
+        d.lxc("storage", "volume", "delete", "default", v, check=False)
+
+
+# ---- issue 10 walk: bridges, images, storage, projects --------------------------------------------
+
+def _dnsmasq_args(bridge: str) -> list[str]:
+    import os
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode() for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if args and os.path.basename(args[0]) == "dnsmasq" and f"--interface={bridge}" in args:
+            return args
+    return []
+
+
+@contextlib.contextmanager
+def _network(d, *keys):
+    import os
+    name = "xn" + os.urandom(4).hex()
+    d.lxc("network", "create", name, "ipv4.address=auto", "ipv6.address=none", *keys)
+    try:
+        yield name
+    finally:
+        d.lxc("network", "delete", name, check=False)
+
+
+def _nft(name: str) -> str:
+    import subprocess
+    return subprocess.run(["nft", "list", "table", "inet", f"corral-{name}"], capture_output=True, text=True).stdout
+
+
+def check_network_dhcp_gateway(d, c):
+    with _network(d, "ipv4.dhcp.gateway=192.0.2.254") as n:
+        assert "--dhcp-option-force=3,192.0.2.254" in wait_for(lambda: _dnsmasq_args(n))
+        r = d.request("PATCH", f"/1.0/networks/{n}", {"config": {"ipv4.dhcp.gateway": "nope"}})
+        assert r.status == 400 and "ipv4.dhcp.gateway" in r.json["error"], r.body
+
+
+def check_network_dns_search(d, c):
+    with _network(d, "dns.search=example.com,example.org") as n:
+        assert "--dhcp-option-force=119,example.com,example.org" in wait_for(lambda: _dnsmasq_args(n))
+
+
+def check_network_firewall_filtering(d, c):
+    with _network(d) as n:
+        assert "udp dport 67 accept" in _nft(n)
+        d.lxc("network", "set", n, "ipv4.firewall", "false")
+        table = _nft(n)
+        assert "udp dport 67" not in table and "masquerade" in table, table
+
+
+def check_network_nat_address(d, c):
+    with _network(d, "ipv4.nat=true", "ipv4.nat.address=192.0.2.7") as n:
+        assert "snat ip to 192.0.2.7" in _nft(n)
+        r = d.request("PATCH", f"/1.0/networks/{n}", {"config": {"ipv4.nat.address": "300.1.1.1"}})
+        assert r.status == 400 and "ipv4.nat.address" in r.json["error"], r.body
+
+
+def check_network_counters_errors_dropped(d, c):
+    want = {"bytes_received", "bytes_sent", "packets_received", "packets_sent", "errors_received", "errors_sent",
+            "packets_dropped_outbound", "packets_dropped_inbound"}
+    assert set(d.get(f"/1.0/networks/{_bridge(d)}/state").metadata["counters"]) == want
+    assert set(d.get(f"/1.0/instances/{c}/state").metadata["network"]["eth0"]["counters"]) == want
+
+
+def check_image_profiles(d, c):
+    fp = d.get("/1.0/images/aliases/busybox").metadata["target"]
+    prof, c1, c2 = unique("ip"), unique("ipc"), unique("ipc")
+    d.lxc("profile", "create", prof)
+    try:
+        d.lxc("profile", "set", prof, "user.from_image_profile", "yes")
+        assert d.request("PATCH", f"/1.0/images/{fp}", {"profiles": ["default", prof]}).status == 200
+        assert d.get(f"/1.0/images/{fp}").metadata["profiles"] == ["default", prof]
+        d.lxc("init", "busybox", c1)
+        assert d.get(f"/1.0/instances/{c1}").metadata["profiles"] == ["default", prof]
+        d.lxc("init", "busybox", c2, "-p", "default")   # profiles given: the image's are not used
+        assert d.get(f"/1.0/instances/{c2}").metadata["profiles"] == ["default"]
+    finally:
+        d.request("PATCH", f"/1.0/images/{fp}", {"profiles": ["default"]})
+        d.lxc("delete", "-f", c1, check=False)
+        d.lxc("delete", "-f", c2, check=False)
+        d.lxc("profile", "delete", prof, check=False)
+
+
+def check_storage_rsync_bwlimit(d, c):
+    import os
+    import shutil
+    import tempfile
+    import time
+    p, base = unique("rp"), tempfile.mkdtemp(prefix="corral-rsync-", dir="/var/tmp")
+    try:
+        r = d.lxc("storage", "create", p, "dir", f"source={base}/pool", "rsync.bwlimit=lots", check=False)
+        assert r.returncode != 0 and "rsync.bwlimit" in r.stderr
+        d.lxc("storage", "create", p, "dir", f"source={base}/pool", "rsync.bwlimit=512")   # KiB/s
+        d.lxc("storage", "volume", "create", p, "v1")
+        with open(os.path.join(base, "pool", "custom", "default_v1", "blob"), "wb") as f:
+            f.write(os.urandom(1024 * 1024))
+        t = time.monotonic()
+        d.lxc("storage", "volume", "copy", f"{p}/v1", f"{p}/v2")
+        assert time.monotonic() - t >= 1.5
+    finally:
+        for v in ("v1", "v2"):
+            d.lxc("storage", "volume", "delete", p, v, check=False)
+        d.lxc("storage", "delete", p, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def check_projects_compression(d, c):
+    with _project(d, {"backups.compression_algorithm": "none", "images.compression_algorithm": "xz"}) as p:
+        r = _create(d, p)
+        d.wait_op(r)
+        name = r.json["metadata"]["resources"]["instances"][0].rsplit("/", 1)[1].split("?")[0]
+        op(d, d.request("POST", f"/1.0/instances/{name}/backups?project={p}", {"name": "b"}))
+        tar = d.get(f"/1.0/instances/{name}/backups/b/export?project={p}").body
+        assert tar[257:262] == b"ustar", tar[:8]          # an uncompressed tarball
+        meta = op(d, d.request("POST", f"/1.0/images?project={p}", {"source": {"type": "instance", "name": name}}))
+        assert meta["status"] == "Success", meta["err"]
+        fp = meta["metadata"]["fingerprint"]
+        try:
+            assert d.get(f"/1.0/images/{fp}/export?project={p}").body[:6] == b"\xfd7zXZ\x00"
+        finally:
+            d.request("DELETE", f"/1.0/images/{fp}?project={p}")
+
+
+
+# ---- issue 10 walk: CORS, proxies, disks, tunnels -------------------------------------------------
+
+def check_https_allowed_credentials(d, c):
+    hdr = {"Origin": "https://ui.example"}
+    try:
+        assert d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": "true"}}).status == 200
+        assert d.get("/1.0", headers=hdr).headers.get("Access-Control-Allow-Credentials") == "true"
+        assert d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": "false"}}).status == 200
+        assert d.get("/1.0", headers=hdr).headers.get("Access-Control-Allow-Credentials") is None
+        r = d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": "maybe"}})
+        assert r.status == 400 and "core.https_allowed_credentials" in r.json["error"], r.body
+    finally:
+        d.request("PATCH", "/1.0", {"config": {"core.https_allowed_credentials": ""}})
+
+
+def check_proxy_tcp_udp_multi_port_handling(d, c):
+    import socket
+    _httpd(d, c)
+    p1 = free_port()
+    p2 = p1 + 1
+    d.lxc("config", "device", "add", c, "pm", "proxy", f"listen=tcp:127.0.0.1:{p1}-{p2}",
+          "connect=tcp:127.0.0.1:8080")
+    try:
+        for port in (p1, p2):
+            assert b"hello-proxy" in _http_get(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+    finally:
+        d.lxc("config", "device", "remove", c, "pm")
+    r = d.lxc("config", "device", "add", c, "pm", "proxy", f"listen=tcp:127.0.0.1:{p1}-{p2}",
+              "connect=tcp:127.0.0.1:8080-8082", check=False)
+    assert r.returncode != 0, r.stdout
+
+
+def check_proxy_unix_dac_properties(d, c):
+    import os
+    import stat
+    _httpd(d, c)
+    path = os.path.join(d.dir, unique("px") + ".sock")
+    d.lxc("config", "device", "add", c, "pd", "proxy", f"listen=unix:{path}", "connect=tcp:127.0.0.1:8080",
+          "uid=1234", "gid=2345", "mode=0640")
+    try:
+        st = wait_for(lambda: os.path.exists(path) and os.stat(path))
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 2345, 0o640)
+    finally:
+        d.lxc("config", "device", "remove", c, "pd")
+
+
+def check_container_disk_shift(d, c):
+    import os
+    import shutil
+    import tempfile
+    src = tempfile.mkdtemp(prefix="corral-shift-", dir="/var/tmp")
+    os.chmod(src, 0o755)
+    try:
+        d.lxc("config", "device", "add", c, "sh", "disk", f"source={src}", "path=/mnt/sh", "shift=true")
+        try:
+            assert d.lxc("exec", c, "--", "stat", "-c", "%u", "/mnt/sh").stdout.strip() == "0"
+            d.lxc("exec", c, "--", "touch", "/mnt/sh/made")
+            assert os.stat(os.path.join(src, "made")).st_uid == 0    # root in the container is root here
+        finally:
+            d.lxc("config", "device", "remove", c, "sh")
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+
+
+def check_network_vxlan_interface(d, c):
+    import subprocess
+    name = unique("ni")[:10]
+    assert d.request("POST", "/1.0/networks", {"name": name, "config": {
+        "ipv4.address": "none", "tunnel.t.protocol": "vxlan", "tunnel.t.id": "78", "tunnel.t.group": "239.0.0.9",
+        "tunnel.t.interface": "lo"}}).status == 201
+    try:
+        out = subprocess.run(["ip", "-d", "link", "show", f"{name}-t"], capture_output=True, text=True).stdout
+        assert "vxlan id 78" in out and "group 239.0.0.9" in out and "dev lo" in out, out
+    finally:
+        d.request("DELETE", f"/1.0/networks/{name}")
+
+
+
+def check_container_copy_project(d, c):
+    with _project(d, {}) as p:
+        c2 = unique("cp")
+        d.lxc("exec", c, "--", "sh", "-c", "echo across > /root/copied")
+        d.lxc("copy", c, c2, "--target-project", p)
+        d.lxc("start", c2, "--project", p)
+        assert d.lxc("exec", c2, "--project", p, "--", "cat", "/root/copied").stdout.strip() == "across"
+        assert d.get(f"/1.0/instances/{c2}").status == 404
+        r = d.request("POST", f"/1.0/instances?project={p}", {"name": unique("cp"), "source": {
+            "type": "copy", "source": c, "project": "no-such-project"}})
+        assert r.status == 404, r.body
+
+
+def check_cloud_init(d, c):
+    d.lxc("config", "set", c, "cloud-init.user-data", "#cloud-config\nhostname: from-ext\n")
+    try:
+        keys = json.loads(_devlxd(d, c, "/1.0/config").split(b"\r\n\r\n", 1)[1])
+        assert "/1.0/config/cloud-init.user-data" in keys, keys
+        raw = _devlxd(d, c, "/1.0/config/cloud-init.user-data")
+        assert raw.startswith(b"HTTP/1.0 200") and raw.split(b"\r\n\r\n", 1)[1] == \
+            b"#cloud-config\nhostname: from-ext\n", raw
+        r = d.request("PATCH", f"/1.0/instances/{c}", {"config": {"cloud-init.user-data": "#cloud-config\nnot yaml: ["}})
+        assert r.status == 400 and "cloud-init.user-data" in r.json["error"], r.body
+    finally:
+        d.lxc("config", "unset", c, "cloud-init.user-data")
+
+
+
+def check_network_nat_order(d, c):
+    """LXD's nftables driver ignores the order (its rules are in a table of their own, always appended):
+    the key is validated and NAT works with either value."""
+    with _network(d, "ipv4.nat=true", "ipv4.nat.order=before") as n:
+        assert "masquerade" in _nft(n)
+        d.lxc("network", "set", n, "ipv4.nat.order", "after")
+        assert "masquerade" in _nft(n)
+        r = d.request("PATCH", f"/1.0/networks/{n}", {"config": {"ipv4.nat.order": "sideways"}})
+        assert r.status == 400 and "ipv4.nat.order" in r.json["error"], r.body
+
+
+def check_storage_btrfs_mount_options(d, c):
+    import os
+    p = unique("bt")
+    d.lxc("storage", "create", p, "btrfs", "size=1GiB", "btrfs.mount_options=user_subvol_rm_allowed,noatime")
+    try:
+        target = os.path.join(d.dir, "storage-pools", p)
+
+        def opts():
+            with open("/proc/mounts") as f:
+                for line in f:
+                    parts = line.split()
+                    if parts[1] == target:
+                        return parts[3].split(",")
+            return []
+        assert "noatime" in opts() and "user_subvol_rm_allowed" in opts(), opts()
+        d.lxc("storage", "set", p, "btrfs.mount_options", "user_subvol_rm_allowed,relatime")
+        assert "relatime" in opts() and "noatime" not in opts(), opts()
+    finally:
+        d.lxc("storage", "delete", p, check=False)
+
+
+
+def check_instance_project_move(d, c):
+    with _project(d, {}) as p:
+        with _container(d, start=False) as c2:
+            d.lxc("snapshot", c2, "s0")
+            d.lxc("file", "push", "-", f"{c2}/root/moved", input="with-me\n")
+            r = d.lxc("move", c2, c2, "--target-project", p, check=False)
+            assert r.returncode == 0, r.stderr
+            assert d.get(f"/1.0/instances/{c2}").status == 404
+            moved = d.get(f"/1.0/instances/{c2}?project={p}").metadata
+            assert moved["project"] == p
+            snaps = d.get(f"/1.0/instances/{c2}/snapshots?project={p}").metadata
+            assert [u.split("?")[0].rsplit("/", 1)[1] for u in snaps] == ["s0"], snaps
+            assert d.lxc("file", "pull", f"{c2}/root/moved", "-", "--project", p).stdout == "with-me\n"
+            r = d.request("POST", f"/1.0/instances/{c2}?project={p}", {"name": c2, "project": "no-such"})
+            assert r.status == 404, r.body
+
+
+
+def check_storage_volume_project_move(d, c):
+    with _project(d, {"features.storage.volumes": "true"}) as p:
+        v = unique("mv")
+        d.lxc("storage", "volume", "create", "default", v, "user.kept=yes")
+        try:
+            d.lxc("storage", "volume", "snapshot", "default", v, "s0")
+            r = d.lxc("storage", "volume", "move", f"default/{v}", f"default/{v}", "--target-project", p,
+                      check=False)
+            assert r.returncode == 0, r.stderr
+            assert d.get(f"/1.0/storage-pools/default/volumes/custom/{v}").status == 404
+            moved = d.get(f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}").metadata
+            assert moved["config"]["user.kept"] == "yes" and moved["project"] == p
+            snaps = d.get(f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots?project={p}").metadata
+            assert [u.split("?")[0].rsplit("/", 1)[1] for u in snaps] == ["s0"], snaps
+        finally:
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}/snapshots/s0?project={p}")
+            d.request("DELETE", f"/1.0/storage-pools/default/volumes/custom/{v}?project={p}")
+            d.lxc("storage", "volume", "delete", "default", v, check=False)
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 

@@ -181,6 +181,7 @@ class BridgeDriver(NetworkDriver):
                              domain=self.config.get("dns.domain") or "lxd",
                              dns_mode=self.config.get("dns.mode") or "managed",
                              gateway=self.config.get("ipv4.dhcp.gateway") or None,
+                             search=self.config.get("dns.search") or None,
                              dhcp6_stateful=is_true(self.config.get("ipv6.dhcp.stateful")), ranges6=ranges6,
                              expiry6=self.config.get("ipv6.dhcp.expiry") or "1h")
 
