@@ -98,14 +98,14 @@ def apply_preseed(client, doc: dict) -> None:
 def _create_auto_network(client, doc: dict, net: dict) -> None:
     """`init --auto`'s bridge: another daemon may take corralbrN between our look and our create,
     so on "already exists" move on to the next free name (and point the profile's eth0 at it)."""
-    from corral.cli.client import ClientError
+    from corral import client as rest
     name = net["name"]
     for _ in range(20):
         try:
             client.post("/1.0/networks", {"name": name, "type": net.get("type") or "bridge",
                                           "config": net.get("config") or {}, "description": net.get("description") or ""})
             break
-        except ClientError as e:
+        except rest.ClientError as e:
             if "already exists" not in str(e) or not name.startswith("corralbr"):
                 raise
             name = f"corralbr{int(name[len('corralbr'):]) + 1}"

@@ -70,10 +70,10 @@ def activateifneeded() -> None:
 
 
 def _activate() -> None:
-    from corral.cli.client import ClientError
+    from corral import client as rest
     try:
         client(timeout=30).get("/")
-    except (ClientError, OSError) as e:
+    except (rest.ClientError, OSError) as e:
         fail(str(e))
 
 

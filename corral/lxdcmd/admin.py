@@ -28,7 +28,7 @@ def waitready(timeout: int) -> None:
       This command will block until LXD is
     reachable over its REST API and is done with early start tasks like re-starting previously started
     containers."""
-    from corral.cli.client import ClientError
+    from corral import client as rest
     setup_client_logging()
     deadline = time.monotonic() + timeout if timeout > 0 else None
     last: Exception | None = None
@@ -36,7 +36,7 @@ def waitready(timeout: int) -> None:
         try:
             client(timeout=5).get("/internal/ready")
             return
-        except (ClientError, OSError) as e:
+        except (rest.ClientError, OSError) as e:
             last = e
         if deadline is not None and time.monotonic() > deadline:
             fail(f"LXD still not running after {timeout}s timeout ({last})")
@@ -54,13 +54,13 @@ def shutdown(force: bool, timeout: int) -> None:
     It stops accepting requests, lets running operations finish (up to core.shutdown_timeout, or not at
     all with --force) and exits. Unlike LXD, corrald leaves the containers running: the next corrald
     adopts them."""
-    from corral.cli.client import ClientError
+    from corral import client as rest
     setup_client_logging()
     c = client(timeout=10)
     try:
         pid = c.metadata("/1.0")["environment"]["server_pid"]
         c.put("/internal/shutdown", params={"force": "true" if force else "false"})
-    except (ClientError, OSError) as e:
+    except (rest.ClientError, OSError) as e:
         fail(str(e))
     deadline = time.monotonic() + timeout if timeout > 0 else None
     # The socket goes away first; the process exits once running operations are done.

@@ -59,9 +59,9 @@ def setup_client_logging() -> None:
 
 
 def client(timeout: float | None = None):
-    from corral.cli.client import Client
+    from corral import client as rest
     from corral.paths import Paths
-    return Client(socket_path=Paths.from_env().socket, timeout=timeout)
+    return rest.Client(socket_path=Paths.from_env().socket, timeout=timeout)
 
 
 def fail(message: str) -> None:

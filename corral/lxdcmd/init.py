@@ -31,7 +31,7 @@ def init(auto, dump, minimal, network_address, network_port, preseed, storage_ba
          storage_create_loop, storage_pool, trust_password) -> None:
     """Description:
     Configure the LXD daemon"""
-    from corral.cli.client import ClientError
+    from corral import client as rest
     from corral.preseed import apply_preseed, auto_preseed, parse_preseed
     setup_client_logging()
     auto_flags = bool(network_address or network_port != -1 or storage_backend or storage_create_device
@@ -75,7 +75,7 @@ def init(auto, dump, minimal, network_address, network_port, preseed, storage_ba
             _auto_options(c, doc, network_address, network_port, storage_backend, storage_create_device,
                           storage_create_loop, storage_pool, trust_password)
         apply_preseed(c, doc)
-    except (ClientError, OSError, ValueError, yaml.YAMLError) as e:
+    except (rest.ClientError, OSError, ValueError, yaml.YAMLError) as e:
         fail(str(e))
 
 

@@ -48,14 +48,14 @@ def recover(args) -> None:
     attempt to access them, along with existing storage pools, and identify any missing instances and
     volumes that exist on the pools but are not in the LXD database. It will then offer to recreate these
     database records."""
-    from corral.cli.client import ClientError
+    from corral import client as rest
     setup_client_logging()
     if args:
         fail("Invalid arguments")
     c = client()
     try:
         pools = c.metadata("/1.0/storage-pools", params={"recursion": "1"}) or []
-    except (ClientError, OSError) as e:
+    except (rest.ClientError, OSError) as e:
         fail(f"Failed getting existing storage pools: {e}")
     click.echo("This LXD server currently has the following storage pools:")
     for p in pools:
@@ -73,7 +73,7 @@ def recover(args) -> None:
     while True:
         try:
             res = c.post("/internal/recover/validate", req)["metadata"] or {}
-        except (ClientError, OSError) as e:
+        except (rest.ClientError, OSError) as e:
             fail(f"Failed validation request: {e}")
         unknown, deps = res.get("UnknownVolumes") or [], res.get("DependencyErrors") or []
         if unknown:
@@ -96,7 +96,7 @@ def recover(args) -> None:
     click.echo("Starting recovery...")
     try:
         res = c.post("/internal/recover/import", req)["metadata"] or {}
-    except (ClientError, OSError) as e:
+    except (rest.ClientError, OSError) as e:
         fail(f"Failed import request: {e}")
     if res.get("DependencyErrors"):
         fail("Failed import request: missing " + ", ".join(res["DependencyErrors"]))

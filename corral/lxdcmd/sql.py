@@ -50,7 +50,7 @@ HELP = """Description:
 @global_options
 @click.pass_context
 def sql(ctx: click.Context, args: tuple[str, ...]) -> None:
-    from corral.cli.client import ClientError
+    from corral import client as rest
     setup_client_logging()
     if len(args) != 2:
         click.echo(ctx.get_help())
@@ -70,7 +70,7 @@ def sql(ctx: click.Context, args: tuple[str, ...]) -> None:
             click.echo(meta["text"], nl=False)
             return
         meta = client().post("/internal/sql", {"database": database, "query": query})["metadata"]
-    except (ClientError, OSError) as e:
+    except (rest.ClientError, OSError) as e:
         fail(str(e))
     results = meta.get("Results") or meta.get("results") or []
     for i, res in enumerate(results):
