@@ -91,4 +91,25 @@ class FakeMacvlan(FakeDriver):
         return self.config["parent"]
 
 
+class NoHost:
+    """Mock mode's view of the host's network (in place of corral.network.host's netlink reads):
+    no interface, no route, so nothing of the real host shows through the API."""
+
+    @staticmethod
+    def interfaces() -> list[dict]:
+        return []
+
+    @staticmethod
+    def host_routes_and_addresses(exclude: str | None = None) -> list:
+        return []
+
+    @staticmethod
+    def link_state(name: str) -> dict | None:
+        return None
+
+    @staticmethod
+    def bridge_info(name: str) -> dict:
+        return {}
+
+
 MOCK_DRIVERS = {"bridge": FakeBridge, "macvlan": FakeMacvlan}
