@@ -17,8 +17,6 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-
 from helpers import VENV_BIN, Corrald, busybox_tarball
 
 MOCK_UID = MOCK_GID = 65534
@@ -89,9 +87,3 @@ def mock_corrald(image: bool = True):
         yield d
     finally:
         d.cleanup()
-
-
-@pytest.fixture(scope="module")
-def mock_host():
-    with mock_corrald() as d:
-        yield d

@@ -6,7 +6,6 @@ import os
 import pytest
 
 from helpers import unique
-from mockd import mock_host  # noqa: F401  (fixture)
 
 
 def op_ok(d, resp) -> dict:
