@@ -33,10 +33,10 @@ class FakeExecProcess(ExecProcess):
             os.close(slave)   # nothing on the other side: the reader sees EOF/EIO at once
             self.pty = master
         else:
-            in_r, self.stdin = os.pipe()
+            self.stdin = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)   # input is discarded
             self.stdout, out_w = os.pipe()
             self.stderr, err_w = os.pipe()
-            for fd in (in_r, out_w, err_w):
+            for fd in (out_w, err_w):
                 os.close(fd)
         self.size = (80, 24)
 
