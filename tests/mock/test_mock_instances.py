@@ -158,3 +158,27 @@ def test_pools_of_every_driver_name(mock_host, driver):
     d.lxc("delete", "--force", name)
     d.lxc("storage", "delete", pool)
     assert d.get(f"/1.0/storage-pools/{pool}").status == 404
+
+
+def test_exec_files_and_live_config_with_lxc(mock_host, tmp_path):
+    d = mock_host
+    name = unique("x")
+    d.lxc("launch", "busybox", name)
+    res = d.lxc("exec", name, "--", "sh", "-c", "echo out; exit 7", check=False)
+    assert (res.returncode, res.stdout) == (0, "")   # the fake runs nothing and exits cleanly
+    src = tmp_path / "hello"
+    src.write_text("hello\n")
+    # an unprivileged daemon can only give files its own owner (files.py chowns as asked)
+    owner = ["--uid", "65534", "--gid", "65534"] if d.unprivileged else []
+    d.lxc("file", "push", *owner, str(src), f"{name}/root/hello")
+    rootfs = os.path.join(d.dir, "storage-pools", "default", "containers", name, "rootfs")
+    with open(os.path.join(rootfs, "root", "hello")) as f:
+        assert f.read() == "hello\n"
+    d.lxc("file", "pull", f"{name}/etc/hostname", str(tmp_path / "hostname"))
+    assert (tmp_path / "hostname").read_text().strip() == name   # the start rendered the templates
+    d.lxc("config", "set", name, "limits.memory", "96MiB")   # a live change on the running instance
+    assert d.get(f"/1.0/instances/{name}").metadata["config"]["limits.memory"] == "96MiB"
+    res = d.lxc("config", "set", name, "limits.memory", "much", check=False)
+    assert res.returncode != 0
+    assert d.get(f"/1.0/instances/{name}").metadata["config"]["limits.memory"] == "96MiB"
+    d.lxc("delete", "--force", name)

@@ -164,7 +164,8 @@ def test_operations_and_events(mock_host):
 
 def test_restart_keeps_the_records():
     """The database survives a restart of the mock daemon; the fake driver's power state does not
-    (it is in memory), so running instances come back stopped unless boot.autostart says otherwise."""
+    (it is in memory): at start-up the daemon starts again what LXD's rule says (boot.autostart=true,
+    or unset and running before)."""
     d = MockCorrald()
     try:
         d.start()
@@ -172,16 +173,20 @@ def test_restart_keeps_the_records():
         r = d.request("PATCH", "/1.0/profiles/default",
                       {"devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}})
         assert r.status == 200, r.body
-        a, b = unique("a"), unique("b")
+        a, b, c, e = unique("a"), unique("b"), unique("c"), unique("e")
         d.lxc("launch", "--empty", a, "-c", "boot.autostart=true")
         d.lxc("init", "--empty", b)
+        d.lxc("launch", "--empty", c, "-c", "boot.autostart=false")
+        d.lxc("launch", "--empty", e)
         d.lxc("snapshot", b, "s0")
         assert d.stop() == 0
         d.start()
         assert d.get(f"/1.0/instances/{a}/state").metadata["status"] == "Running"
-        assert d.get(f"/1.0/instances/{b}/state").metadata["status"] == "Stopped"
+        assert d.get(f"/1.0/instances/{e}/state").metadata["status"] == "Running"
+        for stopped in (b, c):
+            assert d.get(f"/1.0/instances/{stopped}/state").metadata["status"] == "Stopped"
         assert d.get(f"/1.0/instances/{b}/snapshots").metadata == [f"/1.0/instances/{b}/snapshots/s0"]
         assert d.get("/1.0/storage-pools/default").metadata["used_by"] == [
-            f"/1.0/instances/{a}", f"/1.0/instances/{b}", "/1.0/profiles/default"]
+            *sorted(f"/1.0/instances/{n}" for n in (a, b, c, e)), "/1.0/profiles/default"]
     finally:
         d.cleanup()
