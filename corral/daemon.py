@@ -91,6 +91,7 @@ class Daemon:
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
         self._fingerprint = ""
+        self._hardening: asyncio.Task | None = None
 
     def __getattr__(self, name: str):
         # Only reached for what the Daemon itself lacks: the layers and the cross-layer questions.
@@ -127,7 +128,7 @@ class Daemon:
         await self.devlxd.start()
         await self._listen_unix()
         await self._listen_https()
-        await hardening.check(self)
+        self._hardening = await hardening.check(self.state)
         self.ready.set()
         self.image_tasks.start()   # expired cached images, then auto-updates (now and hourly)
         log.info("corrald ready on %s (pid %d)", self.paths.socket, os.getpid())
@@ -212,6 +213,8 @@ class Daemon:
         log.info("shutting down")
         self.ready.clear()
         await self.image_tasks.stop()
+        if self._hardening is not None:
+            self._hardening.cancel()
         minutes = self.config.get("core.shutdown_timeout") if self.db.node and not self._force_shutdown else 0
         if self.https is not None:
             await self.https.stop()

@@ -17,7 +17,8 @@ LAYERS = ["image/cache.py", "image/autoupdate.py", "instance/manager.py", "netwo
           "network/proxy.py", "storage/volumes.py", "storage/volume_backups.py", "project_restrictions.py",
           "project_limits.py", "devlxd.py", "instance/backup_yaml.py", "instance/snapshot_schedule.py",
           "storage/reconcile.py", "instance/recovery.py", "instance/devices/disk.py",
-          "instance/devices/nic.py", "instance/devices/proxy.py", "instance/update.py", "instance/backups.py"]
+          "instance/devices/nic.py", "instance/devices/proxy.py", "instance/update.py", "instance/backups.py",
+          "hardening.py", "instance/live_keys.py", "instance/devices/fake.py"]
 USE = re.compile(r"(?:\bself\.d|\binsts\.d|\binstances\.d|\bself\.instances\.d|\bdaemon)\.([a-z_]+)\b")
 
 
