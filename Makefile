@@ -15,8 +15,9 @@ run: setup
 test: setup-test
 	.venv/bin/python -m pytest -q -ra tests
 
+# Unit and API tests, and the orchestration on mock mode (corrald on fake drivers, no root needed).
 unit: setup-test
-	.venv/bin/python -m pytest -q tests/unit tests/api
+	.venv/bin/python -m pytest -q tests/unit tests/api tests/mock
 
 # Benchmarks against the real LXD (Debian's lxd, installed here): lifecycle, then pool variants.
 bench:

@@ -64,14 +64,20 @@ def _print_version(ctx: click.Context, _param, value: bool) -> None:
                   "  Without a subcommand it runs the daemon in the foreground (as `lxd` does).")
 @global_options
 @click.option("--group", default=None, help="The group of users that will be allowed to talk to LXD")
+@click.option("--mock", is_flag=True, default=False,
+              help="Run on fake instance, storage and network drivers, as any user (also: CORRAL_MOCK=1)")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Print version number")
 @click.pass_context
-def main(ctx: click.Context, group: str | None) -> None:
+def main(ctx: click.Context, group: str | None, mock: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    if os.geteuid() != 0:
-        raise click.ClickException("This must be run as root")
+    from corral import mock as mockmode
+    mock = mockmode.requested(mock)
+    if os.geteuid() != 0 and not mock:
+        raise click.ClickException("This must be run as root (or in mock mode: --mock)")
+    if mock:
+        mockmode.install()
     paths = Paths.from_env()
     f = flags(ctx)
     _setup_logging(f["debug"], f["logfile"] or paths.join("logs", "corrald.log"), verbose=f["verbose"],
@@ -83,7 +89,7 @@ def main(ctx: click.Context, group: str | None) -> None:
     logging.getLogger("corrald").info("file descriptor limit: %d", nofile)
 
     try:
-        asyncio.run(Daemon(paths, group=group).run())
+        asyncio.run(Daemon(paths, group=group, mock=mock).run())
     except RuntimeError as e:
         logging.getLogger("corrald").error("%s", e)
         sys.exit(1)

@@ -21,8 +21,6 @@ from corral.https import HttpsListener
 from corral.image.autoupdate import ImageTasks
 from corral.image.cache import ImageCache
 from corral.image.images import Images
-from corral.instance import layout, update as instance_update
-from corral.instance.devices import validate_devices
 from corral.instance.manager import Instances
 from corral.instance.backup_format import remove_stale_uploads
 from corral.instance.backup_yaml import BackupYamlWriter
@@ -42,6 +40,8 @@ from corral.storage.pools import Pools
 from corral.storage.reconcile import reconcile
 from corral.storage.volume_backups import VolumeBackups
 from corral.storage.volumes import Volumes
+from corral.state import State
+from corral.network.drivers.fake import NoHost
 from corral.instance.snapshot_schedule import SnapshotScheduler
 from corral.trust import Trust
 from corral.warnings import Warnings
@@ -51,54 +51,53 @@ WORKER_THREADS = 128
 
 
 class Daemon:
-    def __init__(self, paths: Paths, *, group: str | None = None):
+    """Start-up, listeners and shutdown. The layers share a typed State (corral/state.py): each
+    is built with it and reaches the others through it; the API reaches them through the daemon,
+    whose attributes fall through to the state."""
+
+    def __init__(self, paths: Paths, *, group: str | None = None, mock: bool = False):
         self.paths = paths
+        self.mock = mock   # fake drivers (corral/mock.py installed them before this daemon was built)
         hide_host_paths(paths.root)
         self.group = group
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._force_shutdown = False
-        self.events = EventHub()
-        self.operations = OperationManager(self.events)
-        self.db = Database(paths.global_db, paths.local_db)
-        self.config = ServerConfig(self.db)
-        self.projects = Projects(self.db)
-        self.profiles = Profiles(self.db, self.events)
-        self.warnings = Warnings(self.db)
-        self.pools = Pools(self.db, paths.root, self.events, self.warnings)
-        self.images = Images(self.db, self.paths, self.pools, self.events, self.operations, self.config)
-        self.image_cache = ImageCache(self)
-        self.image_tasks = ImageTasks(self)
-        self.instances = Instances(self)
-        self.images.default_compression = lambda project: self.project_setting(project, "images.compression_algorithm")
-        self.networks = Networks(self)
-        self.proxies = ProxyManager(self)
-        self.volumes = Volumes(self)
-        self.volume_backups = VolumeBackups(self)
-        self.profiles.used_by_sources.append(self.instances.used_by_profile)
-        self.profiles.validate_devices = lambda devices: validate_devices(self, devices)
-        self.profiles.apply_change = lambda project, profile: instance_update.profile_change(
-            self.instances, project, profile)
-        self.reaper = Reaper()
-        self.trust = Trust(self.db, self.operations)
-        self.restrictions = Restrictions(self)
-        self.limits = Limits(self)
-        self.profiles.check_restrictions = self._check_profile
-        self.projects.check_restrictions = self.restrictions.check_project_config
-        self.projects.check_limits = self.limits.check_project_config
-        self.devlxd = DevLXD(self)
-        self.backup_yaml = BackupYamlWriter(self)
-        self.snapshot_schedule = SnapshotScheduler(self)
+        events = EventHub()
+        db = Database(paths.global_db, paths.local_db)
+        s = self.state = State(paths=paths, db=db, events=events, operations=OperationManager(events),
+                               config=ServerConfig(db), mock=mock, net_host=NoHost() if mock else None)
+        s.projects = Projects(db, hooks=s)
+        s.profiles = Profiles(db, events, hooks=s)
+        s.warnings = Warnings(db)
+        s.pools = Pools(db, paths.root, events, s.warnings)
+        s.images = Images(db, paths, s.pools, events, s.operations, s.config)
+        s.image_cache = ImageCache(s)
+        self.image_tasks = ImageTasks(s)
+        s.instances = Instances(s)
+        s.images.default_compression = lambda project: s.project_setting(project, "images.compression_algorithm")
+        s.networks = Networks(s)
+        s.proxies = ProxyManager(s)
+        s.volumes = Volumes(s)
+        s.volume_backups = VolumeBackups(s)
+        s.reaper = Reaper()
+        s.trust = Trust(db, s.operations)
+        s.restrictions = Restrictions(s)
+        s.limits = Limits(s)
+        s.devlxd = DevLXD(s)
+        s.backup_yaml = BackupYamlWriter(s)
+        s.snapshot_schedule = SnapshotScheduler(s)
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""
         self._fingerprint = ""
+        self._hardening: asyncio.Task | None = None
 
-    def project_setting(self, project: str, key: str):
-        """A server setting a project may override (images.*, backups.*, as in LXD): the project's
-        value when it sets one, else the server's."""
-        value = self.projects.config_of(project).get(key)
-        return value if value not in (None, "") else self.config.get(key)
+    def __getattr__(self, name: str):
+        # Only reached for what the Daemon itself lacks: the layers and the cross-layer questions.
+        if name == "state":
+            raise AttributeError(name)
+        return getattr(self.state, name)
 
     # ---- start-up -------------------------------------------------------------------------
 
@@ -116,8 +115,8 @@ class Daemon:
         await self.trust.load()
         await self.pools.load()
         await self.images.load()
-        await reconcile(self)
-        await reconcile_instances(self)
+        await reconcile(self.state)
+        await reconcile_instances(self.state)
         remove_stale_uploads(self.paths.join("backups"))
         await self.networks.load()
         await self.networks.startup()
@@ -129,7 +128,7 @@ class Daemon:
         await self.devlxd.start()
         await self._listen_unix()
         await self._listen_https()
-        await hardening.check(self)
+        self._hardening = await hardening.check(self.state)
         self.ready.set()
         self.image_tasks.start()   # expired cached images, then auto-updates (now and hourly)
         log.info("corrald ready on %s (pid %d)", self.paths.socket, os.getpid())
@@ -144,7 +143,10 @@ class Daemon:
         await self._runner.setup()
         await netguard.serve_unix(self._runner, path, "unix", netguard.unix_peer)
         gid = grp.getgrnam(self.group).gr_gid if self.group else 0
-        os.chown(path, 0, gid)
+        if os.geteuid() == 0:
+            os.chown(path, 0, gid)
+        elif self.group:   # mock mode as an ordinary user: only a group of ours
+            os.chown(path, -1, gid)
         os.chmod(path, 0o660)
 
     async def _listen_https(self) -> None:
@@ -178,37 +180,6 @@ class Daemon:
             storage=" | ".join(in_use), storage_version=" | ".join(storage.driver_version(n) for n in in_use),
             storage_drivers=storage.supported_drivers(), server_name=socket.gethostname())
 
-    async def pool_used_by(self, pool: str) -> list[str]:
-        """Instances and profiles whose root disk uses `pool`."""
-        out = await self.instances.used_by_pool(pool)
-        out += await self.volumes.used_by_pool(pool)
-        for p in await self.profiles.get_all("default"):
-            if any(dev.get("type") == "disk" and dev.get("pool") == pool for dev in p["devices"].values()):
-                out.append(f"/1.0/profiles/{p['name']}")
-        return out
-
-    async def _check_profile(self, project: str, name: str, new: dict) -> None:
-        """A profile's new config and devices against the project's restrictions and limits."""
-        await self.restrictions.check_profile(project, name, new)
-        await self.limits.check_profile(project, name, new)
-
-    async def project_used_by(self, project: str) -> list[str]:
-        """What the project holds, as LXD's projectUsedBy lists it (its custom volumes included)."""
-        from corral.db.queries import storage as qs
-        from corral.storage.volumes import vol_url
-        suffix = "" if project == "default" else f"?project={project}"
-        urls = [f"/1.0/instances/{n}{suffix}" for n in await self.instances.names(project)]
-        urls += [f"/1.0/profiles/{n}{suffix}" for n in await self.profiles.names(project)]
-        urls += await self.images.used_by_project(project)
-        async with self.db.session() as tx:
-            urls += [vol_url(v["pool"], "custom", v["name"], project)
-                     for v in await qs.project_custom_volumes(tx, project)]
-        return urls
-
-    def instance_mounts(self, inst) -> list[tuple[str, str, str]]:
-        """Extra mounts the daemon adds to every container (the /dev/lxd socket comes here)."""
-        return self.devlxd.mounts(inst)
-
     async def _record_member(self) -> None:
         """This member's row in LXD's `nodes` table: schema version, API extensions, architecture."""
         from corral.api.extensions import EXTENSIONS
@@ -217,11 +188,6 @@ class Daemon:
         async with self.db.transaction() as tx:
             await qnodes.update_local(tx, schema=len(GLOBAL), api_extensions=len(EXTENSIONS),
                                       arch=os.uname().machine, heartbeat=timeutil.now())
-
-    async def on_instance_changed(self, project: str, name: str) -> None:
-        """Hook for listeners of instance config changes (the guest API's events, backup.yaml)."""
-        await layout.write_backup_file(self.instances, project, name)
-        await self.devlxd.instance_changed(project, name)
 
     # ---- shutdown -------------------------------------------------------------------------
 
@@ -247,6 +213,8 @@ class Daemon:
         log.info("shutting down")
         self.ready.clear()
         await self.image_tasks.stop()
+        if self._hardening is not None:
+            self._hardening.cancel()
         minutes = self.config.get("core.shutdown_timeout") if self.db.node and not self._force_shutdown else 0
         if self.https is not None:
             await self.https.stop()

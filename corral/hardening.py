@@ -38,15 +38,16 @@ def leaking_paths(paths=LEAK_PATHS) -> list[tuple[str, str]]:
     return out
 
 
-async def check(daemon) -> None:
-    """Run at start-up: the host checks, then watch instance starts for privileged containers."""
+async def check(daemon) -> asyncio.Task:
+    """Run at start-up: the host checks, then watch instance starts for privileged containers (the
+    task returned; `daemon`: the daemon's State)."""
     for path, fix in leaking_paths():
         msg = (f"{path} is readable by unprivileged users, so container names can leak; fix: `{fix}` "
                f"(at every boot, e.g. from a systemd unit or tmpfiles.d)")
         log.warning(msg)
         await daemon.warnings.raise_(LEAK_TYPE, msg, severity="moderate", entity_url=path)
     listener = daemon.events.listen(["lifecycle"], project=None)
-    daemon.hardening_task = asyncio.get_running_loop().create_task(_watch(daemon, listener))
+    return asyncio.get_running_loop().create_task(_watch(daemon, listener))
 
 
 async def _watch(daemon, listener) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncContextManager, AsyncIterator, Awaitable, Callable
+from typing import AsyncContextManager, AsyncIterator, Callable, Protocol
 
 from corral import config
 from corral.db import Database
@@ -12,12 +12,37 @@ from corral.errors import BadRequest, Conflict, NotFound
 from corral.locks import LOCKS
 from corral.names import check_entity_name
 
-UsedByFunc = Callable[[str, str], Awaitable[list[str]]]
+class ProfileHooks(Protocol):
+    """What profiles need from the layers above them (the daemon's State implements it)."""
+
+    async def profile_used_by(self, project: str, name: str) -> list[str]:
+        """The URLs (instances) using the profile."""
+
+    def validate_profile_devices(self, devices) -> dict[str, dict[str, str]]:
+        """Per-type device validation (the device registry)."""
+
+    def apply_profile_change(self, project: str, profile: dict) -> AsyncContextManager:
+        """Applies a changed profile to the instances using it, around the commit."""
+
+    async def check_profile(self, project: str, name: str, new: dict) -> None:
+        """Project restrictions and limits on a new or changed profile."""
 
 
-@contextlib.asynccontextmanager
-async def _nothing_to_apply(project: str, profile: dict) -> AsyncIterator[None]:
-    yield
+class NoHooks:
+    """Profiles alone (tests): no instances use them, devices get the shape checks only."""
+
+    async def profile_used_by(self, project: str, name: str) -> list[str]:
+        return []
+
+    def validate_profile_devices(self, devices) -> dict[str, dict[str, str]]:
+        return check_devices(devices)
+
+    @contextlib.asynccontextmanager
+    async def apply_profile_change(self, project: str, profile: dict) -> AsyncIterator[None]:
+        yield
+
+    async def check_profile(self, project: str, name: str, new: dict) -> None:
+        pass
 
 
 def url(name: str, project: str = "default") -> str:
@@ -25,24 +50,13 @@ def url(name: str, project: str = "default") -> str:
 
 
 class Profiles:
-    def __init__(self, db: Database, events):
+    def __init__(self, db: Database, events, hooks: ProfileHooks | None = None):
         self.db = db
         self.events = events
-        # Instances register here which URLs use a profile (filled in by the instance layer).
-        self.used_by_sources: list[UsedByFunc] = []
-        # Per-type device validation, set by the daemon (the device registry needs the daemon).
-        self.validate_devices: Callable[[dict], dict] = check_devices
-        # Applies a changed profile to the instances using it, as an async context manager around
-        # the commit (set by the daemon to corral/instance/update.py's profile_change).
-        self.apply_change: Callable[[str, dict], AsyncContextManager] = _nothing_to_apply
-        # Project restrictions (project, profile name, new profile), set by the daemon.
-        self.check_restrictions: Callable[[str, str, dict], Awaitable[None]] | None = None
+        self.hooks: ProfileHooks = hooks or NoHooks()
 
     async def used_by(self, project: str, name: str) -> list[str]:
-        out: list[str] = []
-        for source in self.used_by_sources:
-            out += await source(project, name)
-        return out
+        return await self.hooks.profile_used_by(project, name)
 
     async def _with_used_by(self, project: str, p: dict) -> dict:
         return {"config": p["config"], "description": p["description"], "devices": p["devices"],
@@ -83,13 +97,12 @@ class Profiles:
             raise BadRequest('Invalid value for field "description": expected string')
         return {"description": desc,
                 "config": config.validate(config.INSTANCE, body.get("config") or {}),
-                "devices": self.validate_devices(body.get("devices"))}
+                "devices": self.hooks.validate_profile_devices(body.get("devices"))}
 
     async def create(self, project: str, body: dict, requestor: dict | None = None) -> str:
         name = check_entity_name("profile", body.get("name"))
         p = {"name": name, **self._check(body)}
-        if self.check_restrictions:
-            await self.check_restrictions(project, name, p)
+        await self.hooks.check_profile(project, name, p)
         async with self.db.transaction() as tx:
             if await q.get(tx, project, name) is not None:
                 raise Conflict(f'Profile "{name}" already exists')
@@ -100,7 +113,7 @@ class Profiles:
     async def update(self, project: str, name: str, body: dict, *, replace: bool,
                      requestor: dict | None = None, etag_check: Callable[[dict], None] | None = None) -> None:
         """PUT/PATCH under the profile's lock: If-Match, validate, apply to the running instances
-        that use it (self.apply_change), store. Any failure stores nothing and undoes the instances."""
+        that use it (hooks.apply_profile_change), store. Any failure stores nothing and undoes the instances."""
         async with LOCKS.hold("profile", project, name):
             cur = await self.get_raw(project, name)
             if etag_check is not None:
@@ -112,9 +125,9 @@ class Profiles:
                 new = {"description": body["description"] if "description" in body else cur["description"],
                        "config": {**cur["config"], **patch["config"]},
                        "devices": {**cur["devices"], **patch["devices"]}}
-            if self.check_restrictions:   # outside the transaction: it reads the project's instances
-                await self.check_restrictions(project, name, new)
-            async with self.apply_change(project, {"name": name, **new}):
+            # outside the transaction: it reads the project's instances
+            await self.hooks.check_profile(project, name, new)
+            async with self.hooks.apply_profile_change(project, {"name": name, **new}):
                 async with self.db.transaction() as tx:
                     await q.update(tx, project, name, new)
         self.events.lifecycle("profile-updated", url(name, project), project=project, requestor=requestor)

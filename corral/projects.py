@@ -1,6 +1,8 @@
 """Projects: LXD 5.0's create / update / rename / delete; `default` always exists."""
 from __future__ import annotations
 
+from typing import Protocol
+
 from corral import config
 from corral.config.keys import is_true
 from corral.db import Database
@@ -40,14 +42,19 @@ def check_name(name) -> str:
     return name
 
 
+class ProjectHooks(Protocol):
+    """What projects need from the layers above them (the daemon's State implements it)."""
+
+    async def check_project_config(self, name: str, config: dict, changed: list[str]) -> None:
+        """Project restrictions and limits against a project's new config (changed: the keys)."""
+
+
 class Projects:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, hooks: ProjectHooks | None = None):
         self.db = db
+        self.hooks = hooks
         self._names: set[str] = set()
         self._configs: dict[str, dict] = {}   # a cache of every project's config (one daemon writes)
-        # Project restrictions and limits (project, new config, changed keys), set by the daemon.
-        self.check_restrictions = None
-        self.check_limits = None
 
     async def load(self) -> None:
         async with self.db.session() as tx:
@@ -150,10 +157,8 @@ class Projects:
         if features_changed and _content(used_by):
             raise BadRequest("Features can only be changed on empty projects")
         cfg = self._config(new, name)
-        if self.check_restrictions:
-            await self.check_restrictions(name, cfg, changed)
-        if self.check_limits:
-            await self.check_limits(name, cfg, changed)
+        if self.hooks is not None:
+            await self.hooks.check_project_config(name, cfg, changed)
         from corral.db.queries import profiles as qp
         async with self.db.transaction() as tx:
             await q.update(tx, name, description, cfg)

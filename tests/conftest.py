@@ -15,6 +15,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if f"{os.sep}security{os.sep}" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+        elif f"{os.sep}mock{os.sep}" in str(item.fspath):
+            item.add_marker(pytest.mark.mock)   # no root needed: never integration, never skipped
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="needs root (real corrald, liblxc, dqlite)")
         for item in items:
@@ -57,4 +59,13 @@ def host():
 def fresh_host():
     """A daemon of the test's own (for tests that kill or restart it)."""
     with initialised_corrald() as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def mock_host():
+    """One corrald in mock mode (fake drivers, run as an ordinary user: tests/mockd.py), initialised
+    with the busybox image, shared by the tests in tests/mock/."""
+    from mockd import mock_corrald
+    with mock_corrald() as d:
         yield d

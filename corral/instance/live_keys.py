@@ -74,6 +74,8 @@ async def _set_nesting(pid: int, on: bool) -> None:
 async def apply(daemon, old, new, pid: int) -> None:
     """Make the running instance's live keys those of `new` (`old`: what runs now). On failure what
     this call changed is put back and the error raised."""
+    if pid <= 0:
+        return   # no process behind the instance (the fake driver of mock mode): nothing runs to change
     undo = []
     try:
         if _devlxd(old.config) != _devlxd(new.config):

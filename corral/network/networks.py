@@ -8,7 +8,7 @@ import re
 
 from corral.db.queries import networks as q
 from corral.errors import BadRequest, Conflict, CorralError, NotFound
-from corral.network import driver_class, host
+from corral.network import driver_class
 from corral.network.drivers.base import NetworkDriver, NetworkError
 from corral.network.subnets import overlaps
 
@@ -41,6 +41,7 @@ class Networks:
         self.d = daemon
         self.db = daemon.db
         self.events = daemon.events
+        self.host = daemon.net_host   # the host's links and routes (mock mode: a host without any)
         self._drivers: dict[str, NetworkDriver] = {}
         self._recs: dict[str, dict] = {}
         self._status: dict[str, str] = {}
@@ -95,7 +96,7 @@ class Networks:
         return sorted(self._drivers)
 
     async def _host_interfaces(self) -> list[dict]:
-        return await asyncio.to_thread(host.interfaces)
+        return await asyncio.to_thread(self.host.interfaces)
 
     async def list_names(self) -> list[str]:
         """Managed networks, then host interfaces (veths left out, as LXD does)."""
@@ -162,7 +163,7 @@ class Networks:
     # ---- create / update / rename / delete ---------------------------------------------------------
 
     async def _used_subnets(self, exclude: str | None) -> list:
-        used = await asyncio.to_thread(host.host_routes_and_addresses, exclude)
+        used = await asyncio.to_thread(self.host.host_routes_and_addresses, exclude)
         for n, drv in self._drivers.items():
             if n != exclude:
                 used += drv.subnets()
@@ -341,11 +342,11 @@ class Networks:
                 return await drv.state()
             except NetworkError as e:
                 raise CorralError(e.message, e.status) from None
-        st = await asyncio.to_thread(host.link_state, name)
+        st = await asyncio.to_thread(self.host.link_state, name)
         if st is None:
             raise NotFound("Network not found")
         is_bridge = any(i["name"] == name and i["kind"] == "bridge" for i in await self._host_interfaces())
-        st.update({"bond": None, "bridge": await asyncio.to_thread(host.bridge_info, name) if is_bridge else None,
+        st.update({"bond": None, "bridge": await asyncio.to_thread(self.host.bridge_info, name) if is_bridge else None,
                    "vlan": None, "ovn": None})
         return st
 

@@ -22,7 +22,9 @@ import os
 import stat
 
 KIND_MODE = 0o700       # <pool>/<kind>/
-VOLUME_MODE = 0o100     # <pool>/containers/<vol>/, <pool>/containers-snapshots/<vol>/<snap>/
+# <pool>/containers/<vol>/, <pool>/containers-snapshots/<vol>/<snap>/: only root reads through 0100;
+# a daemon run as an ordinary user (mock mode, corral/mock.py) owns its volumes and needs 0700.
+VOLUME_MODE = 0o100 if os.geteuid() == 0 else 0o700
 IMAGE_MODE = 0o700      # <pool>/images/<fingerprint>/
 KINDS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots")
 
@@ -42,9 +44,10 @@ def set_mode(path: str, mode: int, changed: list[str] | None = None) -> None:
         return
     if not stat.S_ISDIR(st.st_mode):
         return
-    if (st.st_uid, st.st_gid) != (0, 0):
-        os.chown(path, 0, 0, follow_symlinks=False)
-    if stat.S_IMODE(st.st_mode) != mode or (st.st_uid, st.st_gid) != (0, 0):
+    owner = (0, 0) if os.geteuid() == 0 else (os.geteuid(), os.getegid())   # (mock mode: ourselves)
+    if (st.st_uid, st.st_gid) != owner:
+        os.chown(path, *owner, follow_symlinks=False)
+    if stat.S_IMODE(st.st_mode) != mode or (st.st_uid, st.st_gid) != owner:
         os.chmod(path, mode)
         if changed is not None:
             changed.append(path)

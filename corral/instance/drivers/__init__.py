@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from corral.instance.drivers.base import InstanceDriver
+from corral.instance.drivers.fake import FakeDriver
 from corral.instance.drivers.lxc import LXCDriver
 
-DRIVERS: dict[str, type[InstanceDriver]] = {"lxc": LXCDriver}
+# "fake": in memory, runs nothing (tests and `corrald --mock`, which maps every name onto it).
+DRIVERS: dict[str, type[InstanceDriver]] = {"lxc": LXCDriver, "fake": FakeDriver}
 
 
 def get_driver(name: str) -> type[InstanceDriver]:
