@@ -182,7 +182,7 @@ class Images:
     def _pool_budget(self, pool) -> unpack.Budget:
         if pool is None:
             return self.budget(self.dir, "the disk holding the image store")
-        return self.budget(pool.path, f'storage pool "{pool.pool}"')
+        return self.budget(pool.space_probe(), f'storage pool "{pool.name}"')
 
     def original_paths(self, fingerprint: str) -> tuple[str, str]:
         base = os.path.join(self.dir, fingerprint)
@@ -305,38 +305,33 @@ class Images:
 
     # ---- unpacking for instances ---------------------------------------------------------------
 
-    async def ensure_unpacked(self, fingerprint: str, pool_driver) -> str:
-        """The pool's unpacked copy of the image (metadata.yaml, templates/, rootfs/), made on first use."""
-        dest = pool_driver.image_dir(fingerprint)
+    async def ensure_unpacked(self, fingerprint: str, pool) -> None:
+        """The pool's image volume (metadata.yaml, templates/, rootfs/: a storage Pool), made on first use."""
         async with self.lock(fingerprint):
-            if os.path.isdir(os.path.join(dest, "rootfs")) and os.path.isfile(os.path.join(dest, "metadata.yaml")):
-                return dest
+            if await asyncio.to_thread(pool.has_image, fingerprint):
+                return
             meta, rootfs = self.original_paths(fingerprint)
             if not os.path.isfile(meta):
                 raise NotFound("Image not found")
 
             def work():
-                if os.path.lexists(dest):  # a half-made copy from a crash
-                    pool_driver.delete_tree(dest)
-                budget = self._pool_budget(pool_driver)
+                budget = self._pool_budget(pool)
                 if os.path.isfile(rootfs):
-                    pool_driver.unpack_image(fingerprint,
-                                             lambda d: store.import_split(meta, rootfs, d, budget=budget))
+                    pool.create_image(fingerprint, lambda d: store.import_split(meta, rootfs, d, budget=budget))
                 else:
-                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
+                    pool.create_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
             await asyncio.to_thread(work)
-        return dest
 
-    def _pool_drivers(self) -> list:
+    def _pools(self) -> list:
         out = []
         for name in self.pools.names():
             with contextlib.suppress(CorralError):
-                out.append(self.pools.driver(name))
+                out.append(self.pools.pool(name))
         return out
 
     def _default_pool(self):
         if DEFAULT_POOL in self.pools.names():
-            return self.pools.driver(DEFAULT_POOL)
+            return self.pools.pool(DEFAULT_POOL)
         return None
 
     # ---- creation --------------------------------------------------------------------------------
@@ -404,12 +399,10 @@ class Images:
                 await self._check_new_aliases(tx, project, aliases)
             shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
             pool = None if shared else self._default_pool()
-            unpack_dir = pool.image_dir(fp) if pool is not None else os.path.join(upload.dir, "check")
+            unpack_dir = os.path.join(upload.dir, "check")
             paths = list(upload.paths)
 
             def validate() -> store.ImageInfo:
-                if pool is not None and os.path.lexists(unpack_dir):
-                    pool.delete_tree(unpack_dir)  # a stale copy of an image nobody has
                 out = []
                 budget = self._pool_budget(pool)
 
@@ -422,7 +415,7 @@ class Images:
                     unpack(unpack_dir)
                     _rmtree(unpack_dir)
                 else:
-                    pool.unpack_image(fp, unpack)
+                    pool.create_image(fp, unpack)   # replaces a stale copy of an image nobody has
                 return out[0]
 
             def install() -> None:
@@ -434,7 +427,7 @@ class Images:
 
             def undo() -> None:
                 if pool is not None:
-                    pool.delete_tree(unpack_dir)
+                    pool.delete_image(fp)
                 if not shared:
                     _unlink(meta_dst)
                     _unlink(rootfs_dst)
@@ -616,8 +609,8 @@ class Images:
             self.events.lifecycle("image-deleted", url(fp, project), project=project, requestor=requestor)
 
     def _remove_files(self, fp: str) -> None:
-        for drv in self._pool_drivers():
-            drv.delete_tree(drv.image_dir(fp))
+        for pool in self._pools():
+            pool.delete_image(fp)
         for path in self.original_paths(fp):
             _unlink(path)
 
