@@ -8,8 +8,6 @@ import tarfile
 import tempfile
 from typing import Callable, Iterator
 
-import yaml
-
 from corral.image.formats import fingerprint
 from corral.image.unpack import CHUNK, ENTRY_COST, Budget, ImageError, tool as _tool
 

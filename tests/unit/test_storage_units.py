@@ -158,3 +158,22 @@ def test_pool_block_volumes(tmp_path):
     for v in (vol, copy, default):
         pool.delete(v)
     pool.driver.delete_pool()
+
+
+def test_pool_refresh_brings_a_copy_up_to_date(tmp_path):
+    pool = _pool(tmp_path)
+    src, dst = pool.custom_volume("default", "a"), pool.custom_volume("default", "b")
+    pool.create(src)
+    path = pool.mount(src)
+    open(os.path.join(path, "f"), "w").write("1")
+    pool.snapshot(src, "s0")
+    pool.copy(dst, pool, src, ["s0"])
+    open(os.path.join(path, "f"), "w").write("2")
+    pool.snapshot(src, "s1")
+    pool.refresh(dst, pool, src, ["s0", "s1"])
+    assert open(os.path.join(pool.mount(dst), "f")).read() == "2"
+    assert pool.snapshot_names(dst) == ["s0", "s1"]
+    assert open(os.path.join(pool.mount(dst.snapshot("s0")), "f")).read() == "1"
+    for v in (src, dst):
+        pool.delete(v)
+    pool.driver.delete_pool()
