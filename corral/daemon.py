@@ -174,7 +174,7 @@ class Daemon:
     # ---- information ----------------------------------------------------------------------
 
     def environment(self) -> dict:
-        in_use = sorted({self.pools.driver(name).name for name in self.pools.names()})
+        in_use = sorted({self.pools.driver_name(name) for name in self.pools.names()})
         return hostinfo.environment(
             certificate=self._cert_pem, fingerprint=self._fingerprint, addresses=self.https_addresses(),
             storage=" | ".join(in_use), storage_version=" | ".join(storage.driver_version(n) for n in in_use),

@@ -23,11 +23,15 @@ from corral.db.queries import image_cache as qc
 from corral.db.queries import images as q
 from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
-from corral.config.keys import check_key_name, is_true
-from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
+from corral.config.keys import is_true
+from corral.errors import BadRequest, Conflict, CorralError, NotFound
 from corral.image import store, unpack
+from corral.image.aliases import ImageAliases
+from corral.image.imagechecks import (alias_url, check_aliases, check_bool, check_expiry, check_properties,  # noqa: F401
+                                      file_extension, url)
+from corral.image.publish import ImagePublish
+from corral.image.imagechecks import rmtree as _rmtree, unlink as _unlink
 from corral.image.upload import Upload
-from corral.names import check_entity_name
 from corral.projects import profiles_project
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,6 @@ log = logging.getLogger(__name__)
 DEFAULT_POOL = "default"
 BUILD_PREFIX = ".corral_build_"
 ZERO_EXPIRY = "1970-01-01T00:00:00Z"
-COMPRESSIONS = ("gzip", "xz", "zstd", "none")
 PUBLISH_TYPES = ("instance", "container", "virtual-machine", "snapshot")
 _HEX = re.compile(r"^[0-9a-f]*$")
 
@@ -43,100 +46,7 @@ _HEX = re.compile(r"^[0-9a-f]*$")
 PublishSource = Callable[[str, str, str], Awaitable[tuple]]
 
 
-def url(fingerprint: str, project: str = "default") -> str:
-    return f"/1.0/images/{fingerprint}" + ("" if project == "default" else f"?project={project}")
-
-
-def alias_url(name: str, project: str = "default") -> str:
-    return f"/1.0/images/aliases/{name}" + ("" if project == "default" else f"?project={project}")
-
-
-def _rmtree(path: str) -> None:
-    if os.path.islink(path) or os.path.isfile(path):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    elif os.path.isdir(path):
-        store._rmtree(path)
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def file_extension(path: str) -> str:
-    """LXD's DetectCompression extensions (used for export file names)."""
-    fmt = store.detect_format(path)
-    if fmt == "tar":
-        with open(path, "rb") as f:
-            f.seek(257)
-            return ".tar" if f.read(5) == b"ustar" else ""
-    return {"gzip": ".tar.gz", "xz": ".tar.xz", "bzip2": ".tar.bz2", "zstd": ".tar.zst",
-            "squashfs": ".squashfs"}[fmt]
-
-
-def check_expiry(value: Any) -> str | None:
-    """An RFC 3339 expiry (None or the zero time: not set)."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise BadRequest('Invalid value for field "expires_at": expected an RFC 3339 timestamp')
-    try:
-        dt = timeutil.parse(value)
-    except ValueError:
-        raise BadRequest(f'Invalid value for field "expires_at": {value!r} is not an RFC 3339 timestamp') from None
-    if dt.year <= 1:
-        return None
-    return value
-
-
-def check_properties(value: Any, what: str = "properties") -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or any(not isinstance(k, str) or not isinstance(v, str)
-                                          for k, v in value.items()):
-        raise BadRequest(f'Invalid value for field "{what}": expected a map of strings')
-    for k in value:   # properties become instance config keys (image.KEY): the same names
-        check_key_name(k, "image property")
-    return dict(value)
-
-
-def check_bool(body: dict, key: str, default: bool) -> bool:
-    v = body.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise BadRequest(f'Invalid value for field "{key}": expected boolean')
-    return v
-
-
-def check_alias_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("name and target are required")
-    return check_entity_name("alias", name)
-
-
-def check_aliases(value: Any) -> list[dict]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise BadRequest('Invalid value for field "aliases": expected an array')
-    out, seen = [], set()
-    for a in value:
-        if not isinstance(a, dict):
-            raise BadRequest('Invalid value for field "aliases": expected objects with a name')
-        name = check_alias_name(a.get("name"))
-        desc = a.get("description") or ""
-        if not isinstance(desc, str):
-            raise BadRequest('Invalid value for field "aliases": description must be a string')
-        if name in seen:
-            raise BadRequest(f"Alias already exists: {name}")
-        seen.add(name)
-        out.append({"name": name, "description": desc})
-    return out
-
-
-class Images:
+class Images(ImageAliases, ImagePublish):
     def __init__(self, db: Database, paths, pools, events, operations, config=None):
         self.db = db
         self.config = config  # ServerConfig: images.max_unpacked_size
@@ -182,7 +92,7 @@ class Images:
     def _pool_budget(self, pool) -> unpack.Budget:
         if pool is None:
             return self.budget(self.dir, "the disk holding the image store")
-        return self.budget(pool.path, f'storage pool "{pool.pool}"')
+        return self.budget(pool.space_probe(), f'storage pool "{pool.name}"')
 
     def original_paths(self, fingerprint: str) -> tuple[str, str]:
         base = os.path.join(self.dir, fingerprint)
@@ -305,38 +215,33 @@ class Images:
 
     # ---- unpacking for instances ---------------------------------------------------------------
 
-    async def ensure_unpacked(self, fingerprint: str, pool_driver) -> str:
-        """The pool's unpacked copy of the image (metadata.yaml, templates/, rootfs/), made on first use."""
-        dest = pool_driver.image_dir(fingerprint)
+    async def ensure_unpacked(self, fingerprint: str, pool) -> None:
+        """The pool's image volume (metadata.yaml, templates/, rootfs/: a storage Pool), made on first use."""
         async with self.lock(fingerprint):
-            if os.path.isdir(os.path.join(dest, "rootfs")) and os.path.isfile(os.path.join(dest, "metadata.yaml")):
-                return dest
+            if await asyncio.to_thread(pool.has_image, fingerprint):
+                return
             meta, rootfs = self.original_paths(fingerprint)
             if not os.path.isfile(meta):
                 raise NotFound("Image not found")
 
             def work():
-                if os.path.lexists(dest):  # a half-made copy from a crash
-                    pool_driver.delete_tree(dest)
-                budget = self._pool_budget(pool_driver)
+                budget = self._pool_budget(pool)
                 if os.path.isfile(rootfs):
-                    pool_driver.unpack_image(fingerprint,
-                                             lambda d: store.import_split(meta, rootfs, d, budget=budget))
+                    pool.create_image(fingerprint, lambda d: store.import_split(meta, rootfs, d, budget=budget))
                 else:
-                    pool_driver.unpack_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
+                    pool.create_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
             await asyncio.to_thread(work)
-        return dest
 
-    def _pool_drivers(self) -> list:
+    def _pools(self) -> list:
         out = []
         for name in self.pools.names():
             with contextlib.suppress(CorralError):
-                out.append(self.pools.driver(name))
+                out.append(self.pools.pool(name))
         return out
 
     def _default_pool(self):
         if DEFAULT_POOL in self.pools.names():
-            return self.pools.driver(DEFAULT_POOL)
+            return self.pools.pool(DEFAULT_POOL)
         return None
 
     # ---- creation --------------------------------------------------------------------------------
@@ -404,12 +309,10 @@ class Images:
                 await self._check_new_aliases(tx, project, aliases)
             shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
             pool = None if shared else self._default_pool()
-            unpack_dir = pool.image_dir(fp) if pool is not None else os.path.join(upload.dir, "check")
+            unpack_dir = os.path.join(upload.dir, "check")
             paths = list(upload.paths)
 
             def validate() -> store.ImageInfo:
-                if pool is not None and os.path.lexists(unpack_dir):
-                    pool.delete_tree(unpack_dir)  # a stale copy of an image nobody has
                 out = []
                 budget = self._pool_budget(pool)
 
@@ -422,7 +325,7 @@ class Images:
                     unpack(unpack_dir)
                     _rmtree(unpack_dir)
                 else:
-                    pool.unpack_image(fp, unpack)
+                    pool.create_image(fp, unpack)   # replaces a stale copy of an image nobody has
                 return out[0]
 
             def install() -> None:
@@ -434,7 +337,7 @@ class Images:
 
             def undo() -> None:
                 if pool is not None:
-                    pool.delete_tree(unpack_dir)
+                    pool.delete_image(fp)
                 if not shared:
                     _unlink(meta_dst)
                     _unlink(rootfs_dst)
@@ -453,105 +356,6 @@ class Images:
             except BaseException:
                 await asyncio.to_thread(undo)
                 raise
-
-    async def create_from_dir(self, project: str, src_dir: str, *, properties: dict, public: bool,
-                              aliases: list[dict], compression: str, expires_at: str | None,
-                              progress: Callable[[int], Any] | None = None, filename: str = "") -> str:
-        """Publish: pack `src_dir` (metadata.yaml, templates/, rootfs/) as a unified image into the store
-        and record it. progress(bytes_packed) is called on the event loop. Returns the fingerprint."""
-        project = await self.effective_project(project)
-        if compression not in COMPRESSIONS:
-            raise BadRequest(f"Unsupported compression algorithm {compression!r} "
-                             f"(use one of {', '.join(COMPRESSIONS)})")
-        aliases = check_aliases(aliases)
-        expires_at = check_expiry(expires_at)
-        loop = asyncio.get_running_loop()
-        report = (lambda n: loop.call_soon_threadsafe(progress, n)) if progress else None
-        upload = await self.new_upload()
-        try:
-            packed = os.path.join(upload.dir, "image")
-            budget = await asyncio.to_thread(self.budget, self.dir, "the disk holding the image store")
-            _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report,
-                                                  budget)
-
-            def read_meta() -> dict:
-                with open(os.path.join(src_dir, "metadata.yaml"), "rb") as f:
-                    return store.parse_metadata(f.read())
-            meta = await asyncio.to_thread(read_meta)
-            meta_dst, _ = self.original_paths(fp)
-            async with self.lock(fp):
-                async with self.db.session() as tx:
-                    if await q.get(tx, project, fp) is not None:
-                        raise BadRequest(f"The image already exists: {fp}")
-                shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
-                if not shared:
-                    await asyncio.to_thread(os.replace, packed, meta_dst)
-                try:
-                    row = {"fingerprint": fp, "filename": filename, "size": size, "public": public,
-                           "auto_update": False, "cached": False, "architecture": meta["architecture"],
-                           "type": "container", "created_at": timeutil.now(), "uploaded_at": timeutil.now(),
-                           "expires_at": expires_at or store.rfc3339(meta["expiry_date"]),
-                           "last_used_at": timeutil.ZERO,
-                           "properties": {**meta["properties"], **(properties or {})}, "profiles": ["default"]}
-                    await self._record(project, row, aliases)
-                except BaseException:
-                    if not shared:
-                        await asyncio.to_thread(_unlink, meta_dst)
-                    raise
-        finally:
-            await asyncio.to_thread(upload.cleanup)
-        return fp
-
-    def start_publish(self, project: str, body: dict, requestor: dict | None = None, source_project: str = ""):
-        """POST /1.0/images with an instance or snapshot source: an operation. `project` holds the
-        image (the effective one, features.images); the instance is `source_project`'s (the request's)."""
-        source_project = source_project or project
-        source = body.get("source") or {}
-        stype, name = source.get("type"), source.get("name")
-        if not isinstance(stype, str) or not isinstance(name, str) or not stype or not name:
-            raise BadRequest("No source provided")
-        if stype == "snapshot" and "/" not in name:
-            raise BadRequest("Not a snapshot")
-        if stype != "snapshot" and "/" in name:
-            raise BadRequest("This is a snapshot")
-        if self.publish_source is None:
-            raise NotImplementedFeature("publishing instances")
-        compression = body.get("compression_algorithm") or self.default_compression(source_project) or "gzip"
-        if compression not in COMPRESSIONS:
-            raise BadRequest(f"Unsupported compression algorithm {compression!r} "
-                             f"(use one of {', '.join(COMPRESSIONS)})")
-        aliases = check_aliases(body.get("aliases"))
-        properties = check_properties(body.get("properties"))
-        public = check_bool(body, "public", False)
-        expires_at = check_expiry(body.get("expires_at"))
-        filename = body.get("filename") or ""
-        if not isinstance(filename, str):
-            raise BadRequest('Invalid value for field "filename": expected string')
-        hook = self.publish_source
-
-        async def run(op):
-            def progress(n: int) -> None:
-                op.update_metadata({"create_image_from_container_pack_progress":
-                                    f"Image pack: {_human(n)}"})
-            async with self._publish_lock:  # like LXD: one publish at a time
-                res = await hook(source_project, stype, name)
-                src_dir, props = res[0], res[1]
-                cleanup = res[2] if len(res) > 2 else None
-                try:
-                    fp = await self.create_from_dir(project, src_dir, properties={**(props or {}), **properties},
-                                                    public=public, aliases=aliases, compression=compression,
-                                                    expires_at=expires_at, progress=progress, filename=filename)
-                finally:
-                    if cleanup is not None:
-                        r = cleanup()
-                        if asyncio.iscoroutine(r):
-                            await r
-            img = await self.get(project, fp)
-            self.events.lifecycle("image-created", url(fp, project), project=project,
-                                  context={"type": img["type"]}, requestor=requestor)
-            return {"fingerprint": fp, "size": str(img["size"])}
-
-        return self.operations.create(project=project, description="Downloading image", run=run)
 
     # ---- updates and deletion ---------------------------------------------------------------------
 
@@ -616,105 +420,10 @@ class Images:
             self.events.lifecycle("image-deleted", url(fp, project), project=project, requestor=requestor)
 
     def _remove_files(self, fp: str) -> None:
-        for drv in self._pool_drivers():
-            drv.delete_tree(drv.image_dir(fp))
+        for pool in self._pools():
+            pool.delete_image(fp)
         for path in self.original_paths(fp):
             _unlink(path)
-
-    # ---- aliases ---------------------------------------------------------------------------------
-
-    async def alias_names(self, project: str) -> list[str]:
-        project = await self.effective_project(project)
-        async with self.db.session() as tx:
-            return await q.alias_names(tx, project)
-
-    async def aliases(self, project: str) -> list[dict]:
-        project = await self.effective_project(project)
-        async with self.db.session() as tx:
-            return await q.aliases(tx, project)
-
-    async def alias_get(self, project: str, name: str) -> dict:
-        project = await self.effective_project(project)
-        async with self.db.session() as tx:
-            a = await q.alias(tx, project, name)
-        if a is None:
-            raise NotFound("Image alias not found")
-        return a
-
-    async def alias_create(self, project: str, body: dict, requestor: dict | None = None) -> str:
-        project = await self.effective_project(project)
-        name, target = body.get("name"), body.get("target")
-        if not name or not target:
-            raise BadRequest("name and target are required")
-        name = check_alias_name(name)
-        if not isinstance(target, str):
-            raise BadRequest('Invalid value for field "target": expected string')
-        desc = body.get("description") or ""
-        if not isinstance(desc, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        async with self.db.transaction() as tx:
-            if await q.alias(tx, project, name) is not None:
-                raise Conflict(f'Alias "{name}" already exists')
-            fp = await self._full(tx, project, target)
-            await q.alias_create(tx, project, name, fp, desc)
-        self.events.lifecycle("image-alias-created", alias_url(name, project), project=project,
-                              context={"target": target}, requestor=requestor)
-        return name
-
-    async def alias_update(self, project: str, name: str, body: dict, *, replace: bool,
-                           etag_check: Callable[[Any], None] | None = None,
-                           requestor: dict | None = None) -> None:
-        project = await self.effective_project(project)
-        if replace and not body.get("target"):
-            raise BadRequest("The target field is required")
-        for key in ("target", "description"):
-            if key in body and body[key] is not None and not isinstance(body[key], str):
-                raise BadRequest(f'Invalid value for field "{key}": expected string')
-        async with self.db.transaction() as tx:
-            cur = await q.alias(tx, project, name)
-            if cur is None:
-                raise NotFound("Image alias not found")
-            if etag_check is not None:
-                etag_check(cur)
-            if replace:
-                target, desc = body["target"], body.get("description") or ""
-            else:
-                target = body["target"] if body.get("target") is not None else cur["target"]
-                desc = body["description"] if body.get("description") is not None else cur["description"]
-            fp = await self._full(tx, project, target)
-            await q.alias_update(tx, project, name, fp, desc)
-        self.events.lifecycle("image-alias-updated", alias_url(name, project), project=project,
-                              context={"target": target}, requestor=requestor)
-
-    async def alias_rename(self, project: str, name: str, new_name: Any, requestor: dict | None = None) -> str:
-        project = await self.effective_project(project)
-        new_name = check_alias_name(new_name)
-        async with self.db.transaction() as tx:
-            if await q.alias(tx, project, new_name) is not None:
-                raise Conflict(f'Alias "{new_name}" already exists')
-            if await q.alias(tx, project, name) is None:
-                raise NotFound("Image alias not found")
-            await q.alias_rename(tx, project, name, new_name)
-        self.events.lifecycle("image-alias-renamed", alias_url(new_name, project), project=project,
-                              context={"old_name": name}, requestor=requestor)
-        return new_name
-
-    async def alias_delete(self, project: str, name: str, requestor: dict | None = None) -> None:
-        project = await self.effective_project(project)
-        async with self.db.transaction() as tx:
-            if await q.alias(tx, project, name) is None:
-                raise NotFound("Image alias not found")
-            await q.alias_delete(tx, project, name)
-        self.events.lifecycle("image-alias-deleted", alias_url(name, project), project=project,
-                              requestor=requestor)
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.2f}{unit}" if unit != "B" else f"{n}B"
-        n /= 1000
-    return f"{n}"
 
 
 def parse_json_body(raw: bytes) -> dict | None:

@@ -21,7 +21,6 @@ from corral.instance.backup_format import BackupInfo, BackupTarball
 from corral.instance.devices import validate_devices
 from corral.instance.idmap import IdmapEntry
 from corral.names import check_entity_name, check_instance_name
-from corral.storage.perms import KIND_MODE, VOLUME_MODE
 from corral.storage.shift import shift_tree
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, na
     pool = pool or info.pool or root_pool(src.get("expanded_devices") or {}) or root_pool(edev)
     if not pool:
         raise BadRequest("Failed to get root disk device: No root device could be found")
-    instances.d.pools.driver(pool)   # NotFound when the pool does not exist
+    instances.d.pools.pool(pool)   # NotFound when the pool does not exist
     if root_pool(edev) != pool:
         # The backup's pool is not the one the profiles give: a local root disk says where it lives.
         local = next((k for k, d in devices.items() if d.get("type") == "disk" and d.get("path") == "/"
@@ -172,32 +171,30 @@ async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, na
     return {"rec": rec, "pool": pool, "snapshots": snaps, "stored_idmap": _stored_idmap(cfg)}
 
 
-def _extract(drv, bt: BackupTarball, vol: str, plan: dict) -> None:
-    dst = drv.create_instance_empty(vol)
-    bt.extract("backup/container", drv.path, os.path.relpath(dst, drv.path), skip=SKIP)
-    shift_tree(dst, plan["stored_idmap"], None)
-    for s in plan["snapshots"]:
-        sdst = drv.snapshot_dir(vol, s["name"])
-        os.makedirs(os.path.dirname(sdst), mode=KIND_MODE, exist_ok=True)
-        drv.create_volume(sdst)
-        os.chmod(sdst, VOLUME_MODE)
-        bt.extract(f"backup/snapshots/{s['name']}", drv.path, os.path.relpath(sdst, drv.path), skip=SKIP)
-        shift_tree(sdst, s["stored_idmap"], None)
+def _filler(bt: BackupTarball, prefix: str, stored_idmap):
+    """Fill a new instance volume (an empty directory) from the members below `prefix`, its owners
+    shifted from the map the backup stores them with to Corral's on-disk form (unshifted)."""
+    def fill(path: str) -> None:
+        bt.extract(prefix, os.path.dirname(path), os.path.basename(path), skip=SKIP)
+        shift_tree(path, stored_idmap, None)
+    return fill
 
 
 async def _restore(instances, bt: BackupTarball, plan: dict) -> None:
-    rec, pool = plan["rec"], plan["pool"]
+    rec, pool_name = plan["rec"], plan["pool"]
     project, name = rec["project"], rec["name"]
-    drv = instances.d.pools.driver(pool)
+    pool = instances.d.pools.pool(pool_name)
     vol = instances.volume_name(project, name)
-    if os.path.lexists(drv.instance_dir(vol)) or os.path.lexists(os.path.dirname(drv.snapshot_dir(vol, "x"))):
-        raise Conflict(f'Storage volume for instance "{name}" already exists in pool "{pool}"')
+    if pool.has_instance(vol) or pool.has_instance_snapshots(vol):
+        raise Conflict(f'Storage volume for instance "{name}" already exists in pool "{pool_name}"')
     try:
-        await asyncio.to_thread(_extract, drv, bt, vol, plan)
+        await asyncio.to_thread(
+            pool.create_from_backup, pool.instance_volume(vol),
+            _filler(bt, "backup/container", plan["stored_idmap"]),
+            [(s["name"], _filler(bt, f"backup/snapshots/{s['name']}", s["stored_idmap"])) for s in plan["snapshots"]])
         await instances.register(rec, [s["rec"] for s in plan["snapshots"]])
     except BaseException:
-        await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
-        await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
+        await asyncio.to_thread(pool.delete_instance, vol)
         async with instances.db.transaction() as tx:
             await q.delete(tx, project, name)
         raise

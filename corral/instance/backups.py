@@ -88,14 +88,17 @@ class Backups:
             async with self.instances.lock(project, iname):
                 cur = await self.instances.load(project, iname)
                 snaps = [] if instance_only else await self.instances.snapshots(cur)
-                driver = self.d.pools.driver(cur.pool).name
+                pool = self.d.pools.pool(cur.pool)
+                driver = pool.driver.name
+                vol = self.instances.volume_name(cur.project, cur.name)
                 config = _backup_config(cur, driver, _stored_as_is(self.instances.render(cur, "Stopped")),
                                         [_stored_as_is(self.instances.render_snapshot(cur, s)) for s in snaps])
                 index = {"name": iname, "backend": driver, "pool": cur.pool,
                          "snapshots": [s["name"] for s in snaps], "optimized": False,
                          "optimized_header": False, "type": "container", "config": config}
-                dirs = [("backup/container", self.instances.instance_dir(cur))]
-                dirs += [(f"backup/snapshots/{s['name']}", self.instances.snapshot_dir(cur, s["name"])) for s in snaps]
+                dirs = [("backup/container", await asyncio.to_thread(pool.instance_path, vol))]
+                dirs += [(f"backup/snapshots/{s['name']}", await asyncio.to_thread(pool.instance_path, vol, s["name"]))
+                         for s in snaps]
                 # LXD keeps this copy of the config in every instance volume (and rewrites it on import)
                 files = {"backup/container/backup.yaml": yaml.safe_dump(config, default_flow_style=False).encode()}
                 tar, meta = self._paths(cur, name)

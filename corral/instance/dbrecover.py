@@ -53,12 +53,10 @@ async def _scan(d, pool_names: list[str]) -> tuple[list[dict], list[str]]:
     found: list[dict] = []
     deps: list[str] = []
     for pool in pool_names:
-        drv = d.pools.driver(pool)
-        base = os.path.dirname(drv.instance_dir("x"))
-        entries = await asyncio.to_thread(lambda: sorted(os.listdir(base)) if os.path.isdir(base) else [])
-        for vol in entries:
-            vdir = os.path.join(base, vol)
-            if vol.startswith(".") or not os.path.isdir(vdir) or os.path.islink(vdir):
+        spool = d.pools.pool(pool)
+        for vol in await asyncio.to_thread(spool.instance_volume_names):
+            vdir = await asyncio.to_thread(spool.instance_path, vol)
+            if not os.path.isdir(vdir) or os.path.islink(vdir):
                 continue
             path = os.path.join(vdir, backup_yaml.FILENAME)
             if not os.path.exists(path):
@@ -85,7 +83,8 @@ async def _scan(d, pool_names: list[str]) -> tuple[list[dict], list[str]]:
                 validate_devices(d, c.get("devices") or {})
             except (CorralError, ValueError) as e:
                 raise BadRequest(f'Invalid backup file "{path}": {e}') from None
-            snaps = [s for s in doc["snapshots"] if os.path.isdir(drv.snapshot_dir(vol, s["name"]))]
+            present = set(await asyncio.to_thread(spool.snapshot_names, spool.instance_volume(vol)))
+            snaps = [s for s in doc["snapshots"] if s["name"] in present]
             found.append({"pool": pool, "volume": vol, "project": project, "name": name,
                           "container": c, "snapshots": snaps})
     async with d.db.session() as tx:

@@ -26,14 +26,13 @@ def _snap_link(root: str, vol: str) -> str:
 def sync(instances, inst) -> None:
     """Create or repoint the links of one instance (moving an old-layout directory over)."""
     vol = instances.volume_name(inst.project, inst.name)
-    drv = instances.d.pools.driver(inst.pool)
-    target = drv.instance_dir(vol)
-    if os.path.isdir(target):
+    pool = instances.d.pools.pool(inst.pool)
+    if pool.has_instance(vol):
         lxclayout.link(instances.driver.lxcpath, instances.driver.logpath, instances.driver_name(inst.project, inst.name),
-                       target)
-    snaps = os.path.dirname(drv.snapshot_dir(vol, "x"))
+                       pool.instance_path(vol))
+    snaps = pool.instance_snapshots_path(vol)
     link = _snap_link(instances.d.paths.root, vol)
-    if not os.path.isdir(snaps):
+    if not pool.has_instance_snapshots(vol):
         if os.path.islink(link):
             os.unlink(link)
         return
@@ -95,9 +94,11 @@ async def write_backup_file(instances, project: str, name: str) -> None:
         log.debug("backup.yaml of %s skipped", name, exc_info=True)
         return
     doc = backup_yaml.render(instances, inst, status, snaps, pool, profiles)
-    path = os.path.join(instances.instance_dir(inst), backup_yaml.FILENAME)
+    vol = instances.volume_name(inst.project, inst.name)
+    spool = instances.d.pools.pool(inst.pool)
     try:
-        if os.path.isdir(os.path.dirname(path)):
+        if await asyncio.to_thread(spool.has_instance, vol):
+            path = os.path.join(await asyncio.to_thread(spool.instance_path, vol), backup_yaml.FILENAME)
             await asyncio.to_thread(backup_yaml.write_file, path, doc)
     except OSError:
         log.warning("could not write backup.yaml of instance %s", name, exc_info=True)

@@ -30,9 +30,7 @@ async def move(instances, project: str, name: str, body: dict, requestor):
         raise BadRequest('Invalid value for field "pool": expected a pool name')
     new = check_instance_name(body.get("name") or name)
     inst = await instances.load(project, name)
-    d.pools.driver(target)
-    if not d.pools.available(target):
-        raise BadRequest(f'Storage pool "{target}" is unavailable')
+    d.pools.usable(target)
     if target == inst.pool:
         raise BadRequest(f'Instance "{name}" is already in storage pool "{target}"')
     if instances.status(inst) != "Stopped":
@@ -53,18 +51,14 @@ async def move(instances, project: str, name: str, body: dict, requestor):
 
 async def _move(instances, inst, target: str, new: str, instance_only: bool) -> None:
     d = instances.d
-    src, dst = d.pools.driver(inst.pool), d.pools.driver(target)
+    src, dst = d.pools.pool(inst.pool), d.pools.pool(target)
     old_vol, new_vol = instances.volume_name(inst.project, inst.name), instances.volume_name(inst.project, new)
     snaps = await instances.snapshots(inst)
-    made = []
+    made = False
     try:
-        if not instance_only:
-            for s in snaps:
-                dest = dst.snapshot_dir(new_vol, s["name"])
-                await asyncio.to_thread(dst.copy_tree, src.snapshot_dir(old_vol, s["name"]), dest)
-                made.append(dest)
-        await asyncio.to_thread(dst.copy_tree, src.instance_dir(old_vol), dst.instance_dir(new_vol))
-        made.append(dst.instance_dir(new_vol))
+        await asyncio.to_thread(dst.create_instance_from_copy, new_vol, src, old_vol, None,
+                                [] if instance_only else [s["name"] for s in snaps])
+        made = True
         devices = dict(inst.rec["devices"])
         root = _root_name(devices) or _root_name(inst.devices) or "root"
         devices[root] = {**(devices.get(root) or inst.devices.get(root) or {"type": "disk", "path": "/"}),
@@ -83,10 +77,8 @@ async def _move(instances, inst, target: str, new: str, instance_only: bool) -> 
             if row is not None:   # the instance volume's own record moves with it
                 await qs.move_volume(tx, row["id"], target, new)
     except BaseException:
-        for path in reversed(made):
-            await asyncio.to_thread(dst.delete_tree, path)
         if made:
-            await asyncio.to_thread(dst.delete_tree, os.path.dirname(dst.snapshot_dir(new_vol, "x")))
+            await asyncio.to_thread(dst.delete_instance, new_vol)
         with_config = await instances.load(inst.project, inst.name)
         await asyncio.to_thread(instances.driver.create, instances.spec(with_config))
         raise
@@ -98,7 +90,6 @@ async def _move(instances, inst, target: str, new: str, instance_only: bool) -> 
     await asyncio.to_thread(instances.driver.create, instances.spec(moved))
     if new != inst.name:
         await asyncio.to_thread(layout.remove, instances, inst.project, inst.name)
-    await asyncio.to_thread(src.delete_tree, src.instance_dir(old_vol))
-    await asyncio.to_thread(src.delete_tree, os.path.dirname(src.snapshot_dir(old_vol, "x")))
+    await asyncio.to_thread(src.delete_instance, old_vol)
     await asyncio.to_thread(layout.sync, instances, moved)
     await layout.write_backup_file(instances, inst.project, new)

@@ -1,4 +1,7 @@
-"""Storage: pool drivers behind one interface, and the pools the daemon knows."""
+"""Storage: volumes (volume.py), the driver interface over them (drivers/base.py) and its drivers
+registered by name here, the pool layer above them (pool.py: instance, image and custom volume
+orchestration) and the pools the daemon knows (pools.py). Nothing outside corral/storage/ builds a
+pool path: it asks a Pool."""
 import functools
 import re
 import subprocess
@@ -7,8 +10,9 @@ from corral.errors import BadRequest
 from corral.storage.drivers.base import StorageDriver, StorageError  # noqa: F401
 from corral.storage.drivers.btrfs import BtrfsDriver
 from corral.storage.drivers.dir import DirDriver
+from corral.storage.drivers.fake import FakeDriver
 
-DRIVERS: dict[str, type[StorageDriver]] = {"dir": DirDriver, "btrfs": BtrfsDriver}
+DRIVERS: dict[str, type[StorageDriver]] = {"dir": DirDriver, "btrfs": BtrfsDriver, "fake": FakeDriver}
 # Drivers LXD has that cannot run on this kind of host, with the missing piece named.
 UNAVAILABLE = {
     "lvm": "the kernel has no device-mapper (LVM unavailable)",
@@ -23,7 +27,7 @@ def driver_class(name: str) -> type[StorageDriver]:
         return DRIVERS[name]
     if name in UNAVAILABLE:
         raise BadRequest(f'Storage driver "{name}" is not available on this host: {UNAVAILABLE[name]}')
-    raise BadRequest(f'Invalid storage driver "{name}"')
+    raise BadRequest("Unknown driver")   # LXD's text
 
 
 @functools.cache
@@ -41,4 +45,5 @@ def driver_version(name: str) -> str:
 
 def supported_drivers() -> list[dict]:
     """environment.storage_supported_drivers, in LXD's shape."""
-    return [{"Name": name, "Version": driver_version(name), "Remote": False} for name in DRIVERS]
+    return [{"Name": name, "Version": driver_version(name), "Remote": False}
+            for name, cls in DRIVERS.items() if not cls.hidden]

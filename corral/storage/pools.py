@@ -1,4 +1,4 @@
-"""Storage pools the daemon knows: records in dqlite, a driver object per pool."""
+"""Storage pools the daemon knows: records in dqlite, a Pool (corral/storage/pool.py) per pool."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +12,7 @@ from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.names import check_entity_name
 from corral.storage import StorageDriver, driver_class
+from corral.storage.pool import Pool
 from corral.storage.perms import tighten_pool
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Pools:
         self.state_dir = state_dir
         self.events = events
         self.warnings = warnings
-        self._drivers: dict[str, StorageDriver] = {}
+        self._pools: dict[str, Pool] = {}
         self._unavailable: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -55,14 +56,15 @@ class Pools:
         async with self.db.session() as tx:
             pools = await q.pools(tx)
         for p in pools:
-            drv = self._make(p)
-            self._drivers[p["name"]] = drv
+            pool = self._make(p)
+            drv = pool.driver
+            self._pools[p["name"]] = pool
             try:
                 ok = await asyncio.to_thread(drv.mount)
             except Exception as e:  # noqa: BLE001 - reported, the daemon still starts
                 ok = False
                 log.warning("storage pool %s: %s", p["name"], e)
-            if ok:
+            if ok and drv.root_only:
                 await self._tighten(p["name"], drv.path)
             else:
                 self._unavailable.add(p["name"])
@@ -83,30 +85,44 @@ class Pools:
             log.warning("storage pool %s: restricted %d volume directories to root (e.g. %s)",
                         pool, len(changed), changed[0])
 
-    def _make(self, p: dict) -> StorageDriver:
+    def _make(self, p: dict) -> Pool:
         cls = driver_class(p["driver"])
         path = cls.pool_path(p["name"], p["config"], self.default_path(p["name"]))
-        return cls(p["name"], path, p["config"])
+        return Pool(p["name"], cls(p["name"], path, p["config"]))
 
-    def driver(self, name: str) -> StorageDriver:
-        d = self._drivers.get(name)
-        if d is None:
+    def pool(self, name: str) -> Pool:
+        """The pool (404 when there is none by that name)."""
+        p = self._pools.get(name)
+        if p is None:
             raise NotFound("Storage pool not found")
-        return d
+        return p
+
+    def usable(self, name: str) -> Pool:
+        """The pool, refused with LXD's error when it could not be mounted."""
+        p = self.pool(name)
+        if name in self._unavailable:
+            raise BadRequest(f'Storage pool "{name}" is unavailable')
+        return p
+
+    # compatibility name (corral/instance/manager.py): the Pool, not its driver
+    driver = pool
+
+    def driver_name(self, name: str) -> str:
+        return self.pool(name).driver.name
 
     def holding_instance(self, volume: str) -> str:
         """The pool that holds an instance volume, found on disk (for an instance whose root disk
         device cannot be read from its record)."""
-        for name, drv in sorted(self._drivers.items()):
-            if os.path.isdir(drv.instance_dir(volume)):
+        for name, pool in sorted(self._pools.items()):
+            if pool.has_instance(volume):
                 return name
         raise BadRequest("Failed to get root disk device: No root device could be found")
 
     def available(self, name: str) -> bool:
-        return name in self._drivers and name not in self._unavailable
+        return name in self._pools and name not in self._unavailable
 
     def names(self) -> list[str]:
-        return sorted(self._drivers)
+        return sorted(self._pools)
 
     async def get_all(self) -> list[dict]:
         async with self.db.session() as tx:
@@ -134,12 +150,13 @@ class Pools:
             raise BadRequest('Invalid value for field "description": expected string')
         cls = driver_class(driver)
         config = check_pool_config(cls, body.get("config") or {})
-        if name in self._drivers:
+        if name in self._pools:
             raise Conflict(f'Storage pool "{name}" already exists')
         async with self.lock(name):
             config = await asyncio.to_thread(cls.fill_config, name, config, self.default_path(name), self.disks_dir)
             p = {"name": name, "driver": driver, "description": description, "config": config}
-            drv = self._make(p)
+            pool = self._make(p)
+            drv = pool.driver
             await asyncio.to_thread(drv.create_pool)
             try:
                 async with self.db.transaction() as tx:
@@ -147,7 +164,7 @@ class Pools:
             except BaseException:
                 await asyncio.to_thread(drv.delete_pool)
                 raise
-            self._drivers[name] = drv
+            self._pools[name] = pool
         self.events.lifecycle("storage-pool-created", f"/1.0/storage-pools/{name}", requestor=requestor)
         return name
 
@@ -155,12 +172,12 @@ class Pools:
                      etag_check=None) -> None:
         """PUT/PATCH under the pool's lock: If-Match, validate, apply each changed driver key, store.
         When a key fails to apply the keys applied before it are set back and nothing is stored."""
-        self.driver(name)
+        self.pool(name)
         async with self.lock(name):
             p = await self.get(name)
             if etag_check is not None:
                 etag_check({"config": p["config"], "description": p["description"]})
-            drv = self.driver(name)
+            drv = self.pool(name).driver
             config = check_pool_config(type(drv), body.get("config") or {})
             if replace:
                 new = dict(config)
@@ -195,19 +212,16 @@ class Pools:
         self.events.lifecycle("storage-pool-updated", f"/1.0/storage-pools/{name}", requestor=requestor)
 
     async def delete(self, name: str, used_by: list[str], requestor: dict | None = None) -> None:
-        drv = self.driver(name)
+        drv = self.pool(name).driver
         if used_by:
             raise BadRequest("The storage pool is currently in use")
         async with self.lock(name):
             await asyncio.to_thread(drv.delete_pool)
             async with self.db.transaction() as tx:
                 await q.delete_pool(tx, name)
-            del self._drivers[name]
+            del self._pools[name]
             self._unavailable.discard(name)
         self.events.lifecycle("storage-pool-deleted", f"/1.0/storage-pools/{name}", requestor=requestor)
 
     async def resources(self, name: str) -> dict:
-        drv = self.driver(name)
-        if name in self._unavailable:
-            raise BadRequest(f'Storage pool "{name}" is unavailable')
-        return await asyncio.to_thread(drv.resources)
+        return await asyncio.to_thread(self.usable(name).driver.resources)

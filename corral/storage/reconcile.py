@@ -43,11 +43,12 @@ async def reconcile(daemon) -> list[str]:
         vols = await q.all_volumes(tx, "custom")
         vsnaps = await q.all_volume_snapshots(tx)
         fingerprints = await qi.all_fingerprints(tx)
+    daemon.volumes.note_volumes(vols)
     isnaps = await instances.snapshots_of_all()
     for pool in pools.names():
         if not pools.available(pool):
             continue
-        drv = pools.driver(pool)
+        drv = pools.pool(pool).driver
         purl = f"/1.0/storage-pools/{pool}"
         want_ct: dict[str, set[str]] = {}
         for inst in insts:
@@ -88,7 +89,7 @@ async def reconcile(daemon) -> list[str]:
                                     "brings it back"))
                 for e in _ls(base):
                     if e not in want:
-                        drv.delete_tree(os.path.join(base, e))
+                        drv.remove_leftover(os.path.join(base, e))
                         out.append((LEFTOVER, f"{purl}/volumes/{kind}/{e}",
                                     f'Removed unrecorded {kind} volume "{e}" from pool "{pool}"'))
                 for vol, snaps in want.items():
@@ -99,15 +100,15 @@ async def reconcile(daemon) -> list[str]:
                 for vol in _ls(sbase):
                     for s in _ls(os.path.join(sbase, vol)):
                         if vol not in want or s not in want[vol]:
-                            drv.delete_tree(os.path.join(sbase, vol, s))
+                            drv.remove_leftover(os.path.join(sbase, vol, s))
                             out.append((LEFTOVER, f"{purl}/volumes/{kind}/{vol}/snapshots/{s}",
                                         f'Removed unrecorded snapshot "{vol}/{s}" from pool "{pool}"'))
                     if vol not in want and not _ls(os.path.join(sbase, vol)):
-                        drv.delete_tree(os.path.join(sbase, vol))
+                        drv.remove_leftover(os.path.join(sbase, vol))
             ibase = os.path.join(drv.path, "images")
             for e in _ls(ibase):
                 if e.endswith(PARTIAL) or e.startswith(".") or (_FP.match(e) and e not in fingerprints):
-                    drv.delete_tree(os.path.join(ibase, e))
+                    drv.remove_leftover(os.path.join(ibase, e))
                     out.append((LEFTOVER, f"{purl}/volumes/image/{e}",
                                 f'Removed unrecorded image volume "{e}" from pool "{pool}"'))
             return out

@@ -3,7 +3,6 @@ Volumes, which inherits it; the methods use its pool and instance helpers)."""
 from __future__ import annotations
 
 import asyncio
-import os
 
 from corral import timeutil
 from corral.db.queries import storage as q
@@ -17,7 +16,8 @@ class VolumeSnapshots:
 
     def render_snapshot(self, v: dict, s: dict) -> dict:
         return {"config": {**{k: val for k, val in v["config"].items()}, **s["config"]},
-                "description": s["description"], "name": s["name"], "content_type": "filesystem",
+                "description": s["description"], "name": s["name"],
+                "content_type": v.get("content_type") or "filesystem",
                 "created_at": s["created_at"], "expires_at": s["expires_at"]}
 
     async def snapshots(self, v: dict) -> list[dict]:
@@ -35,7 +35,7 @@ class VolumeSnapshots:
             raise BadRequest("Snapshots of instance volumes are made with the instance snapshot API")
         await self.d.restrictions.check_snapshot(project)
         v = await self.custom(pool, project, name)
-        drv = self._pool(pool)
+        p = self._pool(pool)
         taken = {s["name"] for s in await self.snapshots(v)}
         snap = body.get("name") or snapshot_name(v["config"].get("snapshots.pattern") or "snap%d", taken)
         check_entity_name("snapshot", snap)
@@ -45,16 +45,16 @@ class VolumeSnapshots:
         url = vol_url(pool, "custom", f"{name}/snapshots/{snap}", project)
 
         async def run(op):
-            dst = self.snap_path(v, snap)
+            vol = self.vol(v)
             async with self.d.pools.lock(pool):
-                await asyncio.to_thread(drv.copy_tree, self.path(v), dst)
+                await asyncio.to_thread(p.snapshot, vol, snap)
                 try:
                     async with self.db.transaction() as tx:
                         await q.create_volume_snapshot(tx, v["id"], {
                             "name": snap, "description": body.get("description") or "", "config": {},
                             "created_at": timeutil.now(), "expires_at": expires_at})
                 except BaseException:
-                    await asyncio.to_thread(drv.delete_tree, dst)
+                    await asyncio.to_thread(p.delete_snapshot, vol, snap)
                     raise
             self.events.lifecycle("storage-volume-snapshot-created", url, project=project, requestor=requestor)
 
@@ -76,16 +76,16 @@ class VolumeSnapshots:
         new = check_entity_name("snapshot", body.get("name"))
         if any(s["name"] == new for s in await self.snapshots(v)):
             raise Conflict(f'Snapshot "{new}" already exists')
-        drv = self.d.pools.driver(v["pool"])
+        p = self.d.pools.pool(v["pool"])
 
         async def run(op):
-            a, b = self.snap_path(v, snap), self.snap_path(v, new)
-            await asyncio.to_thread(drv.rename, a, b)
+            vol = self.vol(v)
+            await asyncio.to_thread(p.rename_snapshot, vol, snap, new)
             try:
                 async with self.db.transaction() as tx:
                     await q.rename_volume_snapshot(tx, v["id"], snap, new)
             except BaseException:
-                os.rename(b, a)
+                await asyncio.to_thread(p.rename_snapshot, vol, new, snap)
                 raise
 
         return self.d.operations.create(project=v["project"], description="Renaming storage volume snapshot",
@@ -93,12 +93,12 @@ class VolumeSnapshots:
 
     async def delete_snapshot(self, v: dict, snap: str, requestor):
         await self.snapshot(v, snap)
-        drv = self.d.pools.driver(v["pool"])
+        p = self.d.pools.pool(v["pool"])
 
         async def run(op):
             async with self.db.transaction() as tx:
                 await q.delete_volume_snapshot(tx, v["id"], snap)
-            await asyncio.to_thread(drv.delete_tree, self.snap_path(v, snap))
+            await asyncio.to_thread(p.delete_snapshot, self.vol(v), snap)
             self.events.lifecycle("storage-volume-snapshot-deleted",
                                   vol_url(v["pool"], "custom", f"{v['name']}/snapshots/{snap}", v["project"]),
                                   project=v["project"], requestor=requestor)
@@ -112,15 +112,8 @@ class VolumeSnapshots:
             inst = u.split("/1.0/instances/", 1)
             if len(inst) == 2 and await self._running(v["project"], inst[1].split("?")[0]):
                 raise BadRequest("Cannot restore a volume that is attached to a running instance")
-        drv = self.d.pools.driver(v["pool"])
-        live = self.path(v)
-        new, old = live + ".restore-new", live + ".restore-old"
+        p = self.d.pools.pool(v["pool"])
         async with self.d.pools.lock(v["pool"]):
-            await asyncio.to_thread(drv.delete_tree, new)
-            await asyncio.to_thread(drv.delete_tree, old)
-            await asyncio.to_thread(drv.copy_tree, self.snap_path(v, snap), new)
-            os.rename(live, old)
-            os.rename(new, live)
-            await asyncio.to_thread(drv.delete_tree, old)
+            await asyncio.to_thread(p.restore, self.vol(v), snap)
         self.events.lifecycle("storage-volume-restored", vol_url(v["pool"], "custom", v["name"], v["project"]),
                               project=v["project"], context={"snapshot": snap}, requestor=requestor)

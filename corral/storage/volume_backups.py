@@ -58,6 +58,8 @@ class VolumeBackups:
 
     async def create(self, v: dict, body: dict, requestor: dict | None):
         await self.d.restrictions.check_backup(v["project"])
+        if v.get("content_type") == "block":
+            raise NotImplementedFeature("backups of block custom volumes")
         taken = {b["name"] for b in self.list(v)}
         name = body.get("name") or next(f"backup{n}" for n in range(len(taken) + 1) if f"backup{n}" not in taken)
         check_entity_name("backup", name)
@@ -71,19 +73,21 @@ class VolumeBackups:
         record = {"name": name, "created_at": timeutil.now(), "expires_at": expires,
                   "volume_only": volume_only, "optimized_storage": False}
         pool = v["pool"]
-        drv = self.d.pools.driver(pool)
+        p = self.d.pools.pool(pool)
         vols = self.d.volumes
 
         async def run(op):
             async with self.d.pools.lock(pool):
                 snaps = [] if volume_only else await vols.snapshots(v)
                 vol = vols._render(v, "custom", await vols.used_by(pool, v["project"], v["name"]))
-                index = {"name": v["name"], "backend": drv.name, "pool": pool, "optimized": False,
+                index = {"name": v["name"], "backend": p.driver.name, "pool": pool, "optimized": False,
                          "optimized_header": False, "type": "custom",
                          "snapshots": [s["name"] for s in snaps],
                          "config": {"volume": vol, "volume_snapshots": [vols.render_snapshot(v, s) for s in snaps]}}
-                dirs = [("backup/volume", vols.path(v))]
-                dirs += [(f"backup/volume-snapshots/{s['name']}", vols.snap_path(v, s["name"])) for s in snaps]
+                vv = vols.vol(v)
+                dirs = [("backup/volume", await asyncio.to_thread(p.mount, vv))]
+                dirs += [(f"backup/volume-snapshots/{s['name']}", await asyncio.to_thread(p.mount, vv.snapshot(s["name"])))
+                         for s in snaps]
                 tar, meta = self._paths(v, name)
                 await asyncio.to_thread(_write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record)
             self.d.events.lifecycle("storage-volume-backup-created", self.url(v, name), project=v["project"],
@@ -194,17 +198,17 @@ class VolumeBackups:
         return rec, snaps
 
     async def _restore(self, bt: BackupTarball, rec: dict, snaps: list[dict]) -> None:
-        drv = self.d.pools.driver(rec["pool"])
-        key = disk_key(rec["project"], rec["name"])
-        dst = drv.custom_dir(key)
-        sdir = os.path.dirname(drv.custom_snapshot_dir(key, "x"))
+        pool = self.d.pools.pool(rec["pool"])
+        vol = self.d.volumes.vol(rec)
         async with self.d.pools.lock(rec["pool"]):
-            if os.path.lexists(dst) or os.path.lexists(sdir):
+            if await asyncio.to_thread(pool.exists, vol) or await asyncio.to_thread(pool.snapshot_names, vol):
                 raise Conflict("Volume by that name already exists")
             try:
-                await asyncio.to_thread(self._extract, drv, bt, key, snaps)
+                await asyncio.to_thread(pool.create_from_backup, vol, _filler(bt, "backup/volume"),
+                                        [(s["name"], _filler(bt, f"backup/volume-snapshots/{s['name']}"))
+                                         for s in snaps])
                 if rec["config"].get("size"):
-                    await asyncio.to_thread(drv.set_size, dst, parse_size(rec["config"]["size"]))
+                    await asyncio.to_thread(pool.set_quota, vol, parse_size(rec["config"]["size"]))
                 async with self.d.db.transaction() as tx:
                     if await q.volume(tx, rec["pool"], rec["project"], "custom", rec["name"]) is not None:
                         raise Conflict("Volume by that name already exists")
@@ -213,16 +217,13 @@ class VolumeBackups:
                     for s in snaps:
                         await q.create_volume_snapshot(tx, v["id"], s)
             except BaseException:
-                await asyncio.to_thread(drv.delete_tree, dst)
-                await asyncio.to_thread(drv.delete_tree, sdir)
+                await asyncio.to_thread(pool.delete, vol)
                 raise
 
-    @staticmethod
-    def _extract(drv, bt: BackupTarball, key: str, snaps: list[dict]) -> None:
-        from corral.storage.perms import KIND_MODE
-        for path, prefix in [(drv.custom_dir(key), "backup/volume")] + \
-                [(drv.custom_snapshot_dir(key, s["name"]), f"backup/volume-snapshots/{s['name']}") for s in snaps]:
-            os.makedirs(os.path.dirname(path), mode=KIND_MODE, exist_ok=True)
-            drv.create_volume(path)
-            bt.extract(prefix, drv.path, os.path.relpath(path, drv.path))
-            bt.apply_root(prefix, path)
+
+def _filler(bt: BackupTarball, prefix: str):
+    """Fill a new volume (an empty directory) from the members below `prefix`."""
+    def fill(path: str) -> None:
+        bt.extract(prefix, os.path.dirname(path), os.path.basename(path))
+        bt.apply_root(prefix, path)
+    return fill

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 
 from corral import timeutil
@@ -24,6 +23,7 @@ from corral.storage.shift import shift_tree
 from corral.storage.sizes import parse_size
 from corral.storage.volnames import vol_url
 from corral.storage.volsnapshots import VolumeSnapshots
+from corral.storage.volume import BLOCK, CONTENT_TYPES, FILESYSTEM, Volume
 
 TYPES = ("custom", "container", "image", "virtual-machine")
 BOOL = ("true", "false", "1", "0", "yes", "no", "on", "off")
@@ -54,28 +54,36 @@ class Volumes(VolumeSnapshots):
         self.d = daemon
         self.db = daemon.db
         self.events = daemon.events
+        # (pool, project, name) of the block custom volumes: disk device validation is synchronous
+        self._block: set[tuple[str, str, str]] = set()
+
+    def note_volumes(self, records: list[dict]) -> None:
+        """All custom volume records (at start, storage/reconcile.py): which ones are block volumes."""
+        self._block = {(v["pool"], v["project"], v["name"]) for v in records if v.get("content_type") == BLOCK}
+
+    def is_block(self, pool: str, project: str | None, name: str) -> bool:
+        """Whether a custom volume is a block volume (project None: in any project)."""
+        if project is None:
+            return any(b[0] == pool and b[2] == name for b in self._block)
+        return (pool, self.d.projects.holder("storage.volumes", project), name) in self._block
 
     # ---- lookups ------------------------------------------------------------------------------
 
     def _pool(self, pool: str):
-        drv = self.d.pools.driver(pool)
-        if not self.d.pools.available(pool):
-            raise BadRequest(f'Storage pool "{pool}" is unavailable')
-        return drv
+        return self.d.pools.usable(pool)
 
     async def custom(self, pool: str, project: str, name: str) -> dict:
-        self.d.pools.driver(pool)
+        self.d.pools.pool(pool)
         async with self.db.session() as tx:
             v = await q.volume(tx, pool, project, "custom", name)
         if v is None:
             raise NotFound("Storage volume not found")
         return v
 
-    def path(self, v: dict) -> str:
-        return self.d.pools.driver(v["pool"]).custom_dir(disk_key(v["project"], v["name"]))
-
-    def snap_path(self, v: dict, snap: str) -> str:
-        return self.d.pools.driver(v["pool"]).custom_snapshot_dir(disk_key(v["project"], v["name"]), snap)
+    def vol(self, v: dict, pool: str | None = None, name: str | None = None) -> Volume:
+        """The Volume of a custom volume record (in `pool`, named `name` when given)."""
+        return self.d.pools.pool(pool or v["pool"]).custom_volume(
+            v["project"], name or v["name"], v.get("content_type") or FILESYSTEM, v.get("config"))
 
     async def used_by(self, pool: str, project: str, name: str) -> list[str]:
         """Instances and profiles with a disk device using this custom volume: those of `project`
@@ -105,11 +113,12 @@ class Volumes(VolumeSnapshots):
 
     def _render(self, v: dict, type_: str, used_by: list[str]) -> dict:
         return {"config": v.get("config", {}), "description": v.get("description", ""), "name": v["name"],
-                "type": type_, "used_by": used_by, "location": "none", "content_type": "filesystem",
+                "type": type_, "used_by": used_by, "location": "none",
+                "content_type": v.get("content_type") or FILESYSTEM,
                 "project": v.get("project", "default"), "created_at": v.get("created_at", timeutil.ZERO)}
 
     async def list(self, pool: str, project: str, type_: str | None = None) -> list[dict]:
-        drv = self.d.pools.driver(pool)
+        p = self.d.pools.pool(pool)
         out = []
         if type_ in (None, "container"):
             edited = await instvolumes.records(self.db, pool, project)
@@ -119,8 +128,8 @@ class Volumes(VolumeSnapshots):
                     out.append(self._render({**rec, "name": inst.name, "project": inst.project}, "container",
                                             [f"/1.0/instances/{inst.name}" +
                                              ("" if project == "default" else f"?project={project}")]))
-        if type_ in (None, "image") and drv.optimized_images and self.d.pools.available(pool):
-            for fp in await asyncio.to_thread(_listdir, os.path.join(drv.path, "images")):
+        if type_ in (None, "image") and p.info().optimized_images and self.d.pools.available(pool):
+            for fp in await asyncio.to_thread(p.image_fingerprints):
                 if re.fullmatch(r"[0-9a-f]{64}", fp):
                     out.append(self._render({"name": fp, "project": project}, "image", [f"/1.0/images/{fp}"]))
         if type_ in (None, "custom"):
@@ -142,18 +151,16 @@ class Volumes(VolumeSnapshots):
                 return v
         raise NotFound("Storage volume not found")
 
-    def _volume_dir(self, pool: str, project: str, type_: str, name: str) -> str:
-        drv = self.d.pools.driver(pool)
-        if type_ == "custom":
-            return drv.custom_dir(disk_key(project, name))
-        if type_ == "container":
-            return drv.instance_dir(self.d.instances.volume_name(project, name))
-        return drv.image_dir(name)
-
     async def state(self, pool: str, project: str, type_: str, name: str) -> dict:
         v = await self.get(pool, project, type_, name)
-        drv = self._pool(pool)
-        used = await asyncio.to_thread(drv.usage, self._volume_dir(pool, project, type_, name))
+        p = self._pool(pool)
+        if type_ == "custom":
+            vol = p.custom_volume(project, name, v["content_type"], v["config"])
+        elif type_ == "container":
+            vol = p.instance_volume(p.volume_name(project, name))
+        else:
+            vol = p.image_volume(name)
+        used = await asyncio.to_thread(p.usage, vol)
         size = v["config"].get("size")
         return {"usage": {"used": used, "total": parse_size(size) if size else -1}}
 
@@ -166,22 +173,22 @@ class Volumes(VolumeSnapshots):
             raise BadRequest("Volume type in the URL and the request body differ")
         if vtype != "custom":
             raise BadRequest(f'Storage volumes of type "{vtype}" cannot be created directly')
-        if (body.get("content_type") or "filesystem") != "filesystem":
-            if body.get("content_type") == "block":
-                raise NotImplementedFeature("block custom volumes")
-            raise BadRequest(f'Invalid content type "{body.get("content_type")}"')
+        content_type = body.get("content_type") or FILESYSTEM
+        if content_type not in CONTENT_TYPES:
+            raise BadRequest(f'Invalid content type "{content_type}"')
         name = check_entity_name("storage volume", body.get("name"))
-        drv = self._pool(pool)
+        p = self._pool(pool)
+        drv = p.driver
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        config = check_volume_config(body.get("config") or {}, self.d.pools.driver(pool).name)
+        config = check_volume_config(body.get("config") or {}, drv.name)
         config = {k: v for k, v in config.items() if not k.startswith("volatile.")}
         for k, v in drv.config.items():   # the pool's volume.* keys are the defaults
             if k.startswith("volume.") and v:
                 config.setdefault(k[len("volume."):], v)
-        if config.get("size"):
-            await asyncio.to_thread(drv.check_size_supported)
+        if config.get("size") and content_type != BLOCK:
+            await asyncio.to_thread(p.check_quota_supported)
         async with self.db.session() as tx:
             if await q.volume(tx, pool, project, "custom", name) is not None:
                 raise Conflict("Volume by that name already exists")
@@ -191,7 +198,7 @@ class Volumes(VolumeSnapshots):
             raise BadRequest('Invalid value for field "source": expected an object')
         stype = source.get("type") or ""
         rec = {"pool": pool, "project": project, "type": "custom", "name": name, "description": description,
-               "config": config, "created_at": timeutil.now()}
+               "config": config, "content_type": content_type, "created_at": timeutil.now()}
         if stype == "":
             await self._make(rec, None, [])
             self.events.lifecycle("storage-volume-created", vol_url(pool, "custom", name, project),
@@ -219,11 +226,12 @@ class Volumes(VolumeSnapshots):
         for k in ("volatile.idmap.last",):
             if k in src["config"]:
                 rec["config"][k] = src["config"][k]
+        rec["content_type"] = src["content_type"]   # a copy has its source's content type
         await self.d.limits.check_volume(project, pool, name, rec["config"])   # the copy's own size
-        src_dir = self.snap_path(src, src_snap) if src_snap else self.path(src)
+        src_vol = self.vol(src).snapshot(src_snap) if src_snap else self.vol(src)
 
         async def run(op):
-            await self._make(rec, src_dir, [(s, self.snap_path(src, s["name"])) for s in snaps])
+            await self._make(rec, src_vol, snaps)
             self.events.lifecycle("storage-volume-created", vol_url(pool, "custom", name, project),
                                   project=project, requestor=requestor)
 
@@ -231,34 +239,33 @@ class Volumes(VolumeSnapshots):
                                         resources={"storage_volumes": [vol_url(pool, "custom", name, project)]},
                                         run=run)
 
-    async def _make(self, rec: dict, src_dir: str | None, snaps: list[tuple[dict, str]]) -> None:
+    async def _make(self, rec: dict, src: Volume | None, snaps: list[dict]) -> None:
         """On disk first (with its snapshots), recorded last; undone on any failure."""
-        drv = self.d.pools.driver(rec["pool"])
-        key = disk_key(rec["project"], rec["name"])
-        dst = drv.custom_dir(key)
+        pool = self.d.pools.pool(rec["pool"])
+        vol = self.vol(rec)
         async with self.d.pools.lock(rec["pool"]):
-            if os.path.lexists(dst):
+            if await asyncio.to_thread(pool.exists, vol):
                 raise Conflict("Volume by that name already exists")
             try:
-                if src_dir is None:
-                    await asyncio.to_thread(drv.create_volume, dst)
+                if src is None:
+                    await asyncio.to_thread(pool.create, vol)
                 else:
-                    for s, spath in snaps:
-                        await asyncio.to_thread(drv.copy_tree, spath, drv.custom_snapshot_dir(key, s["name"]))
-                    await asyncio.to_thread(drv.copy_tree, src_dir, dst)
-                if rec["config"].get("size"):
-                    await asyncio.to_thread(drv.set_size, dst, parse_size(rec["config"]["size"]))
+                    await asyncio.to_thread(pool.copy, vol, self.d.pools.pool(src.pool), src,
+                                            [s["name"] for s in snaps])
+                if rec["config"].get("size"):   # a block volume's disk: made of its size (a copy grows to it)
+                    await asyncio.to_thread(pool.set_quota, vol, parse_size(rec["config"]["size"]))
                 async with self.db.transaction() as tx:
                     if await q.volume(tx, rec["pool"], rec["project"], "custom", rec["name"]) is not None:
                         raise Conflict("Volume by that name already exists")
                     await q.create_volume(tx, rec)
                     v = await q.volume(tx, rec["pool"], rec["project"], "custom", rec["name"])
-                    for s, _ in snaps:
+                    for s in snaps:
                         await q.create_volume_snapshot(tx, v["id"], s)
             except BaseException:
-                await asyncio.to_thread(drv.delete_tree, dst)
-                await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.custom_snapshot_dir(key, "x")))
+                await asyncio.to_thread(pool.delete, vol)
                 raise
+            if vol.content_type == BLOCK:
+                self._block.add((rec["pool"], rec["project"], rec["name"]))
 
     # ---- update, rename, move, delete ---------------------------------------------------------
 
@@ -316,30 +323,25 @@ class Volumes(VolumeSnapshots):
                                         run=run)
 
     async def _rename(self, v: dict, new: str) -> None:
-        drv = self.d.pools.driver(v["pool"])
-        old_key, new_key = disk_key(v["project"], v["name"]), disk_key(v["project"], new)
-        moves = [(drv.custom_dir(old_key), drv.custom_dir(new_key)),
-                 (os.path.dirname(drv.custom_snapshot_dir(old_key, "x")),
-                  os.path.dirname(drv.custom_snapshot_dir(new_key, "x")))]
-        done = []
+        pool = self.d.pools.pool(v["pool"])
+        vol = self.vol(v)
         async with self.d.pools.lock(v["pool"]):
+            await asyncio.to_thread(pool.rename, vol, self.vol(v, name=new).name)
             try:
-                for a, b in moves:
-                    if os.path.lexists(a):
-                        await asyncio.to_thread(drv.rename, a, b)
-                        done.append((a, b))
                 async with self.db.transaction() as tx:
                     await q.move_volume(tx, v["id"], v["pool"], new)
             except BaseException:
-                for a, b in reversed(done):
-                    os.rename(b, a)
+                await asyncio.to_thread(pool.rename, self.vol(v, name=new), vol.name)
                 raise
+            if (v["pool"], v["project"], v["name"]) in self._block:
+                self._block.discard((v["pool"], v["project"], v["name"]))
+                self._block.add((v["pool"], v["project"], new))
             self.d.volume_backups.renamed(v, new)
 
     async def _move(self, v: dict, target: str, new: str, snaps: list[dict]) -> None:
         """Copy into the target pool (with snapshots), then drop the source."""
         rec = {**v, "pool": target, "name": new}
-        await self._make(rec, self.path(v), [(s, self.snap_path(v, s["name"])) for s in snaps])
+        await self._make(rec, self.vol(v), snaps)
         await self._remove(v)
 
     async def delete(self, pool: str, project: str, type_: str, name: str, requestor) -> None:
@@ -357,13 +359,12 @@ class Volumes(VolumeSnapshots):
 
     async def _remove(self, v: dict) -> None:
         """Record first (a crash leaves only files the reconciliation removes), then the files."""
-        drv = self.d.pools.driver(v["pool"])
-        key = disk_key(v["project"], v["name"])
+        pool = self.d.pools.pool(v["pool"])
         async with self.db.transaction() as tx:
             await q.delete_volume_snapshots(tx, v["id"])
             await q.delete_volume(tx, v["pool"], v["project"], "custom", v["name"])
-        await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.custom_snapshot_dir(key, "x")))
-        await asyncio.to_thread(drv.delete_tree, drv.custom_dir(key))
+        await asyncio.to_thread(pool.delete, self.vol(v))
+        self._block.discard((v["pool"], v["project"], v["name"]))
         self.d.volume_backups.delete_all(v)
 
     async def _running(self, project: str, name: str) -> bool:
@@ -381,8 +382,9 @@ class Volumes(VolumeSnapshots):
         mount must be idmapped. Without security.shifted, the volume's files are shifted (chowned)
         to the instance's idmap, as LXD does, and the map is recorded on the volume."""
         v = await self.custom(pool, self.d.projects.holder("storage.volumes", project), name)
-        self._pool(pool)
-        path = self.path(v)
+        if v["content_type"] == BLOCK:
+            raise BadRequest("Custom block volumes cannot be used on containers")
+        path = await asyncio.to_thread(self._pool(pool).mount, self.vol(v))
         if is_true(v["config"].get("security.shifted")):
             return path, idmap is not None
         if is_true(v["config"].get("security.unmapped")):
@@ -403,13 +405,6 @@ class Volumes(VolumeSnapshots):
                 await self.set_volatile(v, {"volatile.idmap.last": json.dumps(
                     [e.to_lxd() for e in idmap or []], separators=(",", ":"))})
         return path, False
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return sorted(os.listdir(path))
-    except FileNotFoundError:
-        return []
 
 
 def _root_pool(devices: dict) -> str | None:

@@ -36,8 +36,8 @@ async def update(vols, pool: str, project: str, type_: str, name: str, body: dic
                           project=project, requestor=requestor)
 
 async def _update(vols, v: dict, body: dict, *, replace: bool) -> None:
-    drv = vols._pool(v["pool"])
-    config = check_volume_config(body.get("config") or {}, drv.name)
+    pool = vols._pool(v["pool"])
+    config = check_volume_config(body.get("config") or {}, pool.driver.name)
     volatile = {k: val for k, val in v["config"].items() if k.startswith("volatile.")}
     new = {**volatile, **config} if replace else {**v["config"], **config}
     description = body.get("description", "" if replace else v["description"])
@@ -51,16 +51,18 @@ async def _update(vols, v: dict, body: dict, *, replace: bool) -> None:
     if resized:
         await vols.d.limits.check_volume(v["project"], v["pool"], v["name"], new)
         size = parse_size(new["size"]) if new.get("size") else None
-        if size:
-            used = await asyncio.to_thread(drv.usage, vols.path(v))
+        vol = vols.vol(v)
+        if size and vol.content_type != "block":
+            used = await asyncio.to_thread(pool.usage, vol)
             if size < used:
                 raise BadRequest("Volume size cannot be smaller than the space it uses")
-        await asyncio.to_thread(drv.set_size, vols.path(v), size)
+        await asyncio.to_thread(pool.set_quota, vol, size)
     try:
         async with vols.db.transaction() as tx:
             await q.update_volume(tx, v["id"], description or "", new)
     except BaseException:
         if resized:
             old = parse_size(v["config"]["size"]) if v["config"].get("size") else None
-            await asyncio.to_thread(drv.set_size, vols.path(v), old)
+            if vol.content_type != "block":   # a grown disk stays grown (it cannot be shrunk)
+                await asyncio.to_thread(pool.set_quota, vol, old)
         raise

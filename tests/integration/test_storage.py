@@ -168,7 +168,7 @@ def test_lxc_pools_volumes_devices_and_moves(host, xfs_mount):
 
 def test_volume_rename_move_and_config(host):
     d = host
-    b, v, v2 = unique("b"), unique("v"), unique("v")
+    b, v, v2, vb = unique("b"), unique("v"), unique("v"), unique("v")
     try:
         d.lxc("storage", "create", b, "btrfs", "size=1GiB", "volume.size=50MiB")
         d.lxc("storage", "volume", "create", "default", v)
@@ -196,8 +196,12 @@ def test_volume_rename_move_and_config(host):
                          {"config": {"nope": "1"}}).status == 400
         assert d.get(f"/1.0/storage-pools/{b}/volumes/custom/{v2}").metadata["config"]["user.note"] == "x"
         assert d.request("POST", f"/1.0/storage-pools/{b}/volumes/custom", {"name": v2}).status == 409
+        # a block volume (tests/integration/test_block_volumes.py): the pool's volume.size is its size
         assert d.request("POST", f"/1.0/storage-pools/{b}/volumes/custom",
-                         {"name": unique("v"), "content_type": "block"}).status == 501
+                         {"name": vb, "content_type": "block"}).status == 200
+        assert os.path.getsize(os.path.join(pool_path(d, b), "custom", f"default_{vb}", "root.img")) == 50 * 2**20
+        assert d.request("POST", f"/1.0/storage-pools/{b}/volumes/custom",
+                         {"name": unique("v"), "content_type": "iso"}).status == 400
         # pool config: PATCH user keys, refuse unknown keys and source changes
         assert d.request("PATCH", f"/1.0/storage-pools/{b}", {"config": {"user.a": "1"}}).status == 200
         assert d.request("PATCH", f"/1.0/storage-pools/{b}", {"config": {"bogus": "1"}}).status == 400
@@ -206,7 +210,7 @@ def test_volume_rename_move_and_config(host):
         assert d.get(f"/1.0/storage-pools/{b}/resources").metadata["space"]["total"] > 1100 * 2**20
         assert d.get(f"/1.0/storage-pools/{b}").metadata["config"]["user.a"] == "1"
     finally:
-        for p, name in (("default", v), ("default", v2), (b, v2), (b, v)):
+        for p, name in (("default", v), ("default", v2), (b, v2), (b, v), (b, vb)):
             d.lxc("storage", "volume", "delete", p, name, check=False)
         d.lxc("storage", "delete", b, check=False)
 

@@ -50,7 +50,7 @@ def snapshot(d) -> dict:
 
 class StagingWatcher:
     """Polls the pool's images/ dir every few ms, summing the sizes of files in staging dirs (names
-    beginning with "."): when the unpacked bytes were last seen growing, independently of the server."""
+    beginning with ".", or new image volumes ending with ".partial"): when the unpacked bytes were last seen growing, independently of the server."""
 
     def __init__(self, d):
         self.base = os.path.join(d.dir, "storage-pools", "default", "images")
@@ -61,7 +61,8 @@ class StagingWatcher:
     def _size(self) -> int:
         total = 0
         try:
-            tops = [e.path for e in os.scandir(self.base) if e.name.startswith(".")]
+            # staging dirs, also inside a new image volume (`<fingerprint>.partial`, storage/drivers/base.py)
+            tops = [e.path for e in os.scandir(self.base) if e.name.startswith(".") or e.name.endswith(".partial")]
         except FileNotFoundError:
             return 0
         for top in tops:

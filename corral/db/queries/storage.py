@@ -46,7 +46,8 @@ async def delete_pool(tx: Tx, name: str) -> None:
 
 
 _VSELECT = ("SELECT v.id AS id, sp.name AS pool, p.name AS project, v.type AS type, v.name AS name, "
-            "v.description AS description, d.creation_date AS created_at FROM storage_volumes v "
+            "v.description AS description, v.content_type AS content_type, d.creation_date AS created_at "
+            "FROM storage_volumes v "
             "JOIN storage_pools sp ON sp.id = v.storage_pool_id JOIN projects p ON p.id = v.project_id "
             "LEFT JOIN corral_storage_volumes_dates d ON d.storage_volume_id = v.id ")
 _ORDER = " ORDER BY v.type, v.name"
@@ -56,6 +57,7 @@ async def _volumes(tx: Tx, rows: list[dict]) -> list[dict]:
     config = await lxd.config_of(tx, "storage_volumes_config", "storage_volume_id", [r["id"] for r in rows])
     return [{"id": r["id"], "pool": r["pool"], "project": r["project"], "type": lxd.volume_type_name(r["type"]),
              "name": r["name"], "description": r["description"] or "", "config": config.get(r["id"], {}),
+             "content_type": "block" if r["content_type"] == 1 else "filesystem",
              "created_at": r["created_at"] or "0001-01-01T00:00:00Z"} for r in rows]
 
 

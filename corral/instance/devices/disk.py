@@ -48,6 +48,9 @@ class Disk(Device):
                 raise BadRequest(f'Device "{self.name}": storage pool "{self.config["pool"]}" doesn\'t exist')
             if "/" in source:
                 raise BadRequest(f'Device "{self.name}": "source" must be a custom volume name of the pool')
+            if self.d.volumes.is_block(self.config["pool"], self.inst.project if self.inst else None, source):
+                raise BadRequest(f'Failed add validation for device "{self.name}": '
+                                 "Custom block volumes cannot be used on containers")
             return   # a custom volume of a pool: resolved by the storage layer at start
         if not source.startswith("/"):
             raise BadRequest(f'Device "{self.name}": "source" must be an absolute host path or a volume with "pool"')

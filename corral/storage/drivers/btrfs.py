@@ -10,9 +10,8 @@ import os
 import subprocess
 
 from corral.errors import BadRequest
-from corral.storage.drivers.base import (PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_contents, run)
+from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_contents, run
 from corral.storage.drivers.dir import fs_type
-from corral.storage.perms import KIND_MODE
 from corral.storage.sizes import parse_size
 
 DEFAULT_LOOP_SIZE = "5GiB"
@@ -41,6 +40,7 @@ def mounted_source(path: str) -> str | None:
 class BtrfsDriver(StorageDriver):
     name = "btrfs"
     optimized_images = True
+    cheap_snapshots = True
     pool_keys = ("size", "btrfs.mount_options")
 
     # ---- pool config ------------------------------------------------------------------------------
@@ -151,11 +151,11 @@ class BtrfsDriver(StorageDriver):
             p = os.path.join(self.path, sub)
             if os.path.isdir(p):
                 for e in os.listdir(p):
-                    self.delete_tree(os.path.join(p, e))
+                    self._delete(os.path.join(p, e))
                 os.rmdir(p)
         kind = self._kind(self.config)
         if kind == "dir":
-            self.delete_tree(self.path)
+            self._delete(self.path)
             return
         self._umount()
         with contextlib.suppress(OSError):
@@ -187,51 +187,36 @@ class BtrfsDriver(StorageDriver):
 
     # ---- volumes ----------------------------------------------------------------------------------
 
-    def create_volume(self, path: str) -> None:
+    def _new_volume(self, path: str) -> None:
         run(["btrfs", "subvolume", "create", path], "Failed to create subvolume")
         os.chmod(path, 0o711)
 
-    def unpack_image(self, fingerprint: str, unpack) -> None:
-        """Unpack into a new subvolume (renamed into place when complete)."""
-        dst = self.image_dir(fingerprint)
-        tmp = dst + PARTIAL
-        self.delete_tree(tmp)
-        self.create_volume(tmp)
-        try:
-            inner = os.path.join(tmp, "unpacked")
-            unpack(inner)
-            for e in os.listdir(inner):
-                os.rename(os.path.join(inner, e), os.path.join(tmp, e))
-            os.rmdir(inner)
-            os.chmod(tmp, 0o700)
-            os.rename(tmp, dst)
-        except BaseException:
-            self.delete_tree(tmp)
-            raise
+    def _prepare_block(self, volume_dir: str) -> None:
+        # a disk image in a copy-on-write file fragments: nodatacow, as LXD makes its block files
+        subprocess.run(["chattr", "+C", volume_dir], capture_output=True)
 
-    def copy_tree(self, src: str, dst: str) -> None:
+    def _copy(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), mode=KIND_MODE, exist_ok=True)
         if is_subvolume(src):
             res = subprocess.run(["btrfs", "subvolume", "snapshot", src, dst], capture_output=True, text=True)
             if res.returncode == 0:
                 return
         # Another pool or filesystem: a new subvolume filled by a (reflink where possible) copy.
         tmp = dst + PARTIAL
-        self.delete_tree(tmp)
+        self._delete(tmp)
         try:
-            self.create_volume(tmp)
+            self._new_volume(tmp)
             cp_contents(src, tmp)
         except BaseException:
-            self.delete_tree(tmp)
+            self._delete(tmp)
             # btrfs frees a deleted subvolume's space in the background: wait, so that a failed
             # copy (disk full) leaves the pool as it was before
             subprocess.run(["btrfs", "subvolume", "sync", self.path], capture_output=True, timeout=60)
             raise
         os.rename(tmp, dst)
 
-    def delete_tree(self, path: str) -> None:
+    def _delete(self, path: str) -> None:
         if not os.path.lexists(path):
             return
         if os.path.islink(path) or not os.path.isdir(path):
@@ -247,18 +232,18 @@ class BtrfsDriver(StorageDriver):
                 p = os.path.join(root, d)
                 if not os.path.islink(p) and os.lstat(p).st_ino == 256:
                     dirs.remove(d)
-                    self.delete_tree(p)
+                    self._delete(p)
         if is_subvolume(path):
             run(["btrfs", "subvolume", "delete", path], "Failed to delete subvolume")
         else:
-            super().delete_tree(path)
+            super()._delete(path)
 
     # ---- quotas -----------------------------------------------------------------------------------
 
-    def check_size_supported(self) -> None:
+    def check_quota_supported(self) -> None:
         pass
 
-    def set_size(self, path: str, size: int | None) -> None:
+    def _set_quota(self, path: str, size: int | None) -> None:
         if size:
             run(["btrfs", "quota", "enable", self.path], "Failed to enable quotas")
         res = subprocess.run(["btrfs", "qgroup", "limit", str(size) if size else "none", path],

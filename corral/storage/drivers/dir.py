@@ -9,7 +9,6 @@ import subprocess
 
 from corral.errors import BadRequest
 from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_reflink, run
-from corral.storage.perms import KIND_MODE
 
 
 def fs_type(path: str) -> str:
@@ -49,18 +48,17 @@ class DirDriver(StorageDriver):
             p = os.path.join(self.path, sub)
             if os.path.isdir(p):
                 for e in os.listdir(p):   # unpacked images and leftovers of failed copies
-                    self.delete_tree(os.path.join(p, e))
+                    self._delete(os.path.join(p, e))
                 os.rmdir(p)
 
-    def create_volume(self, path: str) -> None:
+    def _new_volume(self, path: str) -> None:
         os.mkdir(path, 0o711)
 
-    def copy_tree(self, src: str, dst: str) -> None:
+    def _copy(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), mode=KIND_MODE, exist_ok=True)
         tmp = dst + PARTIAL
-        self.delete_tree(tmp)
+        self._delete(tmp)
         try:
             bwlimit = self.config.get("rsync.bwlimit") or "0"
             if bwlimit != "0":
@@ -68,7 +66,7 @@ class DirDriver(StorageDriver):
             else:
                 cp_reflink(src, tmp)
         except BaseException:
-            self.delete_tree(tmp)
+            self._delete(tmp)
             raise
         os.rename(tmp, dst)
 
@@ -85,10 +83,10 @@ class DirDriver(StorageDriver):
                              'mounted with project quotas (prjquota)')
         return mnt
 
-    def check_size_supported(self) -> None:
+    def check_quota_supported(self) -> None:
         self._quota_mount()
 
-    def set_size(self, path: str, size: int | None) -> None:
+    def _set_quota(self, path: str, size: int | None) -> None:
         mnt = self._quota_mount()
         project = os.stat(path).st_ino & 0x7FFFFFFF or 1
         run(["xfs_quota", "-x", "-c", f"project -s -p {path} {project}", mnt], "Failed to set the quota project")

@@ -1,15 +1,23 @@
-"""A storage driver for unit tests: plain Python copies in a temporary directory, no host tools.
-Not registered in DRIVERS (the API never offers it); tests construct it directly."""
+"""The `fake` storage driver: plain Python copies in the pool's directory, no host tools, no mounts,
+no chown, no subvolumes, so it runs as an unprivileged user (unit tests, the daemon's mock mode).
+Registered by name but not offered in GET /1.0's storage_supported_drivers.
+
+Its volumes are the calling user's own (0700 where the real drivers make them root's only). Volume
+"size" is recorded, not enforced (`sizes`); block volumes are sparse files of their size."""
 from __future__ import annotations
 
 import os
 import shutil
 
-from corral.storage.drivers.base import PARTIAL, StorageDriver, StorageError
+from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError
 
 
 class FakeDriver(StorageDriver):
     name = "fake"
+    hidden = True
+    cheap_snapshots = True
+    kind_mode = volume_mode = image_mode = 0o700
+    root_only = False   # storage/perms.py's tightening (chown to root) is not for it
 
     def __init__(self, pool: str, path: str, config: dict[str, str]):
         super().__init__(pool, path, config)
@@ -17,27 +25,36 @@ class FakeDriver(StorageDriver):
         self.sizes: dict[str, int | None] = {}
 
     def create_pool(self) -> None:
+        if os.path.isdir(self.path) and os.listdir(self.path):
+            raise StorageError(f'Source path "{self.path}" isn\'t empty')
         os.makedirs(self.path, exist_ok=True)
         self._make_subdirs()
 
     def delete_pool(self) -> None:
         self._check_empty()
-        shutil.rmtree(self.path)
+        for sub in SUBDIRS:
+            shutil.rmtree(os.path.join(self.path, sub), ignore_errors=True)
+        if os.path.isdir(self.path) and not os.listdir(self.path):
+            os.rmdir(self.path)
 
-    def create_volume(self, path: str) -> None:
-        self.calls.append(("create_volume", path))
-        os.mkdir(path)
+    def _new_volume(self, path: str) -> None:
+        self.calls.append(("new", os.path.relpath(path, self.path)))
+        os.mkdir(path, 0o700)
 
-    def copy_tree(self, src: str, dst: str) -> None:
-        self.calls.append(("copy_tree", src, dst))
+    def _copy(self, src: str, dst: str) -> None:
+        self.calls.append(("copy", src, os.path.relpath(dst, self.path)))
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copytree(src, dst + PARTIAL, symlinks=True)
+        shutil.rmtree(dst + PARTIAL, ignore_errors=True)
+        try:
+            shutil.copytree(src, dst + PARTIAL, symlinks=True)
+        except BaseException:
+            shutil.rmtree(dst + PARTIAL, ignore_errors=True)
+            raise
         os.rename(dst + PARTIAL, dst)
 
-    def check_size_supported(self) -> None:
+    def check_quota_supported(self) -> None:
         pass
 
-    def set_size(self, path: str, size: int | None) -> None:
-        self.sizes[path] = size
+    def _set_quota(self, path: str, size: int | None) -> None:
+        self.sizes[os.path.relpath(path, self.path)] = size
