@@ -42,7 +42,8 @@ def mock_registries() -> dict[str, dict]:
     """What install() puts in each registry, by registry."""
     return {
         "instance": {name: FakeInstanceDriver for name in instance_drivers.DRIVERS},
-        "storage": {name: _fake_pool_driver(cls) for name, cls in storage.DRIVERS.items()},
+        "storage": {name: cls if issubclass(cls, FakeStorageDriver) else _fake_pool_driver(cls)
+                    for name, cls in storage.DRIVERS.items()},
         "network": dict(FAKE_NETWORKS),
         "devices": dict(FAKE_DEVICES),
     }
