@@ -160,6 +160,7 @@ class LXCDriver(InstanceDriver):
         self.logpath = logpath or os.path.join(os.path.dirname(lxcpath), "logs")
         self.on_stopped = on_stopped
         self._watchers: dict[str, threading.Thread] = {}
+        self._monitors: dict[str, int] = {}   # name -> pid of the monitor its watcher reaps
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
         become_subreaper()
 
@@ -220,6 +221,7 @@ class LXCDriver(InstanceDriver):
             if c.running:
                 c.stop()
                 c.wait("STOPPED", 10)
+            monitor.reap_failed(self.lxcpath, spec.name, set(self._monitors.values()))
             self._cleanup_cgroups(spec.name)
             reason = _log_since(spec.log_file, offset, fallback=output)
             raise DriverError(f'Failed to start instance "{spec.name}": {reason}')
@@ -227,6 +229,7 @@ class LXCDriver(InstanceDriver):
             watcher = threading.Thread(target=self._watch, args=(spec.name, pid), daemon=True,
                                        name=f"lxc-monitor-{spec.name}")
             self._watchers[spec.name] = watcher
+            self._monitors[spec.name] = pid
             watcher.start()
 
     def _lxc_start(self, name: str) -> tuple[bool, str]:
@@ -255,6 +258,7 @@ class LXCDriver(InstanceDriver):
         self._cleanup_cgroups(name)
         if self._watchers.get(name) is threading.current_thread():
             del self._watchers[name]
+            self._monitors.pop(name, None)
         if self.on_stopped:
             self.on_stopped(name)
 
