@@ -154,7 +154,8 @@ def _log_since(path: str, offset: int, fallback: str = "") -> str:
 
 class LXCDriver(InstanceDriver):
     def __init__(self, lxcpath: str, on_stopped: Callable[[str], None] | None = None, logpath: str | None = None):
-        """on_stopped(name) runs on a watcher thread whenever a container started here stops.
+        """on_stopped(name) runs on a watcher thread whenever a container stops (one started here,
+        or one an earlier daemon started, running when this driver was made).
         logpath: where logs/<name>/lxc.conf go (default: `logs` next to lxcpath)."""
         self.lxcpath = lxcpath
         self.logpath = logpath or os.path.join(os.path.dirname(lxcpath), "logs")
@@ -163,6 +164,13 @@ class LXCDriver(InstanceDriver):
         self._monitors: dict[str, int] = {}   # name -> pid of the monitor its watcher reaps
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
         become_subreaper()
+        for name in self.list_running():   # started by an earlier daemon: watched from now on
+            self._adopt(name)
+
+    def _adopt(self, name: str) -> None:
+        c = self._container(name)
+        if c.running and (pid := monitor.parent(c.init_pid)):
+            self._start_watcher(name, pid)
 
     def _container(self, name: str) -> lxc.Container:
         c = lxc.Container(name, config_path=self.lxcpath)
@@ -226,11 +234,13 @@ class LXCDriver(InstanceDriver):
             reason = _log_since(spec.log_file, offset, fallback=output)
             raise DriverError(f'Failed to start instance "{spec.name}": {reason}')
         if pid := monitor.parent(c.init_pid):
-            watcher = threading.Thread(target=self._watch, args=(spec.name, pid), daemon=True,
-                                       name=f"lxc-monitor-{spec.name}")
-            self._watchers[spec.name] = watcher
             self._monitors[spec.name] = pid
-            watcher.start()
+            self._start_watcher(spec.name, pid)
+
+    def _start_watcher(self, name: str, pid: int) -> None:
+        watcher = threading.Thread(target=self._watch, args=(name, pid), daemon=True, name=f"lxc-monitor-{name}")
+        self._watchers[name] = watcher
+        watcher.start()
 
     def _lxc_start(self, name: str) -> tuple[bool, str]:
         """Start the container through liblxc's own `lxc-start -d`, a freshly exec'd process: its
@@ -252,9 +262,8 @@ class LXCDriver(InstanceDriver):
         """Reap liblxc's monitor (our child, as subreaper) when the container stops; tidy up."""
         try:
             os.waitpid(pid, 0)
-        except ChildProcessError:  # not ours (started by an earlier daemon): poll instead
-            while os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.2)
+        except ChildProcessError:  # not ours (started by an earlier daemon): wait for its exit
+            monitor.wait_exit(pid)
         self._cleanup_cgroups(name)
         if self._watchers.get(name) is threading.current_thread():
             del self._watchers[name]
