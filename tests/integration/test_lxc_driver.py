@@ -448,6 +448,16 @@ def test_a_new_driver_sees_adopted_containers_stop(driver, make_spec):
     assert driver.status(spec.name) == "Stopped"
 
 
+def test_raw_lxc_hooks_run(driver, make_spec, workdir):
+    """liblxc hooks from raw.lxc run from the monitor lxc-start made, with liblxc's environment."""
+    out = os.path.join(workdir, f"hook-{secrets.token_hex(4)}")
+    spec = make_spec(config={"raw.lxc": f"lxc.hook.pre-start = /bin/sh -c 'echo $LXC_NAME > {out}'"})
+    driver.start(spec)
+    with open(out) as f:
+        assert f.read() == f"{spec.name}\n"
+    driver.stop(spec.name, force=True)
+
+
 def test_delete_keeps_rootfs(driver, make_spec):
     spec = make_spec()
     driver.create(spec)

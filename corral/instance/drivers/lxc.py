@@ -42,7 +42,6 @@ STATUS = {  # liblxc state -> LXD status and status code
 }
 LOG_TAIL = 4096
 LXC_START = shutil.which("lxc-start") or "/usr/bin/lxc-start"
-HELPER_ENV = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
 START_TIMEOUT = 60
 
 
@@ -251,7 +250,7 @@ class LXCDriver(InstanceDriver):
         args = [LXC_START, "-n", name, "-P", self.lxcpath, "-f", self.config_path(name), "-d"]
         try:
             res = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 env=HELPER_ENV, cwd="/", close_fds=True, timeout=START_TIMEOUT)
+                                 env={"PATH": DEFAULT_PATH, **os.environ}, cwd="/", close_fds=True, timeout=START_TIMEOUT)
         except subprocess.TimeoutExpired as e:
             return False, (e.output or b"").decode(errors="replace") + f"\nlxc-start timed out after {START_TIMEOUT}s"
         except OSError as e:
