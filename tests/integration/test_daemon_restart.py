@@ -76,3 +76,19 @@ def test_autostart_and_ephemeral(fresh_host):
     assert d.get(f"/1.0/instances/{auto}").metadata["status"] == "Running"
     assert d.get(f"/1.0/instances/{plain}").metadata["status"] == "Stopped"
     d.lxc("delete", "-f", auto, plain)
+
+
+def test_adopted_container_powering_off_is_noticed(fresh_host):
+    """A container started before a kill -9 of the daemon powers off by itself afterwards: the
+    restarted daemon's driver watches its monitor, so the ephemeral instance is deleted."""
+    d = fresh_host
+    eph = unique("ea")
+    d.lxc("launch", "busybox", eph, "--ephemeral")
+    d.kill9()
+    d.start()
+    time.sleep(0.5)
+    d.lxc("exec", eph, "--", "kill", "-USR2", "1", check=False)   # the image's init powers off on USR2
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and d.get(f"/1.0/instances/{eph}").status != 404:
+        time.sleep(0.2)
+    assert d.get(f"/1.0/instances/{eph}").status == 404

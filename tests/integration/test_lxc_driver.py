@@ -391,6 +391,73 @@ def test_start_failure_carries_log(driver, make_spec):
     assert driver.status(spec.name) == "Stopped"
 
 
+def _zombie_monitors() -> list[int]:
+    out = []
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with open(path) as f:
+            for pid in f.read().split():
+                try:
+                    with open(f"/proc/{pid}/stat") as st:
+                        text = st.read()
+                except OSError:
+                    continue
+                if "(lxc-start) Z" in text:
+                    out.append(int(pid))
+    return out
+
+
+def test_failed_start_leaves_no_zombie_monitor(driver, make_spec):
+    spec = make_spec()
+    os.unlink(os.path.join(spec.rootfs, "sbin", "init"))
+    with pytest.raises(DriverError, match="Failed to exec"):
+        driver.start(spec)
+    assert _zombie_monitors() == []
+
+
+def test_monitor_is_a_fresh_lxc_start(driver, make_spec):
+    """The [lxc monitor] is lxc-start's daemonized child, not a fork of this (large) process."""
+    spec = make_spec()
+    driver.start(spec)
+    with open(f"/proc/{driver.init_pid(spec.name)}/stat") as f:
+        mon = int(f.read().rsplit(")", 1)[1].split()[1])
+    assert os.path.realpath(f"/proc/{mon}/exe") == os.path.realpath(shutil.which("lxc-start"))
+    with open(f"/proc/{mon}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == f"[lxc monitor] {driver.lxcpath} {spec.name}".encode()
+    with open(f"/proc/{mon}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()   # orphaned to us, the subreaper
+    with open(f"/proc/{mon}/smaps_rollup") as f:
+        pss_kib = next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    print(f"monitor PSS {pss_kib} KiB")
+    assert pss_kib < 8 * 1024
+    driver.stop(spec.name, force=True)
+    assert _zombie_monitors() == []
+
+
+def test_a_new_driver_sees_adopted_containers_stop(driver, make_spec):
+    """A container an earlier daemon started stops from inside: the new daemon's driver is told."""
+    spec = make_spec(config={"raw.lxc": "lxc.signal.halt = SIGUSR2"})   # busybox init powers off on USR2
+    driver.start(spec)
+    stopped = []
+    later = get_driver("lxc")(driver.lxcpath, on_stopped=stopped.append)
+    time.sleep(0.5)   # busybox init sets its handlers
+    later.stop(spec.name, timeout=10)   # through the halt signal, not liblxc's kill
+    deadline = time.monotonic() + 10
+    while spec.name not in stopped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stopped == [spec.name]
+    assert driver.status(spec.name) == "Stopped"
+
+
+def test_raw_lxc_hooks_run(driver, make_spec, workdir):
+    """liblxc hooks from raw.lxc run from the monitor lxc-start made, with liblxc's environment."""
+    out = os.path.join(workdir, f"hook-{secrets.token_hex(4)}")
+    spec = make_spec(config={"raw.lxc": f"lxc.hook.pre-start = /bin/sh -c 'echo $LXC_NAME > {out}'"})
+    driver.start(spec)
+    with open(out) as f:
+        assert f.read() == f"{spec.name}\n"
+    driver.stop(spec.name, force=True)
+
+
 def test_delete_keeps_rootfs(driver, make_spec):
     spec = make_spec()
     driver.create(spec)

@@ -80,37 +80,6 @@ def config_lines(limits: dict[str, str]) -> list[str]:
     return lines
 
 
-def _hierarchy_dir(ctrls: str) -> str | None:
-    if not ctrls:
-        return v2_root()
-    for name in (ctrls, ctrls.split(",")[0].removeprefix("name=")):
-        if os.path.isdir(f"{ROOT}/{name}"):
-            return f"{ROOT}/{name}"
-    return None
-
-
-def own_cgroups() -> list[str]:
-    """The cgroup directories this process is in, one per hierarchy."""
-    dirs = []
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if (root := _hierarchy_dir(ctrls)) is not None:
-                dirs.append(root + path.rstrip("/"))
-    return dirs
-
-
-def move_self(dirs: list[str]) -> None:
-    """Put this process (all its threads) back into `dirs`: liblxc's daemonized start moves its
-    caller into the new lxc.monitor.<name> cgroups, which then can never be removed."""
-    for d in dirs:
-        try:
-            with open(f"{d}/cgroup.procs", "w") as f:
-                f.write(str(os.getpid()))
-        except OSError:
-            pass
-
-
 def remove_tree(path: str) -> None:
     """rmdir an (empty of tasks) cgroup and its children; silently skip busy ones."""
     for dirpath, dirnames, _ in os.walk(path, topdown=False):

@@ -2,6 +2,8 @@
 
 Each container gets a liblxc configuration regenerated from the InstanceSpec at every start, kept
 in logs/<name>/lxc.conf; <lxcpath>/<name> links to the instance volume (see lxclayout.py, LXD's layout).
+Containers start through `lxc-start -d` (a fresh exec, not a fork of the daemon), so each
+`[lxc monitor]` is a small process whose memory does not depend on the daemon's size or age.
 This process must be a child subreaper: liblxc's monitor and every exec'd command end up as our
 children, and PID 1 here does not reap orphans. The driver sets that flag itself.
 """
@@ -14,7 +16,9 @@ import os
 import re
 import select
 import signal
+import shutil
 import struct
+import subprocess
 import termios
 import threading
 import time
@@ -22,7 +26,7 @@ from typing import Callable
 
 import lxc
 
-from corral.instance.drivers import cgroups, lxcconf, lxclayout, netstate
+from corral.instance.drivers import cgroups, lxcconf, lxclayout, monitor, netstate
 from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
 from corral.instance.drivers.netstate import network_state
 from corral.instance.tty import set_winsize
@@ -37,6 +41,8 @@ STATUS = {  # liblxc state -> LXD status and status code
     "FROZEN": ("Frozen", 110), "THAWED": ("Running", 103),
 }
 LOG_TAIL = 4096
+LXC_START = shutil.which("lxc-start") or "/usr/bin/lxc-start"
+START_TIMEOUT = 60
 
 
 class LXCExecProcess(ExecProcess):
@@ -130,39 +136,40 @@ def _attach(c: lxc.Container, payload: tuple, **options) -> int:
         ctypes.pythonapi.PyOS_AfterFork_Parent()
 
 
-def _ppid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _log_since(path: str, offset: int) -> str:
-    """The ERROR lines liblxc logged after `offset` (or its last lines), at most LOG_TAIL bytes."""
-    if not path:
-        return "no log file configured"
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        lines = []
-    errors = [line for line in lines if " ERROR " in line] or lines
-    return "\n".join(errors)[-LOG_TAIL:] or "no log output"
+def _log_since(path: str, offset: int, fallback: str = "") -> str:
+    """The ERROR lines liblxc logged after `offset` (or its last lines), at most LOG_TAIL bytes;
+    `fallback` (what lxc-start printed) when the log has nothing."""
+    lines = []
+    if path:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            pass
+    errors = [line for line in lines if " ERROR " in line] or lines or fallback.splitlines()
+    return "\n".join(errors)[-LOG_TAIL:] or ("no log output" if path else "no log file configured")
 
 
 class LXCDriver(InstanceDriver):
     def __init__(self, lxcpath: str, on_stopped: Callable[[str], None] | None = None, logpath: str | None = None):
-        """on_stopped(name) runs on a watcher thread whenever a container started here stops.
+        """on_stopped(name) runs on a watcher thread whenever a container stops (one started here,
+        or one an earlier daemon started, running when this driver was made).
         logpath: where logs/<name>/lxc.conf go (default: `logs` next to lxcpath)."""
         self.lxcpath = lxcpath
         self.logpath = logpath or os.path.join(os.path.dirname(lxcpath), "logs")
         self.on_stopped = on_stopped
         self._watchers: dict[str, threading.Thread] = {}
-        self._home_cgroups = cgroups.own_cgroups()
+        self._monitors: dict[str, int] = {}   # name -> pid of the monitor its watcher reaps
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
         become_subreaper()
+        for name in self.list_running():   # started by an earlier daemon: watched from now on
+            self._adopt(name)
+
+    def _adopt(self, name: str) -> None:
+        c = self._container(name)
+        if c.running and (pid := monitor.parent(c.init_pid)):
+            self._start_watcher(name, pid)
 
     def _container(self, name: str) -> lxc.Container:
         c = lxc.Container(name, config_path=self.lxcpath)
@@ -216,29 +223,50 @@ class LXCDriver(InstanceDriver):
         if c.running:
             raise DriverError(f'Instance "{spec.name}" is already running', 409)
         offset = os.path.getsize(spec.log_file) if spec.log_file and os.path.exists(spec.log_file) else 0
-        started = c.start(daemonize=True, close_fds=True)
-        cgroups.move_self(self._home_cgroups)
+        started, output = self._lxc_start(spec.name)
         if not started or not c.wait("RUNNING", 10):
             if c.running:
                 c.stop()
+                c.wait("STOPPED", 10)
+            monitor.reap_failed(self.lxcpath, spec.name, set(self._monitors.values()))
             self._cleanup_cgroups(spec.name)
-            raise DriverError(f'Failed to start instance "{spec.name}": {_log_since(spec.log_file, offset)}')
-        if monitor := _ppid(c.init_pid):
-            watcher = threading.Thread(target=self._watch, args=(spec.name, monitor), daemon=True,
-                                       name=f"lxc-monitor-{spec.name}")
-            self._watchers[spec.name] = watcher
-            watcher.start()
+            reason = _log_since(spec.log_file, offset, fallback=output)
+            raise DriverError(f'Failed to start instance "{spec.name}": {reason}')
+        if pid := monitor.parent(c.init_pid):
+            self._monitors[spec.name] = pid
+            self._start_watcher(spec.name, pid)
 
-    def _watch(self, name: str, monitor: int) -> None:
+    def _start_watcher(self, name: str, pid: int) -> None:
+        watcher = threading.Thread(target=self._watch, args=(name, pid), daemon=True, name=f"lxc-monitor-{name}")
+        self._watchers[name] = watcher
+        watcher.start()
+
+    def _lxc_start(self, name: str) -> tuple[bool, str]:
+        """Start the container through liblxc's own `lxc-start -d`, a freshly exec'd process: its
+        daemonized child becomes the `[lxc monitor]`, a small process of its own rather than a
+        fork holding copy-on-write shares of this daemon's heap (see LXD's `lxd forkstart`). The
+        monitor is double-forked, so it is orphaned to us, the child subreaper, and we reap it.
+        (True when lxc-start reported success, and what it printed.)"""
+        args = [LXC_START, "-n", name, "-P", self.lxcpath, "-f", self.config_path(name), "-d"]
+        try:
+            res = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 env={"PATH": DEFAULT_PATH, **os.environ}, cwd="/", close_fds=True, timeout=START_TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            return False, (e.output or b"").decode(errors="replace") + f"\nlxc-start timed out after {START_TIMEOUT}s"
+        except OSError as e:
+            return False, f"cannot run {LXC_START}: {e.strerror}"
+        return res.returncode == 0, res.stdout.decode(errors="replace").strip()
+
+    def _watch(self, name: str, pid: int) -> None:
         """Reap liblxc's monitor (our child, as subreaper) when the container stops; tidy up."""
         try:
-            os.waitpid(monitor, 0)
-        except ChildProcessError:  # not ours (started by an earlier daemon): poll instead
-            while os.path.exists(f"/proc/{monitor}"):
-                time.sleep(0.2)
+            os.waitpid(pid, 0)
+        except ChildProcessError:  # not ours (started by an earlier daemon): wait for its exit
+            monitor.wait_exit(pid)
         self._cleanup_cgroups(name)
         if self._watchers.get(name) is threading.current_thread():
             del self._watchers[name]
+            self._monitors.pop(name, None)
         if self.on_stopped:
             self.on_stopped(name)
 

@@ -1,0 +1,96 @@
+"""liblxc's `[lxc monitor]` processes, as the process table shows them.
+
+`lxc-start -d` double-forks the monitor and the monitor calls setsid(): it is orphaned to us (the
+daemon is a child subreaper), keeps the comm `lxc-start`, leads its own session, and renames its
+command line to `[lxc monitor] LXCPATH NAME`. A running container's monitor is the parent of its
+init; the monitor of a start that failed is found among our children and reaped here, so that a
+failed start leaves no process (not even a zombie) behind.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import select
+import time
+
+COMM = "lxc-start"
+WALL = 0x40000000   # __WALL
+
+
+def _stat(pid: int) -> tuple[str, str, int, int] | None:
+    """(comm, state, ppid, session) of `pid`, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    fields = text.rsplit(")", 1)[1].split()
+    return comm, fields[0], int(fields[1]), int(fields[3])
+
+
+def parent(pid: int) -> int:
+    """The parent pid of `pid` (0 when unknown)."""
+    st = _stat(pid) if pid > 0 else None
+    return st[2] if st else 0
+
+
+def wait_exit(pid: int) -> None:
+    """Block until `pid` (not our child: a monitor an earlier daemon started) has exited. A pidfd
+    turns readable at exit even when nobody reaps the zombie (PID 1 here does not)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        poller = select.poll()   # not select(): fds above FD_SETSIZE
+        poller.register(fd, select.POLLIN)
+        poller.poll()
+    finally:
+        os.close(fd)
+
+
+def _children() -> set[int]:
+    pids: set[int] = set()
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        try:
+            with open(path) as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    return pids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def reap_failed(lxcpath: str, name: str, watched: set[int], timeout: float = 5.0) -> list[int]:
+    """After a failed start of `name`: wait (up to `timeout`) for its monitor, if one is still
+    running, to exit, and reap every monitor zombie among our children that no watcher waits for
+    (an exited monitor's command line is gone, so a zombie cannot be told apart by name; none but
+    failed starts leave unwatched ones). Returns the pids reaped."""
+    title = f"[lxc monitor] {lxcpath} {name}"
+    reaped: list[int] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        running = False
+        for pid in _children() - watched:
+            st = _stat(pid)
+            if st is None or st[0] != COMM or st[3] != pid:
+                continue
+            if st[1] == "Z":
+                try:
+                    if os.waitpid(pid, os.WNOHANG | WALL)[0] == pid:
+                        reaped.append(pid)
+                except ChildProcessError:
+                    pass
+            elif _cmdline(pid) == title:
+                running = True
+        if not running or time.monotonic() >= deadline:
+            return reaped
+        time.sleep(0.02)
