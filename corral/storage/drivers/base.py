@@ -41,8 +41,6 @@ class StorageDriver(abc.ABC):
     name = ""
     # Image volumes kept in the pool and listed by the API (LXD's "optimized images").
     optimized_images = False
-    # Pool config keys this driver accepts besides source, volume.*, user.*
-    pool_keys: tuple[str, ...] = ()
 
     def __init__(self, pool: str, path: str, config: dict[str, str]):
         self.pool = pool

@@ -41,7 +41,6 @@ def mounted_source(path: str) -> str | None:
 class BtrfsDriver(StorageDriver):
     name = "btrfs"
     optimized_images = True
-    pool_keys = ("size", "btrfs.mount_options")
 
     # ---- pool config ------------------------------------------------------------------------------
 
