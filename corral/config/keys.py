@@ -36,7 +36,7 @@ class Key:
     parse: Callable[[str], Any] = str
     default: str = ""
     live: bool = True              # can change while instances run / daemon runs
-    local: bool = False            # server keys stored per member (LXD's "local" scope)
+    local: bool = False            # per member: server keys in the local database, pool keys of StoragePoolNodeConfigKeys
     hidden: bool = False           # secrets: never returned by GET (core.trust_password)
     description: str = ""
     # Declared but refused: the whole reason, e.g. "not implemented: limits.hugepages.2MB (...)" or

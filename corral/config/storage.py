@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from corral.config.keys import ConfigError, Key, check_key_name, check_value, declare, lookup
+from corral.config.keys import ConfigError, Key, check_key_name, check_value, declare, declared, lookup, not_implemented, \
+    refused
 from corral.config.values import is_true, parse_bool, parse_expiry, parse_size, parse_volume_schedule
 from corral.config.schedule import parse_snapshot_pattern
 
@@ -65,8 +66,8 @@ def _volume_keys(scope: str, content_type: str, prefix: str = "") -> list[Key]:
 for _d in DRIVERS:
     _p = pool_scope(_d)
     declare(
-        Key("source", _p),
-        Key("volatile.initial_source", _p),
+        Key("source", _p, local=True),
+        Key("volatile.initial_source", _p, local=True),
         Key("user.*", _p),
         Key("rsync.bwlimit", _p, parse_bwlimit, default="0",
             description="Upper limit on the socket I/O whenever rsync is used to copy volumes"),
@@ -80,11 +81,32 @@ for _d in DRIVERS:
 
 # Driver-specific pool keys.
 declare(
-    Key("size", pool_scope("btrfs"), parse_size,
+    Key("size", pool_scope("btrfs"), parse_size, local=True,
         description="Size of the loop file backing the pool (loop-backed pools only)"),
     Key("btrfs.mount_options", pool_scope("btrfs"), parse_mount_options, default="user_subvol_rm_allowed",
         description="Mount options for block devices"),
 )
+
+
+# An instance's volume (type "container"), whatever the driver: user.* and the idmap keys, as LXD;
+# its size is the root disk device's, its snapshots the instance's.
+INSTANCE_VOLUME = "volume-instance"
+declare(
+    Key("user.*", INSTANCE_VOLUME),
+    Key("volatile.idmap.last", INSTANCE_VOLUME),
+    Key("volatile.idmap.next", INSTANCE_VOLUME),
+    refused("size", INSTANCE_VOLUME,
+            'Instance volume quota must be set via the instance\'s root disk device "size" property'),
+    *(not_implemented(f"snapshots.{k}", INSTANCE_VOLUME, "an instance volume's snapshots follow the instance's "
+                      "own snapshots.* keys") for k in ("expiry", "pattern", "schedule")),
+)
+
+
+def member_keys(driver: str) -> list[str]:
+    """The pool keys each cluster member has its own value of (LXD's StoragePoolNodeConfigKeys,
+    `local=True` here), volatile ones left out: what a joining member is asked for."""
+    return sorted(k.name for k in declared(pool_scope(driver)).values()
+                  if k.local and not k.name.startswith("volatile."))
 
 
 def _strings(config) -> dict[str, str]:
@@ -123,4 +145,15 @@ def check_volume(driver: str, config, content_type: str = "filesystem", volume: 
         check_value(key, k, v, f'volume "{volume}" option')
     if is_true(config.get("security.shifted")) and is_true(config.get("security.unmapped")):
         raise ConfigError('"security.shifted" and "security.unmapped" cannot both be set')
+    return config
+
+
+def check_instance_volume(config, volume: str = "") -> dict[str, str]:
+    """An instance volume's config (`lxc storage volume set POOL container/c1 ...`); LXD's texts."""
+    config = _strings(config)
+    for k, v in config.items():
+        key = lookup(INSTANCE_VOLUME, k)
+        if key is None:
+            raise ConfigError(f'Invalid option for volume "{volume}" option "{k}"')
+        check_value(key, k, v, f'volume "{volume}" option')
     return config

@@ -260,3 +260,15 @@ def test_no_boolean_parsing_outside_values():
                 if lines := _bool_literals(path):
                     bad[os.path.relpath(path, ROOT)] = lines
     assert bad == {}
+
+
+def test_instance_volume_keys():
+    from corral.config.storage import check_instance_volume
+    ok = {"user.k": "v", "volatile.idmap.last": "[]", "volatile.idmap.next": "[]"}
+    assert check_instance_volume(ok, "c1") == ok
+    for k in ("foo", "volatile.foo", "security.shifted", "volatile.uuid"):   # LXD 5.0.2's answers
+        assert _err(check_instance_volume, {k: "1"}, "c1").message == f'Invalid option for volume "c1" option "{k}"'
+    assert "root disk device" in _err(check_instance_volume, {"size": "1GiB"}, "c1").message
+    with pytest.raises(KeyRefused) as e:
+        check_instance_volume({"snapshots.expiry": "1d"}, "c1")
+    assert e.value.status == 501 and e.value.message.startswith("not implemented: snapshots.expiry")
