@@ -3,7 +3,7 @@
 The commands themselves are one module per `lxc` command group: instance_create (launch/init),
 instance_action (start/stop/restart/pause), instance_delete, instance_list, instance_info,
 instance_snapshot (snapshot/restore), instance_copy (copy/move/rename), instance_publish,
-instance_exec (exec/console) and instance_file (file)."""
+instance_exec, instance_console and instance_file (file). `config` is config.py and config_device.py."""
 
 from __future__ import annotations
 

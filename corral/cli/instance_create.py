@@ -164,6 +164,6 @@ def launch(ctx: Ctx, image: str | None, name: str | None, console_: bool, **opts
         click.echo(f"Starting {created}")
     change_state(ctx, created, "start", hint=True)
     if console_:
-        from corral.cli.instance_exec import attach_console
+        from corral.cli.instance_console import attach_console
 
         attach_console(ctx, created)

@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "delete": ("corral.cli.instance_delete", "delete"),
     "list": ("corral.cli.instance_list", "list_"),
     "exec": ("corral.cli.instance_exec", "exec_"),
-    "console": ("corral.cli.instance_exec", "console"),
+    "console": ("corral.cli.instance_console", "console"),
     "file": ("corral.cli.instance_file", "file"),
     "snapshot": ("corral.cli.instance_snapshot", "snapshot"),
     "restore": ("corral.cli.instance_snapshot", "restore"),
