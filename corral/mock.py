@@ -34,7 +34,7 @@ def requested(flag: bool = False) -> bool:
 def _fake_pool_driver(real: type) -> type:
     """The fake storage driver under a real driver's name (so its pool keys and scope apply)."""
     return type(f"Mock{real.__name__}", (FakeStorageDriver,), {
-        "name": real.name, "pool_keys": real.pool_keys, "optimized_images": False,
+        "name": real.name, "optimized_images": False,
         "__doc__": f"Mock mode's {real.name!r} pools: plain directories, no host tools, no quota."})
 
 

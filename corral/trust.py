@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from corral import timeutil
+from corral.config.values import parse_expiry
 from corral.db import Database
 from corral.db.queries import certificates as q
 from corral.errors import BadRequest, Forbidden, NotFound
@@ -87,20 +88,6 @@ def der_to_pem(der: bytes) -> tuple[str, str]:
 
 
 # ---- token expiry ("1H", "30M", "2d": LXD's expiry expressions; "S" seconds as well) ---------------
-
-_UNITS = {"S": 1, "M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
-
-
-def parse_expiry(value: str) -> int:
-    """Seconds of an expiry expression (space separated terms like "1d 2H"); ValueError when invalid."""
-    total = 0
-    for term in value.split():
-        m = re.fullmatch(r"(\d+)([SMHdwmy])", term)
-        if not m:
-            raise ValueError(f'Invalid expiry expression "{value}"')
-        total += int(m.group(1)) * _UNITS[m.group(2)]
-    return total
-
 
 def encode_token(token: dict) -> str:
     """LXD's CertificateAddToken: base64 (standard, padded) of its JSON."""

@@ -179,7 +179,7 @@ _IMAGE_CACHE: dict[str, str] = {}
 def busybox_tarball() -> str:
     """A busybox image tarball made by the tests themselves (built once per test run)."""
     if "path" not in _IMAGE_CACHE:
-        from corral.image.busybox import build_busybox_image
+        from corral.cli.busybox import build_busybox_image
         d = tempfile.mkdtemp(prefix="corral-test-image-")
         _IMAGE_CACHE["path"] = build_busybox_image(d)
     return _IMAGE_CACHE["path"]

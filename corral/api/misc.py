@@ -6,6 +6,7 @@ from aiohttp import web
 from corral.api import response
 from corral.api.auth import allowed_projects, check_project
 from corral.api.request import daemon, read_object, recursion
+from corral.config.storage import member_keys
 from corral.errors import BadRequest, Forbidden, NotImplementedFeature
 
 routes = web.RouteTableDef()
@@ -56,12 +57,6 @@ async def delete_warning(request: web.Request):
     return response.empty()
 
 
-# Member-specific keys a joining member would be asked for, per storage driver (LXD's
-# clusterGetMemberConfig: "source" everywhere, "size" where the driver can make a loop file).
-_MEMBER_POOL_KEYS = {"btrfs": ("size", "source"), "dir": ("source",), "lvm": ("size", "source"),
-                     "zfs": ("size", "source")}
-
-
 @routes.get("/1.0/cluster")
 async def get_cluster(request: web.Request):
     """A standalone server, as LXD answers when not clustered (`lxc cluster list`: "LXD server isn't
@@ -69,7 +64,7 @@ async def get_cluster(request: web.Request):
     member_config = []
     if allowed_projects(request) is None:   # pools are host-wide: not for restricted certificates
         for p in sorted(await daemon(request).pools.get_all(), key=lambda p: p["name"]):
-            for key in _MEMBER_POOL_KEYS.get(p["driver"], ("source",)):
+            for key in member_keys(p["driver"]):   # LXD's clusterGetMemberConfig
                 member_config.append({"entity": "storage-pool", "name": p["name"], "key": key, "value": "",
                                       "description": f'"{key}" property for storage pool "{p["name"]}"'})
     return response.sync({"server_name": "", "enabled": False, "member_config": member_config})

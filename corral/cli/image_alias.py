@@ -92,7 +92,7 @@ def build_busybox(ctx: Ctx, aliases: tuple[str, ...], public: bool) -> None:
     """Build a busybox image from the host's busybox and import it."""
     import tempfile
 
-    from corral.image.busybox import build_busybox_image
+    from corral.cli.busybox import build_busybox_image
 
     with tempfile.TemporaryDirectory(prefix="corral-busybox-") as tmp:
         tarball = build_busybox_image(tmp)

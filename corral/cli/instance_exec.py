@@ -1,4 +1,5 @@
-"""`corral exec` and `corral console`: LXD's websocket protocols.
+"""`corral exec`: LXD's exec websocket protocol (the terminal helpers are shared with
+instance_console.py).
 
 exec: POST /1.0/instances/NAME/exec with wait-for-websocket=true, then one
 websocket per fd (/1.0/operations/ID/websocket?secret=...): "control" plus
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 import click
 
-from corral.cli.client import Client, ClientError
+from corral.cli.client import Client
 from corral.cli.config import q
 from corral.cli.main import CONTEXT_SETTINGS, Ctx, fail, pass_ctx, strip_remote
 
@@ -42,7 +43,7 @@ def _fileno(stream: Any) -> int | None:
         return None
 
 
-def _isatty(stream: Any) -> bool:
+def is_tty(stream: Any) -> bool:
     fd = _fileno(stream)
     return fd is not None and os.isatty(fd)
 
@@ -366,7 +367,7 @@ def exec_(ctx: Ctx, name: str, command: tuple[str, ...], force_interactive: bool
         k, v = item.split("=", 1)
         environment[k] = v
 
-    stdin_tty, stdout_tty = _isatty(sys.stdin), _isatty(sys.stdout)
+    stdin_tty, stdout_tty = is_tty(sys.stdin), is_tty(sys.stdout)
     if disable_stdin:
         interactive = False
     elif mode == "interactive" or force_interactive:
@@ -416,82 +417,3 @@ def exec_(ctx: Ctx, name: str, command: tuple[str, ...], force_interactive: bool
     if code:
         ctx_click = click.get_current_context()
         ctx_click.exit(code)
-
-
-# --------------------------------------------------------------------------
-# console
-# --------------------------------------------------------------------------
-
-DETACH_KEY = b"\x01"  # ctrl+a, then q
-
-
-async def run_console_session(client: Client, op: dict, stdin: Any, stdout: Any) -> None:
-    loop = asyncio.get_running_loop()
-    op_id = op["id"]
-    fds = (op.get("metadata") or {}).get("fds") or {}
-    queue: asyncio.Queue = asyncio.Queue()
-    state = {"escape": False}
-
-    def watch(data: bytes) -> bool:
-        # <ctrl>+a q detaches.
-        if state["escape"] and data[:1] in (b"q", b"Q"):
-            return False
-        state["escape"] = data.endswith(DETACH_KEY)
-        return True
-
-    async with client.ws_session() as session:
-        control = await client.ws_connect(session, client.operation_websocket(op_id, fds["control"])) \
-            if fds.get("control") else None
-        ws0 = await client.ws_connect(session, client.operation_websocket(op_id, fds["0"]))
-        installed = install_signal_handlers(loop, control, forward=False, resize=True) if control else []
-        try:
-            if stdin is not None:
-                start_reader(stdin, loop, queue)
-            sender = loop.create_task(send_stdin(ws0, queue, eof_marker=False, watch=watch))
-            receiver = loop.create_task(receive_output(ws0, stdout))
-            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sender, receiver):
-                task.cancel()
-        finally:
-            remove_signal_handlers(loop, installed)
-            await close_quietly(control, ws0)
-
-
-def show_console_log(ctx: Ctx, name: str) -> None:
-    client = ctx.client
-    with client.raw("GET", f"/1.0/instances/{q(name)}/console") as resp:
-        body = resp.read()
-        if resp.status != 200:
-            client.parse_envelope(resp.status, body)
-    click.echo(f"\nConsole log:\n\n{body.decode('utf-8', 'replace')}")
-
-
-def attach_console(ctx: Ctx, name: str, console_type: str = "console") -> None:
-    width, height = terminal_size(sys.stdout)
-    env = ctx.client.post(f"/1.0/instances/{q(name)}/console",
-                          {"width": width, "height": height, "type": console_type})
-    op = env.get("metadata") or {}
-    sys.stdout.write("To detach from the console, press: <ctrl>+a q\n\r")
-    sys.stdout.flush()
-    with RawTerminal(sys.stdin, enabled=_isatty(sys.stdin)):
-        asyncio.run(run_console_session(ctx.client, op, sys.stdin, sys.stdout))
-
-
-@click.command("console", context_settings=CONTEXT_SETTINGS)
-@click.argument("name")
-@click.option("--show-log", is_flag=True, help="Retrieve the instance's console log")
-@click.option("-t", "--type", "console_type", default="console", show_default=True,
-              help="Type of connection to establish: 'console' for serial console")
-@pass_ctx
-def console(ctx: Ctx, name: str, show_log: bool, console_type: str) -> None:
-    """Attach to instance consoles (detach with <ctrl>+a q)."""
-    name = strip_remote(name)
-    if show_log:
-        show_console_log(ctx, name)
-        return
-    if console_type != "console":
-        fail(f"Unknown console type {console_type!r}")
-    try:
-        attach_console(ctx, name, console_type)
-    except ClientError:
-        raise

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from corral.cli.client import Client
-from corral.cli.config import InstanceTarget, ProfileTarget, make_device_group, q
+from corral.cli.config import InstanceTarget, ProfileTarget, q
+from corral.cli.config_device import make_device_group
 from corral.cli.edit import devices_map, edit_loop, go_string, string_map
 from corral.cli.main import Ctx, fail, group, parse_key_values, pass_ctx, strip_remote
 from corral.cli.output import format_option, iter_sorted, print_list, to_yaml

@@ -1,6 +1,8 @@
 """Config keys are data: one declaration per key, with its validator, default and scope.
 
-Every layer (API validation, the daemon, the CLI, docs) reads keys from here.
+One registry (keys.py) for every scope: server, instance, project, network-<type> (network.py),
+pool-<driver> and volume-<driver>[-block] (storage.py), device-<type> and device-nic-<nictype>
+(devices.py). One parser per value kind (values.py). Every layer reads keys from here.
 Values travel as strings, as in LXD; `value()` gives the parsed value with its default.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ import ipaddress
 import posixpath
 
 from corral.config.keys import ConfigError, Key, KeyRefused, check_value, declare, lookup, not_implemented, \
-    not_on_host, one_of, parse_bool, parse_int, parse_size, parse_uint
+    not_on_host, one_of, parse_bit_rate, parse_bool, parse_int, parse_size, parse_uint
 from corral.config.network import parse_ifname, parse_mac, parse_mtu, parse_ipv4
 
 DISK = "device-disk"
@@ -61,11 +61,6 @@ def parse_ipv6(v: str):
         return ipaddress.IPv6Address(v)
     except ValueError:
         raise ValueError(f'Invalid IPv6 address "{v}"') from None
-
-
-def _bit_rate(v: str):
-    from corral.network.host import parse_bit_rate
-    return parse_bit_rate(v)
 
 
 def parse_disk_limit(v: str) -> str:
@@ -135,7 +130,8 @@ _nic("bridged",
      not_implemented("ipv4.routes", "", "routes to NICs"), not_implemented("ipv6.routes", "", "routes to NICs"),
      not_implemented("ipv4.routes.external", "", "routes to NICs"),
      not_implemented("ipv6.routes.external", "", "routes to NICs"),
-     Key("limits.ingress", "", _bit_rate), Key("limits.egress", "", _bit_rate), Key("limits.max", "", _bit_rate),
+     Key("limits.ingress", "", parse_bit_rate), Key("limits.egress", "", parse_bit_rate),
+     Key("limits.max", "", parse_bit_rate),
      not_on_host("maas.subnet.ipv4", "", _MAAS), not_on_host("maas.subnet.ipv6", "", _MAAS),
      not_implemented("security.mac_filtering", "", _FILTERING, parse_bool, "false"),
      not_implemented("security.ipv4_filtering", "", _FILTERING, parse_bool, "false"),
@@ -151,22 +147,24 @@ _nic("macvlan",
 _nic("p2p",
      Key("host_name", "", parse_ifname),
      not_implemented("ipv4.routes", "", "routes to NICs"), not_implemented("ipv6.routes", "", "routes to NICs"),
-     Key("limits.ingress", "", _bit_rate), Key("limits.egress", "", _bit_rate), Key("limits.max", "", _bit_rate))
+     Key("limits.ingress", "", parse_bit_rate), Key("limits.egress", "", parse_bit_rate),
+     Key("limits.max", "", parse_bit_rate))
 
 
 def check_device(scope: str, device: str, what: str, config: dict[str, str]) -> None:
-    """Each option of one device against its scope: unknown keys, bad values and refused keys are
-    errors naming the device."""
+    """Each option of one device against its scope (`what` names the kind, e.g. "bridged nic").
+    Unknown keys and bad values get LXD's errors (`Device validation failed for "d": Invalid device
+    option "k"`); a refused key names the device and the reason."""
     for k, v in config.items():
         key = lookup(scope, k)
         if key is None or key.is_pattern:
-            raise ConfigError(f'Device "{device}": invalid key "{k}" for a {what} device')
+            raise ConfigError(f'Device validation failed for "{device}": Invalid device option "{k}"')
         try:
-            check_value(key, k, v, "option")
+            check_value(key, k, v, "device option")
         except KeyRefused as e:
             raise KeyRefused(f'Device "{device}": {e.message}', e.status) from None
         except ConfigError as e:
-            raise ConfigError(f'Device "{device}": {e.message}') from None
+            raise ConfigError(f'Device validation failed for "{device}": {e.message}') from None
 
 
 __all__ = ["DISK", "PROXY", "NONE", "NIC_TYPES", "nic_scope", "check_device", "parse_int"]

@@ -1,4 +1,5 @@
-"""The key registry and the validators keys are declared with."""
+"""The key registry: every scope's keys (server, instance, project, network-*, pool-*, volume-*,
+device-*), declared once with their validator (corral/config/values.py)."""
 from __future__ import annotations
 
 import fnmatch
@@ -7,6 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from corral.errors import BadRequest
+from corral.config.values import (  # noqa: F401  (one parser per value kind; re-exported for the declarations)
+    INT64_MAX, is_true, one_of, parse_address, parse_bit_rate, parse_bool, parse_cpuset, parse_expiry,
+    parse_int, parse_size, parse_size_or_percent, parse_uint,
+)
 
 SERVER = "server"
 INSTANCE = "instance"
@@ -31,7 +36,7 @@ class Key:
     parse: Callable[[str], Any] = str
     default: str = ""
     live: bool = True              # can change while instances run / daemon runs
-    local: bool = False            # server keys stored per member (LXD's "local" scope)
+    local: bool = False            # per member: server keys in the local database, pool keys of StoragePoolNodeConfigKeys
     hidden: bool = False           # secrets: never returned by GET (core.trust_password)
     description: str = ""
     # Declared but refused: the whole reason, e.g. "not implemented: limits.hugepages.2MB (...)" or
@@ -153,119 +158,3 @@ def value(scope: str, config: dict, name: str) -> Any:
     if raw == "":
         raw = key.default
     return key.parse(raw) if raw != "" else None
-
-
-# ---- validators -------------------------------------------------------------------------
-
-def parse_bool(v: str) -> bool:
-    lv = v.lower()
-    if lv in ("true", "1", "yes", "on"):
-        return True
-    if lv in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"Invalid value for a boolean \"{v}\"")
-
-
-def is_true(value: str | None, default: bool = False) -> bool:
-    """A boolean option as LXD reads it ("true", "1", "yes", "on"); unset or empty: `default`."""
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("true", "1", "yes", "on")
-
-
-def parse_int(v: str) -> int:
-    """An int64, as LXD's validate.IsInt64."""
-    try:
-        n = int(v) if len(v) <= 24 else None
-    except ValueError:
-        n = None
-    if n is None or not -2**63 <= n <= INT64_MAX:
-        raise ValueError(f"Invalid value for an integer \"{v[:32]}\"")
-    return n
-
-
-def parse_uint(v: str) -> int:
-    n = parse_int(v)
-    if n < 0:
-        raise ValueError(f"Invalid value for a non-negative integer \"{v}\"")
-    return n
-
-
-def one_of(*choices: str) -> Callable[[str], str]:
-    def check(v: str) -> str:
-        if v not in choices:
-            raise ValueError(f"Invalid value \"{v}\" (not one of {', '.join(choices)})")
-        return v
-    return check
-
-
-_SIZE_UNITS = {
-    "": 1, "B": 1,
-    "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5, "EB": 1000**6,
-    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4, "PiB": 1024**5, "EiB": 1024**6,
-}
-INT64_MAX = 2**63 - 1
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKMGTPE]i?B|B)?\s*$")
-
-
-def parse_size(v: str) -> int:
-    """LXD sizes: '512MiB', '1GB', '1024' (bytes)."""
-    m = _SIZE_RE.match(v)
-    if not m:
-        raise ValueError(f"Invalid size \"{v}\"")
-    unit = m.group(2) or ""
-    if unit and unit[0] == "K" and unit not in _SIZE_UNITS:
-        unit = "k" + unit[1:]
-    if unit not in _SIZE_UNITS:
-        raise ValueError(f"Invalid size unit in \"{v}\"")
-    number, mult = m.group(1), _SIZE_UNITS[unit]
-    if len(number) > 40:
-        raise ValueError(f"Invalid integer: {v[:48]}...")
-    if "." in number:
-        whole, frac = number.split(".")
-        size = int(whole) * mult + int(frac) * mult // 10 ** len(frac)
-    else:
-        size = int(number) * mult
-    # LXD's units.ParseByteSizeString works in int64: a bigger size is an error, not a wrap-around.
-    if size > INT64_MAX:
-        raise ValueError(f"Overflow multiplying {number} with {mult}" if mult > 1 else f"Invalid integer: {v}")
-    return size
-
-
-def parse_size_or_percent(v: str) -> int | str:
-    if v.endswith("%"):
-        n = parse_int(v[:-1])
-        if not 0 < n <= 100:
-            raise ValueError(f"Invalid percentage \"{v}\"")
-        return v
-    return parse_size(v)
-
-
-_EXPIRY_UNITS = {"M": 60, "H": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
-
-
-def parse_expiry(v: str) -> int:
-    """snapshots.expiry: "1d", "2w 3d", "6H" (minutes M, hours H, days d, weeks w, months m, years y);
-    the length in seconds."""
-    spec = v.replace(" ", "")
-    if not re.fullmatch(r"(\d+[MHdwmy])+", spec):
-        raise ValueError(f'Invalid expiry "{v}" (e.g. "3d", "1w", "6H")')
-    return sum(int(n) * _EXPIRY_UNITS[u] for n, u in re.findall(r"(\d+)([MHdwmy])", spec))
-
-
-def parse_address(v: str) -> str:
-    """host:port, [v6]:port, or :port (LXD accepts a bare host and adds 8443)."""
-    if not re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.:-]*)(:\d{1,5})?$", v):
-        raise ValueError(f"Invalid address \"{v}\"")
-    return v
-
-
-def parse_cpuset(v: str) -> str:
-    """limits.cpu: a count ("2") or a set ("0-1,3")."""
-    if re.fullmatch(r"\d+", v):
-        if int(v) < 1:
-            raise ValueError("CPU count must be at least 1")
-        return v
-    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v):
-        raise ValueError(f"Invalid CPU set \"{v}\"")
-    return v

@@ -10,40 +10,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
-           "@monthly": "0 0 1 * *", "@annually": "0 0 1 1 *", "@yearly": "0 0 1 1 *"}
-
-
-def _crons(v: str) -> list[str]:
-    from croniter import croniter
-    out = []
-    for part in (p.strip() for p in v.split(",")):
-        if part in ALIASES:
-            out.append(ALIASES[part])
-            continue
-        if part in INSTANCE_ONLY:   # @never (stops a profile's schedule applying), @startup (on start)
-            continue
-        if len(part.split()) != 5:
-            raise ValueError("Schedule must be of the form: <minute> <hour> <day-of-month> <month> <day-of-week>")
-        if not croniter.is_valid(part):
-            raise ValueError(f'Error parsing schedule "{part}"')
-        out.append(part)
-    return out
-
-
-INSTANCE_ONLY = ("@never", "@startup")
-
-
-def parse_schedule(v: str) -> list[str]:
-    return _crons(v)
-
-
-def parse_volume_schedule(v: str) -> list[str]:
-    """A custom volume's snapshots.schedule: LXD's volume aliases lack @startup and @never."""
-    for part in (p.strip() for p in v.split(",")):
-        if part in INSTANCE_ONLY:
-            raise ValueError(f'Error parsing schedule "{part}"')
-    return _crons(v)
+from corral.config.values import (  # noqa: F401  (the schedule parsers are values.py's)
+    CRON_ALIASES as ALIASES, INSTANCE_ONLY, crons as _crons, parse_schedule, parse_volume_schedule,
+)
 
 
 def on_startup(schedule: str) -> bool:

@@ -18,11 +18,6 @@ _MAAS = "no MAAS server is configured"
 _OVN = "OVN needs openvswitch and geneve, which this kind of host's kernel lacks"
 
 
-def _expiry(v: str) -> int:
-    from corral.trust import parse_expiry
-    return parse_expiry(v)
-
-
 def _positive_size(v: str) -> int | str:
     n = parse_size_or_percent(v)
     if n == 0:
@@ -43,7 +38,7 @@ declare(
         description="Minutes to wait for running operations on shutdown"),
     Key("core.trust_password", SERVER, str, hidden=True,
         description="Password to be provided by clients to set up a trust"),
-    Key("core.remote_token_expiry", SERVER, lambda v: _expiry(v),
+    Key("core.remote_token_expiry", SERVER, parse_expiry,
         description="Time after which a remote add token expires (defaults to no expiry)"),
     Key("core.https_allowed_origin", SERVER),
     Key("core.https_allowed_methods", SERVER),

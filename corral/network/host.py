@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from corral.config.values import parse_bit_rate  # noqa: F401  (network limits: one parser, in config)
+
 log = logging.getLogger(__name__)
 
 IFA_F_NODAD = 0x02
@@ -293,16 +295,6 @@ def set_rate_limit(dev: str, bits_per_second: int) -> None:
     tc("qdisc", "add", "dev", dev, "root", "handle", "1:0", "htb", "default", "10")
     tc("class", "add", "dev", dev, "parent", "1:0", "classid", "1:10", "htb",
        "rate", f"{bits_per_second}bit", "burst", "1024kbit")
-
-
-def parse_bit_rate(v: str) -> int:
-    """LXD's network limits: "10Mbit", "1Gbit", "100kbit", "500bit"."""
-    import re
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kMGT]?)(bit)?\s*", v)
-    if not m:
-        raise ValueError(f'Invalid rate "{v}" (use e.g. 10Mbit)')
-    mult = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}[m.group(2)]
-    return int(float(m.group(1)) * mult)
 
 
 # ---- sysctl -----------------------------------------------------------------------------------

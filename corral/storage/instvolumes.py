@@ -8,7 +8,7 @@ and removed, renamed or moved with the instance (corral/instance/manager.py, poo
 from __future__ import annotations
 
 from corral import timeutil
-from corral.config.keys import check_key_name
+from corral.config.storage import check_instance_volume
 from corral.db.queries import storage as q
 from corral.errors import BadRequest
 from corral.locks import LOCKS
@@ -26,17 +26,10 @@ async def records(db, pool: str, project: str) -> dict[str, dict]:
         return {v["name"]: v for v in await q.volumes(tx, pool, project) if v["type"] == TYPE}
 
 
-def check_config(config) -> dict[str, str]:
-    """What an instance volume's config may hold (LXD: its size is the root disk device's "size")."""
-    if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
-        raise BadRequest("Invalid config: expected a map of strings")
-    for k in config:
-        check_key_name(k)
-        if k == "size":
-            raise BadRequest('Instance volume quota must be set via the instance\'s root disk device "size" property')
-        if not k.startswith(("user.", "volatile.")):
-            raise BadRequest(f'Invalid option "{k}" for an instance storage volume (only user.* keys)')
-    return dict(config)
+def check_config(config, volume: str = "") -> dict[str, str]:
+    """What an instance volume's config may hold (corral/config/storage.py; LXD: its size is the
+    root disk device's "size")."""
+    return check_instance_volume(config, volume)
 
 
 async def update(vols, pool: str, project: str, name: str, body: dict, *, replace: bool, etag_check=None) -> None:
@@ -44,7 +37,7 @@ async def update(vols, pool: str, project: str, name: str, body: dict, *, replac
         cur = await vols.get(pool, project, TYPE, name)   # 404 when there is no such instance volume
         if etag_check is not None:
             etag_check({"description": cur["description"], "config": cur["config"]})
-        config = check_config(body.get("config") or {})
+        config = check_config(body.get("config") or {}, name if project == "default" else f"{project}_{name}")
         volatile = {k: v for k, v in cur["config"].items() if k.startswith("volatile.")}
         new = {**volatile, **config} if replace else {**cur["config"], **config}
         description = body.get("description", "" if replace else cur["description"])

@@ -5,8 +5,7 @@ import asyncio
 import logging
 import os
 
-from corral.config.keys import check_key_name, check_value, lookup
-from corral.config.storage import pool_scope
+from corral.config.storage import check_pool
 from corral.db import Database
 from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound
@@ -18,17 +17,8 @@ from corral.storage.perms import tighten_pool
 log = logging.getLogger(__name__)
 
 def check_pool_config(driver: type[StorageDriver], config) -> dict[str, str]:
-    """Every key against the driver's pool scope in corral/config/storage.py."""
-    if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
-        raise BadRequest("Invalid config: expected a map of strings")
-    scope = pool_scope(driver.name)
-    for k, v in config.items():
-        check_key_name(k)
-        key = lookup(scope, k)
-        if key is None:
-            raise BadRequest(f'Invalid option "{k}" for a {driver.name} storage pool')
-        check_value(key, k, v, "storage pool option")
-    return dict(config)
+    """Every key against the driver's pool keys (corral/config/storage.py), with LXD's errors."""
+    return check_pool(driver.name, config)
 
 
 class Pools:

@@ -13,8 +13,8 @@ import re
 
 from corral import timeutil
 from corral.db.queries import storage as q
-from corral.config.keys import check_key_name, check_value, is_true, lookup
-from corral.config.storage import volume_scope
+from corral.config.keys import is_true
+from corral.config.storage import check_volume
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
 from corral.instance.idmap import IdmapEntry
 from corral.names import check_entity_name
@@ -26,23 +26,12 @@ from corral.storage.volsnapshots import VolumeSnapshots
 from corral.storage.volume import BLOCK, CONTENT_TYPES, FILESYSTEM, Volume
 
 TYPES = ("custom", "container", "image", "virtual-machine")
-BOOL = ("true", "false", "1", "0", "yes", "no", "on", "off")
 
 
-def check_volume_config(config, driver: str = "dir") -> dict[str, str]:
-    """Every key against the driver's volume scope in corral/config/storage.py."""
-    if not isinstance(config, dict) or any(not isinstance(v, str) for v in config.values()):
-        raise BadRequest("Invalid config: expected a map of strings")
-    scope = volume_scope(driver)
-    for k, v in config.items():
-        check_key_name(k)
-        key = lookup(scope, k)
-        if key is None:
-            raise BadRequest(f'Invalid option "{k}" for a custom storage volume')
-        check_value(key, k, v, "storage volume option")
-    if is_true(config.get("security.shifted")) and is_true(config.get("security.unmapped")):
-        raise BadRequest('"security.shifted" and "security.unmapped" cannot both be set')
-    return dict(config)
+def check_volume_config(config, driver: str = "dir", content_type: str = "filesystem",
+                        volume: str = "") -> dict[str, str]:
+    """Every key against the driver's volume keys (corral/config/storage.py), with LXD's errors."""
+    return check_volume(driver, config, content_type, volume)
 
 
 def disk_key(project: str, name: str) -> str:
@@ -182,7 +171,8 @@ class Volumes(VolumeSnapshots):
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        config = check_volume_config(body.get("config") or {}, drv.name)
+        config = check_volume_config(body.get("config") or {}, drv.name, content_type,
+                                     volume=disk_key(project, name))
         config = {k: v for k, v in config.items() if not k.startswith("volatile.")}
         for k, v in drv.config.items():   # the pool's volume.* keys are the defaults
             if k.startswith("volume.") and v:

@@ -10,7 +10,7 @@ from corral.errors import BadRequest
 from corral.locks import LOCKS
 from corral.storage import instvolumes
 from corral.storage.sizes import parse_size
-from corral.storage.volumes import check_volume_config, vol_url
+from corral.storage.volumes import check_volume_config, disk_key, vol_url
 
 
 async def update(vols, pool: str, project: str, type_: str, name: str, body: dict, *, replace: bool,
@@ -37,7 +37,8 @@ async def update(vols, pool: str, project: str, type_: str, name: str, body: dic
 
 async def _update(vols, v: dict, body: dict, *, replace: bool) -> None:
     pool = vols._pool(v["pool"])
-    config = check_volume_config(body.get("config") or {}, pool.driver.name)
+    config = check_volume_config(body.get("config") or {}, pool.driver.name, v.get("content_type") or "filesystem",
+                                 volume=disk_key(v["project"], v["name"]))
     volatile = {k: val for k, val in v["config"].items() if k.startswith("volatile.")}
     new = {**volatile, **config} if replace else {**v["config"], **config}
     description = body.get("description", "" if replace else v["description"])

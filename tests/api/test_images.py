@@ -14,7 +14,7 @@ import yaml
 
 from helpers import sample, unique
 
-from corral.image.busybox import build_busybox_image
+from corral.cli.busybox import build_busybox_image
 
 
 # ---- fixtures and helpers ---------------------------------------------------------------------------

@@ -262,7 +262,7 @@ def check_image_force_refresh(d, c):
     import os
     import shutil
     import tempfile
-    from corral.image.busybox import build_busybox_image
+    from corral.cli.busybox import build_busybox_image
     server_cfg = d.get("/1.0").metadata
     address = server_cfg["config"].get("core.https_address", "")
     proj, alias, made = unique("rp"), unique("ra"), []

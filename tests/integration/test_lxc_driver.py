@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 
-from corral.image.busybox import build_busybox_image
+from corral.cli.busybox import build_busybox_image
 from corral.instance.drivers import cgroups, get_driver, lxcconf
 from corral.instance.drivers.base import DriverError, InstanceSpec
 from corral.instance.idmap import default_idmap, ensure_subids

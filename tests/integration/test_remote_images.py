@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from corral.image.busybox import build_busybox_image
+from corral.cli.busybox import build_busybox_image
 from helpers import Corrald, free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration

@@ -217,7 +217,7 @@ def test_image_delete_export_alias(images, fake, run, tmp_path):
 
 
 def test_image_build_busybox(fake, run, tmp_path, monkeypatch):
-    import corral.image.busybox as bb
+    import corral.cli.busybox as bb
 
     def fake_build(dest_dir, **kw):
         path = os.path.join(dest_dir, "busybox.tar.gz")

@@ -65,7 +65,7 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
             out["memory.limit_in_bytes"] = limit
             if reset:
                 out["memory.soft_limit_in_bytes"] = cgroups.UNLIMITED
-        no_swap = config.get("limits.memory.swap", "true").lower() in ("false", "0", "no", "off")
+        no_swap = not is_true(config.get("limits.memory.swap"), True)
         if swap and no_swap and "memory.limit_in_bytes" in out:
             out["memory.memsw.limit_in_bytes"] = out["memory.limit_in_bytes"]
         elif swap and reset:
@@ -76,7 +76,7 @@ def cgroup_limits(config: dict[str, str], reset: bool = False) -> dict[str, str]
             out["memory.memsw.limit_in_bytes"] = cgroups.UNLIMITED
     # LXD: swappiness 0 without swap, else 60 - 10 + limits.memory.swap.priority (cgroup v1 only).
     swap_prio = config.get("limits.memory.swap.priority", "")
-    if config.get("limits.memory.swap", "true").lower() in ("false", "0", "no", "off"):
+    if not is_true(config.get("limits.memory.swap"), True):
         out["memory.swappiness"] = "0"
     elif swap_prio:
         out["memory.swappiness"] = str(50 + int(swap_prio))

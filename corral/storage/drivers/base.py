@@ -56,8 +56,6 @@ class StorageDriver(abc.ABC):
     # Image volumes kept in the pool and listed by the API (LXD's "optimized images").
     optimized_images = False
     cheap_snapshots = False
-    # Pool config keys this driver accepts besides source, volume.*, user.*
-    pool_keys: tuple[str, ...] = ()
     # Not offered by GET /1.0 (the fake driver of tests and of the daemon's mock mode)
     hidden = False
     # Modes of the kind directories and of instance volumes (storage/perms.py)

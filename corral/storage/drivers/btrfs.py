@@ -41,7 +41,6 @@ class BtrfsDriver(StorageDriver):
     name = "btrfs"
     optimized_images = True
     cheap_snapshots = True
-    pool_keys = ("size", "btrfs.mount_options")
 
     # ---- pool config ------------------------------------------------------------------------------
 
