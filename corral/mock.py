@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from corral import storage
+from corral.config.values import is_true
 from corral.instance import drivers as instance_drivers
 from corral.instance import devices
 from corral.instance.devices.fake import FAKE_DEVICES
@@ -28,7 +29,7 @@ _installed: dict[str, dict] | None = None
 
 def requested(flag: bool = False) -> bool:
     """--mock, or CORRAL_MOCK set to 1/true/yes."""
-    return flag or os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return flag or is_true(os.environ.get(ENV))
 
 
 def _fake_pool_driver(real: type) -> type:
