@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from corral import timeutil
+from corral.apitypes import CertificatePut
 from corral.db import Database
 from corral.db.queries import certificates as q
 from corral.errors import BadRequest, Forbidden, NotFound
@@ -163,23 +164,14 @@ class Trust:
         return self.api(c)
 
     @staticmethod
-    def check_fields(body: dict, projects_exist) -> tuple[str, str, bool, list[str]]:
-        name = body.get("name") or ""
-        ctype = body.get("type") or "client"
-        restricted = body.get("restricted", False)
-        projects = body.get("projects") or []
-        if not isinstance(name, str):
-            raise BadRequest('Invalid value for field "name": expected string')
+    def check_fields(req: CertificatePut, projects_exist) -> tuple[str, str, bool, list[str]]:
+        name, ctype, restricted, projects = req.name, req.type or "client", req.restricted, req.projects
         if "/" in name or "\n" in name or len(name) > 255:
             raise BadRequest("Invalid certificate name")
         if ctype not in CERT_TYPES:
             if ctype in ("metrics", "server"):
                 raise BadRequest(f'Certificate type "{ctype}" is not supported')
             raise BadRequest(f'Unknown certificate type "{ctype}"')
-        if not isinstance(restricted, bool):
-            raise BadRequest('Invalid value for field "restricted": expected boolean')
-        if not isinstance(projects, list) or not all(isinstance(p, str) for p in projects):
-            raise BadRequest('Invalid value for field "projects": expected array of strings')
         for p in projects:
             if not projects_exist(p):
                 raise NotFound(f'Project "{p}" not found')

@@ -18,6 +18,7 @@ import tempfile
 from typing import Any, Awaitable, Callable
 
 from corral import timeutil
+from corral.apitypes import ImageAliasesEntryPut, ImageAliasesPost, ImagePut, ImagesPost
 from corral.db import Database
 from corral.db.queries import image_cache as qc
 from corral.db.queries import images as q
@@ -99,15 +100,6 @@ def check_properties(value: Any, what: str = "properties") -> dict[str, str]:
     for k in value:   # properties become instance config keys (image.KEY): the same names
         check_key_name(k, "image property")
     return dict(value)
-
-
-def check_bool(body: dict, key: str, default: bool) -> bool:
-    v = body.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise BadRequest(f'Invalid value for field "{key}": expected boolean')
-    return v
 
 
 def check_alias_name(name: Any) -> str:
@@ -502,13 +494,12 @@ class Images:
             await asyncio.to_thread(upload.cleanup)
         return fp
 
-    def start_publish(self, project: str, body: dict, requestor: dict | None = None, source_project: str = ""):
+    def start_publish(self, project: str, req: ImagesPost, requestor: dict | None = None, source_project: str = ""):
         """POST /1.0/images with an instance or snapshot source: an operation. `project` holds the
         image (the effective one, features.images); the instance is `source_project`'s (the request's)."""
         source_project = source_project or project
-        source = body.get("source") or {}
-        stype, name = source.get("type"), source.get("name")
-        if not isinstance(stype, str) or not isinstance(name, str) or not stype or not name:
+        stype, name = (req.source.type, req.source.name) if req.source else ("", "")
+        if not stype or not name:
             raise BadRequest("No source provided")
         if stype == "snapshot" and "/" not in name:
             raise BadRequest("Not a snapshot")
@@ -516,17 +507,13 @@ class Images:
             raise BadRequest("This is a snapshot")
         if self.publish_source is None:
             raise NotImplementedFeature("publishing instances")
-        compression = body.get("compression_algorithm") or self.default_compression(source_project) or "gzip"
+        compression = req.compression_algorithm or self.default_compression(source_project) or "gzip"
         if compression not in COMPRESSIONS:
             raise BadRequest(f"Unsupported compression algorithm {compression!r} "
                              f"(use one of {', '.join(COMPRESSIONS)})")
-        aliases = check_aliases(body.get("aliases"))
-        properties = check_properties(body.get("properties"))
-        public = check_bool(body, "public", False)
-        expires_at = check_expiry(body.get("expires_at"))
-        filename = body.get("filename") or ""
-        if not isinstance(filename, str):
-            raise BadRequest('Invalid value for field "filename": expected string')
+        aliases = check_aliases([a.as_dict() for a in req.aliases])
+        properties = check_properties(req.properties)
+        public, expires_at, filename = req.public, check_expiry(req.expires_at), req.filename
         hook = self.publish_source
 
         async def run(op):
@@ -555,7 +542,7 @@ class Images:
 
     # ---- updates and deletion ---------------------------------------------------------------------
 
-    async def update(self, project: str, fingerprint: str, body: dict, *, replace: bool,
+    async def update(self, project: str, fingerprint: str, req: ImagePut, *, replace: bool,
                      etag_check: Callable[[Any], None] | None = None, requestor: dict | None = None) -> None:
         project = await self.effective_project(project)
         async with self.db.transaction() as tx:
@@ -566,24 +553,22 @@ class Images:
             if etag_check is not None:
                 etag_check(self.etag_fields(cur))
             new = dict(cur)
-            expires = check_expiry(body.get("expires_at"))
+            expires = check_expiry(req.expires_at)
             if expires:
                 new["expires_at"] = expires
             if replace:
-                new["public"] = check_bool(body, "public", False)
-                new["auto_update"] = check_bool(body, "auto_update", False)
-                new["properties"] = check_properties(body.get("properties"))
-                profiles = body.get("profiles")
-                new["profiles"] = ["default"] if profiles is None else profiles
-            else:
-                new["public"] = check_bool(body, "public", cur["public"])
-                new["auto_update"] = check_bool(body, "auto_update", cur["auto_update"])
-                if "properties" in body:
-                    new["properties"] = {**cur["properties"], **check_properties(body.get("properties"))}
-                if body.get("profiles") is not None:
-                    new["profiles"] = body["profiles"]
-            if not isinstance(new["profiles"], list) or any(not isinstance(p, str) for p in new["profiles"]):
-                raise BadRequest('Invalid value for field "profiles": expected an array of strings')
+                new["public"], new["auto_update"] = req.public, req.auto_update
+                new["properties"] = check_properties(req.properties)
+                new["profiles"] = ["default"] if req.profiles is None else req.profiles
+            else:   # PATCH: what the client sent (a null keeps the current value)
+                if req.given("public"):
+                    new["public"] = req.public
+                if req.given("auto_update"):
+                    new["auto_update"] = req.auto_update
+                if req.given("properties"):
+                    new["properties"] = {**cur["properties"], **check_properties(req.properties)}
+                if req.profiles is not None:
+                    new["profiles"] = req.profiles
             prof_project = await profiles_project(tx, project)
             for p in new["profiles"]:
                 if await qprof.get(tx, prof_project, p) is None:
@@ -641,17 +626,12 @@ class Images:
             raise NotFound("Image alias not found")
         return a
 
-    async def alias_create(self, project: str, body: dict, requestor: dict | None = None) -> str:
+    async def alias_create(self, project: str, req: ImageAliasesPost, requestor: dict | None = None) -> str:
         project = await self.effective_project(project)
-        name, target = body.get("name"), body.get("target")
+        name, target, desc = req.name, req.target, req.description
         if not name or not target:
             raise BadRequest("name and target are required")
         name = check_alias_name(name)
-        if not isinstance(target, str):
-            raise BadRequest('Invalid value for field "target": expected string')
-        desc = body.get("description") or ""
-        if not isinstance(desc, str):
-            raise BadRequest('Invalid value for field "description": expected string')
         async with self.db.transaction() as tx:
             if await q.alias(tx, project, name) is not None:
                 raise Conflict(f'Alias "{name}" already exists')
@@ -661,15 +641,12 @@ class Images:
                               context={"target": target}, requestor=requestor)
         return name
 
-    async def alias_update(self, project: str, name: str, body: dict, *, replace: bool,
+    async def alias_update(self, project: str, name: str, req: ImageAliasesEntryPut, *, replace: bool,
                            etag_check: Callable[[Any], None] | None = None,
                            requestor: dict | None = None) -> None:
         project = await self.effective_project(project)
-        if replace and not body.get("target"):
+        if replace and not req.target:
             raise BadRequest("The target field is required")
-        for key in ("target", "description"):
-            if key in body and body[key] is not None and not isinstance(body[key], str):
-                raise BadRequest(f'Invalid value for field "{key}": expected string')
         async with self.db.transaction() as tx:
             cur = await q.alias(tx, project, name)
             if cur is None:
@@ -677,10 +654,10 @@ class Images:
             if etag_check is not None:
                 etag_check(cur)
             if replace:
-                target, desc = body["target"], body.get("description") or ""
-            else:
-                target = body["target"] if body.get("target") is not None else cur["target"]
-                desc = body["description"] if body.get("description") is not None else cur["description"]
+                target, desc = req.target, req.description
+            else:   # PATCH: a field not sent (or null) keeps its value
+                target = req.target if req.given("target") and req.target else cur["target"]
+                desc = req.description if req.given("description") else cur["description"]
             fp = await self._full(tx, project, target)
             await q.alias_update(tx, project, name, fp, desc)
         self.events.lifecycle("image-alias-updated", alias_url(name, project), project=project,
