@@ -200,6 +200,22 @@ class ImagesPost(ImagePut):
     aliases: list[ImageAlias] = _list()
 
 
+# ---- internal endpoints -------------------------------------------------------------------------
+
+@dataclass
+class SQLQuery(Request):
+    GO_NAME = "internalSQLQuery"
+    database: str = ""
+    query: str = ""
+
+
+@dataclass
+class ImageTaskPost(Request):
+    """corral's /internal/testing/image-tasks (no LXD struct)."""
+    task: str = ""
+    hour: int = 0
+
+
 # ---- instances: exec and console (the rest of the instance structs are in the instance layer) ----
 
 @dataclass

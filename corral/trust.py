@@ -23,7 +23,7 @@ from corral.apitypes import CertificatePut
 from corral.db import Database
 from corral.db.queries import certificates as q
 from corral.errors import BadRequest, Forbidden, NotFound
-from corral.operations import TOKEN
+from corral.operations import TOKEN, Work
 
 CERT_TYPES = ("client",)
 _FP_RE = re.compile(r"^[0-9a-f]{1,64}$")
@@ -210,8 +210,7 @@ class Trust:
         if expiry:
             when = datetime.now(timezone.utc) + timedelta(seconds=parse_expiry(expiry))
             meta["expiresAt"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return self.operations.create(project="default", cls=TOKEN, description="Certificate add token",
-                                      metadata=meta)
+        return Work(project="default", cls=TOKEN, description="Certificate add token", metadata=meta)
 
     def redeem_token(self, secret: str) -> dict | None:
         """The request a token was made for, consuming it (tokens are single use), or None.

@@ -62,9 +62,9 @@ async def add_certificate(request: web.Request):
         addresses = d.https_addresses()
         grant = {"name": name, "type": ctype, "restricted": restricted, "projects": projects,
                "certificate": "", "password": "", "token": True}
-        op = d.trust.create_token(grant, fingerprint=d.fingerprint, addresses=addresses,
-                                  expiry=d.config.all().get("core.remote_token_expiry", ""))
-        return response.async_(op)
+        work = d.trust.create_token(grant, fingerprint=d.fingerprint, addresses=addresses,
+                                    expiry=d.config.all().get("core.remote_token_expiry", ""))
+        return response.operation(request, work)
 
     if cert_b64:
         fp, pem, cn = trustmod.parse_certificate(cert_b64)

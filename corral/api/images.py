@@ -14,7 +14,7 @@ from corral.api.request import MAX_JSON_BODY, check_etag, daemon, project, recur
 from corral.api.auth import trusted
 from corral.apitypes import ImageAliasesEntryPost, ImageAliasesEntryPut, ImageAliasesPost, ImagePut, ImagesPost
 from corral.errors import BadRequest, NotFound, NotImplementedFeature
-from corral.operations import TOKEN
+from corral.operations import TOKEN, Work
 from corral.image import store
 from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, check_properties, is_true,
                                  parse_json_body, url)
@@ -112,13 +112,13 @@ async def _json_post(request: web.Request, proj: str, req: ImagesPost, req_proj:
         raise NotImplementedFeature("pushing images between servers")
     if stype == "image":
         from corral.image.remote import start_pull
-        return response.async_(start_pull(d, proj, req, requestor(request)))
+        return response.operation(request, start_pull(d, proj, req, requestor(request)))
     if stype == "url":
         raise NotImplementedFeature("importing images from URLs")
     if stype not in PUBLISH_TYPES:
         raise BadRequest("Invalid images JSON")
-    op = d.images.start_publish(proj, req, requestor(request), source_project=req_proj)
-    return response.async_(op)
+    return response.operation(request, d.images.start_publish(proj, req, requestor(request),
+                                                              source_project=req_proj))
 
 
 @routes.post("/1.0/images")
@@ -161,13 +161,13 @@ async def create_image(request: web.Request):
         expected = request.headers.get("X-LXD-fingerprint", "")
         if expected and expected != upload.fingerprint:
             raise BadRequest(f"fingerprints don't match, got {upload.fingerprint} expected {expected}")
-        op = d.images.start_import(proj, upload, split=split, filename=os.path.basename(filename),
-                                   public=public, properties=properties, aliases=aliases,
-                                   requestor=requestor(request))
+        work = d.images.start_import(proj, upload, split=split, filename=os.path.basename(filename),
+                                     public=public, properties=properties, aliases=aliases,
+                                     requestor=requestor(request))
+        return response.operation(request, work)
     except BaseException:
         await asyncio.to_thread(upload.cleanup)
         raise
-    return response.async_(op)
 
 
 # ---- /1.0/images/aliases (before /1.0/images/{fingerprint}) --------------------------------------
@@ -265,8 +265,8 @@ async def patch_image(request: web.Request):
 @routes.delete("/1.0/images/{fingerprint}")
 async def delete_image(request: web.Request):
     d, proj = daemon(request), await project(request)
-    op = await d.images.start_delete(proj, request.match_info["fingerprint"], requestor(request))
-    return response.async_(op)
+    return response.operation(request, await d.images.start_delete(proj, request.match_info["fingerprint"],
+                                                                   requestor(request)))
 
 
 @routes.get("/1.0/images/{fingerprint}/export")
@@ -325,14 +325,13 @@ async def image_secret(request: web.Request):
     d, proj = daemon(request), await project(request)
     img = await d.images.get(proj, request.match_info["fingerprint"])
     fp = img["fingerprint"]
-    op = d.operations.create(project=proj, cls=TOKEN, description=IMAGE_TOKEN,
-                             resources={"images": [url(fp, proj)]},
-                             metadata={"secret": secrets.token_hex(32), "fingerprint": fp})
-    return response.async_(op)
+    return response.operation(request, Work(project=proj, cls=TOKEN, description=IMAGE_TOKEN,
+                                            resources={"images": [url(fp, proj)]},
+                                            metadata={"secret": secrets.token_hex(32), "fingerprint": fp}))
 
 
 @routes.post("/1.0/images/{fingerprint}/refresh")
 async def refresh_image(request: web.Request):
     d, proj = daemon(request), await project(request)
-    op = await d.image_tasks.start_refresh(proj, request.match_info["fingerprint"], requestor(request))
-    return response.async_(op)
+    return response.operation(request, await d.image_tasks.start_refresh(proj, request.match_info["fingerprint"],
+                                                                         requestor(request)))

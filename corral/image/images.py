@@ -29,6 +29,7 @@ from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplem
 from corral.image import store, unpack
 from corral.image.upload import Upload
 from corral.names import check_entity_name
+from corral.operations import Work
 from corral.projects import profiles_project
 
 log = logging.getLogger(__name__)
@@ -363,7 +364,8 @@ class Images:
 
     def start_import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
                      properties: dict[str, str], aliases: list[dict], requestor: dict | None = None):
-        """An operation that validates, stores and records an uploaded image. Always removes `upload`."""
+        """The work that validates, stores and records an uploaded image; it always removes `upload`
+        (the caller removes it when the work is never started)."""
         async def run(op):
             try:
                 fp = upload.fingerprint
@@ -376,11 +378,7 @@ class Images:
             finally:
                 await asyncio.to_thread(upload.cleanup)
 
-        try:
-            return self.operations.create(project=project, description="Downloading image", run=run)
-        except BaseException:
-            upload.cleanup()
-            raise
+        return Work(project=project, description="Downloading image", run=run)
 
     async def _import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
                       properties: dict[str, str], aliases: list[dict], cached: bool = False,
@@ -538,7 +536,7 @@ class Images:
                                   context={"type": img["type"]}, requestor=requestor)
             return {"fingerprint": fp, "size": str(img["size"])}
 
-        return self.operations.create(project=project, description="Downloading image", run=run)
+        return Work(project=project, description="Downloading image", run=run)
 
     # ---- updates and deletion ---------------------------------------------------------------------
 
@@ -583,8 +581,8 @@ class Images:
         async def run(op):
             await self.delete_now(project, fp, requestor)
 
-        return self.operations.create(project=project, description="Deleting image",
-                                      resources={"images": [f"/1.0/images/{fp}"]}, run=run)
+        return Work(project=project, description="Deleting image", resources={"images": [f"/1.0/images/{fp}"]},
+                    run=run)
 
     async def delete_now(self, project: str, fp: str, requestor: dict | None = None, event: bool = True) -> None:
         """Remove the image (full fingerprint) from `project`; its files go with its last project."""

@@ -22,6 +22,7 @@ from corral.apitypes import ImagesPost
 from corral.errors import BadRequest, CorralError, NotImplementedFeature
 from corral.image import store
 from corral.image.images import check_aliases
+from corral.operations import Work
 
 CONNECT_TIMEOUT = 30
 MAX_JSON = 4 << 20   # the largest API answer read from a remote
@@ -219,7 +220,7 @@ def _size(n: float) -> str:
 
 
 def start_pull(d, project: str, req: ImagesPost, requestor: dict | None):
-    """POST /1.0/images from another server (`lxc image copy remote:x local:`): an operation."""
+    """POST /1.0/images from another server (`lxc image copy remote:x local:`): the work."""
     src = check_source(dataclasses.asdict(req.source))
     public, auto_update = req.public, req.auto_update
     aliases = check_aliases([a.as_dict() for a in req.aliases])
@@ -229,4 +230,4 @@ def start_pull(d, project: str, req: ImagesPost, requestor: dict | None):
                                            aliases=aliases, user_requested=True, requestor=requestor)
         return {"fingerprint": img["fingerprint"], "size": str(img.get("size", ""))}
 
-    return d.operations.create(project=project, description="Downloading image", run=run)
+    return Work(project=project, description="Downloading image", run=run)
