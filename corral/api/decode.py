@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from corral.api.request import read_json
+from corral.api.request import check_common_fields, read_json
 from corral.apitypes import ConfigValue
 from corral.errors import BadRequest
 
@@ -134,10 +134,11 @@ def _zero(tp) -> Any:
 def _struct(cls: type[T], body: dict, prefix: str = "") -> T:
     values: dict[str, Any] = {}
     present = set()
-    for attr, key, tp, go in _fields(cls):
-        v = body.get(key)
-        if v is None:   # absent or null: Go leaves the field as it was
+    fields = {key: (attr, tp, go) for attr, key, tp, go in _fields(cls)}
+    for key, v in body.items():   # in the body's order: Go reports the first error it meets
+        if key not in fields or v is None:   # unknown, or null: Go leaves the field as it was
             continue
+        attr, tp, go = fields[key]
         present.add(attr)
         path = f"{prefix}{key}"
         try:
@@ -160,5 +161,13 @@ def decode(cls: type[T], body: Any) -> T:
 
 
 async def read(request: web.Request, cls: type[T], *, required: bool = True) -> T:
-    """The request's JSON body as a `cls` request object (an empty body is refused unless not `required`)."""
-    return decode(cls, await read_json(request, required=required))
+    """The request's JSON body as a `cls` request object (an empty body is refused unless not
+    `required`). Stricter than Go: a body that is JSON null is refused (a PUT of null would
+    otherwise reset everything), and so are the well-known fields other structs have when sent
+    with the wrong type (request.check_common_fields)."""
+    body = await read_json(request, required=required)
+    if body is None:
+        raise BadRequest("Invalid JSON: expected an object")
+    obj = decode(cls, body)
+    check_common_fields(body, skip={key for _, key, _, _ in _fields(cls)})
+    return obj

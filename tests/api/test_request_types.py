@@ -54,3 +54,18 @@ def test_patch_keeps_what_was_not_sent(daemon):
         assert p["description"] == "" and p["config"] == {}
     finally:
         daemon.request("DELETE", f"/1.0/profiles/{name}")
+
+
+def test_stricter_than_go_null_body_and_shared_field_types(daemon):
+    before = daemon.get("/1.0").metadata["config"]
+    # null would decode to an empty ServerPut (a PUT resetting everything): refused
+    r = daemon.request("PUT", "/1.0", raw=b"null", headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.json["error"] == "Invalid JSON: expected an object"
+    # "name" is no field of ServerPut, but a name that is not a string is refused everywhere
+    r = daemon.request("PATCH", "/1.0", {"name": 3, "config": {}})
+    assert r.status == 400 and r.json["error"] == 'Invalid value for field "name": expected string'
+    assert daemon.get("/1.0").metadata["config"] == before
+    # the first wrong field in the body's order is the one named, as Go's decoder does
+    r = daemon.request("POST", "/1.0/profiles", raw=b'{"devices": [], "name": 12}',
+                       headers={"Content-Type": "application/json"})
+    assert r.json["error"].endswith("ProfilesPost.devices of type map[string]map[string]string")
