@@ -2,10 +2,16 @@
 
 Classes: task (background work), websocket (waits for clients to connect, e.g. exec),
 token (a pending grant, done when used or cancelled).
+
+Made in one way: the domain layer answers a request that takes time with a `Work` (what to run,
+its description, resources and metadata) and never starts it; whoever asked starts it with
+`OperationManager.start`: the API for a request (corral/api/response.py's `operation`, which also
+builds the 202 envelope), the daemon's own schedulers for periodic tasks.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from typing import Any, Awaitable, Callable
@@ -22,6 +28,21 @@ RETENTION_SECONDS = 60
 
 RunFunc = Callable[["Operation"], Awaitable[Any]]
 ConnectFunc = Callable[["Operation", Any, str], Awaitable[Any]]
+
+
+@dataclasses.dataclass
+class Work:
+    """An operation to be: what the domain layer returns for slow work, started by the caller."""
+    description: str
+    run: RunFunc | None = None
+    project: str = "default"
+    cls: str = TASK
+    resources: dict | None = None
+    metadata: Any = None
+    connect: ConnectFunc | None = None
+    cancellable: bool = False
+    # Called with the new operation before it is returned (a lifecycle event naming it, say).
+    on_start: Callable[["Operation"], None] | None = None
 
 
 class Operation:
@@ -171,6 +192,15 @@ class OperationManager:
         self._ops[op.id] = op
         self.events.send("operation", op.to_api(), project)
         op.start()
+        return op
+
+    def start(self, work: Work) -> Operation:
+        """The one way an operation is made from a `Work`."""
+        op = self.create(project=work.project, cls=work.cls, description=work.description,
+                         resources=work.resources, metadata=work.metadata, run=work.run,
+                         connect=work.connect, cancellable=work.cancellable)
+        if work.on_start is not None:
+            work.on_start(op)
         return op
 
     def get(self, op_id: str) -> Operation:

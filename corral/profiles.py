@@ -5,6 +5,7 @@ import contextlib
 from typing import AsyncContextManager, AsyncIterator, Callable, Protocol
 
 from corral import config
+from corral.apitypes import ProfilePut, ProfilesPost
 from corral.db import Database
 from corral.db.queries import profiles as q
 from corral.devices import check_devices
@@ -91,17 +92,14 @@ class Profiles:
     def etag_fields(p: dict) -> dict:
         return {"config": p["config"], "description": p["description"], "devices": p["devices"]}
 
-    def _check(self, body: dict) -> dict:
-        desc = body.get("description", "")
-        if not isinstance(desc, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        return {"description": desc,
-                "config": config.validate(config.INSTANCE, body.get("config") or {}),
-                "devices": self.hooks.validate_profile_devices(body.get("devices"))}
+    def _check(self, req: ProfilePut) -> dict:
+        return {"description": req.description,
+                "config": config.validate(config.INSTANCE, req.config),
+                "devices": self.hooks.validate_profile_devices(req.devices)}
 
-    async def create(self, project: str, body: dict, requestor: dict | None = None) -> str:
-        name = check_entity_name("profile", body.get("name"))
-        p = {"name": name, **self._check(body)}
+    async def create(self, project: str, req: ProfilesPost, requestor: dict | None = None) -> str:
+        name = check_entity_name("profile", req.name)
+        p = {"name": name, **self._check(req)}
         await self.hooks.check_profile(project, name, p)
         async with self.db.transaction() as tx:
             if await q.get(tx, project, name) is not None:
@@ -110,7 +108,7 @@ class Profiles:
         self.events.lifecycle("profile-created", url(name, project), project=project, requestor=requestor)
         return name
 
-    async def update(self, project: str, name: str, body: dict, *, replace: bool,
+    async def update(self, project: str, name: str, req: ProfilePut, *, replace: bool,
                      requestor: dict | None = None, etag_check: Callable[[dict], None] | None = None) -> None:
         """PUT/PATCH under the profile's lock: If-Match, validate, apply to the running instances
         that use it (hooks.apply_profile_change), store. Any failure stores nothing and undoes the instances."""
@@ -119,10 +117,10 @@ class Profiles:
             if etag_check is not None:
                 etag_check(self.etag_fields(cur))
             if replace:
-                new = self._check(body)
+                new = self._check(req)
             else:  # PATCH: merge config keys and whole devices into the current profile
-                patch = self._check(body)
-                new = {"description": body["description"] if "description" in body else cur["description"],
+                patch = self._check(req)
+                new = {"description": req.description if req.given("description") else cur["description"],
                        "config": {**cur["config"], **patch["config"]},
                        "devices": {**cur["devices"], **patch["devices"]}}
             # outside the transaction: it reads the project's instances

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from corral import config
+from corral.apitypes import ProjectPut, ProjectsPost
 from corral.config.keys import is_true
 from corral.db import Database
 from corral.db.queries import projects as q
@@ -107,48 +108,34 @@ class Projects:
             raise NotImplementedFeature("projects with their own networks (features.networks=true)")
         return cfg
 
-    async def create(self, body: dict) -> str:
-        name = check_name(body.get("name"))
-        description = body.get("description") or ""
-        if not isinstance(description, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        raw = body.get("config") or {}
-        if not isinstance(raw, dict):
-            raise BadRequest("Invalid config: expected a map of keys to values")
-        cfg = self._config({**DEFAULT_FEATURES, **raw}, name)
+    async def create(self, req: ProjectsPost) -> str:
+        name = check_name(req.name)
+        cfg = self._config({**DEFAULT_FEATURES, **req.config}, name)
         async with self.db.transaction() as tx:
             if await q.get(tx, name) is not None:
                 raise Conflict(f'Project "{name}" already exists')
-            await q.create(tx, name, description, cfg)
+            await q.create(tx, name, req.description, cfg)
             if is_true(cfg.get("features.profiles")):
                 await _create_default_profile(tx, name)
         await self.load()
         return name
 
-    async def update(self, name: str, body: dict, *, replace: bool, used_by: list[str],
+    async def update(self, name: str, req: ProjectPut, *, replace: bool, used_by: list[str],
                      etag_check=None) -> None:
         """PUT/PATCH under the project's lock: If-Match, merge, validate and write as one step."""
         async with LOCKS.hold("project", name):
-            await self._update(name, body, replace=replace, used_by=used_by, etag_check=etag_check)
+            await self._update(name, req, replace=replace, used_by=used_by, etag_check=etag_check)
 
-    async def _update(self, name: str, body: dict, *, replace: bool, used_by: list[str],
+    async def _update(self, name: str, req: ProjectPut, *, replace: bool, used_by: list[str],
                       etag_check=None) -> None:
         cur = await self.get(name)
         if cur is None:
             raise NotFound("Project not found")
         if etag_check:
             etag_check({"config": cur["config"], "description": cur["description"]})
-        description = body.get("description", None if not replace else "")
-        if description is None:
-            description = cur["description"]
-        if not isinstance(description, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        raw = body.get("config")
+        description = req.description if replace or req.given("description") else cur["description"]
         new = dict(cur["config"]) if not replace else {}
-        if raw is not None:
-            if not isinstance(raw, dict):
-                raise BadRequest("Invalid config: expected a map of keys to values")
-            new.update(raw)
+        new.update(req.config)
         new = config.validate(config.PROJECT, {k: v for k, v in new.items() if v is not None})
         changed = sorted(k for k in set(new) | set(cur["config"]) if new.get(k) != cur["config"].get(k))
         features_changed = any(k in _FEATURES for k in changed)

@@ -19,11 +19,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from corral import timeutil
+from corral.apitypes import CertificatePut
 from corral.config.values import parse_expiry
 from corral.db import Database
 from corral.db.queries import certificates as q
 from corral.errors import BadRequest, Forbidden, NotFound
-from corral.operations import TOKEN
+from corral.operations import TOKEN, Work
 
 CERT_TYPES = ("client",)
 _FP_RE = re.compile(r"^[0-9a-f]{1,64}$")
@@ -150,23 +151,14 @@ class Trust:
         return self.api(c)
 
     @staticmethod
-    def check_fields(body: dict, projects_exist) -> tuple[str, str, bool, list[str]]:
-        name = body.get("name") or ""
-        ctype = body.get("type") or "client"
-        restricted = body.get("restricted", False)
-        projects = body.get("projects") or []
-        if not isinstance(name, str):
-            raise BadRequest('Invalid value for field "name": expected string')
+    def check_fields(req: CertificatePut, projects_exist) -> tuple[str, str, bool, list[str]]:
+        name, ctype, restricted, projects = req.name, req.type or "client", req.restricted, req.projects
         if "/" in name or "\n" in name or len(name) > 255:
             raise BadRequest("Invalid certificate name")
         if ctype not in CERT_TYPES:
             if ctype in ("metrics", "server"):
                 raise BadRequest(f'Certificate type "{ctype}" is not supported')
             raise BadRequest(f'Unknown certificate type "{ctype}"')
-        if not isinstance(restricted, bool):
-            raise BadRequest('Invalid value for field "restricted": expected boolean')
-        if not isinstance(projects, list) or not all(isinstance(p, str) for p in projects):
-            raise BadRequest('Invalid value for field "projects": expected array of strings')
         for p in projects:
             if not projects_exist(p):
                 raise NotFound(f'Project "{p}" not found')
@@ -205,8 +197,7 @@ class Trust:
         if expiry:
             when = datetime.now(timezone.utc) + timedelta(seconds=parse_expiry(expiry))
             meta["expiresAt"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return self.operations.create(project="default", cls=TOKEN, description="Certificate add token",
-                                      metadata=meta)
+        return Work(project="default", cls=TOKEN, description="Certificate add token", metadata=meta)
 
     def redeem_token(self, secret: str) -> dict | None:
         """The request a token was made for, consuming it (tokens are single use), or None.

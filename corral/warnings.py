@@ -4,7 +4,7 @@ from __future__ import annotations
 from corral import timeutil
 from corral.db import Database
 from corral.db.queries import warnings as q
-from corral.errors import NotFound
+from corral.errors import BadRequest, NotFound
 
 
 class Warnings:
@@ -30,6 +30,8 @@ class Warnings:
         return self._api(w)
 
     async def set_status(self, uuid: str, status: str) -> None:
+        if status not in ("new", "acknowledged"):
+            raise BadRequest(f'Invalid warning status "{status}"')
         await self.get(uuid)
         async with self.db.transaction() as tx:
             await q.set_status(tx, uuid, status)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from corral import trust as trustmod
-from corral.api import response
+from corral.api import decode, response
 from corral.api.auth import allowed_projects, is_admin, is_unix, trusted
-from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.api.request import check_etag, daemon, recursion, requestor
+from corral.apitypes import CertificatePut, CertificatesPost
 from corral.errors import BadRequest, Forbidden
 
 routes = web.RouteTableDef()
@@ -29,17 +30,11 @@ async def list_certificates(request: web.Request):
 @routes.post("/1.0/certificates")
 async def add_certificate(request: web.Request):
     d = daemon(request)
-    body = await read_object(request)
-    token = body.get("token", False)
-    if not isinstance(token, bool):
-        raise BadRequest('Invalid value for field "token": expected boolean')
-    cert_b64 = body.get("certificate") or ""
-    password = body.get("password") or ""
-    if not isinstance(password, str):
-        raise BadRequest('Invalid value for field "password": expected string')
+    req: CertificatePut = await decode.read(request, CertificatesPost)
+    token, cert_b64, password = req.token, req.certificate, req.password
     if token and cert_b64:
         raise BadRequest("Can't use certificate if token is requested")
-    if token and (body.get("type") or "client") != "client":
+    if token and (req.type or "client") != "client":
         raise BadRequest("Tokens can only be issued for client certificates")
 
     if not is_admin(request):
@@ -51,25 +46,25 @@ async def add_certificate(request: web.Request):
             raise Forbidden("not authorized")
         # Untrusted: a token (base64 JSON, its secret) or the trust password.
         decoded = trustmod.decode_token(password)
-        req = d.trust.redeem_token(decoded["secret"]) if decoded else None
-        if req is not None:
-            body = {"name": req.get("name") or "", "type": req.get("type") or "client",
-                    "restricted": bool(req.get("restricted")), "projects": req.get("projects") or []}
+        granted = d.trust.redeem_token(decoded["secret"]) if decoded else None
+        if granted is not None:
+            req = CertificatePut(name=granted.get("name") or "", type=granted.get("type") or "client",
+                                 restricted=bool(granted.get("restricted")), projects=granted.get("projects") or [])
             cert_b64 = ""
         elif decoded is not None:
             raise Forbidden("No matching certificate add operation found")
         elif not trustmod.check_password(d.config.all().get("core.trust_password", ""), password):
             raise Forbidden("not authorized")
 
-    name, ctype, restricted, projects = d.trust.check_fields(body, d.projects.known)
+    name, ctype, restricted, projects = d.trust.check_fields(req, d.projects.known)
 
     if token:
         addresses = d.https_addresses()
-        req = {"name": name, "type": ctype, "restricted": restricted, "projects": projects,
+        grant = {"name": name, "type": ctype, "restricted": restricted, "projects": projects,
                "certificate": "", "password": "", "token": True}
-        op = d.trust.create_token(req, fingerprint=d.fingerprint, addresses=addresses,
-                                  expiry=d.config.all().get("core.remote_token_expiry", ""))
-        return response.async_(op)
+        work = d.trust.create_token(grant, fingerprint=d.fingerprint, addresses=addresses,
+                                    expiry=d.config.all().get("core.remote_token_expiry", ""))
+        return response.operation(request, work)
 
     if cert_b64:
         fp, pem, cn = trustmod.parse_certificate(cert_b64)
@@ -101,15 +96,14 @@ async def _update(request: web.Request, replace: bool):
     d = daemon(request)
     cur = await d.trust.get(request.match_info["fingerprint"])
     check_etag(request, cur)
-    body = await read_object(request)
-    if "certificate" in body and body["certificate"] not in ("", None, cur["certificate"]):
+    req = await decode.read(request, CertificatePut)
+    if req.certificate not in ("", cur["certificate"]):
         raise BadRequest("The certificate itself can't be changed")
-    if replace:
-        merged = {"name": body.get("name", ""), "type": body.get("type", "client"),
-                  "restricted": body.get("restricted", False), "projects": body.get("projects", [])}
-    else:
-        merged = {k: body.get(k, cur[k]) for k in ("name", "type", "restricted", "projects")}
-    name, ctype, restricted, projects = d.trust.check_fields(merged, d.projects.known)
+    if not replace:   # PATCH: what the client did not send stays
+        for k in ("name", "type", "restricted", "projects"):
+            if not req.given(k):
+                setattr(req, k, cur[k])
+    name, ctype, restricted, projects = d.trust.check_fields(req, d.projects.known)
     await d.trust.update(cur["fingerprint"], {"name": name, "type": ctype, "restricted": restricted,
                                               "projects": projects})
     await d.restrictions.warn_certificate(await d.trust.get(cur["fingerprint"]))

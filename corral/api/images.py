@@ -9,12 +9,12 @@ from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
-from corral.api import filtering, response
-from corral.api.request import (MAX_JSON_BODY, check_etag, daemon, project, read_object, recursion,
-                                requestor)
+from corral.api import decode, filtering, response
+from corral.api.request import MAX_JSON_BODY, check_etag, daemon, project, recursion, requestor
 from corral.api.auth import trusted
+from corral.apitypes import ImageAliasesEntryPost, ImageAliasesEntryPut, ImageAliasesPost, ImagePut, ImagesPost
 from corral.errors import BadRequest, NotFound, NotImplementedFeature
-from corral.operations import TOKEN
+from corral.operations import TOKEN, Work
 from corral.image import store
 from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, check_properties, is_true,
                                  parse_json_body, url)
@@ -103,23 +103,22 @@ def _header_aliases(request: web.Request) -> list[dict]:
     return check_aliases([{"name": n} for n in names])
 
 
-async def _json_post(request: web.Request, proj: str, body: dict, req_proj: str):
+async def _json_post(request: web.Request, proj: str, req: ImagesPost, req_proj: str):
     d = daemon(request)
-    source = body.get("source")
-    if not isinstance(source, dict):
+    if req.source is None:
         raise BadRequest("Invalid images JSON")
-    stype = source.get("type")
-    if source.get("mode") == "push":
+    stype = req.source.type
+    if req.source.mode == "push":
         raise NotImplementedFeature("pushing images between servers")
     if stype == "image":
         from corral.image.remote import start_pull
-        return response.async_(start_pull(d, proj, body, requestor(request)))
+        return response.operation(request, start_pull(d, proj, req, requestor(request)))
     if stype == "url":
         raise NotImplementedFeature("importing images from URLs")
     if stype not in PUBLISH_TYPES:
         raise BadRequest("Invalid images JSON")
-    op = d.images.start_publish(proj, body, requestor(request), source_project=req_proj)
-    return response.async_(op)
+    return response.operation(request, d.images.start_publish(proj, req, requestor(request),
+                                                              source_project=req_proj))
 
 
 @routes.post("/1.0/images")
@@ -128,7 +127,7 @@ async def create_image(request: web.Request):
     proj = await d.images.effective_project(req_proj)
     ctype = request.content_type
     if ctype == "application/json":
-        return await _json_post(request, proj, await read_object(request), req_proj)
+        return await _json_post(request, proj, await decode.read(request, ImagesPost), req_proj)
     public = is_true(request.headers.get("X-LXD-public"))
     properties = _header_properties(request)
     aliases = _header_aliases(request)
@@ -156,19 +155,19 @@ async def create_image(request: web.Request):
                 body = parse_json_body(await asyncio.to_thread(upload.read_first))
                 if body is not None:
                     await asyncio.to_thread(upload.cleanup)
-                    return await _json_post(request, proj, body, req_proj)
+                    return await _json_post(request, proj, decode.decode(ImagesPost, body), req_proj)
         if upload.size == 0:
             raise BadRequest("No image data received")
         expected = request.headers.get("X-LXD-fingerprint", "")
         if expected and expected != upload.fingerprint:
             raise BadRequest(f"fingerprints don't match, got {upload.fingerprint} expected {expected}")
-        op = d.images.start_import(proj, upload, split=split, filename=os.path.basename(filename),
-                                   public=public, properties=properties, aliases=aliases,
-                                   requestor=requestor(request))
+        work = d.images.start_import(proj, upload, split=split, filename=os.path.basename(filename),
+                                     public=public, properties=properties, aliases=aliases,
+                                     requestor=requestor(request))
+        return response.operation(request, work)
     except BaseException:
         await asyncio.to_thread(upload.cleanup)
         raise
-    return response.async_(op)
 
 
 # ---- /1.0/images/aliases (before /1.0/images/{fingerprint}) --------------------------------------
@@ -190,7 +189,7 @@ async def list_aliases(request: web.Request):
 @routes.post("/1.0/images/aliases")
 async def create_alias(request: web.Request):
     d, proj = daemon(request), await project(request)
-    name = await d.images.alias_create(proj, await read_object(request), requestor(request))
+    name = await d.images.alias_create(proj, await decode.read(request, ImageAliasesPost), requestor(request))
     return response.created(alias_url(name, proj))
 
 
@@ -205,8 +204,8 @@ async def get_alias(request: web.Request):
 
 async def _update_alias(request: web.Request, replace: bool):
     d, proj = daemon(request), await project(request)
-    body = await read_object(request)
-    await d.images.alias_update(proj, request.match_info["name"], body, replace=replace,
+    req = await decode.read(request, ImageAliasesEntryPut)
+    await d.images.alias_update(proj, request.match_info["name"], req, replace=replace,
                                 etag_check=lambda cur: check_etag(request, cur), requestor=requestor(request))
     return response.empty()
 
@@ -224,8 +223,8 @@ async def patch_alias(request: web.Request):
 @routes.post("/1.0/images/aliases/{name:.+}")
 async def rename_alias(request: web.Request):
     d, proj = daemon(request), await project(request)
-    body = await read_object(request)
-    new = await d.images.alias_rename(proj, request.match_info["name"], body.get("name"), requestor(request))
+    req = await decode.read(request, ImageAliasesEntryPost)
+    new = await d.images.alias_rename(proj, request.match_info["name"], req.name, requestor(request))
     return response.created(alias_url(new, proj))
 
 
@@ -247,8 +246,8 @@ async def get_image(request: web.Request):
 
 async def _update_image(request: web.Request, replace: bool):
     d, proj = daemon(request), await project(request)
-    body = await read_object(request)
-    await d.images.update(proj, request.match_info["fingerprint"], body, replace=replace,
+    req = await decode.read(request, ImagePut)
+    await d.images.update(proj, request.match_info["fingerprint"], req, replace=replace,
                           etag_check=lambda cur: check_etag(request, cur), requestor=requestor(request))
     return response.empty()
 
@@ -266,8 +265,8 @@ async def patch_image(request: web.Request):
 @routes.delete("/1.0/images/{fingerprint}")
 async def delete_image(request: web.Request):
     d, proj = daemon(request), await project(request)
-    op = await d.images.start_delete(proj, request.match_info["fingerprint"], requestor(request))
-    return response.async_(op)
+    return response.operation(request, await d.images.start_delete(proj, request.match_info["fingerprint"],
+                                                                   requestor(request)))
 
 
 @routes.get("/1.0/images/{fingerprint}/export")
@@ -326,14 +325,13 @@ async def image_secret(request: web.Request):
     d, proj = daemon(request), await project(request)
     img = await d.images.get(proj, request.match_info["fingerprint"])
     fp = img["fingerprint"]
-    op = d.operations.create(project=proj, cls=TOKEN, description=IMAGE_TOKEN,
-                             resources={"images": [url(fp, proj)]},
-                             metadata={"secret": secrets.token_hex(32), "fingerprint": fp})
-    return response.async_(op)
+    return response.operation(request, Work(project=proj, cls=TOKEN, description=IMAGE_TOKEN,
+                                            resources={"images": [url(fp, proj)]},
+                                            metadata={"secret": secrets.token_hex(32), "fingerprint": fp}))
 
 
 @routes.post("/1.0/images/{fingerprint}/refresh")
 async def refresh_image(request: web.Request):
     d, proj = daemon(request), await project(request)
-    op = await d.image_tasks.start_refresh(proj, request.match_info["fingerprint"], requestor(request))
-    return response.async_(op)
+    return response.operation(request, await d.image_tasks.start_refresh(proj, request.match_info["fingerprint"],
+                                                                         requestor(request)))

@@ -9,13 +9,12 @@ import yaml
 
 from aiohttp import web
 
-from corral.api import auth, filtering, response
+from corral.api import auth, console_ws, decode, exec_ws, filtering, response
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
 from corral.errors import BadRequest, NotFound
 from corral.instance import backup_import, files
 from corral.instance import update as instance_update
-from corral.instance.console import ConsoleSession
-from corral.instance.exec import ExecSession
+from corral.apitypes import InstanceConsolePost, InstanceExecPost
 
 
 routes = web.RouteTableDef()
@@ -165,8 +164,8 @@ async def put_state(request: web.Request):
 @route("POST", "/{name}/exec")
 async def exec_command(request: web.Request):
     inst = await _load(request)
-    session = ExecSession(_instances(request), inst, await read_object(request), requestor(request))
-    return response.async_(session.start())
+    req = await decode.read(request, InstanceExecPost)
+    return response.operation(request, exec_ws.exec_work(_instances(request), inst, req, requestor(request)))
 
 
 # ---- logs and console ---------------------------------------------------------------------
@@ -233,8 +232,8 @@ async def clear_console_log(request: web.Request):
 @route("POST", "/{name}/console")
 async def console(request: web.Request):
     inst = await _load(request)
-    body = await read_object(request) if request.can_read_body else {}
-    return response.async_(ConsoleSession(_instances(request), inst, body).start())
+    req = await decode.read(request, InstanceConsolePost, required=False)
+    return response.operation(request, console_ws.console_work(_instances(request), inst, req))
 
 
 # ---- snapshots ----------------------------------------------------------------------------

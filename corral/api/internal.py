@@ -3,8 +3,9 @@ import asyncio
 
 from aiohttp import web
 
-from corral.api import response
+from corral.api import decode, response
 from corral.api.request import daemon, read_object
+from corral.apitypes import ImageTaskPost, SQLQuery
 from corral.db.queries import sqlcmd
 from corral.instance import dbrecover
 from corral.errors import BadRequest, Forbidden
@@ -41,11 +42,11 @@ async def sql(request: web.Request):
     "rows_affected"}]} (LXD 5.0's key spelling); ".sync" is accepted (see docs/api.md)."""
     _local_only(request)
     d = daemon(request)
-    body = await read_object(request)
-    database, query = body.get("database"), body.get("query")
+    req = await decode.read(request, SQLQuery)
+    database, query = req.database, req.query
     if database not in ("local", "global"):
         raise BadRequest('Invalid database type: expected "local" or "global"')
-    if not isinstance(query, str) or not query.strip():
+    if not query.strip():
         raise BadRequest("No query provided")
     if query.strip() == ".sync":
         return response.sync({"Results": []})
@@ -94,6 +95,5 @@ async def image_tasks(request: web.Request):
     "hour": N (hours since start the auto-update task acts as, default 0: every interval is due)}."""
     _local_only(request)
     d = daemon(request)
-    body = await read_object(request)
-    op = d.image_tasks.run_task(body.get("task"), body.get("hour", 0))
-    return response.async_(op)
+    req = await decode.read(request, ImageTaskPost)
+    return response.operation(request, d.image_tasks.run_task(req.task, req.hour))

@@ -3,9 +3,10 @@ import asyncio
 
 from aiohttp import web
 
-from corral.api import response
+from corral.api import decode, response
 from corral.api.auth import allowed_projects, check_project
-from corral.api.request import daemon, read_object, recursion
+from corral.api.request import daemon, recursion
+from corral.apitypes import ClusterPut, WarningPut
 from corral.config.storage import member_keys
 from corral.errors import BadRequest, Forbidden, NotImplementedFeature
 
@@ -43,11 +44,8 @@ async def get_warning(request: web.Request):
 @routes.route("PUT", "/1.0/warnings/{uuid}")
 @routes.route("PATCH", "/1.0/warnings/{uuid}")
 async def update_warning(request: web.Request):
-    body = await read_object(request)
-    status = body.get("status")
-    if status not in ("new", "acknowledged"):
-        raise BadRequest(f'Invalid warning status "{status}"')
-    await daemon(request).warnings.set_status(request.match_info["uuid"], status)
+    req = await decode.read(request, WarningPut)
+    await daemon(request).warnings.set_status(request.match_info["uuid"], req.status)
     return response.empty()
 
 
@@ -72,6 +70,7 @@ async def get_cluster(request: web.Request):
 
 @routes.route("PUT", "/1.0/cluster")
 async def put_cluster(request: web.Request):
+    await decode.read(request, ClusterPut)   # a malformed body gets LXD's decoding error first
     raise NotImplementedFeature("clustering")
 
 

@@ -1,9 +1,10 @@
 """/1.0/networks: managed networks (CRUD, rename, state, leases) and host interfaces as unmanaged."""
 from aiohttp import web
 
-from corral.api import response
+from corral.api import decode, response
 from corral.api.auth import allowed_projects, visible_used_by
-from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
+from corral.api.request import check_etag, daemon, project, recursion, requestor
+from corral.apitypes import NetworkPost, NetworkPut, NetworksPost
 from corral.errors import NotFound
 from corral.network.networks import url
 
@@ -35,7 +36,7 @@ async def list_networks(request: web.Request):
 @routes.post("/1.0/networks")
 async def create_network(request: web.Request):
     d = daemon(request)
-    name = await d.networks.create(await read_object(request), requestor(request))
+    name = await d.networks.create(await decode.read(request, NetworksPost), requestor(request))
     return response.created(url(name))
 
 
@@ -50,7 +51,7 @@ async def get_network(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     nets = daemon(request).networks
     name = request.match_info["name"]
-    await nets.update(name, await read_object(request), replace=replace, requestor=requestor(request),
+    await nets.update(name, await decode.read(request, NetworkPut), replace=replace, requestor=requestor(request),
                       etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
 
@@ -68,9 +69,9 @@ async def patch_network(request: web.Request):
 @routes.post("/1.0/networks/{name}")
 async def rename_network(request: web.Request):
     nets = daemon(request).networks
-    body = await read_object(request)
-    await nets.rename(request.match_info["name"], body, requestor(request))
-    return response.created(url(body["name"]))
+    req = await decode.read(request, NetworkPost)
+    await nets.rename(request.match_info["name"], req.name, requestor(request))
+    return response.created(url(req.name))
 
 
 @routes.delete("/1.0/networks/{name}")

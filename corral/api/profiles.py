@@ -1,8 +1,9 @@
 """/1.0/profiles"""
 from aiohttp import web
 
-from corral.api import response
-from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor
+from corral.api import decode, response
+from corral.api.request import check_etag, daemon, project, recursion, requestor
+from corral.apitypes import ProfilePost, ProfilePut, ProfilesPost
 from corral.profiles import url
 
 routes = web.RouteTableDef()
@@ -19,7 +20,7 @@ async def list_profiles(request: web.Request):
 @routes.post("/1.0/profiles")
 async def create_profile(request: web.Request):
     d, proj = daemon(request), await project(request, "profiles")
-    name = await d.profiles.create(proj, await read_object(request), requestor(request))
+    name = await d.profiles.create(proj, await decode.read(request, ProfilesPost), requestor(request))
     return response.created(url(name, proj))
 
 
@@ -33,7 +34,8 @@ async def get_profile(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     d, proj = daemon(request), await project(request, "profiles")
     name = request.match_info["name"]
-    await d.profiles.update(proj, name, await read_object(request), replace=replace, requestor=requestor(request),
+    await d.profiles.update(proj, name, await decode.read(request, ProfilePut), replace=replace,
+                            requestor=requestor(request),
                             etag_check=lambda cur: check_etag(request, cur))
     return response.empty()
 
@@ -51,9 +53,9 @@ async def patch_profile(request: web.Request):
 @routes.post("/1.0/profiles/{name}")
 async def rename_profile(request: web.Request):
     d, proj = daemon(request), await project(request, "profiles")
-    body = await read_object(request)
-    await d.profiles.rename(proj, request.match_info["name"], body.get("name"), requestor(request))
-    return response.created(url(body["name"], proj))
+    req = await decode.read(request, ProfilePost)
+    await d.profiles.rename(proj, request.match_info["name"], req.name, requestor(request))
+    return response.created(url(req.name, proj))
 
 
 @routes.delete("/1.0/profiles/{name}")

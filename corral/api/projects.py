@@ -1,9 +1,10 @@
 """/1.0/projects"""
 from aiohttp import web
 
-from corral.api import response
+from corral.api import decode, response
 from corral.api.auth import allowed_projects
-from corral.api.request import check_etag, daemon, read_object, recursion, requestor
+from corral.api.request import check_etag, daemon, recursion, requestor
+from corral.apitypes import ProjectPost, ProjectPut, ProjectsPost
 from corral.errors import NotFound
 
 routes = web.RouteTableDef()
@@ -52,7 +53,7 @@ async def project_state(request: web.Request):
 @routes.post("/1.0/projects")
 async def create_project(request: web.Request):
     d = daemon(request)
-    name = await d.projects.create(await read_object(request))
+    name = await d.projects.create(await decode.read(request, ProjectsPost))
     d.events.lifecycle("project-created", _url(name), project=name, requestor=requestor(request))
     return response.created(_url(name))
 
@@ -60,8 +61,8 @@ async def create_project(request: web.Request):
 async def _update(request: web.Request, replace: bool):
     d = daemon(request)
     name = request.match_info["name"]
-    body = await read_object(request)
-    await d.projects.update(name, body, replace=replace, used_by=await d.project_used_by(name),
+    req = await decode.read(request, ProjectPut)
+    await d.projects.update(name, req, replace=replace, used_by=await d.project_used_by(name),
                             etag_check=lambda cur: check_etag(request, cur))
     await d.restrictions.warn_project(name)
     d.events.lifecycle("project-updated", _url(name), project=name, requestor=requestor(request))
@@ -82,8 +83,8 @@ async def patch_project(request: web.Request):
 async def rename_project(request: web.Request):
     d = daemon(request)
     name = request.match_info["name"]
-    body = await read_object(request)
-    new = await d.projects.rename(name, body.get("name"), used_by=await d.project_used_by(name))
+    req = await decode.read(request, ProjectPost)
+    new = await d.projects.rename(name, req.name, used_by=await d.project_used_by(name))
     await d.trust.rename_project(name, new)
     d.events.lifecycle("project-renamed", _url(new), project=new, context={"old_name": name},
                        requestor=requestor(request))

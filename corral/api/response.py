@@ -42,6 +42,12 @@ def created(location: str, metadata: Any = None) -> web.Response:
     return sync(metadata, status=201, location=location)
 
 
+def operation(request: web.Request, work) -> web.Response:
+    """Start `work` (a corral.operations.Work from the domain layer) as an operation of the daemon
+    serving `request`; LXD's 202 async envelope naming it. The one place the API makes operations."""
+    return async_(request.app["daemon"].operations.start(work))
+
+
 def async_(op) -> web.Response:
     body = {"type": "async", "status": "Operation created", "status_code": 100, "operation": op.url,
             "error_code": 0, "error": "", "metadata": op.to_api()}

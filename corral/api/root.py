@@ -1,10 +1,11 @@
 """GET / and GET/PUT/PATCH /1.0: server info and server config."""
 from aiohttp import web
 
-from corral.api import response
+from corral.api import decode, response
 from corral.api.auth import allowed_projects, trusted
 from corral.api.extensions import EXTENSIONS
-from corral.api.request import check_etag, daemon, field, read_object, requestor
+from corral.api.request import check_etag, daemon, requestor
+from corral.apitypes import ServerPut
 
 routes = web.RouteTableDef()
 
@@ -48,9 +49,8 @@ async def get_server(request: web.Request):
 
 async def _update(request: web.Request, *, replace: bool):
     d = daemon(request)
-    body = await read_object(request)
-    new = field(body, "config", dict, {})
-    await d.config.update(new, replace=replace, etag_check=lambda cur: check_etag(request, cur))
+    req = await decode.read(request, ServerPut)
+    await d.config.update(req.config, replace=replace, etag_check=lambda cur: check_etag(request, cur))
     d.events.lifecycle("config-updated", "/1.0", requestor=requestor(request))
     return response.empty()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from corral.apitypes import ImageAliasesEntryPut, ImageAliasesPost
 from corral.db.queries import images as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.image.imagechecks import alias_url, check_alias_name
@@ -28,17 +29,12 @@ class ImageAliases:
             raise NotFound("Image alias not found")
         return a
 
-    async def alias_create(self, project: str, body: dict, requestor: dict | None = None) -> str:
+    async def alias_create(self, project: str, req: ImageAliasesPost, requestor: dict | None = None) -> str:
         project = await self.effective_project(project)
-        name, target = body.get("name"), body.get("target")
+        name, target, desc = req.name, req.target, req.description
         if not name or not target:
             raise BadRequest("name and target are required")
         name = check_alias_name(name)
-        if not isinstance(target, str):
-            raise BadRequest('Invalid value for field "target": expected string')
-        desc = body.get("description") or ""
-        if not isinstance(desc, str):
-            raise BadRequest('Invalid value for field "description": expected string')
         async with self.db.transaction() as tx:
             if await q.alias(tx, project, name) is not None:
                 raise Conflict(f'Alias "{name}" already exists')
@@ -48,15 +44,12 @@ class ImageAliases:
                               context={"target": target}, requestor=requestor)
         return name
 
-    async def alias_update(self, project: str, name: str, body: dict, *, replace: bool,
+    async def alias_update(self, project: str, name: str, req: ImageAliasesEntryPut, *, replace: bool,
                            etag_check: Callable[[Any], None] | None = None,
                            requestor: dict | None = None) -> None:
         project = await self.effective_project(project)
-        if replace and not body.get("target"):
+        if replace and not req.target:
             raise BadRequest("The target field is required")
-        for key in ("target", "description"):
-            if key in body and body[key] is not None and not isinstance(body[key], str):
-                raise BadRequest(f'Invalid value for field "{key}": expected string')
         async with self.db.transaction() as tx:
             cur = await q.alias(tx, project, name)
             if cur is None:
@@ -64,10 +57,10 @@ class ImageAliases:
             if etag_check is not None:
                 etag_check(cur)
             if replace:
-                target, desc = body["target"], body.get("description") or ""
-            else:
-                target = body["target"] if body.get("target") is not None else cur["target"]
-                desc = body["description"] if body.get("description") is not None else cur["description"]
+                target, desc = req.target, req.description
+            else:   # PATCH: a field not sent (or null) keeps its value
+                target = req.target if req.given("target") and req.target else cur["target"]
+                desc = req.description if req.given("description") else cur["description"]
             fp = await self._full(tx, project, target)
             await q.alias_update(tx, project, name, fp, desc)
         self.events.lifecycle("image-alias-updated", alias_url(name, project), project=project,

@@ -29,6 +29,7 @@ from corral.db.queries import projects as qp
 from corral.errors import BadRequest, CorralError, NotFound
 from corral.image.images import url
 from corral.image.remote import RemoteSource
+from corral.operations import Work
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ImageTasks:
                 try:
                     if not await self._has_work(name):   # no operation for nothing to do
                         continue
-                    op = self.run_task(name, hour)
+                    op = self.d.operations.start(self.run_task(name, hour))
                     await op.wait(None)
                 except asyncio.CancelledError:
                     raise
@@ -77,7 +78,7 @@ class ImageTasks:
             return await qc.any_cached(tx)
 
     def run_task(self, name: str, hour: int = 0):
-        """Start one of the periodic tasks as an operation, `hour` hours after the daemon started."""
+        """One of the periodic tasks as an operation's work, `hour` hours after the daemon started."""
         if name not in TASKS:
             raise BadRequest(f'Unknown image task "{name}" (expected one of {", ".join(TASKS)})')
         if not isinstance(hour, int) or isinstance(hour, bool) or hour < 0:
@@ -88,7 +89,7 @@ class ImageTasks:
                 return {"refreshed": await self.auto_update(hour)}
             return {"expired": await self.prune_expired()}
 
-        return self.d.operations.create(project="default", description=TASKS[name], run=run)
+        return Work(project="default", description=TASKS[name], run=run)
 
     # ---- auto-update ------------------------------------------------------------------------------
 
@@ -115,7 +116,7 @@ class ImageTasks:
     # ---- refresh ----------------------------------------------------------------------------------
 
     async def start_refresh(self, project: str, fingerprint: str, requestor: dict | None = None):
-        """POST /1.0/images/<fp>/refresh: an operation; 404 now for an unknown image."""
+        """POST /1.0/images/<fp>/refresh: the work; 404 now for an unknown image."""
         project = await self.d.images.effective_project(project)
         fp = await self.d.images.full_fingerprint(project, fingerprint)
 
@@ -123,7 +124,7 @@ class ImageTasks:
             refreshed = await self.refresh(project, fp, op=op, requestor=requestor)
             return {"refreshed": refreshed}
 
-        return self.d.operations.create(project=project, description="Refreshing image", run=run)
+        return Work(project=project, description="Refreshing image", run=run)
 
     async def refresh(self, project: str, fp: str, *, op=None, requestor: dict | None = None) -> bool:
         """Replace the image by what its source's alias points at now. True when it changed."""

@@ -73,15 +73,6 @@ def check_properties(value: Any, what: str = "properties") -> dict[str, str]:
     return dict(value)
 
 
-def check_bool(body: dict, key: str, default: bool) -> bool:
-    v = body.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise BadRequest(f'Invalid value for field "{key}": expected boolean')
-    return v
-
-
 def check_alias_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name and target are required")

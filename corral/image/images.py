@@ -18,6 +18,7 @@ import tempfile
 from typing import Any, Awaitable, Callable
 
 from corral import timeutil
+from corral.apitypes import ImagePut
 from corral.db import Database
 from corral.db.queries import image_cache as qc
 from corral.db.queries import images as q
@@ -27,11 +28,12 @@ from corral.config.keys import is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound
 from corral.image import store, unpack
 from corral.image.aliases import ImageAliases
-from corral.image.imagechecks import (alias_url, check_aliases, check_bool, check_expiry, check_properties,  # noqa: F401
+from corral.image.imagechecks import (alias_url, check_aliases, check_expiry, check_properties,  # noqa: F401
                                       file_extension, url)
 from corral.image.publish import ImagePublish
 from corral.image.imagechecks import rmtree as _rmtree, unlink as _unlink
 from corral.image.upload import Upload
+from corral.operations import Work
 from corral.projects import profiles_project
 
 log = logging.getLogger(__name__)
@@ -289,11 +291,7 @@ class Images(ImageAliases, ImagePublish):
             finally:
                 await asyncio.to_thread(upload.cleanup)
 
-        try:
-            return self.operations.create(project=project, description="Downloading image", run=run)
-        except BaseException:
-            upload.cleanup()
-            raise
+        return Work(project=project, description="Downloading image", run=run)
 
     async def _import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
                       properties: dict[str, str], aliases: list[dict], cached: bool = False,
@@ -359,7 +357,7 @@ class Images(ImageAliases, ImagePublish):
 
     # ---- updates and deletion ---------------------------------------------------------------------
 
-    async def update(self, project: str, fingerprint: str, body: dict, *, replace: bool,
+    async def update(self, project: str, fingerprint: str, req: ImagePut, *, replace: bool,
                      etag_check: Callable[[Any], None] | None = None, requestor: dict | None = None) -> None:
         project = await self.effective_project(project)
         async with self.db.transaction() as tx:
@@ -370,24 +368,22 @@ class Images(ImageAliases, ImagePublish):
             if etag_check is not None:
                 etag_check(self.etag_fields(cur))
             new = dict(cur)
-            expires = check_expiry(body.get("expires_at"))
+            expires = check_expiry(req.expires_at)
             if expires:
                 new["expires_at"] = expires
             if replace:
-                new["public"] = check_bool(body, "public", False)
-                new["auto_update"] = check_bool(body, "auto_update", False)
-                new["properties"] = check_properties(body.get("properties"))
-                profiles = body.get("profiles")
-                new["profiles"] = ["default"] if profiles is None else profiles
-            else:
-                new["public"] = check_bool(body, "public", cur["public"])
-                new["auto_update"] = check_bool(body, "auto_update", cur["auto_update"])
-                if "properties" in body:
-                    new["properties"] = {**cur["properties"], **check_properties(body.get("properties"))}
-                if body.get("profiles") is not None:
-                    new["profiles"] = body["profiles"]
-            if not isinstance(new["profiles"], list) or any(not isinstance(p, str) for p in new["profiles"]):
-                raise BadRequest('Invalid value for field "profiles": expected an array of strings')
+                new["public"], new["auto_update"] = req.public, req.auto_update
+                new["properties"] = check_properties(req.properties)
+                new["profiles"] = ["default"] if req.profiles is None else req.profiles
+            else:   # PATCH: what the client sent (a null keeps the current value)
+                if req.given("public"):
+                    new["public"] = req.public
+                if req.given("auto_update"):
+                    new["auto_update"] = req.auto_update
+                if req.given("properties"):
+                    new["properties"] = {**cur["properties"], **check_properties(req.properties)}
+                if req.profiles is not None:
+                    new["profiles"] = req.profiles
             prof_project = await profiles_project(tx, project)
             for p in new["profiles"]:
                 if await qprof.get(tx, prof_project, p) is None:
@@ -402,8 +398,8 @@ class Images(ImageAliases, ImagePublish):
         async def run(op):
             await self.delete_now(project, fp, requestor)
 
-        return self.operations.create(project=project, description="Deleting image",
-                                      resources={"images": [f"/1.0/images/{fp}"]}, run=run)
+        return Work(project=project, description="Deleting image", resources={"images": [f"/1.0/images/{fp}"]},
+                    run=run)
 
     async def delete_now(self, project: str, fp: str, requestor: dict | None = None, event: bool = True) -> None:
         """Remove the image (full fingerprint) from `project`; its files go with its last project."""

@@ -7,10 +7,12 @@ import os
 from typing import Any, Callable
 
 from corral import timeutil
+from corral.apitypes import ImagesPost
 from corral.db.queries import images as q
 from corral.errors import BadRequest, NotImplementedFeature
 from corral.image import store
-from corral.image.imagechecks import (COMPRESSIONS, check_aliases, check_bool, check_expiry, check_properties,
+from corral.operations import Work
+from corral.image.imagechecks import (COMPRESSIONS, check_aliases, check_expiry, check_properties,
                                       unlink as _unlink, url)
 
 
@@ -63,13 +65,12 @@ class ImagePublish:
             await asyncio.to_thread(upload.cleanup)
         return fp
 
-    def start_publish(self, project: str, body: dict, requestor: dict | None = None, source_project: str = ""):
+    def start_publish(self, project: str, req: ImagesPost, requestor: dict | None = None, source_project: str = ""):
         """POST /1.0/images with an instance or snapshot source: an operation. `project` holds the
         image (the effective one, features.images); the instance is `source_project`'s (the request's)."""
         source_project = source_project or project
-        source = body.get("source") or {}
-        stype, name = source.get("type"), source.get("name")
-        if not isinstance(stype, str) or not isinstance(name, str) or not stype or not name:
+        stype, name = (req.source.type, req.source.name) if req.source else ("", "")
+        if not stype or not name:
             raise BadRequest("No source provided")
         if stype == "snapshot" and "/" not in name:
             raise BadRequest("Not a snapshot")
@@ -77,17 +78,13 @@ class ImagePublish:
             raise BadRequest("This is a snapshot")
         if self.publish_source is None:
             raise NotImplementedFeature("publishing instances")
-        compression = body.get("compression_algorithm") or self.default_compression(source_project) or "gzip"
+        compression = req.compression_algorithm or self.default_compression(source_project) or "gzip"
         if compression not in COMPRESSIONS:
             raise BadRequest(f"Unsupported compression algorithm {compression!r} "
                              f"(use one of {', '.join(COMPRESSIONS)})")
-        aliases = check_aliases(body.get("aliases"))
-        properties = check_properties(body.get("properties"))
-        public = check_bool(body, "public", False)
-        expires_at = check_expiry(body.get("expires_at"))
-        filename = body.get("filename") or ""
-        if not isinstance(filename, str):
-            raise BadRequest('Invalid value for field "filename": expected string')
+        aliases = check_aliases([a.as_dict() for a in req.aliases])
+        properties = check_properties(req.properties)
+        public, expires_at, filename = req.public, check_expiry(req.expires_at), req.filename
         hook = self.publish_source
 
         async def run(op):
@@ -112,7 +109,7 @@ class ImagePublish:
                                   context={"type": img["type"]}, requestor=requestor)
             return {"fingerprint": fp, "size": str(img["size"])}
 
-        return self.operations.create(project=project, description="Downloading image", run=run)
+        return Work(project=project, description="Downloading image", run=run)
 
 
 def _human(n: int) -> str:

@@ -18,9 +18,11 @@ import urllib.parse
 import aiohttp
 
 from corral import tls
+from corral.apitypes import ImagesPost
 from corral.errors import BadRequest, CorralError, NotImplementedFeature
 from corral.image import store
-from corral.image.images import check_aliases, check_bool
+from corral.image.images import check_aliases
+from corral.operations import Work
 
 CONNECT_TIMEOUT = 30
 MAX_JSON = 4 << 20   # the largest API answer read from a remote
@@ -217,16 +219,15 @@ def _size(n: float) -> str:
     return f"{n:.2f}GB"
 
 
-def start_pull(d, project: str, body: dict, requestor: dict | None):
-    """POST /1.0/images from another server (`lxc image copy remote:x local:`): an operation."""
-    src = check_source(body["source"])
-    public = check_bool(body, "public", False)
-    auto_update = check_bool(body, "auto_update", False)
-    aliases = check_aliases(body.get("aliases") or [])
+def start_pull(d, project: str, req: ImagesPost, requestor: dict | None):
+    """POST /1.0/images from another server (`lxc image copy remote:x local:`): the work."""
+    src = check_source(dataclasses.asdict(req.source))
+    public, auto_update = req.public, req.auto_update
+    aliases = check_aliases([a.as_dict() for a in req.aliases])
 
     async def run(op):
         img = await d.image_cache.download(project, src, op=op, public=public, auto_update=auto_update,
                                            aliases=aliases, user_requested=True, requestor=requestor)
         return {"fingerprint": img["fingerprint"], "size": str(img.get("size", ""))}
 
-    return d.operations.create(project=project, description="Downloading image", run=run)
+    return Work(project=project, description="Downloading image", run=run)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 
+from corral.apitypes import NetworkPut, NetworksPost
 from corral.db.queries import networks as q
 from corral.errors import BadRequest, Conflict, CorralError, NotFound
 from corral.network import driver_class
@@ -185,15 +186,11 @@ class Networks:
             raise BadRequest(e.message) from None
         return cls
 
-    async def create(self, body: dict, requestor: dict | None = None) -> str:
-        name = check_network_name(body.get("name"))
-        ntype = body.get("type") or "bridge"
-        if not isinstance(ntype, str):
-            raise BadRequest('Invalid value for field "type": expected string')
-        description = body.get("description") or ""
-        if not isinstance(description, str):
-            raise BadRequest('Invalid value for field "description": expected string')
-        raw_config = body.get("config") or {}
+    async def create(self, req: NetworksPost, requestor: dict | None = None) -> str:
+        name = check_network_name(req.name)
+        ntype = req.type or "bridge"
+        description = req.description
+        raw_config = req.config
         cls = self._prepare(name, ntype, raw_config, None)
         config = cls.validate(name, raw_config)
         async with self.lock(name):
@@ -224,7 +221,7 @@ class Networks:
         self.events.lifecycle("network-created", url(name), requestor=requestor)
         return name
 
-    async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None,
+    async def update(self, name: str, req: NetworkPut, *, replace: bool, requestor: dict | None = None,
                      etag_check=None) -> None:
         """PUT/PATCH under the network's lock: If-Match, validate, apply to the host, store."""
         if name not in self._drivers:
@@ -238,22 +235,18 @@ class Networks:
                 etag_check(self.etag(name))
             rec = self._recs[name]
             drv = self._drivers[name]
-            cfg_in = body.get("config")
-            if cfg_in is not None and not isinstance(cfg_in, dict):
-                raise BadRequest("Invalid config: expected a map of keys to values")
+            cfg_in = req.config
             if replace:
-                new_cfg = dict(cfg_in or {})
+                new_cfg = dict(cfg_in)
                 # volatile.* belong to the daemon
                 for k, v in rec["config"].items():
                     if k.startswith("volatile.") and k not in new_cfg:
                         new_cfg[k] = v
-                description = body.get("description") or ""
+                description = req.description
             else:
-                new_cfg = {**rec["config"], **(cfg_in or {})}
+                new_cfg = {**rec["config"], **cfg_in}
                 new_cfg = {k: v for k, v in new_cfg.items() if v is not None}
-                description = body["description"] if "description" in body else rec["description"]
-            if not isinstance(description, str):
-                raise BadRequest('Invalid value for field "description": expected string')
+                description = req.description if req.given("description") else rec["description"]
             cls = self._prepare(name, rec["type"], new_cfg, name)
             new_cfg = cls.validate(name, new_cfg)
             try:
@@ -283,8 +276,8 @@ class Networks:
             self._status[name] = "Created"
         self.events.lifecycle("network-updated", url(name), requestor=requestor)
 
-    async def rename(self, name: str, body: dict, requestor: dict | None = None) -> None:
-        new = check_network_name(body.get("name"))
+    async def rename(self, name: str, new_name: str, requestor: dict | None = None) -> None:
+        new = check_network_name(new_name)
         drv = self.driver(name)
         async with self.lock(name):
             if await self.used_by(name):

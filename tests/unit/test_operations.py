@@ -2,7 +2,7 @@ import asyncio
 
 from corral.errors import BadRequest
 from corral.events import EventHub
-from corral.operations import OperationManager
+from corral.operations import TOKEN, OperationManager, Work
 
 
 async def test_lifecycle_events_and_result():
@@ -75,3 +75,27 @@ async def test_wait_timeout_returns_false():
     op = mgr.create(description="Slow", run=slow)
     assert not await op.wait(0.05)
     mgr.cancel_all()
+
+
+async def test_work_describes_and_start_makes_the_operation():
+    hub = EventHub()
+    lst = hub.listen(["operation"])
+    mgr = OperationManager(hub)
+    ran, started = [], []
+
+    async def run(op):
+        ran.append(op.id)
+        return {"n": 1}
+
+    work = Work(description="Doing", run=run, project="p1", resources={"images": ["/1.0/images/x"]},
+                metadata={"m": 0}, on_start=started.append)
+    await asyncio.sleep(0)
+    assert mgr.all() == [] and lst.queue.empty()        # a Work alone starts nothing
+    op = mgr.start(work)
+    assert started == [op] and op.project == "p1" and op.description == "Doing"
+    assert op.resources == {"images": ["/1.0/images/x"]}
+    assert await op.wait(5) and ran == [op.id] and op.metadata == {"m": 0, "n": 1}
+    token = mgr.start(Work(description="Grant", cls=TOKEN, metadata={"secret": "s"}))
+    assert token.status == "Running" and token.may_cancel     # tokens wait, and can be cancelled
+    token.cancel()
+    assert token.status == "Cancelled"
