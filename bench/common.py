@@ -186,11 +186,15 @@ class CorraldTarget(Target):
         self.c.cleanup()
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt()
+
+
 @contextlib.contextmanager
 def interrupts():
-    """SIGTERM behaves as Ctrl-C; while the `finally` clean-up runs, further Ctrl-Cs are ignored
-    (callers call `shielded()` at the top of their clean-up)."""
-    old = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    """SIGTERM behaves as Ctrl-C. Clean-up code calls `shielded()` first (further Ctrl-Cs and
+    SIGTERMs are ignored until `restore_signals()`), so a second Ctrl-C cannot leave things behind."""
+    old = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:
@@ -200,6 +204,11 @@ def interrupts():
 def shielded() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def restore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def cleanup_image() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -120,7 +121,9 @@ def main() -> int:
                 targets.append(LXDTarget())
                 targets[-1].start()
                 targets[-1].import_image()
+            load0 = os.getloadavg()[0]
             results = run(targets, sizes, args.reps)
+            results["load average"] = {"start": load0, "end": os.getloadavg()[0]}
         except KeyboardInterrupt:
             say("interrupted: cleaning up")
             return 130
@@ -131,6 +134,8 @@ def main() -> int:
                 t.cleanup()
             cleanup_image()
     print(report(results, sizes))
+    print(f"\n(1-minute load average {results['load average']['start']:.1f} at the start, "
+          f"{results['load average']['end']:.1f} at the end, on {os.cpu_count()} cpus)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
