@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density clean
 
 setup:
 	./scripts/setup.sh
@@ -24,6 +24,15 @@ bench:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py
 	.venv/bin/python bench/pools.py
+
+# Cost as the host fills up (issue 11): launch/listings/exec at 0..200 running; density up to 1000.
+bench-growth:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/growth.py --sizes $(or $(SIZES),0,50,100,200) --reps $(or $(REPS),5)
+
+bench-density:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/density.py --max $(or $(MAX),1000)
 
 clean:
 	rm -rf .venv build *.egg-info

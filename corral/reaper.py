@@ -29,6 +29,14 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
+def _any_zombie() -> bool:
+    """Whether some child has exited and is unreaped (peeked with WNOWAIT: nothing is reaped)."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT | WALL) is not None
+    except ChildProcessError:
+        return False
+
+
 def _zombie_children() -> set[int]:
     pids: set[int] = set()
     for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
@@ -56,6 +64,8 @@ class Reaper:
         self._task: asyncio.Task | None = None
 
     def sweep(self) -> int:
+        if not self._first_seen and not _any_zombie():   # the usual case: no scan of every child
+            return 0
         now = time.monotonic()
         zombies = _zombie_children()
         self._first_seen = {pid: self._first_seen.get(pid, now) for pid in zombies}

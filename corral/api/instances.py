@@ -12,7 +12,7 @@ from aiohttp import web
 from corral.api import auth, console_ws, decode, exec_ws, filtering, response
 from corral.api.request import check_etag, daemon, project, read_object, recursion, requestor, spool_body
 from corral.errors import BadRequest, NotFound
-from corral.instance import backup_import, files
+from corral.instance import backup_import, files, listing
 from corral.instance import update as instance_update
 from corral.apitypes import InstanceConsolePost, InstanceExecPost
 
@@ -50,11 +50,11 @@ async def list_instances(request: web.Request):
     rec = recursion(request)
     if request.query.get("filter"):
         clauses = filtering.parse(request.query["filter"])
-        loaded = [i for i in loaded if filtering.matches(insts.render(i), clauses)]
+        loaded = [i for i, r in zip(loaded, listing.render_many(insts, loaded)) if filtering.matches(r, clauses)]
     if rec >= 2:
-        return response.sync(await insts.render_all(loaded))
+        return response.sync(await listing.render_all(insts, loaded))
     if rec == 1:
-        return response.sync([insts.render(i) for i in loaded])
+        return response.sync(listing.render_many(insts, loaded))
     base = request.path.rstrip("/")
     return response.sync([f"{base}/{i.name}" + ("" if i.project == "default" else f"?project={i.project}")
                           for i in loaded])

@@ -43,6 +43,12 @@ def _read_only(sql: str) -> bool:
     return bool(words) and words[0].upper() in _READ_ONLY
 
 
+def _pure_read(sql: str) -> bool:
+    """A statement that cannot write (a WITH ... may end in DELETE: it counts as a write)."""
+    words = sql.lstrip().split(None, 1)
+    return bool(words) and words[0].upper() == "SELECT"
+
+
 class Tx:
     """One open transaction (or autocommit session) on the global database."""
 
@@ -50,8 +56,19 @@ class Tx:
         self._db = db
         self._in_tx = in_transaction
 
+    def memo(self, key):
+        """A value remembered with `remember` at the database's current write generation, or None.
+        Only outside a transaction: a transaction's own uncommitted writes are never remembered."""
+        return self._db.memo(key) if not self._in_tx else None
+
+    def remember(self, key, value) -> None:
+        if not self._in_tx:
+            self._db.remember(key, value)
+
     async def _call(self, method: str, sql: str, params):
         args = list(params or [])
+        if not _pure_read(sql):
+            self._db.changed()
         try:
             return await getattr(self._db._conn, method)(sql, args)
         except _LOST as e:
@@ -88,6 +105,25 @@ class Database:
         self._conn = None
         self._lock = asyncio.Lock()
         self.reconnects = 0
+        # Bumped by every statement that may write and at the end of every transaction: results
+        # memoised at one generation are valid until the next (every statement of this process
+        # goes through this object, under its lock; standalone, nothing else writes).
+        self.generation = 0
+        self._memo: dict = {}
+        self._memo_generation = 0
+
+    def changed(self) -> None:
+        self.generation += 1
+
+    def memo(self, key):
+        if self._memo_generation != self.generation:
+            return None
+        return self._memo.get(key)
+
+    def remember(self, key, value) -> None:
+        if self._memo_generation != self.generation:
+            self._memo, self._memo_generation = {}, self.generation
+        self._memo[key] = value
 
     @property
     def address(self) -> str:
@@ -169,9 +205,11 @@ class Database:
                 await self._reconnect(e)
                 await self._conn.execute("BEGIN")
             conn = self._conn
+            self.changed()
             try:
                 yield Tx(self, True)
             except BaseException:
+                self.changed()
                 if conn is self._conn:
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
@@ -182,7 +220,9 @@ class Database:
                 raise DatabaseUnavailable("Database connection lost during the transaction, try again")
             try:
                 await conn.execute("COMMIT")
+                self.changed()
             except _LOST as e:
+                self.changed()
                 self._lost(e)
                 raise DatabaseUnavailable(f"Database connection lost during commit (it may or may not "
                                           f"have been applied): {e}") from None

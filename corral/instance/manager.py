@@ -178,7 +178,7 @@ class Instances:
 
     async def names(self, project: str) -> list[str]:
         async with self.db.session() as tx:
-            return [r["name"] for r in await q.get_all(tx, project)]
+            return await q.names(tx, project)
 
     async def used_by_profile(self, project: str, profile: str) -> list[str]:
         """Instances using `project`'s profile, also those of projects without features.profiles."""

@@ -86,13 +86,38 @@ async def _set_profiles(tx: Tx, instance_id: int, project_id_sql: str, project: 
             raise BadRequest(f'Requested profile "{pname}" doesn\'t exist')
 
 
+def _copy(r: dict) -> dict:
+    """A record callers may change without changing the memoised one."""
+    return {**r, "config": dict(r["config"]), "devices": {k: dict(d) for k, d in r["devices"].items()},
+            "profiles": list(r["profiles"])}
+
+
 async def get_all(tx: Tx, project: str | None = None) -> list[dict]:
-    if project is None:
-        return await _rows(tx, await tx.fetch(_SELECT + "ORDER BY p.name, i.name"))
-    return await _rows(tx, await tx.fetch(_SELECT + "WHERE p.name = ? ORDER BY i.name", [project]))
+    """Every instance (of `project`), memoised until the next write to the database: listings,
+    used_by and the per-launch checks read all instances, and decoding them is most of the cost."""
+    rows = tx.memo(("instances", project))
+    if rows is None:
+        if project is None:
+            rows = await _rows(tx, await tx.fetch(_SELECT + "ORDER BY p.name, i.name"))
+        else:
+            rows = await _rows(tx, await tx.fetch(_SELECT + "WHERE p.name = ? ORDER BY i.name", [project]))
+        tx.remember(("instances", project), rows)
+    return [_copy(r) for r in rows]
+
+
+async def names(tx: Tx, project: str) -> list[str]:
+    """The names of `project`'s instances (one column: no config, devices or profiles)."""
+    rows = await tx.fetch("SELECT i.name AS name FROM instances i JOIN projects p ON p.id = i.project_id "
+                          "WHERE p.name = ? ORDER BY i.name", [project])
+    return [r["name"] for r in rows]
 
 
 async def get(tx: Tx, project: str, name: str) -> dict | None:
+    for key in (("instances", project), ("instances", None)):   # a listing read them all just now
+        rows = tx.memo(key)
+        if rows is not None:
+            hit = next((r for r in rows if r["project"] == project and r["name"] == name), None)
+            return _copy(hit) if hit is not None else None
     r = await tx.fetchone(_SELECT + "WHERE p.name = ? AND i.name = ?", [project, name])
     return (await _rows(tx, [r]))[0] if r else None
 

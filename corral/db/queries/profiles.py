@@ -27,7 +27,14 @@ async def names(tx: Tx, project: str) -> list[str]:
 
 
 async def get_all(tx: Tx, project: str) -> list[dict]:
-    return await _rows(tx, await tx.fetch(_SELECT + "ORDER BY pr.name", [project]))
+    """`project`'s profiles, memoised until the next write to the database (every instance
+    listing expands them)."""
+    rows = tx.memo(("profiles", project))
+    if rows is None:
+        rows = await _rows(tx, await tx.fetch(_SELECT + "ORDER BY pr.name", [project]))
+        tx.remember(("profiles", project), rows)
+    return [{**r, "config": dict(r["config"]), "devices": {k: dict(d) for k, d in r["devices"].items()}}
+            for r in rows]
 
 
 async def get(tx: Tx, project: str, name: str) -> dict | None:

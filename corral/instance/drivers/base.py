@@ -78,9 +78,17 @@ class InstanceDriver(abc.ABC):
     def status(self, name: str) -> str:
         """"Running", "Stopped" or "Frozen"."""
 
+    def statuses(self, names: list[str]) -> dict[str, str]:
+        """The status of each of `names` (a driver may read them all at once, for listings)."""
+        return {n: self.status(n) for n in names}
+
     @abc.abstractmethod
     def state(self, name: str) -> dict:
         """The metadata of LXD's GET /1.0/instances/NAME/state."""
+
+    def states(self, names: list[str]) -> dict[str, dict]:
+        """The state of each of `names` (a driver may read them in one go, for listings)."""
+        return {n: self.state(n) for n in names}
 
     @abc.abstractmethod
     def list_running(self) -> list[str]: ...

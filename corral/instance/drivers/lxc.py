@@ -321,6 +321,10 @@ class LXCDriver(InstanceDriver):
     def status(self, name: str) -> str:
         return STATUS.get(self._container(name).state, ("Stopped", 102))[0]
 
+    def statuses(self, names: list[str]) -> dict[str, str]:
+        from corral.instance.drivers import lxcstatus   # noqa: PLC0415 - listings only
+        return lxcstatus.statuses(self.lxcpath, names, self.status)
+
     def init_pid(self, name: str) -> int:
         c = self._container(name)
         return max(c.init_pid, 0) if c.running else 0
@@ -334,7 +338,15 @@ class LXCDriver(InstanceDriver):
     def state(self, name: str) -> dict:
         c = self._container(name)
         status, code = STATUS.get(c.state, ("Stopped", 102))
-        pid = c.init_pid if c.running else -1
+        return self.state_of(name, status, code, c.init_pid if c.running else -1)
+
+    def states(self, names: list[str]) -> dict[str, dict]:
+        from corral.instance.drivers import lxcstatus   # noqa: PLC0415 - listings only
+        return lxcstatus.states(self, names)
+
+    @staticmethod
+    def state_of(name: str, status: str, code: int, pid: int) -> dict:
+        """The state of `name` whose status and init pid are known."""
         if pid <= 0:
             return {"status": status, "status_code": code, "disk": {},
                     "memory": {"usage": 0, "usage_peak": 0, "swap_usage": 0, "swap_usage_peak": 0},

@@ -8,6 +8,8 @@ import time
 
 from pyroute2 import IPRoute
 
+from corral.instance.drivers.rtnl import NetnsSocket
+
 IFF_LOOPBACK, IFF_POINTOPOINT, IFF_UP = 0x8, 0x10, 0x1
 FAMILIES = {2: "inet", 10: "inet6"}
 HOST_LINKS_TTL = 1.0
@@ -31,41 +33,37 @@ def _counters(stats: dict | None) -> dict[str, int]:
             "packets_dropped_inbound": s.get("rx_dropped", 0)}
 
 
-def _interfaces(ipr: IPRoute) -> tuple[dict[str, dict], dict[str, int]]:
-    """Interfaces of the current netns in LXD's shape, plus name -> peer ifindex for veths."""
+def _interfaces(sock: NetnsSocket) -> tuple[dict[str, dict], dict[str, int]]:
+    """Interfaces of the socket's netns in LXD's shape, plus name -> peer ifindex for veths."""
     names, out, peers = {}, {}, {}
-    for link in ipr.get_links():
-        name = link.get_attr("IFLA_IFNAME")
-        flags = link["flags"]
-        names[link["index"]] = name
+    for link in sock.links():
+        name, flags = link.name, link.flags
+        names[link.index] = name
         kind = "loopback" if flags & IFF_LOOPBACK else "point-to-point" if flags & IFF_POINTOPOINT \
             else "broadcast"
-        oper = link.get_attr("IFLA_OPERSTATE")
         out[name] = {
             "addresses": [],
-            "counters": _counters(link.get_attr("IFLA_STATS64")),
-            "hwaddr": "" if kind == "loopback" else (link.get_attr("IFLA_ADDRESS") or ""),
+            "counters": _counters(link.stats),
+            "hwaddr": "" if kind == "loopback" else link.address,
             "host_name": "",
-            "mtu": link.get_attr("IFLA_MTU") or 0,
-            "state": "up" if flags & IFF_UP and oper != "DOWN" else "down",
+            "mtu": link.mtu,
+            "state": "up" if flags & IFF_UP and link.operstate != "DOWN" else "down",
             "type": kind,
         }
-        info = link.get_attr("IFLA_LINKINFO")
-        if info is not None and info.get_attr("IFLA_INFO_KIND") == "veth" and link.get_attr("IFLA_LINK"):
-            peers[name] = link.get_attr("IFLA_LINK")
-    for addr in ipr.get_addr():
-        name = names.get(addr["index"])
-        family = FAMILIES.get(addr["family"])
-        ip = addr.get_attr("IFA_LOCAL") or addr.get_attr("IFA_ADDRESS")
-        if name in out and family and ip:
-            out[name]["addresses"].append({"family": family, "address": ip,
-                                           "netmask": str(addr["prefixlen"]), "scope": _scope(ip)})
+        if link.kind == "veth" and link.link:
+            peers[name] = link.link
+    for addr in sock.addrs():
+        name = names.get(addr.index)
+        family = FAMILIES.get(addr.family)
+        if name in out and family and addr.address:
+            out[name]["addresses"].append({"family": family, "address": addr.address,
+                                           "netmask": str(addr.prefixlen), "scope": _scope(addr.address)})
     return out, peers
 
 
-def _open_in_netns(pid: int) -> IPRoute:
+def _open_in_netns(pid: int) -> NetnsSocket:
     """An rtnetlink socket inside /proc/PID/ns/net; it stays in that netns for its lifetime."""
-    return IPRoute(netns=f"/proc/{pid}/ns/net")
+    return NetnsSocket(pid)
 
 
 def _start_time(pid: int) -> str:
@@ -80,7 +78,7 @@ class _Sockets:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._cache: dict[tuple[int, str], tuple[IPRoute, threading.Lock]] = {}
+        self._cache: dict[tuple[int, str], tuple[NetnsSocket, threading.Lock]] = {}
         self._host: tuple[IPRoute, threading.Lock] | None = None
         self._links: tuple[float, dict[int, str]] | None = None
 
@@ -90,7 +88,7 @@ class _Sockets:
             for k in [k for k in self._cache if not _alive(k)]:
                 self._cache.pop(k)[0].close()
 
-    def get(self, pid: int) -> tuple[IPRoute, threading.Lock]:
+    def get(self, pid: int) -> tuple[NetnsSocket, threading.Lock]:
         key = (pid, _start_time(pid))
         with self._lock:
             if key not in self._cache:
