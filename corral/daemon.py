@@ -22,7 +22,7 @@ from corral.image.autoupdate import ImageTasks
 from corral.image.cache import ImageCache
 from corral.image.images import Images
 from corral.instance.manager import Instances
-from corral.instance.backup_format import remove_stale_uploads
+from corral.backup.format import remove_stale_uploads
 from corral.instance.backup_yaml import BackupYamlWriter
 from corral.instance.recovery import reconcile_instances
 from corral.network.networks import Networks

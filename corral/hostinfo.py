@@ -80,3 +80,40 @@ def environment(*, certificate: str, fingerprint: str, addresses: list[str], sto
         "storage_version": storage_version,
         "storage_supported_drivers": storage_drivers,
     }
+
+
+# ---- cgroups: which controllers this host has, and where ----------------------------------------
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _read_line(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def v2_root() -> str | None:
+    for path in (CGROUP_ROOT, f"{CGROUP_ROOT}/unified"):
+        if os.path.exists(f"{path}/cgroup.controllers"):
+            return path
+    return None
+
+
+def v2_controllers() -> set[str]:
+    root = v2_root()
+    return set(_read_line(f"{root}/cgroup.controllers").split()) if root else set()
+
+
+def v1_controllers() -> set[str]:
+    found = set()
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, _ = line.rstrip("\n").split(":", 2)
+            found.update(c for c in ctrls.split(",") if c and not c.startswith("name="))
+    return found
+
+
+def has_swap_accounting() -> bool:
+    if "memory" in v1_controllers():
+        return os.path.exists(f"{CGROUP_ROOT}/memory/memory.memsw.limit_in_bytes")
+    return "memory" in v2_controllers()

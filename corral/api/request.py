@@ -222,7 +222,7 @@ async def spool_body(request: web.Request, directory: str) -> str:
     owns the file (removed here when reading the body fails)."""
     import os
     import tempfile
-    from corral.instance.backup_format import UPLOAD_PREFIX
+    from corral.backup.format import UPLOAD_PREFIX
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
     try:

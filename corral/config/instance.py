@@ -11,7 +11,7 @@ from corral.config.schedule import parse_schedule, parse_snapshot_pattern
 
 
 def parse_raw_idmap(v: str) -> str:
-    from corral.instance.rawidmap import parse_raw_idmap as check
+    from corral.rawidmap import parse_raw_idmap as check
     return check(v)
 
 def parse_memory(v: str):
@@ -50,7 +50,7 @@ PRLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue"
 
 def parse_swap_priority(v: str) -> int:
     n = parse_priority(v)
-    from corral.instance.drivers.cgroups import v1_controllers
+    from corral.hostinfo import v1_controllers
     if "memory" not in v1_controllers():
         raise ValueError("not supported on this host: limits.memory.swap.priority needs the cgroup v1 memory "
                          "controller (cgroup v2 has no per-cgroup swappiness)")
@@ -101,7 +101,7 @@ _NO_NVIDIA = "the NVIDIA container runtime (libnvidia-container) is not part of 
 
 def _cgroup_controllers() -> set[str]:
     """The cgroup controllers the host has mounted (v1 hierarchies and the v2 tree)."""
-    from corral.instance.drivers import cgroups
+    from corral import hostinfo as cgroups
     try:
         return set(cgroups.v1_controllers()) | set(cgroups.v2_controllers())
     except OSError:

@@ -17,9 +17,9 @@ import os
 from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.errors import BadRequest, Conflict, NotImplementedFeature
-from corral.instance.backup_format import BackupInfo, BackupTarball
+from corral.backup.format import BackupInfo, BackupTarball
 from corral.instance.devices import validate_devices
-from corral.instance.idmap import IdmapEntry
+from corral.idmap import IdmapEntry
 from corral.names import check_entity_name, check_instance_name
 from corral.storage.shift import shift_tree
 

@@ -8,21 +8,17 @@ backup/container/ (metadata.yaml, templates/, rootfs/), backup/snapshots/<snapsh
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import shutil
-import tarfile
-import tempfile
-import time
 
 import yaml
 
 from corral import timeutil
 from corral.errors import BadRequest, Conflict, NotFound
+from corral.backup.tarball import COMPRESSIONS, write_backup as _write_backup, write_json as _write_json  # noqa: F401
 from corral.names import check_entity_name
 
-COMPRESSIONS = {"gzip": "gz", "none": "", "bzip2": "bz2", "xz": "xz"}
 
 
 class Backups:
@@ -156,45 +152,3 @@ def _stored_as_is(rendered: dict) -> dict:
         if "volatile.last_state.idmap" in rendered.get(key, {}):
             rendered[key] = {**rendered[key], "volatile.last_state.idmap": "[]"}
     return rendered
-
-
-def _write_json(path: str, data: dict) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
-
-
-def _write_backup(tar_path: str, meta_path: str, index: dict, dirs: list[tuple[str, str]], comp: str,
-                  record: dict, files: dict[str, bytes] | None = None) -> None:
-    os.makedirs(os.path.dirname(tar_path), mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(tar_path), prefix=".partial-")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp, f"w:{comp}" if comp else "w", format=tarfile.PAX_FORMAT) as tf:
-            data = yaml.safe_dump(index, default_flow_style=False).encode()
-            info = tarfile.TarInfo("backup/index.yaml")
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-            tf.addfile(info, io.BytesIO(data))
-            generated = set(files or {})
-            for arc, src in dirs:
-                # The volume's own backup.yaml is replaced by the one generated for this backup.
-                tf.add(src, arcname=arc, recursive=True,
-                       filter=lambda i: None if i.name in generated else _numeric(i))
-            for arc, content in (files or {}).items():
-                info = tarfile.TarInfo(arc)
-                info.size, info.mode, info.mtime = len(content), 0o400, int(time.time())
-                tf.addfile(info, io.BytesIO(content))
-        os.replace(tmp, tar_path)
-        _write_json(meta_path, record)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _numeric(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """Owners by number only (the uids of the container, not names from the host)."""
-    info.uname = info.gname = ""
-    return info

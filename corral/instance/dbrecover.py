@@ -23,7 +23,7 @@ from corral.db.queries import instances as q
 from corral.db.queries import networks as qn
 from corral.db.queries import profiles as qp
 from corral.errors import BadRequest, Conflict, CorralError, NotImplementedFeature
-from corral.instance import backup_yaml
+from corral.backup import yamlfile
 from corral.instance.devices import validate_devices
 from corral.names import check_instance_name
 
@@ -58,14 +58,14 @@ async def _scan(d, pool_names: list[str]) -> tuple[list[dict], list[str]]:
             vdir = await asyncio.to_thread(spool.instance_path, vol)
             if not os.path.isdir(vdir) or os.path.islink(vdir):
                 continue
-            path = os.path.join(vdir, backup_yaml.FILENAME)
+            path = os.path.join(vdir, yamlfile.FILENAME)
             if not os.path.exists(path):
                 if not any(k for k in known if d.instances.volume_name(*k) == vol):
-                    log.warning("recover: instance volume %s on pool %s has no %s", vol, pool, backup_yaml.FILENAME)
+                    log.warning("recover: instance volume %s on pool %s has no %s", vol, pool, yamlfile.FILENAME)
                 continue
             try:
-                doc = await asyncio.to_thread(backup_yaml.parse, path)
-            except backup_yaml.BackupYamlError as e:
+                doc = await asyncio.to_thread(yamlfile.parse, path)
+            except yamlfile.BackupYamlError as e:
                 raise BadRequest(f'Failed parsing backup file "{path}": {e}') from None
             c = doc["container"]
             project, name = c.get("project") or "default", c["name"]

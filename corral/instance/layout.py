@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 
+from corral.backup import yamlfile
 from corral.instance.drivers import lxclayout
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ async def write_backup_file(instances, project: str, name: str) -> None:
     spool = instances.d.pools.pool(inst.pool)
     try:
         if await asyncio.to_thread(spool.has_instance, vol):
-            path = os.path.join(await asyncio.to_thread(spool.instance_path, vol), backup_yaml.FILENAME)
-            await asyncio.to_thread(backup_yaml.write_file, path, doc)
+            path = os.path.join(await asyncio.to_thread(spool.instance_path, vol), yamlfile.FILENAME)
+            await asyncio.to_thread(yamlfile.write_file, path, doc)
     except OSError:
         log.warning("could not write backup.yaml of instance %s", name, exc_info=True)

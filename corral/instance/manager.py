@@ -26,13 +26,14 @@ from corral.instance import backup_yaml
 from corral.instance.backups import Backups
 from corral.instance.devices import instance_devices, validate_devices
 from corral.instance.devices.nic import release_links
-from corral.instance import layout, live_keys, poolmove, projectmove, rawidmap
+from corral import rawidmap
+from corral.instance import layout, live_keys, poolmove, projectmove
 from corral.errors import BadRequest, Conflict, CorralError, NotFound, NotImplementedFeature
 from corral.image.remote import check_source
 from corral.image.templates import render_templates
 from corral.instance.drivers import get_driver
 from corral.instance.drivers.base import InstanceSpec
-from corral.instance.idmap import IdmapEntry, default_idmap
+from corral.idmap import IdmapEntry, default_idmap
 from corral.config.schedule import next_snapshot_name
 from corral.instance.recovery import freeze_marker
 from corral.names import check_entity_name, check_instance_name

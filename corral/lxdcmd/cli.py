@@ -52,7 +52,7 @@ def flags(ctx: click.Context | None = None) -> dict:
 
 def setup_client_logging() -> None:
     """Logging for a subcommand (LXD logs them like the daemon: stderr, plus --logfile/--syslog)."""
-    from corral.corrald import _setup_logging
+    from corral.logsetup import setup_logging as _setup_logging
     f = flags()
     _setup_logging(f["debug"], f["logfile"], verbose=f["verbose"], syslog=f["syslog"], trace=f["trace"],
                   default_level="WARNING")

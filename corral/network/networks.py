@@ -147,14 +147,13 @@ class Networks:
         return target == iface and dev.get("nictype") in ("bridged", "macvlan", "p2p", "physical", "ipvlan")
 
     async def used_by(self, name: str) -> list[str]:
-        from corral.instance.manager import url as inst_url
         out = []
         for p in await self.d.profiles.get_all("default"):
             if any(self._uses(dev, name) for dev in p["devices"].values()):
                 out.append(f"/1.0/profiles/{p['name']}")
         for inst in await self.d.instances.load_all(None):
             if any(self._uses(dev, name) for dev in inst.devices.values()):
-                out.append(inst_url(inst.name, inst.project))
+                out.append(f"/1.0/instances/{inst.name}" + ("" if inst.project == "default" else f"?project={inst.project}"))
         return out
 
     async def instances_on(self, name: str) -> list:

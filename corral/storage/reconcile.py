@@ -16,7 +16,7 @@ import re
 
 from corral.db.queries import images as qi
 from corral.db.queries import storage as q
-from corral.instance import backup_yaml
+from corral.backup import yamlfile
 from corral.storage.drivers.base import PARTIAL
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ async def reconcile(daemon) -> list[str]:
                         os.rename(os.path.join(base, e), os.path.join(base, e[:-12]))
                 for e in _ls(base):
                     if kind == "container" and e not in want and not e.endswith(PARTIAL) and \
-                            backup_yaml.recoverable(os.path.join(base, e), e, instances.volume_name):
+                            yamlfile.recoverable(os.path.join(base, e), e, instances.volume_name):
                         want[e] = set(_ls(os.path.join(drv.path, snaps_dir, e)))
                         out.append((RECOVERABLE, f"{purl}/volumes/{kind}/{e}",
                                     f'Kept the unrecorded container volume "{e}" on pool "{pool}": it has a '

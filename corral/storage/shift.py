@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 
-from corral.instance.idmap import IdmapEntry
+from corral.idmap import IdmapEntry
 
 
 def _to_ns(host: int, entries: list[IdmapEntry] | None, uid: bool) -> int | None:

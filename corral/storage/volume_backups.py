@@ -16,8 +16,8 @@ import shutil
 from corral import timeutil
 from corral.db.queries import storage as q
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
-from corral.instance.backup_format import BackupTarball
-from corral.instance.backups import COMPRESSIONS, _write_backup, _write_json
+from corral.backup.format import BackupTarball
+from corral.backup.tarball import COMPRESSIONS, write_backup, write_json
 from corral.names import check_entity_name
 from corral.storage.sizes import parse_size
 from corral.storage.volumes import check_volume_config, disk_key, vol_url
@@ -89,7 +89,7 @@ class VolumeBackups:
                 dirs += [(f"backup/volume-snapshots/{s['name']}", await asyncio.to_thread(p.mount, vv.snapshot(s["name"])))
                          for s in snaps]
                 tar, meta = self._paths(v, name)
-                await asyncio.to_thread(_write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record)
+                await asyncio.to_thread(write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record)
             self.d.events.lifecycle("storage-volume-backup-created", self.url(v, name), project=v["project"],
                                     requestor=requestor)
 
@@ -108,7 +108,7 @@ class VolumeBackups:
         new_tar, new_meta = self._paths(v, new)
         os.rename(old_tar, new_tar)
         rec["name"] = new
-        _write_json(new_meta, rec)
+        write_json(new_meta, rec)
         os.unlink(old_meta)
 
     def delete(self, v: dict, name: str) -> None:

@@ -16,7 +16,7 @@ from corral.db.queries import storage as q
 from corral.config.keys import is_true
 from corral.config.storage import check_volume
 from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
-from corral.instance.idmap import IdmapEntry
+from corral.idmap import IdmapEntry
 from corral.names import check_entity_name
 from corral.storage import instvolumes
 from corral.storage.shift import shift_tree

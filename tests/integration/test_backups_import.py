@@ -68,7 +68,7 @@ def test_export_import_round_trip(host, tmp_path):
         host.lxc("exec", src, "--", "sh", "-c", "echo two > /root/f")
         host.lxc("export", src, tar)
         # LXD's layout, readable by LXD 5.0's import: index + backup.yaml, files said to be unshifted
-        from corral.instance.backup_format import load_yaml
+        from corral.backup.format import load_yaml
         with tarfile.open(tar) as tf:
             index = load_yaml(tf.extractfile("backup/index.yaml").read())
             by = load_yaml(tf.extractfile("backup/container/backup.yaml").read())

@@ -21,7 +21,7 @@ import pytest
 
 import corral.config  # noqa: F401
 from corral.config.keys import INSTANCE, lookup
-from corral.instance.idmap import SUBUID, read_subids
+from corral.idmap import SUBUID, read_subids
 from helpers import ROOT, unique, wait_for
 
 pytestmark = pytest.mark.integration

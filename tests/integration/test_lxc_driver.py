@@ -18,7 +18,7 @@ import yaml
 from corral.cli.busybox import build_busybox_image
 from corral.instance.drivers import cgroups, get_driver, lxcconf
 from corral.instance.drivers.base import DriverError, InstanceSpec
-from corral.instance.idmap import default_idmap, ensure_subids
+from corral.idmap import default_idmap, ensure_subids
 
 pytestmark = [
     pytest.mark.integration,

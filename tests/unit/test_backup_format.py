@@ -1,4 +1,4 @@
-"""corral/instance/backup_format.py (index.yaml parsing, tarball member checks) and LXD's filter
+"""corral/backup/format.py (index.yaml parsing, tarball member checks) and LXD's filter
 value matching (corral/api/filtering.py)."""
 import io
 import tarfile
@@ -7,7 +7,7 @@ import pytest
 
 from corral.api import filtering
 from corral.errors import BadRequest
-from corral.instance.backup_format import BackupTarball, load_yaml, parse_index
+from corral.backup.format import BackupTarball, load_yaml, parse_index
 
 INDEX = b"""name: c1
 backend: dir

@@ -6,8 +6,8 @@ import pytest
 
 from corral.config.rawlxc import OLD_NAMES, parse_raw_lxc, renamed
 from corral.config.schedule import due, next_snapshot_name, parse_schedule, parse_snapshot_pattern, render_pattern
-from corral.instance.idmap import IdmapEntry
-from corral.instance import rawidmap
+from corral.idmap import IdmapEntry
+from corral import rawidmap
 from corral.network import dnsmasq
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.instance.idmap import (IdmapEntry, IdmapError, default_idmap, ensure_subids, parse_subids,
+from corral.idmap import (IdmapEntry, IdmapError, default_idmap, ensure_subids, parse_subids,
                                    read_subids)
 
 

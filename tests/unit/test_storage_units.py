@@ -4,7 +4,7 @@ import os
 import pytest
 
 from corral.errors import BadRequest, NotImplementedFeature
-from corral.instance.idmap import IdmapEntry
+from corral.idmap import IdmapEntry
 from corral.storage import driver_class
 from corral.storage.drivers.fake import FakeDriver
 from corral.storage.pool import Pool

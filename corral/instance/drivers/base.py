@@ -5,7 +5,7 @@ import abc
 from dataclasses import dataclass, field
 
 from corral.errors import CorralError
-from corral.instance.idmap import IdmapEntry
+from corral.idmap import IdmapEntry
 
 
 class DriverError(CorralError):

@@ -5,40 +5,14 @@ from __future__ import annotations
 import os
 import re
 
-ROOT = "/sys/fs/cgroup"
+from corral.hostinfo import (CGROUP_ROOT as ROOT, has_swap_accounting, v1_controllers,  # noqa: F401
+                             v2_controllers, v2_root)
 UNLIMITED = "-1"
 
 
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
-
-
-def v2_root() -> str | None:
-    for path in (ROOT, f"{ROOT}/unified"):
-        if os.path.exists(f"{path}/cgroup.controllers"):
-            return path
-    return None
-
-
-def v2_controllers() -> set[str]:
-    root = v2_root()
-    return set(_read(f"{root}/cgroup.controllers").split()) if root else set()
-
-
-def v1_controllers() -> set[str]:
-    found = set()
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, _ = line.rstrip("\n").split(":", 2)
-            found.update(c for c in ctrls.split(",") if c and not c.startswith("name="))
-    return found
-
-
-def has_swap_accounting() -> bool:
-    if "memory" in v1_controllers():
-        return os.path.exists(f"{ROOT}/memory/memory.memsw.limit_in_bytes")
-    return "memory" in v2_controllers()
 
 
 def _v2_value(key: str, value: str, limits: dict[str, str]) -> tuple[str, str] | None:

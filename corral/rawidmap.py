@@ -7,7 +7,7 @@ added: container id NS is host id HOST, everything else keeps its place.
 from __future__ import annotations
 
 from corral.errors import BadRequest
-from corral.instance.idmap import SUBGID, SUBUID, IdmapEntry, read_subids
+from corral.idmap import SUBGID, SUBUID, IdmapEntry, read_subids
 
 
 def _range(text: str) -> tuple[int, int]:
