@@ -1,1 +1,2 @@
-"""Instances: drivers that run them and the helpers they need."""
+"""Instances: the Instance interface (instance.py), its types by name (types.py: container, fake),
+the manager that loads, locks and starts them (manager.py), the drivers that run them (drivers/)."""

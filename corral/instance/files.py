@@ -29,222 +29,24 @@ All functions are blocking: call them from a worker thread.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import posixpath
 import secrets
 import stat as statmod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
-from corral.errors import CorralError
 from corral.fdio import write_all
+from corral.instance.fileroot import (CHUNK, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, MAX_SYMLINK_HOPS, PATH_MAX,
+                                      Entry, FileError, FileInfo, Root, check_id, check_mode, clean_path,
+                                      info_of, openat2, oserror, open_final, reopen, split)
 
 __all__ = [
     "FileError", "FileInfo", "Entry", "clean_path", "stat", "get", "read_file", "iter_chunks",
-    "list_dir", "read_link", "write_file", "make_dir", "mkdir_parents", "make_symlink", "delete",
+    "list_dir", "read_link", "absolute_target", "write_file", "make_dir", "mkdir_parents", "make_symlink",
+    "delete",
 ]
-
-CHUNK = 1 << 20
-PATH_MAX = 4096
-MAX_SYMLINK_HOPS = 40
-DEFAULT_FILE_MODE = 0o644
-DEFAULT_DIR_MODE = 0o750      # LXD's default for directories created through the API
-_ID_MAX = 0xFFFFFFFE          # (uid_t)-1 is "no change" for chown
-
-# openat2(2)
-_SYS_OPENAT2 = 437
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
-_RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-
-class FileError(CorralError):
-    """A file API failure; .status is the HTTP status, .path the container path involved."""
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None, path: str | None = None,
-                 errno_: int | None = None):
-        super().__init__(message, status)
-        self.path = path
-        self.errno = errno_
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    type: str          # "file" | "directory" | "symlink"
-    uid: int
-    gid: int
-    mode: int          # permission bits, S_IMODE (LXD's X-LXD-mode header shows mode & 0o777)
-    size: int
-    mtime: float = 0.0
-
-
-@dataclass
-class Entry:
-    """Result of get(): exactly one of file / entries / target is set, matching info.type."""
-    info: FileInfo
-    file: IO[bytes] | None = None       # regular file, opened for reading; caller closes it
-    entries: list[str] | None = None    # directory entry names
-    target: str | None = None           # symlink target, verbatim
-
-
-# --------------------------------------------------------------------------------------------
-# errors and validation
-
-_NOT_FOUND = "not found"
-
-
-def _oserror(e: OSError, path: str, what: str) -> FileError:
-    code = e.errno
-    if code in (errno.ENOENT, errno.ENOTDIR):
-        return FileError(_NOT_FOUND, 404, path, code)
-    if code in (errno.EACCES, errno.EPERM):
-        return FileError("forbidden", 403, path, code)
-    reason = os.strerror(code).lower() if code else str(e)
-    if code in (errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY, errno.ELOOP, errno.EINVAL,
-                errno.ENAMETOOLONG, errno.EXDEV, errno.EBUSY, errno.EROFS, errno.EMLINK):
-        return FileError(f"Failed to {what} {path!r}: {reason}", 400, path, code)
-    return FileError(f"Failed to {what} {path!r}: {reason}", 500, path, code)
-
-
-def clean_path(path: str) -> str:
-    """Validate and lexically clean a container path: absolute, no NUL, no "." / ".." / "//"."""
-    if not isinstance(path, str):
-        raise FileError("Invalid path: must be a string", 400)
-    if path == "":
-        raise FileError("Missing path argument", 400)
-    if "\x00" in path:
-        raise FileError("Invalid path: contains a NUL byte", 400)
-    if len(path.encode("utf-8", "surrogateescape")) > PATH_MAX:
-        raise FileError("Invalid path: too long", 400)
-    if not path.startswith("/"):
-        path = "/" + path           # as LXD does
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        if len(part.encode("utf-8", "surrogateescape")) > 255:
-            raise FileError("Invalid path: component too long", 400)
-        parts.append(part)
-    return "/" + "/".join(parts)
-
-
-def _split(cpath: str) -> tuple[str, str]:
-    """Cleaned container path -> (parent relative to the rootfs, final name); ("", "") for "/"."""
-    if cpath == "/":
-        return "", ""
-    parent, name = cpath.rsplit("/", 1)
-    return parent.lstrip("/") or ".", name
-
-
-def _check_id(value: Any, what: str) -> int | None:
-    if value is None or value == -1:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _ID_MAX:
-        raise FileError(f"Invalid {what}: {value!r}", 400)
-    return value
-
-
-def _check_mode(value: Any) -> int | None:
-    if value is None or value == -1:
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value, 8)
-        except ValueError:
-            raise FileError(f"Invalid mode: {value!r}", 400) from None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o7777:
-        raise FileError(f"Invalid mode: {value!r}", 400)
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# resolution inside the rootfs
-
-def _openat2(dirfd: int, path: str, flags: int, resolve: int = _RESOLVE) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
-    raw = os.fsencode(path)
-    for _ in range(16):
-        fd = _syscall(_SYS_OPENAT2, ctypes.c_int(dirfd), ctypes.c_char_p(raw), ctypes.byref(how),
-                      ctypes.c_size_t(ctypes.sizeof(how)))
-        if fd >= 0:
-            return int(fd)
-        err = ctypes.get_errno()
-        if err in (errno.EAGAIN, errno.EINTR):   # a concurrent rename/mount: retry
-            continue
-        if err == errno.ENOSYS:
-            raise CorralError("openat2(2) is not supported by this kernel (Linux >= 5.6 needed)", 500)
-        raise OSError(err, os.strerror(err), path)
-    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
-
-
-class _Root:
-    """An O_PATH fd on the rootfs, used as the root for every lookup."""
-
-    def __init__(self, rootfs: str | os.PathLike[str]):
-        try:
-            self.fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:
-            raise FileError(f"Instance root filesystem unavailable: {os.strerror(e.errno or 0)}",
-                            500, None, e.errno) from None
-
-    def __enter__(self) -> "_Root":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-    def dir(self, rel: str) -> int:
-        """O_PATH fd of directory `rel` (relative to the rootfs), resolved in-root."""
-        if rel in ("", "."):
-            return os.dup(self.fd)
-        return _openat2(self.fd, rel, os.O_PATH | os.O_DIRECTORY)
-
-
-def _reopen(fd: int, flags: int) -> int:
-    """Reopen the inode behind an O_PATH fd (same inode, no path lookup in the rootfs)."""
-    return os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC | os.O_NOCTTY)
-
-
-def _kind(mode: int) -> str:
-    if statmod.S_ISDIR(mode):
-        return "directory"
-    if statmod.S_ISLNK(mode):
-        return "symlink"
-    return "file"
-
-
-def _info(st: os.stat_result) -> FileInfo:
-    return FileInfo(_kind(st.st_mode), st.st_uid, st.st_gid, statmod.S_IMODE(st.st_mode),
-                    st.st_size, st.st_mtime)
-
-
-def _open_final(root: _Root, cpath: str) -> int:
-    """O_PATH|O_NOFOLLOW fd of the final component itself (a symlink is not followed)."""
-    parent, name = _split(cpath)
-    if not name:
-        return os.dup(root.fd)
-    pfd = root.dir(parent)
-    try:
-        return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-    finally:
-        os.close(pfd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,31 +55,31 @@ def _open_final(root: _Root, cpath: str) -> int:
 def stat(rootfs: str, path: str) -> FileInfo:
     """lstat() of a container path: a final symlink is reported as a symlink."""
     cpath = clean_path(path)
-    with _Root(rootfs) as root:
+    with Root(rootfs) as root:
         try:
-            fd = _open_final(root, cpath)
+            fd = open_final(root, cpath)
         except OSError as e:
-            raise _oserror(e, cpath, "stat") from None
+            raise oserror(e, cpath, "stat") from None
         try:
-            return _info(os.fstat(fd))
+            return info_of(os.fstat(fd))
         finally:
             os.close(fd)
 
 
 def _entry(fd: int, cpath: str) -> Entry:
     st = os.fstat(fd)
-    info = _info(st)
+    info = info_of(st)
     if info.type == "symlink":
         return Entry(info, target=os.readlink("", dir_fd=fd))
     if info.type == "directory":
-        dfd = _reopen(fd, os.O_RDONLY | os.O_DIRECTORY)
+        dfd = reopen(fd, os.O_RDONLY | os.O_DIRECTORY)
         try:
             return Entry(info, entries=sorted(os.listdir(dfd)))
         finally:
             os.close(dfd)
     if not statmod.S_ISREG(st.st_mode):
         raise FileError(f"Failed to read {cpath!r}: not a regular file", 400, cpath)
-    rfd = _reopen(fd, os.O_RDONLY)
+    rfd = reopen(fd, os.O_RDONLY)
     try:
         return Entry(info, file=open(rfd, "rb", buffering=CHUNK))
     except BaseException:
@@ -288,15 +90,15 @@ def _entry(fd: int, cpath: str) -> Entry:
 def get(rootfs: str, path: str) -> Entry:
     """One race-free lookup for GET: lstat, then the content matching what was found."""
     cpath = clean_path(path)
-    with _Root(rootfs) as root:
+    with Root(rootfs) as root:
         try:
-            fd = _open_final(root, cpath)
+            fd = open_final(root, cpath)
             try:
                 return _entry(fd, cpath)
             finally:
                 os.close(fd)
         except OSError as e:
-            raise _oserror(e, cpath, "read") from None
+            raise oserror(e, cpath, "read") from None
 
 
 def read_file(rootfs: str, path: str) -> tuple[FileInfo, IO[bytes]]:
@@ -336,9 +138,11 @@ def read_link(rootfs: str, path: str, absolute: bool = False) -> str:
             entry.file.close()
         cpath = clean_path(path)
         raise FileError(f"Failed to read link {cpath!r}: not a symlink", 400, cpath)
-    if not absolute:
-        return entry.target
-    target = entry.target
+    return absolute_target(path, entry.target) if absolute else entry.target
+
+
+def absolute_target(path: str, target: str) -> str:
+    """A symlink's target as a clean container path, relative to the link's directory."""
     if not target.startswith("/"):
         target = posixpath.join(posixpath.dirname(clean_path(path)), target)
     return clean_path(target)
@@ -369,7 +173,7 @@ def _copy_in(fd: int, data: Any) -> None:
             write_all(fd, chunk)
 
 
-def _follow_final(root: _Root, cpath: str) -> tuple[int, str, os.stat_result | None, str]:
+def _follow_final(root: Root, cpath: str) -> tuple[int, str, os.stat_result | None, str]:
     """Resolve the parent of `cpath` and follow a final symlink (in-root) until the final
     component is not a symlink. Returns (parent O_PATH fd, name, lstat or None, shown path)."""
     current = cpath
@@ -421,12 +225,12 @@ def write_file(rootfs: str, path: str, data: Any, uid: int | None = None, gid: i
     never changes them. New files default to 0:0 and 0644.
     """
     cpath = clean_path(path)
-    uid, gid, mode = _check_id(uid, "uid"), _check_id(gid, "gid"), _check_mode(mode)
-    with _Root(rootfs) as root:
+    uid, gid, mode = check_id(uid, "uid"), check_id(gid, "gid"), check_mode(mode)
+    with Root(rootfs) as root:
         try:
             pfd, name, st, _shown = _follow_final(root, cpath)
         except OSError as e:
-            raise _oserror(e, cpath, "write") from None
+            raise oserror(e, cpath, "write") from None
         try:
             if st is not None and statmod.S_ISDIR(st.st_mode):
                 raise FileError(f"Failed to write {cpath!r}: is a directory", 400, cpath,
@@ -438,7 +242,7 @@ def write_file(rootfs: str, path: str, data: Any, uid: int | None = None, gid: i
             else:
                 _replace(pfd, name, st, data, uid, gid, mode, force_attrs)
         except OSError as e:
-            raise _oserror(e, cpath, "write") from None
+            raise oserror(e, cpath, "write") from None
         finally:
             os.close(pfd)
 
@@ -456,7 +260,7 @@ def _append(pfd: int, name: str, cpath: str, data: Any, uid: int | None, gid: in
     try:
         if not statmod.S_ISREG(os.fstat(opfd).st_mode):
             raise FileError(f"Failed to write {cpath!r}: not a regular file", 400, cpath)
-        fd = _reopen(opfd, os.O_WRONLY | os.O_APPEND)
+        fd = reopen(opfd, os.O_WRONLY | os.O_APPEND)
     finally:
         os.close(opfd)
     try:
@@ -510,10 +314,10 @@ def _replace(pfd: int, name: str, st: os.stat_result | None, data: Any, uid: int
                 pass
 
 
-def _is_dir_in_root(root: _Root, cpath: str) -> bool:
+def _is_dir_in_root(root: Root, cpath: str) -> bool:
     """Whether cpath (following symlinks, in-root) is a directory."""
     try:
-        fd = _openat2(root.fd, cpath.lstrip("/") or ".", os.O_PATH)
+        fd = openat2(root.fd, cpath.lstrip("/") or ".", os.O_PATH)
     except OSError:
         return False
     try:
@@ -536,11 +340,11 @@ def make_dir(rootfs: str, path: str, uid: int | None = None, gid: int | None = N
     """Create a directory (parent must exist). Already a directory (a symlink to one counts,
     as in LXD): success, unchanged. Defaults: 0:0, 0750."""
     cpath = clean_path(path)
-    uid, gid, mode = _check_id(uid, "uid"), _check_id(gid, "gid"), _check_mode(mode)
-    with _Root(rootfs) as root:
+    uid, gid, mode = check_id(uid, "uid"), check_id(gid, "gid"), check_mode(mode)
+    with Root(rootfs) as root:
         if _is_dir_in_root(root, cpath):
             return
-        parent, name = _split(cpath)
+        parent, name = split(cpath)
         try:
             pfd = root.dir(parent)
             try:
@@ -554,7 +358,7 @@ def make_dir(rootfs: str, path: str, uid: int | None = None, gid: int | None = N
             raise FileError(f"Failed to create directory {cpath!r}: file exists", 400, cpath,
                             errno.EEXIST) from None
         except OSError as e:
-            raise _oserror(e, cpath, "create directory") from None
+            raise oserror(e, cpath, "create directory") from None
 
 
 def mkdir_parents(rootfs: str, path: str, uid: int | None = None, gid: int | None = None,
@@ -563,19 +367,19 @@ def mkdir_parents(rootfs: str, path: str, uid: int | None = None, gid: int | Non
     (defaults 0:0, 0750); existing ones (symlinks to directories included) are left alone.
     For `lxc file push -p`, pass the directory that should hold the file."""
     cpath = clean_path(path)
-    uid, gid, mode = _check_id(uid, "uid"), _check_id(gid, "gid"), _check_mode(mode)
+    uid, gid, mode = check_id(uid, "uid"), check_id(gid, "gid"), check_mode(mode)
     uid = 0 if uid is None else uid
     gid = 0 if gid is None else gid
     mode = DEFAULT_DIR_MODE if mode is None else mode
     if cpath == "/":
         return
     parts = cpath.lstrip("/").split("/")
-    with _Root(rootfs) as root:
+    with Root(rootfs) as root:
         for i in range(len(parts)):
             prefix = "/" + "/".join(parts[: i + 1])
             if _is_dir_in_root(root, prefix):
                 continue
-            parent, name = _split(prefix)
+            parent, name = split(prefix)
             try:
                 pfd = root.dir(parent)
                 try:
@@ -587,7 +391,7 @@ def mkdir_parents(rootfs: str, path: str, uid: int | None = None, gid: int | Non
                     raise FileError(f"Failed to create directory {prefix!r}: not a directory",
                                     400, prefix, errno.ENOTDIR) from None
             except OSError as e:
-                raise _oserror(e, prefix, "create directory") from None
+                raise oserror(e, prefix, "create directory") from None
 
 
 def make_symlink(rootfs: str, path: str, target: str, uid: int | None = None,
@@ -595,21 +399,21 @@ def make_symlink(rootfs: str, path: str, target: str, uid: int | None = None,
     """Create a symlink whose target is stored verbatim (never resolved by the daemon).
     An existing symlink with the same target is a success; anything else there is an error."""
     cpath = clean_path(path)
-    uid, gid = _check_id(uid, "uid"), _check_id(gid, "gid")
+    uid, gid = check_id(uid, "uid"), check_id(gid, "gid")
     if isinstance(target, (bytes, bytearray)):
         target = os.fsdecode(bytes(target))
     if not isinstance(target, str) or not target:
         raise FileError("Invalid symlink target: empty", 400, cpath)
     if "\x00" in target or len(os.fsencode(target)) >= PATH_MAX:
         raise FileError("Invalid symlink target", 400, cpath)
-    parent, name = _split(cpath)
+    parent, name = split(cpath)
     if not name:
         raise FileError("Failed to create symlink '/': file exists", 400, cpath, errno.EEXIST)
-    with _Root(rootfs) as root:
+    with Root(rootfs) as root:
         try:
             pfd = root.dir(parent)
         except OSError as e:
-            raise _oserror(e, cpath, "create symlink") from None
+            raise oserror(e, cpath, "create symlink") from None
         try:
             try:
                 os.symlink(target, name, dir_fd=pfd)
@@ -625,7 +429,7 @@ def make_symlink(rootfs: str, path: str, target: str, uid: int | None = None,
                 os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid,
                          dir_fd=pfd, follow_symlinks=False)
         except OSError as e:
-            raise _oserror(e, cpath, "create symlink") from None
+            raise oserror(e, cpath, "create symlink") from None
         finally:
             os.close(pfd)
 
@@ -633,14 +437,14 @@ def make_symlink(rootfs: str, path: str, target: str, uid: int | None = None,
 def delete(rootfs: str, path: str) -> None:
     """Remove a file, a symlink (not its target) or an empty directory."""
     cpath = clean_path(path)
-    parent, name = _split(cpath)
+    parent, name = split(cpath)
     if not name:
         raise FileError("Refusing to delete the root directory", 400, cpath)
-    with _Root(rootfs) as root:
+    with Root(rootfs) as root:
         try:
             pfd = root.dir(parent)
         except OSError as e:
-            raise _oserror(e, cpath, "delete") from None
+            raise oserror(e, cpath, "delete") from None
         try:
             st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
             if statmod.S_ISDIR(st.st_mode):
@@ -648,6 +452,6 @@ def delete(rootfs: str, path: str) -> None:
             else:
                 os.unlink(name, dir_fd=pfd)
         except OSError as e:
-            raise _oserror(e, cpath, "delete") from None
+            raise oserror(e, cpath, "delete") from None
         finally:
             os.close(pfd)

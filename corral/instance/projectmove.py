@@ -5,28 +5,29 @@ copy fails nothing changes; the source is kept until the copy exists."""
 from __future__ import annotations
 
 from corral.errors import BadRequest, Conflict, NotFound
+from corral.instance.model import resources, url
+from corral.instance.requests import InstanceCreate, InstanceMove, InstanceSource
 from corral.names import check_instance_name
 
 
-async def move(instances, project: str, name: str, body: dict, requestor):
-    from corral.instance.manager import resources, url
+async def move(instances, project: str, name: str, req: InstanceMove, requestor):
     d = instances.d
-    target = body.get("project")
-    if not isinstance(target, str) or not d.projects.known(target):
+    target = req.project
+    if not d.projects.known(target):
         raise NotFound("Project not found")
-    new = check_instance_name(body.get("name") or name)
+    new = check_instance_name(req.name or name)
     inst = await instances.load(project, name)
     if target == project:
         raise BadRequest(f'Instance "{name}" is already in project "{target}"')
     if instances.status(inst) != "Stopped":
         raise BadRequest("Instance must be stopped to be moved to another project")
-    if body.get("pool"):
+    if req.pool:
         raise BadRequest("Moving to another project and storage pool at once is not supported")
     if new in await instances.names(target):
         raise Conflict(f'Name "{new}" already in use')
-    copy = {"name": new, "source": {"type": "copy", "source": name, "project": project,
-                                    "instance_only": bool(body.get("instance_only"))},
-            "profiles": inst.rec["profiles"]}
+    copy = InstanceCreate(name=new, profiles=list(inst.rec["profiles"]),
+                          source=InstanceSource(type="copy", source=name, project=project,
+                                                instance_only=req.instance_only))
     created = await instances.create(target, copy, requestor)   # checks the target project's limits
 
     async def run(op):

@@ -16,6 +16,7 @@ from corral.config.keys import is_true
 from corral.config.schedule import due, on_startup
 from corral.db.queries import storage as qs
 from corral.errors import CorralError
+from corral.instance.requests import SnapshotCreate
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class SnapshotScheduler:
                     continue
                 if insts.status(inst) != "Running" and not is_true(inst.config.get("snapshots.schedule.stopped")):
                     continue
-                op = await insts.create_snapshot(inst.project, inst.name, {}, None)
+                op = await insts.create_snapshot(inst.project, inst.name, SnapshotCreate(), None)
                 await op.wait(None)
                 done.append(f"/1.0/instances/{inst.name}?project={inst.project}")
             except (CorralError, ValueError) as e:
@@ -83,7 +84,8 @@ async def startup_snapshot(insts, inst) -> None:
     it starts (before it runs); the caller holds the instance lock."""
     if not on_startup(inst.config.get("snapshots.schedule", "")):
         return
-    snap = await insts._snapshot_name(inst)
-    await insts.take_snapshot(inst, snap, insts._default_expiry(inst))
+    from corral.instance import snapshots
+    snap = await snapshots.next_name(insts, inst)
+    await insts.instance(inst).snapshot(snap, snapshots.default_expiry(inst))
     insts.events.lifecycle("instance-snapshot-created", f"/1.0/instances/{inst.name}/snapshots/{snap}",
                            project=inst.project)

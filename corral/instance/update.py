@@ -23,6 +23,8 @@ from corral.db.queries import instances as q
 from corral.errors import BadRequest, CorralError
 from corral.instance import hotplug, live_keys
 from corral.instance.devices import validate_devices
+from corral.instance.model import Loaded, expand, root_pool, url
+from corral.instance.requests import InstanceUpdate
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +51,25 @@ async def _acquire(lock: asyncio.Lock) -> _HeldLock:
 
 # ---- validation ----------------------------------------------------------------------------------
 
-async def plan(insts, inst, body: dict, *, replace: bool) -> dict:
-    """Validate a PUT (replace) or PATCH body against the current record `inst`: the new record
+async def plan(insts, inst, req: InstanceUpdate, *, replace: bool) -> dict:
+    """Validate a PUT (replace) or PATCH request against the current record `inst`: the new record
     fields, or a 400. Nothing is changed."""
-    from corral.instance.manager import expand, root_pool
     r = inst.rec
     if replace:
-        cfg = config.validate(config.INSTANCE, body.get("config") or {})
+        cfg = config.validate(config.INSTANCE, req.config)
         # volatile.* belong to the daemon: keep those a client did not send back.
         for k, v in r["config"].items():
             if k.startswith("volatile.") and k not in cfg:
                 cfg[k] = v
-        devices = validate_devices(insts.d, body.get("devices"), inst)
-        description = body.get("description") or ""
-        ephemeral = body.get("ephemeral", False)
+        devices = validate_devices(insts.d, req.devices, inst)
+        description = req.description
+        ephemeral = req.ephemeral
     else:
-        cfg = {**r["config"], **config.validate(config.INSTANCE, body.get("config") or {})}
-        devices = {**r["devices"], **validate_devices(insts.d, body.get("devices"), inst)}
-        description = body["description"] if "description" in body else r["description"]
-        ephemeral = body["ephemeral"] if "ephemeral" in body else r["ephemeral"]
-    profiles = body.get("profiles") if body.get("profiles") is not None else r["profiles"]
-    if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
-        raise BadRequest('Invalid value for field "profiles": expected an array of names')
-    if not isinstance(ephemeral, bool):
-        raise BadRequest('Invalid value for field "ephemeral": expected boolean')
-    if not isinstance(description, str):
-        raise BadRequest('Invalid value for field "description": expected string')
+        cfg = {**r["config"], **config.validate(config.INSTANCE, req.config)}
+        devices = {**r["devices"], **validate_devices(insts.d, req.devices, inst)}
+        description = req.description if "description" in req.sent else r["description"]
+        ephemeral = req.ephemeral if "ephemeral" in req.sent else r["ephemeral"]
+    profiles = req.profiles if req.profiles is not None else r["profiles"]
     async with insts.db.session() as tx:
         profs = await insts._profiles(tx, inst.project, profiles)
     await insts.d.restrictions.check_instance(inst.project, inst.name, cfg, devices, profs,
@@ -84,13 +79,12 @@ async def plan(insts, inst, body: dict, *, replace: bool) -> dict:
     _, edev = expand(profs, cfg, devices)
     if root_pool(edev) != root_pool(inst.devices):
         raise BadRequest("Changing the root disk's pool is not supported here (use `move --storage`)")
-    return {"architecture": body.get("architecture") or r["architecture"], "ephemeral": ephemeral,
+    return {"architecture": req.architecture or r["architecture"], "ephemeral": ephemeral,
             "description": description, "config": cfg, "devices": devices, "profiles": profiles}
 
 
 async def _expanded(insts, rec: dict, replace_profile: dict | None = None):
     """A Loaded for `rec` (not necessarily stored), with one profile optionally replaced."""
-    from corral.instance.manager import Loaded, expand
     async with insts.db.session() as tx:
         profs = await insts._profiles(tx, rec["project"], rec["profiles"])
     if replace_profile is not None:
@@ -109,16 +103,17 @@ async def apply_live(insts, old, new) -> None:
     hot-pluggable devices. On failure everything this call changed is put back and the error
     raised; the caller stores nothing."""
     dname = insts.driver_name(old.project, old.name)
+    driver = insts.instance(old).driver
     limits_changed = _limits(old.config) != _limits(new.config)
     if limits_changed:
         try:
-            await asyncio.to_thread(insts.driver.apply_limits, dname, new.config)
+            await asyncio.to_thread(driver.apply_limits, dname, new.config)
         except BaseException:
-            await _restore_limits(insts, dname, old)
+            await _restore_limits(driver, dname, old)
             raise
     keys_applied = False
     try:
-        pid = await asyncio.to_thread(insts.driver.init_pid, dname)
+        pid = await asyncio.to_thread(driver.init_pid, dname)
         await live_keys.apply(insts.d, old, new, pid)
         keys_applied = True
         await hotplug.apply(insts.d, old, new, pid)
@@ -129,14 +124,14 @@ async def apply_live(insts, old, new) -> None:
             except Exception:  # noqa: BLE001 - the first error is the one reported
                 log.exception("instance %s: restoring live keys failed", dname)
         if limits_changed:
-            await _restore_limits(insts, dname, old)
+            await _restore_limits(driver, dname, old)
         raise
 
 
-async def _restore_limits(insts, dname: str, old) -> None:
+async def _restore_limits(driver, dname: str, old) -> None:
     """Write back every limit of the old expanded config (a partial write is undone this way too)."""
     try:
-        await asyncio.to_thread(insts.driver.apply_limits, dname, old.config)
+        await asyncio.to_thread(driver.apply_limits, dname, old.config)
     except Exception:  # noqa: BLE001 - the first error is the one reported
         log.exception("instance %s: restoring the previous limits failed", dname)
 
@@ -150,7 +145,7 @@ async def _undo_live(insts, old, new) -> None:
 
 # ---- instance PUT/PATCH --------------------------------------------------------------------------
 
-async def begin(insts, project: str, name: str, body: dict, *, replace: bool,
+async def begin(insts, project: str, name: str, req: InstanceUpdate, *, replace: bool,
                 etag_check: EtagCheck | None):
     """Take the instance lock, compare If-Match with the stored record, validate the body.
     Returns (held lock, current Loaded, plan). On any error the lock is released."""
@@ -159,7 +154,7 @@ async def begin(insts, project: str, name: str, body: dict, *, replace: bool,
         inst = await insts.load(project, name)
         if etag_check is not None:
             etag_check(insts.etag_fields(inst))
-        new_fields = await plan(insts, inst, body, replace=replace)
+        new_fields = await plan(insts, inst, req, replace=replace)
     except BaseException:
         held.release()
         raise
@@ -169,7 +164,7 @@ async def begin(insts, project: str, name: str, body: dict, *, replace: bool,
 async def commit(insts, inst, new_fields: dict, *, requestor: dict | None) -> None:
     """Apply (when running) then store `new_fields`; the caller holds the instance lock."""
     new = await _expanded(insts, {**inst.rec, **new_fields})
-    running = insts.status(inst) == "Running"
+    running = insts.instance(inst).status() == "Running"
     before = await _stored_volatile(insts, inst)
     if running:
         try:
@@ -234,25 +229,23 @@ async def _revert_volatile(insts, inst, before: dict) -> None:
 
 
 def _url(inst) -> str:
-    from corral.instance.manager import url
     return url(inst.name, inst.project)
 
 
-async def update(insts, project: str, name: str, body: dict, *, replace: bool,
+async def update(insts, project: str, name: str, req: InstanceUpdate, *, replace: bool,
                  etag_check: EtagCheck | None, requestor: dict | None, operations=None):
     """PUT (with `operations`: returns the operation doing the work) or PATCH (done on return)."""
-    held, inst, new_fields = await begin(insts, project, name, body, replace=replace, etag_check=etag_check)
+    held, inst, new_fields = await begin(insts, project, name, req, replace=replace, etag_check=etag_check)
     if operations is None:
         try:
-            await commit(insts, inst, new_fields, requestor=requestor)
+            await insts.instance(inst).update(new_fields, requestor)
         finally:
             held.release()
         return None
-    from corral.instance.manager import url
 
     async def run(op):
         try:
-            await commit(insts, inst, new_fields, requestor=requestor)
+            await insts.instance(inst).update(new_fields, requestor)
         finally:
             held.release()
     try:
