@@ -31,8 +31,9 @@ def driver_class(name: str) -> type[StorageDriver]:
 
 
 @functools.cache
+@functools.cache
 def driver_version(name: str) -> str:
-    """What GET /1.0 reports as a driver's version (btrfs: the btrfs-progs version)."""
+    """What GET /1.0 reports as a driver's version (btrfs: the btrfs-progs version, asked once)."""
     if name == "btrfs":
         try:
             out = subprocess.run(["btrfs", "--version"], capture_output=True, text=True, timeout=5).stdout
