@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from corral.api.request import read_json
+from corral.api.request import check_common_fields, read_json
 from corral.errors import BadRequest
 from corral.instance.requests import (InstanceCreate, InstanceMove, InstanceSource, InstanceStateChange,
                                       InstanceUpdate, SnapshotCreate, SnapshotRename, SnapshotUpdate)
@@ -147,6 +147,29 @@ def snapshot_rename(body: Any) -> SnapshotRename:
 
 # ---- reading them from a request ------------------------------------------------------------
 
+# The fields of each request struct (LXD 5.0's api package): any other field LXD's structs share,
+# sent with the wrong JSON type, is refused as api/decode.py does (request.check_common_fields).
+FIELDS = {
+    instance_create: {"architecture", "config", "devices", "ephemeral", "profiles", "stateful", "description",
+                      "name", "source", "instance_type", "type", "start"},
+    instance_update: {"architecture", "config", "devices", "ephemeral", "profiles", "stateful", "description",
+                      "restore"},
+    state_change: {"action", "timeout", "force", "stateful"},
+    bulk_state: {"state"},
+    instance_move: {"name", "migration", "live", "instance_only", "container_only", "target", "pool", "project"},
+    snapshot_create: {"name", "stateful", "expires_at"},
+    snapshot_update: {"expires_at"},
+    snapshot_rename: {"name", "migration", "target", "live"},
+}
+
+
 async def read(request: web.Request, decode, *, required: bool = True):
-    """The request's JSON body decoded by `decode` (one of the functions above)."""
-    return decode(await _body(request, required))
+    """The request's JSON body decoded by `decode` (one of the functions above). As api/decode.py's
+    read: a body of JSON null is refused, and so are LXD's shared fields sent with the wrong type."""
+    body = await _body(request, required)
+    if body is None and required:
+        raise BadRequest("Invalid JSON: expected an object")
+    obj = decode(body)
+    if isinstance(body, dict):
+        check_common_fields(body, skip=FIELDS.get(decode, ()))
+    return obj

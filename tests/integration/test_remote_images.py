@@ -336,7 +336,7 @@ def test_bad_sources_give_clear_errors_and_leave_nothing(host, other, net, workd
         ({"server": "ftp://127.0.0.1:1", "alias": alias}, 400, "https://"),
         ({"server": "https://127.0.0.1:1/\nx", "alias": alias}, 400, "control characters"),
         ({"server": "https://127.0.0.1:99999", "alias": alias}, 400, "bad port"),
-        ({"server": net["server"], "alias": 5}, 400, '"alias"'),
+        ({"server": net["server"], "alias": 5}, 400, "source.alias"),   # Go's decoder text, as LXD
         ({"server": net["server"], "alias": alias, "certificate": "not a certificate"}, 400,
          "Invalid source certificate"),
         ({"server": net["server"], "alias": alias, "protocol": "simplestreams"}, 501, "simplestreams"),
