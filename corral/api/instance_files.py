@@ -101,10 +101,15 @@ async def delete_file(request: web.Request):
 
 # ---- image metadata and templates of an instance ----------------------------------------------
 
+async def _volume_dir(request, inst) -> str:
+    """The instance volume's mount path, as its storage pool hands it out."""
+    return await asyncio.to_thread(_instances(request).instance_path, inst)
+
+
 @route("GET", "/{name}/metadata")
 async def get_metadata(request: web.Request):
     inst = await _load(request)
-    path = os.path.join(_instances(request).instance_dir(inst), "metadata.yaml")
+    path = os.path.join(await _volume_dir(request, inst), "metadata.yaml")
     meta = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -121,14 +126,14 @@ async def put_metadata(request: web.Request):
     text = yaml.safe_dump(body, default_flow_style=False)
     from corral.image.images import check_properties
     check_properties(parse_metadata(text)["properties"])   # ImageError / BadRequest (400) on invalid metadata
-    path = os.path.join(_instances(request).instance_dir(inst), "metadata.yaml")
+    path = os.path.join(await _volume_dir(request, inst), "metadata.yaml")
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
     return response.empty()
 
 
-def _template_path(request, inst, required: bool = True) -> str:
+async def _template_path(request, inst, required: bool = True) -> str:
     name = request.query.get("path", "")
     if not name:
         if required:
@@ -136,15 +141,15 @@ def _template_path(request, inst, required: bool = True) -> str:
         return ""
     if "/" in name or name in (".", ".."):
         raise BadRequest(f'Invalid template name "{name}"')
-    return os.path.join(_instances(request).instance_dir(inst), "templates", name)
+    return os.path.join(await _volume_dir(request, inst), "templates", name)
 
 
 @route("GET", "/{name}/metadata/templates")
 async def get_templates(request: web.Request):
     inst = await _load(request)
-    path = _template_path(request, inst, required=False)
+    path = await _template_path(request, inst, required=False)
     if not path:
-        tdir = os.path.join(_instances(request).instance_dir(inst), "templates")
+        tdir = os.path.join(await _volume_dir(request, inst), "templates")
         return response.sync(sorted(os.listdir(tdir)) if os.path.isdir(tdir) else [])
     if not os.path.isfile(path) or os.path.islink(path):
         raise NotFound("Template not found")
@@ -155,7 +160,7 @@ async def get_templates(request: web.Request):
 @route("PUT", "/{name}/metadata/templates")
 async def put_template(request: web.Request):
     inst = await _load(request)
-    path = _template_path(request, inst)
+    path = await _template_path(request, inst)
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     if os.path.islink(path):
         os.unlink(path)
@@ -168,7 +173,7 @@ async def put_template(request: web.Request):
 @route("DELETE", "/{name}/metadata/templates")
 async def delete_template(request: web.Request):
     inst = await _load(request)
-    path = _template_path(request, inst)
+    path = await _template_path(request, inst)
     if not os.path.lexists(path):
         raise NotFound("Template not found")
     os.unlink(path)

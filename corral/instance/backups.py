@@ -85,7 +85,7 @@ class Backups:
                 cur = await self.instances.load(project, iname)
                 snaps = [] if instance_only else await self.instances.snapshots(cur)
                 pool = self.d.pools.pool(cur.pool)
-                driver = pool.driver.name
+                driver = pool.info().name
                 vol = self.instances.volume_name(cur.project, cur.name)
                 config = _backup_config(cur, driver, _stored_as_is(self.instances.render(cur, "Stopped")),
                                         [_stored_as_is(self.instances.render_snapshot(cur, s)) for s in snaps])

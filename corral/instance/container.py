@@ -57,12 +57,23 @@ class Container(Instance):
         return self.insts.driver_name(self.project, self.name)
 
     @property
-    def instance_dir(self) -> str:
-        return self.insts.instance_dir(self.loaded)
+    def volume(self) -> str:
+        """The instance volume's name in its pool."""
+        return self.insts.volume_name(self.project, self.name)
+
+    @property
+    def pool(self):
+        """The storage Pool (corral/storage/pool.py) holding the instance's volume."""
+        return self.d.pools.pool(self.loaded.pool)
+
+    @property
+    def mount_path(self) -> str:
+        """Where the pool has the instance volume mounted (metadata.yaml, templates/, rootfs/)."""
+        return self.pool.instance_path(self.volume)
 
     @property
     def rootfs(self) -> str:
-        return os.path.join(self.instance_dir, "rootfs")
+        return os.path.join(self.mount_path, "rootfs")
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -122,7 +133,7 @@ class Container(Instance):
                                 "ephemeral": str(inst.rec["ephemeral"]).lower()},
                    "config": inst.config, "devices": inst.devices}
         for trigger in triggers:
-            await asyncio.to_thread(render_templates, self.instance_dir, self.rootfs, trigger, context)
+            await asyncio.to_thread(render_templates, self.mount_path, self.rootfs, trigger, context)
         if self.host_devices:
             await live_keys.load_kernel_modules(inst.config)
         spec = self.spec()
@@ -220,8 +231,7 @@ class Container(Instance):
     async def snapshot(self, name: str, expires_at: str, description: str = "") -> None:
         """Copy the instance's volume to snapshot `name` and record it."""
         cur, insts = self.loaded, self.insts
-        drv = self.d.pools.driver(cur.pool)
-        dst = insts.snapshot_dir(cur, name)
+        pool, vol = self.pool, self.volume
         running = self.status() == "Running"
         dname = self.dname
         # A consistent copy: freeze the container's processes while copying. The marker
@@ -230,7 +240,7 @@ class Container(Instance):
             if running:
                 await asyncio.to_thread(self.driver.freeze, dname)
             try:
-                await asyncio.to_thread(drv.copy_tree, self.instance_dir, dst)
+                await asyncio.to_thread(pool.create_instance_snapshot, vol, name)
             finally:
                 if running:
                     await asyncio.to_thread(self.driver.unfreeze, dname)
@@ -241,7 +251,7 @@ class Container(Instance):
                     "description": description, "architecture": cur.rec["architecture"],
                     "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
         except BaseException:
-            await asyncio.to_thread(drv.delete_tree, dst)
+            await asyncio.to_thread(pool.delete_instance_snapshot, vol, name)
             raise
         await asyncio.to_thread(layout.sync, insts, cur)
         await layout.write_backup_file(insts, self.project, self.name)
@@ -254,13 +264,7 @@ class Container(Instance):
         was_running = self.status() == "Running"
         if was_running:
             await self.stop(force=True, timeout=0, event=False)
-        drv = self.d.pools.driver(cur.pool)
-        live, old = self.instance_dir, self.instance_dir + ".restore-old"
-        await asyncio.to_thread(drv.delete_tree, old)
-        await asyncio.to_thread(drv.copy_tree, insts.snapshot_dir(cur, snapshot), live + ".restore-new")
-        os.rename(live, old)
-        os.rename(live + ".restore-new", live)
-        await asyncio.to_thread(drv.delete_tree, old)
+        await asyncio.to_thread(self.pool.restore_instance, self.volume, snapshot)
         cfg = {k: v for k, v in s["config"].items() if not k.startswith("volatile.")}
         cfg.update({k: v for k, v in cur.rec["config"].items() if k.startswith("volatile.")})
         async with insts.db.transaction() as tx:
@@ -275,26 +279,27 @@ class Container(Instance):
 
     async def rename(self, new: str) -> None:
         """Move the volume, snapshot, log and backup directories and the records to `new`."""
-        insts, inst = self.insts, self.loaded
-        drv = self.d.pools.driver(inst.pool)
-        old_vol, new_vol = insts.volume_name(inst.project, inst.name), insts.volume_name(inst.project, new)
-        moves = [(drv.instance_dir(old_vol), drv.instance_dir(new_vol)),
-                 (os.path.dirname(drv.snapshot_dir(old_vol, "x")), os.path.dirname(drv.snapshot_dir(new_vol, "x"))),
-                 (insts.log_dir(inst.project, inst.name), insts.log_dir(inst.project, new)),
+        insts, inst, pool = self.insts, self.loaded, self.pool
+        old_vol, new_vol = self.volume, insts.volume_name(inst.project, new)
+        # The daemon's own directories (not pool paths): logs and backups.
+        moves = [(insts.log_dir(inst.project, inst.name), insts.log_dir(inst.project, new)),
                  (self.d.paths.join("backups", "instances", old_vol), self.d.paths.join("backups", "instances", new_vol))]
         await asyncio.to_thread(self.driver.delete, self.dname)
-        done = []
+        undo = []
         try:
+            if await asyncio.to_thread(pool.has_instance, old_vol):   # the volume and its snapshots
+                await asyncio.to_thread(pool.rename_instance, old_vol, new_vol)
+                undo.append(lambda: pool.rename_instance(new_vol, old_vol))
             for a, b in moves:
                 if os.path.exists(a):
                     os.rename(a, b)
-                    done.append((a, b))
+                    undo.append(lambda a=a, b=b: os.rename(b, a))
             async with insts.db.transaction() as tx:
                 await q.rename(tx, inst.project, inst.name, new)
                 await qs.rename_volume(tx, inst.pool, inst.project, "container", inst.name, new)
         except BaseException:
-            for a, b in reversed(done):
-                os.rename(b, a)
+            for step in reversed(undo):
+                await asyncio.to_thread(step)
             await asyncio.to_thread(self.driver.create, self.spec())   # as it was
             raise
         renamed = insts.instance(await insts.load(inst.project, new))
@@ -305,8 +310,8 @@ class Container(Instance):
 
     async def delete(self, requestor: dict | None = None) -> None:
         insts, inst = self.insts, self.loaded
-        vol = insts.volume_name(inst.project, inst.name)
-        drv = self.d.pools.driver(root_pool(inst.devices) or self.d.pools.holding_instance(vol))
+        vol = self.volume
+        pool = self.d.pools.pool(root_pool(inst.devices) or self.d.pools.holding_instance(vol))
         if self.host_devices:
             await release_links(self.driver.phys_links(self.dname))
         await asyncio.to_thread(self.driver.delete, self.dname)
@@ -314,12 +319,12 @@ class Container(Instance):
         # The record goes first: a crash half-way leaves files the start-up reconciliation removes,
         # never a record that points at nothing (backup.yaml even before: a volume without one is not
         # taken for an instance whose records were lost, see instance/backup_yaml.py).
-        await asyncio.to_thread(backup_yaml.forget, drv.instance_dir(vol))
+        if await asyncio.to_thread(pool.has_instance, vol):
+            await asyncio.to_thread(backup_yaml.forget, await asyncio.to_thread(pool.instance_path, vol))
         async with insts.db.transaction() as tx:
             await q.delete(tx, inst.project, inst.name)
-            await qs.delete_volume(tx, drv.pool, inst.project, "container", inst.name)   # its volume's record
-        await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
-        await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
+            await qs.delete_volume(tx, pool.name, inst.project, "container", inst.name)   # its volume's record
+        await asyncio.to_thread(pool.delete_instance, vol)   # the volume and its snapshots
         await asyncio.to_thread(shutil.rmtree, insts.log_dir(inst.project, inst.name), True)
         await asyncio.to_thread(insts.backups.delete_all, inst.project, inst.name)
         insts.forget_lock(inst.project, inst.name)

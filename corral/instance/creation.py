@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import uuid
 
@@ -64,7 +63,7 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
     pool = root_pool(edev)
     if not pool:
         raise BadRequest("Failed to get root disk device: No root device could be found")
-    d.pools.driver(pool)  # NotFound when the pool does not exist
+    d.pools.pool(pool)  # NotFound when the pool does not exist
     plan: dict = {"type": source.type}
     if source.type == "image":
         if source.remote_image:
@@ -128,14 +127,14 @@ async def _image_profiles(insts, project: str, req: InstanceCreate) -> list[str]
 async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
     d = insts.d
     project, name = rec["project"], rec["name"]
-    drv = d.pools.driver(pool)
+    spool = d.pools.pool(pool)
     vol = insts.volume_name(project, name)
     cfg = rec["config"]
     if plan["type"] == "image":
         if plan.get("remote") is not None:
             plan["fingerprint"] = await d.image_cache.for_instance(project, plan["remote"], op)
         fp = plan["fingerprint"]
-        await d.images.ensure_unpacked(fp, drv)
+        await d.images.ensure_unpacked(fp, spool)
         image = await d.images.get(project, fp)
         rec["architecture"] = image.get("architecture") or "x86_64"
         for k, v in (image.get("properties") or {}).items():
@@ -144,11 +143,10 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         cfg["volatile.base_image"] = fp
         cfg["volatile.apply_template"] = "create"
         op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
-        await asyncio.to_thread(drv.create_instance_from_image, vol, fp)
+        await asyncio.to_thread(spool.create_instance_from_image, vol, fp)
         await d.images.mark_used(project, fp)
     elif plan["type"] == "copy":
         src: Loaded = plan["source"]
-        src_dir = (insts.snapshot_dir(src, plan["snapshot"]) if plan["snapshot"] else insts.instance_dir(src))
         if not plan["snapshot"] and insts.status(src) != "Stopped":
             log.info("copying running instance %s (stateless copy)", src.name)
         for k, v in src.rec["config"].items():
@@ -158,22 +156,21 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
             rec["devices"] = dict(src.rec["devices"])
         rec["architecture"] = src.rec["architecture"]
         cfg["volatile.apply_template"] = "copy"
-        await asyncio.to_thread(drv.copy_tree, src_dir, drv.instance_dir(vol))
         if not plan["snapshot"] and not plan["instance_only"]:
             plan["copy_snapshots"] = await insts.snapshots(src)
+        # The volume (or the snapshot copied) with its snapshots, in one pool call (btrfs:
+        # subvolume snapshots); undone whole by the pool when it fails.
+        await asyncio.to_thread(spool.create_instance_from_copy, vol, d.pools.pool(src.pool),
+                                insts.volume_name(src.project, src.name), plan["snapshot"] or None,
+                                [s["name"] for s in plan.get("copy_snapshots") or []])
     else:
-        await asyncio.to_thread(drv.create_instance_empty, vol)
+        await asyncio.to_thread(spool.create_instance_empty, vol)
     try:
         cfg["volatile.uuid"] = str(uuid.uuid4())
         rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.EPOCH
-        snaps = plan.get("copy_snapshots") or []
-        for s in snaps:
-            await asyncio.to_thread(drv.copy_tree, insts.snapshot_dir(plan["source"], s["name"]),
-                                    drv.snapshot_dir(vol, s["name"]))
-        await register(insts, rec, snaps)
+        await register(insts, rec, plan.get("copy_snapshots") or [])
     except BaseException:
-        await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
-        await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
+        await asyncio.to_thread(spool.delete_instance, vol)
         async with insts.db.transaction() as tx:
             await q.delete(tx, project, name)
         raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from corral import config
 from corral.db.queries import instances as q
@@ -92,14 +91,10 @@ class Instances:
     def log_dir(self, project: str, name: str) -> str:
         return self.d.paths.join("logs", volume_name(project, name))
 
-    def instance_dir(self, inst: Loaded) -> str:
-        return self.d.pools.driver(inst.pool).instance_dir(volume_name(inst.project, inst.name))
-
-    def rootfs(self, inst: Loaded) -> str:
-        return os.path.join(self.instance_dir(inst), "rootfs")
-
-    def snapshot_dir(self, inst: Loaded, snap: str) -> str:
-        return self.d.pools.driver(inst.pool).snapshot_dir(volume_name(inst.project, inst.name), snap)
+    def instance_path(self, inst: Loaded, snap: str | None = None) -> str:
+        """Where the instance's pool has its volume (or a snapshot's) mounted: metadata.yaml,
+        templates/, rootfs/ (blocking: a driver may have to mount it)."""
+        return self.d.pools.pool(inst.pool).instance_path(volume_name(inst.project, inst.name), snap or None)
 
     # ---- locking --------------------------------------------------------------------------
 
@@ -307,11 +302,11 @@ class Instances:
         try:
             if snap:
                 await self.get_snapshot(inst, snap)
-                src = self.snapshot_dir(inst, snap)
+                src = await asyncio.to_thread(self.instance_path, inst, snap)
             else:
                 if self.status(inst) != "Stopped":
                     raise BadRequest("The instance is currently running. Use --force to have it stopped and restarted")
-                src = self.instance_dir(inst)
+                src = await asyncio.to_thread(self.instance_path, inst)
         except BaseException:
             lock.release()
             raise

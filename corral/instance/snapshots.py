@@ -3,7 +3,6 @@ delete and restore them (the copy itself is the instance object's: Instance.snap
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import datetime, timezone
 
 from corral import config, timeutil
@@ -104,12 +103,13 @@ async def rename(insts, project: str, name: str, snap: str, req: SnapshotRename,
     async def run(op):
         async with insts.lock(project, name):
             cur = await insts.load(project, name)
-            os.rename(insts.snapshot_dir(cur, snap), insts.snapshot_dir(cur, new))
+            pool, vol = insts.d.pools.pool(cur.pool), insts.volume_name(project, name)
+            await asyncio.to_thread(pool.rename_instance_snapshot, vol, snap, new)
             try:
                 async with insts.db.transaction() as tx:
                     await q.rename_snapshot(tx, cur.rec["id"], snap, new)
             except BaseException:
-                os.rename(insts.snapshot_dir(cur, new), insts.snapshot_dir(cur, snap))
+                await asyncio.to_thread(pool.rename_instance_snapshot, vol, new, snap)
                 raise
             await layout.write_backup_file(insts, project, name)
         insts.events.lifecycle("instance-snapshot-renamed", snapshot_url(name, new),
@@ -128,8 +128,9 @@ async def delete(insts, project: str, name: str, snap: str, requestor: dict | No
             cur = await insts.load(project, name)
             async with insts.db.transaction() as tx:
                 await q.delete_snapshot(tx, cur.rec["id"], snap)
-            drv = insts.d.pools.driver(cur.pool)
-            await asyncio.to_thread(drv.delete_tree, insts.snapshot_dir(cur, snap))
+            pool = insts.d.pools.pool(cur.pool)
+            await asyncio.to_thread(pool.delete_instance_snapshot, insts.volume_name(project, name), snap)
+            await asyncio.to_thread(layout.sync, insts, cur)   # the snapshots/ link goes with the last one
             await layout.write_backup_file(insts, project, name)
         insts.events.lifecycle("instance-snapshot-deleted", snapshot_url(name, snap),
                                project=project, requestor=requestor)

@@ -28,10 +28,6 @@ class Pool:
     def config(self) -> dict[str, str]:
         return self.driver.config
 
-    @property
-    def pool(self) -> str:    # compatibility: the pool's name, as drivers had it
-        return self.name
-
     def info(self) -> Info:
         return self.driver.info()
 
@@ -205,18 +201,3 @@ class Pool:
     def space_probe(self) -> str:
         """A path on the pool's filesystem, for free-space checks (statvfs) only."""
         return self.driver.path
-
-    # ---- compatibility: path-based calls of corral/instance/manager.py (to be converted) ---------
-
-    def instance_dir(self, vol: str) -> str:
-        return self.driver.volume_path(self.instance_volume(vol))
-
-    def snapshot_dir(self, vol: str, snap: str) -> str:
-        return self.driver.volume_path(self.instance_volume(vol, snap))
-
-    def copy_tree(self, src: str, dst: str) -> None:
-        self.driver._parent_dir(dst)
-        self.driver._copy(src, dst)
-
-    def delete_tree(self, path: str) -> None:
-        self.driver.remove_leftover(path)

@@ -94,9 +94,6 @@ class Pools:
             raise BadRequest(f'Storage pool "{name}" is unavailable')
         return p
 
-    # compatibility name (corral/instance/manager.py): the Pool, not its driver
-    driver = pool
-
     def driver_name(self, name: str) -> str:
         return self.pool(name).driver.name
 

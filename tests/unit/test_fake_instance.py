@@ -10,22 +10,26 @@ pytest.importorskip("corral.instance.drivers.fake")   # the mock mode's driver (
 
 from corral.instance.model import Loaded  # noqa: E402
 from corral.instance.types import instance_class  # noqa: E402
+from corral.storage.drivers.fake import FakeDriver  # noqa: E402
+from corral.storage.pool import Pool  # noqa: E402
 
 
-class _Pool:
-    pool = "p"
+class _Pools:
+    """One pool "p" on the fake storage driver (corral/storage/drivers/fake.py)."""
 
     def __init__(self, root):
-        self.root = root
+        self.p = Pool("p", FakeDriver("p", os.path.join(root, "pool"), {}))
+        self.p.driver.create_pool()
 
-    def instance_dir(self, vol):
-        return os.path.join(self.root, "pool", "containers", vol)
+    def pool(self, name):
+        assert name == "p"
+        return self.p
 
 
 class _Daemon:
     def __init__(self, root):
         self.root = root
-        self.pools = type("Pools", (), {"driver": lambda _self, name: _Pool(root)})()
+        self.pools = _Pools(root)
         self.paths = type("Paths", (), {"join": lambda _self, *a: os.path.join(root, *a)})()
 
     def instance_mounts(self, inst):
@@ -61,8 +65,7 @@ class _Insts:
     def log_dir(self, project, name):
         return os.path.join(self.d.root, "logs", name)
 
-    def instance_dir(self, inst):
-        return _Pool(self.d.root).instance_dir(inst.name)
+    volume_name = staticmethod(lambda project, name: name)
 
     async def set_volatile(self, project, name, changes, last_used=None):
         self.volatile.update(changes)
@@ -83,7 +86,7 @@ def test_fake_lifecycle(tmp_path):
     async def run():
         insts = _Insts(str(tmp_path))
         inst = instance_class("fake")(insts, Loaded(dict(REC), {}, dict(REC["devices"])))
-        os.makedirs(os.path.join(inst.instance_dir, "rootfs"))
+        await asyncio.to_thread(insts.d.pools.p.create_instance_empty, "c1")
         await asyncio.to_thread(inst.driver.create, inst.spec())
         assert inst.status() == "Stopped"
         await inst.start()
