@@ -207,7 +207,7 @@ async def register(insts, rec: dict, snaps: list[dict]) -> None:
     inst = insts.instance(await insts.load(project, name))
     await asyncio.to_thread(inst.driver.create, inst.spec())
     await asyncio.to_thread(layout.sync, insts, inst.loaded)
-    await layout.write_backup_file(insts, project, name)
+    # backup.yaml: written by the writer on the instance-created event, off the request path.
 
 
 async def isolated_idmap(insts, size: int) -> list[IdmapEntry]:
