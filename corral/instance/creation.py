@@ -145,7 +145,8 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         cfg["volatile.apply_template"] = "create"
         op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
         await asyncio.to_thread(drv.create_instance_from_image, vol, fp)
-        await d.images.mark_used(project, fp)
+        image_project = await d.images.effective_project(project)
+        plan["in_tx"] = lambda tx: d.images.touch(tx, image_project, fp)   # marked used with the records
     elif plan["type"] == "copy":
         src: Loaded = plan["source"]
         src_dir = (insts.snapshot_dir(src, plan["snapshot"]) if plan["snapshot"] else insts.instance_dir(src))
@@ -170,7 +171,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         for s in snaps:
             await asyncio.to_thread(drv.copy_tree, insts.snapshot_dir(plan["source"], s["name"]),
                                     drv.snapshot_dir(vol, s["name"]))
-        await register(insts, rec, snaps)
+        await register(insts, rec, snaps, in_tx=plan.get("in_tx"))
     except BaseException:
         await asyncio.to_thread(drv.delete_tree, drv.instance_dir(vol))
         await asyncio.to_thread(drv.delete_tree, os.path.dirname(drv.snapshot_dir(vol, "x")))
@@ -179,9 +180,10 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         raise
 
 
-async def register(insts, rec: dict, snaps: list[dict]) -> None:
+async def register(insts, rec: dict, snaps: list[dict], in_tx=None) -> None:
     """A new instance whose volume (and snapshot volumes) are in place: its idmap, its records
-    (and its snapshots'), its driver config. Also the last step of `lxc import`."""
+    (and its snapshots'), its driver config. Also the last step of `lxc import`. `in_tx(tx)`: more
+    writes made in the same transaction (one commit)."""
     from corral.instance import layout
     from corral.instance.container import idmap_of
     project, name, cfg = rec["project"], rec["name"], rec["config"]
@@ -204,6 +206,8 @@ async def register(insts, rec: dict, snaps: list[dict]) -> None:
         new_id = await q.create(tx, rec)
         for s in snaps:
             await q.create_snapshot(tx, new_id, s)
+        if in_tx is not None:
+            await in_tx(tx)
     inst = insts.instance(await insts.load(project, name))
     await asyncio.to_thread(inst.driver.create, inst.spec())
     await asyncio.to_thread(layout.sync, insts, inst.loaded)
