@@ -57,7 +57,8 @@ def take(driver, fingerprint: str, dst: str) -> bool:
 
 def refill(driver, fingerprint: str, image_path: str) -> threading.Thread:
     """Make the next ready copy of the image in the background (nothing when one is there)."""
-    t = threading.Thread(target=_refill, args=(driver, fingerprint, image_path), daemon=True,
+    # Not a daemon thread: a daemon that exits waits for the copy rather than leave its `cp` behind.
+    t = threading.Thread(target=_refill, args=(driver, fingerprint, image_path), daemon=False,
                          name=f"spare-{fingerprint[:12]}")
     t.start()
     return t
@@ -99,7 +100,10 @@ def reconcile_spares(driver, fingerprints: set[str]) -> None:
     for e in _ls(top):
         image = driver.volume_path(Volume(driver.pool, e, IMAGE)) if _FP.match(e) else ""
         if not (e in fingerprints and os.path.isdir(os.path.join(image, "rootfs"))):
-            driver.remove_leftover(os.path.join(top, e))
+            try:
+                driver.remove_leftover(os.path.join(top, e))
+            except OSError:   # e.g. a killed daemon's `cp` still writing it: the next start removes it
+                log.warning("could not remove %s from pool %s", os.path.join(top, e), driver.pool, exc_info=True)
 
 
 def _ls(path: str) -> list[str]:
