@@ -3,7 +3,7 @@ in the background before it is asked for, so that `lxc launch` does not wait for
 
 On a filesystem without reflinks, the `dir` driver copies the image's whole tree for each new
 instance (as LXD's does with rsync); on a busy disk that is the largest part of a launch. Instead,
-after an instance volume was made from an image, the next copy is made at once in the background,
+after an instance volume was made from an image, the next copy is made in the background (DELAY later),
 in `<pool>/.spares/<fingerprint>` (through `<fingerprint>.partial`, renamed when whole), and the
 next instance volume from that image is that copy, renamed into place (the same filesystem: one
 atomic rename; two creations never get the same copy, the second makes its own as before).
@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import threading
+import time
 
 from corral.storage.drivers.base import PARTIAL
 from corral.storage.volume import IMAGE, Volume
@@ -55,16 +56,21 @@ def take(driver, fingerprint: str, dst: str) -> bool:
     return True
 
 
-def refill(driver, fingerprint: str, image_path: str) -> threading.Thread:
-    """Make the next ready copy of the image in the background (nothing when one is there)."""
+DELAY = 0.2   # seconds: the copy starts after the rest of the creation (and a start right after it)
+
+
+def refill(driver, fingerprint: str, image_path: str, delay: float = DELAY) -> threading.Thread:
+    """Make the next ready copy of the image in the background (nothing when one is there), after
+    `delay`: the copy's disk writes do not slow the launch that took the last one."""
     # Not a daemon thread: a daemon that exits waits for the copy rather than leave its `cp` behind.
-    t = threading.Thread(target=_refill, args=(driver, fingerprint, image_path), daemon=False,
+    t = threading.Thread(target=_refill, args=(driver, fingerprint, image_path, delay), daemon=False,
                          name=f"spare-{fingerprint[:12]}")
     t.start()
     return t
 
 
-def _refill(driver, fingerprint: str, image_path: str) -> None:
+def _refill(driver, fingerprint: str, image_path: str, delay: float) -> None:
+    time.sleep(delay)
     spare = spare_path(driver.path, fingerprint)
     with _lock(spare):
         try:

@@ -73,7 +73,7 @@ def test_deleting_the_image_deletes_its_copy(tmp_path):
     wait_refills()
     drv.delete_volume(Volume("p", FP, IMAGE))
     assert not os.path.exists(spares.spare_path(drv.path, FP))
-    spares.refill(drv, FP, drv.volume_path(Volume("p", FP, IMAGE))).join(30)
+    spares.refill(drv, FP, drv.volume_path(Volume("p", FP, IMAGE)), delay=0).join(30)
     assert not os.path.exists(spares.spare_path(drv.path, FP))   # no copy of a deleted image
 
 
