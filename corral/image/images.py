@@ -196,10 +196,12 @@ class Images(ImageAliases, ImagePublish):
             fps = await q.fingerprints(tx, project)
         return [url(fp, project) for fp in fps]
 
-    async def mark_used(self, project: str, fingerprint: str) -> None:
-        project = await self.effective_project(project)
-        async with self.db.transaction() as tx:
-            await q.touch(tx, project, fingerprint, timeutil.now())
+    @staticmethod
+    async def touch(tx, effective_project: str, fingerprint: str) -> None:
+        """Mark the image used (last_use_date), in the caller's transaction (the project from
+        `effective_project`, asked first): a new instance's records and its image's last use are
+        one commit."""
+        await q.touch(tx, effective_project, fingerprint, timeutil.now())
 
     async def export_files(self, project: str, fingerprint: str) -> tuple[dict, list[tuple[str, str, str]]]:
         """(image, [(part name, path, file name)]): one entry for unified images, two for split ones."""

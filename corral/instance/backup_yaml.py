@@ -9,6 +9,10 @@ written atomically (temp file + rename) in `<pool>/containers/<volume>/backup.ya
 The writer follows the instance lifecycle events (created, updated, renamed, started, stopped,
 snapshot created/renamed/deleted, restored) and profile updates, and rewrites the file of every
 instance once at start-up (instances made by an older corrald, or changed while it was down).
+It writes off the request path: the events of a short while (COALESCE) are gathered and each
+instance they name is written once, so a launch (created, then started a few ms later) costs one
+write after its operations, not two fsyncs under the instance's lock on the way. The database is
+the truth; a file behind by that while after a crash is rewritten at the next start.
 `parse()` reads one back (for recover); it keeps the parts recover needs and checks their types.
 """
 from __future__ import annotations
@@ -61,6 +65,9 @@ def _target(event: dict) -> tuple[str, str | None] | None:
     return None
 
 
+COALESCE = 0.25   # seconds of events gathered into one round of writes
+
+
 class BackupYamlWriter:
     """Keeps every instance's backup.yaml current (see the module docstring)."""
 
@@ -68,6 +75,7 @@ class BackupYamlWriter:
         self.d = daemon
         self._task: asyncio.Task | None = None
         self._listener = None
+        self._pending: dict[tuple[str, str | None], None] = {}   # targets gathered, in order
 
     async def start(self) -> None:
         self._listener = self.d.events.listen(["lifecycle"], project=None)
@@ -88,29 +96,44 @@ class BackupYamlWriter:
                 await self._task
 
     async def _drain(self) -> None:
+        self._gather()
+        await self._flush()
+
+    def _gather(self) -> None:
         while self._listener is not None and not self._listener.queue.empty():
-            await self._handle(self._listener.queue.get_nowait())
+            target = _target(self._listener.queue.get_nowait())
+            if target is not None:
+                self._pending[target] = None
 
     async def _loop(self) -> None:
         # Every instance once (in the background: the daemon does not wait for it to serve), then
-        # the changes as they come.
+        # the changes as they come, a round of them at a time.
         try:
             await self._write_all()
         except Exception:  # noqa: BLE001 - never kill the loop
             log.exception("writing backup.yaml files")
         while True:
-            event = await self._listener.queue.get()
-            await self._handle(event)
+            target = _target(await self._listener.queue.get())
+            if target is None:
+                continue
+            self._pending[target] = None
+            await asyncio.sleep(COALESCE)
+            self._gather()
+            await self._flush()
 
-    async def _handle(self, event: dict) -> None:
-        target = _target(event)
-        if target is None:
-            return
-        project, name = target
+    async def _flush(self) -> None:
+        while self._pending:
+            project, name = next(iter(self._pending))
+            self._pending.pop((project, name), None)   # (stop() may flush beside the loop)
+            await self._handle(project, name)
+
+    async def _handle(self, project: str, name: str | None) -> None:
         if name is not None:
-            await self._write(project, name)
+            if (project, None) not in self._pending:   # else written with its whole project
+                await self._write(project, name)
             return
         for inst in await self.d.instances.load_all(project):
+            self._pending.pop((inst.project, inst.name), None)
             await self._write(inst.project, inst.name)
 
     async def write_now(self, project: str, name: str) -> None:

@@ -144,7 +144,8 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         cfg["volatile.apply_template"] = "create"
         op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
         await asyncio.to_thread(spool.create_instance_from_image, vol, fp)
-        await d.images.mark_used(project, fp)
+        image_project = await d.images.effective_project(project)
+        plan["in_tx"] = lambda tx: d.images.touch(tx, image_project, fp)   # marked used with the records
     elif plan["type"] == "copy":
         src: Loaded = plan["source"]
         if not plan["snapshot"] and insts.status(src) != "Stopped":
@@ -168,7 +169,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
     try:
         cfg["volatile.uuid"] = str(uuid.uuid4())
         rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.EPOCH
-        await register(insts, rec, plan.get("copy_snapshots") or [])
+        await register(insts, rec, plan.get("copy_snapshots") or [], in_tx=plan.get("in_tx"))
     except BaseException:
         await asyncio.to_thread(spool.delete_instance, vol)
         async with insts.db.transaction() as tx:
@@ -176,9 +177,10 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         raise
 
 
-async def register(insts, rec: dict, snaps: list[dict]) -> None:
+async def register(insts, rec: dict, snaps: list[dict], in_tx=None) -> None:
     """A new instance whose volume (and snapshot volumes) are in place: its idmap, its records
-    (and its snapshots'), its driver config. Also the last step of `lxc import`."""
+    (and its snapshots'), its driver config. Also the last step of `lxc import`. `in_tx(tx)`: more
+    writes made in the same transaction (one commit)."""
     from corral.instance import layout
     from corral.instance.container import idmap_of
     project, name, cfg = rec["project"], rec["name"], rec["config"]
@@ -201,10 +203,12 @@ async def register(insts, rec: dict, snaps: list[dict]) -> None:
         new_id = await q.create(tx, rec)
         for s in snaps:
             await q.create_snapshot(tx, new_id, s)
+        if in_tx is not None:
+            await in_tx(tx)
     inst = insts.instance(await insts.load(project, name))
     await asyncio.to_thread(inst.driver.create, inst.spec())
     await asyncio.to_thread(layout.sync, insts, inst.loaded)
-    await layout.write_backup_file(insts, project, name)
+    # backup.yaml: written by the writer on the instance-created event, off the request path.
 
 
 async def isolated_idmap(insts, size: int) -> list[IdmapEntry]:

@@ -17,6 +17,7 @@ import re
 from corral.db.queries import images as qi
 from corral.db.queries import storage as q
 from corral.backup import yamlfile
+from corral.storage import spares
 from corral.storage.drivers.base import PARTIAL
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ async def reconcile(daemon) -> list[str]:
                     drv.remove_leftover(os.path.join(ibase, e))
                     out.append((LEFTOVER, f"{purl}/volumes/image/{e}",
                                 f'Removed unrecorded image volume "{e}" from pool "{pool}"'))
+            spares.reconcile_spares(drv, set(fingerprints))   # a cache: tidied, not reported
             return out
 
         try:

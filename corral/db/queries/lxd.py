@@ -107,6 +107,9 @@ async def config_of(tx: Tx, table: str, fk: str, ids: list[int] | None = None) -
     return out
 
 
+_ROWS_PER_INSERT = 300   # 900 parameters: under SQLite's default limit of 999
+
+
 async def set_config(tx: Tx, table: str, fk: str, owner: int, config: dict) -> None:
     """Make an owner's config rows `config`, writing only the rows that change."""
     old = {r["key"]: (r["id"], r["value"])
@@ -114,10 +117,13 @@ async def set_config(tx: Tx, table: str, fk: str, owner: int, config: dict) -> N
     gone = [row_id for k, (row_id, _) in old.items() if k not in config]
     if gone:
         await tx.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(gone))})", gone)
+    new = [(k, v) for k, v in config.items() if k not in old]
+    for i in range(0, len(new), _ROWS_PER_INSERT):   # one round trip for many rows
+        rows = new[i:i + _ROWS_PER_INSERT]
+        await tx.execute(f"INSERT INTO {table} ({fk}, key, value) VALUES {','.join(['(?, ?, ?)'] * len(rows))}",
+                         [x for k, v in rows for x in (owner, k, v)])
     for k, v in config.items():
-        if k not in old:
-            await tx.execute(f"INSERT INTO {table} ({fk}, key, value) VALUES (?, ?, ?)", [owner, k, v])
-        elif old[k][1] != v:
+        if k in old and old[k][1] != v:
             await tx.execute(f"UPDATE {table} SET value = ? WHERE id = ?", [v, old[k][0]])
 
 

@@ -1,14 +1,17 @@
 """The `dir` driver: plain directories. Copies use reflinks where the filesystem has them (XFS,
 btrfs), so an instance made from an unpacked image shares its data blocks; with rsync.bwlimit set
 they go through rsync at that rate, as LXD's dir driver copies. Volume `size` uses XFS
-project quotas when the filesystem is XFS mounted with project quotas; otherwise it is refused."""
+project quotas when the filesystem is XFS mounted with project quotas; otherwise it is refused.
+An instance volume made from an image is a ready copy made in the background (storage/spares.py)."""
 from __future__ import annotations
 
 import os
 import subprocess
 
 from corral.errors import BadRequest
+from corral.storage import spares
 from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_reflink, run
+from corral.storage.volume import IMAGE, Volume
 
 
 def fs_type(path: str) -> str:
@@ -44,12 +47,33 @@ class DirDriver(StorageDriver):
 
     def delete_pool(self) -> None:
         self._check_empty()
+        spares.drop_all(self)
         for sub in SUBDIRS:
             p = os.path.join(self.path, sub)
             if os.path.isdir(p):
                 for e in os.listdir(p):   # unpacked images and leftovers of failed copies
                     self._delete(os.path.join(p, e))
                 os.rmdir(p)
+
+    def create_volume_from_image(self, vol: Volume, image: Volume) -> None:
+        """The image's ready copy renamed into place when there is one, else a copy made now; then
+        the next ready copy is made in the background."""
+        src = self.volume_path(image)
+        dst = self.volume_path(vol)
+        if not os.path.isdir(os.path.join(src, "rootfs")) or os.path.lexists(dst):
+            super().create_volume_from_image(vol, image)   # its errors
+            return
+        self._parent_dir(dst)
+        if spares.take(self, image.name, dst):
+            self._set_mode(vol, dst)
+        else:
+            super().create_volume_from_image(vol, image)
+        spares.refill(self, image.name, src)
+
+    def delete_volume(self, vol: Volume) -> None:
+        if vol.type == IMAGE and not vol.is_snapshot:
+            spares.drop(self, vol.name)
+        super().delete_volume(vol)
 
     def _new_volume(self, path: str) -> None:
         os.mkdir(path, 0o711)
