@@ -137,15 +137,19 @@ class LXDTarget(_LXD, Target):
     def pid(self) -> int:
         return self.proc.pid
 
-    def restart(self) -> None:
-        """SIGTERM: LXD exits and leaves its instances running (SIGPWR would stop them)."""
+    def restart(self, timeout: float = 900) -> dict:
+        """SIGTERM: LXD exits and leaves its instances running (SIGPWR would stop them). Returns
+        the seconds the shutdown took and those to ready (None: not ready within `timeout`)."""
+        t0 = time.perf_counter()
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
+        self.proc.wait(timeout)
+        t1 = time.perf_counter()
         lxd = shutil.which("lxd") or "/usr/bin/lxd"
         self.proc = subprocess.Popen([lxd, "--group", "root", "--logfile", os.path.join(self.dir, "lxd.log")],
                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
-        subprocess.run([lxd, "waitready", "--timeout", "120"], env=self.env, check=True)
+        res = subprocess.run([lxd, "waitready", "--timeout", str(int(timeout))], env=self.env)
+        return {"shutdown_s": t1 - t0, "ready_s": time.perf_counter() - t1 if res.returncode == 0 else None}
 
     def cleanup(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -177,10 +181,17 @@ class CorraldTarget(Target):
     def pid(self) -> int:
         return self.c.proc.pid
 
-    def restart(self) -> None:
-        """`corrald shutdown`: the daemon exits, its containers keep running."""
-        self.c.stop(120)
-        self.c.start(120)
+    def restart(self, timeout: float = 900) -> dict:
+        """`corrald shutdown`: the daemon exits, its containers keep running. Returns the seconds
+        the shutdown took and those to ready (None: not ready within `timeout`)."""
+        t0 = time.perf_counter()
+        self.c.stop(timeout)
+        t1 = time.perf_counter()
+        try:
+            self.c.start(timeout)
+        except AssertionError:   # waitready timed out: reported, not fatal
+            return {"shutdown_s": t1 - t0, "ready_s": None}
+        return {"shutdown_s": t1 - t0, "ready_s": time.perf_counter() - t1}
 
     def cleanup(self) -> None:
         self.c.cleanup()

@@ -11,7 +11,8 @@ Three phases per daemon, each measured the same way (memory per container, media
 --launches launches at the end, each deleted again):
   filled       after the containers were launched;
   restarted    after a daemon restart that leaves the containers running (the monitors of the old
-               daemon no longer share pages with the new one);
+               daemon no longer share pages with the new one); also how long the shutdown took, the
+               time until the restarted daemon was ready (`waitready`) and the first `lxc list`;
   after load   after a load run (--requests API requests: full listings, state, config reads) and
                a restart of --restarts containers, so their monitors start from the grown daemon.
 
@@ -85,14 +86,36 @@ def measure(target, running: int, launches: int) -> dict:
     return out
 
 
+def show(target, phase: str, row: dict) -> None:
+    """One phase's figures, printed as soon as they are measured."""
+    if row.get("running") is None:
+        say(f"  {target.label:8} {phase:11} not measured: {row.get('note', '')}")
+        return
+    restart = ""
+    if "ready_s" in row:
+        ready = "not ready" if row["ready_s"] is None else f"{row['ready_s']:.1f} s"
+        restart = (f", restart: shutdown {row['shutdown_s']:.1f} s, ready {ready}, first `lxc list` "
+                   f"{fmt(row.get('list_ms'), '.0f')} ms")
+    say(f"  {target.label:8} {phase:11} {row['running']} running: {row['per_container_mib'] or 0:.2f} MiB per "
+        f"container (daemon PSS {row['daemon_pss_mib']:.0f} MiB, monitors {row['monitor_pss_mib']:.0f} MiB), "
+        f"launch {row['launch_ms'] or 0:.0f} ms{restart}")
+
+
 def run(target, args) -> dict:
     say(f"{target.label}: filling up to {args.max} containers ...")
     n = fill(target, args.max)
     names = [f"d{i:04d}" for i in range(n)]
     phases = {"filled": measure(target, n, args.launches)}
-    say(f"{target.label}: restarting the daemon ...")
-    target.restart()
-    phases["restarted"] = measure(target, n, args.launches)
+    show(target, "filled", phases["filled"])
+    say(f"{target.label}: restarting the daemon (waiting up to {args.ready_timeout:.0f} s for it to be ready) ...")
+    times = target.restart(args.ready_timeout)
+    if times["ready_s"] is None:   # reported, not a crash: the later phases need a daemon
+        phases["restarted"] = {"running": None, **times, "note": f"not ready within {args.ready_timeout:.0f} s"}
+        show(target, "restarted", phases["restarted"])
+        return phases
+    list_ms = timed(lambda: target.lxc("list", timeout=args.ready_timeout))
+    phases["restarted"] = {**measure(target, n, args.launches), **times, "list_ms": list_ms}
+    show(target, "restarted", phases["restarted"])
     say(f"{target.label}: load run ({args.requests} requests) ...")
     load_run(target, args.requests, names)
     before = set(target.memory()["monitor_pids"])
@@ -102,10 +125,7 @@ def run(target, args) -> dict:
     phases["after load"] = measure(target, n, args.launches)
     new = [p for p in target.memory()["monitor_pids"] if p not in before]
     phases["after load"]["new_monitor_pss_mib"] = (sum(pss_kib(p) for p in new) / 1024 / len(new)) if new else None
-    for phase, row in phases.items():
-        say(f"  {target.label:8} {phase:11} {row['running']} running: {row['per_container_mib'] or 0:.2f} MiB per "
-            f"container (daemon PSS {row['daemon_pss_mib']:.0f} MiB, monitors {row['monitor_pss_mib']:.0f} MiB), "
-            f"launch {row['launch_ms'] or 0:.0f} ms")
+    show(target, "after load", phases["after load"])
     return phases
 
 
@@ -118,14 +138,26 @@ def report(results: dict) -> str:
              "| mean monitor PSS MiB | launch ms |", "|" + "---|" * 9]
     for who, phases in results.items():
         for phase, r in phases.items():
+            if r.get("running") is None:
+                lines.append(f"| {who} | {phase} | {r.get('note', '—')} |" + " — |" * 6)
+                continue
             mean = r.get("new_monitor_pss_mib", r["mean_monitor_pss_mib"])
             lines.append(f"| {who} | {phase} | {r['running']} | {r['daemon_rss_mib']:.0f} | {r['daemon_pss_mib']:.0f} "
                          f"| {r['monitor_pss_mib']:.0f} | {fmt(r['per_container_mib'])} | {fmt(mean)} "
                          f"| {fmt(r['launch_ms'], '.0f')} |")
+    lines += ["", "| daemon | running | shutdown s | restart to ready s | first `lxc list` after ms |",
+              "|---|---|---|---|---|"]
+    for who, phases in results.items():
+        r = phases.get("restarted")
+        if r is not None:
+            ready = fmt(r["ready_s"], ".1f") if r["ready_s"] is not None else (r.get('note') or 'not ready')
+            lines.append(f"| {who} | {r.get('running') or phases['filled']['running']} | {fmt(r['shutdown_s'], '.1f')} "
+                         f"| {ready} | {fmt(r.get('list_ms'), '.0f')} |")
     if "LXD" in results and "corrald" in results:
         lines += ["", "| target | measured | at most | met |", "|---|---|---|---|"]
         for phase in results["corrald"]:
-            c, lx = results["corrald"][phase]["per_container_mib"], results["LXD"][phase]["per_container_mib"]
+            c = results["corrald"][phase].get("per_container_mib")
+            lx = results["LXD"].get(phase, {}).get("per_container_mib")
             if c and lx:
                 lines.append(f"| memory per container, {phase}: corrald / LXD | {c / lx:.2f}x | 0.3x "
                              f"| {'yes' if c / lx <= 0.3 else 'no'} |")
@@ -139,6 +171,8 @@ def main() -> int:
     ap.add_argument("--launches", type=int, default=3, help="launches timed at the end of each phase")
     ap.add_argument("--requests", type=int, default=2000, help="API requests of the load run")
     ap.add_argument("--restarts", type=int, default=20, help="containers restarted after the load run")
+    ap.add_argument("--ready-timeout", type=float, default=900,
+                    help="seconds a restarted daemon may take to be ready (a slower one is reported)")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--no-lxd", action="store_true")
     args = ap.parse_args()

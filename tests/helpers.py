@@ -67,7 +67,7 @@ class Corrald:
         self.log = open(os.path.join(self.dir, "test-corrald.log"), "ab")
         self.proc = subprocess.Popen(args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        self.run("corrald", "waitready", "--timeout", str(int(timeout)), check=True)
+        self.run("corrald", "waitready", "--timeout", str(int(timeout)), check=True, timeout=timeout + 30)
         return self
 
     def run(self, *args: str, check: bool = False, input: str | None = None, timeout: float = 120):
@@ -108,7 +108,7 @@ class Corrald:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.run("corrald", "shutdown", "--timeout", str(int(timeout)))
+            self.run("corrald", "shutdown", "--timeout", str(int(timeout)), timeout=timeout + 30)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

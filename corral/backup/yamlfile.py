@@ -11,18 +11,24 @@ import yaml
 FILENAME = "backup.yaml"
 
 
-def write_file(path: str, doc: dict) -> None:
+def write_file(path: str, doc: dict) -> bool:
+    """Write `doc` unless the file already holds exactly that text (no rewrite, no fsync then).
+    True when it was written."""
     # libyaml's emitter when there is one: the same text, a third of the time (written at every launch)
     data = yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=False,
-                     sort_keys=False)
+                     sort_keys=False).encode()
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        if f.read(len(data) + 1) == data:
+            return False
     tmp = os.path.join(os.path.dirname(path), f".{FILENAME}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
     try:
-        os.write(fd, data.encode())
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    return True
 
 
 class BackupYamlError(ValueError):

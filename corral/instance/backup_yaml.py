@@ -7,8 +7,8 @@ into the instance's expanded_config/devices), `volume:` and `volume_snapshots:`.
 written atomically (temp file + rename) in `<pool>/containers/<volume>/backup.yaml`.
 
 The writer follows the instance lifecycle events (created, updated, renamed, started, stopped,
-snapshot created/renamed/deleted, restored) and profile updates, and rewrites the file of every
-instance once at start-up (instances made by an older corrald, or changed while it was down).
+snapshot created/renamed/deleted, restored) and profile updates, and, after start-up, rewrites
+the file of every instance whose file is stale (made by an older corrald, or changed while it was down).
 It writes off the request path: the events of a short while (COALESCE) are gathered and each
 instance they name is written once, so a launch (created, then started a few ms later) costs one
 write after its operations, not two fsyncs under the instance's lock on the way. The database is
@@ -68,6 +68,18 @@ def _target(event: dict) -> tuple[str, str | None] | None:
 COALESCE = 0.25   # seconds of events gathered into one round of writes
 
 
+BATCH = 50      # files written per worker-thread hop by the start-up pass
+PAUSE = 0.02    # seconds between two batches
+
+
+def _write_docs(layout, insts, docs: list) -> None:
+    for inst, doc in docs:
+        try:
+            layout.write_doc(insts, inst, doc)
+        except Exception:  # noqa: BLE001 - one instance's volume must not stop the others
+            log.debug("backup.yaml of %s not written", inst.name, exc_info=True)
+
+
 class BackupYamlWriter:
     """Keeps every instance's backup.yaml current (see the module docstring)."""
 
@@ -82,8 +94,36 @@ class BackupYamlWriter:
         self._task = asyncio.create_task(self._loop())
 
     async def _write_all(self) -> None:
-        for inst in await self.d.instances.load_all(None):
-            await self._write(inst.project, inst.name)
+        """Every instance's file once, after the daemon is ready: records, snapshots, profiles and
+        statuses read in one go (not per instance), the files written BATCH at a time in one worker
+        thread with a pause between batches (requests go first), and only where the text changed
+        (a current file is read, not rewritten nor fsynced). A change made meanwhile is written
+        again from its event, handled after this pass."""
+        from corral.db.queries import profiles as qp   # noqa: PLC0415
+        from corral.instance import layout, listing   # noqa: PLC0415 - they import this module's users
+        insts = self.d.instances
+        loaded = await insts.load_all(None)
+        if not loaded:
+            return
+        snaps = await insts.snapshots_of_all()
+        holders = {self.d.projects.holder("profiles", i.project) for i in loaded}
+        async with self.d.db.session() as tx:
+            profiles = {h: {p["name"]: p for p in await qp.get_all(tx, h)} for h in holders}
+        pools = {name: await self.d.pools.get(name) for name in {i.pool for i in loaded}
+                 if self.d.pools.available(name)}
+        statuses = listing.statuses(insts, loaded)
+        for start in range(0, len(loaded), BATCH):
+            docs = []
+            for inst, status in zip(loaded[start:start + BATCH], statuses[start:start + BATCH]):
+                allp = profiles[self.d.projects.holder("profiles", inst.project)]
+                if inst.pool not in pools or any(n not in allp for n in inst.rec["profiles"]):
+                    continue   # keeps its last file (as write_backup_file does)
+                if insts.lock(inst.project, inst.name).locked():
+                    continue   # being changed: its own write and event follow
+                docs.append((inst, render(insts, inst, status, snaps.get(inst.rec["id"], []), pools[inst.pool],
+                                          [allp[n] for n in inst.rec["profiles"]])))
+            await asyncio.to_thread(_write_docs, layout, insts, docs)
+            await asyncio.sleep(PAUSE)
 
     async def stop(self) -> None:
         if self._listener is not None:

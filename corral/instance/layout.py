@@ -95,11 +95,15 @@ async def write_backup_file(instances, project: str, name: str) -> None:
         log.debug("backup.yaml of %s skipped", name, exc_info=True)
         return
     doc = backup_yaml.render(instances, inst, status, snaps, pool, profiles)
+    await asyncio.to_thread(write_doc, instances, inst, doc)
+
+
+def write_doc(instances, inst, doc: dict) -> None:
+    """Write one rendered backup.yaml into the instance's volume (unchanged content: not rewritten)."""
     vol = instances.volume_name(inst.project, inst.name)
     spool = instances.d.pools.pool(inst.pool)
     try:
-        if await asyncio.to_thread(spool.has_instance, vol):
-            path = os.path.join(await asyncio.to_thread(spool.instance_path, vol), yamlfile.FILENAME)
-            await asyncio.to_thread(yamlfile.write_file, path, doc)
+        if spool.has_instance(vol):
+            yamlfile.write_file(os.path.join(spool.instance_path(vol), yamlfile.FILENAME), doc)
     except OSError:
-        log.warning("could not write backup.yaml of instance %s", name, exc_info=True)
+        log.warning("could not write backup.yaml of instance %s", inst.name, exc_info=True)

@@ -16,7 +16,7 @@ from corral import config
 from corral.db.queries import instances as q
 from corral.db.queries import profiles as qp
 from corral.errors import BadRequest, CorralError, NotFound
-from corral.instance import creation, layout, lifecycle
+from corral.instance import creation, layout, lifecycle, listing
 from corral.instance import snapshots as snapshot_ops
 from corral.instance.backups import Backups
 from corral.instance.drivers.base import InstanceDriver, InstanceSpec
@@ -341,18 +341,17 @@ class Instances:
         self._loop = asyncio.get_running_loop()
         self.d.images.publish_source = self.publish_source
         await asyncio.to_thread(layout.record_patch, self)
-        for inst in await self.load_all(None):
-            try:   # LXD's data dir layout (also moves an older Corral's layout over, running or not)
-                await asyncio.to_thread(layout.sync, self, inst)
-                await layout.write_backup_file(self, inst.project, inst.name)
-            except Exception:
-                log.exception("instance %s: data directory links", inst.name)
+        # One read of the records and one of the statuses for all instances (no liblxc object per
+        # instance); the layout links in one worker thread. backup.yaml files are rewritten after
+        # the daemon is ready, where stale (instance/backup_yaml.py).
+        loaded = await self.load_all(None)
+        await asyncio.to_thread(self._sync_layouts, loaded)
+        statuses = listing.statuses(self, loaded)
+        stopped = [inst for inst, status in zip(loaded, statuses) if status == "Stopped"]
         # Highest boot.autostart.priority first; boot.autostart.delay seconds after each start (LXD).
-        for inst in sorted(await self.load_all(None), key=autostart_order):
+        for inst in sorted(stopped, key=autostart_order):
             try:
                 obj = self.instance(inst)
-                if obj.status() != "Stopped":
-                    continue
                 if inst.rec["ephemeral"]:
                     await obj.delete(None)
                     continue
@@ -368,6 +367,13 @@ class Instances:
                 log.exception("instance %s: start-up handling failed", inst.name)
 
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeep())
+
+    def _sync_layouts(self, loaded: list[Loaded]) -> None:
+        for inst in loaded:
+            try:   # LXD's data dir layout (also moves an older Corral's layout over, running or not)
+                layout.sync(self, inst)
+            except Exception:
+                log.exception("instance %s: data directory links", inst.name)
 
     async def _housekeep(self) -> None:
         while True:

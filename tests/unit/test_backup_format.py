@@ -1,5 +1,6 @@
 """corral/backup/format.py (index.yaml parsing, tarball member checks) and LXD's filter
 value matching (corral/api/filtering.py)."""
+import os
 import io
 import tarfile
 
@@ -86,3 +87,16 @@ def test_tarball_checks(tmp_path):
 ])
 def test_filter_values_match_like_lxd(value, pattern, expected):
     assert filtering._value_matches(value, pattern) is expected
+
+
+def test_backup_yaml_rewritten_only_when_its_text_changes(tmp_path):
+    """The start-up pass over every instance must not rewrite (and fsync) files that are current."""
+    from corral.backup import yamlfile
+    path = str(tmp_path / yamlfile.FILENAME)
+    assert yamlfile.write_file(path, {"container": {"name": "c1"}}) is True
+    ino = os.stat(path).st_ino
+    assert yamlfile.write_file(path, {"container": {"name": "c1"}}) is False
+    assert os.stat(path).st_ino == ino                      # not replaced
+    assert yamlfile.write_file(path, {"container": {"name": "c2"}}) is True
+    assert os.stat(path).st_ino != ino and "c2" in open(path).read()
+    assert os.stat(path).st_mode & 0o777 == 0o400

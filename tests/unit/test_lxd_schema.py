@@ -215,3 +215,35 @@ def test_updates_write_only_changed_rows_and_refuse_missing_profiles(dbdir):
         finally:
             await db.stop()
     _run(go())
+
+
+def test_reads_of_more_instances_than_dqlite_takes_parameters(dbdir):
+    """dqlite refuses a statement with more than 255 parameters: the instances of a project (ids in
+    an IN list) are read in chunks; with 300 of them every one keeps its config, devices, profiles
+    and snapshots (a host with a few hundred containers could not list them, nor start up)."""
+    async def go():
+        db = await _open(dbdir)
+        try:
+            async with db.transaction() as tx:
+                for i in range(300):
+                    await qi.create(tx, {"project": "default", "name": f"m{i:03d}", "architecture": "x86_64",
+                                         "created_at": T, "last_used_at": T, "config": {"user.n": str(i)},
+                                         "devices": {"d": {"type": "disk", "path": "/m", "source": f"/s{i}"}},
+                                         "profiles": ["default"]})
+            async with db.transaction() as tx:
+                for i in range(300):
+                    iid = (await qi.get(tx, "default", f"m{i:03d}"))["id"]
+                    await qi.create_snapshot(tx, iid, {"name": "s0", "created_at": T, "expires_at": T,
+                                                       "config": {"user.s": str(i)}, "devices": {},
+                                                       "profiles": ["default"]})
+            async with db.session() as tx:
+                rows = await qi.get_all(tx, "default")
+                snaps = await qi.snapshots_of_all(tx)
+            assert len(rows) == 300
+            for i, r in enumerate(rows):
+                assert r["config"] == {"user.n": str(i)} and r["profiles"] == ["default"]
+                assert r["devices"]["d"]["source"] == f"/s{i}"
+                assert [(s["name"], s["config"]) for s in snaps[r["id"]]] == [("s0", {"user.s": str(i)})]
+        finally:
+            await db.stop()
+    _run(go())

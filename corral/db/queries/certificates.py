@@ -12,9 +12,9 @@ async def _rows(tx: Tx, rows: list[dict]) -> list[dict]:
     projects: dict[int, list[str]] = {}
     ids = [r["id"] for r in rows]
     if ids:
-        for r in await tx.fetch(f"SELECT cp.certificate_id AS cid, p.name AS name FROM certificates_projects cp "
-                                f"JOIN projects p ON p.id = cp.project_id WHERE cp.certificate_id IN "
-                                f"({','.join('?' * len(ids))}) ORDER BY cp.rowid", ids):
+        for r in await lxd.fetch_in(tx, "SELECT cp.certificate_id AS cid, p.name AS name FROM certificates_projects cp "
+                                    "JOIN projects p ON p.id = cp.project_id WHERE cp.certificate_id IN "
+                                    "({marks}) ORDER BY cp.rowid", ids):
             projects.setdefault(r["cid"], []).append(r["name"])
     return [{"fingerprint": r["fingerprint"], "type": lxd.cert_type_name(r["type"]), "name": r["name"],
              "certificate": r["certificate"], "restricted": bool(r["restricted"]),

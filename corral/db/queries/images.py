@@ -19,13 +19,12 @@ async def _images(tx: Tx, rows: list[dict]) -> list[dict]:
     props: dict[int, dict] = {}
     profiles: dict[int, list[str]] = {}
     if ids:
-        marks = ",".join("?" * len(ids))
-        for r in await tx.fetch(f"SELECT image_id, key, value FROM images_properties WHERE image_id IN ({marks}) "
-                                f"ORDER BY key", ids):
+        for r in await lxd.fetch_in(tx, "SELECT image_id, key, value FROM images_properties WHERE image_id IN "
+                                    "({marks}) ORDER BY key", ids):
             props.setdefault(r["image_id"], {})[r["key"]] = r["value"]
-        for r in await tx.fetch(f"SELECT ip.image_id AS image_id, pr.name AS name FROM images_profiles ip "
-                                f"JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.image_id IN ({marks}) "
-                                f"ORDER BY ip.rowid", ids):
+        for r in await lxd.fetch_in(tx, "SELECT ip.image_id AS image_id, pr.name AS name FROM images_profiles ip "
+                                    "JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.image_id IN ({marks}) "
+                                    "ORDER BY ip.rowid", ids):
             profiles.setdefault(r["image_id"], []).append(r["name"])
     return [{"fingerprint": r["fingerprint"], "filename": r["filename"], "size": r["size"],
              "public": bool(r["public"]), "auto_update": bool(r["auto_update"]), "cached": bool(r["cached"]),

@@ -44,9 +44,9 @@ async def _profiles_of(tx: Tx, ids: list[int]) -> dict[int, list[str]]:
     if not ids:
         return {}
     out: dict[int, list[str]] = {}
-    rows = await tx.fetch(f"SELECT ip.instance_id AS owner, pr.name AS name FROM instances_profiles ip "
-                          f"JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.instance_id IN "
-                          f"({','.join('?' * len(ids))}) ORDER BY ip.instance_id, ip.apply_order, ip.id", ids)
+    rows = await lxd.fetch_in(tx, "SELECT ip.instance_id AS owner, pr.name AS name FROM instances_profiles ip "
+                              "JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.instance_id IN "
+                              "({marks}) ORDER BY ip.instance_id, ip.apply_order, ip.id", ids)
     for r in rows:
         out.setdefault(r["owner"], []).append(r["name"])
     return out
@@ -185,9 +185,9 @@ async def _snaps(tx: Tx, rows: list[dict]) -> list[dict]:
     devices = await lxd.devices_of(tx, "instances_snapshots", "instance_snapshot_id", ids)
     profiles: dict[int, list[str]] = {}
     if ids:
-        for r in await tx.fetch(f"SELECT instance_snapshot_id AS owner, name FROM corral_instances_snapshots_profiles "
-                                f"WHERE instance_snapshot_id IN ({','.join('?' * len(ids))}) "
-                                f"ORDER BY instance_snapshot_id, apply_order, id", ids):
+        for r in await lxd.fetch_in(tx, "SELECT instance_snapshot_id AS owner, name FROM "
+                                    "corral_instances_snapshots_profiles WHERE instance_snapshot_id IN ({marks}) "
+                                    "ORDER BY instance_snapshot_id, apply_order, id", ids):
             profiles.setdefault(r["owner"], []).append(r["name"])
     return [{"name": r["name"], "created_at": _date(r["created_at"]), "expires_at": _date(r["expires_at"]),
              "stateful": bool(r["stateful"]), "description": r["description"] or "",

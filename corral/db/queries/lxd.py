@@ -15,6 +15,21 @@ DEVICE_TYPES = {"none": 0, "nic": 1, "disk": 2, "unix-char": 3, "unix-block": 4,
                 "infiniband": 7, "proxy": 8, "unix-hotplug": 9, "tpm": 10, "pci": 11}
 _DEVICE_NAMES = {v: k for k, v in DEVICE_TYPES.items()}
 
+# dqlite refuses a statement with more than 255 parameters (the V0 tuple format of its protocol):
+# lists of ids go in chunks of this many.
+IN_CHUNK = 250
+
+
+async def fetch_in(tx: Tx, sql: str, ids: list, params: list | None = None) -> list[dict]:
+    """The rows of `sql` whose `{marks}` stands for the `?` list of `ids`, queried IN_CHUNK ids at
+    a time (rows of one id come from one query, in that query's order); `params` go before the ids."""
+    rows: list[dict] = []
+    for i in range(0, len(ids), IN_CHUNK):
+        part = list(ids[i:i + IN_CHUNK])
+        rows += await tx.fetch(sql.format(marks=",".join("?" * len(part))), (params or []) + part)
+    return rows
+
+
 INSTANCE_TYPES = {"container": 0, "virtual-machine": 1}
 _INSTANCE_NAMES = {v: k for k, v in INSTANCE_TYPES.items()}
 
@@ -100,14 +115,16 @@ async def config_of(tx: Tx, table: str, fk: str, ids: list[int] | None = None) -
     """{owner id: {key: value}} of a config table, keys sorted (values as stored: NULL stays None)."""
     if ids is not None and not ids:
         return {}
-    where = f" WHERE {fk} IN ({','.join('?' * len(ids))})" if ids is not None else ""
+    sql = f"SELECT {fk} AS owner, key, value FROM {table}"
+    rows = (await fetch_in(tx, sql + f" WHERE {fk} IN ({{marks}}) ORDER BY key", ids) if ids is not None
+            else await tx.fetch(sql + " ORDER BY key"))
     out: dict[int, dict] = {}
-    for r in await tx.fetch(f"SELECT {fk} AS owner, key, value FROM {table}{where} ORDER BY key", ids or []):
+    for r in rows:
         out.setdefault(r["owner"], {})[r["key"]] = r["value"]
     return out
 
 
-_ROWS_PER_INSERT = 300   # 900 parameters: under SQLite's default limit of 999
+_ROWS_PER_INSERT = 80    # 240 parameters: dqlite refuses a statement with more than 255
 
 
 async def set_config(tx: Tx, table: str, fk: str, owner: int, config: dict) -> None:
@@ -116,7 +133,9 @@ async def set_config(tx: Tx, table: str, fk: str, owner: int, config: dict) -> N
            for r in await tx.fetch(f"SELECT id, key, value FROM {table} WHERE {fk} = ?", [owner])}
     gone = [row_id for k, (row_id, _) in old.items() if k not in config]
     if gone:
-        await tx.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(gone))})", gone)
+        for i in range(0, len(gone), IN_CHUNK):
+            part = gone[i:i + IN_CHUNK]
+            await tx.execute(f"DELETE FROM {table} WHERE id IN ({','.join('?' * len(part))})", part)
     new = [(k, v) for k, v in config.items() if k not in old]
     for i in range(0, len(new), _ROWS_PER_INSERT):   # one round trip for many rows
         rows = new[i:i + _ROWS_PER_INSERT]
@@ -134,11 +153,10 @@ async def devices_of(tx: Tx, kind: str, fk: str, ids: list[int] | None = None) -
         return {}
     dev_fk = {"instances": "instance_device_id", "profiles": "profile_device_id",
               "instances_snapshots": "instance_snapshot_device_id"}[kind]
-    where = f" WHERE d.{fk} IN ({','.join('?' * len(ids))})" if ids is not None else ""
-    rows = await tx.fetch(
-        f"SELECT d.{fk} AS owner, d.name AS device, d.type AS type, c.key AS key, c.value AS value "
-        f"FROM {kind}_devices d LEFT JOIN {kind}_devices_config c ON c.{dev_fk} = d.id{where} "
-        f"ORDER BY d.name, c.key", ids or [])
+    sql = (f"SELECT d.{fk} AS owner, d.name AS device, d.type AS type, c.key AS key, c.value AS value "
+           f"FROM {kind}_devices d LEFT JOIN {kind}_devices_config c ON c.{dev_fk} = d.id")
+    rows = (await fetch_in(tx, sql + f" WHERE d.{fk} IN ({{marks}}) ORDER BY d.name, c.key", ids) if ids is not None
+            else await tx.fetch(sql + " ORDER BY d.name, c.key"))
     out: dict[int, dict] = {}
     for r in rows:
         dev = out.setdefault(r["owner"], {}).get(r["device"])

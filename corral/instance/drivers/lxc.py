@@ -163,8 +163,12 @@ class LXCDriver(InstanceDriver):
         self._monitors: dict[str, int] = {}   # name -> pid of the monitor its watcher reaps
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
         become_subreaper()
+        found = monitor.monitors(self.lxcpath)   # one pass over /proc, not a liblxc object each
         for name in self.list_running():   # started by an earlier daemon: watched from now on
-            self._adopt(name)
+            if name in found:
+                self._start_watcher(name, found[name])
+            else:
+                self._adopt(name)
 
     def _adopt(self, name: str) -> None:
         c = self._container(name)

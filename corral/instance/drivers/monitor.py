@@ -50,6 +50,20 @@ def wait_exit(pid: int) -> None:
         os.close(fd)
 
 
+def monitors(lxcpath: str) -> dict[str, int]:
+    """name -> pid of every `[lxc monitor] LXCPATH NAME` process of containers under `lxcpath`, in
+    one pass over /proc (a container's monitor is the parent of its init: what a liblxc container
+    object per container would tell, at a command-socket round trip each)."""
+    prefix = f"[lxc monitor] {lxcpath} "
+    out: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (cmd := _cmdline(int(entry))).startswith(prefix):
+            name = cmd[len(prefix):]
+            if name and " " not in name:
+                out[name] = int(entry)
+    return out
+
+
 def _children() -> set[int]:
     pids: set[int] = set()
     for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
