@@ -247,3 +247,25 @@ def test_reads_of_more_instances_than_dqlite_takes_parameters(dbdir):
         finally:
             await db.stop()
     _run(go())
+
+
+def test_config_of_more_keys_than_dqlite_takes_parameters(dbdir):
+    """Config rows are inserted several per statement: an instance with 300 keys (900 values) is
+    written in statements under dqlite's 255-parameter limit, and rewriting it keeps every key."""
+    async def go():
+        db = await _open(dbdir)
+        try:
+            cfg = {f"user.k{i:03d}": str(i) for i in range(300)}
+            rec = {"project": "default", "name": "many", "architecture": "x86_64", "created_at": T,
+                   "last_used_at": T, "config": cfg, "devices": {}, "profiles": ["default"]}
+            async with db.transaction() as tx:
+                await qi.create(tx, rec)
+            async with db.transaction() as tx:
+                await qi.update(tx, "default", "many", {**rec, "ephemeral": False, "description": "",
+                                                        "config": {**cfg, **{f"user.n{i}": "x" for i in range(120)}}})
+            async with db.session() as tx:
+                got = (await qi.get(tx, "default", "many"))["config"]
+            assert len(got) == 420 and got["user.k299"] == "299" and got["user.n119"] == "x"
+        finally:
+            await db.stop()
+    _run(go())
