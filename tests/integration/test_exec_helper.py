@@ -7,6 +7,7 @@ containers (one watcher for every monitor)."""
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -73,6 +74,8 @@ def test_command_in_container_cgroup_and_reaped(ct):
     v1 = [line for line in mine if not line.startswith("0::")]
     assert v1 and v1 == [line for line in init if not line.startswith("0::")], out
     assert all(line.endswith(":/") for line in v1), out
+    # on v2, liblxc's leaf for attached processes (the container's init is at its root)
+    assert all(line == "0::/.lxc" for line in mine if line.startswith("0::")), out
     zombies = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -101,3 +104,36 @@ def test_threads_do_not_grow_with_running_containers(host):
         assert threads() <= before + 1   # (a worker thread of the executor may come and go)
     finally:
         host.lxc("delete", "-f", *names, check=False)
+
+
+FALLBACK = """
+import os, sys
+from corral.instance.drivers import lxcexec
+from corral.reaper import become_subreaper
+become_subreaper()   # the command is orphaned to us when the helper exits
+lxcpath, name, conf = sys.argv[1:4]
+r, w = os.pipe()
+null = os.open("/dev/null", os.O_RDWR)
+pid = lxcexec.attach(lxcpath, name, conf, ["cat", "/proc/self/cgroup"], {"PATH": "/bin"}, "/", 0, 0,
+                     False, (null, w, w), [])
+os.close(w)
+out = b""
+while chunk := os.read(r, 4096):
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode() + f"exit={os.waitstatus_to_exitcode(status)}\\n")
+"""
+
+
+def test_without_cgroup_dirs_liblxc_moves_the_command(ct):
+    """The helper's fall-back (a cgroup layout the daemon does not understand): liblxc's own move."""
+    host, name = ct
+    lxcpath = os.path.join(host.dir, "containers")
+    conf = os.path.join(host.dir, "logs", name, "lxc.conf")
+    r = subprocess.run([sys.executable, "-c", FALLBACK, lxcpath, name, conf], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "exit=0"
+    v1 = [line for line in lines[:-1] if not line.startswith("0::")]
+    assert v1 and all(line.endswith(":/") for line in v1), r.stdout

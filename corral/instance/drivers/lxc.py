@@ -261,7 +261,7 @@ class LXCDriver(InstanceDriver):
         env = {"PATH": DEFAULT_PATH, **env}
         try:
             pid = lxcexec.attach(self.lxcpath, name, self.config_path(name), list(command), env, cwd,
-                                 uid, gid, interactive, child_fds)
+                                 uid, gid, interactive, child_fds, lxcexec.cgroup_dirs(c.init_pid, name))
         except BaseException:
             for fd in ours.values():
                 os.close(fd)

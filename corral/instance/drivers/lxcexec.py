@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+from corral.instance.drivers import cgroups
 from corral.instance.drivers.base import DriverError, ExecProcess
 from corral.instance.tty import set_winsize
 
@@ -91,14 +92,27 @@ def container_pty(init_pid: int, uid: int, gid: int) -> tuple[int, int]:
     return master, slave
 
 
+def cgroup_dirs(init_pid: int, name: str) -> list[str]:
+    """The helper's cgroup arguments for container `name` ("1:DIR" v1, "2:DIR" v2): where the
+    helper puts the command itself, sparing liblxc's move (an RCU grace period per exec, see
+    corral-attach.c). Empty (liblxc moves it) when the layout is not understood."""
+    try:
+        v1, v2 = cgroups.attach_dirs(init_pid, name)
+    except (OSError, KeyError, ValueError):
+        return []
+    return [f"1:{d}" for d in v1] + ([f"2:{v2}"] if v2 else [])
+
+
 def attach(lxcpath: str, name: str, config: str, command: list[str], env: dict[str, str], cwd: str,
-           uid: int, gid: int, interactive: bool, fds: tuple[int, int, int]) -> int:
+           uid: int, gid: int, interactive: bool, fds: tuple[int, int, int], cgroup_args: list[str]) -> int:
     """Start `command` in container `name` with `fds` as its stdin, stdout and stderr (one pty
-    slave when interactive: then it leads a session with it as controlling tty); its pid."""
+    slave when interactive: then it leads a session with it as controlling tty), in the cgroups
+    `cgroup_args` name (cgroup_dirs()); its pid."""
     if not os.access(HELPER, os.X_OK):
         raise DriverError(f"The exec helper {HELPER} is not built (scripts/setup.sh builds it)", 500)
     args = [HELPER, lxcpath, name, config, str(uid), str(gid), cwd, "pty" if interactive else "pipe",
-            *map(str, fds), str(len(env)), *(f"{k}={v}" for k, v in env.items()), "--", *command]
+            *map(str, fds), str(len(env)), *(f"{k}={v}" for k, v in env.items()),
+            str(len(cgroup_args)), *cgroup_args, "--", *command]
     try:
         code, output = _run_helper(args, fds)
     except ValueError as e:   # a NUL byte in the command or the environment
