@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import select
 import time
 
 COMM = "lxc-start"
@@ -33,21 +32,6 @@ def parent(pid: int) -> int:
     """The parent pid of `pid` (0 when unknown)."""
     st = _stat(pid) if pid > 0 else None
     return st[2] if st else 0
-
-
-def wait_exit(pid: int) -> None:
-    """Block until `pid` (not our child: a monitor an earlier daemon started) has exited. A pidfd
-    turns readable at exit even when nobody reaps the zombie (PID 1 here does not)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        poller = select.poll()   # not select(): fds above FD_SETSIZE
-        poller.register(fd, select.POLLIN)
-        poller.poll()
-    finally:
-        os.close(fd)
 
 
 def _children() -> set[int]:
