@@ -58,6 +58,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".${extras}"
   touch "$stamp"
 fi
+# corral-attach, the exec helper (a small C program on liblxc's attach, so that exec does not clone
+# the daemon): built into the venv from corral/instance/drivers/corral-attach.c, again when it changes.
+attach_src=corral/instance/drivers/corral-attach.c
+attach_bin=.venv/libexec/corral-attach
+if [ ! -x "$attach_bin" ] || [ "$attach_src" -nt "$attach_bin" ]; then
+  mkdir -p .venv/libexec
+  # shellcheck disable=SC2046
+  gcc -O2 -Wall -Wextra -o "$attach_bin.tmp" "$attach_src" $(pkg-config --cflags --libs lxc)
+  mv "$attach_bin.tmp" "$attach_bin"
+fi
 # pylxd's own live-daemon suite (`integration/` of its source distribution on PyPI), run unchanged by
 # tests/integration/test_pylxd_suite.py. Downloaded once, checked against the pinned sha256, unpacked.
 PYLXD_SDIST_VERSION=2.4.2

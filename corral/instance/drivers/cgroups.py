@@ -160,3 +160,47 @@ def of_pid(pid: int, name: str) -> Cgroups:
                 if not ctrl.startswith("name="):
                     paths[ctrl] = f"{ROOT}/{ctrl}{path}"
     return Cgroups(paths)
+
+
+_HIERARCHIES: dict[frozenset, str] | None = None
+
+
+def _hierarchy_mounts() -> dict[frozenset, str]:
+    """v1 hierarchy (its controllers and name=) -> where it is mounted; frozenset() -> the v2 mount."""
+    global _HIERARCHIES
+    if _HIERARCHIES is None:
+        found: dict[frozenset, str] = {}
+        with open("/proc/cgroups") as f:
+            known = {line.split()[0] for line in f if not line.startswith("#")}
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                sep = fields.index("-")
+                fstype, options = fields[sep + 1], fields[sep + 3]
+                if fstype == "cgroup2":
+                    found.setdefault(frozenset(), fields[4])
+                elif fstype == "cgroup":
+                    opts = frozenset(o for o in options.split(",") if o in known or o.startswith("name="))
+                    found.setdefault(opts, fields[4])
+        _HIERARCHIES = found
+    return _HIERARCHIES
+
+
+def attach_dirs(pid: int, name: str) -> tuple[list[str], str | None]:
+    """Where a command run in container `name` (init `pid`) goes, as liblxc's attach puts it: the
+    container's lxc.payload.<name> directory in every v1 hierarchy (named ones included), and in
+    the v2 hierarchy its `.lxc` leaf (None when there is none). Raises OSError/KeyError when a
+    hierarchy of the container is not mounted here."""
+    payload = re.compile(rf"^(.*?/lxc\.payload\.{re.escape(name)}(?:-\d+)?)(?:/|$)")
+    mounts = _hierarchy_mounts()
+    v1, v2 = [], None
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if not (m := payload.match(path)):
+                raise KeyError(f"{path} is not a payload cgroup of {name}")
+            if ctrls:
+                v1.append(mounts[frozenset(ctrls.split(","))] + m.group(1))
+            elif frozenset() in mounts:
+                v2 = f"{mounts[frozenset()]}{m.group(1)}/.lxc"
+    return v1, v2

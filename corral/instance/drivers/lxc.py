@@ -9,31 +9,25 @@ children, and PID 1 here does not reap orphans. The driver sets that flag itself
 """
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import glob
 import os
 import re
 import select
-import signal
 import shutil
-import struct
 import subprocess
-import termios
-import threading
 import time
 from typing import Callable
 
 import lxc
 
-from corral.instance.drivers import cgroups, lxcconf, lxclayout, monitor, netstate
-from corral.instance.drivers.base import DriverError, ExecProcess, InstanceDriver, InstanceSpec
+from corral.instance.drivers import cgroups, lxcconf, lxcexec, lxclayout, monitor, netstate
+from corral.instance.drivers.base import DriverError, InstanceDriver, InstanceSpec
+from corral.instance.drivers.lxcexec import LXCExecProcess
 from corral.instance.drivers.netstate import network_state
+from corral.instance.drivers.watcher import MonitorWatcher
 from corral.instance.tty import set_winsize
 from corral.reaper import become_subreaper
 
-TIOCSPTLCK = 0x40045431
-TIOCGPTPEER = 0x5441
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STATUS = {  # liblxc state -> LXD status and status code
     "STOPPED": ("Stopped", 102), "STARTING": ("Starting", 106), "RUNNING": ("Running", 103),
@@ -43,97 +37,6 @@ STATUS = {  # liblxc state -> LXD status and status code
 LOG_TAIL = 4096
 LXC_START = shutil.which("lxc-start") or "/usr/bin/lxc-start"
 START_TIMEOUT = 60
-
-
-class LXCExecProcess(ExecProcess):
-    """The attached process is our child. A thread reaps it as soon as it exits, whether or not
-    anyone waits: an unreaped zombie from the container's pid namespace keeps the container's
-    init from dying, so a stop would hang."""
-
-    def __init__(self, pid: int, pty: int | None = None, stdin: int | None = None,
-                 stdout: int | None = None, stderr: int | None = None):
-        self.pid, self.pty, self.stdin, self.stdout, self.stderr = pid, pty, stdin, stdout, stderr
-        self._pidfd = os.pidfd_open(pid)  # signals never reach a recycled pid
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._code = -1
-        threading.Thread(target=self._reap, daemon=True, name=f"exec-{pid}").start()
-
-    def _reap(self) -> None:
-        _, status = os.waitpid(self.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        with self._lock:
-            self._code = 128 - code if code < 0 else code
-            os.close(self._pidfd)
-            self._done.set()
-
-    def wait(self) -> int:
-        self._done.wait()
-        return self._code
-
-    def kill(self, signum: int) -> None:
-        with self._lock:
-            if not self._done.is_set():
-                try:
-                    signal.pidfd_send_signal(self._pidfd, signum)
-                except ProcessLookupError:  # exited, not reaped yet
-                    pass
-
-    def resize(self, width: int, height: int) -> None:
-        if self.pty is not None:
-            set_winsize(self.pty, width, height)
-
-
-def _host_id(pid: int, kind: str, nsid: int) -> int:
-    """The host id of `nsid` in the user namespace of `pid` (kind: "uid" or "gid")."""
-    with open(f"/proc/{pid}/{kind}_map") as f:
-        for line in f:
-            inside, outside, count = (int(x) for x in line.split())
-            if inside <= nsid < inside + count:
-                return outside + nsid - inside
-    raise DriverError(f"{kind} {nsid} is not mapped in the instance", 400)
-
-
-def _container_pty(init_pid: int, uid: int, gid: int) -> tuple[int, int]:
-    """A pty pair from the container's own devpts (so `tty` inside names /dev/pts/N), the slave
-    owned by the exec user, as LXD does."""
-    master = os.open(f"/proc/{init_pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
-        os.fchown(slave, _host_id(init_pid, "uid", uid), _host_id(init_pid, "gid", gid))
-    except BaseException:
-        os.close(master)
-        raise
-    return master, slave
-
-
-def _exec_in_container(args: tuple[list[str], dict[str, str], bool]) -> int:
-    """Runs in the attached child, inside the container: take the pty as controlling tty, exec."""
-    command, env, interactive = args
-    try:
-        if interactive:
-            try:
-                os.setsid()
-            except PermissionError:  # already a session leader
-                pass
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        os.execvpe(command[0], command, env)
-    except OSError as e:
-        os.write(2, f"{command[0]}: {e.strerror}\n".encode())
-        os._exit(127 if isinstance(e, FileNotFoundError) else 126)
-    return 126
-
-
-def _attach(c: lxc.Container, payload: tuple, **options) -> int:
-    """lxc.Container.attach runs a Python callable in a child that liblxc makes with clone(),
-    outside CPython's fork protocol: that child aborts in PyOS_AfterFork_Child unless the parent
-    took the fork locks first. The binding holds the GIL during attach, so taking them is safe."""
-    ctypes.pythonapi.PyOS_BeforeFork()
-    try:
-        return c.attach(_exec_in_container, payload, **options)
-    finally:
-        ctypes.pythonapi.PyOS_AfterFork_Parent()
 
 
 def _log_since(path: str, offset: int, fallback: str = "") -> str:
@@ -159,21 +62,20 @@ class LXCDriver(InstanceDriver):
         self.lxcpath = lxcpath
         self.logpath = logpath or os.path.join(os.path.dirname(lxcpath), "logs")
         self.on_stopped = on_stopped
-        self._watchers: dict[str, threading.Thread] = {}
-        self._monitors: dict[str, int] = {}   # name -> pid of the monitor its watcher reaps
+        self._watcher = MonitorWatcher(self._stopped)
         os.makedirs(lxcpath, mode=0o711, exist_ok=True)
         become_subreaper()
         found = monitor.monitors(self.lxcpath)   # one pass over /proc, not a liblxc object each
         for name in self.list_running():   # started by an earlier daemon: watched from now on
             if name in found:
-                self._start_watcher(name, found[name])
+                self._watcher.watch(name, found[name])
             else:
                 self._adopt(name)
 
     def _adopt(self, name: str) -> None:
         c = self._container(name)
         if c.running and (pid := monitor.parent(c.init_pid)):
-            self._start_watcher(name, pid)
+            self._watcher.watch(name, pid)
 
     def _container(self, name: str) -> lxc.Container:
         c = lxc.Container(name, config_path=self.lxcpath)
@@ -232,18 +134,12 @@ class LXCDriver(InstanceDriver):
             if c.running:
                 c.stop()
                 c.wait("STOPPED", 10)
-            monitor.reap_failed(self.lxcpath, spec.name, set(self._monitors.values()))
+            monitor.reap_failed(self.lxcpath, spec.name, self._watcher.monitors())
             self._cleanup_cgroups(spec.name)
             reason = _log_since(spec.log_file, offset, fallback=output)
             raise DriverError(f'Failed to start instance "{spec.name}": {reason}')
         if pid := monitor.parent(c.init_pid):
-            self._monitors[spec.name] = pid
-            self._start_watcher(spec.name, pid)
-
-    def _start_watcher(self, name: str, pid: int) -> None:
-        watcher = threading.Thread(target=self._watch, args=(name, pid), daemon=True, name=f"lxc-monitor-{name}")
-        self._watchers[name] = watcher
-        watcher.start()
+            self._watcher.watch(spec.name, pid)
 
     def _lxc_start(self, name: str) -> tuple[bool, str]:
         """Start the container through liblxc's own `lxc-start -d`, a freshly exec'd process: its
@@ -261,16 +157,9 @@ class LXCDriver(InstanceDriver):
             return False, f"cannot run {LXC_START}: {e.strerror}"
         return res.returncode == 0, res.stdout.decode(errors="replace").strip()
 
-    def _watch(self, name: str, pid: int) -> None:
-        """Reap liblxc's monitor (our child, as subreaper) when the container stops; tidy up."""
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:  # not ours (started by an earlier daemon): wait for its exit
-            monitor.wait_exit(pid)
+    def _stopped(self, name: str) -> None:
+        """The monitor of `name` exited (reaped by the watcher when it was our child): tidy up."""
         self._cleanup_cgroups(name)
-        if self._watchers.get(name) is threading.current_thread():
-            del self._watchers[name]
-            self._monitors.pop(name, None)
         if self.on_stopped:
             self.on_stopped(name)
 
@@ -283,9 +172,7 @@ class LXCDriver(InstanceDriver):
         if c.running and not c.stop():
             raise DriverError(f'Failed to stop instance "{name}"')
         c.wait("STOPPED", 10)
-        if watcher := self._watchers.get(name):
-            watcher.join(5)  # the monitor exits right after the container: then cgroups go
-        else:
+        if not self._watcher.wait(name, 5):  # the monitor exits right after the container: then cgroups go
             self._cleanup_cgroups(name)
 
     @staticmethod
@@ -367,7 +254,7 @@ class LXCDriver(InstanceDriver):
             raise DriverError("Empty command", 400)
         c = self._running(name)
         if interactive:
-            master, slave = _container_pty(c.init_pid, uid, gid)
+            master, slave = lxcexec.container_pty(c.init_pid, uid, gid)
             set_winsize(master, width, height)
             child_fds, ours = (slave, slave, slave), {"pty": master}
         else:
@@ -377,13 +264,8 @@ class LXCDriver(InstanceDriver):
             child_fds, ours = (in_r, out_w, err_w), {"stdin": in_w, "stdout": out_r, "stderr": err_r}
         env = {"PATH": DEFAULT_PATH, **env}
         try:
-            pid = _attach(c, (list(command), env, interactive),
-                          env_policy=lxc.LXC_ATTACH_CLEAR_ENV,
-                          extra_env_vars=[f"{k}={v}" for k, v in env.items()],
-                          initial_cwd=cwd, uid=uid, gid=gid,
-                          stdin=child_fds[0], stdout=child_fds[1], stderr=child_fds[2])
-            if pid <= 0:
-                raise DriverError(f'Failed to exec in instance "{name}"')
+            pid = lxcexec.attach(self.lxcpath, name, self.config_path(name), list(command), env, cwd,
+                                 uid, gid, interactive, child_fds, lxcexec.cgroup_dirs(c.init_pid, name))
         except BaseException:
             for fd in ours.values():
                 os.close(fd)

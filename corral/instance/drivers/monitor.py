@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import select
 import time
 
 COMM = "lxc-start"
@@ -33,21 +32,6 @@ def parent(pid: int) -> int:
     """The parent pid of `pid` (0 when unknown)."""
     st = _stat(pid) if pid > 0 else None
     return st[2] if st else 0
-
-
-def wait_exit(pid: int) -> None:
-    """Block until `pid` (not our child: a monitor an earlier daemon started) has exited. A pidfd
-    turns readable at exit even when nobody reaps the zombie (PID 1 here does not)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        poller = select.poll()   # not select(): fds above FD_SETSIZE
-        poller.register(fd, select.POLLIN)
-        poller.poll()
-    finally:
-        os.close(fd)
 
 
 def monitors(lxcpath: str) -> dict[str, int]:
@@ -89,21 +73,24 @@ def reap_failed(lxcpath: str, name: str, watched: set[int], timeout: float = 5.0
     (an exited monitor's command line is gone, so a zombie cannot be told apart by name; none but
     failed starts leave unwatched ones). Returns the pids reaped."""
     title = f"[lxc monitor] {lxcpath} {name}"
+    own_args = f" -n {name} -P {lxcpath} "   # lxc-start's command line, as the driver runs it
     reaped: list[int] = []
     deadline = time.monotonic() + timeout
     while True:
         running = False
         for pid in _children() - watched:
             st = _stat(pid)
-            if st is None or st[0] != COMM or st[3] != pid:
+            if st is None or st[0] != COMM:
                 continue
-            if st[1] == "Z":
+            if st[1] == "Z" and st[3] == pid:
                 try:
                     if os.waitpid(pid, os.WNOHANG | WALL)[0] == pid:
                         reaped.append(pid)
                 except ChildProcessError:
                     pass
-            elif _cmdline(pid) == title:
+            elif st[1] != "Z" and ((cmd := _cmdline(pid)) == title or own_args in f" {cmd} " or not cmd):
+                # its monitor (or the monitor to be, before it renames itself), or one exiting
+                # (its command line is gone before it turns into a zombie): wait for the zombie
                 running = True
         if not running or time.monotonic() >= deadline:
             return reaped
