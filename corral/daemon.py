@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from corral import certs, hardening, hostinfo, logthrottle, netguard, storage, timeutil
+from corral import hardening, hostinfo, logthrottle, netguard, storage, timeutil
+from corral.pki import certs
 from corral.api.server import make_app
 from corral.db import Database
 from corral.devlxd import DevLXD

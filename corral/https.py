@@ -7,7 +7,8 @@ import socket
 
 from aiohttp import web
 
-from corral import netguard, tls
+from corral import netguard
+from corral.pki import tls
 from corral.errors import BadRequest
 
 log = logging.getLogger(__name__)

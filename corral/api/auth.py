@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
-from corral import tls
+from corral.pki import tls
 from corral.errors import Forbidden, NotFound
 from corral.trust import der_fingerprint
 

@@ -72,7 +72,7 @@ class HttpsTarget:
         self.cert, self.key, self.server_cert_pem = cert, key, server_cert_pem
 
     def ssl_context(self) -> ssl.SSLContext:
-        from corral.client import tls
+        from corral.pki import tls
         return tls.client_context(self.cert, self.key, self.server_cert_pem)
 
     def connection(self, timeout: float | None) -> http.client.HTTPSConnection:
@@ -82,7 +82,7 @@ class HttpsTarget:
 def client_cert() -> tuple[str, str]:
     crt, key = _path("client.crt"), _path("client.key")
     if not (os.path.exists(crt) and os.path.exists(key)):
-        from corral.client import certs
+        from corral.pki import certs
         os.makedirs(conf_dir(), mode=0o700, exist_ok=True)
         click.echo("Generating a client certificate. This may take a minute...", err=True)
         cert_pem, key_pem = certs.generate(f"{os.environ.get('USER', 'root')}@{socket.gethostname()}")

@@ -17,7 +17,7 @@ import urllib.parse
 
 import aiohttp
 
-from corral import tls
+from corral.pki import tls
 from corral.apitypes import ImagesPost
 from corral.errors import BadRequest, CorralError, NotImplementedFeature
 from corral.image import store

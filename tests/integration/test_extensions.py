@@ -618,7 +618,7 @@ def check_backup_compression(d, c):
 def _test_cert_b64(name: str) -> tuple[str, str]:
     import base64
     import ssl
-    from corral import certs
+    from corral.pki import certs
     crt, _ = certs.generate(name)
     return base64.b64encode(ssl.PEM_cert_to_DER_cert(crt.decode())).decode(), certs.fingerprint(crt)
 

@@ -13,7 +13,7 @@ import ssl
 
 import pytest
 
-from corral import certs
+from corral.pki import certs
 from corral.api import ENDPOINT_MODULES
 from helpers import unique
 

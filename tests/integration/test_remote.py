@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from corral import certs
+from corral.pki import certs
 from corral.api import ENDPOINT_MODULES
 from helpers import Corrald, free_port, unique, wait_for
 

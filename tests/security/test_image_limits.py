@@ -290,7 +290,7 @@ class FakeImageServer:
         import http.server
         import ssl
 
-        from corral import certs
+        from corral.pki import certs
         crt, key = certs.generate("fake-image-server")
         (tmp_path / "srv.crt").write_bytes(crt)
         (tmp_path / "srv.key").write_bytes(key)

@@ -40,7 +40,7 @@ CLI = os.path.join(ROOT, "cli")
 def test_cli_and_client_import_no_server_code():
     bad = {}
     for path in [*_modules(CLI), *_modules(os.path.join(ROOT, "client"))]:
-        server = sorted(m for m in _corral_imports(path) if not _inside(m, "corral.cli", "corral.client"))
+        server = sorted(m for m in _corral_imports(path) if not _inside(m, "corral.cli", "corral.client", "corral.pki"))
         if server:
             bad[os.path.relpath(path, ROOT)] = server
     assert bad == {}
@@ -72,3 +72,10 @@ def test_every_command_loads():
 
     for name, (module, attr) in COMMANDS.items():
         assert isinstance(getattr(importlib.import_module(module), attr), click.Command), name
+
+
+def test_pki_is_shared_and_imports_nothing_else_from_corral():
+    """corral/pki/ (certificates, TLS contexts) is used by both sides, so it depends on neither."""
+    bad = {os.path.relpath(p, ROOT): sorted(m for m in _corral_imports(p) if not _inside(m, "corral.pki"))
+           for p in _modules(os.path.join(ROOT, "pki"))}
+    assert {k: v for k, v in bad.items() if v} == {}
