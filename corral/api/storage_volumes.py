@@ -122,6 +122,8 @@ async def post_volume(request: web.Request):
         check_project(request, body["project"])   # a move to another project needs access to it too
     op = await d.volumes.post(_m(request, "pool"), proj, _type(request), _m(request, "name"), body,
                               requestor(request))
+    if op is None:   # renamed in place, as LXD's SyncResponseLocation
+        return response.created(f"/1.0/storage-pools/{_m(request, 'pool')}/volumes/custom")
     return response.async_(op)
 
 

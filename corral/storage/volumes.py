@@ -278,7 +278,9 @@ class Volumes(VolumeSnapshots):
             await q.update_volume(tx, cur["id"], cur["description"], cfg)
 
     async def post(self, pool: str, project: str, type_: str, name: str, body: dict, requestor):
-        """POST on a volume: rename, or move to another pool. Always an operation."""
+        """POST on a volume: a rename within the pool is done at once (LXD answers it synchronously, and
+        `lxc storage volume rename` does not wait for an operation): None. A move to another pool is
+        an operation."""
         if type_ != "custom":
             raise BadRequest("Only custom storage volumes can be renamed or moved here")
         if body.get("migration"):
@@ -299,13 +301,15 @@ class Volumes(VolumeSnapshots):
                 raise Conflict("Volume by that name already exists")
             snaps = await q.volume_snapshots(tx, v["id"])
 
+        if target == pool:
+            await self._rename(v, new)
+            self.events.lifecycle("storage-volume-renamed", vol_url(target, "custom", new, project),
+                                  project=project, context={"old_name": name}, requestor=requestor)
+            return None
+
         async def run(op):
-            if target == pool:
-                await self._rename(v, new)
-            else:
-                await self._move(v, target, new, snaps)
-            self.events.lifecycle("storage-volume-renamed" if target == pool else "storage-volume-moved",
-                                  vol_url(target, "custom", new, project), project=project,
+            await self._move(v, target, new, snaps)
+            self.events.lifecycle("storage-volume-moved", vol_url(target, "custom", new, project), project=project,
                                   context={"old_name": name}, requestor=requestor)
 
         return self.d.operations.create(project=project, description="Moving storage volume",
