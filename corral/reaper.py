@@ -37,7 +37,8 @@ def _any_zombie() -> bool:
         return False
 
 
-def _zombie_children() -> set[int]:
+def children() -> set[int]:
+    """The pids of this process's children (every thread's, from /proc)."""
     pids: set[int] = set()
     for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
         try:
@@ -45,8 +46,12 @@ def _zombie_children() -> set[int]:
                 pids.update(int(p) for p in f.read().split())
         except OSError:
             continue
+    return pids
+
+
+def _zombie_children() -> set[int]:
     zombies = set()
-    for pid in pids:
+    for pid in children():
         try:
             with open(f"/proc/{pid}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]

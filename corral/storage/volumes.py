@@ -245,12 +245,8 @@ class Volumes(VolumeSnapshots):
                 if rec["config"].get("size"):   # a block volume's disk: made of its size (a copy grows to it)
                     await asyncio.to_thread(pool.set_quota, vol, parse_size(rec["config"]["size"]))
                 async with self.db.transaction() as tx:
-                    if await q.volume(tx, rec["pool"], rec["project"], "custom", rec["name"]) is not None:
+                    if not await q.create_custom_volume(tx, rec, snaps):
                         raise Conflict("Volume by that name already exists")
-                    await q.create_volume(tx, rec)
-                    v = await q.volume(tx, rec["pool"], rec["project"], "custom", rec["name"])
-                    for s in snaps:
-                        await q.create_volume_snapshot(tx, v["id"], s)
             except BaseException:
                 await asyncio.to_thread(pool.delete, vol)
                 raise

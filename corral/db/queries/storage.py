@@ -75,6 +75,17 @@ async def volume(tx: Tx, pool: str, project: str, type_: str, name: str) -> dict
     return (await _volumes(tx, [r]))[0] if r else None
 
 
+async def create_custom_volume(tx: Tx, rec: dict, snaps: list[dict]) -> bool:
+    """Record a new custom volume with its snapshots; False (nothing written) when the name is taken."""
+    if await volume(tx, rec["pool"], rec["project"], "custom", rec["name"]) is not None:
+        return False
+    await create_volume(tx, rec)
+    v = await volume(tx, rec["pool"], rec["project"], "custom", rec["name"])
+    for s in snaps:
+        await create_volume_snapshot(tx, v["id"], s)
+    return True
+
+
 async def create_volume(tx: Tx, v: dict) -> None:
     vid, _ = await tx.execute(
         f"INSERT INTO storage_volumes (name, storage_pool_id, node_id, type, description, project_id, content_type) "

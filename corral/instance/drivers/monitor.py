@@ -8,9 +8,10 @@ failed start leaves no process (not even a zombie) behind.
 """
 from __future__ import annotations
 
-import glob
 import os
 import time
+
+from corral.reaper import children
 
 COMM = "lxc-start"
 WALL = 0x40000000   # __WALL
@@ -48,16 +49,6 @@ def monitors(lxcpath: str) -> dict[str, int]:
     return out
 
 
-def _children() -> set[int]:
-    pids: set[int] = set()
-    for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-        try:
-            with open(path) as f:
-                pids.update(int(p) for p in f.read().split())
-        except OSError:
-            continue
-    return pids
-
 
 def _cmdline(pid: int) -> str:
     try:
@@ -78,7 +69,7 @@ def reap_failed(lxcpath: str, name: str, watched: set[int], timeout: float = 5.0
     deadline = time.monotonic() + timeout
     while True:
         running = False
-        for pid in _children() - watched:
+        for pid in children() - watched:
             st = _stat(pid)
             if st is None or st[0] != COMM:
                 continue
