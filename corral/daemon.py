@@ -15,6 +15,8 @@ from aiohttp import web
 from corral import hardening, hostinfo, logthrottle, netguard, storage, timeutil
 from corral.pki import certs
 from corral.api.server import make_app
+from corral.cluster.gateway import Gateway
+from corral.cluster.membership import Cluster
 from corral.db import Database
 from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
@@ -51,6 +53,12 @@ log = logging.getLogger("corrald")
 WORKER_THREADS = 128
 
 
+def _versions() -> tuple[int, int]:
+    from corral.api.extensions import EXTENSIONS
+    from corral.db.schema import GLOBAL
+    return len(GLOBAL), len(EXTENSIONS)
+
+
 class Daemon:
     """Start-up, listeners and shutdown. The layers share a typed State (corral/state.py): each
     is built with it and reaches the others through it; the API reaches them through the daemon,
@@ -65,9 +73,15 @@ class Daemon:
         self._stop = asyncio.Event()
         self._force_shutdown = False
         events = EventHub()
-        db = Database(paths.global_db, paths.local_db)
+        gateway = Gateway(paths.global_db)
+        db = Database(paths.global_db, paths.local_db, gateway)
         s = self.state = State(paths=paths, db=db, events=events, operations=OperationManager(events),
                                config=ServerConfig(db), mock=mock, net_host=NoHost() if mock else None)
+        s.cluster = Cluster(s, gateway)
+        s.cluster.on_member.append(self._became_member)
+        s.cluster.shutdown_hook = self.request_shutdown
+        s.cluster.versions = _versions
+        s.config.committed.append(s.cluster.config_committed)
         s.projects = Projects(db, hooks=s)
         s.profiles = Profiles(db, events, hooks=s)
         s.warnings = Warnings(db)
@@ -109,7 +123,13 @@ class Daemon:
         with open(crt) as f:
             self._cert_pem = f.read()
         self._fingerprint = certs.fingerprint(self._cert_pem)
+        self.cluster.prepare()
+        self._runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        if self.cluster.clustered:   # the other members' raft traffic comes in through it
+            await self._listen_https()
         await self.db.start()
+        await self.cluster.start()
         await self._record_member()
         await self.config.load()
         await self.projects.load()
@@ -128,7 +148,8 @@ class Daemon:
         logging.getLogger().addHandler(logthrottle.install(EventLogHandler(self.events)))
         await self.devlxd.start()
         await self._listen_unix()
-        await self._listen_https()
+        if self.https is None:
+            await self._listen_https()
         self._hardening = await hardening.check(self.state)
         self.ready.set()
         self.image_tasks.start()   # expired cached images, then auto-updates (now and hourly)
@@ -140,8 +161,6 @@ class Daemon:
             if socket_alive(path):
                 raise RuntimeError(f"another daemon is already listening on {path}")
             os.unlink(path)
-        self._runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
-        await self._runner.setup()
         await netguard.serve_unix(self._runner, path, "unix", netguard.unix_peer)
         gid = grp.getgrnam(self.group).gr_gid if self.group else 0
         if os.geteuid() == 0:
@@ -151,7 +170,7 @@ class Daemon:
         os.chmod(path, 0o660)
 
     async def _listen_https(self) -> None:
-        crt, key = certs.ensure_server_cert(self.paths.root)
+        crt, key = self.cluster.serving_cert()
         self.https = HttpsListener(self._runner, crt, key)
         self.config.watchers.append(self._config_changed)
         address = self.config.all().get("core.https_address", "")
@@ -164,6 +183,21 @@ class Daemon:
     async def _config_changed(self, changed: dict[str, str]) -> None:
         if "core.https_address" in changed and self.https is not None:
             await self.https.apply(changed["core.https_address"])
+
+    async def _became_member(self) -> None:
+        """Clustering enabled or joined: serve the cluster certificate; reload what the layers
+        loaded from the database (after a join it is the cluster's)."""
+        crt, key = self.cluster.serving_cert()
+        with open(crt) as f:
+            self._cert_pem = f.read()
+        self._fingerprint = certs.fingerprint(self._cert_pem)
+        if self.https is not None:
+            self.https.reload(crt, key)
+        await self.config.load()
+        await self.projects.load()
+        await self.trust.load()
+        await self.pools.load()
+        await self.images.load()
 
     @property
     def fingerprint(self) -> str:
@@ -212,6 +246,8 @@ class Daemon:
 
     async def shutdown(self) -> None:
         log.info("shutting down")
+        if self.db.node is not None:
+            await self.cluster.handover()   # leadership and the raft role go to others first
         self.ready.clear()
         await self.image_tasks.stop()
         if self._hardening is not None:
@@ -236,7 +272,9 @@ class Daemon:
         await self.proxies.shutdown()
         self.networks.shutdown()
         self.reaper.stop()
+        await self.cluster.stop()
         await self.db.stop()
+        self.cluster.after_stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.socket)
         log.info("shutdown complete")

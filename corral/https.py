@@ -64,6 +64,7 @@ class HttpsListener:
         self.key_file = key_file
         self.address = ""
         self._site: netguard.GuardedSite | None = None
+        self._ctx = None
 
     async def apply(self, address: str) -> None:
         """Listen on `address` (stop listening when empty). Binds the new socket before closing the old."""
@@ -72,7 +73,7 @@ class HttpsListener:
         new = None
         if address:
             host, port = split_address(address)
-            ctx = tls.server_context(self.cert_file, self.key_file)
+            ctx = self._ctx = tls.server_context(self.cert_file, self.key_file)
             try:
                 socks = netguard.tcp_sockets(host or None, port)
             except OSError as e:
@@ -84,6 +85,12 @@ class HttpsListener:
         if self._site is not None:
             await self._site.stop()
         self._site, self.address = new, address
+
+    def reload(self, cert_file: str, key_file: str) -> None:
+        """Serve another certificate (the cluster's): new connections get it, open ones go on."""
+        self.cert_file, self.key_file = cert_file, key_file
+        if self._ctx is not None:
+            self._ctx.load_cert_chain(cert_file, key_file)
 
     def addresses(self) -> list[str]:
         return listen_addresses(self.address)

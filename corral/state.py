@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncContextManager
 
 if TYPE_CHECKING:
+    from corral.cluster.membership import Cluster
     from corral.db import Database
     from corral.devlxd import DevLXD
     from corral.events import EventHub
@@ -68,6 +69,7 @@ class State:
     devlxd: DevLXD = field(default=None)  # type: ignore[assignment]
     backup_yaml: BackupYamlWriter = field(default=None)  # type: ignore[assignment]
     snapshot_schedule: SnapshotScheduler = field(default=None)  # type: ignore[assignment]
+    cluster: Cluster = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.net_host is None:

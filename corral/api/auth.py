@@ -32,6 +32,7 @@ _UNTRUSTED = [
     ("GET", re.compile(r"^/1\.0/images/aliases(/.*)?$")),
     ("GET", re.compile(r"^/1\.0/images/[^/]+/?$")),
     ("GET", re.compile(r"^/1\.0/images/[^/]+/export/?$")),
+    ("POST", re.compile(r"^/internal/cluster/accept$")),   # a joining server, with its token or password
 ]
 
 _READ = frozenset({"GET", "HEAD"})
@@ -137,6 +138,9 @@ def identify(request: web.Request) -> None:
         fp = der_fingerprint(der)
         request["client_fingerprint"] = fp
         request["client_der"] = der
+        if request.app["daemon"].cluster.is_peer(fp):   # another member (the cluster certificate)
+            request["trusted"] = request["cluster_peer"] = True
+            return
         cert = request.app["daemon"].trust.lookup(fp)
         if cert is not None:
             request["trusted"] = True

@@ -1,5 +1,6 @@
 """/1.0/resources, /1.0/warnings, /1.0/cluster (not clustered yet)."""
 import asyncio
+import dataclasses
 
 from aiohttp import web
 
@@ -65,15 +66,36 @@ async def get_cluster(request: web.Request):
             for key in member_keys(p["driver"]):   # LXD's clusterGetMemberConfig
                 member_config.append({"entity": "storage-pool", "name": p["name"], "key": key, "value": "",
                                       "description": f'"{key}" property for storage pool "{p["name"]}"'})
+    c = daemon(request).cluster
+    if c.clustered:
+        return response.sync({"server_name": c.server_name, "enabled": True, "member_config": []})
     return response.sync({"server_name": "", "enabled": False, "member_config": member_config})
 
 
 @routes.route("PUT", "/1.0/cluster")
 async def put_cluster(request: web.Request):
-    await decode.read(request, ClusterPut)   # a malformed body gets LXD's decoding error first
-    raise NotImplementedFeature("clustering")
+    req = await decode.read(request, ClusterPut)   # a malformed body gets LXD's decoding error first
+    c = daemon(request).cluster
+    if req.cluster_address:
+        return response.operation(request, c.join_work(dataclasses.asdict(req)))
+    if req.enabled:
+        await c.enable(req.server_name)
+        return response.empty()
+    raise NotImplementedFeature("disabling clustering")
 
 
 @routes.get("/1.0/cluster/members")
 async def cluster_members(request: web.Request):
-    raise BadRequest("Server isn't part of a cluster")
+    c = daemon(request).cluster
+    if not c.clustered:
+        raise BadRequest("Server isn't part of a cluster")
+    roles = await c.raft_roles()
+    leader = await c.leader_address()
+    out = []
+    for m in await c.members():
+        role = roles.get(m["id"], "")
+        r = (["database-leader"] if m["address"] == leader else []) + \
+            (["database"] if role == "voter" else ["database-standby"] if role == "stand-by" else [])
+        out.append({"server_name": m["name"], "url": f"https://{m['address']}", "database": role == "voter",
+                    "status": "Online" if c.online(m) else "Offline", "roles": r})
+    return response.sync(out if recursion(request) else [f"/1.0/cluster/members/{m['server_name']}" for m in out])

@@ -1,13 +1,18 @@
 """The aiohttp application: routes from every endpoint module, LXD error envelopes for everything."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from aiohttp import web
 
 from corral.api import response
 from corral.api.request import check_request_text
+from corral.db import DatabaseUnavailable
 from corral.errors import CorralError
+
+RETRY_FOR = 3.0   # seconds a request is run again while the cluster's leader changes
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +21,11 @@ log = logging.getLogger(__name__)
 async def envelope_middleware(request: web.Request, handler):
     try:
         check_request_text(request)
-        return await handler(request)
+        d = request.app["daemon"]
+        if not d.ready.is_set() and request.transport is not None and not request.path.startswith("/internal/") \
+                and request.transport.get_extra_info("sslcontext") is not None:
+            return response.error(503, "LXD daemon not ready yet")
+        return await _run(request, handler, d)
     except CorralError as e:
         return response.error(e.status, e.message)
     except web.HTTPMethodNotAllowed:
@@ -30,6 +39,23 @@ async def envelope_middleware(request: web.Request, handler):
     except Exception as e:
         log.exception("internal error handling %s %s", request.method, request.path)
         return response.error(500, f"Internal error: {e}")
+
+
+async def _run(request: web.Request, handler, d):
+    """Run the handler; clustered, a transaction the leader change cut off before its COMMIT (so
+    nothing of it was stored) is run again on the new leader for a few seconds, as LXD's
+    query.Retry does, so clients see no error from a handover."""
+    start = time.monotonic()
+    delay = 0.02
+    while True:
+        try:
+            return await handler(request)
+        except DatabaseUnavailable as e:
+            if not (e.retryable and d.cluster.clustered) or time.monotonic() - start > RETRY_FOR:
+                raise
+            log.info("retrying %s %s after a lost database connection: %s", request.method, request.path, e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
 def make_app(daemon) -> web.Application:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from typing import Any, AsyncIterator
 
 import dqliteclient
 
 from corral.db.local import LocalDB, _split
 from corral.errors import CorralError
-from corral.db.node import Node
 from corral.db.schema import GLOBAL
 
 log = logging.getLogger(__name__)
@@ -29,12 +27,26 @@ DB_NAME = "global"
 
 
 class DatabaseUnavailable(CorralError):
-    """The connection to the database node was lost while a request used it (503: try again)."""
+    """The connection to the database node was lost while a request used it (503: try again).
+    `retryable`: nothing was committed (the loss came before COMMIT), so the caller may run it again."""
     status = 503
 
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
-# Errors that mean the connection is gone (the next use reconnects), not that the SQL was wrong.
-_LOST = (dqliteclient.DqliteConnectionError, dqliteclient.ProtocolError, OSError, TimeoutError)
+
+# Errors that mean the connection is gone (the next use reconnects), not that the SQL was wrong:
+# a broken stream, or (clustered) the node we talk to lost its leadership.
+_LOST = (dqliteclient.DqliteConnectionError, dqliteclient.ProtocolError, dqliteclient.ClusterError,
+         OSError, TimeoutError)
+
+
+def _lost_error(db: "Database", e: BaseException) -> bool:
+    if isinstance(e, _LOST):
+        return True
+    # A leadership change invalidates the connection (dqliteclient's _is_leader_change).
+    return isinstance(e, dqliteclient.OperationalError) and (db._conn is None or not db._conn.is_connected)
 _READ_ONLY = ("SELECT", "PRAGMA", "WITH", "EXPLAIN", "VALUES")
 
 
@@ -71,12 +83,16 @@ class Tx:
             self._db.changed()
         try:
             return await getattr(self._db._conn, method)(sql, args)
-        except _LOST as e:
+        except Exception as e:
+            if not _lost_error(self._db, e):
+                raise
             # Outside a transaction a read is retried once on a new connection; a write may or may
-            # not have been applied and a transaction's earlier statements are gone: fail this one.
+            # not have been applied and a transaction's earlier statements are gone: fail this one
+            # (a transaction's statement before COMMIT left nothing behind: retryable).
             if self._in_tx or not _read_only(sql):
                 self._db._lost(e)
-                raise DatabaseUnavailable(f"Database connection lost, try again: {e}") from None
+                raise DatabaseUnavailable(f"Database connection lost, try again: {e}",
+                                          retryable=self._in_tx) from None
             await self._db._reconnect(e)
             return await getattr(self._db._conn, method)(sql, args)
 
@@ -96,12 +112,14 @@ class Tx:
 
 
 class Database:
-    def __init__(self, state_dir: str, local_path: str, node_id: int = 1):
+    """The global database through this member's gateway (corral.cluster.gateway.Gateway: the dqlite
+    node and how to reach the leader's), and the local one."""
+
+    def __init__(self, state_dir: str, local_path: str, gateway):
         self.state_dir = state_dir
         self.local_path = local_path
         self.local: LocalDB | None = None
-        self.node_id = node_id
-        self.node: Node | None = None
+        self.gateway = gateway
         self._conn = None
         self._lock = asyncio.Lock()
         self.reconnects = 0
@@ -115,8 +133,13 @@ class Database:
     def changed(self) -> None:
         self.generation += 1
 
+    @property
+    def node(self):
+        return self.gateway.node
+
     def memo(self, key):
-        if self._memo_generation != self.generation:
+        # Clustered, other members write too: nothing is remembered.
+        if self._memo_generation != self.generation or self.gateway.clustered:
             return None
         return self._memo.get(key)
 
@@ -125,37 +148,47 @@ class Database:
             self._memo, self._memo_generation = {}, self.generation
         self._memo[key] = value
 
-    @property
-    def address(self) -> str:
-        assert self.node is not None
-        return self.node.address
+    def open_local(self) -> LocalDB:
+        if self.local is None:
+            self.local = LocalDB(self.local_path)
+        return self.local
 
-    async def start(self) -> None:
+    async def start(self, migrate: bool = True) -> None:
         """Open the local database, start the embedded dqlite node, apply pending migrations."""
-        self.local = LocalDB(self.local_path)
-        # Standalone: an abstract unix socket with a fresh random name per start, so nothing
-        # listens on TCP. Raft keeps working because a one-member cluster never dials itself.
-        address = "@corral-db-" + secrets.token_hex(8)
-        self.node = Node(self.node_id, address, self.state_dir)
-        await asyncio.to_thread(self.node.start)
+        await self.gateway.start(self.open_local())
         self._conn = await self._connect()
-        await self._migrate()
+        if migrate:
+            await self._migrate()
+
+    @contextlib.asynccontextmanager
+    async def offline(self) -> AsyncIterator[dict]:
+        """Stop the node while the body reconfigures the gateway (enabling clustering, joining),
+        then start it again: with `box["recover"]` = [(id, address, role)], its raft configuration
+        rewritten first. Nothing else reaches the database meanwhile."""
+        async with self._lock:
+            if self._conn is not None:
+                self._conn.terminate()
+                self._conn = None
+            await self.gateway.stop()
+            self.changed()
+            box: dict = {}
+            try:
+                yield box
+            finally:
+                await self.gateway.start(self.open_local(), box.get("recover"))
+                self._conn = await self._connect()
+                self.changed()
 
     async def _connect(self, attempts: int = 100):
-        abstract = "\0" + self.node.address[1:]
-
-        async def dial(_addr: str):
-            return await asyncio.open_unix_connection(abstract)
-
         last = None
-        delay = 0.05
+        delay = 0.02
         for _ in range(attempts):
             try:
-                return await dqliteclient.connect("local:1", database=DB_NAME, dial_func=dial, timeout=10)
-            except Exception as e:  # the node may need a moment to elect itself
+                return await self.gateway.connect()
+            except Exception as e:  # the node may need a moment to elect itself (or a new leader)
                 last = e
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, 0.25)
         raise RuntimeError(f"cannot connect to the database node: {last}")
 
     def _lost(self, exc: BaseException | None) -> None:
@@ -171,7 +204,7 @@ class Database:
         if self.node is None:
             raise DatabaseUnavailable("Database is shut down")
         try:
-            self._conn = await self._connect(attempts=10)
+            self._conn = await self._connect(attempts=25)
         except RuntimeError as e:
             raise DatabaseUnavailable(f"Database unavailable: {e}") from None
         self.reconnects += 1
@@ -201,7 +234,9 @@ class Database:
             await self._ready()
             try:
                 await self._conn.execute("BEGIN")
-            except _LOST as e:   # nothing ran yet: begin again on a new connection
+            except Exception as e:   # nothing ran yet: begin again on a new connection
+                if not _lost_error(self, e):
+                    raise
                 await self._reconnect(e)
                 await self._conn.execute("BEGIN")
             conn = self._conn
@@ -217,11 +252,14 @@ class Database:
                         self._lost(None)
                 raise
             if conn is not self._conn:
-                raise DatabaseUnavailable("Database connection lost during the transaction, try again")
+                raise DatabaseUnavailable("Database connection lost during the transaction, try again",
+                                          retryable=True)
             try:
                 await conn.execute("COMMIT")
                 self.changed()
-            except _LOST as e:
+            except Exception as e:
+                if not (_lost_error(self, e) or isinstance(e, dqliteclient.AmbiguousCommitError)):
+                    raise
                 self.changed()
                 self._lost(e)
                 raise DatabaseUnavailable(f"Database connection lost during commit (it may or may not "
@@ -249,9 +287,7 @@ class Database:
             with contextlib.suppress(Exception):
                 await self._conn.close()
             self._conn = None
-        if self.node is not None:
-            await asyncio.to_thread(self.node.stop)
-            self.node = None
+        await self.gateway.stop()
         if self.local is not None:
             self.local.close()
             self.local = None

@@ -93,12 +93,13 @@ def _from_daemon() -> tuple[list[dict], list[dict]]:
 async def _from_disk(paths: Paths) -> tuple[list[dict], list[dict]]:
     import lxc
 
+    from corral.cluster.gateway import Gateway
     from corral.db import Database
     from corral.db.queries import instances as qi
     from corral.db.queries import profiles as qp
     from corral.db.queries import storage as qs
     from corral.instance.manager import Instances, expand
-    db = Database(paths.global_db, paths.local_db)
+    db = Database(paths.global_db, paths.local_db, Gateway(paths.global_db))
     await db.start()
     try:
         async with db.session() as tx:

@@ -2,6 +2,7 @@
 checks re-decoded every instance row). A memo is valid until the next statement that may write
 or the end of any transaction, and is never read or filled inside a transaction."""
 import asyncio
+import types
 
 from corral.db import Database
 from corral.db.queries import instances as qi
@@ -31,8 +32,8 @@ class CountingConn:
 
 
 def make_db():
-    db = Database("/nonexistent", "/nonexistent")
-    db.node = object()
+    # A standalone member's gateway as the database sees it (a node, not clustered).
+    db = Database("/nonexistent", "/nonexistent", types.SimpleNamespace(node=object(), clustered=False))
     db._conn = CountingConn()
     return db
 

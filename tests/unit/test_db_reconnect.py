@@ -4,6 +4,8 @@ tests/security/test_flood.py; here the transaction rules, on a scripted connecti
 import asyncio
 
 import dqliteclient
+import types
+
 import pytest
 
 from corral.db import Database, DatabaseUnavailable
@@ -33,8 +35,8 @@ class FakeConn:
 
 
 def make_db(first_fail_on):
-    db = Database("/nonexistent", "/nonexistent")
-    db.node = object()
+    # A standalone member's gateway as the database sees it (a node, not clustered).
+    db = Database("/nonexistent", "/nonexistent", types.SimpleNamespace(node=object(), clustered=False))
     made = []
 
     async def connect(attempts=100):

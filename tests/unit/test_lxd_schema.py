@@ -6,6 +6,7 @@ import os
 import pytest
 
 import corral.db as cdb
+from corral.cluster.gateway import Gateway
 from corral.db import Database
 from corral.db.queries import certificates as qc, images as qim, instances as qi, networks as qn
 from corral.db.queries import profiles as qp, projects as qpr, storage as qs, warnings as qw
@@ -60,7 +61,7 @@ def dbdir(tmp_path):
 
 
 async def _open(d) -> Database:
-    db = Database(str(d / "global"), str(d / "local.db"))
+    db = Database(str(d / "global"), str(d / "local.db"), Gateway(str(d / "global")))
     await db.start()
     return db
 

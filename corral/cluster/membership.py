@@ -1,0 +1,305 @@
+"""The cluster this member belongs to (LXD's cluster package, membership side): bootstrap, enable,
+join and accept, removal, leadership handover, and role rebalancing.
+
+A standalone corrald is a one-member cluster: raft id 1, `nodes` row 1. It becomes clustered (its
+data kept) by `enable`; another corrald joins it (its own global data replaced by the cluster's).
+Clustered state on disk: `cluster.crt`/`cluster.key` in the daemon dir (every member serves and
+presents them), the local `raft_nodes`, and `cluster.https_address` in the local config.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from corral import timeutil
+from corral.cluster import gateway as gw
+from corral.cluster import join as _join
+from corral.cluster.peer import PeerClient, PeerError
+from corral.db.queries import cluster as qc
+from corral.db.queries import lxd
+from corral.errors import CorralError
+from corral.operations import Work
+from corral.pki import certs, tls
+
+log = logging.getLogger(__name__)
+
+
+class Cluster:
+    def __init__(self, state, gateway: gw.Gateway):
+        self.state = state
+        self.gateway = gateway
+        self.paths = state.paths
+        self.peer = PeerClient(self.client_context)
+        self.server_name = "none"
+        self.heartbeat = None                 # corral.cluster.heartbeat.Heartbeat, once started
+        self._ctx = None
+        self._ctx_key = None
+        self._lock = asyncio.Lock()           # membership changes, one at a time
+        # The daemon's hooks: the HTTPS listener to serve the cluster certificate, the layers to
+        # reload from the cluster's database after a join.
+        self.on_member: list = []
+        self.shutdown_hook = None
+        self.versions = lambda: (0, 0)       # (schema, API extension count), set by the daemon
+        self._wipe_on_stop = False
+
+    # ---- what this member is ------------------------------------------------------------------
+
+    @property
+    def clustered(self) -> bool:
+        return self.gateway.clustered
+
+    @property
+    def member_id(self) -> int:
+        return self.gateway.node_id
+
+    @property
+    def address(self) -> str:
+        return self.gateway.address
+
+    def cert_files(self) -> tuple[str, str]:
+        return self.paths.join("cluster.crt"), self.paths.join("cluster.key")
+
+    def cluster_cert_pem(self) -> str:
+        with open(self.cert_files()[0]) as f:
+            return f.read()
+
+    def fingerprint(self) -> str:
+        return certs.fingerprint(self.cluster_cert_pem()) if self.clustered else ""
+
+    def is_peer(self, fingerprint: str) -> bool:
+        """A request made with the cluster certificate: another member."""
+        return self.clustered and bool(fingerprint) and fingerprint == self._peer_fp()
+
+    def _peer_fp(self) -> str:
+        key = os.stat(self.cert_files()[0]).st_mtime_ns
+        if key != getattr(self, "_fp_key", None):
+            self._fp, self._fp_key = self.fingerprint(), key
+        return self._fp
+
+    def client_context(self):
+        """Member-to-member TLS: present the cluster certificate and accept only it."""
+        crt, key = self.cert_files()
+        stamp = os.stat(crt).st_mtime_ns
+        if self._ctx is None or self._ctx_key != stamp:
+            self._ctx = tls.client_context(crt, key, server_cert_pem=self.cluster_cert_pem())
+            self._ctx_key = stamp
+        return self._ctx
+
+    def serving_cert(self) -> tuple[str, str]:
+        """The certificate the HTTPS listener serves: the cluster's once clustered (as LXD)."""
+        return self.cert_files() if self.clustered else certs.ensure_server_cert(self.paths.root)
+
+    def cluster_address_config(self) -> str:
+        cfg = self.state.db.open_local().get_config()
+        return cfg.get("cluster.https_address") or cfg.get("core.https_address") or ""
+
+    def prepare(self) -> None:
+        """Before the database starts: configure the gateway from the local state."""
+        local = self.state.db.open_local()
+        address = local.get_config().get("cluster.https_address", "")
+        if not address or not os.path.exists(self.cert_files()[0]):
+            return
+        mine = next((n for n in local.raft_nodes() if n["address"] == address), None)
+        if mine is None:
+            log.error("cluster address %s is not in the local raft_nodes: starting standalone", address)
+            return
+        self.gateway.configure(mine["id"], address, self.client_context)
+
+    async def start(self) -> None:
+        """After the database started: this member's name; the heartbeat task."""
+        lxd.LOCAL_NODE_ID = self.member_id
+        async with self.state.db.session() as tx:
+            row = next((m for m in await qc.members(tx) if m["id"] == self.member_id), None)
+        self.server_name = row["name"] if row else "none"
+        if self.clustered:
+            async with self.state.db.transaction() as tx:
+                await qc.joined(tx, self.member_id)
+            self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        if self.heartbeat is None:
+            from corral.cluster.beat import start_heartbeat
+            self.heartbeat = start_heartbeat(self)
+
+    async def stop(self) -> None:
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+            self.heartbeat = None
+        await self.peer.close()
+
+    # ---- raft questions -----------------------------------------------------------------------
+
+    async def raft_roles(self) -> dict[int, str]:
+        return {n.id: gw.ROLE_NAMES[n.role] for n in await self.gateway.members()}
+
+    async def leader_address(self) -> str:
+        leader = await self.gateway.leader()
+        return leader[1] if leader else ""
+
+    async def is_leader(self) -> bool:
+        try:
+            return await self.gateway.is_leader()
+        except Exception:
+            return False
+
+    async def members(self) -> list[dict]:
+        async with self.state.db.session() as tx:
+            return await qc.members(tx)
+
+    def threshold(self) -> float:
+        return float(self.state.config.get("cluster.offline_threshold") or 20)
+
+    def online(self, member: dict) -> bool:
+        if member["id"] == self.member_id:
+            return True
+        try:
+            age = (timeutil.parse(timeutil.now()) - timeutil.parse(str(member["heartbeat"]))).total_seconds()
+        except (ValueError, TypeError):
+            return False
+        return age <= self.threshold()
+
+    async def notify_all(self, method: str, path: str, body=None) -> dict[str, str | None]:
+        """Call every other online member (a cluster notification); their errors by name."""
+        if not self.clustered:
+            return {}
+        others = [m for m in await self.members() if m["id"] != self.member_id and self.online(m)]
+
+        async def one(m):
+            try:
+                status, doc = await self.peer.request(m["address"], method, path, body, timeout=10, notify=True)
+                return m["name"], (doc.get("error") or f"HTTP {status}") if status >= 400 else None
+            except PeerError as e:
+                return m["name"], str(e)
+        return dict(await asyncio.gather(*(one(m) for m in others)))
+
+    async def on_leader(self, method: str, path: str, body=None, timeout: float = 30.0):
+        """Run an internal call on the leader (ourselves directly when we lead)."""
+        leader = await self.leader_address()
+        if not leader:
+            raise CorralError("No leader is available in the cluster", 503)
+        return await self.peer.call(leader, method, path, body, timeout=timeout)
+
+    # ---- roles --------------------------------------------------------------------------------
+
+    async def apply_roles(self, changes: list[tuple[int, str]]) -> None:
+        for member_id, role in changes:
+            log.info("raft: member %d becomes %s", member_id, role)
+            await self.gateway.assign(member_id, role)
+
+    async def rebalance(self) -> list[tuple[int, str]]:
+        """On the leader: bring the raft roles to the targets (cluster.max_voters, max_standby)."""
+        from corral.cluster import roles
+        if not self.clustered or not await self.is_leader():
+            return []
+        async with self._lock:
+            plan = roles.plan(await self._role_members(), self._max("cluster.max_voters", 3),
+                              self._max("cluster.max_standby", 2), leader_id=self.member_id)
+            await self.apply_roles(plan)
+            await self._sync_raft_nodes()
+            return plan
+
+    def _max(self, key: str, default: int) -> int:
+        try:
+            return int(self.state.config.get(key) or default)
+        except ValueError:
+            return default
+
+    async def _role_members(self):
+        from corral.cluster.roles import Member
+        rows = {m["id"]: m for m in await self.members()}
+        out = []
+        for n in await self.gateway.members():
+            m = rows.get(n.id)
+            out.append(Member(id=n.id, name=m["name"] if m else "", address=n.address,
+                              role=gw.ROLE_NAMES[n.role], online=bool(m) and self.online(m),
+                              failure_domain=(m or {}).get("failure_domain") or ""))
+        return out
+
+    async def _sync_raft_nodes(self) -> None:
+        names = {m["id"]: m["name"] for m in await self.members()}
+        nodes = await self.gateway.members()
+        for n in nodes:
+            n.name = names.get(n.id, n.name)
+        self.gateway.set_raft_nodes(nodes)
+
+    # ---- changing membership (corral/cluster/join.py) -------------------------------------------
+
+    async def enable(self, server_name: str) -> None:
+        await _join.enable(self, server_name)
+
+    def join_work(self, req: dict) -> Work:
+        async def run(_op):
+            await _join.join(self, req)
+        return Work(description="Joining cluster", run=run)
+
+    async def accept(self, body: dict, validated: bool = False) -> dict:
+        return await _join.accept(self, body, validated=validated)
+
+    async def remove_member(self, name: str, force: bool) -> None:
+        await _join.remove_member(self, name, force)
+
+    async def rename_member(self, old: str, new: str) -> None:
+        await _join.rename_member(self, old, new)
+
+    async def handover(self) -> None:
+        await _join.handover(self)
+
+    async def handover_plan(self, member_id: int) -> list:
+        return await _join.handover_plan(self, member_id)
+
+    async def became_member(self) -> None:
+        """Clustering enabled or joined: serve the cluster certificate, reload, beat."""
+        for hook in self.on_member:
+            await hook()
+        await self.start()
+
+    async def announce(self) -> None:
+        """A joined member tells every member about itself (LXD's NotifyHeartbeat)."""
+        if self.heartbeat is not None:
+            await self.heartbeat.announce()
+
+    async def _sync_raft_nodes_safe(self) -> None:
+        try:
+            await self._sync_raft_nodes()
+        except Exception as e:   # the next heartbeat brings it
+            log.debug("raft_nodes refresh failed: %s", e)
+
+    async def reset(self) -> None:
+        """This member was removed from the cluster: forget it and stop (LXD wipes a removed member)."""
+        log.warning("this member was removed from the cluster: stopping")
+        local = self.state.db.open_local()
+        local.set_raft_nodes([])
+        local.set_config({"cluster.https_address": None})
+        for path in self.cert_files():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._wipe_on_stop = True
+        if self.shutdown_hook is not None:
+            self.shutdown_hook()
+
+    def after_stop(self) -> None:
+        """The database stopped: a removed member starts again as an empty standalone server."""
+        if self._wipe_on_stop:
+            import shutil
+            data = self.paths.global_db
+            for entry in os.listdir(data):
+                path = os.path.join(data, entry)
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+
+    async def refresh(self) -> None:
+        """Another member changed cluster-wide configuration."""
+        await self.state.config.load()
+        if self.heartbeat is not None:
+            self.heartbeat.poke()
+
+    async def config_committed(self, keys: dict) -> None:
+        if not self.clustered:
+            return
+        if self.heartbeat is not None:
+            self.heartbeat.poke()
+        errors = await self.notify_all("POST", "/internal/cluster/refresh", {})
+        for name, err in errors.items():
+            if err:
+                log.warning("member %s did not take the configuration change: %s", name, err)
