@@ -42,6 +42,15 @@ from helpers import VENV_BIN, Corrald, Response, UnixConn, unmount_under
 
 LOCK_FILE = "/run/lock/corral-clusterlib.lock"
 HTTPS_PORT = 8443
+# The daemon members run: corrald, or (CORRAL_CLUSTER_DAEMON=lxd) Debian's real LXD 5.0.2, to check the
+# acceptance tests' assumptions against LXD itself (its `lxd` takes the place of `corrald` for the
+# subcommands: waitready, shutdown, init, sql, cluster ...).
+DAEMON = os.environ.get("CORRAL_CLUSTER_DAEMON", "corrald")
+if DAEMON not in ("corrald", "lxd"):
+    raise RuntimeError(f"CORRAL_CLUSTER_DAEMON={DAEMON!r}: corrald or lxd")
+ADMIN = os.path.join(VENV_BIN, "corrald") if DAEMON == "corrald" else (shutil.which("lxd") or "/usr/bin/lxd")
+# cluster.offline_threshold the tests set: corrald documents a minimum of 2 s for tests; LXD wants > 10.
+OFFLINE_THRESHOLD = 4 if DAEMON == "corrald" else 11
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
@@ -243,7 +252,9 @@ class Member(Corrald):
         return self.proc is not None and self.proc.poll() is None
 
     def _argv(self) -> list[str]:
-        corrald = [os.path.join(VENV_BIN, "corrald"), "--debug" if self.debug else "--verbose"]
+        corrald = [ADMIN, "--debug" if self.debug else "--verbose"]
+        if DAEMON == "lxd":
+            corrald += ["--group", "root", "--logfile", os.path.join(self.dir, "lxd.log")]
         script = cgroup_restore_script() if self.cgroups else ""
         if not script:
             return self.ns_cmd(*corrald)
@@ -267,7 +278,7 @@ class Member(Corrald):
 
     def wait_ready(self, timeout: float = 30) -> None:
         """`corrald waitready` on the host; fails at once (with the log) if the daemon exits first."""
-        w = subprocess.Popen([os.path.join(VENV_BIN, "corrald"), "waitready", "--timeout", str(int(timeout))],
+        w = subprocess.Popen([ADMIN, "waitready", "--timeout", str(int(timeout))],
                              env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             while w.poll() is None:
@@ -322,11 +333,24 @@ class Member(Corrald):
             self.log = None
 
     def log_tail(self, n: int = 60) -> str:
-        try:
-            with open(self.logpath, "rb") as f:
-                return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
-        except OSError:
-            return "(no log)"
+        out = []
+        for path in (self.logpath, os.path.join(self.dir, "lxd.log")):
+            try:
+                with open(path, "rb") as f:
+                    out.append(b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace"))
+            except OSError:
+                pass
+        return "\n".join(out) or "(no log)"
+
+    def run(self, *args: str, check: bool = False, input: str | None = None, timeout: float = 120):
+        """A command on the host with this member's environment (`corrald` = the member's daemon binary)."""
+        cmd = list(args)
+        if cmd[0] == "corrald":
+            cmd[0] = ADMIN
+        res = subprocess.run(cmd, env=self.env, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{self.name}: {shlex.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
 
     # ---- talking to it ---------------------------------------------------------------------------
     def corrald(self, *args: str, check: bool = False, input: str | None = None, timeout: float = 120):
