@@ -84,7 +84,10 @@ async def heartbeat(request: web.Request):
     d = daemon(request)
     if d.cluster.heartbeat is None:
         return response.error(503, "This member is not ready for heartbeats")
-    await d.cluster.heartbeat.receive(await read_object(request))
+    try:
+        await d.cluster.heartbeat.receive(await read_object(request))
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
     return response.empty()
 
 

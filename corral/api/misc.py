@@ -9,6 +9,7 @@ from corral.api.auth import allowed_projects, check_project
 from corral.api.request import daemon, recursion
 from corral.apitypes import ClusterPut, WarningPut
 from corral.config.storage import member_keys
+from corral.operations import Work
 from corral.errors import BadRequest, Forbidden, NotImplementedFeature
 
 routes = web.RouteTableDef()
@@ -79,9 +80,13 @@ async def put_cluster(request: web.Request):
     if req.cluster_address:
         return response.operation(request, c.join_work(dataclasses.asdict(req)))
     if req.enabled:
-        await c.enable(req.server_name)
-        return response.empty()
+        await c.enable(req.server_name)     # LXD answers with an operation, done by then
+        return response.operation(request, Work(description="Enabling clustering", run=_done))
     raise NotImplementedFeature("disabling clustering")
+
+
+async def _done(_op):
+    return None
 
 
 @routes.get("/1.0/cluster/members")

@@ -6,7 +6,7 @@ import logging
 
 from corral import timeutil
 from corral.cluster import gateway as gw
-from corral.cluster.heartbeat import Heartbeat
+from corral.cluster.heartbeat import Heartbeat, fmt_time
 from corral.cluster.peer import PeerError
 from corral.db.queries import cluster as qc
 
@@ -48,11 +48,10 @@ class MemberOps:
             return False
         return status < 400
 
-    async def record_heartbeat(self, member_id: int | list[int], when) -> None:
-        ids = member_id if isinstance(member_id, list) else [member_id]
-        stamp = when if isinstance(when, str) else timeutil.now()
+    async def record_heartbeat(self, member_id: int, when) -> None:
+        stamp = fmt_time(when) if when is not None else timeutil.now()
         async with self.cluster.state.db.transaction() as tx:
-            await qc.set_heartbeat(tx, ids, stamp)
+            await qc.set_heartbeat(tx, [member_id], stamp)
 
     def offline_threshold(self) -> float:
         return self.cluster.threshold()
@@ -71,9 +70,10 @@ class MemberOps:
             log.warning("raft role rebalance failed: %s", e)
 
     async def apply_raft_nodes(self, nodes: list[dict]) -> None:
-        mine = [gw.RaftNode(int(n["raft_id"] or n["id"]), n["address"], gw.ROLE_CODES.get(n.get("raft_role"), 2),
-                            n.get("name", "")) for n in nodes if n.get("raft_id") or n.get("raft_role")]
-        if mine and any(n.id == self.cluster.member_id for n in mine):
+        """The leader's raft member list (with role names), into the local raft_nodes."""
+        mine = [gw.RaftNode(int(n["id"]), n["address"], gw.ROLE_CODES.get(n.get("role"), 2), n.get("name", ""))
+                for n in nodes]
+        if any(n.id == self.cluster.member_id for n in mine):
             self.cluster.gateway.set_raft_nodes(mine)
 
 
