@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Any, AsyncIterator
 
 import dqliteclient
@@ -40,6 +41,15 @@ class DatabaseUnavailable(CorralError):
 # a broken stream, or (clustered) the node we talk to lost its leadership.
 _LOST = (dqliteclient.DqliteConnectionError, dqliteclient.ProtocolError, dqliteclient.ClusterError,
          OSError, TimeoutError)
+
+
+BUSY_WAIT = 10.0   # seconds a transaction waits for another member's write lock
+
+
+def _busy(e: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection (another member) holds the write lock."""
+    code = getattr(e, "code", None)
+    return isinstance(e, dqliteclient.OperationalError) and code is not None and (code & 0xFF) in (5, 6)
 
 
 def _lost_error(db: "Database", e: BaseException) -> bool:
@@ -84,6 +94,9 @@ class Tx:
         try:
             return await getattr(self._db._conn, method)(sql, args)
         except Exception as e:
+            if _busy(e) and not _lost_error(self._db, e):
+                raise DatabaseUnavailable(f"Database is busy, try again: {e}",
+                                          retryable=self._in_tx or _read_only(sql)) from None
             if not _lost_error(self._db, e):
                 raise
             # Outside a transaction a read is retried once on a new connection; a write may or may
@@ -226,19 +239,33 @@ class Database:
                     await tx.execute(stmt)
                 await tx.execute("INSERT INTO schema (version, applied_at) VALUES (?, datetime('now'))", [n])
 
+    async def _begin(self) -> None:
+        """BEGIN; clustered, BEGIN IMMEDIATE: the write lock is taken here, so another member's
+        transaction in progress shows as "database is locked" now, before the body ran, and we
+        wait for it (as LXD's query.Retry does) instead of failing a statement half-way."""
+        stmt = "BEGIN IMMEDIATE" if self.gateway.clustered else "BEGIN"
+        deadline = asyncio.get_running_loop().time() + BUSY_WAIT
+        delay = 0.002
+        while True:
+            try:
+                await self._conn.execute(stmt)
+                return
+            except Exception as e:   # nothing ran yet: begin again (on a new connection if lost)
+                if _lost_error(self, e):
+                    await self._reconnect(e)
+                elif _busy(e) and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.05)
+                else:
+                    raise
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """BEGIN ... COMMIT (ROLLBACK when the body raises). A connection lost inside fails this
         transaction with a 503; the next one runs on a new connection."""
         async with self._lock:
             await self._ready()
-            try:
-                await self._conn.execute("BEGIN")
-            except Exception as e:   # nothing ran yet: begin again on a new connection
-                if not _lost_error(self, e):
-                    raise
-                await self._reconnect(e)
-                await self._conn.execute("BEGIN")
+            await self._begin()
             conn = self._conn
             self.changed()
             try:
