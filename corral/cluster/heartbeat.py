@@ -209,6 +209,7 @@ class Heartbeat:
             await self._run_round(spread)
 
     async def _run_round(self, spread: bool) -> None:
+        loop = asyncio.get_running_loop()
         self._in_round = True
         try:
             while True:
@@ -216,18 +217,24 @@ class Heartbeat:
                 members = await self.ops.members()
                 threshold = self.threshold()
                 await self._hold_point()
+                began = loop.time()
+                # A join announcement (restart_round) at any point below makes this pass stale:
+                # the requests not yet started are dropped and the round runs again.
+                state = {} if self._restart.is_set() else await self._send_all(members, threshold, spread)
                 if not self._restart.is_set():
-                    state = await self._send_all(members, threshold, spread)
-                    if not self._restart.is_set():
-                        self.rounds += 1
-                        now = utcnow()
-                        up = sorted(i for i, m in state.items() if online(m["last_heartbeat"], threshold, now))
-                        down = sorted(i for i in state if i not in up)
-                        try:
-                            await self.ops.after_round(up, down)
-                        except Exception:        # noqa: BLE001
-                            log.warning("Heartbeat: after-round hook failed", exc_info=True)
+                    self.rounds += 1
+                    now = utcnow()
+                    up = sorted(i for i, m in state.items() if online(m["last_heartbeat"], threshold, now))
+                    down = sorted(i for i in state if i not in up)
+                    try:
+                        await self.ops.after_round(up, down)
+                    except Exception:            # noqa: BLE001
+                        log.warning("Heartbeat: after-round hook failed", exc_info=True)
                 if not self._restart.is_set():
+                    took = loop.time() - began
+                    if took > threshold / 2:
+                        log.warning("Heartbeat round took %.1fs, longer than the interval (%.1fs)",
+                                    took, threshold / 2)
                     return
                 self.restarts += 1
                 spread = False
@@ -317,8 +324,9 @@ class Heartbeat:
         state[mid].update(last_heartbeat=when, online=True)
         await self._record(mid, when)
 
-    async def _deliver(self, member: dict, payload: dict, timeout: float) -> bool:
-        self.sent += 1
+    async def _deliver(self, member: dict, payload: dict, timeout: float, count: bool = True) -> bool:
+        if count:
+            self.sent += 1
         try:
             return bool(await asyncio.wait_for(self.ops.send(member, payload, timeout), timeout))
         except TimeoutError:
@@ -340,7 +348,7 @@ class Heartbeat:
         me = self.ops.self_id()
         others = [m for m in members if int(m["id"]) != me]
         data = self.payload(state, version)
-        results = await asyncio.gather(*(self._deliver(m, data, timeout) for m in others))
+        results = await asyncio.gather(*(self._deliver(m, data, timeout, count=False) for m in others))
         self.announced += len(others)
         return {int(m["id"]): ok for m, ok in zip(others, results)}
 
@@ -372,5 +380,9 @@ class Heartbeat:
             self.time_skew = abs((sent_at - now).total_seconds()) > TIME_SKEW
         except ValueError:
             pass
-        if await self.ops.is_leader():
+        try:
+            leader = await self.ops.is_leader()
+        except Exception:                        # noqa: BLE001 (a leader change in progress)
+            leader = False
+        if leader:
             self.restart_round()     # another member's view reached the leader: a join announcement

@@ -277,6 +277,12 @@ async def test_receive_keeps_raft_nodes_current():
         await hb.receive({"nothing": 1})
     assert hb.received == 4
 
+    async def unknown():
+        raise ConnectionError("no leader")
+    ops.is_leader = unknown                                         # leadership unknown: just applied
+    await hb.receive(payload)
+    assert hb.received == 5 and hb.restarts == 0
+
 
 async def test_record_and_hook_failures_do_not_end_the_task(running):
     ops = FakeOps(n=2, threshold=0.4)
@@ -316,7 +322,7 @@ async def test_announce_reaches_every_other_member():
     hb = Heartbeat(ops)
     assert await hb.announce() == {1: True, 2: False, 3: True}
     assert all(ids_in(p) == [1, 2, 3, 4] and p["full_state_list"] for _, _, p, _ in ops.sends)
-    assert hb.announced == 3 and hb.rounds == 0 and ops.recorded == []
+    assert hb.announced == 3 and hb.sent == 0 and hb.rounds == 0 and ops.recorded == []
 
 
 def test_online():
