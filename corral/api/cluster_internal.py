@@ -52,7 +52,11 @@ async def database_stream(request: web.Request):
     l_reader, l_writer = await d.cluster.gateway.open_local()
     resp = _Upgraded(status=101, headers={"Upgrade": transport.UPGRADE, "Connection": "Upgrade"})
     resp.force_close()
-    await resp.prepare(request)
+    try:
+        await resp.prepare(request)
+    except ConnectionError:   # the caller went away before the upgrade
+        l_writer.close()
+        return resp
     reader = asyncio.StreamReader(limit=1 << 20)
     request.protocol.set_parser(_Feed(reader))
     request.protocol.keep_alive(False)

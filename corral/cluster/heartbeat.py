@@ -38,17 +38,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from corral import timeutil
+from corral.config.server import MIN_OFFLINE_THRESHOLD, validate_offline_threshold  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OFFLINE_THRESHOLD = 20.0
-# Corral allows thresholds down to this (LXD requires more than 10 s); tests use 2-4 s.
-MIN_OFFLINE_THRESHOLD = 2
 SEND_TIMEOUT = 2.0
 LEADER_POLL = 1.0            # how often a non-leader checks whether it became the leader
 TIME_SKEW = 5.0              # seconds, as LXD's heartbeat handler
@@ -91,15 +89,6 @@ def online(last_heartbeat: datetime | str | None, threshold: float, now: datetim
     return _aware(last_heartbeat) >= now - timedelta(seconds=threshold)
 
 
-def validate_offline_threshold(value: str) -> int:
-    """cluster.offline_threshold: an integer of seconds, at least MIN_OFFLINE_THRESHOLD (LXD 5.0's
-    offlineThresholdValidator texts, with Corral's lower bound)."""
-    if not isinstance(value, str) or not re.fullmatch(r"[+-]?[0-9]+", value):
-        raise ValueError("Offline threshold is not a number")
-    n = int(value)
-    if n < MIN_OFFLINE_THRESHOLD:
-        raise ValueError(f"Value must be greater than '{MIN_OFFLINE_THRESHOLD - 1}'")
-    return n
 
 
 class Heartbeat:

@@ -184,9 +184,15 @@ class Cluster:
     # ---- roles --------------------------------------------------------------------------------
 
     async def apply_roles(self, changes: list[tuple[int, str]]) -> None:
+        if not changes:
+            return
+        current = {n.id: gw.ROLE_NAMES[n.role] for n in await self.gateway.members()}
         for member_id, role in changes:
             log.info("raft: member %d becomes %s", member_id, role)
+            if current.get(member_id) == "voter" and role == "spare":
+                await self.gateway.assign(member_id, "stand-by")   # as LXD's Assign: via stand-by
             await self.gateway.assign(member_id, role)
+            current[member_id] = role
 
     async def rebalance(self) -> list[tuple[int, str]]:
         """On the leader: bring the raft roles to the targets (cluster.max_voters, max_standby)."""

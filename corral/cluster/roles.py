@@ -26,9 +26,10 @@ the way (a handover promotes the replacement before the leaving member steps dow
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, replace
+
+from corral.config.server import validate_max_standby, validate_max_voters  # noqa: F401 (declared there)
 
 VOTER = "voter"
 STANDBY = "stand-by"
@@ -181,25 +182,3 @@ def handover(members: list[Member], leaving_id: int, max_voters: int = DEFAULT_M
 # Validators of the server keys cluster.max_voters and cluster.max_standby, with LXD 5.0's texts
 # (lxd/cluster/config.go maxVotersValidator, maxStandByValidator). They parse the raw string as
 # Go's strconv.Atoi does and return the int.
-
-_ATOI = re.compile(r"[+-]?[0-9]+")
-
-
-def _atoi(value: str) -> int:
-    if not isinstance(value, str) or not _ATOI.fullmatch(value):
-        raise ValueError("Value is not a number")
-    return int(value)
-
-
-def validate_max_voters(value: str) -> int:
-    n = _atoi(value)
-    if n < 3 or n % 2 != 1:
-        raise ValueError("Value must be an odd number equal to or higher than 3")
-    return n
-
-
-def validate_max_standby(value: str) -> int:
-    n = _atoi(value)
-    if n < 0 or n > 5:
-        raise ValueError("Value must be between 0 and 5")
-    return n

@@ -1,5 +1,6 @@
 """Server (daemon) configuration keys, as in LXD 5.0."""
 import dataclasses
+import re
 
 from corral.config.keys import (
     SERVER, Key, declare, not_implemented, not_on_host, one_of, parse_address, parse_bool, parse_expiry, parse_int,
@@ -7,6 +8,44 @@ from corral.config.keys import (
 )
 
 _BGP = "BGP peering"
+
+# Corral allows offline thresholds down to this (LXD requires more than 10 s); tests use 2-4 s.
+MIN_OFFLINE_THRESHOLD = 2
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def _atoi(value: str) -> int:
+    if not isinstance(value, str) or not _ATOI.fullmatch(value):
+        raise ValueError("Value is not a number")
+    return int(value)
+
+
+def validate_max_voters(value: str) -> int:
+    n = _atoi(value)
+    if n < 3 or n % 2 != 1:
+        raise ValueError("Value must be an odd number equal to or higher than 3")
+    return n
+
+
+def validate_max_standby(value: str) -> int:
+    n = _atoi(value)
+    if n < 0 or n > 5:
+        raise ValueError("Value must be between 0 and 5")
+    return n
+
+
+def validate_offline_threshold(value: str) -> int:
+    """cluster.offline_threshold: an integer of seconds, at least MIN_OFFLINE_THRESHOLD (LXD 5.0's
+    offlineThresholdValidator texts, with Corral's lower bound)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise ValueError("Offline threshold is not a number")
+    n = int(value)
+    if n < MIN_OFFLINE_THRESHOLD:
+        raise ValueError(f"Value must be greater than '{MIN_OFFLINE_THRESHOLD - 1}'")
+    return n
+
 
 
 def _local(key: Key) -> Key:
@@ -63,10 +102,10 @@ declare(
         description="Largest unpacked size of an image (a size, or a percentage of the disk holding CORRAL_DIR)"),
     Key("backups.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
     Key("cluster.https_address", SERVER, parse_address, local=True),
-    Key("cluster.offline_threshold", SERVER, parse_int, default="20"),
+    Key("cluster.offline_threshold", SERVER, validate_offline_threshold, default="20"),
     Key("cluster.images_minimal_replica", SERVER, parse_int, default="3"),
-    Key("cluster.max_voters", SERVER, parse_int, default="3"),
-    Key("cluster.max_standby", SERVER, parse_int, default="2"),
+    Key("cluster.max_voters", SERVER, validate_max_voters, default="3"),
+    Key("cluster.max_standby", SERVER, validate_max_standby, default="2"),
     _local(not_implemented("storage.backups_volume", SERVER, "backups kept on a custom volume")),
     _local(not_implemented("storage.images_volume", SERVER, "images kept on a custom volume")),
     Key("user.*", SERVER),
