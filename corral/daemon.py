@@ -248,6 +248,7 @@ class Daemon:
         log.info("shutting down")
         if self.db.node is not None:
             await self.cluster.handover()   # leadership and the raft role go to others first
+            self.cluster.close_streams()
         self.ready.clear()
         await self.image_tasks.stop()
         if self._hardening is not None:

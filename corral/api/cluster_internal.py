@@ -61,6 +61,7 @@ async def database_stream(request: web.Request):
     request.protocol.set_parser(_Feed(reader))
     request.protocol.keep_alive(False)
     tr = request.transport
+    d.cluster.streams.add(tr)
 
     def close_remote():
         if tr is not None:
@@ -79,6 +80,7 @@ async def database_stream(request: web.Request):
                              transport.pump(l_reader, resp.write, close_remote))
     finally:
         l_writer.close()
+        d.cluster.streams.discard(tr)
     return resp
 
 
@@ -86,7 +88,7 @@ async def database_stream(request: web.Request):
 async def heartbeat(request: web.Request):
     _peer_only(request)
     d = daemon(request)
-    if d.cluster.heartbeat is None:
+    if d.cluster.heartbeat is None or d.cluster.leaving:
         return response.error(503, "This member is not ready for heartbeats")
     try:
         await d.cluster.heartbeat.receive(await read_object(request))

@@ -147,6 +147,20 @@ class Gateway:
             node_id, _address = await p.get_leader()
         return node_id == self.node_id
 
+    async def local_leader(self) -> int:
+        """The raft id our own node believes leads (0: none known)."""
+        async with self._admin(self.address) as p:
+            node_id, _address = await p.get_leader()
+        return node_id
+
+    async def _on_leader(self, fn):
+        """Run an admin request on the leader: our own node when we lead (no discovery, no stale
+        cached leader), else the leader the client finds."""
+        if await self.is_leader():
+            async with self._admin(self.address) as p:
+                return await fn(p)
+        return await self._client._on_leader(fn, invalidate=True)
+
     @contextlib.asynccontextmanager
     async def _admin(self, address: str):
         async with self._client.open_admin_connection(address) as p:
@@ -156,18 +170,18 @@ class Gateway:
         """The raft configuration as the leader has it."""
         if not self.clustered:
             return [RaftNode(self.node_id, "", 0)]
-        nodes = await self._client.cluster_info()
+        nodes = await self._on_leader(lambda p: p.cluster())
         names = {n.id: n.name for n in self.raft_nodes()}
         return [RaftNode(n.node_id, n.address, int(n.role), names.get(n.node_id, "")) for n in nodes]
 
     async def add(self, node_id: int, address: str) -> None:
-        await self._client.add_node(node_id, address, role=NodeRole.SPARE)
+        await self._on_leader(lambda p: p.add(node_id, address))
 
     async def assign(self, node_id: int, role: str) -> None:
-        await self._client.assign_role(node_id, NodeRole(ROLE_CODES[role]))
+        await self._on_leader(lambda p: p.assign(node_id, NodeRole(ROLE_CODES[role])))
 
     async def remove(self, node_id: int) -> None:
-        await self._client.remove_node(node_id)
+        await self._on_leader(lambda p: p.remove(node_id))
 
     async def transfer(self, node_id: int) -> None:
-        await self._client.transfer_leadership(node_id)
+        await self._on_leader(lambda p: p.transfer(node_id))

@@ -236,8 +236,9 @@ async def handover_leadership(cluster) -> bool:
         return False
     await cluster.gateway.transfer(target.id)
     for _ in range(100):
-        leader = await cluster.gateway.leader()
-        if leader and leader[0] != cluster.member_id:
+        leader = await cluster.gateway.local_leader()
+        if leader and leader != cluster.member_id:
+            log.info("leadership handed over to member %d", leader)
             return True
         await asyncio.sleep(0.02)
     return False
@@ -247,6 +248,7 @@ async def handover(cluster) -> None:
     """Before this member stops: leadership away from it, then its raft role to another member."""
     if not cluster.clustered or len(await cluster.members()) < 2:
         return
+    cluster.leaving = True    # heartbeats now get a 503: the leader counts us gone
     try:
         if await cluster.is_leader():
             await handover_leadership(cluster)
@@ -259,6 +261,8 @@ async def handover(cluster) -> None:
 
 async def handover_plan(cluster, member_id: int) -> list:
     from corral.cluster import roles
+    async with cluster.state.db.transaction() as tx:   # it stops now: Offline at once, not promoted again
+        await qc.set_heartbeat(tx, [member_id], timeutil.ZERO)
     async with cluster._lock:
         plan = roles.handover(await cluster._role_members(), member_id,
                               cluster._max("cluster.max_voters", 3), cluster._max("cluster.max_standby", 2))

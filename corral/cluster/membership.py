@@ -43,6 +43,8 @@ class Cluster:
         self.shutdown_hook = None
         self.versions = lambda: (0, 0)       # (schema, API extension count), set by the daemon
         self._wipe_on_stop = False
+        self.leaving = False                  # shutting down: handed over, answering no heartbeat
+        self.streams: set = set()             # transports of the other members' dqlite streams
 
     # ---- what this member is ------------------------------------------------------------------
 
@@ -123,7 +125,15 @@ class Cluster:
             from corral.cluster.beat import start_heartbeat
             self.heartbeat = start_heartbeat(self)
 
+    def close_streams(self) -> None:
+        """Cut the other members' dqlite streams into our node (they redial the new leader now,
+        not after a read timeout)."""
+        for tr in list(self.streams):
+            tr.close()
+        self.streams.clear()
+
     async def stop(self) -> None:
+        self.close_streams()
         if self.heartbeat is not None:
             await self.heartbeat.stop()
             self.heartbeat = None

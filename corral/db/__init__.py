@@ -55,8 +55,12 @@ def _busy(e: BaseException) -> bool:
 def _lost_error(db: "Database", e: BaseException) -> bool:
     if isinstance(e, _LOST):
         return True
-    # A leadership change invalidates the connection (dqliteclient's _is_leader_change).
-    return isinstance(e, dqliteclient.OperationalError) and (db._conn is None or not db._conn.is_connected)
+    # A leadership change invalidates the connection (dqliteclient's _is_leader_change); a node
+    # that just handed leadership over may also answer an I/O error or SQLITE_DONE ("no more rows
+    # available") for a statement it can no longer run.
+    if not isinstance(e, dqliteclient.OperationalError):
+        return False
+    return db._conn is None or not db._conn.is_connected or (getattr(e, "code", 0) or 0) & 0xFF in (10, 101)
 _READ_ONLY = ("SELECT", "PRAGMA", "WITH", "EXPLAIN", "VALUES")
 
 
