@@ -1,4 +1,4 @@
-"""`corrald version|waitready|shutdown|import|cluster|manpage` and LXD's internal commands."""
+"""`corrald version|waitready|shutdown|import|manpage` and LXD's internal commands (`cluster`: cluster.py)."""
 from __future__ import annotations
 
 import time
@@ -7,6 +7,7 @@ import click
 
 from corral import LXD_VERSION
 from corral.lxdcmd.cli import CONTEXT, client, fail, global_options, setup_client_logging
+from corral.lxdcmd.cluster import cluster
 
 
 @click.command(context_settings=CONTEXT, short_help="Show the server version")
@@ -87,44 +88,6 @@ def import_(args) -> None:
     """Description:
     This command has been replaced with "lxd recover". Please use that instead."""
     fail('Command has been replaced with "lxd recover"')
-
-
-@click.group(context_settings=CONTEXT, invoke_without_command=True,
-             short_help="Low-level cluster administration commands")
-@global_options
-@click.pass_context
-def cluster(ctx: click.Context) -> None:
-    """Description:
-    Low-level cluster administration commands (they need clustering, which corrald
-    does not support yet: a corrald is always a standalone server)."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
-
-
-def _needs_clustering(name: str) -> None:
-    fail(f'"lxd cluster {name}" needs clustering, which corrald does not support yet (standalone server)')
-
-
-def _cluster_cmd(name: str, short: str, quiet: bool = False, args: bool = False):
-    def run(**_kw) -> None:
-        _needs_clustering(name)
-    cmd = click.command(name, context_settings=CONTEXT, short_help=short, help=f"Description:\n  {short}")(run)
-    cmd = global_options(cmd)
-    if quiet:
-        cmd = click.option("-q", "--quiet", is_flag=True, help="Don't require user confirmation")(cmd)
-    if args:
-        cmd = click.argument("address", required=False)(cmd)
-    cluster.add_command(cmd)
-
-
-for _n, _s, _q, _a in (("edit", "Edit cluster configuration as YAML", False, False),
-                       ("list-database", "Print the addresses of the cluster members serving the database", False,
-                        False),
-                       ("recover-from-quorum-loss", "Recover a LXD instance whose cluster has lost quorum", True,
-                        False),
-                       ("remove-raft-node", "Remove a raft node from the raft configuration", True, True),
-                       ("show", "Show cluster configuration as YAML", False, False)):
-    _cluster_cmd(_n, _s, _q, _a)
 
 
 @click.command(context_settings=CONTEXT, hidden=True, short_help="Generate manpages for all commands")
