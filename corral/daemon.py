@@ -129,6 +129,7 @@ class Daemon:
         if self.cluster.clustered:   # the other members' raft traffic comes in through it
             await self._listen_https()
         await self.db.start()
+        await self.db.apply_patch_file(os.path.join(self.paths.database, "patch.global.sql"))
         await self.cluster.start()
         await self._record_member()
         await self.config.load()

@@ -149,6 +149,27 @@ async def refresh(request: web.Request):
     return response.empty()
 
 
+@routes.delete("/internal/cluster/raft-node/{address}")
+async def remove_raft_node(request: web.Request):
+    """`corrald cluster remove-raft-node ADDRESS` (unix socket): drop a raft node left behind."""
+    if not is_unix(request):
+        raise Forbidden("Internal endpoints are only available on the unix socket")
+    from corral.cluster import recovery
+    c = daemon(request).cluster
+
+    async def raft_nodes():
+        return [(n.id, n.address) for n in await c.gateway.members()]
+
+    try:
+        await recovery.remove_raft_node(request.match_info["address"], is_leader=c.is_leader,
+                                        raft_nodes=raft_nodes, remove=c.gateway.remove)
+    except recovery.RecoveryError as e:
+        return response.error(500, str(e))
+    with contextlib.suppress(Exception):
+        await c.rebalance()
+    return response.empty()
+
+
 @routes.get("/internal/testing/heartbeat")
 async def heartbeat_counters(request: web.Request):
     if not is_unix(request):

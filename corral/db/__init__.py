@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from typing import Any, AsyncIterator
 
@@ -230,6 +231,21 @@ class Database:
     async def _ready(self) -> None:
         if self._conn is None or not self._conn.is_connected:
             await self._reconnect()
+
+    async def apply_patch_file(self, path: str) -> bool:
+        """Run and remove a global SQL patch left for the next start (LXD's patch.global.sql, written
+        by `corrald cluster edit`)."""
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return False
+        async with self.transaction() as tx:
+            for stmt in _split(text):
+                await tx.execute(stmt)
+        os.unlink(path)
+        log.info("applied %s", path)
+        return True
 
     async def _migrate(self) -> None:
         async with self.transaction() as tx:

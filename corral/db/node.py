@@ -136,12 +136,6 @@ class Node:
         lib.dqlite_node_destroy(self._ptr)
         self._ptr = ctypes.c_void_p()
 
-    class _InfoExt(ctypes.Structure):
-        """dqlite.h's struct dqlite_node_info_ext (DQLITE_NODE_INFO_EXT_SZ_ORIG = 32 bytes): the address
-        travels as a pointer stored in a uint64."""
-        _fields_ = [("size", ctypes.c_uint64), ("id", ctypes.c_uint64), ("address", ctypes.c_uint64),
-                    ("dqlite_role", ctypes.c_uint64)]
-
     def recover(self, nodes: list[tuple[int, str, int]]) -> None:
         """Replace the raft configuration stored in this node's data directory by `nodes`
         ((raft id, address, role) with role 0 voter, 1 stand-by, 2 spare), through
@@ -160,21 +154,11 @@ class Node:
         if not os.path.isdir(self.data_dir):
             raise DqliteError(f"dqlite recover: no data directory {self.data_dir}")
         lib = _load()
-        lib.dqlite_node_recover_ext.argtypes = [ctypes.c_void_p, ctypes.POINTER(Node._InfoExt), ctypes.c_int]
-        lib.dqlite_node_recover_ext.restype = ctypes.c_int
-        # The address buffers must outlive the call: keep them referenced here.
-        buffers = [ctypes.create_string_buffer(address.encode()) for _, address, _ in nodes]
-        infos = (Node._InfoExt * len(nodes))()
-        for info, (node_id, _, role), buf in zip(infos, nodes, buffers):
-            info.size = ctypes.sizeof(Node._InfoExt)
-            info.id = int(node_id)
-            info.address = ctypes.addressof(buf)
-            info.dqlite_role = role
         rc = lib.dqlite_node_create(self.node_id, self.address.encode(), self.data_dir.encode(),
                                     ctypes.byref(self._ptr))
         try:
             self._check(rc, "node create")
-            self._check(lib.dqlite_node_recover_ext(self._ptr, infos, len(nodes)), "recover")
+            self._check(recover_config(lib, self._ptr, nodes), "recover")
         finally:
             if self._ptr:
                 lib.dqlite_node_destroy(self._ptr)
