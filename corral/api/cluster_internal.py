@@ -111,6 +111,17 @@ async def accept_member(request: web.Request):
     return response.sync(await daemon(request).cluster.accept(await read_object(request), validated=True))
 
 
+@routes.post("/internal/cluster/redeem")
+async def redeem(request: web.Request):
+    """Another member checks a joiner's token: ours if we made it (consumed: single use)."""
+    _peer_only(request)
+    from corral.cluster.join import redeem_local
+    body = await read_object(request)
+    if not redeem_local(daemon(request).cluster, str(body.get("name") or ""), str(body.get("secret") or "")):
+        raise Forbidden("No such join token")
+    return response.empty()
+
+
 @routes.post("/internal/cluster/rebalance")
 async def rebalance(request: web.Request):
     _peer_only(request)

@@ -98,11 +98,10 @@ async def join(cluster, req: dict, progress=None) -> None:
     crt, key = certs.ensure_server_cert(cluster.paths.root)
     ctx = tls.client_context(crt, key, server_cert_pem=cert_pem)
     client = PeerClient(lambda: ctx)
+    # The password is the trust password or a join token's secret (`lxd init` sends a token's secret
+    # as the cluster password, and the target takes either, as LXD 5.0's certificatesPost does).
     body = {"name": name, "address": address, "schema": schema, "api_extensions": api,
-            "architecture": os.uname().machine, "secret": req.get("cluster_password") or "",
-            "token": bool(req.get("cluster_token_secret")) or req.get("cluster_token") is True}
-    if req.get("cluster_token_secret"):
-        body["secret"] = req["cluster_token_secret"]
+            "architecture": os.uname().machine, "secret": req.get("cluster_password") or ""}
     try:
         accepted = await client.call(target, "POST", "/internal/cluster/accept", body, timeout=60)
     except PeerError as e:
@@ -142,8 +141,9 @@ async def accept(cluster, body: dict, *, validated: bool = False) -> dict:
         raise BadRequest("This server is not clustered")
     name, address = body.get("name") or "", body.get("address") or ""
     if not validated:
-        if not _secret_ok(cluster, name, body.get("secret") or "", bool(body.get("token"))):
-            raise CorralError("Invalid join token or cluster password (tokens are single use)", 403)
+        if not await _secret_ok(cluster, name, body.get("secret") or ""):
+            raise CorralError("not authorized: invalid cluster password or join token (tokens are single use "
+                              "and made for one member name)", 403)
     if not await cluster.is_leader():
         return await cluster.on_leader("POST", "/internal/cluster/accept-member", body, timeout=60)
     schema, api = _versions(cluster)
@@ -172,14 +172,22 @@ async def accept(cluster, body: dict, *, validated: bool = False) -> dict:
     return {"id": member_id, "raft_nodes": nodes, "cluster_certificate": crt_pem, "cluster_key": key_pem}
 
 
-def _secret_ok(cluster, name: str, secret: str, token: bool) -> bool:
+async def _secret_ok(cluster, name: str, secret: str) -> bool:
+    """The trust password, or a join token for `name` (made on any member: tokens are operations of
+    the member that made them, so the others are asked too)."""
     if not secret:
         return False
-    if token:
-        from corral.cluster import tokens
-        return tokens.redeem(cluster.state, name, secret)
     from corral.trust import check_password
-    return check_password(cluster.state.config.get("core.trust_password") or "", secret)
+    if redeem_local(cluster, name, secret) or \
+            check_password(cluster.state.config.get("core.trust_password") or "", secret):
+        return True
+    answers = await cluster.notify_all("POST", "/internal/cluster/redeem", {"name": name, "secret": secret})
+    return any(err is None for err in answers.values())
+
+
+def redeem_local(cluster, name: str, secret: str) -> bool:
+    from corral.cluster import tokens
+    return tokens.redeem(cluster.state, name, secret)
 
 
 # ---- remove, rename -----------------------------------------------------------------------------
