@@ -81,7 +81,6 @@ class Daemon:
         s.cluster.on_member.append(self._became_member)
         s.cluster.shutdown_hook = self.request_shutdown
         s.cluster.versions = _versions
-        s.config.committed.append(s.cluster.config_committed)
         s.projects = Projects(db, hooks=s)
         s.profiles = Profiles(db, events, hooks=s)
         s.warnings = Warnings(db)
@@ -102,6 +101,12 @@ class Daemon:
         s.devlxd = DevLXD(s)
         s.backup_yaml = BackupYamlWriter(s)
         s.snapshot_schedule = SnapshotScheduler(s)
+        db.on_commit.append(s.cluster.tables_changed)
+        # What each member keeps in memory of the cluster's tables, reloaded when another member
+        # writes them (storage pools and networks are also host state: part 2 of clustering).
+        s.cluster.reloaders.update({"config": s.config.load, "projects": s.projects.load,
+                                    "projects_config": s.projects.load, "certificates": s.trust.load,
+                                    "certificates_projects": s.trust.load})
         self.https: HttpsListener | None = None
         self._runner: web.AppRunner | None = None
         self._cert_pem = ""

@@ -21,8 +21,6 @@ class ServerConfig:
         # Called with the changed keys before they are stored (e.g. the HTTPS listener); called again
         # with the old values to undo when a later watcher or the commit fails.
         self.watchers: list[Callable[[dict[str, str]], Awaitable[None]]] = []
-        # Called with the cluster-wide keys after they are stored (the other members reload them).
-        self.committed: list[Callable[[dict[str, str | None]], Awaitable[None]]] = []
 
     async def load(self) -> None:
         async with self.db.session() as tx:
@@ -112,12 +110,6 @@ class ServerConfig:
                 self._global.pop(k, None)
             else:
                 self._global[k] = v
-        if glob:
-            for hook in self.committed:
-                try:
-                    await hook(glob)
-                except Exception:  # noqa: BLE001 - stored already; the others catch up later
-                    log.exception("server config: notifying the change failed")
 
 
 async def _apply(watcher, changes: dict[str, str]) -> None:

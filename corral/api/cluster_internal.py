@@ -156,7 +156,9 @@ async def reset(request: web.Request):
 async def refresh(request: web.Request):
     """Another member changed cluster-wide configuration: reload ours."""
     _peer_only(request)
-    await daemon(request).cluster.refresh()
+    body = await read_object(request)
+    tables = body.get("tables") if isinstance(body.get("tables"), list) else []
+    await daemon(request).cluster.refresh([str(t) for t in tables])
     return response.empty()
 
 

@@ -45,6 +45,7 @@ class Cluster:
         self._wipe_on_stop = False
         self.leaving = False                  # shutting down: handed over, answering no heartbeat
         self.streams: set = set()             # transports of the other members' dqlite streams
+        self.reloaders: dict = {}             # table -> async reload of what a layer caches of it
 
     # ---- what this member is ------------------------------------------------------------------
 
@@ -304,18 +305,24 @@ class Cluster:
                 path = os.path.join(data, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
 
-    async def refresh(self) -> None:
-        """Another member changed cluster-wide configuration."""
-        await self.state.config.load()
-        if self.heartbeat is not None:
+    async def refresh(self, tables: list[str]) -> None:
+        """Another member wrote these tables: reload what we keep in memory of them."""
+        for load in dict.fromkeys(self.reloaders[t] for t in tables if t in self.reloaders):
+            await load()
+        if "config" in tables and self.heartbeat is not None:
             self.heartbeat.poke()
 
-    async def config_committed(self, keys: dict) -> None:
+    async def tables_changed(self, tables: set[str]) -> None:
+        """We committed writes to these tables: the other members reload their copies, before the
+        request that wrote them answers (a write on any member is read on every member)."""
         if not self.clustered:
             return
-        if self.heartbeat is not None:
+        if "config" in tables and self.heartbeat is not None:
             self.heartbeat.poke()
-        errors = await self.notify_all("POST", "/internal/cluster/refresh", {})
+        cached = sorted(t for t in tables if t in self.reloaders)
+        if not cached:
+            return
+        errors = await self.notify_all("POST", "/internal/cluster/refresh", {"tables": cached})
         for name, err in errors.items():
             if err:
-                log.warning("member %s did not take the configuration change: %s", name, err)
+                log.warning("member %s did not reload %s: %s", name, ", ".join(cached), err)

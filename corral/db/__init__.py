@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 from typing import Any, AsyncIterator
 
 import dqliteclient
@@ -65,6 +66,16 @@ def _lost_error(db: "Database", e: BaseException) -> bool:
 _READ_ONLY = ("SELECT", "PRAGMA", "WITH", "EXPLAIN", "VALUES")
 
 
+_WRITTEN = re.compile(r"^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+"
+                      r"[\"`]?(\w+)", re.IGNORECASE)
+
+
+def written_table(sql: str) -> str | None:
+    """The table an INSERT/UPDATE/DELETE statement writes (None for anything else)."""
+    m = _WRITTEN.match(sql)
+    return m.group(1).lower() if m else None
+
+
 def _read_only(sql: str) -> bool:
     words = sql.lstrip().split(None, 1)
     return bool(words) and words[0].upper() in _READ_ONLY
@@ -96,6 +107,9 @@ class Tx:
         args = list(params or [])
         if not _pure_read(sql):
             self._db.changed()
+            table = written_table(sql)
+            if table:
+                self._db._written.add(table)
         try:
             return await getattr(self._db._conn, method)(sql, args)
         except Exception as e:
@@ -147,6 +161,10 @@ class Database:
         self.generation = 0
         self._memo: dict = {}
         self._memo_generation = 0
+        # Tables written since the last commit, and who hears of them once committed (clustered,
+        # the other members reload what they keep in memory of those tables).
+        self._written: set[str] = set()
+        self.on_commit: list = []
 
     def changed(self) -> None:
         self.generation += 1
@@ -288,10 +306,12 @@ class Database:
             await self._begin()
             conn = self._conn
             self.changed()
+            self._written = set()
             try:
                 yield Tx(self, True)
             except BaseException:
                 self.changed()
+                self._written = set()
                 if conn is self._conn:
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
@@ -311,13 +331,28 @@ class Database:
                 self._lost(e)
                 raise DatabaseUnavailable(f"Database connection lost during commit (it may or may not "
                                           f"have been applied): {e}") from None
+            committed, self._written = self._written, set()
+        await self._committed(committed)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Tx]:
         """Reads (and single autocommit writes) without an explicit transaction."""
         async with self._lock:
             await self._ready()
+            self._written = set()
             yield Tx(self, False)
+            committed, self._written = self._written, set()
+        await self._committed(committed)
+
+    async def _committed(self, tables: set[str]) -> None:
+        """After the lock is released: tell the listeners which tables were written."""
+        if not tables:
+            return
+        for hook in self.on_commit:
+            try:
+                await hook(tables)
+            except Exception:  # noqa: BLE001 - stored already; the others catch up later
+                log.exception("database: a commit listener failed")
 
     async def query(self, sql: str) -> tuple[list[str], list[list]]:
         """Run one arbitrary statement (corrald sql global): (columns, rows), or for a
