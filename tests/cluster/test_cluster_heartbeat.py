@@ -122,13 +122,19 @@ def test_join_during_a_held_leader_round_reaches_every_member_in_the_next_round(
     leader = wait_leader(ms)
     newcomer = c.add_member(https=False)
 
-    start = heartbeat_counters(leader)
     hold_heartbeat(leader, True)
     try:
-        # wait for a round to start (it takes its member list: the three, then holds)
+        # wait for a round that started after the hold (it takes its member list, the three, then
+        # holds): the endpoint's "held" when it has one, else the next count of "rounds"
+        start = heartbeat_counters(leader)
         deadline = time.monotonic() + interval + 2
-        while time.monotonic() < deadline and heartbeat_counters(leader)["rounds"] == start["rounds"]:
-            time.sleep(0.1)
+        while time.monotonic() < deadline:
+            now = heartbeat_counters(leader)
+            if now.get("held") is True or ("held" not in now and now["rounds"] > start["rounds"]):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"no heartbeat round started within {interval + 2}s: {now}")
         held = heartbeat_counters(leader)
         join(newcomer, ms[0])   # its join notification arrives during the held round
         assert heartbeat_counters(leader)["sent"] == held["sent"], "the held round sent while held"
