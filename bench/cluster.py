@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import sys
 import threading
@@ -257,6 +258,10 @@ def report(sizes: list[dict], scaled, threshold: int, daemon: str) -> None:
               f"{'-' if hb is None else f'{hb * 1000:.0f} ms'} ({src})")
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="3,5")
@@ -271,6 +276,7 @@ def main() -> int:
         say("bench/cluster.py needs root (network namespaces, bridges)")
         return 2
     os.environ["CORRAL_CLUSTER_DAEMON"] = args.daemon
+    signal.signal(signal.SIGTERM, _interrupt)   # SIGTERM cleans up as Ctrl-C does
     import clusterlib as cl   # after the daemon choice: clusterlib reads it at import
     threshold = args.threshold or cl.OFFLINE_THRESHOLD
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -492,9 +492,9 @@ class Cluster:
                 "pids": [p.pid for m in every for p in m.procs], "dirs": [m.dir for m in every]}
 
     def cleanup(self) -> None:
+        """Idempotent; an interrupted cleanup is finished by the next call (or at exit)."""
         if self._cleaned:
             return
-        self._cleaned = True
         every = self.members + self.removed
         for m in every:   # kill all first: no member keeps waiting on a dead peer during the teardown
             with contextlib.suppress(Exception):
@@ -506,6 +506,7 @@ class Cluster:
             except Exception as e:   # go on: the bridge and the other members must still go
                 errors.append(f"{m}: {e}")
         self.bridge.delete()
+        self._cleaned = True
         with contextlib.suppress(Exception):
             atexit.unregister(self.cleanup)
         if errors:
