@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster clean
 
 setup:
 	./scripts/setup.sh
@@ -33,6 +33,14 @@ bench-growth:
 bench-density:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/density.py --max $(or $(MAX),1000)
+
+# Clusters of network namespaces (issue 12): latency, failover, offline detection on 3 and 5 members, and
+# scaling up to MAX members. DAEMON=lxd runs the same on the real LXD 5.0.2.
+CLUSTER_SIZES = 3,5
+bench-cluster:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/cluster.py --sizes $(or $(SIZES),$(CLUSTER_SIZES)) --reps $(or $(REPS),3) \
+		--max $(or $(MAX),16) --daemon $(or $(DAEMON),corrald)
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -492,9 +492,9 @@ class Cluster:
                 "pids": [p.pid for m in every for p in m.procs], "dirs": [m.dir for m in every]}
 
     def cleanup(self) -> None:
+        """Idempotent; an interrupted cleanup is finished by the next call (or at exit)."""
         if self._cleaned:
             return
-        self._cleaned = True
         every = self.members + self.removed
         for m in every:   # kill all first: no member keeps waiting on a dead peer during the teardown
             with contextlib.suppress(Exception):
@@ -506,6 +506,7 @@ class Cluster:
             except Exception as e:   # go on: the bridge and the other members must still go
                 errors.append(f"{m}: {e}")
         self.bridge.delete()
+        self._cleaned = True
         with contextlib.suppress(Exception):
             atexit.unregister(self.cleanup)
         if errors:
@@ -674,3 +675,135 @@ def temp_file(text: str, suffix: str = "") -> str:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     return path
+
+
+def members_csv(m: Member) -> list[dict]:
+    """`lxc cluster list --format csv`: NAME, URL, ROLES (comma-joined), ARCHITECTURE, FAILURE DOMAIN,
+    DESCRIPTION, STATE (upper case), MESSAGE, as LXD 5.0's client prints them."""
+    import csv
+    import io
+    cols = ["name", "url", "roles", "architecture", "failure_domain", "description", "state", "message"]
+    rows = csv.reader(io.StringIO(m.lxc("cluster", "list", "--format", "csv").stdout))
+    return [dict(zip(cols, r)) for r in rows if r]
+
+
+def wait_roles(m: Member, n: int, voters: int, standby: int, timeout: float = 15) -> list[dict]:
+    """Poll `GET /1.0/cluster/members` on `m` until it lists n members, all Online, with that many
+    voters and stand-bys and one leader; returns the members."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            ms = members_api(m, timeout=10)
+            last = [(x["server_name"], x["status"], x.get("roles")) for x in ms]
+            if (len(ms) == n and all(x["status"] == "Online" for x in ms)
+                    and role_counts(ms) == {"voters": voters, "standby": standby, "leaders": 1}):
+                return ms
+        except (AssertionError, OSError) as e:
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"{m.name}: not {n} Online members with {voters} voters, {standby} stand-by and "
+                         f"a leader within {timeout}s: {last}")
+
+
+def wait_leader(ms: list[Member], among: list[Member] | None = None, timeout: float = 15,
+                not_: str | None = None) -> Member:
+    """The leader as every member of `ms` reports it (roles "database-leader"), once they agree and
+    it is one of `among` (default: ms) and not named `not_`."""
+    among = among or ms
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            views = {m.name: leader_name(m, timeout=5) for m in ms}
+            last = views
+            names = set(views.values())
+            if len(names) == 1:
+                name = names.pop()
+                if name and name != not_ and name in [a.name for a in among]:
+                    return next(a for a in among if a.name == name)
+        except (AssertionError, OSError) as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"no agreed leader within {timeout}s: {last}")
+
+
+def profile_names(m: Member, timeout: float = 30) -> set[str]:
+    r = m.request("GET", "/1.0/profiles", timeout=timeout)
+    if r.status != 200:
+        raise AssertionError(f"{m.name}: GET /1.0/profiles: {r.status} {r.body[:300]!r}")
+    return {u.rsplit("/", 1)[1] for u in r.metadata}
+
+
+def raft_nodes(m: Member) -> list[dict]:
+    """The member's local `raft_nodes` table (`corrald sql local`): [{id, address, role, name}]."""
+    rows = parse_sql_table(m.sql("local", "SELECT id, address, role, name FROM raft_nodes ORDER BY id").stdout)
+    return [{"id": int(r[0]), "address": r[1], "role": int(r[2]), "name": r[3]} for r in rows]
+
+
+def wrong_certificate(ip: str) -> str:
+    """A self-signed certificate (PEM) valid for `ip`, which is not the cluster's."""
+    d = tempfile.mkdtemp(prefix="corral-cluster-cert-", dir="/var/tmp")
+    try:
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1", "-nodes",
+           "-keyout", f"{d}/k.pem", "-out", f"{d}/c.pem", "-days", "2", "-subj", "/CN=not-the-cluster",
+           "-addext", f"subjectAltName=IP:{ip}")
+        with open(f"{d}/c.pem") as f:
+            return f.read()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Attempt:
+    __slots__ = ("start", "end", "name", "ok", "error")
+
+    def __init__(self, start, end, name, ok, error):
+        self.start, self.end, self.name, self.ok, self.error = start, end, name, ok, error
+
+    def __repr__(self):
+        return f"<{self.name} {'ok' if self.ok else self.error} {self.start:.3f}-{self.end:.3f}>"
+
+
+class Writer(threading.Thread):
+    """A steady write load on one member: creates profiles `w-<tag>-<seq>` over its unix socket, one
+    request at a time (a fresh name per attempt), recording every attempt (monotonic start/end times,
+    name, acknowledged or the error)."""
+
+    def __init__(self, m: Member, tag: str | None = None, pause: float = 0.02, timeout: float = 3.0):
+        super().__init__(daemon=True, name=f"writer-{m.name}")
+        self.m = m
+        self.tag = tag or m.name
+        self.pause = pause
+        self.timeout = timeout
+        self.attempts: list[Attempt] = []
+        self._stop_evt = threading.Event()
+
+    def run(self) -> None:
+        seq = 0
+        while not self._stop_evt.is_set():
+            name = f"w-{self.tag}-{seq}"
+            seq += 1
+            t0 = time.monotonic()
+            try:
+                r = self.m.request("POST", "/1.0/profiles", {"name": name, "description": "steady write",
+                                                             "config": {}, "devices": {}}, timeout=self.timeout)
+                ok, err = r.status in (200, 201), None if r.status in (200, 201) else f"{r.status} {r.body[:160]!r}"
+            except Exception as e:   # connection refused, timeout...
+                ok, err = False, repr(e)
+            self.attempts.append(Attempt(t0, time.monotonic(), name, ok, err))
+            self._stop_evt.wait(self.pause)
+
+    def stop(self) -> "Writer":
+        self._stop_evt.set()
+        self.join(self.timeout + 5)
+        return self
+
+    @property
+    def acked(self) -> list[str]:
+        return [a.name for a in self.attempts if a.ok]
+
+    def errors(self, since: float = 0.0, until: float = float("inf")) -> list[Attempt]:
+        return [a for a in self.attempts if not a.ok and a.start >= since and a.start <= until]
+
+    def first_ok_started_after(self, t: float) -> Attempt | None:
+        return next((a for a in self.attempts if a.ok and a.start >= t), None)
