@@ -189,8 +189,9 @@ async def heartbeat_counters(request: web.Request):
         raise Forbidden("Internal endpoints are only available on the unix socket")
     hb = daemon(request).cluster.heartbeat
     if hb is None:
-        return response.sync({"rounds": 0, "sent": 0, "received": 0, "running": False})
-    return response.sync({"rounds": hb.rounds, "sent": hb.sent, "received": hb.received, "running": True})
+        return response.sync({"rounds": 0, "sent": 0, "received": 0, "running": False, "held": False})
+    return response.sync({"rounds": hb.rounds, "sent": hb.sent, "received": hb.received, "running": True,
+                          "held": bool(hb.holding)})
 
 
 @routes.post("/internal/testing/heartbeat")
