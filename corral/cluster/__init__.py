@@ -1,0 +1,1 @@
+"""Clustering: members sharing one dqlite database."""
