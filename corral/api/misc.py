@@ -1,4 +1,4 @@
-"""/1.0/resources, /1.0/warnings, /1.0/cluster (not clustered yet)."""
+"""/1.0/resources, /1.0/warnings (the cluster endpoints: corral/api/cluster.py)."""
 import asyncio
 
 from aiohttp import web
@@ -6,9 +6,8 @@ from aiohttp import web
 from corral.api import decode, response
 from corral.api.auth import allowed_projects, check_project
 from corral.api.request import daemon, recursion
-from corral.apitypes import ClusterPut, WarningPut
-from corral.config.storage import member_keys
-from corral.errors import BadRequest, Forbidden, NotImplementedFeature
+from corral.apitypes import WarningPut
+from corral.errors import Forbidden
 
 routes = web.RouteTableDef()
 
@@ -53,27 +52,3 @@ async def update_warning(request: web.Request):
 async def delete_warning(request: web.Request):
     await daemon(request).warnings.delete(request.match_info["uuid"])
     return response.empty()
-
-
-@routes.get("/1.0/cluster")
-async def get_cluster(request: web.Request):
-    """A standalone server, as LXD answers when not clustered (`lxc cluster list`: "LXD server isn't
-    part of a cluster"); member_config lists what a joining member would have to give."""
-    member_config = []
-    if allowed_projects(request) is None:   # pools are host-wide: not for restricted certificates
-        for p in sorted(await daemon(request).pools.get_all(), key=lambda p: p["name"]):
-            for key in member_keys(p["driver"]):   # LXD's clusterGetMemberConfig
-                member_config.append({"entity": "storage-pool", "name": p["name"], "key": key, "value": "",
-                                      "description": f'"{key}" property for storage pool "{p["name"]}"'})
-    return response.sync({"server_name": "", "enabled": False, "member_config": member_config})
-
-
-@routes.route("PUT", "/1.0/cluster")
-async def put_cluster(request: web.Request):
-    await decode.read(request, ClusterPut)   # a malformed body gets LXD's decoding error first
-    raise NotImplementedFeature("clustering")
-
-
-@routes.get("/1.0/cluster/members")
-async def cluster_members(request: web.Request):
-    raise BadRequest("Server isn't part of a cluster")
