@@ -112,9 +112,12 @@ def _join(request: web.Request, c, req: ClusterPut) -> web.Response:
 
 
 def _check_cluster_address(config: dict) -> None:
-    """Bootstrapping needs a cluster address: cluster.https_address, else a specific core.https_address."""
-    if config.get("cluster.https_address"):
+    """Bootstrapping needs a specific cluster address: cluster.https_address, else core.https_address."""
+    own = config.get("cluster.https_address", "")
+    if own and split_address(own)[0] not in ("", "0.0.0.0", "::"):
         return
+    if own:
+        raise BadRequest(f'Cannot use wildcard cluster.https_address "{own}": please specify a specific address')
     core = config.get("core.https_address", "")
     host = split_address(core)[0] if core else ""
     if host in ("", "0.0.0.0", "::"):
