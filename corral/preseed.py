@@ -133,6 +133,14 @@ def _read_certificate(path: str) -> str:
         raise ValueError(f"open {path}: {(getattr(e, 'strerror', None) or str(e)).lower()}") from None
 
 
+def remote_certificate(address: str, timeout: float = 10) -> str:
+    """The PEM certificate the server at "host:port" presents (lxd init's GetRemoteCertificate):
+    what cluster_request's get_certificate can be for a cluster_token."""
+    import ssl
+    host, _, port = canonical_address(address).rpartition(":")
+    return ssl.get_server_certificate((host.strip("[]"), int(port)), timeout=timeout)
+
+
 def cluster_request(doc: dict, get_certificate=None) -> dict | None:
     """The PUT /1.0/cluster body (LXD 5.0's api.ClusterPut) a preseed's cluster section asks for,
     or None when it asks for nothing. A bootstrap is {server_name, enabled: true} (apply the rest of

@@ -167,3 +167,35 @@ def test_whole_document_keeps_other_sections():
     d = parse_preseed(text)
     assert d["storage_pools"] == [{"name": "default", "driver": "dir"}]
     assert cluster_request(d)["server_name"] == "m1"
+
+
+def test_remote_certificate_is_what_the_server_presents(tmp_path):
+    """The fetcher for `corrald init` with a token: a TLS server on loopback, its certificate."""
+    import socket
+    import ssl
+    import threading
+
+    from corral.preseed import remote_certificate
+    crt, key = certs.generate("member")
+    (tmp_path / "c.pem").write_bytes(crt)
+    (tmp_path / "k.pem").write_bytes(key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        try:
+            with ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        got = remote_certificate(f"127.0.0.1:{port}", timeout=5)
+    finally:
+        t.join(5)
+        srv.close()
+    assert certs.fingerprint(got) == certs.fingerprint(crt)
