@@ -116,7 +116,8 @@ async def create(state, server_name: str) -> Work:
     expiry = state.config.get("cluster.join_token_expiry")
     if expiry:
         meta["expiresAt"] = tokenops.expires_at(expiry)
-    return tokenops.work(DESCRIPTION, meta, resources={"cluster": None})
+    # In the order LXD (a Go map) sends them: addresses, expiresAt, fingerprint, secret, serverName.
+    return tokenops.work(DESCRIPTION, dict(sorted(meta.items())), resources={"cluster": None})
 
 
 def redeem(state, server_name: str, secret: str) -> bool:

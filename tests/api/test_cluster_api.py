@@ -470,6 +470,7 @@ def test_join_tokens(h):
     assert (op["class"], op["description"], op["resources"], op["may_cancel"], op["status"]) == \
         ("token", "Executing operation", {"cluster": None}, True, "Running")
     meta = op["metadata"]
+    assert list(meta) == ["addresses", "expiresAt", "fingerprint", "secret", "serverName"]   # as LXD 5.0.2's
     with open(os.path.join(h.dir, "cluster.crt")) as f:
         assert meta["fingerprint"] == certs.fingerprint(f.read())
     assert meta["serverName"] == "new1" and re.fullmatch(r"[0-9a-f]{64}", meta["secret"])
