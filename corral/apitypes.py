@@ -117,7 +117,42 @@ class ClusterPut(Request):
     cluster_address: str = ""
     cluster_certificate: str = ""
     server_address: str = ""
+    # LXD 5.0's join secret: the trust password, or a join token (the whole base64 token string, as
+    # `lxd init` sends it; LXD 5.0 has no separate cluster_token field in this struct).
     cluster_password: str = ""
+
+
+@dataclass
+class ClusterMembersPost(Request):
+    """A join token request (`lxc cluster add NAME`)."""
+    server_name: str = ""
+
+
+@dataclass
+class ClusterMemberPost(Request):
+    """A member rename (`lxc cluster rename`)."""
+    server_name: str = ""
+
+
+@dataclass
+class ClusterMemberPut(Request):
+    roles: list[str] = _list()
+    failure_domain: str = ""
+    description: str = ""
+    config: Config = _map()
+    groups: list[str] = _list()
+
+
+@dataclass
+class ClusterCertificatePut(Request):
+    cluster_certificate: str = ""
+    cluster_certificate_key: str = ""
+
+
+@dataclass
+class ClusterMemberStatePost(Request):
+    """Evacuate or restore a member (LXD 5.0.2's struct has the action only)."""
+    action: str = ""
 
 
 # ---- certificates -------------------------------------------------------------------------------

@@ -64,16 +64,16 @@ class HttpsListener:
         self.key_file = key_file
         self.address = ""
         self._site: netguard.GuardedSite | None = None
-        self._ctx = None
+        self._ctx = None   # the live TLS context: reload() swaps the certificate in it
 
     async def apply(self, address: str) -> None:
         """Listen on `address` (stop listening when empty). Binds the new socket before closing the old."""
         if address == self.address and (self._site is not None or not address):
             return
-        new = None
+        new = ctx = None
         if address:
             host, port = split_address(address)
-            ctx = self._ctx = tls.server_context(self.cert_file, self.key_file)
+            ctx = tls.server_context(self.cert_file, self.key_file)
             try:
                 socks = netguard.tcp_sockets(host or None, port)
             except OSError as e:
@@ -85,9 +85,13 @@ class HttpsListener:
         if self._site is not None:
             await self._site.stop()
         self._site, self.address = new, address
+        self._ctx = ctx if new is not None else None
 
     def reload(self, cert_file: str, key_file: str) -> None:
-        """Serve another certificate (the cluster's): new connections get it, open ones go on."""
+        """Serve another certificate (the cluster's, or a rotated one). The pair is loaded into a
+        scratch context first, so a bad one raises and leaves the listener as it was; then into the
+        live context: new connections get it, open ones go on."""
+        tls.server_context(cert_file, key_file)
         self.cert_file, self.key_file = cert_file, key_file
         if self._ctx is not None:
             self._ctx.load_cert_chain(cert_file, key_file)

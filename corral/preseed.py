@@ -1,6 +1,9 @@
 """`corrald init`: LXD preseed documents applied through the API, as `lxd init` does."""
 from __future__ import annotations
 
+import ipaddress
+import os
+
 import yaml
 
 SECTIONS = ("config", "profiles", "storage_pools", "networks", "projects", "cluster")
@@ -15,14 +18,199 @@ def parse_preseed(text: str) -> dict:
         raise ValueError(f"Invalid preseed: unknown section(s): {', '.join(unknown)}")
     if doc.get("projects"):
         raise ValueError("Invalid preseed: not implemented: projects")
-    if doc.get("cluster"):
-        raise ValueError("Invalid preseed: not implemented: cluster")
     if not isinstance(doc.get("config") or {}, dict):
         raise ValueError("Invalid preseed: `config` must be a mapping")
     for section in ("profiles", "storage_pools", "networks"):
         if not isinstance(doc.get(section) or [], list):
             raise ValueError(f"Invalid preseed: `{section}` must be a list")
+    if doc.get("cluster") is not None:
+        doc["cluster"] = parse_cluster(doc["cluster"])
+        _cluster_address_fallback(doc)
     return doc
+
+
+# ---- the cluster section (LXD 5.0's api.InitClusterPreseed) -----------------------------------------
+
+CLUSTER_KEYS = {"server_name": str, "enabled": bool, "member_config": list, "cluster_address": str,
+                "cluster_certificate": str, "server_address": str, "cluster_password": str,
+                "cluster_certificate_path": str, "cluster_token": str}
+MEMBER_CONFIG_KEYS = ("entity", "name", "key", "value", "description")
+DEFAULT_PORT = 8443
+
+
+def _text(value, where: str) -> str:
+    """A YAML scalar as the string LXD's YAML decoder makes of it; a list or mapping is refused."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise ValueError(f"Invalid preseed: `{where}` must be a string")
+
+
+def parse_cluster(section) -> dict:
+    """The `cluster:` section checked: LXD's keys only, each of its type (a clear error naming the
+    key otherwise); member_config entries are {entity, name, key, value, description}."""
+    if not isinstance(section, dict):
+        raise ValueError("Invalid preseed: `cluster` must be a mapping")
+    unknown = [str(k) for k in section if k not in CLUSTER_KEYS]
+    if unknown:
+        raise ValueError(f"Invalid preseed: unknown key(s) in cluster: {', '.join(unknown)} "
+                         f"(known: {', '.join(CLUSTER_KEYS)})")
+    out: dict = {}
+    for key, kind in CLUSTER_KEYS.items():
+        value = section.get(key)
+        if value is None:
+            continue
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"Invalid preseed: `cluster.{key}` must be true or false")
+            out[key] = value
+        elif kind is list:
+            out[key] = _member_config(value)
+        else:
+            out[key] = _text(value, f"cluster.{key}")
+    return out
+
+
+def _member_config(entries) -> list[dict]:
+    if not isinstance(entries, list):
+        raise ValueError("Invalid preseed: `cluster.member_config` must be a list")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"cluster.member_config[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"Invalid preseed: `{where}` must be a mapping")
+        unknown = [str(k) for k in entry if k not in MEMBER_CONFIG_KEYS]
+        if unknown:
+            raise ValueError(f"Invalid preseed: unknown key(s) in {where}: {', '.join(unknown)} "
+                             f"(known: {', '.join(MEMBER_CONFIG_KEYS)})")
+        out.append({k: "" if entry.get(k) is None else _text(entry[k], f"{where}.{k}") for k in MEMBER_CONFIG_KEYS})
+    return out
+
+
+def _joining(cluster: dict) -> bool:
+    return any(cluster.get(k) for k in ("cluster_address", "cluster_certificate", "cluster_certificate_path",
+                                        "cluster_password", "cluster_token"))
+
+
+def _cluster_address_fallback(doc: dict) -> None:
+    """As `lxd init`: with a cluster section and no cluster.https_address, core.https_address is it
+    (what bootstrapping listens on; a join sends the cluster request only, see cluster_request)."""
+    config = doc.get("config") or {}
+    if "core.https_address" in config and "cluster.https_address" not in config and not _joining(doc["cluster"]):
+        doc["config"] = {**config, "cluster.https_address": config["core.https_address"]}
+
+
+def canonical_address(address: str, port: int = DEFAULT_PORT) -> str:
+    """LXD's CanonicalNetworkAddress: host:port with the default port added, IPv6 in brackets."""
+    a = address.strip()
+    if a.startswith("["):
+        host, _, rest = a[1:].partition("]")
+        p = rest[1:] if rest.startswith(":") else ""
+    elif a.count(":") == 1:
+        host, p = a.split(":")
+    elif a.count(":") > 1:
+        host, p = a, ""
+    else:
+        host, p = a, ""
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    return f"[{host}]:{p or port}" if ":" in host else f"{host}:{p or port}"
+
+
+def _read_certificate(path: str) -> str:
+    """cluster_certificate_path's file, with LXD's texts when it cannot be read."""
+    if not os.path.exists(path):
+        raise ValueError(f"Path {path} doesn't exist")
+    try:
+        with open(path) as f:
+            return f.read()
+    except IsADirectoryError:
+        raise ValueError(f"read {path}: is a directory") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"open {path}: {(getattr(e, 'strerror', None) or str(e)).lower()}") from None
+
+
+def remote_certificate(address: str, timeout: float = 10) -> str:
+    """The PEM certificate the server at "host:port" presents (lxd init's GetRemoteCertificate):
+    what cluster_request's get_certificate can be for a cluster_token."""
+    import ssl
+    host, _, port = canonical_address(address).rpartition(":")
+    return ssl.get_server_certificate((host.strip("[]"), int(port)), timeout=timeout)
+
+
+def cluster_request(doc: dict, get_certificate=None) -> dict | None:
+    """The PUT /1.0/cluster body (LXD 5.0's api.ClusterPut) a preseed's cluster section asks for,
+    or None when it asks for nothing. A bootstrap is {server_name, enabled: true} (apply the rest of
+    the preseed first); a join (cluster_address and server_address given) is sent on its own, as
+    `lxd init` does, with the addresses in canonical form.
+
+    cluster_certificate_path is read; a cluster_token is decoded as `lxd init` decodes it: its
+    server name is taken, and the first member of its addresses that `get_certificate(address)`
+    (-> PEM) reaches must present the certificate whose fingerprint the token carries; the raw
+    token goes as cluster_password. ValueError, with LXD's texts where it has them, otherwise."""
+    c = dict(doc.get("cluster") or {})
+    if not c:
+        return None
+    if c.get("cluster_certificate_path"):
+        c["cluster_certificate"] = _read_certificate(c["cluster_certificate_path"])
+    if c.get("cluster_token"):
+        _resolve_token(c, get_certificate)
+    joining = _joining(c)
+    if not c.get("enabled"):
+        if joining:
+            raise ValueError("Invalid preseed: joining a cluster needs `enabled: true` in the cluster section")
+        if c.get("server_name"):
+            raise ValueError("ServerName must be empty when disabling clustering")
+        return None
+    if not c.get("server_name"):
+        raise ValueError("ServerName is required when enabling clustering")
+    body = {"server_name": c["server_name"], "enabled": True, "member_config": c.get("member_config") or [],
+            "cluster_address": "", "cluster_certificate": "", "server_address": "", "cluster_password": ""}
+    if not joining:
+        return body
+    if not c.get("cluster_address"):
+        raise ValueError("Invalid preseed: joining a cluster needs `cluster_address` (the address of one of "
+                         "its members), or a `cluster_token`")
+    if not c.get("server_address"):
+        raise ValueError("No server address provided for this member")
+    if not c.get("cluster_certificate"):
+        raise ValueError("No target cluster member certificate provided")
+    body.update(cluster_address=canonical_address(c["cluster_address"]),
+                server_address=canonical_address(c["server_address"]),
+                cluster_certificate=c["cluster_certificate"], cluster_password=c.get("cluster_password") or "")
+    return body
+
+
+def _resolve_token(c: dict, get_certificate) -> None:
+    from corral.cluster.tokens import decode
+    from corral.pki.certs import fingerprint
+    try:
+        token = decode(c["cluster_token"])
+    except ValueError as e:
+        raise ValueError(f"Invalid cluster join token: {e}") from None
+    if get_certificate is None:
+        raise ValueError("Invalid preseed: a cluster_token needs the cluster's certificate, "
+                         "and nothing here can fetch it")
+    c["server_name"] = token["server_name"]
+    failures = []
+    for address in token["addresses"]:
+        address = canonical_address(str(address))
+        try:
+            pem = get_certificate(address)
+        except Exception as e:  # noqa: BLE001 - unreachable members are skipped, as lxd init does
+            failures.append(f'Error connecting to existing cluster member "{address}": {e}')
+            continue
+        if fingerprint(pem) != token["fingerprint"]:
+            raise ValueError(f'Certificate fingerprint mismatch between join token and cluster member "{address}"')
+        c["cluster_address"], c["cluster_certificate"] = address, pem
+        break
+    else:
+        raise ValueError("Unable to connect to any of the cluster members specified in join token" +
+                         "".join(f"\n{f}" for f in failures))
+    c["cluster_password"] = c["cluster_token"]   # the raw token, so the cluster can check it (LXD 5.0)
 
 
 def auto_network(client) -> str | None:

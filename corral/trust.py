@@ -10,23 +10,21 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from corral import timeutil
+from corral import tokenops
 from corral.apitypes import CertificatePut
 from corral.config.values import parse_expiry
 from corral.db import Database
 from corral.db.queries import certificates as q
-from corral.errors import BadRequest, Forbidden, NotFound
-from corral.operations import TOKEN, Work
+from corral.errors import BadRequest, NotFound
 
 CERT_TYPES = ("client",)
+CERT_TOKEN = "Certificate add token"   # the description of a certificate add token operation
 _FP_RE = re.compile(r"^[0-9a-f]{1,64}$")
 
 
@@ -88,19 +86,14 @@ def der_to_pem(der: bytes) -> tuple[str, str]:
     return cert.public_bytes(serialization.Encoding.PEM).decode(), (str(cn[0].value) if cn else "")
 
 
-# ---- token expiry ("1H", "30M", "2d": LXD's expiry expressions; "S" seconds as well) ---------------
+# ---- tokens (corral/tokenops.py: LXD's token operations) ------------------------------------------
 
-def encode_token(token: dict) -> str:
-    """LXD's CertificateAddToken: base64 (standard, padded) of its JSON."""
-    return base64.b64encode(json.dumps(token, separators=(",", ":")).encode()).decode()
+encode_token = tokenops.encode   # LXD's CertificateAddToken string
 
 
 def decode_token(value: str) -> dict | None:
-    try:
-        raw = json.loads(base64.b64decode(value.strip(), validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("secret"), str) or not raw.get("secret"):
+    raw = tokenops.decode(value)
+    if raw is None or not isinstance(raw.get("secret"), str) or not raw.get("secret"):
         return None
     return raw
 
@@ -192,26 +185,16 @@ class Trust:
     # ---- tokens ---------------------------------------------------------------------------
 
     def create_token(self, request: dict, *, fingerprint: str, addresses: list[str], expiry: str):
-        meta = {"secret": secrets.token_hex(32), "fingerprint": fingerprint, "addresses": addresses,
+        meta = {"secret": tokenops.new_secret(), "fingerprint": fingerprint, "addresses": addresses,
                 "request": request}
         if expiry:
-            when = datetime.now(timezone.utc) + timedelta(seconds=parse_expiry(expiry))
-            meta["expiresAt"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return Work(project="default", cls=TOKEN, description="Certificate add token", metadata=meta)
+            meta["expiresAt"] = tokenops.expires_at(parse_expiry(expiry))
+        return tokenops.work(CERT_TOKEN, meta)
 
     def redeem_token(self, secret: str) -> dict | None:
         """The request a token was made for, consuming it (tokens are single use), or None.
 
         An expired token is consumed too and then refused."""
-        for op in self.operations.all("default"):
-            if op.cls != TOKEN or op.status != "Running" or op.description != "Certificate add token":
-                continue
-            meta = op.metadata or {}
-            if not hmac.compare_digest(str(meta.get("secret", "")), secret):
-                continue
-            op.finish("Cancelled", "Token used")
-            expires = meta.get("expiresAt")
-            if expires and timeutil.parse(expires) < datetime.now(timezone.utc):
-                raise Forbidden("Token has expired")
-            return meta.get("request") or {}
-        return None
+        op = tokenops.redeem(self.operations, lambda o: o.description == CERT_TOKEN
+                             and tokenops.same_secret(o.metadata, secret))
+        return None if op is None else (op.metadata or {}).get("request") or {}

@@ -1,16 +1,13 @@
-"""/1.0/resources, /1.0/warnings, /1.0/cluster (not clustered yet)."""
+"""/1.0/resources, /1.0/warnings (the cluster endpoints: corral/api/cluster.py)."""
 import asyncio
-import dataclasses
 
 from aiohttp import web
 
 from corral.api import decode, response
 from corral.api.auth import allowed_projects, check_project
 from corral.api.request import daemon, recursion
-from corral.apitypes import ClusterPut, WarningPut
-from corral.config.storage import member_keys
-from corral.operations import Work
-from corral.errors import BadRequest, Forbidden, NotImplementedFeature
+from corral.apitypes import WarningPut
+from corral.errors import Forbidden
 
 routes = web.RouteTableDef()
 
@@ -55,52 +52,3 @@ async def update_warning(request: web.Request):
 async def delete_warning(request: web.Request):
     await daemon(request).warnings.delete(request.match_info["uuid"])
     return response.empty()
-
-
-@routes.get("/1.0/cluster")
-async def get_cluster(request: web.Request):
-    """A standalone server, as LXD answers when not clustered (`lxc cluster list`: "LXD server isn't
-    part of a cluster"); member_config lists what a joining member would have to give."""
-    member_config = []
-    if allowed_projects(request) is None:   # pools are host-wide: not for restricted certificates
-        for p in sorted(await daemon(request).pools.get_all(), key=lambda p: p["name"]):
-            for key in member_keys(p["driver"]):   # LXD's clusterGetMemberConfig
-                member_config.append({"entity": "storage-pool", "name": p["name"], "key": key, "value": "",
-                                      "description": f'"{key}" property for storage pool "{p["name"]}"'})
-    c = daemon(request).cluster
-    if c.clustered:
-        return response.sync({"server_name": c.server_name, "enabled": True, "member_config": []})
-    return response.sync({"server_name": "", "enabled": False, "member_config": member_config})
-
-
-@routes.route("PUT", "/1.0/cluster")
-async def put_cluster(request: web.Request):
-    req = await decode.read(request, ClusterPut)   # a malformed body gets LXD's decoding error first
-    c = daemon(request).cluster
-    if req.cluster_address:
-        return response.operation(request, c.join_work(dataclasses.asdict(req)))
-    if req.enabled:
-        await c.enable(req.server_name)     # LXD answers with an operation, done by then
-        return response.operation(request, Work(description="Enabling clustering", run=_done))
-    raise NotImplementedFeature("disabling clustering")
-
-
-async def _done(_op):
-    return None
-
-
-@routes.get("/1.0/cluster/members")
-async def cluster_members(request: web.Request):
-    c = daemon(request).cluster
-    if not c.clustered:
-        raise BadRequest("Server isn't part of a cluster")
-    roles = await c.raft_roles()
-    leader = await c.leader_address()
-    out = []
-    for m in await c.members():
-        role = roles.get(m["id"], "")
-        r = (["database-leader"] if m["address"] == leader else []) + \
-            (["database"] if role == "voter" else ["database-standby"] if role == "stand-by" else [])
-        out.append({"server_name": m["name"], "url": f"https://{m['address']}", "database": role == "voter",
-                    "status": "Online" if c.online(m) else "Offline", "roles": r})
-    return response.sync(out if recursion(request) else [f"/1.0/cluster/members/{m['server_name']}" for m in out])
