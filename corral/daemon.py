@@ -124,11 +124,12 @@ class Daemon:
     async def start(self) -> None:
         self.paths.ensure()
         self.reaper.start()
-        crt, _key = certs.ensure_server_cert(self.paths.root)
+        certs.ensure_server_cert(self.paths.root)
+        self.cluster.prepare()
+        crt, _key = self.cluster.serving_cert()
         with open(crt) as f:
             self._cert_pem = f.read()
         self._fingerprint = certs.fingerprint(self._cert_pem)
-        self.cluster.prepare()
         self._runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
         if self.cluster.clustered:   # the other members' raft traffic comes in through it
@@ -190,15 +191,19 @@ class Daemon:
         if "core.https_address" in changed and self.https is not None:
             await self.https.apply(changed["core.https_address"])
 
-    async def _became_member(self) -> None:
-        """Clustering enabled or joined: serve the cluster certificate; reload what the layers
-        loaded from the database (after a join it is the cluster's)."""
+    def reload_certificate(self) -> None:
+        """Serve (and show in /1.0) the certificate of now: the cluster's once clustered, rotated."""
         crt, key = self.cluster.serving_cert()
         with open(crt) as f:
             self._cert_pem = f.read()
         self._fingerprint = certs.fingerprint(self._cert_pem)
         if self.https is not None:
             self.https.reload(crt, key)
+
+    async def _became_member(self) -> None:
+        """Clustering enabled or joined: serve the cluster certificate; reload what the layers
+        loaded from the database (after a join it is the cluster's)."""
+        self.reload_certificate()
         await self.config.load()
         await self.projects.load()
         await self.trust.load()
@@ -219,7 +224,9 @@ class Daemon:
         return hostinfo.environment(
             certificate=self._cert_pem, fingerprint=self._fingerprint, addresses=self.https_addresses(),
             storage=" | ".join(in_use), storage_version=" | ".join(storage.driver_version(n) for n in in_use),
-            storage_drivers=storage.supported_drivers(), server_name=socket.gethostname())
+            storage_drivers=storage.supported_drivers(),
+            server_name=self.cluster.server_name if self.cluster.clustered else socket.gethostname(),
+            clustered=self.cluster.clustered)
 
     async def _record_member(self) -> None:
         """This member's row in LXD's `nodes` table: schema version, API extensions, architecture."""

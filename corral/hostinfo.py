@@ -51,7 +51,8 @@ def lxc_features() -> dict[str, str]:
 
 
 def environment(*, certificate: str, fingerprint: str, addresses: list[str], storage: str,
-                storage_version: str, storage_drivers: list[dict], server_name: str) -> dict:
+                storage_version: str, storage_drivers: list[dict], server_name: str,
+                clustered: bool = False) -> dict:
     uname = os.uname()
     os_name, os_version = os_release()
     return {
@@ -71,7 +72,7 @@ def environment(*, certificate: str, fingerprint: str, addresses: list[str], sto
         "os_version": os_version,
         "project": "default",
         "server": "lxd",
-        "server_clustered": False,
+        "server_clustered": clustered,
         "server_event_mode": "full-mesh",
         "server_name": server_name or socket.gethostname(),
         "server_pid": os.getpid(),

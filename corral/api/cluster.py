@@ -235,10 +235,8 @@ async def put_certificate(request: web.Request):
                 "cluster_certificate_key": req.cluster_certificate_key}
         failed = {name: err for name, err in
                   (await _cluster(request).notify_all("PUT", "/1.0/cluster/certificate", body)).items() if err}
-    crt, key = certificate.install(d.paths, req.cluster_certificate, req.cluster_certificate_key)
-    https = getattr(d, "https", None)
-    if https is not None:
-        https.reload(crt, key)
+    certificate.install(d.paths, req.cluster_certificate, req.cluster_certificate_key)
+    d.reload_certificate()
     d.events.lifecycle("cluster-certificate-updated", "/1.0/cluster/certificate", requestor=requestor(request))
     if failed:
         raise CorralError("The cluster certificate was updated here but not on: " +

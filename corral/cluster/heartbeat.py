@@ -42,6 +42,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from corral import timeutil
+from corral.cluster import render
 from corral.config.server import MIN_OFFLINE_THRESHOLD, validate_offline_threshold  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -80,13 +81,8 @@ def fmt_time(dt: datetime | None) -> str:
 
 
 def online(last_heartbeat: datetime | str | None, threshold: float, now: datetime | None = None) -> bool:
-    """A member is online when its last heartbeat is not older than the threshold (LXD's IsOffline)."""
-    if last_heartbeat is None:
-        return False
-    if isinstance(last_heartbeat, str):
-        last_heartbeat = timeutil.parse(last_heartbeat)
-    now = _aware(now) if now is not None else utcnow()
-    return _aware(last_heartbeat) >= now - timedelta(seconds=threshold)
+    """A member is online while its last heartbeat is younger than the threshold (render.online)."""
+    return render.online(last_heartbeat, threshold, _aware(now) if now is not None else utcnow())
 
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 
 from corral import timeutil
+from corral.cluster import certificate
 from corral.cluster import gateway as gw
 from corral.cluster.peer import PeerClient, PeerError
 from corral.db.queries import cluster as qc
@@ -31,13 +32,7 @@ def _versions(cluster) -> tuple[int, int]:
 
 
 def _write_cert(cluster, crt_pem: str, key_pem: str) -> None:
-    crt, key = cluster.cert_files()
-    for path, data, mode in ((key, key_pem, 0o600), (crt, crt_pem, 0o644)):
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-        os.replace(tmp, path)
+    certificate.install(cluster.paths, crt_pem, key_pem)
 
 
 # ---- bootstrap --------------------------------------------------------------------------------
@@ -100,8 +95,12 @@ async def join(cluster, req: dict, progress=None) -> None:
     client = PeerClient(lambda: ctx)
     # The password is the trust password or a join token's secret (`lxd init` sends a token's secret
     # as the cluster password, and the target takes either, as LXD 5.0's certificatesPost does).
+    secret = req.get("cluster_password") or ""
+    token = _token(secret)
+    if token is not None:
+        secret = token["secret"]
     body = {"name": name, "address": address, "schema": schema, "api_extensions": api,
-            "architecture": os.uname().machine, "secret": req.get("cluster_password") or ""}
+            "architecture": os.uname().machine, "secret": secret}
     try:
         accepted = await client.call(target, "POST", "/internal/cluster/accept", body, timeout=60)
     except PeerError as e:
@@ -132,6 +131,15 @@ async def join(cluster, req: dict, progress=None) -> None:
         await cluster.on_leader("POST", "/internal/cluster/rebalance", {})
     except (PeerError, CorralError) as e:
         log.warning("rebalance after join failed: %s", e)
+
+
+def _token(password: str) -> dict | None:
+    """A join token given as the cluster password (`lxd init` sends it so), decoded; else None."""
+    from corral.cluster import tokens
+    try:
+        return tokens.decode(password) if password else None
+    except ValueError:
+        return None
 
 
 # ---- accept (on the member the joiner called, then on the leader) --------------------------------

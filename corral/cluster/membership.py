@@ -163,13 +163,11 @@ class Cluster:
         return float(self.state.config.get("cluster.offline_threshold") or 20)
 
     def online(self, member: dict) -> bool:
-        if member["id"] == self.member_id:
-            return True
-        try:
-            age = (timeutil.parse(timeutil.now()) - timeutil.parse(str(member["heartbeat"]))).total_seconds()
-        except (ValueError, TypeError):
-            return False
-        return age <= self.threshold()
+        """Ourselves, or a member whose last heartbeat is younger than cluster.offline_threshold."""
+        from datetime import datetime, timezone
+        from corral.cluster import render
+        return member["id"] == self.member_id or render.online(member["heartbeat"], self.threshold(),
+                                                               datetime.now(timezone.utc))
 
     async def notify_all(self, method: str, path: str, body=None) -> dict[str, str | None]:
         """Call every other online member (a cluster notification); their errors by name."""

@@ -32,7 +32,7 @@ def init(auto, dump, minimal, network_address, network_port, preseed, storage_ba
     """Description:
     Configure the LXD daemon"""
     from corral import client as rest
-    from corral.preseed import apply_preseed, auto_preseed, parse_preseed
+    from corral.preseed import apply_preseed, auto_preseed, cluster_request, parse_preseed, remote_certificate
     setup_client_logging()
     auto_flags = bool(network_address or network_port != -1 or storage_backend or storage_create_device
                       or storage_create_loop != -1 or storage_pool or trust_password)
@@ -68,13 +68,20 @@ def init(auto, dump, minimal, network_address, network_port, preseed, storage_ba
         if dump:
             click.echo(yaml.safe_dump(_dump(c), default_flow_style=False, sort_keys=False))   # + a blank line
             return
+        join = None
         if preseed:
             doc = parse_preseed(sys.stdin.read())
+            join = cluster_request(doc, get_certificate=remote_certificate)
         else:
             doc = auto_preseed(c)
             _auto_options(c, doc, network_address, network_port, storage_backend, storage_create_device,
                           storage_create_loop, storage_pool, trust_password)
-        apply_preseed(c, doc)
+        # As `lxd init`: a join is the cluster request alone (the cluster has the rest); a bootstrap
+        # applies the rest of the preseed first, then enables clustering.
+        if join is None or not join["cluster_address"]:
+            apply_preseed(c, doc)
+        if join is not None:
+            c.run("PUT", "/1.0/cluster", join)
     except (rest.ClientError, OSError, ValueError, yaml.YAMLError) as e:
         fail(str(e))
 

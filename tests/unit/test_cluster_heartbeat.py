@@ -328,7 +328,7 @@ async def test_announce_reaches_every_other_member():
 def test_online():
     now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
     assert online(now - timedelta(seconds=19.9), 20, now)
-    assert online(now - timedelta(seconds=20), 20, now)             # LXD: offline only when older
+    assert not online(now - timedelta(seconds=20), 20, now)         # offline at the threshold itself
     assert not online(now - timedelta(seconds=20.1), 20, now)
     assert not online(None, 20, now)
     assert online(datetime(2024, 5, 1, 11, 59, 59), 2, now)        # naive = UTC
