@@ -95,8 +95,15 @@ class ServerConfig:
         glob = {k: v for k, v in changes.items() if k not in local}
         old_glob = {k: self._global.get(k) for k in glob}
         if glob:
-            async with self.db.transaction() as tx:
-                await q.update(tx, glob)
+            try:
+                async with self.db.transaction() as tx:
+                    await q.update(tx, glob)
+                    # In memory before the commit's listeners run (the heartbeat reads the new
+                    # threshold at once); put back if the commit fails.
+                    self._set_global(glob)
+            except BaseException:
+                self._set_global(old_glob)
+                raise
         if local:
             try:
                 self.db.local.set_config(local)
@@ -104,8 +111,11 @@ class ServerConfig:
                 if glob:
                     async with self.db.transaction() as tx:
                         await q.update(tx, old_glob)
+                    self._set_global(old_glob)
                 raise
-        for k, v in glob.items():
+
+    def _set_global(self, values: dict[str, str | None]) -> None:
+        for k, v in values.items():
             if v in (None, ""):
                 self._global.pop(k, None)
             else:

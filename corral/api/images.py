@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from aiohttp import BodyPartReader, web
 
 from corral.api import decode, filtering, response
-from corral.api.request import MAX_JSON_BODY, check_etag, daemon, project, recursion, requestor
+from corral.api.request import STREAMED, MAX_JSON_BODY, check_etag, daemon, project, recursion, requestor
 from corral.api.auth import trusted
 from corral.apitypes import ImageAliasesEntryPost, ImageAliasesEntryPut, ImageAliasesPost, ImagePut, ImagesPost
 from corral.errors import BadRequest, NotFound, NotImplementedFeature
@@ -148,6 +148,7 @@ async def create_image(request: web.Request):
             await upload.receive("rootfs", _chunks(part))
             split = True
         else:
+            request[STREAMED] = True   # not replayable: never run again (api/server.py)
             await upload.receive("image", request.content.iter_chunked(store.CHUNK))
             filename = request.headers.get("X-LXD-filename", "")
             split = False

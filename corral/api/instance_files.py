@@ -12,7 +12,7 @@ from aiohttp import web
 
 from corral.api import response
 from corral.api.instance_routes import instances as _instances, load as _load, load_instance, route
-from corral.api.request import daemon, read_object, requestor
+from corral.api.request import STREAMED, daemon, read_object, requestor
 from corral.errors import BadRequest, NotFound
 from corral.instance import files
 
@@ -78,6 +78,7 @@ async def put_file(request: web.Request):
         await asyncio.to_thread(inst.file_put, path, ftype, target, uid, gid)
     elif ftype == "file":
         with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+            request[STREAMED] = True   # not replayable: never run again (api/server.py)
             async for chunk in request.content.iter_chunked(1 << 20):
                 spool.write(chunk)
             spool.seek(0)

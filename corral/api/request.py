@@ -20,6 +20,10 @@ INT_MIN, INT_MAX = -2**63, 2**64 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+JSON_BODY = "corral.json_body"     # the request's JSON body once read
+STREAMED = "corral.body_streamed"  # the body was streamed through (an upload): it can't be read again
+
+
 def daemon(request: web.Request):
     return request.app["daemon"]
 
@@ -28,16 +32,18 @@ async def read_json(request: web.Request, *, required: bool = True) -> Any:
     """The JSON body, or a clear 400. Limits size and nesting depth."""
     if (request.content_length or 0) > MAX_JSON_BODY:
         raise BadRequest(f"Request body too large (limit {MAX_JSON_BODY} bytes)")
-    # read(n) returns what has arrived so far (one TLS record, say): read until EOF or the limit.
-    buf = bytearray()
-    while len(buf) <= MAX_JSON_BODY:
-        chunk = await request.content.read(MAX_JSON_BODY + 1 - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    if len(buf) > MAX_JSON_BODY:
-        raise BadRequest(f"Request body too large (limit {MAX_JSON_BODY} bytes)")
-    raw = bytes(buf)
+    raw = request.get(JSON_BODY)
+    if raw is None:
+        # read(n) returns what has arrived so far (one TLS record, say): read until EOF or the limit.
+        buf = bytearray()
+        while len(buf) <= MAX_JSON_BODY:
+            chunk = await request.content.read(MAX_JSON_BODY + 1 - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+        if len(buf) > MAX_JSON_BODY:
+            raise BadRequest(f"Request body too large (limit {MAX_JSON_BODY} bytes)")
+        raw = request[JSON_BODY] = bytes(buf)   # kept: a handler run again reads it again
     if not raw.strip():
         if required:
             raise BadRequest("Request body is empty: expected JSON")
@@ -225,6 +231,7 @@ async def spool_body(request: web.Request, directory: str) -> str:
     from corral.backup.format import UPLOAD_PREFIX
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
+    request[STREAMED] = True
     try:
         with os.fdopen(fd, "wb") as f:
             async for chunk in request.content.iter_chunked(1 << 20):

@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from corral.api import response
-from corral.api.request import check_request_text
+from corral.api.request import STREAMED, check_request_text
 from corral.db import DatabaseUnavailable
 from corral.errors import CorralError
 
@@ -51,7 +51,8 @@ async def _run(request: web.Request, handler, d):
         try:
             return await handler(request)
         except DatabaseUnavailable as e:
-            if not (e.retryable and d.cluster.clustered) or time.monotonic() - start > RETRY_FOR:
+            if not (e.retryable and d.cluster.clustered) or request.get(STREAMED) \
+                    or time.monotonic() - start > RETRY_FOR:
                 raise
             log.info("retrying %s %s after a lost database connection: %s", request.method, request.path, e)
             await asyncio.sleep(delay)
