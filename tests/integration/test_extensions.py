@@ -6,6 +6,8 @@ import json
 import pytest
 
 from corral.api.extensions import EXTENSIONS
+from ext_cluster_checks import *  # noqa: F401,F403 - the clustering extensions' check_* functions
+from ext_cluster_checks import close_pair
 from helpers import free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,6 +35,12 @@ def ctx(host):
     host.lxc("delete", "-f", name, check=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cluster_pair():
+    yield
+    close_pair()
+
+
 def op(d, resp):
     assert resp.status == 202, resp.body
     return d.wait_op(resp)
@@ -52,17 +60,6 @@ def check_etag(d, c):
 def check_patch(d, c):
     assert d.request("PATCH", f"/1.0/instances/{c}", {"config": {"user.p": "1"}}).status == 200
     assert d.get(f"/1.0/instances/{c}").metadata["config"]["user.p"] == "1"
-
-
-def check_clustering(d, c):
-    # A standalone server, as LXD's: not clustered, the member config a joiner would give, joining refused.
-    cluster = d.get("/1.0/cluster").metadata
-    assert cluster["enabled"] is False and cluster["server_name"] == ""
-    assert {"entity": "storage-pool", "name": "default", "key": "source", "value": "",
-            "description": '"source" property for storage pool "default"'} in cluster["member_config"]
-    r = d.lxc("cluster", "list", check=False)
-    assert r.returncode == 1 and "isn't part of a cluster" in r.stderr, r.stderr
-    assert d.request("PUT", "/1.0/cluster", {"server_name": "m1", "enabled": True}).status == 501
 
 
 def check_profile_usedby(d, c):

@@ -1,0 +1,200 @@
+"""The clustering API extensions' checks (imported by test_extensions.py): a two-member cluster of real
+corralds on loopback (distinct ports), bootstrapped with `lxc cluster enable` and joined at run time."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+from corral.pki import certs
+from helpers import Corrald, free_port, unique, wait_for
+
+_PAIR: list[Corrald] = []
+
+
+def pair() -> tuple[Corrald, Corrald]:
+    """The cluster (made on first use): a bootstrapped with `lxc cluster enable`, b joined with the
+    trust password through PUT /1.0/cluster."""
+    if _PAIR:
+        return _PAIR[0], _PAIR[1]
+    a, b = Corrald(), Corrald()
+    _PAIR.extend([a, b])
+    a.start()
+    b.start()
+    for m in (a, b):
+        m.address = f"127.0.0.1:{free_port()}"
+        m.lxc("config", "set", "core.https_address", m.address)
+    a.name, b.name = unique("ca"), unique("cb")
+    r = a.lxc("cluster", "enable", a.name)
+    assert "Clustering enabled" in r.stdout, r.stdout
+    a.lxc("config", "set", "core.trust_password", "ext-sekrit")
+    with open(os.path.join(a.dir, "cluster.crt")) as f:
+        cert = f.read()
+    r = b.request("PUT", "/1.0/cluster", {"server_name": b.name, "enabled": True, "cluster_address": a.address,
+                                          "cluster_certificate": cert, "server_address": b.address,
+                                          "cluster_password": "ext-sekrit"})
+    assert r.status == 202, r.body
+    assert b.wait_op(r)["status"] == "Success"
+    return a, b
+
+
+def close_pair() -> None:
+    while _PAIR:
+        _PAIR.pop().cleanup()
+
+
+def _members(m: Corrald) -> dict[str, dict]:
+    return {x["server_name"]: x for x in m.get("/1.0/cluster/members?recursion=1").metadata}
+
+
+def _edit(m: Corrald, name: str, **changes):
+    """What `lxc cluster edit` does: the member as shown, changed, PUT back (a PUT replaces it)."""
+    cur = m.get(f"/1.0/cluster/members/{name}").metadata
+    body = {k: cur[k] for k in ("description", "config", "groups", "roles", "failure_domain")}
+    body.update(changes)
+    return m.request("PUT", f"/1.0/cluster/members/{name}", body)
+
+
+def check_clustering(d, c):
+    # A standalone server answers as LXD's: not clustered, the member config a joiner would give.
+    cluster = d.get("/1.0/cluster").metadata
+    assert cluster["enabled"] is False and cluster["server_name"] == ""
+    assert {"entity": "storage-pool", "name": "default", "key": "source", "value": "",
+            "description": '"source" property for storage pool "default"'} in cluster["member_config"]
+    r = d.lxc("cluster", "list", check=False)
+    assert r.returncode == 1 and "isn't part of a cluster" in r.stderr, r.stderr
+    assert d.get("/1.0").metadata["environment"]["server_clustered"] is False
+    # A clustered one: enabled, named, listed by the lxc client
+    a, b = pair()
+    assert a.get("/1.0/cluster").metadata == {"server_name": a.name, "enabled": True, "member_config": []}
+    env = b.get("/1.0").metadata["environment"]
+    assert env["server_clustered"] is True and env["server_name"] == b.name
+    out = a.lxc("cluster", "list", "--format", "csv").stdout
+    assert a.name in out and b.name in out, out
+
+
+def check_clustering_join(d, c):
+    a, b = pair()
+    for m in (a, b):   # a write on either member is read on the other
+        assert set(_members(m)) == {a.name, b.name}
+    p = unique("pj")
+    b.lxc("profile", "create", p)
+    assert a.get(f"/1.0/profiles/{p}").status == 200
+    a.lxc("profile", "delete", p)
+    assert b.get(f"/1.0/profiles/{p}").status == 404
+
+
+def check_clustering_server_address(d, c):
+    a, b = pair()
+    assert _members(a)[b.name]["url"] == f"https://{b.address}"
+
+
+def check_clustering_roles(d, c):
+    a, b = pair()
+    roles = {n: m["roles"] for n, m in _members(b).items()}
+    # two members: one voter (the leader), one stand-by, as LXD sizes a 2-member cluster
+    assert roles[a.name] == ["database-leader", "database"], roles
+    assert roles[b.name] == ["database-standby"], roles
+
+
+def check_clustering_architecture(d, c):
+    a, b = pair()
+    assert {m["architecture"] for m in _members(a).values()} == {os.uname().machine}
+
+
+def check_clustering_sizing(d, c):
+    a, b = pair()
+    for key, bad in (("cluster.max_voters", "4"), ("cluster.max_voters", "1"), ("cluster.max_standby", "6")):
+        r = a.request("PATCH", "/1.0", {"config": {key: bad}})
+        assert r.status == 400 and key in r.json["error"], r.body
+    a.lxc("config", "set", "cluster.max_standby", "1")
+    assert b.get("/1.0").metadata["config"]["cluster.max_standby"] == "1"
+    a.lxc("config", "unset", "cluster.max_standby")
+
+
+def check_clustering_edit_roles(d, c):
+    a, b = pair()
+    a.lxc("cluster", "role", "add", b.name, "event-hub")
+    assert "event-hub" in _members(b)[b.name]["roles"]
+    r = a.lxc("cluster", "role", "add", b.name, "database", check=False)
+    assert r.returncode == 1, r.stdout
+    a.lxc("cluster", "role", "remove", b.name, "event-hub")
+    assert "event-hub" not in _members(a)[b.name]["roles"]
+
+
+def check_clustering_failure_domains(d, c):
+    a, b = pair()
+    r = _edit(a, b.name, failure_domain="rack-2")
+    assert r.status == 200, r.body
+    assert _members(b)[b.name]["failure_domain"] == "rack-2"
+    assert _edit(a, b.name, failure_domain="default").status == 200
+
+
+def check_clustering_join_token(d, c):
+    a, b = pair()
+    name = unique("tk")
+    token = a.lxc("cluster", "add", name, "--quiet").stdout.strip()
+    doc = json.loads(base64.b64decode(token))
+    assert doc["server_name"] == name and doc["fingerprint"] == certs.fingerprint(
+        open(os.path.join(a.dir, "cluster.crt")).read())
+    assert a.address in doc["addresses"]
+    assert name in a.lxc("cluster", "list-tokens", "--format", "csv").stdout
+    a.lxc("cluster", "revoke-token", name)
+    assert name not in a.lxc("cluster", "list-tokens", "--format", "csv").stdout
+
+
+def check_clustering_description(d, c):
+    a, b = pair()
+    assert _edit(a, a.name, description="first one").status == 200
+    assert _members(b)[a.name]["description"] == "first one"
+
+
+def check_clustering_config(d, c):
+    a, b = pair()
+    r = _edit(b, b.name, config={"user.rack": "r7"})
+    assert r.status == 200, r.body
+    assert _members(a)[b.name]["config"] == {"user.rack": "r7"}
+
+
+def check_clustering_update_cert(d, c):
+    a, b = pair()
+    crt, key = certs.generate(unique("cl"))
+    r = a.request("PUT", "/1.0/cluster/certificate", {"cluster_certificate": crt.decode(),
+                                                      "cluster_certificate_key": key.decode()})
+    assert r.status == 200, r.body
+    for m in (a, b):   # every member serves, shows and uses the new one
+        assert m.get("/1.0").metadata["environment"]["certificate_fingerprint"] == certs.fingerprint(crt)
+        with open(os.path.join(m.dir, "cluster.crt"), "rb") as f:
+            assert f.read() == crt
+    p = unique("pc")   # and the members still reach each other with it
+    a.lxc("profile", "create", p)
+    assert wait_for(lambda: b.get(f"/1.0/profiles/{p}").status == 200, timeout=10)
+    b.lxc("profile", "delete", p)
+
+
+def check_cluster_join_token_expiry(d, c):
+    a, b = pair()
+    a.lxc("config", "set", "cluster.join_token_expiry", "2S")
+    try:
+        name = unique("tx")
+        token = a.lxc("cluster", "add", name, "--quiet").stdout.strip()
+        doc = json.loads(base64.b64decode(token))
+        assert doc["expires_at"] and doc["expires_at"] != "0001-01-01T00:00:00Z", doc
+        time.sleep(2.5)
+        joiner = Corrald()
+        try:
+            joiner.start()
+            addr = f"127.0.0.1:{free_port()}"
+            joiner.lxc("config", "set", "core.https_address", addr)
+            r = joiner.request("PUT", "/1.0/cluster", {
+                "server_name": name, "enabled": True, "cluster_address": a.address, "server_address": addr,
+                "cluster_certificate": open(os.path.join(a.dir, "cluster.crt")).read(),
+                "cluster_password": token})
+            op = joiner.wait_op(r)
+            assert op["status"] == "Failure" and "expired" in op["err"], op
+        finally:
+            joiner.cleanup()
+        assert name not in _members(a)
+    finally:
+        a.lxc("config", "unset", "cluster.join_token_expiry")
