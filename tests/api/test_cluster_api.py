@@ -55,6 +55,12 @@ class FakeCluster:
         self.clustered, self.server_name, self.address = True, server_name, address
         self.roles, self.leader = {1: "voter"}, address
 
+    def serving_cert(self) -> tuple[str, str]:
+        """The pair the HTTPS listener serves: the cluster's once clustered (as Cluster.serving_cert)."""
+        if self.clustered:
+            return certificate.files(self.state.paths)
+        return certs.ensure_server_cert(self.state.paths.root)
+
     def join_work(self, req: dict) -> Work:
         self.calls.append(("join", req))
 
