@@ -91,3 +91,15 @@ def test_no_import_cycle_between_packages():
 def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b": ""}, "b": {"c": ""}, "c": {"a": ""}, "d": {"a": ""}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b": ""}, "b": {}}) == []
+
+
+def test_test_file_basenames_are_unique():
+    """pytest imports test files by basename (rootdir-relative packages are not used here): two test
+    files with one name in different tiers break collection of the whole suite."""
+    tests = os.path.join(os.path.dirname(__file__), "..")
+    seen: dict[str, list[str]] = {}
+    for d, _, files in os.walk(tests):
+        for f in files:
+            if f.startswith("test_") and f.endswith(".py"):
+                seen.setdefault(f, []).append(os.path.relpath(os.path.join(d, f), tests))
+    assert not {k: v for k, v in seen.items() if len(v) > 1}
