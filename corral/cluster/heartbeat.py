@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from corral import timeutil
 from corral.cluster import render
-from corral.config.server import MIN_OFFLINE_THRESHOLD, validate_offline_threshold  # noqa: F401
 
 log = logging.getLogger(__name__)
 

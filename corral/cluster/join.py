@@ -115,7 +115,7 @@ async def join(cluster, req: dict, progress=None) -> None:
     if not cfg.get("core.https_address"):
         await cluster.state.config.update({"core.https_address": address}, replace=False)
     _write_cert(cluster, accepted["cluster_certificate"], accepted["cluster_key"])
-    async with cluster.state.db.offline() as _box:
+    async with cluster.state.db.offline():
         local.set_config({"cluster.https_address": address})
         local.set_raft_nodes(accepted["raft_nodes"])
         cluster.gateway.configure(int(accepted["id"]), address, cluster.client_context)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 
-from corral import timeutil
 from corral.cluster import gateway as gw
 from corral.cluster import join as _join
 from corral.cluster.peer import PeerClient, PeerError

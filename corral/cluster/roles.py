@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from corral.config.server import validate_max_standby, validate_max_voters  # noqa: F401 (declared there)
 
 VOTER = "voter"
 STANDBY = "stand-by"

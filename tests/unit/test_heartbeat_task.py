@@ -8,6 +8,7 @@ import pytest
 
 from corral import timeutil
 from corral.cluster import heartbeat
+from corral.config import server as server_keys
 from corral.cluster.heartbeat import Heartbeat, online
 
 
@@ -338,7 +339,7 @@ def test_online():
 
 @pytest.mark.parametrize("value,want", [("2", 2), ("20", 20), ("11", 11), ("+3", 3)])
 def test_validate_offline_threshold_accepts(value, want):
-    assert heartbeat.validate_offline_threshold(value) == want
+    assert server_keys.validate_offline_threshold(value) == want
 
 
 @pytest.mark.parametrize("value,message", [
@@ -349,5 +350,5 @@ def test_validate_offline_threshold_accepts(value, want):
 ])
 def test_validate_offline_threshold_refuses(value, message):
     with pytest.raises(ValueError) as e:
-        heartbeat.validate_offline_threshold(value)
+        server_keys.validate_offline_threshold(value)
     assert str(e.value) == message

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from corral.cluster import roles
+from corral.config import server as server_keys
 from corral.cluster.roles import SPARE, STANDBY, VOTER, Member, apply, handover, plan
 
 LETTER = {"V": VOTER, "S": STANDBY, "P": SPARE}
@@ -230,7 +231,7 @@ def test_handover_of_the_leader_is_refused():
 
 @pytest.mark.parametrize("value,want", [("3", 3), ("5", 5), ("7", 7), ("+9", 9), ("101", 101)])
 def test_validate_max_voters_accepts(value, want):
-    assert roles.validate_max_voters(value) == want
+    assert server_keys.validate_max_voters(value) == want
 
 
 @pytest.mark.parametrize("value,message", [
@@ -243,13 +244,13 @@ def test_validate_max_voters_accepts(value, want):
 ])
 def test_validate_max_voters_refuses(value, message):
     with pytest.raises(ValueError) as e:
-        roles.validate_max_voters(value)
+        server_keys.validate_max_voters(value)
     assert str(e.value) == message
 
 
 @pytest.mark.parametrize("value,want", [("0", 0), ("2", 2), ("5", 5)])
 def test_validate_max_standby_accepts(value, want):
-    assert roles.validate_max_standby(value) == want
+    assert server_keys.validate_max_standby(value) == want
 
 
 @pytest.mark.parametrize("value,message", [
@@ -258,5 +259,5 @@ def test_validate_max_standby_accepts(value, want):
 ])
 def test_validate_max_standby_refuses(value, message):
     with pytest.raises(ValueError) as e:
-        roles.validate_max_standby(value)
+        server_keys.validate_max_standby(value)
     assert str(e.value) == message
