@@ -18,14 +18,18 @@ The heartbeat round length comes from the leader's GET /internal/testing/heartbe
 one (a key like "round_ms"), else from its log ("Completed heartbeat round ... duration=..."), else it
 is estimated as the time for a freshly restarted member to be listed Online again.
 
-    .venv/bin/python bench/cluster.py [--sizes 3,5] [--reps 3] [--max 16] [--threshold 4] [--daemon lxd]
+    .venv/bin/python bench/cluster.py [--sizes 3,5] [--reps 3] [--max 16] [--threshold N] [--daemon both]
 
-`--daemon lxd` runs the same on Debian's real LXD 5.0.2 (its threshold minimum is 11). The benchmark
-stops with a clear message at the first feature the daemon lacks.
+`--daemon both` (the default) runs corrald, then Debian's real LXD 5.0.2, each in a child process,
+with the same threshold (11 unless given: LXD's minimum), and prints both tables and the ratios
+corrald / LXD. `--daemon corrald|lxd` runs one (threshold 4 for corrald alone). The benchmark stops
+with a clear message at the first feature the daemon lacks.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import signal
@@ -269,12 +273,16 @@ def main() -> int:
     ap.add_argument("--max", type=int, default=16)
     ap.add_argument("--threshold", type=int, default=None, help="cluster.offline_threshold (default 4; LXD 11)")
     ap.add_argument("--requests", type=int, default=200, help="requests per latency figure")
-    ap.add_argument("--daemon", choices=("corrald", "lxd"), default=os.environ.get("CORRAL_CLUSTER_DAEMON", "corrald"))
+    ap.add_argument("--daemon", choices=("both", "corrald", "lxd"),
+                    default=os.environ.get("CORRAL_CLUSTER_DAEMON", "both"))
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--json", help="also write the results to this file (JSON)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         say("bench/cluster.py needs root (network namespaces, bridges)")
         return 2
+    if args.daemon == "both":
+        return both(args)
     os.environ["CORRAL_CLUSTER_DAEMON"] = args.daemon
     signal.signal(signal.SIGTERM, _interrupt)   # SIGTERM cleans up as Ctrl-C does
     import clusterlib as cl   # after the daemon choice: clusterlib reads it at import
@@ -297,7 +305,64 @@ def main() -> int:
         say("bench: interrupted (everything made was cleaned up)")
         return 130
     report(results, scaled, threshold, args.daemon)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"sizes": results, "scaled": scaled, "threshold": threshold}, f)
     return 0
+
+
+def both(args) -> int:
+    """corrald then LXD, each in a child process with the same settings; then the ratios."""
+    import subprocess
+    import tempfile
+    threshold = args.threshold or 11
+    out = {}
+    for daemon in ("corrald", "lxd"):
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            path = f.name
+        cmd = [sys.executable, os.path.abspath(__file__), "--daemon", daemon, "--sizes", args.sizes,
+               "--reps", str(args.reps), "--max", str(args.max), "--threshold", str(threshold),
+               "--requests", str(args.requests), "--json", path] + (["--no-scale"] if args.no_scale else [])
+        rc = subprocess.call(cmd)
+        try:
+            with open(path) as f:
+                out[daemon] = json.load(f)
+        except (OSError, ValueError):
+            say(f"bench: the {daemon} run gave no results (exit {rc})")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    if len(out) == 2:
+        ratios(out["corrald"], out["lxd"])
+    return 0 if len(out) == 2 else 1
+
+
+def _med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def ratios(c: dict, x: dict) -> None:
+    """corrald / LXD for each figure measured on both (lower is better for corrald)."""
+    print(f"
+ratios corrald / LXD (same threshold {c['threshold']} s; < 1: corrald is faster / smaller)")
+    print(f"{'members':<9}{'write leader':>14}{'write follower':>16}{'read leader':>13}{'read follower':>15}"
+          f"{'failover':>10}{'elected':>9}{'offline':>9}")
+
+    def r(a, b):
+        return f"{a / b:.2f}x" if a is not None and b else "-"
+    for rc, rx in zip(c["sizes"], x["sizes"]):
+        keys = ("write_leader", "write_follower", "read_leader", "read_follower", "failover", "elected", "offline")
+        cells = [r(_med(rc[k]), _med(rx[k])) for k in keys]
+        print(f"{rc['members']:<9}" + "".join(f"{v:>{w}}" for v, w in zip(cells, (14, 16, 13, 15, 10, 9, 9))))
+    if c.get("scaled") and x.get("scaled"):
+        cr, xr = c["scaled"][0], x["scaled"][0]
+        n = min(len(cr), len(xr))
+        cj = _med([row["join"] for row in cr[1:n]])
+        xj = _med([row["join"] for row in xr[1:n]])
+        crss = sum(row.get("rss_end", 0) for row in cr[:n]) / max(n, 1)
+        xrss = sum(row.get("rss_end", 0) for row in xr[:n]) / max(n, 1)
+        print(f"scaling to {n} members (both reached {n}; corrald {len(cr)}, LXD {len(xr)}): join time per member "
+              f"{r(cj, xj)}, RSS per member {r(crss, xrss)} ({crss / 1024:.0f} vs {xrss / 1024:.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -191,7 +191,8 @@ async def heartbeat_counters(request: web.Request):
     if hb is None:
         return response.sync({"rounds": 0, "sent": 0, "received": 0, "running": False, "held": False})
     return response.sync({"rounds": hb.rounds, "sent": hb.sent, "received": hb.received, "running": True,
-                          "held": bool(hb.holding)})
+                          "held": bool(hb.holding),
+                          "round_ms": None if hb.last_round is None else round(hb.last_round * 1000, 1)})
 
 
 @routes.post("/internal/testing/heartbeat")

@@ -92,6 +92,7 @@ class Heartbeat:
         # Counters, for tests and the bench: completed rounds, requests sent (and failed), payloads
         # received, rounds run again for a join announcement, announcements sent.
         self.rounds = 0
+        self.last_round: float | None = None   # seconds the last completed round took
         self.sent = 0
         self.failed = 0
         self.received = 0
@@ -215,7 +216,7 @@ class Heartbeat:
                     except Exception:            # noqa: BLE001
                         log.warning("Heartbeat: after-round hook failed", exc_info=True)
                 if not self._restart.is_set():
-                    took = loop.time() - began
+                    took = self.last_round = loop.time() - began
                     if took > threshold / 2:
                         log.warning("Heartbeat round took %.1fs, longer than the interval (%.1fs)",
                                     took, threshold / 2)
