@@ -262,8 +262,8 @@ async def handover_leadership(cluster) -> bool:
 
 async def handover(cluster) -> None:
     """Before this member stops: leadership away from it, then its raft role to another member."""
-    if not cluster.clustered or len(await cluster.members()) < 2:
-        return
+    if not cluster.clustered or cluster._wipe_on_stop or len(await cluster.members()) < 2:
+        return     # (a removed member has nothing to hand over)
     cluster.leaving = True    # heartbeats now get a 503: the leader counts us gone
     try:
         if await cluster.is_leader():
