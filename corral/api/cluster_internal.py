@@ -122,6 +122,21 @@ async def redeem(request: web.Request):
     return response.empty()
 
 
+@routes.post("/internal/cluster/db-pause")
+async def db_pause(request: web.Request):
+    """The leader is about to hand leadership over: finish what runs, start nothing new (5 s at most)."""
+    _peer_only(request)
+    await daemon(request).db.pause()
+    return response.empty()
+
+
+@routes.post("/internal/cluster/db-resume")
+async def db_resume(request: web.Request):
+    _peer_only(request)
+    daemon(request).db.resume()
+    return response.empty()
+
+
 @routes.post("/internal/cluster/rebalance")
 async def rebalance(request: web.Request):
     _peer_only(request)

@@ -37,7 +37,8 @@ async def envelope_middleware(request: web.Request, handler):
     except web.HTTPException:
         raise
     except Exception as e:
-        log.exception("internal error handling %s %s", request.method, request.path)
+        log.exception("internal error handling %s %s (%s, code %s)", request.method, request.path,
+                      type(e).__name__, getattr(e, "code", None))
         return response.error(500, f"Internal error: {e}")
 
 

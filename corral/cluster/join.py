@@ -250,14 +250,20 @@ async def handover_leadership(cluster) -> bool:
     target = next((m for m in others if m.role == "voter"), None)
     if target is None:
         return False
-    await cluster.gateway.transfer(target.id)
-    for _ in range(100):
-        leader = await cluster.gateway.local_leader()
-        if leader and leader != cluster.member_id:
-            log.info("leadership handed over to member %d", leader)
-            return True
-        await asyncio.sleep(0.02)
-    return False
+    # The others finish what they run on our node and start nothing new meanwhile, so no
+    # transaction is cut off by the transfer (their clients see no error); then they dial the new one.
+    await cluster.notify_all("POST", "/internal/cluster/db-pause", {})
+    try:
+        await cluster.gateway.transfer(target.id)
+        for _ in range(100):
+            leader = await cluster.gateway.local_leader()
+            if leader and leader != cluster.member_id:
+                log.info("leadership handed over to member %d", leader)
+                return True
+            await asyncio.sleep(0.02)
+        return False
+    finally:
+        await cluster.notify_all("POST", "/internal/cluster/db-resume", {})
 
 
 async def handover(cluster) -> None:

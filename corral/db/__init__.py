@@ -62,7 +62,9 @@ def _lost_error(db: "Database", e: BaseException) -> bool:
     # available") for a statement it can no longer run.
     if not isinstance(e, dqliteclient.OperationalError):
         return False
-    return db._conn is None or not db._conn.is_connected or (getattr(e, "code", 0) or 0) & 0xFF in (10, 101)
+    code = (getattr(e, "code", 0) or 0) & 0xFF
+    return db._conn is None or not db._conn.is_connected or code in (10, 101) or \
+        (code == 7 and "no more rows" in str(e))
 _READ_ONLY = ("SELECT", "PRAGMA", "WITH", "EXPLAIN", "VALUES")
 
 
@@ -165,6 +167,7 @@ class Database:
         # the other members reload what they keep in memory of those tables).
         self._written: set[str] = set()
         self.on_commit: list = []
+        self._paused = None      # the timer that ends a pause (a leadership transfer elsewhere)
 
     def changed(self) -> None:
         self.generation += 1
@@ -195,6 +198,25 @@ class Database:
         self._conn = await self._connect()
         if migrate:
             await self._migrate()
+
+    async def pause(self, hold: float = 5.0) -> None:
+        """Hold still for a leadership transfer: the statement or transaction in flight finishes, no
+        new one starts until resume() (or `hold` seconds), so none is cut off half-way by it."""
+        if self._paused is not None:
+            return
+        await self._lock.acquire()
+        self._paused = asyncio.get_running_loop().call_later(hold, self.resume)
+
+    def resume(self) -> None:
+        """After the transfer: the next statement dials the new leader."""
+        if self._paused is None:
+            return
+        self._paused.cancel()
+        self._paused = None
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+        self._lock.release()
 
     @contextlib.asynccontextmanager
     async def offline(self) -> AsyncIterator[dict]:

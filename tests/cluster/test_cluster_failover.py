@@ -10,16 +10,16 @@ import time
 import pytest
 import yaml
 
-from clusterlib import (DAEMON, Writer, form, members_api, profile_names, raft_nodes, wait_all_online,
-                        wait_leader)
+from clusterlib import (DAEMON, Writer, form, members_api, profile_names, raft_nodes, set_server_config,
+                        wait_all_online, wait_leader)
 
 # Writes succeed again within this long after the leader's kill -9. The real LXD 5.0.2 takes about
 # 6.6 s here (host-facts.md); with CORRAL_CLUSTER_DAEMON=lxd the bound is LXD's, to check the rest.
 RECOVERY = 2.0 if DAEMON == "corrald" else 12.0
 
 
-def start_writers(ms, timeout: float) -> dict:
-    ws = {m.name: Writer(m, timeout=timeout) for m in ms}
+def start_writers(ms, timeout: float, tag: str = "") -> dict:
+    ws = {m.name: Writer(m, timeout=timeout, **({"tag": f"{tag}{m.name}"} if tag else {})) for m in ms}
     for w in ws.values():
         w.start()
     return ws
@@ -140,3 +140,30 @@ def test_quorum_loss_recover_from_quorum_loss_brings_the_last_member_back_writab
     assert [x["server_name"] for x in members_api(last)] == [last.name]
     r = last.request("POST", "/1.0/profiles", {"name": "after-removal", "config": {}, "devices": {}}, timeout=30)
     assert r.status in (200, 201), r.body
+
+
+@pytest.mark.timeout(300)
+def test_repeated_leadership_transfers_under_fast_heartbeats_never_fail(cluster_factory):
+    """Each graceful restart of the leader is a dqlite TRANSFER; with heartbeats every second (the
+    smallest threshold) some reach a member just as it becomes a candidate: no transfer fails for it,
+    and writers on the others see no error."""
+    ms = form(cluster_factory(), 3)
+    set_server_config(ms[0], {"cluster.offline_threshold": "2"})
+    time.sleep(1.5)
+    for rep in range(3):
+        leader = wait_leader(ms)
+        others = [m for m in ms if m is not leader]
+        ws = start_writers(others, timeout=5.0, tag=f"t{rep}")
+        try:
+            time.sleep(0.5)
+            res = leader.shutdown(timeout=60)
+            time.sleep(1.0)
+        finally:
+            stop_writers(ws)
+        assert res.returncode == 0 and leader.proc.returncode == 0, res.stderr + leader.log_tail()
+        assert "leadership handed over" in leader.log_tail(200), leader.log_tail()
+        for m in others:
+            assert not ws[m.name].errors(), ws[m.name].errors()[:5]
+        assert wait_leader(others, among=others) is not leader
+        leader.start()
+        wait_all_online(ms, 3, timeout=30)
