@@ -46,6 +46,8 @@ async def events(request: web.Request):
             await ws.send_str(dumps(getter.result()))
             if listener.dropped:
                 break
+    except ConnectionError:   # the client went away while an event was on its way: nothing to report
+        pass
     finally:
         d.events.unlisten(listener)
         reader.cancel()
