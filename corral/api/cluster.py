@@ -40,7 +40,9 @@ def _clustered(request: web.Request) -> bool:
 
 def _require_clustered(request: web.Request) -> None:
     if not _clustered(request):
-        raise CorralError("Server is not clustered", 500)   # LXD 5.0.2's answer on a standalone server
+        # LXD 5.0.2's text; LXD answers it with a 500, Corral with a 400 (a request this server
+        # can't take is the client's error, never a server fault: bad input never answers 500)
+        raise BadRequest("Server is not clustered")
 
 
 def _is_notification(request: web.Request) -> bool:

@@ -144,14 +144,14 @@ def test_standalone_answers_as_lxd(h):
                          ("GET", "/1.0/cluster/members/none"), ("PUT", "/1.0/cluster/members/none"),
                          ("PATCH", "/1.0/cluster/members/none"), ("DELETE", "/1.0/cluster/members/none")):
         assert error(h.request(method, path, {} if method in ("PUT", "PATCH") else None)) == \
-            (500, "Server is not clustered"), (method, path)
+            (400, "Server is not clustered"), (method, path)
     assert error(h.request("POST", "/1.0/cluster/members", {"server_name": "x"})) == \
         (400, "This server is not clustered")
     assert error(h.request("POST", "/1.0/cluster/members/none/state", {"action": "evacuate"})) == \
         (404, "Cluster member not found")
     # LXD 5.0.2 renames the standalone "none" row (its GET /1.0/cluster then claims to be clustered): refused
     assert error(h.request("POST", "/1.0/cluster/members/none", {"server_name": "y"})) == \
-        (500, "Server is not clustered")
+        (400, "Server is not clustered")
     assert h.sql("SELECT name FROM nodes")[0]["name"] == "none"
     # disabling a server that is not clustered: nothing to do
     assert h.request("PUT", "/1.0/cluster", {"enabled": False}).status == 200

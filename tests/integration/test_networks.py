@@ -314,8 +314,9 @@ def test_proxy_tcp_to_busybox_httpd_and_back(host):
         [t.start() for t in threads]
         [t.join() for t in threads]
         assert all(r and b"proxied-page" in r for r in results)
-        assert _children(daemon_pid) - before == set() or all(
-            b"dnsmasq" in open(f"/proc/{p}/cmdline", "rb").read() for p in _children(daemon_pid) - before)
+        # (dnsmasq, or the dir pool refilling its ready image copy in .spares, may run meanwhile)
+        extra = {p: open(f"/proc/{p}/cmdline", "rb").read() for p in _children(daemon_pid) - before}
+        assert all(b"dnsmasq" in v or b"/.spares/" in v for v in extra.values()), extra
 
         # bind=instance: listen inside the container, connect to a server on the host
         class H(BaseHTTPRequestHandler):

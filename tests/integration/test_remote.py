@@ -252,7 +252,8 @@ def _all_routes():
 
 UNTRUSTED_OK = {("GET", "/"), ("GET", "/1.0"), ("POST", "/1.0/certificates"), ("GET", "/1.0/images"),
                 ("GET", "/1.0/images/aliases"), ("GET", "/1.0/images/aliases/x"), ("GET", "/1.0/images/x"),
-                ("GET", "/1.0/images/x/export")}
+                ("GET", "/1.0/images/x/export"),
+                ("POST", "/internal/cluster/accept")}   # a joining server: its token or password decides
 
 
 def test_untrusted_gets_403_everywhere_else(host, net, tmp_path):
