@@ -343,8 +343,7 @@ def _med(xs):
 
 def ratios(c: dict, x: dict) -> None:
     """corrald / LXD for each figure measured on both (lower is better for corrald)."""
-    print(f"
-ratios corrald / LXD (same threshold {c['threshold']} s; < 1: corrald is faster / smaller)")
+    print(f"\nratios corrald / LXD (same threshold {c['threshold']} s; < 1: corrald is faster / smaller)")
     print(f"{'members':<9}{'write leader':>14}{'write follower':>16}{'read leader':>13}{'read follower':>15}"
           f"{'failover':>10}{'elected':>9}{'offline':>9}")
 

@@ -57,7 +57,7 @@ async def _run(request: web.Request, handler, d):
                 raise
             log.info("retrying %s %s after a lost database connection: %s", request.method, request.path, e)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.1)
 
 
 def make_app(daemon) -> web.Application:

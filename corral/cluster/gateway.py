@@ -126,7 +126,7 @@ class Gateway:
         """A SQL connection to the leader's node (standalone: our own)."""
         if not self.clustered:
             return await dqliteclient.connect("local:1", database=DB_NAME, dial_func=self.dial, timeout=10)
-        return await self._client.connect(DB_NAME, max_attempts=3)
+        return await self._client.connect(DB_NAME, max_attempts=1)   # the caller retries, briskly
 
     # ---- raft membership (all on the leader) ----------------------------------------------------
 

@@ -246,7 +246,7 @@ class Database:
             except Exception as e:  # the node may need a moment to elect itself (or a new leader)
                 last = e
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.25)
+                delay = min(delay * 2, 0.1)
         raise RuntimeError(f"cannot connect to the database node: {last}")
 
     def _lost(self, exc: BaseException | None) -> None:
@@ -262,7 +262,7 @@ class Database:
         if self.node is None:
             raise DatabaseUnavailable("Database is shut down")
         try:
-            self._conn = await self._connect(attempts=25)
+            self._conn = await self._connect(attempts=50)
         except RuntimeError as e:
             raise DatabaseUnavailable(f"Database unavailable: {e}") from None
         self.reconnects += 1
