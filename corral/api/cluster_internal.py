@@ -124,7 +124,7 @@ async def redeem(request: web.Request):
 
 @routes.post("/internal/cluster/db-pause")
 async def db_pause(request: web.Request):
-    """The leader is about to hand leadership over: finish what runs, start nothing new (5 s at most)."""
+    """The leader is about to hand leadership over: finish what runs, start nothing new (3 s at most)."""
     _peer_only(request)
     await daemon(request).db.pause()
     return response.empty()

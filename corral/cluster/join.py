@@ -270,11 +270,13 @@ async def handover(cluster) -> None:
     """Before this member stops: leadership away from it, then its raft role to another member."""
     if not cluster.clustered or cluster._wipe_on_stop or len(await cluster.members()) < 2:
         return     # (a removed member has nothing to hand over)
-    cluster.leaving = True    # heartbeats now get a 503: the leader counts us gone
+    cluster.leaving = True    # heartbeats now get a 503, and we start no rebalance
     try:
         if await cluster.is_leader():
-            await handover_leadership(cluster)
+            async with cluster._lock:      # a rebalance of ours in progress ends first
+                await handover_leadership(cluster)
         roles = await cluster.raft_roles()
+        log.info("handover: raft roles after the transfer: %s", roles)
         if roles.get(cluster.member_id) in ("voter", "stand-by"):
             await cluster.on_leader("POST", "/internal/cluster/handover", {"id": cluster.member_id}, timeout=10)
     except Exception as e:   # never keep a member from stopping

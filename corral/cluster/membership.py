@@ -205,9 +205,11 @@ class Cluster:
     async def rebalance(self) -> list[tuple[int, str]]:
         """On the leader: bring the raft roles to the targets (cluster.max_voters, max_standby)."""
         from corral.cluster import roles
-        if not self.clustered or not await self.is_leader():
+        if not self.clustered or self.leaving or not await self.is_leader():
             return []
         async with self._lock:
+            if self.leaving:
+                return []
             plan = roles.plan(await self._role_members(), self._max("cluster.max_voters", 3),
                               self._max("cluster.max_standby", 2), leader_id=self.member_id)
             await self.apply_roles(plan)
@@ -261,7 +263,9 @@ class Cluster:
         await _join.handover(self)
 
     async def handover_plan(self, member_id: int) -> list:
-        return await _join.handover_plan(self, member_id)
+        plan = await _join.handover_plan(self, member_id)
+        log.info("handover of member %d: %s", member_id, plan)
+        return plan
 
     async def became_member(self) -> None:
         """Clustering enabled or joined: serve the cluster certificate, reload, beat."""

@@ -174,8 +174,26 @@ def handover(members: list[Member], leaving_id: int, max_voters: int = DEFAULT_M
         return []
     if leaving_id == leader_id:
         raise ValueError("The leader must transfer leadership before handing over its role")
-    return plan([replace(m, online=False) if m.id == leaving_id else m for m in ms],
-                max_voters, max_standby, leader_id)
+    # As go-dqlite's Handover: the leaving member still acks while it goes, so the change never
+    # waits for a quorum without it; the others keep their roles (the next rebalance evens out the
+    # rest once it has gone), and only a replacement is promoted first.
+    others = [m for m in ms if m.id != leaving_id and m.online]
+    spares = sorted((m for m in others if m.role == SPARE), key=lambda m: m.id)
+    first: list[Change] = []      # the replacement, promoted before the leaving member steps down
+    after: list[Change] = []      # a stand-by promoted to voter hands its own role on to a spare
+    if leaving.role == VOTER:
+        pool = [m for m in others if m.role in (STANDBY, SPARE)]
+        if pool:
+            covered = {m.failure_domain for m in others if m.role == VOTER}
+            best = min(pool, key=lambda m: (m.failure_domain in covered, m.role != STANDBY, m.id))
+            first.append((best.id, VOTER))
+            rest = [m for m in spares if m.id != best.id]
+            if best.role == STANDBY and rest:
+                after.append((rest[0].id, STANDBY))
+    elif spares:
+        covered = {m.failure_domain for m in others if m.role == STANDBY}
+        first.append((min(spares, key=lambda m: (m.failure_domain in covered, m.id)).id, STANDBY))
+    return first + [(leaving_id, SPARE)] + after
 
 
 # Validators of the server keys cluster.max_voters and cluster.max_standby, with LXD 5.0's texts

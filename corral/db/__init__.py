@@ -168,6 +168,7 @@ class Database:
         self._written: set[str] = set()
         self.on_commit: list = []
         self._paused = None      # the timer that ends a pause (a leadership transfer elsewhere)
+        self._pause_token = None
 
     def changed(self) -> None:
         self.generation += 1
@@ -199,16 +200,25 @@ class Database:
         if migrate:
             await self._migrate()
 
-    async def pause(self, hold: float = 5.0) -> None:
+    async def pause(self, hold: float = 3.0) -> None:
         """Hold still for a leadership transfer: the statement or transaction in flight finishes, no
-        new one starts until resume() (or `hold` seconds), so none is cut off half-way by it."""
+        new one starts until resume() (or `hold` seconds), so none is cut off half-way by it. A
+        pause that can't start within a second, or that a resume overtook, does nothing."""
         if self._paused is not None:
             return
-        await self._lock.acquire()
+        token = self._pause_token = object()
+        try:
+            await asyncio.wait_for(self._lock.acquire(), 1.0)
+        except TimeoutError:
+            return
+        if self._pause_token is not token:   # resumed before we got here
+            self._lock.release()
+            return
         self._paused = asyncio.get_running_loop().call_later(hold, self.resume)
 
     def resume(self) -> None:
         """After the transfer: the next statement dials the new leader."""
+        self._pause_token = None
         if self._paused is None:
             return
         self._paused.cancel()
