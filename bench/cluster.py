@@ -42,6 +42,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from common import available_mib  # noqa: E402
+
 MIN_AVAILABLE_MIB = 512   # stop adding members when the host has less than this available
 
 
@@ -59,14 +61,6 @@ def ms_stats(xs: list[float]) -> str:
 
 def s_stat(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f}" if xs else "-"
-
-
-def available_mib() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) // 1024
-    return 0
 
 
 class Missing(Exception):

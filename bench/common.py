@@ -230,3 +230,12 @@ def cleanup_image() -> None:
 
 def say(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
+
+
+def available_mib() -> int:
+    """MemAvailable of the host, in MiB."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0

@@ -25,18 +25,10 @@ import json
 import sys
 import time
 
-from common import (IMAGE, CorraldTarget, LXDTarget, cleanup_image, interrupts, median, pss_kib, restore_signals, say,
+from common import (IMAGE, available_mib, CorraldTarget, LXDTarget, cleanup_image, interrupts, median, pss_kib, restore_signals, say,
                     shielded, timed)
 
 MIN_AVAILABLE_MIB = 1024   # stop filling when the host has less than this available
-
-
-def available_mib() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) // 1024
-    return 0
 
 
 def fill(target, limit: int) -> int:

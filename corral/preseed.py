@@ -101,23 +101,15 @@ def _cluster_address_fallback(doc: dict) -> None:
         doc["config"] = {**config, "cluster.https_address": config["core.https_address"]}
 
 
-def canonical_address(address: str, port: int = DEFAULT_PORT) -> str:
+def canonical_address(address: str) -> str:
     """LXD's CanonicalNetworkAddress: host:port with the default port added, IPv6 in brackets."""
-    a = address.strip()
-    if a.startswith("["):
-        host, _, rest = a[1:].partition("]")
-        p = rest[1:] if rest.startswith(":") else ""
-    elif a.count(":") == 1:
-        host, p = a.split(":")
-    elif a.count(":") > 1:
-        host, p = a, ""
-    else:
-        host, p = a, ""
+    from corral.https import split_address
+    host, port = split_address(address)
     try:
         host = str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    return f"[{host}]:{p or port}" if ":" in host else f"{host}:{p or port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _read_certificate(path: str) -> str:

@@ -6,12 +6,12 @@ with an unusable pair; here a pair is checked completely before anything is writ
 """
 from __future__ import annotations
 
-import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from corral.errors import BadRequest
+from corral.pki import certs
 
 CRT, KEY = "cluster.crt", "cluster.key"
 
@@ -42,16 +42,5 @@ def check_pair(cert_pem: str, key_pem: str) -> None:
 def install(paths, cert_pem: str, key_pem: str) -> tuple[str, str]:
     """Write the pair (key 0600, certificate 0644), each file replaced atomically; their paths."""
     crt, key = files(paths)
-    staged = []
-    for path, data, mode in ((key, key_pem, 0o600), (crt, cert_pem, 0o644)):
-        tmp = path + ".new"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        staged.append((tmp, path))
-    for tmp, path in staged:
-        os.replace(tmp, path)
+    certs.write_pair(crt, key, cert_pem, key_pem)
     return crt, key

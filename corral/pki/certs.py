@@ -48,12 +48,22 @@ def ensure_server_cert(directory: str) -> tuple[str, str]:
     crt, key = os.path.join(directory, "server.crt"), os.path.join(directory, "server.key")
     if not (os.path.exists(crt) and os.path.exists(key)):
         cert_pem, key_pem = generate(f"root@{socket.gethostname()}")
-        for path, data, mode in ((key, key_pem, 0o600), (crt, cert_pem, 0o644)):
-            tmp = path + ".tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+        write_pair(crt, key, cert_pem, key_pem)
     return crt, key
+
+
+def write_pair(crt: str, key: str, cert_pem: bytes | str, key_pem: bytes | str) -> None:
+    """Write a certificate and its key (key 0600, certificate 0644), each staged, synced, then both
+    put in place (the key first)."""
+    staged = []
+    for path, data, mode in ((key, key_pem, 0o600), (crt, cert_pem, 0o644)):
+        tmp = path + ".new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        staged.append((tmp, path))
+    for tmp, path in staged:
+        os.replace(tmp, path)
