@@ -8,7 +8,6 @@ import shutil
 
 from corral import timeutil
 from corral.cluster import certificate
-from corral.cluster import gateway as gw
 from corral.cluster.peer import PeerClient, PeerError
 from corral.db.queries import cluster as qc
 from corral.errors import BadRequest, CorralError, NotFound
@@ -293,7 +292,3 @@ async def handover_plan(cluster, member_id: int) -> list:
         await cluster.apply_roles(plan)
         await cluster._sync_raft_nodes()
         return plan
-
-
-def role_name(code: int) -> str:
-    return gw.ROLE_NAMES.get(code, "spare")

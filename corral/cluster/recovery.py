@@ -300,16 +300,22 @@ def validate(old: list[dict], new: list[dict]) -> None:
 
 # ------------------------------------------------------------------------------------------- recovery
 
-def recover(paths: Paths, local: LocalDB) -> None:
-    """LXD's cluster.Recover (recover-from-quorum-loss): the raft configuration in database/global
-    becomes this member alone, as a voter; `raft_nodes` follows. The data is kept: the next start
-    elects this member leader on its own."""
+def _this_node(local: LocalDB, missing: str) -> dict:
+    """This member's raft node from the local database, or a RecoveryError (`missing`: when it has none)."""
     try:
         info = determine_raft_node(local)
     except Exception as e:
         raise RecoveryError(f"Failed to determine node role: {e}") from None
     if info is None:
-        raise RecoveryError("This LXD instance has no database role")
+        raise RecoveryError(missing)
+    return info
+
+
+def recover(paths: Paths, local: LocalDB) -> None:
+    """LXD's cluster.Recover (recover-from-quorum-loss): the raft configuration in database/global
+    becomes this member alone, as a voter; `raft_nodes` follows. The data is kept: the next start
+    elects this member leader on its own."""
+    info = _this_node(local, "This LXD instance has no database role")
     if not info["address"]:
         raise RecoveryError("This LXD instance is not clustered")
     node = Node(info["id"], info["address"], paths.global_db)
@@ -327,12 +333,7 @@ def recover(paths: Paths, local: LocalDB) -> None:
 def reconfigure(paths: Paths, local: LocalDB, nodes: list[dict]) -> None:
     """LXD's cluster.Reconfigure (`lxd cluster edit`): replace the whole raft configuration; ids are
     fixed, addresses and roles may change. Run it on every surviving member with the same list."""
-    try:
-        info = determine_raft_node(local)
-    except Exception as e:
-        raise RecoveryError(f"Failed to determine node role: {e}") from None
-    if info is None:
-        raise RecoveryError("Failed to determine node role")
+    info = _this_node(local, "Failed to determine node role")
     address = next((n["address"] for n in nodes if n["id"] == info["id"]), info["address"])
     if address != info["address"]:
         try:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
@@ -22,19 +21,11 @@ from dqlitewire.constants import NodeRole
 
 from corral.db.local import LocalDB
 from corral.db.node import Node
-from helpers import VENV_BIN, Corrald, unique
+from helpers import VENV_BIN, Corrald, free_port, unique
 
 pytestmark = pytest.mark.integration
 
 ROLE = {0: "voter", 1: "stand-by", 2: "spare"}
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def corrald(state_dir: str, *args: str, input: str = "") -> subprocess.CompletedProcess:
