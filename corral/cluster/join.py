@@ -246,20 +246,27 @@ async def rename_member(cluster, old: str, new: str) -> None:
 async def handover_leadership(cluster) -> bool:
     """The leader gives leadership to another online voter (dqlite TRANSFER) so writes go on."""
     others = [m for m in await cluster._role_members() if m.id != cluster.member_id and m.online]
-    target = next((m for m in others if m.role == "voter"), None)
-    if target is None:
+    targets = [m for m in others if m.role == "voter"]
+    if not targets:
         return False
     # The others finish what they run on our node and start nothing new meanwhile, so no
     # transaction is cut off by the transfer (their clients see no error); then they dial the new one.
     await cluster.notify_all("POST", "/internal/cluster/db-pause", {})
     try:
-        await cluster.gateway.transfer(target.id)
-        for _ in range(100):
-            leader = await cluster.gateway.local_leader()
-            if leader and leader != cluster.member_id:
-                log.info("leadership handed over to member %d", leader)
-                return True
-            await asyncio.sleep(0.02)
+        # raft gives a transfer one election timeout: a voter promoted a moment ago (still
+        # catching up) or one whose stream is being redialled can miss it; then the next one is tried.
+        for attempt in range(2 * len(targets)):
+            target = targets[attempt % len(targets)]
+            try:
+                await cluster.gateway.transfer(target.id)
+            except Exception as e:
+                log.info("leadership transfer to member %d failed (%s); trying again", target.id, e)
+            for _ in range(50):
+                leader = await cluster.gateway.local_leader()
+                if leader and leader != cluster.member_id:
+                    log.info("leadership handed over to member %d", leader)
+                    return True
+                await asyncio.sleep(0.02)
         return False
     finally:
         await cluster.notify_all("POST", "/internal/cluster/db-resume", {})
