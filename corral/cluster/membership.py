@@ -18,7 +18,7 @@ from corral.cluster import join as _join
 from corral.cluster.peer import PeerClient, PeerError
 from corral.db.queries import cluster as qc
 from corral.db.queries import lxd
-from corral.errors import CorralError
+from corral.errors import CorralError, NotFound
 from corral.operations import Work
 from corral.pki import certs, tls
 
@@ -157,6 +157,13 @@ class Cluster:
     async def members(self) -> list[dict]:
         async with self.state.db.session() as tx:
             return await qc.members(tx)
+
+    async def member_address(self, name: str) -> str:
+        """The cluster address of the member called `name` (NotFound when there is none)."""
+        for m in await self.members():
+            if m["name"] == name:
+                return m["address"]
+        raise NotFound("Cluster member not found")
 
     def threshold(self) -> float:
         return float(self.state.config.get("cluster.offline_threshold") or 20)

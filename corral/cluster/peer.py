@@ -31,6 +31,10 @@ class PeerClient:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0))
         return self._session
 
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session with the cluster certificate (for streamed forwarding)."""
+        return self._client()
+
     async def request(self, address: str, method: str, path: str, body=None, timeout: float = 2.0,
                       notify: bool = False) -> tuple[int, dict]:
         """(status, LXD envelope) of one call to the member at `address`; PeerError when unreachable."""
