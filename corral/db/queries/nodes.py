@@ -122,3 +122,9 @@ async def delete(tx: Tx, name: str) -> bool:
     """Remove a member's row (its roles, config and group memberships go with it); whether one was."""
     _, n = await tx.execute("DELETE FROM nodes WHERE name = ?", [name])
     return n == 1
+
+
+async def instance_counts(tx: Tx) -> dict[int, int]:
+    """How many instances (snapshots aside) each member holds, by member id."""
+    rows = await tx.fetch("SELECT node_id, COUNT(*) AS n FROM instances GROUP BY node_id")
+    return {r["node_id"]: r["n"] for r in rows}
