@@ -17,6 +17,7 @@ from corral.pki import certs
 from corral.api.server import make_app
 from corral.cluster.gateway import Gateway
 from corral.cluster.membership import Cluster
+from corral.cluster.operation_records import OperationRecords
 from corral.db import Database
 from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
@@ -78,6 +79,7 @@ class Daemon:
         s = self.state = State(paths=paths, db=db, events=events, operations=OperationManager(events),
                                config=ServerConfig(db), mock=mock, net_host=NoHost() if mock else None)
         s.cluster = Cluster(s, gateway)
+        s.operations.registry = OperationRecords(s)
         s.cluster.on_member.append(self._became_member)
         s.cluster.shutdown_hook = self.request_shutdown
         s.cluster.versions = _versions
@@ -137,6 +139,7 @@ class Daemon:
         await self.db.start()
         await self.db.apply_patch_file(os.path.join(self.paths.database, "patch.global.sql"))
         await self.cluster.start()
+        await self.operations.registry.start()
         await self._record_member()
         await self.config.load()
         await self.projects.load()

@@ -8,14 +8,16 @@ import os
 
 from aiohttp import web
 
-from corral.api import auth, console_ws, exec_ws, filtering, instance_files, instance_snapshots, response  # noqa: F401 (routes)
-from corral.api import decode
+from corral.api import auth, console_ws, exec_ws, instance_files, instance_snapshots, response  # noqa: F401 (routes)
+from corral.api import decode, instance_listing
 from corral.api import instance_requests as idecode
 from corral.api.instance_routes import PREFIXES, instances as _instances, load as _load, load_instance, route, \
     routes  # noqa: F401 (PREFIXES, routes: the API's route table)
+from corral.api.forward import FORWARDED, forwarded
 from corral.api.request import check_etag, daemon, project, recursion, requestor, spool_body
+from corral.cluster import remote_instances
 from corral.errors import BadRequest, NotFound
-from corral.instance import backup_import, listing
+from corral.instance import backup_import
 from corral.instance import update as instance_update
 from corral.apitypes import InstanceConsolePost, InstanceExecPost
 
@@ -24,21 +26,7 @@ from corral.apitypes import InstanceConsolePost, InstanceExecPost
 
 @route("GET")
 async def list_instances(request: web.Request):
-    insts = _instances(request)
-    all_projects = request.query.get("all-projects") in ("true", "1")
-    proj = None if all_projects else await project(request)
-    loaded = await insts.load_all(proj)
-    rec = recursion(request)
-    if request.query.get("filter"):
-        clauses = filtering.parse(request.query["filter"])
-        loaded = [i for i, r in zip(loaded, listing.render_many(insts, loaded)) if filtering.matches(r, clauses)]
-    if rec >= 2:
-        return response.sync(await listing.render_all(insts, loaded))
-    if rec == 1:
-        return response.sync(listing.render_many(insts, loaded))
-    base = request.path.rstrip("/")
-    return response.sync([f"{base}/{i.name}" + ("" if i.project == "default" else f"?project={i.project}")
-                          for i in loaded])
+    return await instance_listing.list_instances(request)
 
 
 @route("POST")
@@ -56,15 +44,22 @@ async def create_instance(request: web.Request):
 
 @route("PUT")
 async def bulk_state(request: web.Request):
+    """Every instance's state: this member changes its own; clustered, each other member holding
+    instances of the project is asked to change its own (in the same operation)."""
     proj = await project(request)
-    state = await idecode.read(request, idecode.bulk_state)
+    body = await idecode.read(request, lambda b: b)
+    state = idecode.bulk_state(body)
     insts = _instances(request)
-    ops = [await insts.change_state(proj, name, state, requestor(request)) for name in await insts.names(proj)]
+    loaded = await insts.load_all(proj)
+    others = set() if forwarded(request) else {int(i.rec["node_id"]) for i in loaded if not i.local}
+    ops = [await insts.change_state(proj, i.name, state, requestor(request)) for i in loaded if i.local]
 
     async def run(op):
+        remote = asyncio.ensure_future(remote_instances.change_state(
+            daemon(request).state, others, proj, body, {FORWARDED: "1"})) if others else None
         for sub in ops:
             await sub.wait(None)
-        failed = [o.err for o in ops if o.status == "Failure"]
+        failed = [o.err for o in ops if o.status == "Failure"] + (await remote if remote is not None else [])
         if failed:
             raise BadRequest("; ".join(failed))
 
