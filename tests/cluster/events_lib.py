@@ -100,15 +100,15 @@ def produce_until_seen(producer, monitor: Monitor, timeout: float = 30, per_try:
 
 
 class PeerStream:
-    """A websocket to a member's /1.0/events as another member subscribes (the cluster certificate,
-    LXD's notifier user agent, all projects), read in a thread of its own."""
+    """A websocket to `member`'s /1.0/events as member `as_member` subscribes (LXD's notifier user
+    agent, all projects), read in a thread of its own. corrald's members present the cluster
+    certificate; LXD's their own server certificate (in the cluster's trust store)."""
 
-    def __init__(self, member, via_dir: str | None = None):
-        d = via_dir or member.dir
+    def __init__(self, member, as_member, cert: str = "cluster"):
         self.ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         self.ctx.check_hostname = False
         self.ctx.verify_mode = ssl.CERT_NONE
-        self.ctx.load_cert_chain(os.path.join(d, "cluster.crt"), os.path.join(d, "cluster.key"))
+        self.ctx.load_cert_chain(os.path.join(as_member.dir, f"{cert}.crt"), os.path.join(as_member.dir, f"{cert}.key"))
         self.url = f"https://{member.address}/1.0/events?all-projects=true"
         self.events: list[dict] = []
         self.error: str | None = None

@@ -84,7 +84,7 @@ def test_monitor_sees_every_members_events_with_location(cluster, monitors):
 def test_member_subscription_gets_only_its_own_events(cluster, monitors):
     _, (m1, m2, m3) = cluster
     mon1 = monitors(m1)
-    peer = PeerStream(m1)                                  # as m2's mesh subscribes to m1
+    peer = PeerStream(m1, m2, "cluster" if CORRALD else "server")   # as m2's mesh subscribes to m1
     try:
         remote, _ = produce_until_seen(m3, mon1)          # reached m1's hub through its mesh
         local, _ = produce_until_seen(m1, mon1)
