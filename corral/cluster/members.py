@@ -45,6 +45,8 @@ def check_config(config: dict) -> None:
         declared = lookup(MEMBER, key)
         if declared is None:
             raise BadRequest(f'Invalid cluster configuration key "{key}"')
+        if value == "":   # `lxc cluster unset` sends the key empty: it is removed
+            continue
         try:
             declared.parse(value)
         except (ValueError, TypeError):
