@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from corral.apitypes import ClusterMemberPut
 from corral.cluster import render
 from corral.config.keys import as_string, lookup
-from corral.config.member import MEMBER
+from corral.config.cluster_member import MEMBER
 from corral.db.queries import nodes as qnodes
 from corral.errors import BadRequest, Conflict, NotFound
 
@@ -40,7 +40,7 @@ async def get(state, name: str) -> dict:
 
 
 def check_config(config: dict) -> None:
-    """LXD's clusterValidateConfig (its texts), over the declared member keys (corral/config/member.py)."""
+    """LXD's clusterValidateConfig (its texts), over the declared member keys (corral/config/cluster_member.py)."""
     for key, value in config.items():
         declared = lookup(MEMBER, key)
         if declared is None:
