@@ -2,3 +2,6 @@
 from corral.api import certificates, cluster, cluster_internal, events, images, instances, internal, misc, networks, operations, profiles, projects, root, storage, storage_volume_backups, storage_volumes
 
 ENDPOINT_MODULES = [root, certificates, profiles, projects, operations, events, misc, cluster, storage, storage_volume_backups, storage_volumes, networks, images, instances, internal, cluster_internal]
+
+from corral.api import cluster_groups  # noqa: E402 (clustering part 2: cluster groups)
+ENDPOINT_MODULES += [cluster_groups]
