@@ -377,13 +377,13 @@ def _peer_only(request: web.Request) -> str:
 
 @routes.post("/internal/images/{fingerprint}")
 async def hold_image(request: web.Request):
-    """Hold a copy of the image (fetched from `source`, else from any member that has it)."""
+    """Hold a copy of the image (fetched from `holder`, else from any member that has it)."""
     fp = _peer_only(request)
     body = await read_object(request)
-    project, source = body.get("project") or "default", body.get("source") or ""
-    if not isinstance(project, str) or not isinstance(source, str):
-        raise BadRequest('Invalid value for field "project" or "source": expected string')
-    await daemon(request).images.ensure_local(project, fp, source)
+    project, holder = body.get("project") or "default", body.get("holder") or ""
+    if not isinstance(project, str) or not isinstance(holder, str):
+        raise BadRequest('Invalid value for field "project" or "holder": expected string')
+    await daemon(request).images.ensure_local(project, fp, holder)
     return response.empty()
 
 

@@ -197,7 +197,7 @@ class ImageTasks:
                 continue
             try:
                 await cluster.peer.call(m["address"], "POST", f"/internal/images/{fp}",
-                                        {"project": project, "source": cluster.address}, timeout=3600)
+                                        {"project": project, "holder": cluster.address}, timeout=3600)
             except Exception as e:
                 log.error("failed to copy refreshed image %s to %s: %s", fp, m["name"], e)
         try:

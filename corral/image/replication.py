@@ -84,9 +84,9 @@ class ImageReplication:
 
     # ---- on demand ------------------------------------------------------------------------------
 
-    async def ensure_local(self, project: str, fingerprint: str, source: str = "") -> None:
+    async def ensure_local(self, project: str, fingerprint: str, holder: str = "") -> None:
         """The image's files on this member (fetched from another member when missing), its row
-        added. `source`: a member to fetch from first (the one asking for the copy). A no-op
+        added. `holder`: a member to fetch from first (the one asking for the copy). A no-op
         outside a cluster."""
         if not self.clustered() or await self.held_here(fingerprint):
             return
@@ -101,7 +101,7 @@ class ImageReplication:
                 await self._record_here(fingerprint)   # files left here (a copy whose row was lost)
                 return
             try:
-                address = source if source and await self._holds(source, fingerprint) else \
+                address = holder if holder and await self._holds(holder, fingerprint) else \
                     await self.locate(fingerprint)
             except CorralError as e:
                 raise CorralError(f'Locate image "{fingerprint}" in the cluster: {e.message}') from None
@@ -209,7 +209,7 @@ class ImageReplication:
         async def one(m):
             try:
                 await self.cluster.peer.call(m["address"], "POST", f"/internal/images/{fingerprint}",
-                                             {"project": project, "source": me}, timeout=TRANSFER_TIMEOUT)
+                                             {"project": project, "holder": me}, timeout=TRANSFER_TIMEOUT)
             except Exception as e:   # PeerError: the member's own error text
                 return f'Failed to copy image to "{m["name"]}": {e}'
             return None
