@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 HOUR = 3600
 TASKS = {"auto-update": "Updating images", "expire": "Cleaning up expired images",
          "sync": "Synchronizing images across the cluster"}
+# After these the leader synchronizes the images at once (LXD does after a removal and a join).
+MEMBERSHIP = ("cluster-member-removed", "cluster-member-added")
 
 
 class ImageTasks:
@@ -50,18 +52,57 @@ class ImageTasks:
         self.d = d
         self._task: asyncio.Task | None = None
         self._refreshing: dict[tuple[str, str], asyncio.Lock] = {}
+        self._watch: asyncio.Task | None = None
+        self._listener = None
+        self._sync: asyncio.Task | None = None
+        self._sync_again = False
 
     # ---- the timer ------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.start_watch()
+
+    def start_watch(self) -> None:
+        """Membership changes (lifecycle events) make the leader synchronize the images now."""
+        self._watch = asyncio.get_running_loop().create_task(self._watch_members())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        for name in ("_task", "_watch", "_sync"):
+            task = getattr(self, name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                setattr(self, name, None)
+        if self._listener is not None:
+            self.d.events.unlisten(self._listener)
+            self._listener = None
+
+    async def _watch_members(self) -> None:
+        while True:
+            if self._listener is None or self._listener.dropped:
+                self._listener = self.d.events.listen(["lifecycle"], project=None)
+            event = await self._listener.queue.get()
+            if (event.get("metadata") or {}).get("action") not in MEMBERSHIP:
+                continue
+            if self._sync is not None and not self._sync.done():
+                self._sync_again = True   # one more round once this one is done
+            else:
+                self._sync = asyncio.get_running_loop().create_task(self._sync_now())
+
+    async def _sync_now(self) -> None:
+        while True:
+            self._sync_again = False
+            try:
+                if self.d.images.clustered() and await self.d.images.cluster.is_leader():
+                    await self.d.operations.start(self.run_task("sync")).wait(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("image synchronization after a membership change failed")
+            if not self._sync_again:
+                return
 
     async def _loop(self) -> None:
         hour = 0

@@ -276,7 +276,7 @@ class ImageReplication:
         if not self.clustered():
             return []
         async with self.db.session() as tx:
-            keep = await q.held_here(tx)
+            keep = await q.held_by(tx, self.cluster.member_id)
 
         def work() -> list[str]:
             gone = []

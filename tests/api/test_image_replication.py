@@ -11,7 +11,7 @@ import hashlib
 import os
 import secrets
 import ssl
-import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
@@ -402,3 +402,21 @@ def test_leftover_files_are_pruned_at_start(env):
     open(stray, "wb").close()
     assert sorted(h.run(h.state.images.prune_leftovers())) == sorted([gone, "0" * 64 + ".rootfs"])
     assert h.state.images.has_files(kept) and not os.path.exists(stray)
+
+
+def test_a_member_removal_makes_the_leader_sync_now(env):
+    h, _ = env
+    add_member(h, "m2", "127.0.0.2:8443")
+    h.set_config({"cluster.images_minimal_replica": "2"})
+    fp = new_image(h, b"sync after removal", local=True)
+    tasks = h.d.image_tasks
+    h.call(tasks.start_watch)
+    try:
+        h.call(lambda: h.state.events.lifecycle("cluster-member-removed", "/1.0/cluster/members/m9"))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not h.cluster.peer.calls:
+            time.sleep(0.05)
+        assert h.cluster.peer.calls == [("127.0.0.2:8443", "POST", f"/internal/images/{fp}",
+                                         {"project": "default", "holder": "127.0.0.1:1"})]
+    finally:
+        h.run(tasks.stop())

@@ -129,10 +129,10 @@ async def drop_holder(tx: Tx, fingerprint: str) -> None:
                      "(SELECT id FROM images WHERE fingerprint = ?)", [fingerprint])
 
 
-async def held_here(tx: Tx) -> set[str]:
-    """The fingerprints whose files this member holds."""
+async def held_by(tx: Tx, node_id: int) -> set[str]:
+    """The fingerprints whose files the member `node_id` holds."""
     rows = await tx.fetch("SELECT DISTINCT i.fingerprint AS fingerprint FROM images i JOIN images_nodes n "
-                          f"ON n.image_id = i.id WHERE n.node_id = {lxd.LOCAL_NODE_ID}")
+                          "ON n.image_id = i.id WHERE n.node_id = ?", [node_id])
     return {r["fingerprint"] for r in rows}
 
 
