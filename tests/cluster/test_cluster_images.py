@@ -168,6 +168,25 @@ def test_a_launch_on_another_member_copies_the_image_there(cluster, pool, workdi
                 m.lxc("delete", "-f", name, check=False)
 
 
+def test_publish_through_another_member_happens_where_the_instance_is(cluster, pool, workdir, replica):
+    replica("1")
+    m1, m2, _ = cluster
+    path, fp = fresh_image(workdir)
+    alias = unique("bb")
+    m2.lxc("image", "import", path, "--alias", alias)
+    c = unique("c")
+    try:
+        m2.lxc("init", alias, c, "--target", m2.name)
+        out = m1.lxc("publish", c, "--alias", unique("pub")).stdout
+        new_fp = out.strip().rsplit(" ", 1)[-1]
+        assert len(new_fp) == 64 and new_fp != fp, out
+        assert holders(m1, new_fp) == {m2.name} == with_files(cluster, new_fp)
+        m1.lxc("image", "delete", new_fp)
+    finally:
+        m2.lxc("delete", "-f", c, check=False)
+        m2.lxc("image", "delete", fp, check=False)
+
+
 def test_export_on_a_member_without_the_files_is_answered_by_a_holder(cluster, workdir, replica):
     replica("1")
     m1, _, m3 = cluster
