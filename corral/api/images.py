@@ -12,8 +12,8 @@ from aiohttp import BodyPartReader, web
 
 from corral.api import decode, filtering, response
 from corral.api.forward import forwarded, proxy
-from corral.api.request import (STREAMED, MAX_JSON_BODY, check_etag, daemon, project, read_object, recursion,
-                                requestor)
+from corral.api.request import (JSON_BODY, STREAMED, MAX_JSON_BODY, check_etag, daemon, project, read_object,
+                                recursion, requestor)
 from corral.api.auth import trusted
 from corral.apitypes import ImageAliasesEntryPost, ImageAliasesEntryPut, ImageAliasesPost, ImagePut, ImagesPost
 from corral.errors import BadRequest, Forbidden, NotFound, NotImplementedFeature
@@ -175,9 +175,11 @@ async def create_image(request: web.Request):
             filename = request.headers.get("X-LXD-filename", "")
             split = False
             if upload.size <= MAX_JSON_BODY and (await asyncio.to_thread(upload.head, 64)).lstrip()[:1] == b"{":
-                body = parse_json_body(await asyncio.to_thread(upload.read_first))
+                raw = await asyncio.to_thread(upload.read_first)
+                body = parse_json_body(raw)
                 if body is not None:
                     await asyncio.to_thread(upload.cleanup)
+                    request[JSON_BODY] = raw   # what a forward to another member sends on
                     return await _json_post(request, proj, decode.decode(ImagesPost, body), req_proj)
         if upload.size == 0:
             raise BadRequest("No image data received")
