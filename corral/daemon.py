@@ -89,7 +89,7 @@ class Daemon:
         s.profiles = Profiles(db, events, hooks=s)
         s.warnings = Warnings(db)
         s.pools = Pools(db, paths.root, events, s.warnings)
-        s.images = Images(db, paths, s.pools, events, s.operations, s.config)
+        s.images = Images(db, paths, s.pools, events, s.operations, s.config, cluster=s.cluster)
         s.image_cache = ImageCache(s)
         self.image_tasks = ImageTasks(s)
         s.instances = Instances(s)

@@ -157,4 +157,5 @@ EXTENSIONS = [
     "instance_file_head",
     "storage_volumes_all_projects",
     "remote_token_expiry",
+    "clustering_image_replication",
 ]

@@ -134,6 +134,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         if plan.get("remote") is not None:
             plan["fingerprint"] = await d.image_cache.for_instance(project, plan["remote"], op)
         fp = plan["fingerprint"]
+        await d.images.ensure_local(project, fp)   # in a cluster: fetched from a member that has it
         await d.images.ensure_unpacked(fp, spool)
         image = await d.images.get(project, fp)
         rec["architecture"] = image.get("architecture") or "x86_64"
