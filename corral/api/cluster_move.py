@@ -6,7 +6,7 @@ evacuate.py's.
     GET  /internal/cluster/instance-info     ?project&name: status, backups (the member it lives on)
     POST /internal/cluster/instance-state    {project, name, action: start|stop, remember_running}
     POST /internal/cluster/instance-send     {project, name, new_name, target, live}: move it away
-    POST /internal/cluster/instance-receive  {project, name, new_name, pool, snapshots, source}
+    POST /internal/cluster/instance-receive  {project, name, new_name, pool, snapshots, source_address}
     POST /internal/cluster/instance-activate {project, name}: the records moved here
     POST /internal/cluster/instance-discard  {project, name, pool}: drop a received copy
     GET  /internal/cluster/instance-volume   ?project&name[&snapshot]: the volume as a tar stream
@@ -95,7 +95,7 @@ async def instance_receive(request: web.Request):
     if not isinstance(snapshots, list) or not all(isinstance(s, str) and s for s in snapshots):
         raise BadRequest('Invalid value for field "snapshots": expected a list of names')
     await clustermove.receive(daemon(request).instances, project, name, new_name=_str(body, "new_name"),
-                              pool=_str(body, "pool"), snapshots=snapshots, source=_str(body, "source"))
+                              pool=_str(body, "pool"), snapshots=snapshots, source=_str(body, "source_address"))
     return response.empty()
 
 

@@ -104,7 +104,7 @@ async def send(insts, project: str, name: str, *, target: dict, new_name: str, l
             raise BadRequest("Instance has backups")
         snaps = [s["name"] for s in await insts.snapshots(inst)]
         body = {"project": project, "name": name, "new_name": new_name, "pool": inst.pool,
-                "snapshots": snaps, "source": d.cluster.address}
+                "snapshots": snaps, "source_address": d.cluster.address}
         try:
             await peer.call(target["address"], "POST", "/internal/cluster/instance-receive", body, timeout=LONG)
         except Exception as e:
