@@ -17,6 +17,7 @@ from corral.api.forward import FORWARDED, forwarded
 from corral.api.request import check_etag, daemon, project, recursion, requestor, spool_body
 from corral.cluster import placement, remote_instances
 from corral.errors import BadRequest, NotFound
+from corral.cluster import migrate
 from corral.instance import backup_import
 from corral.instance import update as instance_update
 from corral.apitypes import InstanceConsolePost, InstanceExecPost
@@ -135,6 +136,15 @@ async def rename_instance(request: web.Request):
     proj, body = await project(request), await idecode.read(request, lambda b: b)
     req = idecode.instance_move(body)
     auth.check_other_projects(request, body)   # a move to another project
+    target = request.query.get("target", "")
+    if target and req.migration:   # another cluster member (`lxc move c1 --target m2`), from here
+        if req.pool or req.project:
+            raise BadRequest("Moving to another cluster member and to another storage pool or project at "
+                             "once is not supported")
+        live = req.live if "live" in body else True   # LXD: a request without "live" means live
+        work = await migrate.move_work(daemon(request).state, proj, request.match_info["name"], target,
+                                       req.name, live)
+        return response.operation(request, work)
     op = await _instances(request).rename(proj, request.match_info["name"], req, requestor(request))
     return response.async_(op)
 
