@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from corral.cluster import render
-from helpers import Response, free_port
+from helpers import Response, UnixConn, free_port
 from inproc import Harness
 
 
@@ -88,8 +88,11 @@ class Remote:
 
     async def _handle(self, request: web.Request):
         body = await request.read()
-        self.seen.append((request.method, request.path_qs, json.loads(body) if body else None,
-                          request.headers.get("X-Corral-Forwarded")))
+        if request.content_type == "application/octet-stream":
+            body = {"raw": body, "name": request.headers.get("X-LXD-name")}
+        else:
+            body = json.loads(body) if body else None
+        self.seen.append((request.method, request.path_qs, body, request.headers.get("X-Corral-Forwarded")))
         op = {"id": "0f0f", "class": "task", "description": "Creating instance", "status": "Running",
               "location": "b"}
         return web.json_response({"type": "async", "status": "Operation created", "status_code": 100,
@@ -437,3 +440,24 @@ def test_scheduler_instance_is_a_checked_member_key(h, remote):
     assert h.request("PUT", "/1.0/cluster/members/b", dict(body, config={"user.rack": "",
                                                                           "scheduler.instance": ""})).status == 200
     assert h.get("/1.0/cluster/members/b").metadata["config"] == {}
+
+
+def raw_post(h: Harness, path: str, data: bytes, headers: dict) -> Response:
+    conn = UnixConn(h.socket, timeout=30)
+    try:
+        conn.request("POST", path, body=data, headers=headers)
+        r = conn.getresponse()
+        return Response(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+def test_a_backup_import_goes_to_its_target(h, remote):
+    data = b"\x1f\x8b not really a backup, streamed as it came" * 1000
+    r = raw_post(h, "/1.0/instances?target=b", data, {"Content-Type": "application/octet-stream", "X-LXD-name": "imp"})
+    assert r.status == 202, r.body
+    assert remote.seen == [("POST", "/1.0/instances?target=b", {"raw": data, "name": "imp"}, "1")]
+    # to an unknown member: refused before the body is read, nothing imported
+    r = raw_post(h, "/1.0/instances?target=nosuch", data, {"Content-Type": "application/octet-stream"})
+    assert error(r) == (404, "Cluster member not found")
+    assert h.sql("SELECT name FROM instances") == []
