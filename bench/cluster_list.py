@@ -32,9 +32,9 @@ import os
 import sys
 import time
 
-from common import IMAGE, CorraldTarget, LXDTarget, cleanup_image, interrupts, median, say, shielded, timed
+from common import IMAGE, CorraldTarget, api_get, LXDTarget, cleanup_image, interrupts, median, say, shielded, timed
 
-from helpers import UnixConn, busybox_tarball  # noqa: E402 (common put tests/ on the path)
+from helpers import busybox_tarball  # noqa: E402 (common put tests/ on the path)
 
 OPS = ("lxc list --format csv", "lxc list", "API recursion=2", "API recursion=1")
 GOAL = 1.5        # cluster listing / standalone corrald listing, at most
@@ -51,19 +51,6 @@ def step(what: str, fn, *a, **kw):
         text = getattr(e, "stderr", "") or str(e)
         first = "\n".join(line for line in str(text).strip().splitlines() if line.strip())[-600:]
         raise Missing(f"{what}: {type(e).__name__}: {first}") from e
-
-
-def api_get(socket_path: str, path: str, timeout: float = 300) -> bytes:
-    conn = UnixConn(socket_path, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        body = r.read()
-        if r.status != 200:
-            raise RuntimeError(f"GET {path}: {r.status} {body[:200]!r}")
-        return body
-    finally:
-        conn.close()
 
 
 class Standalone:
@@ -204,7 +191,7 @@ def report(samples: dict, count: int, reps: int, running: bool, fills: dict) -> 
         cells = [ratio(a, b, op) for op in OPS]
         if any(c is not None for c in cells):
             lines.append(f"| {a} / {b} | " + " | ".join("—" if c is None else f"{c:.2f}x" for c in cells) + " |")
-    lines += ["", f"| goal | measured | at most | met |", "|---|---|---|---|"]
+    lines += ["", "| goal | measured | at most | met |", "|---|---|---|---|"]
     for op in ("lxc list --format csv", "lxc list"):
         got = ratio("cluster (every member)", "corrald", op)
         worst = max((ratio(label, "corrald", op) or 0) for label in med if label.startswith("cluster, from")) \

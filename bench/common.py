@@ -27,6 +27,20 @@ from helpers import Corrald, UnixConn, busybox_tarball  # noqa: E402
 IMAGE = "bench-busybox"
 
 
+def api_get(socket_path: str, path: str, timeout: float = 300) -> bytes:
+    """The body of one GET over a daemon's unix socket (a non-200 answer raises)."""
+    conn = UnixConn(socket_path, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise RuntimeError(f"GET {path}: {r.status} {body[:200]!r}")
+        return body
+    finally:
+        conn.close()
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -92,16 +106,7 @@ class Target:
 
     def api_get(self, path: str, timeout: float = 300) -> bytes:
         """One GET over the daemon's unix socket (no client start-up in the figure)."""
-        conn = UnixConn(self.socket, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            body = r.read()
-            if r.status != 200:
-                raise RuntimeError(f"GET {path}: {r.status} {body[:200]!r}")
-            return body
-        finally:
-            conn.close()
+        return api_get(self.socket, path, timeout)
 
     def memory(self) -> dict:
         """Daemon RSS and PSS, and the monitors' PSS (KiB)."""

@@ -66,13 +66,18 @@ def _lock(name: str) -> asyncio.Lock:
 
 # ---- evacuate ---------------------------------------------------------------------------------------
 
-async def evacuate_work(state, name: str) -> Work:
+async def _work(state, name: str, description: str, step) -> Work:
+    """The operation of an evacuation or a restore of member `name` (one at a time per member)."""
     await _member(state, name)
 
     async def run(op):
         async with _lock(name):
-            await evacuate(state, name, op)
-    return Work(description="Evacuating cluster member", run=run)
+            await step(state, name, op)
+    return Work(description=description, run=run)
+
+
+async def evacuate_work(state, name: str) -> Work:
+    return await _work(state, name, "Evacuating cluster member", evacuate)
 
 
 async def evacuate(state, name: str, op) -> None:
@@ -126,12 +131,7 @@ async def _set_origin(state, project: str, name: str, origin: str | None) -> Non
 # ---- restore ----------------------------------------------------------------------------------------
 
 async def restore_work(state, name: str) -> Work:
-    await _member(state, name)
-
-    async def run(op):
-        async with _lock(name):
-            await restore(state, name, op)
-    return Work(description="Restoring cluster member", run=run)
+    return await _work(state, name, "Restoring cluster member", restore)
 
 
 async def restore(state, name: str, op) -> None:

@@ -48,9 +48,7 @@ async def create_everywhere(d, name: str, ntype: str, req: NetworksPost, existin
     nets = d.networks
     cls = driver_class(ntype)
     config = dict(req.config)
-    for key in config:
-        if key in member_keys.NETWORK:
-            raise BadRequest(f'Config key "{key}" is cluster member specific')
+    member_keys.refuse_member_keys(config, member_keys.NETWORK)
     if existing is not None:
         if existing["status"] == "Created":
             raise BadRequest("The network is already created")
@@ -95,7 +93,7 @@ async def create_everywhere(d, name: str, ntype: str, req: NetworksPost, existin
         failed[d.cluster.server_name] = str(e) or type(e).__name__
     if not failed:
         rec = await nets.record(name)
-        glob = {k: v for k, v in rec["config"].items() if k not in member_keys.NETWORK}
+        glob = member_keys.split(rec["config"], member_keys.NETWORK)[0]
         body = {"name": name, "type": ntype, "description": rec["description"], "config": glob}
         failed.update({m: err for m, err in (await fanout.each(d.cluster, "POST", "/1.0/networks",
                                                                lambda _m: body)).items() if err})
@@ -161,16 +159,12 @@ async def update(d, name: str, req: NetworkPut, *, replace: bool, target: str = 
         return
     config = dict(req.config)
     if target:
-        for k, v in config.items():
-            if k not in member_keys.NETWORK and rec["config"].get(k) != v:
-                raise BadRequest(f'Config key "{k}" may not be used as cluster member specific key')
+        member_keys.refuse_cluster_keys(config, rec["config"], member_keys.NETWORK)
         await nets.update(name, req, replace=replace, requestor=requestor, etag_check=etag_check)
         return
     if rec["status"] != "Created":
         raise BadRequest("Cannot update network global config when not in created state")
-    for k in config:
-        if k in member_keys.NETWORK:
-            raise BadRequest(f'Config key "{k}" is cluster member specific')
+    member_keys.refuse_member_keys(config, member_keys.NETWORK)
     if etag_check is not None:   # what a GET without ?target= showed
         etag_check({"config": nets.view(rec)["config"], "description": rec["description"], "name": name,
                     "type": rec["type"], "managed": True})

@@ -20,9 +20,7 @@ class MemberParts:
     async def define(self, name: str, ntype: str, config: dict, target: str) -> str:
         """LXD's CreatePendingNetwork: Pending on `target` with its own keys; nothing made yet."""
         driver_class(ntype)   # an unknown type: LXD's error
-        for key in config:
-            if key not in member_keys.NETWORK:
-                raise BadRequest(f'Config key "{key}" may not be used as member-specific key')
+        member_keys.only_member_keys(config, member_keys.NETWORK)
         for k, v in config.items():
             if not isinstance(v, str):
                 raise BadRequest(f'Invalid value for network "{name}" option "{k}": expected a string')
@@ -60,16 +58,7 @@ class MemberParts:
                 raise BadRequest(f'Network interface "{name}" already exists')
             drv = cls(name, config, self.netdir(name))
             await self._check_overlap(drv, None)
-            try:
-                await drv.start()
-                async with self.db.transaction() as tx:
-                    await q.set_member_state(tx, rec["id"], "Created")
-            except BaseException:
-                try:
-                    await drv.delete()
-                except Exception:
-                    log.exception("network %s: clean-up after a failed create", name)
-                raise
+            await self._start_and_store(name, drv, lambda tx: q.set_member_state(tx, rec["id"], "Created"))
             rec.update(config=config, local_status="Created")
             self._drivers[name], self._recs[name], self._status[name] = drv, rec, "Created"
 

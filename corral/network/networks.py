@@ -143,7 +143,7 @@ class Networks(MemberParts):
         when it failed to start here)."""
         config, status = dict(rec["config"]), rec["status"]
         if self._clustered() and not member_view:
-            config = {k: v for k, v in config.items() if k not in member_keys.NETWORK}
+            config = member_keys.split(config, member_keys.NETWORK)[0]
         elif rec["local_status"] is not None:
             status = rec["local_status"]
             if status == "Created":
@@ -227,6 +227,19 @@ class Networks(MemberParts):
             raise BadRequest(e.message) from None
         return cls
 
+    async def _start_and_store(self, name: str, drv: NetworkDriver, store) -> None:
+        """Start `drv`, then record it (`store(tx)`); on any failure the network is removed again."""
+        try:
+            await drv.start()
+            async with self.db.transaction() as tx:
+                await store(tx)
+        except BaseException:
+            try:
+                await drv.delete()
+            except Exception:
+                log.exception("network %s: clean-up after a failed create", name)
+            raise
+
     async def create(self, req: NetworksPost, requestor: dict | None = None) -> str:
         name = check_network_name(req.name)
         ntype = req.type or "bridge"
@@ -248,16 +261,7 @@ class Networks(MemberParts):
             await self._check_overlap(drv, None)
             rec = {"name": name, "type": ntype, "description": description, "config": config, "status": "Created",
                    "project": "default"}
-            try:
-                await drv.start()
-                async with self.db.transaction() as tx:
-                    await q.create(tx, rec, member_keys=member_keys.NETWORK)
-            except BaseException:
-                try:
-                    await drv.delete()
-                except Exception:
-                    log.exception("network %s: clean-up after a failed create", name)
-                raise
+            await self._start_and_store(name, drv, lambda tx: q.create(tx, rec, member_keys=member_keys.NETWORK))
             self._drivers[name], self._recs[name], self._status[name] = drv, rec, "Created"
         self.events.lifecycle("network-created", url(name), requestor=requestor)
         return name

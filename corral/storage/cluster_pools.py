@@ -53,9 +53,7 @@ async def create_everywhere(d, body: dict, existing: dict | None, requestor=None
     config = body.get("config") or {}
     if not isinstance(config, dict):
         raise BadRequest("Invalid config: expected a map of strings")
-    for key in config:
-        if key in member_keys.POOL:
-            raise BadRequest(f'Config key "{key}" is cluster member specific')
+    member_keys.refuse_member_keys(config, member_keys.POOL)
     config = pools.check_config(cls, config)
     if existing is not None:
         if existing["status"] == "Created":
@@ -94,7 +92,7 @@ async def create_everywhere(d, body: dict, existing: dict | None, requestor=None
     except Exception as e:  # noqa: BLE001 - reported as the member's failure
         failed[d.cluster.server_name] = str(e) or type(e).__name__
     if not failed:
-        glob = {k: v for k, v in (await pools.get(name))["config"].items() if k not in member_keys.POOL}
+        glob = member_keys.split((await pools.get(name))["config"], member_keys.POOL)[0]
 
         def body_for(member: str) -> dict:
             return {"name": name, "driver": driver, "description": description, "config": dict(glob)}
@@ -146,7 +144,7 @@ def render(p: dict, clustered: bool, member_view: bool) -> dict:
     config = dict(p["config"])
     status = p["status"]
     if clustered and not member_view:
-        config = {k: v for k, v in config.items() if k not in member_keys.POOL}
+        config = member_keys.split(config, member_keys.POOL)[0]
     elif p["local_status"] is not None:
         status = p["local_status"]
     return {"config": config, "status": status, "locations": p["locations"]}
@@ -170,16 +168,12 @@ async def update(d, name: str, body: dict, *, replace: bool, target: str = "", r
     if not isinstance(config, dict):
         raise BadRequest("Invalid config: expected a map of strings")
     if target:
-        for k, v in config.items():
-            if k not in member_keys.POOL and p["config"].get(k) != v:
-                raise BadRequest(f'Config key "{k}" may not be used as cluster member specific key')
+        member_keys.refuse_cluster_keys(config, p["config"], member_keys.POOL)
         await pools.update(name, body, replace=replace, requestor=requestor, etag_check=etag_check)
         return
     if p["status"] != "Created":
         raise BadRequest("Cannot update storage pool global config when not in created state")
-    for k in config:
-        if k in member_keys.POOL:
-            raise BadRequest(f'Config key "{k}" is cluster member specific')
+    member_keys.refuse_member_keys(config, member_keys.POOL)
     if etag_check is not None:   # what a GET without ?target= showed
         etag_check({"config": render(p, True, False)["config"], "description": p["description"]})
     pools.check_config(type(pools.pool(name).driver), config)

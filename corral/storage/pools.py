@@ -241,9 +241,7 @@ class Pools:
         name, driver, _description, cls = self.check_request(body)
         config = body.get("config") or {}
         if isinstance(config, dict):
-            for key in config:
-                if key not in member_keys.POOL:
-                    raise BadRequest(f'Config key "{key}" may not be used as member-specific key')
+            member_keys.only_member_keys(config, member_keys.POOL)
         config = check_pool_config(cls, config)
         async with self.lock(name):
             async with self.db.transaction() as tx:
