@@ -9,14 +9,15 @@ import os
 from aiohttp import web
 
 from corral.api import auth, console_ws, exec_ws, instance_files, instance_snapshots, response  # noqa: F401 (routes)
-from corral.api import decode, instance_listing
+from corral.api import decode, forward, instance_listing
 from corral.api import instance_requests as idecode
 from corral.api.instance_routes import PREFIXES, instances as _instances, load as _load, load_instance, route, \
     routes  # noqa: F401 (PREFIXES, routes: the API's route table)
 from corral.api.forward import FORWARDED, forwarded
 from corral.api.request import check_etag, daemon, project, recursion, requestor, spool_body
-from corral.cluster import remote_instances
+from corral.cluster import placement, remote_instances
 from corral.errors import BadRequest, NotFound
+from corral.cluster import migrate
 from corral.instance import backup_import
 from corral.instance import update as instance_update
 from corral.apitypes import InstanceConsolePost, InstanceExecPost
@@ -29,16 +30,41 @@ async def list_instances(request: web.Request):
     return await instance_listing.list_instances(request)
 
 
+async def _create_elsewhere(request: web.Request, proj: str, target: str, itype: str):
+    """In a cluster, the member the new instance goes to (corral/cluster/placement.py): when it is
+    another one, the whole create is forwarded there with that member as `?target=`, so it creates
+    the instance locally; its answer (the operation, or the error) is the client's. None: create here."""
+    d = daemon(request)
+    cluster = getattr(d, "cluster", None)
+    if forward.forwarded(request):   # another member placed it here
+        return None
+    if cluster is None or not cluster.clustered:
+        if target:
+            raise BadRequest("Target only allowed when clustered")
+        return None
+    member = await placement.choose(d.state, proj, target or None, instance_type=itype or "container")
+    if member == cluster.server_name:
+        return None
+    address = await cluster.member_address(member)
+    return await forward.proxy(request, address, str(request.rel_url.update_query(target=member)))
+
+
 @route("POST")
 async def create_instance(request: web.Request):
     proj, d, h = await project(request), daemon(request), request.headers
+    target = request.query.get("target", "")
     if h.get("Content-Type", "").startswith("application/octet-stream"):   # lxc import
+        # LXD 5.0.2 imports a backup where it is sent; a named target takes it there (streamed).
+        if target and (elsewhere := await _create_elsewhere(request, proj, target, "")) is not None:
+            return elsewhere
         tar = await spool_body(request, d.paths.join("backups"))
         return response.async_(await backup_import.import_instance(
             d.instances, proj, tar, h.get("X-LXD-name") or None, h.get("X-LXD-pool") or None, requestor(request)))
     body = await idecode.read(request, lambda b: b)
     req = idecode.instance_create(body)
     auth.check_other_projects(request, body)   # copies from other projects
+    if (elsewhere := await _create_elsewhere(request, proj, target, req.type)) is not None:
+        return elsewhere
     return response.async_(await d.instances.create(proj, req, requestor(request)))
 
 
@@ -110,6 +136,15 @@ async def rename_instance(request: web.Request):
     proj, body = await project(request), await idecode.read(request, lambda b: b)
     req = idecode.instance_move(body)
     auth.check_other_projects(request, body)   # a move to another project
+    target = request.query.get("target", "")
+    if target and req.migration:   # another cluster member (`lxc move c1 --target m2`), from here
+        if req.pool or req.project:
+            raise BadRequest("Moving to another cluster member and to another storage pool or project at "
+                             "once is not supported")
+        live = req.live if "live" in body else True   # LXD: a request without "live" means live
+        work = await migrate.move_work(daemon(request).state, proj, request.match_info["name"], target,
+                                       req.name, live)
+        return response.operation(request, work)
     op = await _instances(request).rename(proj, request.match_info["name"], req, requestor(request))
     return response.async_(op)
 
