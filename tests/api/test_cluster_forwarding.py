@@ -345,3 +345,25 @@ def test_this_members_operations_are_recorded_before_the_answer(cluster):
     while h.sql("SELECT uuid FROM operations") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert h.sql("SELECT uuid FROM operations") == []
+
+
+def test_config_maps_read_back_as_stored(cluster):
+    """Config maps come from the database as one JSON object per owner (corral/db/queries/lxd.py's
+    config_of): every value as written, NULL as None, keys sorted."""
+    from corral.db.queries import lxd
+    h, _ = cluster
+    iid = h.sql("SELECT id FROM instances WHERE name = 'c1'")[0]["id"]
+    odd = {"user.quote": 'say "hi"\\', "user.nl": "a\nb\tc", "user.uni": "\u00e9\u4e2d\U0001f600",
+           "user.empty": "", "limits.cpu": "1", "user.json": '{"a": [1, 2]}'}
+    for k, v in odd.items():
+        h.sql("INSERT INTO instances_config (instance_id, key, value) VALUES (?, ?, ?)", [iid, k, v])
+    h.sql("INSERT INTO instances_config (instance_id, key, value) VALUES (?, 'user.null', NULL)", [iid])
+
+    async def read():
+        async with h.state.db.session() as tx:
+            return await lxd.config_of(tx, "instances_config", "instance_id", [iid]), \
+                await lxd.config_of(tx, "instances_config", "instance_id")
+    some, every = h.run(read())
+    want = {**odd, "user.null": None}
+    assert some == {iid: dict(sorted(want.items()))} and list(some[iid]) == sorted(want)
+    assert every[iid] == some[iid]

@@ -25,7 +25,7 @@ class CountingConn:
                      "ephemeral": 0, "stateful": 0, "description": "", "created_at": "2026-01-01T00:00:00Z",
                      "last_used_at": "2026-01-01T00:00:00Z"}]
         if "instances_config" in sql:
-            return [{"owner": 1, "key": "limits.cpu", "value": "1"}]
+            return [{"owner": 1, "map": '{"limits.cpu": "1"}'}]
         if "instances_profiles" in sql:
             return [{"owner": 1, "name": "default"}]
         return []

@@ -93,16 +93,23 @@ def _copy(r: dict) -> dict:
             "profiles": list(r["profiles"])}
 
 
-async def get_all(tx: Tx, project: str | None = None) -> list[dict]:
-    """Every instance (of `project`), memoised until the next write to the database: listings,
-    used_by and the per-launch checks read all instances, and decoding them is most of the cost."""
-    rows = tx.memo(("instances", project))
+async def get_all(tx: Tx, project: str | None = None, member_id: int | None = None) -> list[dict]:
+    """Every instance (of `project`; held by cluster member `member_id`), memoised until the next
+    write to the database: listings, used_by and the per-launch checks read all instances, and
+    decoding them is most of the cost."""
+    key = ("instances", project) if member_id is None else ("instances", project, member_id)
+    rows = tx.memo(key)
     if rows is None:
-        if project is None:
-            rows = await _rows(tx, await tx.fetch(_SELECT + "ORDER BY p.name, i.name"))
-        else:
-            rows = await _rows(tx, await tx.fetch(_SELECT + "WHERE p.name = ? ORDER BY i.name", [project]))
-        tx.remember(("instances", project), rows)
+        where, params = [], []
+        if project is not None:
+            where.append("p.name = ?")
+            params.append(project)
+        if member_id is not None:
+            where.append("i.node_id = ?")
+            params.append(member_id)
+        sql = _SELECT + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY p.name, i.name"
+        rows = await _rows(tx, await tx.fetch(sql, params))
+        tx.remember(key, rows)
     return [_copy(r) for r in rows]
 
 

@@ -5,6 +5,8 @@ every device map as `<object>_devices` (id, <object>_id, name, type) + `<object>
 """
 from __future__ import annotations
 
+import json
+
 from corral.db import Tx
 
 ARCHITECTURES = {"i686": 1, "x86_64": 2, "armv7l": 3, "aarch64": 4, "ppc": 5, "ppc64": 6, "ppc64le": 7,
@@ -115,13 +117,12 @@ async def config_of(tx: Tx, table: str, fk: str, ids: list[int] | None = None) -
     """{owner id: {key: value}} of a config table, keys sorted (values as stored: NULL stays None)."""
     if ids is not None and not ids:
         return {}
-    sql = f"SELECT {fk} AS owner, key, value FROM {table}"
-    rows = (await fetch_in(tx, sql + f" WHERE {fk} IN ({{marks}}) ORDER BY key", ids) if ids is not None
-            else await tx.fetch(sql + " ORDER BY key"))
-    out: dict[int, dict] = {}
-    for r in rows:
-        out.setdefault(r["owner"], {})[r["key"]] = r["value"]
-    return out
+    # One row per owner, its map as a JSON object (decoded in C): rows of (owner, key, value) cost
+    # the database client far more (a listing of a few hundred instances reads thousands of keys).
+    where = f" WHERE {fk} IN ({{marks}})" if ids is not None else ""
+    sql = f"SELECT {fk} AS owner, json_group_object(key, value) AS map FROM {table}{where} GROUP BY {fk}"
+    rows = await fetch_in(tx, sql, ids) if ids is not None else await tx.fetch(sql)
+    return {r["owner"]: dict(sorted(json.loads(r["map"]).items())) for r in rows}
 
 
 _ROWS_PER_INSERT = 80    # 240 parameters: dqlite refuses a statement with more than 255
