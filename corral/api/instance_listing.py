@@ -50,14 +50,17 @@ async def list_instances(request: web.Request) -> web.Response:
     clauses = filtering.parse(request.query["filter"]) if request.query.get("filter") else None
     base = request.path.rstrip("/")
     here = d.cluster.member_id if d.cluster.clustered else None
-    async with d.db.session() as tx:
-        names = await ql.instance_names(tx, proj)
-    if forwarded(request):   # another member asks for our part
-        names = [r for r in names if here is None or r["node_id"] == here]
+    local_only = forwarded(request)   # another member asks for our part
     if rec == 0 and not clauses:
-        return response.sync([_url(base, r["name"], r["project"]) for r in names])
+        async with d.db.session() as tx:
+            names = await ql.instance_names(tx, proj)
+        return response.sync([_url(base, r["name"], r["project"]) for r in names
+                              if here is None or not local_only or r["node_id"] == here])
 
-    others = {int(r["node_id"]) for r in names if here is not None and r["node_id"] != here}
+    others: list[dict] = []
+    if here is not None and not local_only:
+        async with d.db.session() as tx:
+            others = [m for m in await ql.instance_holders(tx, proj) if m["id"] != here]
     asked = None
     if others:   # asked first: the members work while the local states are read
         asked = asyncio.ensure_future(remote_instances.fetch(d.state, others, max(rec, 1), proj, {FORWARDED: "1"}))
@@ -68,7 +71,7 @@ async def list_instances(request: web.Request) -> web.Response:
             asked.cancel()
         raise
     answers = await asked if asked is not None else {}
-    for mid in sorted(others):
+    for mid in (m["id"] for m in others):
         got = answers.get(mid)
         if isinstance(got, list):
             entries = [r for r in got if isinstance(r, dict)]

@@ -367,3 +367,36 @@ def test_config_maps_read_back_as_stored(cluster):
     want = {**odd, "user.null": None}
     assert some == {iid: dict(sorted(want.items()))} and list(some[iid]) == sorted(want)
     assert every[iid] == some[iid]
+
+
+def test_an_instance_read_in_one_statement_is_the_instance_read_row_by_row(cluster):
+    """qi.get / get_all read config, devices and profiles in the instance's statement: the record
+    is what the per-table readers give (devices by name with `type` first, profiles in order)."""
+    from corral.db.queries import lxd
+    h, _ = cluster
+    h.sql("INSERT INTO profiles (name, description, project_id) VALUES ('web', '', 1)")
+    rec = {"name": "c3", "architecture": "x86_64", "type": "container", "ephemeral": False,
+           "created_at": _now(), "last_used_at": _now(), "stateful": False, "description": "d",
+           "project": "default", "config": {"b": "2", "a": "1 \"q\"", "user.x": "\u00e9"},
+           "devices": {"root": {"type": "disk", "path": "/", "pool": "p"},
+                       "eth0": {"type": "nic", "nictype": "bridged", "parent": "br0", "name": "eth0"},
+                       "odd": {"type": "none"}},
+           "profiles": ["web", "default"], "node": "b"}
+
+    async def go():
+        async with h.state.db.transaction() as tx:
+            iid = await qi.create(tx, rec)
+        async with h.state.db.session() as tx:
+            one = await qi.get(tx, "default", "c3")
+            every = [r for r in await qi.get_all(tx) if r["name"] == "c3"]
+            theirs = [r for r in await qi.get_all(tx, "default", 2)]
+            devices = (await lxd.devices_of(tx, "instances", "instance_id", [iid]))[iid]
+            config = (await lxd.config_of(tx, "instances_config", "instance_id", [iid]))[iid]
+            profiles = (await qi._profiles_of(tx, [iid]))[iid]
+        return one, every, theirs, devices, config, profiles
+    one, every, theirs, devices, config, profiles = h.run(go())
+    assert one == every[0]
+    assert (one["config"], one["devices"], one["profiles"]) == (config, devices, profiles)
+    assert list(one["devices"]) == ["eth0", "odd", "root"] and list(one["devices"]["eth0"])[0] == "type"
+    assert profiles == ["web", "default"] and one["node"] == "b" and "load_error" not in one
+    assert [r["name"] for r in theirs] == ["c2", "c3"]   # the member's own only

@@ -120,7 +120,8 @@ async def config_of(tx: Tx, table: str, fk: str, ids: list[int] | None = None) -
     # One row per owner, its map as a JSON object (decoded in C): rows of (owner, key, value) cost
     # the database client far more (a listing of a few hundred instances reads thousands of keys).
     where = f" WHERE {fk} IN ({{marks}})" if ids is not None else ""
-    sql = f"SELECT {fk} AS owner, json_group_object(key, value) AS map FROM {table}{where} GROUP BY {fk}"
+    sql = (f"SELECT {fk} AS owner, json_group_object(key, CASE WHEN typeof(value) = 'blob' THEN NULL ELSE value END) "
+           f"AS map FROM {table}{where} GROUP BY {fk}")
     rows = await fetch_in(tx, sql, ids) if ids is not None else await tx.fetch(sql)
     return {r["owner"]: dict(sorted(json.loads(r["map"]).items())) for r in rows}
 
@@ -167,6 +168,22 @@ async def devices_of(tx: Tx, kind: str, fk: str, ids: list[int] | None = None) -
                 dev["type"] = _DEVICE_NAMES.get(r["type"], str(r["type"]))
         if r["key"] is not None and not (r["key"] == "type" and r["type"]):
             dev[r["key"]] = r["value"]
+    return out
+
+
+def devices_from(items: list) -> dict[str, dict]:
+    """{device: {key: value}} from [name, type code, its config (a JSON object)] items, as
+    devices_of reads them (devices by name, `type` first, keys sorted)."""
+    out: dict[str, dict] = {}
+    for name, type_code, cfg in sorted(items, key=lambda x: x[0]):
+        dev = out[name] = {}
+        if type_code:
+            dev["type"] = _DEVICE_NAMES.get(type_code, str(type_code))
+        if not isinstance(cfg, dict):   # the JSON text (SQLite may or may not keep it an object)
+            cfg = json.loads(cfg or "{}")
+        for k, v in sorted(cfg.items()):
+            if not (k == "type" and type_code):
+                dev[k] = v
     return out
 
 
