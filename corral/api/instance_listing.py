@@ -17,6 +17,7 @@ from corral.api import filtering, response
 from corral.api.forward import FORWARDED, forwarded
 from corral.api.request import daemon, project, recursion
 from corral.cluster import remote_instances
+from corral.db.queries import locations as ql
 from corral.instance import listing
 
 
@@ -45,36 +46,37 @@ async def list_instances(request: web.Request) -> web.Response:
     insts = d.instances
     all_projects = request.query.get("all-projects") in ("true", "1")
     proj = None if all_projects else await project(request)
-    loaded = await insts.load_all(proj)
-    if forwarded(request):
-        loaded = [i for i in loaded if i.local]
     rec = recursion(request)
     clauses = filtering.parse(request.query["filter"]) if request.query.get("filter") else None
     base = request.path.rstrip("/")
+    here = d.cluster.member_id if d.cluster.clustered else None
+    local_only = forwarded(request)   # another member asks for our part
     if rec == 0 and not clauses:
-        return response.sync([_url(base, i.name, i.project) for i in loaded])
+        async with d.db.session() as tx:
+            names = await ql.instance_names(tx, proj)
+        return response.sync([_url(base, r["name"], r["project"]) for r in names
+                              if here is None or not local_only or r["node_id"] == here])
 
-    remote: dict[int, list] = {}
-    for inst in loaded:
-        if not inst.local:
-            remote.setdefault(int(inst.rec["node_id"]), []).append(inst)
+    others: list[dict] = []
+    if here is not None and not local_only:
+        async with d.db.session() as tx:
+            others = [m for m in await ql.instance_holders(tx, proj) if m["id"] != here]
     asked = None
-    if remote:   # asked first: the members work while the local states are read
-        asked = asyncio.ensure_future(remote_instances.fetch(d.state, set(remote), max(rec, 1), proj,
-                                                             {FORWARDED: "1"}))
+    if others:   # asked first: the members work while the local states are read
+        asked = asyncio.ensure_future(remote_instances.fetch(d.state, others, max(rec, 1), proj, {FORWARDED: "1"}))
     try:
-        out = await _local(insts, [i for i in loaded if i.local], rec, clauses)
+        out = await _local(insts, await insts.load_local(proj), rec, clauses)
     except BaseException:
         if asked is not None:
             asked.cancel()
         raise
     answers = await asked if asked is not None else {}
-    for mid, members_insts in remote.items():
+    for mid in (m["id"] for m in others):
         got = answers.get(mid)
         if isinstance(got, list):
             entries = [r for r in got if isinstance(r, dict)]
-        else:
-            entries = [_error_entry(insts, i, rec) for i in members_insts]
+        else:   # its records from the database, as Error
+            entries = [_error_entry(insts, i, rec) for i in await insts.load_all(proj, mid)]
         out += [r for r in entries if not clauses or filtering.matches(r, clauses)]
     out.sort(key=lambda r: (r.get("project") or "", r.get("name") or ""))
     if rec == 0:

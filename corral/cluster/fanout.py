@@ -68,11 +68,16 @@ class MemberError(Exception):
         self.reason = reason
 
 
+_DEFAULT = object()
+
+
 async def ask(peer, member: dict, path: str, headers: dict | None = None, *, method: str = "GET",
-              body=None, connect_timeout: float = CONNECT_TIMEOUT, answer_timeout: float | None = ANSWER_TIMEOUT):
+              body=None, answer_timeout=_DEFAULT):
     """The metadata of `method path` (a JSON `body`) answered by `member` (a `nodes` row: name,
-    address); MemberError when it fails, errs, or is too slow."""
-    timeout = aiohttp.ClientTimeout(total=answer_timeout, sock_connect=connect_timeout)
+    address); MemberError when it fails, errs, or is too slow (`answer_timeout` None: no limit
+    once connected)."""
+    total = ANSWER_TIMEOUT if answer_timeout is _DEFAULT else answer_timeout
+    timeout = aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT)
     hdrs = dict(headers or {})
     data = None
     if body is not None:

@@ -23,22 +23,18 @@ def listing_path(recursion: int, project: str | None) -> str:
     return "/1.0/instances?" + urlencode(query)
 
 
-async def fetch(state, member_ids: set[int], recursion: int, project: str | None,
+async def fetch(state, members: list[dict], recursion: int, project: str | None,
                 headers: dict) -> dict[int, list[dict] | fanout.MemberError]:
-    """{member id: the instances it lists (recursion 1 or 2), or why it could not}."""
+    """{member id: the instances it lists (recursion 1 or 2), or why it could not}, of each of
+    these members (`nodes` rows: id, name, address, heartbeat)."""
     cluster = state.cluster
-    async with state.db.session() as tx:
-        rows = {m["id"]: m for m in await qc.members(tx) if m["id"] in member_ids}
     out: dict[int, list[dict] | fanout.MemberError] = {}
     ask = []
-    for mid in member_ids:
-        m = rows.get(mid)
-        if m is None:
-            out[mid] = fanout.MemberError(str(mid), "not a cluster member")
-        elif not cluster.online(m):
-            out[mid] = fanout.MemberError(m["name"], "offline")
-        else:
+    for m in members:
+        if cluster.online(m):
             ask.append(m)
+        else:
+            out[m["id"]] = fanout.MemberError(m["name"], "offline")
     answers = await fanout.ask_all(cluster.peer, ask, listing_path(recursion, project), headers)
     for m in ask:
         got = answers[m["name"]]

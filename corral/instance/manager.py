@@ -14,6 +14,7 @@ import logging
 
 from corral import config
 from corral.db.queries import instances as q
+from corral.db.queries import lxd
 from corral.db.queries import profiles as qp
 from corral.errors import BadRequest, CorralError, NotFound
 from corral.instance import creation, layout, lifecycle, listing
@@ -136,9 +137,10 @@ class Instances:
         profiles = [allp[n] for n in rec["profiles"] if n in allp]
         return Loaded(rec, *expand(profiles, rec["config"], rec["devices"]))
 
-    async def load_all(self, project: str | None) -> list[Loaded]:
+    async def load_all(self, project: str | None, member_id: int | None = None) -> list[Loaded]:
+        """The instances (of `project`; of the cluster member `member_id`)."""
         async with self.db.session() as tx:
-            recs = await q.get_all(tx, project)
+            recs = await q.get_all(tx, project, member_id)
             by_project: dict[str, dict] = {}
             for r in recs:
                 holder = self.d.projects.holder("profiles", r["project"])
@@ -154,7 +156,7 @@ class Instances:
     async def load_local(self, project: str | None) -> list[Loaded]:
         """The instances (of `project`) this cluster member holds: what start-up, housekeeping and
         everything touching the host consider (the others are their members')."""
-        return [i for i in await self.load_all(project) if i.local]
+        return await self.load_all(project, lxd.LOCAL_NODE_ID)
 
     async def names(self, project: str) -> list[str]:
         async with self.db.session() as tx:

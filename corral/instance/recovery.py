@@ -67,7 +67,8 @@ async def reconcile_instances(daemon) -> list[str]:
     deletion was interrupted. Returns the messages reported (also raised as warnings)."""
     instances = daemon.instances
     driver = instances.driver
-    by_dname = {instances.driver_name(i.project, i.name): i for i in await instances.load_local(None)}
+    # Any member's instance still exists (its leftovers here are not removed); only ours are thawed.
+    by_dname = {instances.driver_name(i.project, i.name): i for i in await instances.load_all(None)}
     vols = {instances.volume_name(i.project, i.name) for i in by_dname.values()}
     found: list[tuple[str, str, str]] = []   # (warning type, entity url, message)
 
@@ -78,7 +79,7 @@ async def reconcile_instances(daemon) -> list[str]:
                 continue
             dname, inst = e[len("freeze."):], by_dname.get(e[len("freeze."):])
             try:
-                if inst is not None and driver.status(dname) == "Frozen":
+                if inst is not None and inst.local and driver.status(dname) == "Frozen":
                     driver.unfreeze(dname)
                     found.append((THAWED, _instance_url(inst),
                                   f'Instance "{inst.name}" (project "{inst.project}") was left frozen by a '

@@ -267,7 +267,8 @@ async def profile_change(insts, project: str, profile: dict) -> AsyncIterator[No
     users: list[tuple[str, str]] = []   # (project, name): also projects sharing these profiles
     async with insts.db.session() as tx:
         for p in insts.d.projects.sharing("profiles", project):
-            users += [(p, r["name"]) for r in await q.get_all(tx, p) if profile["name"] in r["profiles"]]
+            users += [(p, r["name"]) for r in await q.get_all(tx, p) if profile["name"] in r["profiles"]
+                      and Loaded(r, {}, {}).local]   # the other members' instances are theirs
     users.sort()
     held: list[_HeldLock] = []
     done: list[tuple] = []

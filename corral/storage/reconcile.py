@@ -39,7 +39,9 @@ async def reconcile(daemon) -> list[str]:
     """Returns the messages reported (also raised as warnings)."""
     pools, instances = daemon.pools, daemon.instances
     found: list[tuple[str, str, str]] = []   # (warning type, entity url, message)
-    insts = await instances.load_local(None)   # the volumes on this member's pools
+    # Every instance's volume is kept (never removed as unrecorded); only this member's instances'
+    # volumes must be on its pools (the others' are on their members').
+    insts = await instances.load_all(None)
     async with daemon.db.session() as tx:
         vols = await q.all_volumes(tx, "custom")
         vsnaps = await q.all_volume_snapshots(tx)
@@ -52,6 +54,7 @@ async def reconcile(daemon) -> list[str]:
         drv = pools.pool(pool).driver
         purl = f"/1.0/storage-pools/{pool}"
         want_ct: dict[str, set[str]] = {}
+        elsewhere: set[str] = set()
         for inst in insts:
             try:
                 if inst.pool != pool:
@@ -61,6 +64,8 @@ async def reconcile(daemon) -> list[str]:
             vol = instances.volume_name(inst.project, inst.name)
             snaps = isnaps.get(inst.rec["id"], [])
             want_ct[vol] = {s["name"] for s in snaps}
+            if not inst.local:
+                elsewhere.add(vol)
         want_cu: dict[str, set[str]] = {}
         by_id = {v["id"]: v for v in vols if v["pool"] == pool}
         for v in by_id.values():
@@ -94,7 +99,7 @@ async def reconcile(daemon) -> list[str]:
                         out.append((LEFTOVER, f"{purl}/volumes/{kind}/{e}",
                                     f'Removed unrecorded {kind} volume "{e}" from pool "{pool}"'))
                 for vol, snaps in want.items():
-                    if not os.path.isdir(os.path.join(base, vol)):
+                    if not os.path.isdir(os.path.join(base, vol)) and not (kind == "container" and vol in elsewhere):
                         out.append((MISSING, f"{purl}/volumes/{kind}/{vol}",
                                     f'The {kind} volume "{vol}" is recorded but missing from pool "{pool}"'))
                 sbase = os.path.join(drv.path, snaps_dir)

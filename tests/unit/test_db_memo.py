@@ -23,9 +23,10 @@ class CountingConn:
         if sql.startswith("SELECT i.id AS id"):
             return [{"id": 1, "project": "default", "name": "c1", "node": None, "type": 0, "architecture": 2,
                      "ephemeral": 0, "stateful": 0, "description": "", "created_at": "2026-01-01T00:00:00Z",
-                     "last_used_at": "2026-01-01T00:00:00Z"}]
+                     "last_used_at": "2026-01-01T00:00:00Z", "config_json": '{"limits.cpu": "1"}',
+                     "devices_json": "[]", "profiles_json": '[[0, 1, "default"]]'}]
         if "instances_config" in sql:
-            return [{"owner": 1, "key": "limits.cpu", "value": "1"}]
+            return [{"owner": 1, "map": '{"limits.cpu": "1"}'}]
         if "instances_profiles" in sql:
             return [{"owner": 1, "name": "default"}]
         return []

@@ -1,14 +1,29 @@
 """Instances and their snapshots."""
 from __future__ import annotations
 
+import json
+
 from corral.db import Tx
 from corral.db.queries import lxd
 from corral.errors import BadRequest
 
-_SELECT = ("SELECT i.id AS id, p.name AS project, i.name AS name, n.name AS node, i.node_id AS node_id, i.type AS type, "
-           "i.architecture AS architecture, i.ephemeral AS ephemeral, i.stateful AS stateful, "
-           "i.description AS description, i.creation_date AS created_at, i.last_use_date AS last_used_at "
-           "FROM instances i JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id ")
+_COLUMNS = ("SELECT i.id AS id, p.name AS project, i.name AS name, n.name AS node, i.node_id AS node_id, "
+            "i.type AS type, i.architecture AS architecture, i.ephemeral AS ephemeral, i.stateful AS stateful, "
+            "i.description AS description, i.creation_date AS created_at, i.last_use_date AS last_used_at")
+_FROM = " FROM instances i JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id "
+_SELECT = _COLUMNS + _FROM
+# An instance's config, devices and profiles in the same statement, as JSON (one statement and a
+# few values per instance: the database client decodes row values one by one, the json module
+# decodes whole maps at once). A value that is not text (a BLOB written by hand) reads as NULL.
+_TEXT = "CASE WHEN typeof({0}) = 'blob' THEN NULL ELSE {0} END"
+_MAPS = (", (SELECT json_group_object(c.key, " + _TEXT.format("c.value") + ") FROM instances_config c "
+         "WHERE c.instance_id = i.id) AS config_json"
+         ", (SELECT json_group_array(json_array(d.name, d.type, (SELECT json_group_object(dc.key, "
+         + _TEXT.format("dc.value") + ") FROM instances_devices_config dc WHERE dc.instance_device_id = d.id))) "
+         "FROM instances_devices d WHERE d.instance_id = i.id) AS devices_json"
+         ", (SELECT json_group_array(json_array(ip.apply_order, ip.id, pr.name)) FROM instances_profiles ip "
+         "JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.instance_id = i.id) AS profiles_json")
+_SELECT_FULL = _COLUMNS + _MAPS + _FROM
 
 
 def _str_map(v, what: str, errors: list[str]) -> dict[str, str]:
@@ -35,6 +50,14 @@ def _row(r: dict, config: dict, devices: dict, profiles: list[str]) -> dict:
     if errors:
         row["load_error"] = "; ".join(errors)
     return row
+
+
+def _full_row(r: dict) -> dict:
+    """A row of _SELECT_FULL as Corral reads it (the same record as _rows makes)."""
+    config = json.loads(r["config_json"] or "{}")
+    profiles = sorted(json.loads(r["profiles_json"] or "[]"), key=lambda x: (x[0] or 0, x[1]))
+    return _row(r, dict(sorted(config.items())), lxd.devices_from(json.loads(r["devices_json"] or "[]")),
+                [name for _, _, name in profiles])
 
 
 def _date(v) -> str:
@@ -93,16 +116,23 @@ def _copy(r: dict) -> dict:
             "profiles": list(r["profiles"])}
 
 
-async def get_all(tx: Tx, project: str | None = None) -> list[dict]:
-    """Every instance (of `project`), memoised until the next write to the database: listings,
-    used_by and the per-launch checks read all instances, and decoding them is most of the cost."""
-    rows = tx.memo(("instances", project))
+async def get_all(tx: Tx, project: str | None = None, member_id: int | None = None) -> list[dict]:
+    """Every instance (of `project`; held by cluster member `member_id`), memoised until the next
+    write to the database: listings, used_by and the per-launch checks read all instances, and
+    decoding them is most of the cost."""
+    key = ("instances", project) if member_id is None else ("instances", project, member_id)
+    rows = tx.memo(key)
     if rows is None:
-        if project is None:
-            rows = await _rows(tx, await tx.fetch(_SELECT + "ORDER BY p.name, i.name"))
-        else:
-            rows = await _rows(tx, await tx.fetch(_SELECT + "WHERE p.name = ? ORDER BY i.name", [project]))
-        tx.remember(("instances", project), rows)
+        where, params = [], []
+        if project is not None:
+            where.append("p.name = ?")
+            params.append(project)
+        if member_id is not None:
+            where.append("i.node_id = ?")
+            params.append(member_id)
+        sql = _SELECT_FULL + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY p.name, i.name"
+        rows = [_full_row(r) for r in await tx.fetch(sql, params)]
+        tx.remember(key, rows)
     return [_copy(r) for r in rows]
 
 
@@ -119,8 +149,8 @@ async def get(tx: Tx, project: str, name: str) -> dict | None:
         if rows is not None:
             hit = next((r for r in rows if r["project"] == project and r["name"] == name), None)
             return _copy(hit) if hit is not None else None
-    r = await tx.fetchone(_SELECT + "WHERE p.name = ? AND i.name = ?", [project, name])
-    return (await _rows(tx, [r]))[0] if r else None
+    r = await tx.fetchone(_SELECT_FULL + "WHERE p.name = ? AND i.name = ?", [project, name])
+    return _full_row(r) if r else None
 
 
 async def create(tx: Tx, i: dict) -> int:

@@ -15,6 +15,25 @@ async def instance_member(tx: Tx, project: str, name: str) -> dict | None:
                              "JOIN nodes n ON n.id = i.node_id WHERE p.name = ? AND i.name = ?", [project, name])
 
 
+async def instance_names(tx: Tx, project: str | None) -> list[dict]:
+    """(project, name, member id) of every instance (of `project`), by project and name: what a
+    listing without states needs."""
+    sql = ("SELECT p.name AS project, i.name AS name, i.node_id AS node_id FROM instances i "
+           "JOIN projects p ON p.id = i.project_id ")
+    if project is None:
+        return await tx.fetch(sql + "ORDER BY p.name, i.name")
+    return await tx.fetch(sql + "WHERE p.name = ? ORDER BY i.name", [project])
+
+
+async def instance_holders(tx: Tx, project: str | None) -> list[dict]:
+    """The members (id, name, address, heartbeat) holding instances (of `project`)."""
+    sql = (f"SELECT DISTINCT {_MEMBER} FROM instances i JOIN nodes n ON n.id = i.node_id "
+           "JOIN projects p ON p.id = i.project_id ")
+    if project is None:
+        return await tx.fetch(sql + "ORDER BY n.id")
+    return await tx.fetch(sql + "WHERE p.name = ? ORDER BY n.id", [project])
+
+
 async def record_operation(tx: Tx, uuid: str, type_code: int, project: str | None) -> None:
     """An operation of this member (LXD's registerDBOperation)."""
     await tx.execute(f"INSERT OR REPLACE INTO operations (uuid, node_id, type, project_id) "
