@@ -226,6 +226,7 @@ def test_instance_lifecycle_events_of_another_member(cluster, monitors):
     m3.lxc("image", "import", busybox_tarball(), "--alias", image)
     name = unique("evc")
     mon1 = monitors(m1)
+    produce_until_seen(m3, mon1)                           # the monitor and m1's link to m3 are up
     try:
         m3.lxc("init", image, name, "--target", "m3", "--storage", pool)
         m3.lxc("start", name)
