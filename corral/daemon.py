@@ -18,6 +18,7 @@ from corral.api.server import make_app
 from corral.cluster.event_mesh import EventMesh
 from corral.cluster.gateway import Gateway
 from corral.cluster.membership import Cluster
+from corral.cluster.operation_records import OperationRecords
 from corral.db import Database
 from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
@@ -79,6 +80,7 @@ class Daemon:
         s = self.state = State(paths=paths, db=db, events=events, operations=OperationManager(events),
                                config=ServerConfig(db), mock=mock, net_host=NoHost() if mock else None)
         s.cluster = Cluster(s, gateway)
+        s.operations.registry = OperationRecords(s)
         s.cluster.on_member.append(self._became_member)
         s.cluster.shutdown_hook = self.request_shutdown
         s.cluster.versions = _versions
@@ -87,7 +89,7 @@ class Daemon:
         s.profiles = Profiles(db, events, hooks=s)
         s.warnings = Warnings(db)
         s.pools = Pools(db, paths.root, events, s.warnings)
-        s.images = Images(db, paths, s.pools, events, s.operations, s.config)
+        s.images = Images(db, paths, s.pools, events, s.operations, s.config, cluster=s.cluster)
         s.image_cache = ImageCache(s)
         self.image_tasks = ImageTasks(s)
         s.instances = Instances(s)
@@ -139,6 +141,7 @@ class Daemon:
         await self.db.start()
         await self.db.apply_patch_file(os.path.join(self.paths.database, "patch.global.sql"))
         await self.cluster.start()
+        await self.operations.registry.start()
         await self._record_member()
         await self.config.load()
         await self.projects.load()

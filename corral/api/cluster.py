@@ -1,4 +1,4 @@
-"""/1.0/cluster, /1.0/cluster/members[/NAME[/state]], /1.0/cluster/certificate: LXD 5.0's cluster
+"""/1.0/cluster, /1.0/cluster/members[/NAME], /1.0/cluster/certificate: LXD 5.0's cluster
 REST surface, with LXD 5.0.2's answers (a standalone server says it is not clustered).
 
 The membership work is `state.cluster`'s (corral/cluster/membership.py): enable, join_work,
@@ -15,12 +15,12 @@ from corral.api import decode, response
 from corral.api.auth import allowed_projects
 from corral.api.request import check_etag, daemon, recursion, requestor
 from corral.apitypes import (
-    ClusterCertificatePut, ClusterMemberPost, ClusterMemberPut, ClusterMembersPost, ClusterMemberStatePost, ClusterPut,
+    ClusterCertificatePut, ClusterMemberPost, ClusterMemberPut, ClusterMembersPost, ClusterPut,
 )
 from corral.cluster import certificate, members, render, tokens
 from corral.cluster.peer import NOTIFIER
 from corral.config.storage import member_keys
-from corral.errors import BadRequest, CorralError, NotFound, NotImplementedFeature
+from corral.errors import BadRequest, CorralError, NotImplementedFeature
 from corral.https import split_address
 from corral.operations import Work
 
@@ -204,19 +204,6 @@ async def delete_member(request: web.Request):
     await _cluster(request).remove_member(name, request.query.get("force") == "1")
     d.events.lifecycle("cluster-member-removed", _member_url(name), requestor=requestor(request))
     return response.empty()
-
-
-@routes.post("/1.0/cluster/members/{name}/state")
-async def member_state(request: web.Request):
-    """Evacuate or restore a member: part 2 of clustering (instances across members)."""
-    d, name = daemon(request), request.match_info["name"]
-    if not _clustered(request):
-        raise NotFound(members.NOT_FOUND)   # LXD 5.0.2: a standalone server has no such member
-    await members.get(d.state, name)
-    req: ClusterMemberStatePost = await decode.read(request, ClusterMemberStatePost)
-    if req.action in ("evacuate", "restore"):
-        raise NotImplementedFeature(f"cluster evacuation ({req.action} of a member)")
-    raise BadRequest(f'Unknown action "{req.action}"')
 
 
 # ---- /1.0/cluster/certificate ---------------------------------------------------------------------

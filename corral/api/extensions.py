@@ -149,6 +149,7 @@ EXTENSIONS = [
     "instance_project_move",
     "storage_volume_project_move",
     "cloud_init",
+    "clustering_groups",
     "instance_get_full",
     "storage_volume_api_filtering",
     "instance_snapshot_never",
@@ -156,4 +157,5 @@ EXTENSIONS = [
     "instance_file_head",
     "storage_volumes_all_projects",
     "remote_token_expiry",
+    "clustering_image_replication",
 ]

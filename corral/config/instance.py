@@ -3,7 +3,7 @@ import re
 
 from corral.config.network import parse_ifname, parse_mac
 from corral.config.keys import (
-    INSTANCE, Key, declare, not_implemented, not_on_host, one_of, parse_bool, parse_expiry, parse_cpuset,
+    INSTANCE, Key, KeyRefused, declare, not_implemented, not_on_host, one_of, parse_bool, parse_expiry, parse_cpuset,
     parse_int, parse_size, parse_size_or_percent, parse_uint,
 )
 from corral.config.rawlxc import parse_raw_lxc
@@ -13,6 +13,18 @@ from corral.config.schedule import parse_schedule, parse_snapshot_pattern
 def parse_raw_idmap(v: str) -> str:
     from corral.rawidmap import parse_raw_idmap as check
     return check(v)
+
+_EVACUATE = one_of("auto", "migrate", "live-migrate", "stop")
+
+
+def _evacuate_mode(v: str) -> str:
+    """cluster.evacuate: what evacuating the instance's member does to it (corral/cluster/evacuate.py).
+    LXD's live-migrate moves a running container with its memory (CRIU): not built."""
+    _EVACUATE(v)
+    if v == "live-migrate":
+        raise KeyRefused("not implemented: cluster.evacuate=live-migrate (live migration needs CRIU)")
+    return v
+
 
 def parse_memory(v: str):
     """limits.memory: a size or a percentage of the host's memory, not zero (LXD's words)."""
@@ -169,8 +181,7 @@ declare(
                     "is no host-shutdown stop sequence to order", parse_int, "0"),
     not_implemented("boot.host_shutdown_timeout", INSTANCE, "corrald leaves containers running when it "
                     "stops; there is no host-shutdown stop sequence", parse_int, "30"),
-    not_implemented("cluster.evacuate", INSTANCE, "cluster evacuation (Corral is a single member)",
-                    one_of("auto", "migrate", "live-migrate", "stop"), "auto"),
+    Key("cluster.evacuate", INSTANCE, _evacuate_mode, default="auto"),
     _vm("agent.nic_config", parse_bool, "false"),
     not_implemented("migration.stateful", INSTANCE, _NO_CRIU, parse_bool, "false"),
     not_implemented("migration.incremental.memory", INSTANCE, _NO_CRIU, parse_bool, "false"),

@@ -13,6 +13,7 @@ from corral import config, timeutil
 from corral.db.queries import instances as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.image.remote import check_source
+from corral.instance import clustermove
 from corral.instance.devices import validate_devices
 from corral.idmap import IdmapEntry, default_idmap
 from corral.instance.model import Loaded, expand, resources, root_pool, url
@@ -134,6 +135,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         if plan.get("remote") is not None:
             plan["fingerprint"] = await d.image_cache.for_instance(project, plan["remote"], op)
         fp = plan["fingerprint"]
+        await d.images.ensure_local(project, fp)   # in a cluster: fetched from a member that has it
         await d.images.ensure_unpacked(fp, spool)
         image = await d.images.get(project, fp)
         rec["architecture"] = image.get("architecture") or "x86_64"
@@ -148,7 +150,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         plan["in_tx"] = lambda tx: d.images.touch(tx, image_project, fp)   # marked used with the records
     elif plan["type"] == "copy":
         src: Loaded = plan["source"]
-        if not plan["snapshot"] and insts.status(src) != "Stopped":
+        if not plan["snapshot"] and not clustermove.is_remote(insts, src) and insts.status(src) != "Stopped":
             log.info("copying running instance %s (stateless copy)", src.name)
         for k, v in src.rec["config"].items():
             if not k.startswith("volatile.") or k == "volatile.base_image":
@@ -159,11 +161,14 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         cfg["volatile.apply_template"] = "copy"
         if not plan["snapshot"] and not plan["instance_only"]:
             plan["copy_snapshots"] = await insts.snapshots(src)
-        # The volume (or the snapshot copied) with its snapshots, in one pool call (btrfs:
-        # subvolume snapshots); undone whole by the pool when it fails.
-        await asyncio.to_thread(spool.create_instance_from_copy, vol, d.pools.pool(src.pool),
-                                insts.volume_name(src.project, src.name), plan["snapshot"] or None,
-                                [s["name"] for s in plan.get("copy_snapshots") or []])
+        snaps = [s["name"] for s in plan.get("copy_snapshots") or []]
+        if clustermove.is_remote(insts, src):   # pulled from the member it lives on
+            await clustermove.copy_from_member(insts, src, spool, vol, plan["snapshot"] or None, snaps)
+        else:
+            # The volume (or the snapshot copied) with its snapshots, in one pool call (btrfs:
+            # subvolume snapshots); undone whole by the pool when it fails.
+            await asyncio.to_thread(spool.create_instance_from_copy, vol, d.pools.pool(src.pool),
+                                    insts.volume_name(src.project, src.name), plan["snapshot"] or None, snaps)
     else:
         await asyncio.to_thread(spool.create_instance_empty, vol)
     try:
@@ -213,10 +218,11 @@ async def register(insts, rec: dict, snaps: list[dict], in_tx=None) -> None:
 
 async def isolated_idmap(insts, size: int) -> list[IdmapEntry]:
     """security.idmap.isolated: a block of `size` host ids no other isolated instance uses,
-    taken from root's subordinate range after the first block (as LXD does)."""
+    taken from root's subordinate range after the first block (as LXD does); host ids are this
+    member's, so only its instances count."""
     shared = default_idmap()
     uid_range, gid_range = shared[0], shared[1]
-    used = {int(i.config["volatile.idmap.base"]) for i in await insts.load_all(None)
+    used = {int(i.config["volatile.idmap.base"]) for i in await insts.load_local(None)
             if i.config.get("security.idmap.isolated") == "true" and i.config.get("volatile.idmap.base")}
     n = 1
     while (n + 1) * size <= min(uid_range.maprange, gid_range.maprange):

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 
+from corral.config import member_keys
 from corral.config.storage import check_pool
 from corral.db import Database
 from corral.db.queries import storage as q
@@ -42,26 +43,38 @@ class Pools:
         return self._locks.setdefault(name, asyncio.Lock())
 
     async def load(self) -> None:
-        """Make a driver per pool and mount the pools that need it (loop files, block devices)."""
-        async with self.db.session() as tx:
+        """Make a driver per pool created on this member and mount those that need it (loop
+        files, block devices). Pools only pending (or errored) here have no driver until they
+        are created here (create_local)."""
+        async with self.db.transaction() as tx:
             pools = await q.pools(tx)
+            for p in pools:
+                # A standalone server kept member-specific keys cluster-wide: they are this member's.
+                if p["locations"] and len(p["members"]) == 1 and p["local_status"] is not None and \
+                        await q.localise_member_keys(tx, p["id"], member_keys.POOL):
+                    p.update(await q.pool(tx, p["name"]))
+        self._pools, self._unavailable = {}, set()
         for p in pools:
-            pool = self._make(p)
-            drv = pool.driver
-            self._pools[p["name"]] = pool
-            try:
-                ok = await asyncio.to_thread(drv.mount)
-            except Exception as e:  # noqa: BLE001 - reported, the daemon still starts
-                ok = False
-                log.warning("storage pool %s: %s", p["name"], e)
-            if ok and drv.root_only:
-                await self._tighten(p["name"], drv.path)
-            else:
-                self._unavailable.add(p["name"])
-                if self.warnings is not None:
-                    await self.warnings.raise_("Storage pool unavailable",
-                                               f'Storage pool "{p["name"]}" could not be mounted',
-                                               severity="moderate", entity_url=f"/1.0/storage-pools/{p['name']}")
+            if p["local_status"] == "Created":
+                await self._load_one(p)
+
+    async def _load_one(self, p: dict) -> None:
+        pool = self._make(p)
+        drv = pool.driver
+        self._pools[p["name"]] = pool
+        try:
+            ok = await asyncio.to_thread(drv.mount)
+        except Exception as e:  # noqa: BLE001 - reported, the daemon still starts
+            ok = False
+            log.warning("storage pool %s: %s", p["name"], e)
+        if ok and drv.root_only:
+            await self._tighten(p["name"], drv.path)
+        else:
+            self._unavailable.add(p["name"])
+            if self.warnings is not None:
+                await self.warnings.raise_("Storage pool unavailable",
+                                           f'Storage pool "{p["name"]}" could not be mounted',
+                                           severity="moderate", entity_url=f"/1.0/storage-pools/{p['name']}")
 
     @staticmethod
     async def _tighten(pool: str, path: str) -> None:
@@ -116,8 +129,10 @@ class Pools:
             return [self._status(p) for p in await q.pools(tx)]
 
     def _status(self, p: dict) -> dict:
-        if p["name"] in self._unavailable:
-            p["status"] = "Unavailable"
+        """`local_status` as LXD's pool.LocalStatus(): Unavailable when the pool is created here
+        but could not be mounted."""
+        if p["name"] in self._unavailable and p["local_status"] == "Created":
+            p["local_status"] = "Unavailable"
         return p
 
     async def get(self, name: str) -> dict:
@@ -127,7 +142,13 @@ class Pools:
             raise NotFound("Storage pool not found")
         return self._status(p)
 
-    async def create(self, body: dict, requestor: dict | None = None) -> str:
+    @staticmethod
+    def check_config(cls: type[StorageDriver], config) -> dict[str, str]:
+        return check_pool_config(cls, config)
+
+    @staticmethod
+    def check_request(body: dict) -> tuple[str, str, str, type[StorageDriver]]:
+        """(name, driver, description, driver class) of a POST /1.0/storage-pools body."""
         name = check_entity_name("storage pool", body.get("name"))
         driver = body.get("driver")
         if not isinstance(driver, str) or not driver:
@@ -135,11 +156,18 @@ class Pools:
         description = body.get("description") or ""
         if not isinstance(description, str):
             raise BadRequest('Invalid value for field "description": expected string')
-        cls = driver_class(driver)
+        return name, driver, description, driver_class(driver)
+
+    async def create(self, body: dict, requestor: dict | None = None) -> str:
+        """A pool made on this member alone (standalone, or a cluster of one member)."""
+        name, driver, description, cls = self.check_request(body)
         config = check_pool_config(cls, body.get("config") or {})
         if name in self._pools:
             raise Conflict(f'Storage pool "{name}" already exists')
         async with self.lock(name):
+            async with self.db.session() as tx:
+                if await q.pool(tx, name) is not None:
+                    raise Conflict(f'Storage pool "{name}" already exists')
             config = await asyncio.to_thread(cls.fill_config, name, config, self.default_path(name), self.disks_dir)
             p = {"name": name, "driver": driver, "description": description, "config": config}
             pool = self._make(p)
@@ -147,7 +175,7 @@ class Pools:
             await asyncio.to_thread(drv.create_pool)
             try:
                 async with self.db.transaction() as tx:
-                    await q.create_pool(tx, p)
+                    await q.create_pool(tx, p, member_keys.POOL)
             except BaseException:
                 await asyncio.to_thread(drv.delete_pool)
                 raise
@@ -155,10 +183,87 @@ class Pools:
         self.events.lifecycle("storage-pool-created", f"/1.0/storage-pools/{name}", requestor=requestor)
         return name
 
+    async def create_local(self, name: str) -> dict:
+        """This member's part of a clustered pool (LXD's storagePoolCreateLocal): the pool made
+        here from the config this member sees (cluster-wide and its own keys), what the driver
+        filled in recorded as this member's, its state here Created. Nothing is done when it is
+        Created here already; on failure nothing is left here (the caller records the error)."""
+        async with self.lock(name):
+            async with self.db.session() as tx:
+                p = await q.pool(tx, name)
+            if p is None:
+                raise NotFound("Storage pool not found")
+            if p["local_status"] is None:
+                raise BadRequest(f'Storage pool "{name}" is not defined on this member')
+            if p["local_status"] == "Created" and name in self._pools:
+                return p["config"]
+            cls = driver_class(p["driver"])
+            config = check_pool_config(cls, p["config"])
+            config = await asyncio.to_thread(cls.fill_config, name, config, self.default_path(name), self.disks_dir)
+            p["config"] = config
+            pool = self._make(p)
+            drv = pool.driver
+            await asyncio.to_thread(drv.create_pool)
+            try:
+                glob, mine = member_keys.split(config, member_keys.POOL)
+                async with self.db.transaction() as tx:
+                    await q.set_member_config(tx, p["id"], mine)
+                    stored = await q.pool(tx, name)
+                    if any(stored["config"].get(k) != v for k, v in glob.items()):
+                        # a key the driver filled in (the same on every member)
+                        await q.set_global_config(tx, p["id"], {**{k: v for k, v in stored["config"].items()
+                                                                   if k not in member_keys.POOL}, **glob})
+                    await q.set_member_state(tx, p["id"], "Created")
+            except BaseException:
+                await asyncio.to_thread(drv.delete_pool)
+                raise
+            self._pools[name] = pool
+            self._unavailable.discard(name)
+            return config
+
+    async def delete_local(self, name: str) -> None:
+        """This member's part of a clustered pool removed (the records stay: the member that
+        serves the DELETE removes them once every member removed its part); Pending here again."""
+        async with self.lock(name):
+            pool = self._pools.get(name)
+            if pool is not None:
+                await asyncio.to_thread(pool.driver.delete_pool)
+                del self._pools[name]
+                self._unavailable.discard(name)
+            async with self.db.transaction() as tx:
+                p = await q.pool(tx, name)
+                if p is not None and p["local_status"] is not None:
+                    await q.set_member_state(tx, p["id"], "Pending")
+
+    async def define(self, body: dict, target: str) -> str:
+        """`lxc storage create P DRIVER --target MEMBER`: the pool defined (Pending) on a member
+        with that member's keys (LXD's CreatePendingStoragePool); nothing is made yet."""
+        name, driver, _description, cls = self.check_request(body)
+        config = body.get("config") or {}
+        if isinstance(config, dict):
+            for key in config:
+                if key not in member_keys.POOL:
+                    raise BadRequest(f'Config key "{key}" may not be used as member-specific key')
+        config = check_pool_config(cls, config)
+        async with self.lock(name):
+            async with self.db.transaction() as tx:
+                wrong = await q.define_on_member(tx, name, driver, target, config)
+        if wrong == "member":
+            raise NotFound("Cluster member not found")
+        if wrong == "driver":
+            raise BadRequest("Storage pool already exists with a different driver")
+        if wrong == "state":
+            raise BadRequest("Storage pool is not in pending state")
+        if wrong == "defined":
+            raise BadRequest(f'The storage pool already defined on member "{target}"')
+        return name
+
     async def update(self, name: str, body: dict, *, replace: bool, requestor: dict | None = None,
-                     etag_check=None) -> None:
-        """PUT/PATCH under the pool's lock: If-Match, validate, apply each changed driver key, store.
-        When a key fails to apply the keys applied before it are set back and nothing is stored."""
+                     etag_check=None, store: bool = True) -> None:
+        """PUT/PATCH under the pool's lock: If-Match, validate, apply each changed driver key, store
+        (this member's view: the cluster-wide keys and its own; not when `store` is False, for a
+        change another member stores). When a key fails to apply the keys applied before it are
+        set back and nothing is stored."""
         self.pool(name)
         async with self.lock(name):
             p = await self.get(name)
@@ -169,7 +274,7 @@ class Pools:
             if replace:
                 new = dict(config)
                 # Keys the daemon filled in at creation stay unless the client changes them.
-                for k in ("source", "size", "btrfs.mount_options"):
+                for k in ("source", "size", "btrfs.mount_options", "volatile.initial_source"):
                     if k in p["config"] and k not in new:
                         new[k] = p["config"][k]
             else:
@@ -186,8 +291,9 @@ class Pools:
                 for k, v in driver_changes.items():
                     await asyncio.to_thread(drv.update_pool, {k: v})
                     applied.append(k)
-                async with self.db.transaction() as tx:
-                    await q.update_pool(tx, name, description or "", new)
+                if store:
+                    async with self.db.transaction() as tx:
+                        await q.update_pool(tx, name, description or "", new, member_keys.POOL)
             except BaseException:
                 for k in reversed(applied):
                     try:
@@ -196,7 +302,8 @@ class Pools:
                         log.exception("pool %s: restoring %s failed", name, k)
                 raise
             drv.config = new
-        self.events.lifecycle("storage-pool-updated", f"/1.0/storage-pools/{name}", requestor=requestor)
+        if store:
+            self.events.lifecycle("storage-pool-updated", f"/1.0/storage-pools/{name}", requestor=requestor)
 
     async def delete(self, name: str, used_by: list[str], requestor: dict | None = None) -> None:
         drv = self.pool(name).driver

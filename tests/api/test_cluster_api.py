@@ -343,18 +343,6 @@ def test_rename_and_remove_go_to_the_cluster_layer(h):
     assert h.get("/1.0/cluster/members").metadata == ["/1.0/cluster/members/a"]
 
 
-def test_evacuation_is_not_implemented(h):
-    bootstrap(h)
-    for action in ("evacuate", "restore"):
-        assert error(h.request("POST", "/1.0/cluster/members/a/state", {"action": action})) == \
-            (501, f"not implemented: cluster evacuation ({action} of a member)")
-    assert error(h.request("POST", "/1.0/cluster/members/a/state", {"action": "bogus"})) == \
-        (400, 'Unknown action "bogus"')
-    assert error(h.request("POST", "/1.0/cluster/members/zz/state", {"action": "evacuate"})) == \
-        (404, "Cluster member not found")
-    assert h.sql("SELECT state FROM nodes WHERE id = 1") == [{"state": 0}]
-
-
 # ---- join tokens --------------------------------------------------------------------------------
 
 def test_join_tokens(h):

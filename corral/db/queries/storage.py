@@ -6,39 +6,132 @@ from __future__ import annotations
 
 from corral.db import Tx
 from corral.db.queries import lxd
+from corral.db.queries import member_config as mc
 
 _POOL_ID = "(SELECT id FROM storage_pools WHERE name = ?)"
+_TABLE, _FK = "storage_pools_config", "storage_pool_id"
 
 
-async def _pools(tx: Tx, rows: list[dict]) -> list[dict]:
-    config = await lxd.config_of(tx, "storage_pools_config", "storage_pool_id", [r["id"] for r in rows])
-    return [{"name": r["name"], "driver": r["driver"], "description": r["description"] or "",
-             "config": config.get(r["id"], {}), "status": lxd.state_name(r["state"])} for r in rows]
+async def _pools(tx: Tx, rows: list[dict], member: int | None = None) -> list[dict]:
+    """Pool records as member `member` (default: this one) sees them: its config (cluster-wide and
+    its own keys), the pool's global status, its own status (None where the pool is not defined
+    on it) and every member's (`members`: {name: status}, `locations`: their names)."""
+    member = lxd.LOCAL_NODE_ID if member is None else member
+    ids = [r["id"] for r in rows]
+    config = await mc.seen_by(tx, _TABLE, _FK, ids, member)
+    nodes: dict[int, list[dict]] = {}
+    for n in await lxd.fetch_in(tx, "SELECT spn.storage_pool_id AS owner, spn.node_id AS node_id, "
+                                    "spn.state AS state, n.name AS name FROM storage_pools_nodes spn "
+                                    "JOIN nodes n ON n.id = spn.node_id WHERE spn.storage_pool_id IN ({marks}) "
+                                    "ORDER BY n.name", ids):
+        nodes.setdefault(n["owner"], []).append(n)
+    out = []
+    for r in rows:
+        ns = nodes.get(r["id"], [])
+        own = next((n for n in ns if n["node_id"] == member), None)
+        out.append({"id": r["id"], "name": r["name"], "driver": r["driver"], "description": r["description"] or "",
+                    "config": config.get(r["id"], {}), "status": lxd.state_name(r["state"]),
+                    "local_status": lxd.state_name(own["state"]) if own else None,
+                    "members": {n["name"]: lxd.state_name(n["state"]) for n in ns},
+                    "locations": [n["name"] for n in ns]})
+    return out
 
 
 async def pools(tx: Tx) -> list[dict]:
     return await _pools(tx, await tx.fetch("SELECT * FROM storage_pools ORDER BY name"))
 
 
-async def pool(tx: Tx, name: str) -> dict | None:
+async def pool(tx: Tx, name: str, member: int | None = None) -> dict | None:
     r = await tx.fetchone("SELECT * FROM storage_pools WHERE name = ?", [name])
-    return (await _pools(tx, [r]))[0] if r else None
+    return (await _pools(tx, [r], member))[0] if r else None
 
 
-async def create_pool(tx: Tx, p: dict) -> None:
+async def create_pool(tx: Tx, p: dict, member_keys: frozenset[str] = frozenset()) -> int:
+    """A pool made on this member alone (a standalone server or a one-member cluster): Created
+    here, its member-specific keys in this member's scope."""
+    state = lxd.state_code(p.get("status", "Created"))
     pid, _ = await tx.execute("INSERT INTO storage_pools (name, driver, description, state) VALUES (?, ?, ?, ?)",
-                              [p["name"], p["driver"], p.get("description", ""),
-                               lxd.state_code(p.get("status", "Created"))])
-    await lxd.set_config(tx, "storage_pools_config", "storage_pool_id", pid, p.get("config", {}))
-    await tx.execute(f"INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES (?, {lxd.LOCAL_NODE_ID}, ?)",
-                     [pid, lxd.state_code(p.get("status", "Created"))])
+                              [p["name"], p["driver"], p.get("description", ""), state])
+    await mc.set_split(tx, _TABLE, _FK, pid, lxd.LOCAL_NODE_ID, p.get("config", {}), member_keys)
+    await tx.execute("INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES (?, ?, ?)",
+                     [pid, lxd.LOCAL_NODE_ID, state])
+    return pid
 
 
-async def update_pool(tx: Tx, name: str, description: str, config: dict) -> None:
+async def define_on_member(tx: Tx, name: str, driver: str, member: str, config: dict) -> str:
+    """LXD's CreatePendingStoragePool: the pool (made Pending when new) defined on `member` with
+    its member-specific `config`. "" when done, else what was wrong: "member" (no such member),
+    "driver" (the pool has another driver), "state" (the pool is not pending), "defined" (it is
+    already defined on that member)."""
+    node = await tx.fetchone("SELECT id FROM nodes WHERE name = ?", [member])
+    if node is None:
+        return "member"
+    r = await tx.fetchone("SELECT id, driver, state FROM storage_pools WHERE name = ?", [name])
+    if r is None:
+        pid, _ = await tx.execute("INSERT INTO storage_pools (name, driver, description, state) VALUES (?, ?, '', ?)",
+                                  [name, driver, lxd.state_code("Pending")])
+    else:
+        if r["driver"] != driver:
+            return "driver"
+        if r["state"] != lxd.state_code("Pending"):
+            return "state"
+        pid = r["id"]
+    if await tx.fetchone("SELECT id FROM storage_pools_nodes WHERE storage_pool_id = ? AND node_id = ?",
+                         [pid, node["id"]]):
+        return "defined"
+    await tx.execute("INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES (?, ?, ?)",
+                     [pid, node["id"], lxd.state_code("Pending")])
+    await mc.set_scope(tx, _TABLE, _FK, pid, node["id"], config)
+    return ""
+
+
+async def member_configs(tx: Tx, pool_id: int) -> tuple[list[str], dict[str, dict]]:
+    """(members the pool is not defined on, {member name: its member-specific config})."""
+    members = await tx.fetch("SELECT id, name FROM nodes ORDER BY name")
+    defined = {r["node_id"] for r in await tx.fetch("SELECT node_id FROM storage_pools_nodes "
+                                                     "WHERE storage_pool_id = ?", [pool_id])}
+    rows = await mc.members_rows(tx, _TABLE, _FK, pool_id)
+    return ([m["name"] for m in members if m["id"] not in defined],
+            {m["name"]: rows.get(m["id"], {}) for m in members if m["id"] in defined})
+
+
+async def set_global_config(tx: Tx, pool_id: int, config: dict) -> None:
+    await mc.set_scope(tx, _TABLE, _FK, pool_id, None, config)
+
+
+async def set_member_config(tx: Tx, pool_id: int, config: dict, member: int | None = None) -> None:
+    await mc.set_scope(tx, _TABLE, _FK, pool_id, lxd.LOCAL_NODE_ID if member is None else member, config)
+
+
+async def set_pool_state(tx: Tx, pool_id: int, status: str) -> None:
+    await tx.execute("UPDATE storage_pools SET state = ? WHERE id = ?", [lxd.state_code(status), pool_id])
+
+
+async def set_member_state(tx: Tx, pool_id: int, status: str, member: int | None = None) -> None:
+    """A member's state of the pool (LXD's storagePoolNodeState), this member's by default."""
+    await tx.execute("UPDATE storage_pools_nodes SET state = ? WHERE storage_pool_id = ? AND node_id = ?",
+                     [lxd.state_code(status), pool_id, lxd.LOCAL_NODE_ID if member is None else member])
+
+
+async def join_member(tx: Tx, pool_id: int, config: dict) -> None:
+    """A joining member's part of a pool it made before it joined (LXD's
+    UpdateStoragePoolAfterNodeJoin): Created on it, with its member-specific config."""
+    await tx.execute("INSERT INTO storage_pools_nodes (storage_pool_id, node_id, state) VALUES (?, ?, ?)",
+                     [pool_id, lxd.LOCAL_NODE_ID, lxd.state_code("Created")])
+    await mc.set_scope(tx, _TABLE, _FK, pool_id, lxd.LOCAL_NODE_ID, config)
+
+
+async def localise_member_keys(tx: Tx, pool_id: int, member_keys) -> int:
+    return await mc.localise(tx, _TABLE, _FK, pool_id, lxd.LOCAL_NODE_ID, member_keys)
+
+
+async def update_pool(tx: Tx, name: str, description: str, config: dict,
+                      member_keys: frozenset[str] = frozenset()) -> None:
+    """This member's view of the pool's config stored: the cluster-wide keys and its own."""
     r = await tx.fetchone("SELECT id FROM storage_pools WHERE name = ?", [name])
     if r:
         await tx.execute("UPDATE storage_pools SET description = ? WHERE id = ?", [description, r["id"]])
-        await lxd.set_config(tx, "storage_pools_config", "storage_pool_id", r["id"], config)
+        await mc.set_split(tx, _TABLE, _FK, r["id"], lxd.LOCAL_NODE_ID, config, member_keys)
 
 
 async def delete_pool(tx: Tx, name: str) -> None:
@@ -46,10 +139,15 @@ async def delete_pool(tx: Tx, name: str) -> None:
 
 
 _VSELECT = ("SELECT v.id AS id, sp.name AS pool, p.name AS project, v.type AS type, v.name AS name, "
-            "v.description AS description, v.content_type AS content_type, d.creation_date AS created_at "
-            "FROM storage_volumes v "
+            "v.description AS description, v.content_type AS content_type, d.creation_date AS created_at, "
+            "n.name AS location, v.node_id AS node_id FROM storage_volumes v "
             "JOIN storage_pools sp ON sp.id = v.storage_pool_id JOIN projects p ON p.id = v.project_id "
+            "LEFT JOIN nodes n ON n.id = v.node_id "
             "LEFT JOIN corral_storage_volumes_dates d ON d.storage_volume_id = v.id ")
+# Volumes of local pools (dir, btrfs: every driver Corral has) belong to one member: reads and
+# writes by name are this member's (LXD's GetLocalStoragePoolVolume); listings show every member's
+# with its `location`.
+_LOCAL = "(v.node_id = {node} OR v.node_id IS NULL)"
 _ORDER = " ORDER BY v.type, v.name"
 
 
@@ -58,10 +156,16 @@ async def _volumes(tx: Tx, rows: list[dict]) -> list[dict]:
     return [{"id": r["id"], "pool": r["pool"], "project": r["project"], "type": lxd.volume_type_name(r["type"]),
              "name": r["name"], "description": r["description"] or "", "config": config.get(r["id"], {}),
              "content_type": "block" if r["content_type"] == 1 else "filesystem",
-             "created_at": r["created_at"] or "0001-01-01T00:00:00Z"} for r in rows]
+             "created_at": r["created_at"] or "0001-01-01T00:00:00Z", "location": r["location"] or "none",
+             "node_id": r["node_id"]} for r in rows]
+
+
+def _local() -> str:
+    return _LOCAL.format(node=int(lxd.LOCAL_NODE_ID))
 
 
 async def volumes(tx: Tx, pool: str, project: str | None = None) -> list[dict]:
+    """Every member's volumes of a pool (each with its `location`)."""
     if project is None:
         rows = await tx.fetch(_VSELECT + "WHERE sp.name = ?" + _ORDER, [pool])
     else:
@@ -70,9 +174,19 @@ async def volumes(tx: Tx, pool: str, project: str | None = None) -> list[dict]:
 
 
 async def volume(tx: Tx, pool: str, project: str, type_: str, name: str) -> dict | None:
-    r = await tx.fetchone(_VSELECT + "WHERE sp.name = ? AND p.name = ? AND v.type = ? AND v.name = ?",
+    """This member's volume of that name."""
+    r = await tx.fetchone(_VSELECT + f"WHERE sp.name = ? AND p.name = ? AND v.type = ? AND v.name = ? AND {_local()}",
                           [pool, project, lxd.volume_type_code(type_), name])
     return (await _volumes(tx, [r]))[0] if r else None
+
+
+async def volume_locations(tx: Tx, pool: str, project: str, type_: str, name: str) -> list[str]:
+    """The members that have a volume of that name in the pool."""
+    rows = await tx.fetch("SELECT DISTINCT n.name AS name FROM storage_volumes v JOIN nodes n ON n.id = v.node_id "
+                          f"WHERE v.storage_pool_id = {_POOL_ID} AND v.project_id = {lxd.PROJECT_ID} "
+                          "AND v.type = ? AND v.name = ? ORDER BY n.name",
+                          [pool, project, lxd.volume_type_code(type_), name])
+    return [r["name"] for r in rows]
 
 
 async def create_custom_volume(tx: Tx, rec: dict, snaps: list[dict]) -> bool:
@@ -97,22 +211,29 @@ async def create_volume(tx: Tx, v: dict) -> None:
                      [vid, v["created_at"]])
 
 
-_VWHERE = f"storage_pool_id = {_POOL_ID} AND project_id = {lxd.PROJECT_ID} AND type = ? AND name = ?"
+def _vwhere() -> str:
+    """This member's volume by (pool, project, type, name)."""
+    node = int(lxd.LOCAL_NODE_ID)
+    return (f"storage_pool_id = {_POOL_ID} AND project_id = {lxd.PROJECT_ID} AND type = ? AND name = ? "
+            f"AND (node_id = {node} OR node_id IS NULL)")
 
 
 async def rename_volume(tx: Tx, pool: str, project: str, type_: str, old: str, new: str) -> None:
-    await tx.execute(f"UPDATE storage_volumes SET name = ? WHERE {_VWHERE}",
+    await tx.execute(f"UPDATE storage_volumes SET name = ? WHERE {_vwhere()}",
                      [new, pool, project, lxd.volume_type_code(type_), old])
 
 
 async def delete_volume(tx: Tx, pool: str, project: str, type_: str, name: str) -> None:
-    await tx.execute(f"DELETE FROM storage_volumes WHERE {_VWHERE}", [pool, project, lxd.volume_type_code(type_), name])
+    await tx.execute(f"DELETE FROM storage_volumes WHERE {_vwhere()}", [pool, project, lxd.volume_type_code(type_), name])
 
 
-async def all_volumes(tx: Tx, type_: str | None = None) -> list[dict]:
+async def all_volumes(tx: Tx, type_: str | None = None, every_member: bool = False) -> list[dict]:
+    """This member's volumes (with `every_member`, all the cluster's) of every pool."""
+    where = "" if every_member else f"WHERE {_local()} "
     if type_ is None:
-        return await _volumes(tx, await tx.fetch(_VSELECT + "ORDER BY sp.name, v.type, v.name"))
-    return await _volumes(tx, await tx.fetch(_VSELECT + "WHERE v.type = ? ORDER BY sp.name, v.name",
+        return await _volumes(tx, await tx.fetch(_VSELECT + where + "ORDER BY sp.name, v.type, v.name"))
+    where = (where + "AND " if where else "WHERE ") + "v.type = ? "
+    return await _volumes(tx, await tx.fetch(_VSELECT + where + "ORDER BY sp.name, v.name",
                                              [lxd.volume_type_code(type_)]))
 
 
