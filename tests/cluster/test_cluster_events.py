@@ -23,6 +23,7 @@ import yaml
 
 import clusterlib as cl
 from events_lib import Monitor, PeerStream, mesh_status, produce_until_seen, profile_event, wait_links
+from helpers import busybox_tarball, unique
 
 CORRALD = cl.DAEMON == "corrald"
 corrald_only = pytest.mark.skipif(not CORRALD, reason="corrald's test endpoint / state layout")
@@ -208,3 +209,35 @@ def test_mesh_follows_join_and_removal(cluster, monitors):
         wait_links(m2, {"m1", "m3"})
     _, e = produce_until_seen(m3, mon1)
     assert e["location"] == "m3"
+
+
+def test_instance_lifecycle_events_of_another_member(cluster, monitors):
+    """A container's lifecycle on m3, seen by lxc monitor on m1 (the pool made per member, then
+    globally, as LXD does; the image imported on m3 itself)."""
+    _, (m1, m2, m3) = cluster
+    pool = unique("evp")
+    for m in (m1, m2, m3):
+        res = m1.lxc("storage", "create", pool, "dir", "--target", m.name, check=False)
+        if res.returncode != 0 and "already exists" in res.stderr:
+            pytest.skip("needs storage pools per member (issue 13, storage: not on this branch yet)")
+        assert res.returncode == 0, res.stderr
+    m1.lxc("storage", "create", pool, "dir")
+    image = unique("evi")
+    m3.lxc("image", "import", busybox_tarball(), "--alias", image)
+    name = unique("evc")
+    mon1 = monitors(m1)
+    produce_until_seen(m3, mon1)                           # the monitor and m1's link to m3 are up
+    try:
+        m3.lxc("init", image, name, "--target", "m3", "--storage", pool)
+        m3.lxc("start", name)
+
+        def inst(action):
+            return lambda e: ((e.get("metadata") or {}).get("action") == action
+                              and (e.get("metadata") or {}).get("source") == f"/1.0/instances/{name}")
+        for action in ("instance-created", "instance-started"):
+            e = mon1.wait_for(inst(action), 30)
+            assert e is not None and e["location"] == "m3", (action, mon1.events[-5:])
+    finally:
+        m3.lxc("delete", "-f", name, check=False)
+        m3.lxc("image", "delete", image, check=False)
+        m1.lxc("storage", "delete", pool, check=False)
