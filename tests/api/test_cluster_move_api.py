@@ -168,6 +168,10 @@ class MoveCluster(FakeCluster):
         super().__init__(state)
         self.peer = None
 
+    async def members(self) -> list[dict]:
+        async with self.state.db.session() as tx:
+            return await qnodes.members(tx)
+
     def online(self, m: dict) -> bool:
         return m["id"] == self.member_id or render.online(m["heartbeat"], 20, datetime.now(timezone.utc))
 
@@ -181,11 +185,12 @@ def mc():
     try:
         bootstrap(h)
         peer = h.cluster.peer = FakePeer(h.state, h.socket)
+        # the pool while "a" is the only member (the others' parts of it are their doubles' business)
+        r = h.request("POST", "/1.0/storage-pools", {"name": "default", "driver": "dir"})
+        assert r.status in (200, 201), r.body
         for name, address in (("b", B), ("c", C)):
             add_member(h, name, address)
             peer.members[address] = FakeMember(name, address, base, peer)
-        r = h.request("POST", "/1.0/storage-pools", {"name": "default", "driver": "dir"})
-        assert r.status in (200, 201), r.body
         r = h.request("PATCH", "/1.0/profiles/default",
                       {"devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}})
         assert r.status == 200, r.body
