@@ -156,4 +156,6 @@ EXTENSIONS = [
     "instance_file_head",
     "storage_volumes_all_projects",
     "remote_token_expiry",
+    "cluster_internal_copy",
+    "clustering_evacuation",
 ]

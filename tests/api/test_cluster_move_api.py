@@ -484,3 +484,12 @@ def test_a_copy_of_another_members_instance_is_pulled_from_it(mc):
     err = failed(h, h.request("POST", "/1.0/instances", {"name": "c7", "source": {"type": "copy", "source": "c1"}}))
     assert err == f"Failed to fetch volume c1 from {B}: Instance not found"
     assert h.get("/1.0/instances/c7").status == 404 and not has_volume(h, "c7")
+
+
+def test_an_ephemeral_instance_stopped_to_be_moved_is_not_deleted(mc):
+    h = mc
+    ok(h, h.request("POST", "/1.0/instances", {"name": "e1", "source": {"type": "none"}, "ephemeral": True}))
+    ok(h, h.request("PUT", "/1.0/instances/e1/state", {"action": "start"}))
+    ok(h, move(h, "e1", "b", {"live": False}))
+    assert node_of(h, "e1") == "b" and h.b.status["e1"] == "Running"
+    assert h.get("/1.0/instances/e1").metadata["ephemeral"] is True
