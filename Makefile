@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list clean
 
 setup:
 	./scripts/setup.sh
@@ -41,6 +41,12 @@ bench-cluster:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/cluster.py --sizes $(or $(SIZES),$(CLUSTER_SIZES)) --reps $(or $(REPS),3) \
 		--max $(or $(MAX),16) --daemon $(or $(DAEMON),corrald)
+
+# `lxc list` of COUNT (300) busybox containers over 3 members, against a standalone corrald and LXD (issue 13);
+# RUNNING=1 starts them (each target set up, measured and removed in turn).
+bench-cluster-list:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/cluster_list.py --count $(or $(COUNT),300) --reps $(or $(REPS),5) $(if $(RUNNING),--running)
 
 clean:
 	rm -rf .venv build *.egg-info

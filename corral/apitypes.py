@@ -144,6 +144,23 @@ class ClusterMemberPut(Request):
 
 
 @dataclass
+class ClusterGroupPut(Request):
+    description: str = ""
+    members: list[str] = _list()
+
+
+@dataclass
+class ClusterGroupsPost(ClusterGroupPut):
+    name: str = ""
+
+
+@dataclass
+class ClusterGroupPost(Request):
+    """A cluster group rename."""
+    name: str = ""
+
+
+@dataclass
 class ClusterCertificatePut(Request):
     cluster_certificate: str = ""
     cluster_certificate_key: str = ""

@@ -15,8 +15,10 @@ from aiohttp import web
 from corral import hardening, hostinfo, logthrottle, netguard, storage, timeutil
 from corral.pki import certs
 from corral.api.server import make_app
+from corral.cluster.event_mesh import EventMesh
 from corral.cluster.gateway import Gateway
 from corral.cluster.membership import Cluster
+from corral.cluster.operation_records import OperationRecords
 from corral.db import Database
 from corral.devlxd import DevLXD
 from corral.events import EventHub, EventLogHandler
@@ -78,14 +80,16 @@ class Daemon:
         s = self.state = State(paths=paths, db=db, events=events, operations=OperationManager(events),
                                config=ServerConfig(db), mock=mock, net_host=NoHost() if mock else None)
         s.cluster = Cluster(s, gateway)
+        s.operations.registry = OperationRecords(s)
         s.cluster.on_member.append(self._became_member)
         s.cluster.shutdown_hook = self.request_shutdown
         s.cluster.versions = _versions
+        self.event_mesh = EventMesh(s)   # the other members' events into ours; our name on ours
         s.projects = Projects(db, hooks=s)
         s.profiles = Profiles(db, events, hooks=s)
         s.warnings = Warnings(db)
         s.pools = Pools(db, paths.root, events, s.warnings)
-        s.images = Images(db, paths, s.pools, events, s.operations, s.config)
+        s.images = Images(db, paths, s.pools, events, s.operations, s.config, cluster=s.cluster)
         s.image_cache = ImageCache(s)
         self.image_tasks = ImageTasks(s)
         s.instances = Instances(s)
@@ -137,6 +141,7 @@ class Daemon:
         await self.db.start()
         await self.db.apply_patch_file(os.path.join(self.paths.database, "patch.global.sql"))
         await self.cluster.start()
+        await self.operations.registry.start()
         await self._record_member()
         await self.config.load()
         await self.projects.load()
@@ -158,6 +163,7 @@ class Daemon:
         if self.https is None:
             await self._listen_https()
         self._hardening = await hardening.check(self.state)
+        self.event_mesh.start()
         self.ready.set()
         self.image_tasks.start()   # expired cached images, then auto-updates (now and hourly)
         log.info("corrald ready on %s (pid %d)", self.paths.socket, os.getpid())
@@ -278,6 +284,8 @@ class Daemon:
             log.warning("operations still running after core.shutdown_timeout; cancelling them")
         self.operations.cancel_all()
         await asyncio.sleep(0)
+        await self.event_mesh.stop()
+        self.events.close()   # event streams end (the runner would wait for them)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.backup_yaml.stop()

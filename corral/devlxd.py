@@ -148,7 +148,7 @@ class DevLXD:
         driver_name = container_of_pid(peer_pid(request))
         if driver_name is None:
             raise GuestError(403, "not authorized")
-        for inst in await self.d.instances.load_all(None):
+        for inst in await self.d.instances.load_local(None):
             if self.d.instances.driver_name(inst.project, inst.name) == driver_name:
                 if not config.value(config.INSTANCE, inst.config, "security.devlxd"):
                     raise GuestError(403, "not authorized")
@@ -161,9 +161,9 @@ class DevLXD:
         return _json(["/1.0"])
 
     async def get_info(self, request: web.Request):
-        # `location` is the cluster member's name; a standalone server (no clustering yet) says "none".
+        # `location` is the name of the cluster member the container runs on ("none" standalone).
         return _json({"state": "", "api_version": "1.0", "instance_type": request["instance"].rec.get("type") or
-                      "container", "location": "none"})
+                      "container", "location": self.d.cluster.server_name})
 
     async def get_config(self, request: web.Request):
         cfg = request["instance"].config

@@ -180,8 +180,17 @@ class Operation:
 class OperationManager:
     def __init__(self, events, location: str = "none"):
         self.events = events
-        self.location = location
+        self._location = location
         self._ops: dict[str, Operation] = {}
+        # Where this member's operations are recorded for the other members (LXD's `operations`
+        # table): set by the daemon (corral/cluster/operation_records.py); None: nowhere.
+        self.registry = None
+        self._recording: dict[str, asyncio.Task] = {}
+
+    @property
+    def location(self) -> str:
+        """The name of the member running the operations made here ("none" standalone)."""
+        return self.registry.location() if self.registry is not None else self._location
 
     def create(self, *, project: str = "default", cls: str = TASK, description: str,
                resources: dict | None = None, metadata: Any = None, run: RunFunc | None = None,
@@ -190,9 +199,21 @@ class OperationManager:
                        metadata=metadata, run=run, connect=connect,
                        cancellable=cancellable or cls == TOKEN, location=self.location)
         self._ops[op.id] = op
+        if self.registry is not None:
+            task = self.registry.record(op)
+            if task is not None:
+                self._recording[op.id] = task
+                task.add_done_callback(lambda _t, i=op.id: self._recording.pop(i, None))
         self.events.send("operation", op.to_api(), project)
         op.start()
         return op
+
+    async def recorded(self, op_id: str, timeout: float = 5.0) -> None:
+        """Once operation `op_id` is recorded where the other members look for it (awaited before
+        the request that made it answers, so that any member finds it at once)."""
+        task = self._recording.get(op_id)
+        if task is not None:
+            await asyncio.wait([task], timeout=timeout)
 
     def start(self, work: Work) -> Operation:
         """The one way an operation is made from a `Work`."""
@@ -227,9 +248,14 @@ class OperationManager:
 
     def _retire(self, op: Operation) -> None:
         try:
-            asyncio.get_running_loop().call_later(RETENTION_SECONDS, self._ops.pop, op.id, None)
+            asyncio.get_running_loop().call_later(RETENTION_SECONDS, self._drop, op.id)
         except RuntimeError:
             self._ops.pop(op.id, None)
+
+    def _drop(self, op_id: str) -> None:
+        op = self._ops.pop(op_id, None)
+        if op is not None and self.registry is not None:
+            self.registry.forget(op)
 
     async def drain(self, timeout: float) -> bool:
         """Wait for running operations (shutdown); True if all finished in time."""

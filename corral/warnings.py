@@ -1,4 +1,8 @@
-"""Warnings (GET /1.0/warnings): raised by the daemon when something on the host needs attention."""
+"""Warnings (GET /1.0/warnings): raised by the daemon when something on the host needs attention.
+
+Each member raises its own (the row's node_id is this member's); the warnings table is the
+cluster's, so every member lists every member's warnings, each with its member's name as
+`location` (as LXD 5.0, which also ignores `?target=` on the listing)."""
 from __future__ import annotations
 
 from corral import timeutil
@@ -8,14 +12,13 @@ from corral.errors import BadRequest, NotFound
 
 
 class Warnings:
-    def __init__(self, db: Database, node: str = "none"):
+    def __init__(self, db: Database):
         self.db = db
-        self.node = node
 
     async def raise_(self, type_: str, message: str, *, severity: str = "low", project: str = "",
                      entity_url: str = "") -> None:
         async with self.db.transaction() as tx:
-            await q.upsert(tx, node=self.node, project=project, entity_url=entity_url, type=type_,
+            await q.upsert(tx, project=project, entity_url=entity_url, type=type_,
                            message=message, severity=severity, now=timeutil.now())
 
     async def get_all(self) -> list[dict]:

@@ -211,7 +211,8 @@ async def auth_middleware(request: web.Request, handler):
     location = resp.headers.get("Location", "") if resp.status == 202 else ""
     if location.startswith("/1.0/operations/"):
         # The operation belongs to the request's project and its client, wherever it was registered.
-        request.app["daemon"].operations.claim(
-            location.rsplit("/", 1)[1], project=request.query.get("project") or "default",
-            owner=request.get("client_fingerprint", ""))
+        ops = request.app["daemon"].operations
+        ops.claim(location.rsplit("/", 1)[1], project=request.query.get("project") or "default",
+                  owner=request.get("client_fingerprint", ""))
+        await ops.recorded(location.rsplit("/", 1)[1])   # every member finds it once we answer
     return resp

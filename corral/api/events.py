@@ -1,12 +1,18 @@
-"""GET /1.0/events: the event stream over a websocket."""
+"""GET /1.0/events: the event stream over a websocket.
+
+A client gets the events of every cluster member (corral/cluster/event_mesh.py brings the others'
+into the hub); another member's subscription (a cluster notification, as the event mesh connects)
+gets this member's own events only, as LXD's full-mesh mode does."""
 import asyncio
 import contextlib
 
 from aiohttp import web
 
-from corral.api.auth import allowed_projects
+from corral.api import response
+from corral.api.auth import allowed_projects, is_unix
 from corral.api.request import daemon, project
 from corral.api.response import dumps
+from corral.cluster.peer import NOTIFIER
 from corral.errors import BadRequest, Forbidden
 from corral.events import TYPES
 
@@ -28,7 +34,8 @@ async def events(request: web.Request):
     if allowed_projects(request) is not None and not types:
         types = [t for t in TYPES if t != "logging"]
     proj = None if request.query.get("all-projects") in ("true", "1") else await project(request)
-    listener = d.events.listen(types, proj)
+    peer = bool(request.get("cluster_peer")) and request.headers.get("User-Agent", "") == NOTIFIER
+    listener = d.events.listen(types, proj, remote=not peer, client=True)
     await ws.prepare(request)
 
     async def drain_client():
@@ -43,7 +50,10 @@ async def events(request: web.Request):
             if getter not in done:
                 getter.cancel()
                 break
-            await ws.send_str(dumps(getter.result()))
+            event = getter.result()
+            if event is None:   # the hub closed: the daemon is shutting down
+                break
+            await ws.send_str(dumps(event))
             if listener.dropped:
                 break
     except ConnectionError:   # the client went away while an event was on its way: nothing to report
@@ -54,3 +64,13 @@ async def events(request: web.Request):
         with contextlib.suppress(Exception):
             await ws.close()
     return ws
+
+
+@routes.get("/internal/testing/event-mesh")
+async def event_mesh_status(request: web.Request):
+    """The event mesh's links (tests): {"links": {member: {address, connected, connects, failures,
+    received, last_error}}, "refreshes": n}."""
+    if not is_unix(request):
+        raise Forbidden("Internal endpoints are only available on the unix socket")
+    mesh = daemon(request).event_mesh
+    return response.sync({"links": mesh.status(), "refreshes": mesh.refreshes})

@@ -149,6 +149,7 @@ EXTENSIONS = [
     "instance_project_move",
     "storage_volume_project_move",
     "cloud_init",
+    "clustering_groups",
     "instance_get_full",
     "storage_volume_api_filtering",
     "instance_snapshot_never",
@@ -158,4 +159,5 @@ EXTENSIONS = [
     "remote_token_expiry",
     "cluster_internal_copy",
     "clustering_evacuation",
+    "clustering_image_replication",
 ]

@@ -46,8 +46,13 @@ async def proxy(request: web.Request, address: str, path_qs: str | None = None) 
         return await _relay_websocket(request, session, url)
     body = request.get(JSON_BODY)
     data = body if body is not None else (request.content if request.body_exists else None)
+    headers = _headers(request.headers)
+    if body is not None and not any(k.lower() == "content-type" for k in headers):
+        # a JSON body sent without a Content-Type: say so, or aiohttp calls it application/octet-stream
+        # (which the member would take for an upload: a backup import, an image file)
+        headers["Content-Type"] = "application/json"
     try:
-        resp = await session.request(request.method, url, headers=_headers(request.headers), data=data,
+        resp = await session.request(request.method, url, headers=headers, data=data,
                                      timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
                                      allow_redirects=False, auto_decompress=False)
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:

@@ -4,22 +4,26 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import re
 import secrets
 from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
 from corral.api import decode, filtering, response
-from corral.api.request import STREAMED, MAX_JSON_BODY, check_etag, daemon, project, recursion, requestor
+from corral.api.forward import forwarded, proxy
+from corral.api.request import (JSON_BODY, STREAMED, MAX_JSON_BODY, check_etag, daemon, project, read_object,
+                                recursion, requestor)
 from corral.api.auth import trusted
 from corral.apitypes import ImageAliasesEntryPost, ImageAliasesEntryPut, ImageAliasesPost, ImagePut, ImagesPost
-from corral.errors import BadRequest, NotFound, NotImplementedFeature
+from corral.errors import BadRequest, Forbidden, NotFound, NotImplementedFeature
 from corral.operations import TOKEN, Work
 from corral.image import store
 from corral.image.images import (PUBLISH_TYPES, alias_url, check_aliases, check_properties, is_true,
                                  parse_json_body, url)
 
 routes = web.RouteTableDef()
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 # ---- /1.0/images ---------------------------------------------------------------------------------
@@ -117,8 +121,26 @@ async def _json_post(request: web.Request, proj: str, req: ImagesPost, req_proj:
         raise NotImplementedFeature("importing images from URLs")
     if stype not in PUBLISH_TYPES:
         raise BadRequest("Invalid images JSON")
+    member = await _instance_member(request, req_proj, req.source.name or "")
+    if member:   # published where the instance is (LXD's forwardedResponseIfInstanceIsRemote)
+        return await proxy(request, member)
     return response.operation(request, d.images.start_publish(proj, req, requestor(request),
                                                               source_project=req_proj))
+
+
+async def _instance_member(request: web.Request, proj: str, name: str) -> str | None:
+    """The address of the member holding the instance (or snapshot) `name` when not this one."""
+    d = daemon(request)
+    if not d.cluster.clustered or forwarded(request) or not name:
+        return None
+    try:
+        loaded = await d.instances.load(proj, name.split("/", 1)[0])
+    except NotFound:
+        return None   # the publish answers it
+    node = loaded.rec.get("node") or ""
+    if node in ("", "none", d.cluster.server_name):
+        return None
+    return await d.cluster.member_address(node)
 
 
 @routes.post("/1.0/images")
@@ -153,9 +175,11 @@ async def create_image(request: web.Request):
             filename = request.headers.get("X-LXD-filename", "")
             split = False
             if upload.size <= MAX_JSON_BODY and (await asyncio.to_thread(upload.head, 64)).lstrip()[:1] == b"{":
-                body = parse_json_body(await asyncio.to_thread(upload.read_first))
+                raw = await asyncio.to_thread(upload.read_first)
+                body = parse_json_body(raw)
                 if body is not None:
                     await asyncio.to_thread(upload.cleanup)
+                    request[JSON_BODY] = raw   # what a forward to another member sends on
                     return await _json_post(request, proj, decode.decode(ImagesPost, body), req_proj)
         if upload.size == 0:
             raise BadRequest("No image data received")
@@ -276,6 +300,10 @@ async def export_image(request: web.Request):
     img, op = await _visible_image(request, proj, request.match_info["fingerprint"])
     if op is not None:
         op.finish("Cancelled", "Token used")  # an image secret is good for one download
+    if d.images.clustered() and not forwarded(request):
+        holder = await d.images.locate(img["fingerprint"])
+        if holder is not None:   # the files are on another member: it answers
+            return await proxy(request, holder)
     return await export_response(request, d, proj, img["fingerprint"])
 
 
@@ -336,3 +364,33 @@ async def refresh_image(request: web.Request):
     d, proj = daemon(request), await project(request)
     return response.operation(request, await d.image_tasks.start_refresh(proj, request.match_info["fingerprint"],
                                                                          requestor(request)))
+
+
+# ---- between members (image/replication.py) -------------------------------------------------------
+
+def _peer_only(request: web.Request) -> str:
+    if not request.get("cluster_peer"):
+        raise Forbidden("not authorized: only cluster members may call this")
+    fp = request.match_info["fingerprint"]
+    if not _FINGERPRINT.fullmatch(fp):
+        raise BadRequest("Invalid fingerprint")
+    return fp
+
+
+@routes.post("/internal/images/{fingerprint}")
+async def hold_image(request: web.Request):
+    """Hold a copy of the image (fetched from `holder`, else from any member that has it)."""
+    fp = _peer_only(request)
+    body = await read_object(request)
+    project, holder = body.get("project") or "default", body.get("holder") or ""
+    if not isinstance(project, str) or not isinstance(holder, str):
+        raise BadRequest('Invalid value for field "project" or "holder": expected string')
+    await daemon(request).images.ensure_local(project, fp, holder)
+    return response.empty()
+
+
+@routes.delete("/internal/images/{fingerprint}")
+async def drop_image(request: web.Request):
+    """Drop this member's copy of an image being deleted."""
+    await daemon(request).images.drop_local(_peer_only(request))
+    return response.empty()

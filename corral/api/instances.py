@@ -8,15 +8,17 @@ import os
 
 from aiohttp import web
 
-from corral.api import auth, console_ws, exec_ws, filtering, instance_files, instance_snapshots, response  # noqa: F401 (routes)
-from corral.api import decode
+from corral.api import auth, console_ws, exec_ws, instance_files, instance_snapshots, response  # noqa: F401 (routes)
+from corral.api import decode, forward, instance_listing
 from corral.api import instance_requests as idecode
 from corral.api.instance_routes import PREFIXES, instances as _instances, load as _load, load_instance, route, \
     routes  # noqa: F401 (PREFIXES, routes: the API's route table)
+from corral.api.forward import FORWARDED, forwarded
 from corral.api.request import check_etag, daemon, project, recursion, requestor, spool_body
+from corral.cluster import placement, remote_instances
 from corral.errors import BadRequest, NotFound
 from corral.cluster import migrate
-from corral.instance import backup_import, listing
+from corral.instance import backup_import
 from corral.instance import update as instance_update
 from corral.apitypes import InstanceConsolePost, InstanceExecPost
 
@@ -25,47 +27,65 @@ from corral.apitypes import InstanceConsolePost, InstanceExecPost
 
 @route("GET")
 async def list_instances(request: web.Request):
-    insts = _instances(request)
-    all_projects = request.query.get("all-projects") in ("true", "1")
-    proj = None if all_projects else await project(request)
-    loaded = await insts.load_all(proj)
-    rec = recursion(request)
-    if request.query.get("filter"):
-        clauses = filtering.parse(request.query["filter"])
-        loaded = [i for i, r in zip(loaded, listing.render_many(insts, loaded)) if filtering.matches(r, clauses)]
-    if rec >= 2:
-        return response.sync(await listing.render_all(insts, loaded))
-    if rec == 1:
-        return response.sync(listing.render_many(insts, loaded))
-    base = request.path.rstrip("/")
-    return response.sync([f"{base}/{i.name}" + ("" if i.project == "default" else f"?project={i.project}")
-                          for i in loaded])
+    return await instance_listing.list_instances(request)
+
+
+async def _create_elsewhere(request: web.Request, proj: str, target: str, itype: str):
+    """In a cluster, the member the new instance goes to (corral/cluster/placement.py): when it is
+    another one, the whole create is forwarded there with that member as `?target=`, so it creates
+    the instance locally; its answer (the operation, or the error) is the client's. None: create here."""
+    d = daemon(request)
+    cluster = getattr(d, "cluster", None)
+    if forward.forwarded(request):   # another member placed it here
+        return None
+    if cluster is None or not cluster.clustered:
+        if target:
+            raise BadRequest("Target only allowed when clustered")
+        return None
+    member = await placement.choose(d.state, proj, target or None, instance_type=itype or "container")
+    if member == cluster.server_name:
+        return None
+    address = await cluster.member_address(member)
+    return await forward.proxy(request, address, str(request.rel_url.update_query(target=member)))
 
 
 @route("POST")
 async def create_instance(request: web.Request):
     proj, d, h = await project(request), daemon(request), request.headers
+    target = request.query.get("target", "")
     if h.get("Content-Type", "").startswith("application/octet-stream"):   # lxc import
+        # LXD 5.0.2 imports a backup where it is sent; a named target takes it there (streamed).
+        if target and (elsewhere := await _create_elsewhere(request, proj, target, "")) is not None:
+            return elsewhere
         tar = await spool_body(request, d.paths.join("backups"))
         return response.async_(await backup_import.import_instance(
             d.instances, proj, tar, h.get("X-LXD-name") or None, h.get("X-LXD-pool") or None, requestor(request)))
     body = await idecode.read(request, lambda b: b)
     req = idecode.instance_create(body)
     auth.check_other_projects(request, body)   # copies from other projects
+    if (elsewhere := await _create_elsewhere(request, proj, target, req.type)) is not None:
+        return elsewhere
     return response.async_(await d.instances.create(proj, req, requestor(request)))
 
 
 @route("PUT")
 async def bulk_state(request: web.Request):
+    """Every instance's state: this member changes its own; clustered, each other member holding
+    instances of the project is asked to change its own (in the same operation)."""
     proj = await project(request)
-    state = await idecode.read(request, idecode.bulk_state)
+    body = await idecode.read(request, lambda b: b)
+    state = idecode.bulk_state(body)
     insts = _instances(request)
-    ops = [await insts.change_state(proj, name, state, requestor(request)) for name in await insts.names(proj)]
+    loaded = await insts.load_all(proj)
+    others = set() if forwarded(request) else {int(i.rec["node_id"]) for i in loaded if not i.local}
+    ops = [await insts.change_state(proj, i.name, state, requestor(request)) for i in loaded if i.local]
 
     async def run(op):
+        remote = asyncio.ensure_future(remote_instances.change_state(
+            daemon(request).state, others, proj, body, {FORWARDED: "1"})) if others else None
         for sub in ops:
             await sub.wait(None)
-        failed = [o.err for o in ops if o.status == "Failure"]
+        failed = [o.err for o in ops if o.status == "Failure"] + (await remote if remote is not None else [])
         if failed:
             raise BadRequest("; ".join(failed))
 

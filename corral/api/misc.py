@@ -1,10 +1,12 @@
-"""/1.0/resources, /1.0/warnings (the cluster endpoints: corral/api/cluster.py)."""
+"""/1.0/resources (?target=: another member's, answered by it), /1.0/warnings (every member's; the
+cluster endpoints: corral/api/cluster.py)."""
 import asyncio
 
 from aiohttp import web
 
 from corral.api import decode, response
 from corral.api.auth import allowed_projects, check_project
+from corral.api.member_target import forward_to_target
 from corral.api.request import daemon, recursion
 from corral.apitypes import WarningPut
 from corral.errors import Forbidden
@@ -15,6 +17,8 @@ routes = web.RouteTableDef()
 @routes.get("/1.0/resources")
 async def get_resources(request: web.Request):
     from corral.resources import host_resources
+    if (answer := await forward_to_target(request)) is not None:   # ?target=: that member's host
+        return answer
     return response.sync(await asyncio.to_thread(host_resources))
 
 

@@ -4,8 +4,11 @@ from aiohttp import web
 from corral.api import decode, response
 from corral.api.auth import allowed_projects, trusted
 from corral.api.extensions import EXTENSIONS
+from corral.api.member_target import forward_to_target, remote_member
 from corral.api.request import check_etag, daemon, requestor
 from corral.apitypes import ServerPut
+from corral.cluster.peer import PeerError
+from corral.errors import CorralError
 
 routes = web.RouteTableDef()
 
@@ -39,12 +42,27 @@ async def get_server(request: web.Request):
     d = daemon(request)
     if not trusted(request):
         return response.sync(_untrusted())
+    if allowed_projects(request) is None:
+        if (answer := await forward_to_target(request)) is not None:   # ?target=: that member's view
+            return answer
+    elif (address := await remote_member(request)) is not None:
+        return await _restricted_remote(request, address)
     srv = _server(d)
     # LXD echoes the requested project here without looking it up (pylxd reads it back)
     srv["environment"] = {**srv["environment"], "project": request.query.get("project") or "default"}
     if allowed_projects(request) is not None:
         srv["config"] = {}  # a restricted client does not see the server configuration
     return response.sync(srv, etag=d.config.public())
+
+
+async def _restricted_remote(request: web.Request, address: str):
+    """Another member's /1.0 for a restricted client: read as a peer, shown without its config."""
+    try:
+        srv = await daemon(request).cluster.peer.call(address, "GET", request.path_qs)
+    except PeerError as e:
+        raise CorralError(str(e), 503) from None
+    srv["config"] = {}
+    return response.sync(srv)
 
 
 async def _update(request: web.Request, *, replace: bool):

@@ -5,31 +5,11 @@ from aiohttp import web
 
 from corral.api import response
 from corral.api.auth import visible_used_by
-from corral.api.forward import forwarded, proxy
+from corral.api.member_target import notification, target, to_target
 from corral.api.request import check_etag, daemon, read_object, recursion, requestor
-from corral.cluster.peer import NOTIFIER
 from corral.storage import cluster_pools
 
 routes = web.RouteTableDef()
-
-
-def notification(request: web.Request) -> bool:
-    """A cluster notification: another member asks this one for its part of a change."""
-    return bool(request.get("cluster_peer")) and request.headers.get("User-Agent", "") == NOTIFIER
-
-
-def target(request: web.Request) -> str:
-    return request.query.get("target", "")
-
-
-async def to_target(request: web.Request) -> web.StreamResponse | None:
-    """The answer of the member `?target=` names when it is another one (LXD's
-    forwardedResponseIfTargetIsRemote); None when this member answers."""
-    d = daemon(request)
-    name = target(request)
-    if not name or forwarded(request) or not d.cluster.clustered or name == d.cluster.server_name:
-        return None
-    return await proxy(request, await d.cluster.member_address(name))
 
 
 def _clustered(d) -> bool:

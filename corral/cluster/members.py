@@ -10,13 +10,12 @@ from datetime import datetime, timezone
 
 from corral.apitypes import ClusterMemberPut
 from corral.cluster import render
-from corral.config.keys import as_string
+from corral.config.keys import as_string, lookup
+from corral.config.cluster_member import MEMBER
 from corral.db.queries import nodes as qnodes
 from corral.errors import BadRequest, Conflict, NotFound
 
 NOT_FOUND = "Cluster member not found"
-# LXD 5.0's member config keys (clusterValidateConfig): scheduler.instance and user.*.
-SCHEDULER_INSTANCE = ("all", "group", "manual")
 
 
 async def get_all(state) -> list[dict]:
@@ -41,15 +40,17 @@ async def get(state, name: str) -> dict:
 
 
 def check_config(config: dict) -> None:
-    """LXD's clusterValidateConfig (its texts)."""
+    """LXD's clusterValidateConfig (its texts), over the declared member keys (corral/config/cluster_member.py)."""
     for key, value in config.items():
-        if key.startswith("user."):
+        declared = lookup(MEMBER, key)
+        if declared is None:
+            raise BadRequest(f'Invalid cluster configuration key "{key}"')
+        if value == "":   # `lxc cluster unset` sends the key empty: it is removed
             continue
-        if key == "scheduler.instance":
-            if value not in SCHEDULER_INSTANCE:
-                raise BadRequest(f'Invalid cluster configuration key "{key}" value')
-            continue
-        raise BadRequest(f'Invalid cluster configuration key "{key}"')
+        try:
+            declared.parse(value)
+        except (ValueError, TypeError):
+            raise BadRequest(f'Invalid cluster configuration key "{key}" value') from None
 
 
 def role_codes(roles: list[str]) -> list[int]:

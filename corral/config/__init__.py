@@ -11,3 +11,4 @@ from corral.config.keys import (  # noqa: F401
     INSTANCE, PROJECT, SERVER, ConfigError, Key, declared, lookup, validate, value,
 )
 from corral.config import server, instance, project, storage, devices  # noqa: F401  (register the declarations)
+from corral.config import cluster_member  # noqa: F401,E402  (cluster member keys: scheduler.instance, user.*)

@@ -36,6 +36,16 @@ def validate_max_standby(value: str) -> int:
     return n
 
 
+def validate_images_minimal_replica(value: str) -> int:
+    """cluster.images_minimal_replica: a count of members, or -1 for all (LXD 5.0's texts)."""
+    if not isinstance(value, str) or not _ATOI.fullmatch(value):
+        raise ValueError("Minimal image replica count is not a number")
+    n = int(value)
+    if n < 1 and n != -1:
+        raise ValueError("Invalid value for image replica count")
+    return n
+
+
 def validate_offline_threshold(value: str) -> int:
     """cluster.offline_threshold: an integer of seconds, at least MIN_OFFLINE_THRESHOLD (LXD 5.0's
     offlineThresholdValidator texts, with Corral's lower bound)."""
@@ -103,7 +113,7 @@ declare(
     Key("backups.compression_algorithm", SERVER, _COMPRESSION, default="gzip"),
     Key("cluster.https_address", SERVER, parse_address, local=True),
     Key("cluster.offline_threshold", SERVER, validate_offline_threshold, default="20"),
-    Key("cluster.images_minimal_replica", SERVER, parse_int, default="3"),
+    Key("cluster.images_minimal_replica", SERVER, validate_images_minimal_replica, default="3"),
     Key("cluster.max_voters", SERVER, validate_max_voters, default="3"),
     Key("cluster.max_standby", SERVER, validate_max_standby, default="2"),
     Key("cluster.join_token_expiry", SERVER, parse_expiry, default="3H",

@@ -12,8 +12,15 @@ pruneExpiredImages do.
 - Expiry: at start and every 24 hours, cached images unused (last_used_at, or uploaded_at when never
   used) for more than images.remote_cache_expiry days (0 disables) are deleted.
 
-Both tasks run as operations ("Updating images", "Cleaning up expired images"); `run_task` is what
-the timer calls and what the unix-socket-only POST /internal/testing/image-tasks triggers.
+- In a cluster (image/replication.py): every hour the leader brings every image to
+  cluster.images_minimal_replica copies (LXD's autoSyncImages), and only the leader runs the two
+  tasks above, so that an image is refreshed or expired once for the whole cluster (its deletion
+  reaches every member). A refreshed image is copied to the members that held the old one (LXD's
+  distributeImage) and to its replica count.
+
+The tasks run as operations ("Updating images", "Cleaning up expired images", "Synchronizing images
+across the cluster"); `run_task` is what the timer calls and what the unix-socket-only
+POST /internal/testing/image-tasks triggers.
 """
 from __future__ import annotations
 
@@ -34,7 +41,10 @@ from corral.operations import Work
 log = logging.getLogger(__name__)
 
 HOUR = 3600
-TASKS = {"auto-update": "Updating images", "expire": "Cleaning up expired images"}
+TASKS = {"auto-update": "Updating images", "expire": "Cleaning up expired images",
+         "sync": "Synchronizing images across the cluster"}
+# After these the leader synchronizes the images at once (LXD does after a removal and a join).
+MEMBERSHIP = ("cluster-member-removed", "cluster-member-added")
 
 
 class ImageTasks:
@@ -42,23 +52,62 @@ class ImageTasks:
         self.d = d
         self._task: asyncio.Task | None = None
         self._refreshing: dict[tuple[str, str], asyncio.Lock] = {}
+        self._watch: asyncio.Task | None = None
+        self._listener = None
+        self._sync: asyncio.Task | None = None
+        self._sync_again = False
 
     # ---- the timer ------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        self.start_watch()
+
+    def start_watch(self) -> None:
+        """Membership changes (lifecycle events) make the leader synchronize the images now."""
+        self._watch = asyncio.get_running_loop().create_task(self._watch_members())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        for name in ("_task", "_watch", "_sync"):
+            task = getattr(self, name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                setattr(self, name, None)
+        if self._listener is not None:
+            self.d.events.unlisten(self._listener)
+            self._listener = None
+
+    async def _watch_members(self) -> None:
+        while True:
+            if self._listener is None or self._listener.dropped:
+                self._listener = self.d.events.listen(["lifecycle"], project=None)
+            event = await self._listener.queue.get()
+            if (event.get("metadata") or {}).get("action") not in MEMBERSHIP:
+                continue
+            if self._sync is not None and not self._sync.done():
+                self._sync_again = True   # one more round once this one is done
+            else:
+                self._sync = asyncio.get_running_loop().create_task(self._sync_now())
+
+    async def _sync_now(self) -> None:
+        while True:
+            self._sync_again = False
+            try:
+                if self.d.images.clustered() and await self.d.images.cluster.is_leader():
+                    await self.d.operations.start(self.run_task("sync")).wait(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("image synchronization after a membership change failed")
+            if not self._sync_again:
+                return
 
     async def _loop(self) -> None:
         hour = 0
         while True:
-            for name in (("expire", "auto-update") if hour % 24 == 0 else ("auto-update",)):
+            for name in (("expire", "auto-update", "sync") if hour % 24 == 0 else ("auto-update", "sync")):
                 try:
                     if not await self._has_work(name):   # no operation for nothing to do
                         continue
@@ -72,6 +121,11 @@ class ImageTasks:
             hour += 1
 
     async def _has_work(self, name: str) -> bool:
+        images = self.d.images
+        if images.clustered() and not await images.cluster.is_leader():
+            return False   # the leader does it for the cluster
+        if name == "sync":
+            return images.clustered()
         async with self.d.db.session() as tx:
             if name == "auto-update":
                 return bool(await qc.auto_update_images(tx))
@@ -87,6 +141,8 @@ class ImageTasks:
         async def run(op):
             if name == "auto-update":
                 return {"refreshed": await self.auto_update(hour)}
+            if name == "sync":
+                return {"failed": await self.d.images.replicate_all()}
             return {"expired": await self.prune_expired()}
 
         return Work(project="default", description=TASKS[name], run=run)
@@ -137,6 +193,7 @@ class ImageTasks:
         async with self.d.db.session() as tx:
             old = await q.get(tx, project, fp)
             src = await qc.source(tx, project, fp)
+            old_holders = await q.holders(tx, fp)
         if old is None:
             raise NotFound("Image not found")
         if src is None:
@@ -155,12 +212,39 @@ class ImageTasks:
                 await qc.set_cached(tx, project, new_fp, old["cached"] or cur["cached"], old["last_used_at"])
                 await qc.move_aliases(tx, project, fp, new_fp)
                 await q.update(tx, project, new_fp, {**cur, "profiles": old["profiles"]})
-        with contextlib.suppress(NotFound):
+        await self._distribute(project, new_fp, old_holders)
+        try:
             await images.delete_now(project, fp, event=False)
+        except NotFound:
+            pass
+        except CorralError as e:   # a member is down: the old image stays until it is deleted
+            log.error("image %s refreshed to %s but the old one is kept: %s", fp, new_fp, e.message)
         if op is not None:
             self.d.events.lifecycle("image-refreshed", url(fp, project), project=project, requestor=requestor)
         log.info("image %s (project %s) refreshed to %s", fp, project, new_fp)
         return True
+
+    async def _distribute(self, project: str, fp: str, old_holders: list[int]) -> None:
+        """The refreshed image to the online members that held the old one, then to its replica count
+        (errors logged: the image is usable where it is)."""
+        images = self.d.images
+        if not images.clustered():
+            return
+        cluster = images.cluster
+        members = {m["id"]: m for m in await cluster.members()}
+        for nid in old_holders:
+            m = members.get(nid)
+            if m is None or nid == cluster.member_id or not cluster.online(m):
+                continue
+            try:
+                await cluster.peer.call(m["address"], "POST", f"/internal/images/{fp}",
+                                        {"project": project, "holder": cluster.address}, timeout=3600)
+            except Exception as e:
+                log.error("failed to copy refreshed image %s to %s: %s", fp, m["name"], e)
+        try:
+            await images.replicate(project, fp)
+        except CorralError as e:
+            log.error("%s", e.message)
 
     # ---- expiry -----------------------------------------------------------------------------------
 

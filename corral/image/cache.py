@@ -110,14 +110,19 @@ class ImageCache:
             row = await q.get(tx, project, fp)
             if row is None:
                 others = await q.projects_with(tx, fp)
-                if not others or not (await asyncio.to_thread(self._has_files, fp)):
+                here = await asyncio.to_thread(self._has_files, fp)
+                images = self.d.images
+                # in a cluster another member may hold the files: they are fetched when needed
+                elsewhere = images.clustered() and any(n != images.cluster.member_id
+                                                       for n in await q.holders(tx, fp))
+                if not others or not (here or elsewhere):
                     return False
                 other = await q.get(tx, others[0], fp)
                 now = timeutil.now()
                 await q.create(tx, project, {**other, "public": public, "cached": set_cached,
                                              "auto_update": other["auto_update"], "uploaded_at": now,
                                              "last_used_at": now if set_cached else timeutil.ZERO,
-                                             "profiles": ["default"]})
+                                             "profiles": ["default"]}, local=here)
                 if source is not None:
                     await qc.create_source(tx, project, fp, source)
             elif row["cached"] and user_requested:

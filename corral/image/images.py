@@ -31,6 +31,7 @@ from corral.image.aliases import ImageAliases
 from corral.image.imagechecks import (alias_url, check_aliases, check_expiry, check_properties,  # noqa: F401
                                       file_extension, url)
 from corral.image.publish import ImagePublish
+from corral.image.replication import ImageReplication
 from corral.image.imagechecks import rmtree as _rmtree, unlink as _unlink
 from corral.image.upload import Upload
 from corral.operations import Work
@@ -48,10 +49,11 @@ _HEX = re.compile(r"^[0-9a-f]*$")
 PublishSource = Callable[[str, str, str], Awaitable[tuple]]
 
 
-class Images(ImageAliases, ImagePublish):
-    def __init__(self, db: Database, paths, pools, events, operations, config=None):
+class Images(ImageAliases, ImagePublish, ImageReplication):
+    def __init__(self, db: Database, paths, pools, events, operations, config=None, cluster=None):
         self.db = db
-        self.config = config  # ServerConfig: images.max_unpacked_size
+        self.config = config  # ServerConfig: images.max_unpacked_size, cluster.images_minimal_replica
+        self.cluster = cluster  # where the other members' copies are (image/replication.py)
         self.paths = paths
         self.pools = pools
         self.events = events
@@ -71,13 +73,18 @@ class Images(ImageAliases, ImagePublish):
         os.chmod(self.dir, 0o700)
 
     async def load(self) -> None:
-        """Create the image directory and remove build leftovers of a previous run."""
+        """Create the image directory and remove build leftovers of a previous run, and in a cluster
+        the files of images this member no longer holds."""
         def work():
             self._ensure_dir()
             for name in os.listdir(self.dir):
                 if name.startswith(BUILD_PREFIX):
                     _rmtree(os.path.join(self.dir, name))
         await asyncio.to_thread(work)
+        try:
+            await self.prune_leftovers()
+        except Exception:   # never keeps the daemon from starting
+            log.exception("pruning leftover image files failed")
 
     def lock(self, fingerprint: str) -> asyncio.Lock:
         lk = self._locks.get(fingerprint)
@@ -287,6 +294,7 @@ class Images(ImageAliases, ImagePublish):
                 op.update_metadata({"fingerprint": fp, "size": str(upload.size)})
                 await self._import(project, upload, split=split, filename=filename, public=public,
                                    properties=properties, aliases=aliases)
+                await self.replicate(project, fp)
                 self.events.lifecycle("image-created", url(fp, project), project=project,
                                       context={"type": "container"}, requestor=requestor)
                 return {"fingerprint": fp, "size": str(upload.size)}
@@ -404,8 +412,15 @@ class Images(ImageAliases, ImagePublish):
                     run=run)
 
     async def delete_now(self, project: str, fp: str, requestor: dict | None = None, event: bool = True) -> None:
-        """Remove the image (full fingerprint) from `project`; its files go with its last project."""
+        """Remove the image (full fingerprint) from `project`; its files go with its last project,
+        on every member (image/replication.py)."""
         async with self.lock(fp):
+            async with self.db.session() as tx:
+                if await q.get(tx, project, fp) is None:
+                    raise NotFound("Image not found")
+                last = not [p for p in await q.projects_with(tx, fp) if p != project]
+            if last:
+                await self.delete_on_peers(fp)
             async with self.db.transaction() as tx:
                 if await q.get(tx, project, fp) is None:
                     raise NotFound("Image not found")

@@ -104,6 +104,7 @@ class ImagePublish:
                         r = cleanup()
                         if asyncio.iscoroutine(r):
                             await r
+            await self.replicate(project, fp)   # cluster.images_minimal_replica (image/replication.py)
             img = await self.get(project, fp)
             self.events.lifecycle("image-created", url(fp, project), project=project,
                                   context={"type": img["type"]}, requestor=requestor)

@@ -228,6 +228,7 @@ def start_pull(d, project: str, req: ImagesPost, requestor: dict | None):
     async def run(op):
         img = await d.image_cache.download(project, src, op=op, public=public, auto_update=auto_update,
                                            aliases=aliases, user_requested=True, requestor=requestor)
+        await d.images.replicate(project, img["fingerprint"])   # cluster.images_minimal_replica
         return {"fingerprint": img["fingerprint"], "size": str(img.get("size", ""))}
 
     return Work(project=project, description="Downloading image", run=run)

@@ -39,11 +39,11 @@ def render(instances, inst, status: str, snaps: list[dict], pool: dict, profiles
         "snapshots": [instances.render_snapshot(inst, s) for s in snaps],
         "pool": {"config": pool.get("config") or {}, "description": pool.get("description") or "",
                  "name": pool["name"], "driver": pool.get("driver") or "dir", "used_by": [],
-                 "status": pool.get("status") or "Created", "locations": ["none"]},
+                 "status": pool.get("status") or "Created", "locations": pool.get("locations") or [inst.location]},
         "profiles": [{"config": p.get("config") or {}, "description": p.get("description") or "",
                       "devices": p.get("devices") or {}, "name": p["name"], "used_by": []} for p in profiles],
         "volume": {"config": {}, "description": "", "name": vol, "type": "container", "used_by": [],
-                   "location": "none", "content_type": "filesystem", "project": inst.project,
+                   "location": inst.location, "content_type": "filesystem", "project": inst.project,
                    "created_at": inst.rec.get("created_at") or timeutil.ZERO},
         "volume_snapshots": [{"description": s.get("description") or "", "expires_at": s["expires_at"],
                               "name": s["name"], "config": {}, "content_type": "filesystem",
@@ -102,7 +102,7 @@ class BackupYamlWriter:
         from corral.db.queries import profiles as qp   # noqa: PLC0415
         from corral.instance import layout, listing   # noqa: PLC0415 - they import this module's users
         insts = self.d.instances
-        loaded = await insts.load_all(None)
+        loaded = await insts.load_local(None)
         if not loaded:
             return
         snaps = await insts.snapshots_of_all()
@@ -172,7 +172,7 @@ class BackupYamlWriter:
             if (project, None) not in self._pending:   # else written with its whole project
                 await self._write(project, name)
             return
-        for inst in await self.d.instances.load_all(project):
+        for inst in await self.d.instances.load_local(project):
             self._pending.pop((inst.project, inst.name), None)
             await self._write(inst.project, inst.name)
 

@@ -136,9 +136,9 @@ def _backup_config(inst, driver: str, container: dict, snapshots: list[dict]) ->
     """The `config` of index.yaml and backup.yaml, in LXD 5.0's shape."""
     return {"container": container, "snapshots": snapshots,
             "pool": {"name": inst.pool, "driver": driver, "config": {}, "description": "", "status": "Created",
-                     "locations": ["none"], "used_by": []},
+                     "locations": [inst.location], "used_by": []},
             "volume": {"name": inst.name, "type": "container", "config": {}, "description": "",
-                       "content_type": "filesystem", "project": inst.project, "location": "none",
+                       "content_type": "filesystem", "project": inst.project, "location": inst.location,
                        "used_by": [], "created_at": container.get("created_at") or timeutil.ZERO},
             "volume_snapshots": [{"name": s["name"], "config": {}, "description": s.get("description") or "",
                                   "content_type": "filesystem", "created_at": s.get("created_at") or timeutil.ZERO,

@@ -135,6 +135,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         if plan.get("remote") is not None:
             plan["fingerprint"] = await d.image_cache.for_instance(project, plan["remote"], op)
         fp = plan["fingerprint"]
+        await d.images.ensure_local(project, fp)   # in a cluster: fetched from a member that has it
         await d.images.ensure_unpacked(fp, spool)
         image = await d.images.get(project, fp)
         rec["architecture"] = image.get("architecture") or "x86_64"
@@ -217,10 +218,11 @@ async def register(insts, rec: dict, snaps: list[dict], in_tx=None) -> None:
 
 async def isolated_idmap(insts, size: int) -> list[IdmapEntry]:
     """security.idmap.isolated: a block of `size` host ids no other isolated instance uses,
-    taken from root's subordinate range after the first block (as LXD does)."""
+    taken from root's subordinate range after the first block (as LXD does); host ids are this
+    member's, so only its instances count."""
     shared = default_idmap()
     uid_range, gid_range = shared[0], shared[1]
-    used = {int(i.config["volatile.idmap.base"]) for i in await insts.load_all(None)
+    used = {int(i.config["volatile.idmap.base"]) for i in await insts.load_local(None)
             if i.config.get("security.idmap.isolated") == "true" and i.config.get("volatile.idmap.base")}
     n = 1
     while (n + 1) * size <= min(uid_range.maprange, gid_range.maprange):

@@ -84,8 +84,8 @@ async def write_backup_file(instances, project: str, name: str) -> None:
 
     try:
         inst = await instances.load(project, name)
-        if not instances.d.pools.available(inst.pool):
-            return
+        if not inst.local or not instances.d.pools.available(inst.pool):
+            return   # another member's instance: its member writes the file
         snaps = await instances.snapshots(inst)
         async with instances.db.session() as tx:
             profiles = await instances._profiles(tx, project, inst.rec["profiles"])

@@ -151,6 +151,11 @@ class Instances:
             out.append(Loaded(r, *expand(profs, r["config"], r["devices"])))
         return out
 
+    async def load_local(self, project: str | None) -> list[Loaded]:
+        """The instances (of `project`) this cluster member holds: what start-up, housekeeping and
+        everything touching the host consider (the others are their members')."""
+        return [i for i in await self.load_all(project) if i.local]
+
     async def names(self, project: str) -> list[str]:
         async with self.db.session() as tx:
             return await q.names(tx, project)
@@ -321,7 +326,7 @@ class Instances:
             asyncio.run_coroutine_threadsafe(self._on_stopped(dname), self._loop)
 
     async def _on_stopped(self, dname: str) -> None:
-        for inst in await self.load_all(None):
+        for inst in await self.load_local(None):
             if self.driver_name(inst.project, inst.name) != dname:
                 continue
             async with self.lock(inst.project, inst.name):
@@ -337,14 +342,15 @@ class Instances:
     # ---- daemon start-up ------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals."""
+        """Re-attach to running containers, start boot.autostart ones, remove stopped ephemerals: this
+        member's instances only."""
         self._loop = asyncio.get_running_loop()
         self.d.images.publish_source = self.publish_source
         await asyncio.to_thread(layout.record_patch, self)
         # One read of the records and one of the statuses for all instances (no liblxc object per
         # instance); the layout links in one worker thread. backup.yaml files are rewritten after
         # the daemon is ready, where stale (instance/backup_yaml.py).
-        loaded = await self.load_all(None)
+        loaded = await self.load_local(None)
         await asyncio.to_thread(self._sync_layouts, loaded)
         statuses = listing.statuses(self, loaded)
         stopped = [inst for inst, status in zip(loaded, statuses) if status == "Stopped"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corral import config
+from corral.db.queries import lxd
 from corral.errors import BadRequest
 
 STATUS_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110, "Error": 112}
@@ -63,6 +64,18 @@ class Loaded:
         return self.rec.get("type") or "container"
 
     @property
+    def location(self) -> str:
+        """The name of the cluster member holding the instance ("none" standalone)."""
+        return self.rec.get("node") or "none"
+
+    @property
+    def local(self) -> bool:
+        """Whether the instance is this member's (instances.node_id): only its member touches its host
+        side (driver, volume, files, start-up and housekeeping)."""
+        node_id = self.rec.get("node_id")
+        return node_id is None or int(node_id) == lxd.LOCAL_NODE_ID
+
+    @property
     def pool(self) -> str:
         pool = root_pool(self.devices)
         if not pool:
@@ -83,7 +96,7 @@ def render_record(inst: Loaded, status: str) -> dict:
         "description": r["description"], "created_at": r["created_at"],
         "expanded_config": inst.config, "expanded_devices": inst.devices, "name": r["name"],
         "status": status, "status_code": STATUS_CODES.get(status, 112),
-        "last_used_at": r["last_used_at"], "location": "none", "type": r["type"], "project": r["project"],
+        "last_used_at": r["last_used_at"], "location": r.get("node") or "none", "type": r["type"], "project": r["project"],
     }
 
 

@@ -67,7 +67,7 @@ async def reconcile_instances(daemon) -> list[str]:
     deletion was interrupted. Returns the messages reported (also raised as warnings)."""
     instances = daemon.instances
     driver = instances.driver
-    by_dname = {instances.driver_name(i.project, i.name): i for i in await instances.load_all(None)}
+    by_dname = {instances.driver_name(i.project, i.name): i for i in await instances.load_local(None)}
     vols = {instances.volume_name(i.project, i.name) for i in by_dname.values()}
     found: list[tuple[str, str, str]] = []   # (warning type, entity url, message)
 

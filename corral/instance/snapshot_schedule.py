@@ -52,7 +52,7 @@ class SnapshotScheduler:
         """Take the snapshots due in `minute`; the URLs of what was snapshotted."""
         done = []
         insts = self.d.instances
-        for inst in await insts.load_all(None):
+        for inst in await insts.load_local(None):   # each member snapshots its own instances
             sched = inst.config.get("snapshots.schedule", "")
             try:
                 if not sched or not due(sched, minute):

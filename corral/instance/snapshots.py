@@ -156,11 +156,11 @@ async def restore(insts, project: str, name: str, snap: str, requestor: dict | N
 
 
 async def prune_expired(insts) -> int:
-    """Delete snapshots whose expires_at has passed (snapshots.expiry / expires_at)."""
+    """Delete this member's instances' snapshots whose expires_at has passed (snapshots.expiry / expires_at)."""
     now = datetime.now(timezone.utc)
     by_id = await snapshots_of_all(insts)
     pruned = 0
-    for inst in await insts.load_all(None):
+    for inst in await insts.load_local(None):   # the others' members prune theirs
         for s in by_id.get(inst.rec["id"], []):
             exp = s["expires_at"]
             if not exp or exp.startswith(("0001-", "1970-")) or timeutil.parse(exp) > now:

@@ -7,10 +7,12 @@ import logging
 import re
 
 from corral.apitypes import NetworkPut, NetworksPost
+from corral.config import member_keys
 from corral.db.queries import networks as q
 from corral.errors import BadRequest, Conflict, CorralError, NotFound
 from corral.network import driver_class
 from corral.network.drivers.base import NetworkDriver, NetworkError
+from corral.network.member_parts import MemberParts
 from corral.network.subnets import overlaps
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def nic_network(dev: dict) -> tuple[str, str]:
     return "parent", dev.get("parent", "")
 
 
-class Networks:
+class Networks(MemberParts):
     def __init__(self, daemon):
         self.d = daemon
         self.db = daemon.db
@@ -57,11 +59,26 @@ class Networks:
     # ---- loading and daemon lifecycle -----------------------------------------------------------
 
     async def load(self) -> None:
-        async with self.db.session() as tx:
-            for rec in await q.get_all(tx):
+        """A driver per network created on this member; the others (pending or errored here)
+        are only records until they are created here (create_local)."""
+        async with self.db.transaction() as tx:
+            recs = await q.get_all(tx)
+            for i, rec in enumerate(recs):
+                # a standalone server kept member-specific keys cluster-wide: they are this member's
+                if len(rec["members"]) == 1 and rec["local_status"] is not None and \
+                        await q.localise_member_keys(tx, rec["id"], member_keys.NETWORK):
+                    recs[i] = await q.get(tx, rec["name"])
+        self._drivers, self._recs = {}, {}
+        for rec in recs:
+            if rec["local_status"] == "Created":
                 self._recs[rec["name"]] = rec
                 self._drivers[rec["name"]] = driver_class(rec["type"])(rec["name"], rec["config"],
                                                                        self.netdir(rec["name"]))
+
+    async def record(self, name: str) -> dict | None:
+        """The network's record as this member sees it (any state), None when there is none."""
+        async with self.db.session() as tx:
+            return await q.get(tx, name)
 
     async def startup(self) -> None:
         """Bring every managed network up; what a previous daemon left running is adopted."""
@@ -100,8 +117,9 @@ class Networks:
         return await asyncio.to_thread(self.host.interfaces)
 
     async def list_names(self) -> list[str]:
-        """Managed networks, then host interfaces (veths left out, as LXD does)."""
-        managed = self.names()
+        """Managed networks (in any state), then host interfaces (veths left out, as LXD does)."""
+        async with self.db.session() as tx:
+            managed = sorted(set(self.names()) | {r["name"] for r in await q.get_all(tx)})
         out = list(managed)
         for iface in await self._host_interfaces():
             if iface["name"] in managed or iface["name"].startswith("veth"):
@@ -115,17 +133,41 @@ class Networks:
             return "loopback"
         return {"bridge": "bridge", "bond": "bond", "vlan": "vlan", "": "physical"}.get(iface["kind"], "unknown")
 
-    async def render(self, name: str) -> dict:
-        if name in self._drivers:
-            rec = self._recs[name]
-            return {"config": rec["config"], "description": rec["description"], "name": name, "type": rec["type"],
+    def _clustered(self) -> bool:
+        cluster = getattr(self.d, "cluster", None)
+        return bool(cluster is not None and cluster.clustered)
+
+    def view(self, rec: dict, member_view: bool = False) -> dict:
+        """Config and status as a GET shows them: clustered without ?target=, the cluster-wide keys
+        and the network's status; otherwise this member's keys too and its own status (Errored
+        when it failed to start here)."""
+        config, status = dict(rec["config"]), rec["status"]
+        if self._clustered() and not member_view:
+            config = {k: v for k, v in config.items() if k not in member_keys.NETWORK}
+        elif rec["local_status"] is not None:
+            status = rec["local_status"]
+            if status == "Created":
+                status = self._status.get(rec["name"], "Created")
+        return {"config": config, "status": status}
+
+    async def render(self, name: str, member_view: bool = False) -> dict:
+        rec = await self.record(name)
+        if rec is not None:
+            v = self.view(rec, member_view)
+            return {"config": v["config"], "description": rec["description"], "name": name, "type": rec["type"],
                     "used_by": await self.used_by(name), "managed": True,
-                    "status": self._status.get(name, "Created"), "locations": ["none"]}
+                    "status": v["status"], "locations": rec["locations"]}
         for iface in await self._host_interfaces():
             if iface["name"] == name:
                 return {"config": {}, "description": "", "name": name, "type": self._unmanaged_type(iface),
                         "used_by": await self.used_by(name), "managed": False, "status": "", "locations": None}
         raise NotFound("Network not found")
+
+    @staticmethod
+    def etag_of(rendered: dict) -> dict | None:
+        if not rendered.get("managed"):
+            return None
+        return {k: rendered[k] for k in ("config", "description", "name", "type", "managed")}
 
     def etag(self, name: str) -> dict | None:
         rec = self._recs.get(name)
@@ -193,7 +235,7 @@ class Networks:
         cls = self._prepare(name, ntype, raw_config, None)
         config = cls.validate(name, raw_config)
         async with self.lock(name):
-            if name in self._drivers:
+            if name in self._drivers or await self.record(name) is not None:
                 raise Conflict(f'Network "{name}" already exists')
             if ntype == "bridge" and name in {i["name"] for i in await self._host_interfaces()}:
                 # another daemon (or the admin) owns it: never take over a bridge we did not make
@@ -209,7 +251,7 @@ class Networks:
             try:
                 await drv.start()
                 async with self.db.transaction() as tx:
-                    await q.create(tx, rec)
+                    await q.create(tx, rec, member_keys=member_keys.NETWORK)
             except BaseException:
                 try:
                     await drv.delete()
@@ -221,8 +263,9 @@ class Networks:
         return name
 
     async def update(self, name: str, req: NetworkPut, *, replace: bool, requestor: dict | None = None,
-                     etag_check=None) -> None:
-        """PUT/PATCH under the network's lock: If-Match, validate, apply to the host, store."""
+                     etag_check=None, store: bool = True) -> None:
+        """PUT/PATCH under the network's lock: If-Match, validate, apply to the host, store (not
+        when `store` is False: a change another member stores)."""
         if name not in self._drivers:
             if name in {i["name"] for i in await self._host_interfaces()}:
                 raise BadRequest("Only managed networks can be modified")
@@ -239,7 +282,10 @@ class Networks:
                 new_cfg = dict(cfg_in)
                 # volatile.* belong to the daemon
                 for k, v in rec["config"].items():
-                    if k.startswith("volatile.") and k not in new_cfg:
+                    # (in a cluster, a member's own keys too: a PUT without ?target= changes
+                    # only the cluster-wide ones)
+                    if (k.startswith("volatile.") or (self._clustered() and k in member_keys.NETWORK)) \
+                            and k not in new_cfg:
                         new_cfg[k] = v
                 description = req.description
             else:
@@ -263,8 +309,9 @@ class Networks:
                         raise
                     msg = e.message if isinstance(e, CorralError) else str(e) or type(e).__name__
                     raise BadRequest(f'Failed to apply the configuration of network "{name}": {msg}') from e
-                async with self.db.transaction() as tx:
-                    await q.update(tx, name, description, new_cfg)
+                if store:
+                    async with self.db.transaction() as tx:
+                        await q.update(tx, name, description, new_cfg, member_keys=member_keys.NETWORK)
             except BaseException:
                 try:
                     await drv.update(old_cfg)
@@ -273,7 +320,8 @@ class Networks:
                 raise
             rec.update(config=new_cfg, description=description)
             self._status[name] = "Created"
-        self.events.lifecycle("network-updated", url(name), requestor=requestor)
+        if store:
+            self.events.lifecycle("network-updated", url(name), requestor=requestor)
 
     async def rename(self, name: str, new_name: str, requestor: dict | None = None) -> None:
         new = check_network_name(new_name)

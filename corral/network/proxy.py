@@ -347,7 +347,7 @@ class ProxyManager:
 
     async def restore(self) -> None:
         """After a daemon restart: forward again for every running instance's proxy devices."""
-        for inst in await self.d.instances.load_all(None):
+        for inst in await self.d.instances.load_local(None):
             proxies = {n: c for n, c in inst.devices.items() if c.get("type") == "proxy"}
             if not proxies:
                 continue

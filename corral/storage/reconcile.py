@@ -39,7 +39,7 @@ async def reconcile(daemon) -> list[str]:
     """Returns the messages reported (also raised as warnings)."""
     pools, instances = daemon.pools, daemon.instances
     found: list[tuple[str, str, str]] = []   # (warning type, entity url, message)
-    insts = await instances.load_all(None)
+    insts = await instances.load_local(None)   # the volumes on this member's pools
     async with daemon.db.session() as tx:
         vols = await q.all_volumes(tx, "custom")
         vsnaps = await q.all_volume_snapshots(tx)

@@ -267,3 +267,30 @@ def check_clustering_evacuation(d, c):
     finally:
         for m in (a, b):
             m.lxc("delete", name, check=False)
+def check_clustering_image_replication(d, c):
+    # An import reaches cluster.images_minimal_replica members (default 3: both here); a member
+    # without the files fetches them on demand; a delete removes every copy.
+    from corral.cli.busybox import build_busybox_image
+    import hashlib
+    import shutil
+    import tempfile
+    a, b = pair()
+    tmp = tempfile.mkdtemp(prefix="corral-ext-img-", dir="/var/tmp")
+    try:
+        path = build_busybox_image(tmp, description=unique("rep"))
+        fp = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        a.lxc("image", "import", path)
+        files = lambda: {m.name for m in (a, b) if os.path.isfile(os.path.join(m.dir, "images", fp))}  # noqa: E731
+        assert files() == {a.name, b.name}
+        b.lxc("image", "delete", fp)
+        assert files() == set() and a.get(f"/1.0/images/{fp}").status == 404
+        a.lxc("config", "set", "cluster.images_minimal_replica", "1")
+        a.lxc("image", "import", path)
+        assert files() == {a.name}
+        r = b.get(f"/1.0/images/{fp}/export")   # answered by a, the holder
+        assert r.status == 200 and hashlib.sha256(r.body).hexdigest() == fp and files() == {a.name}
+        a.lxc("image", "delete", fp)
+        assert files() == set()
+    finally:
+        a.lxc("config", "unset", "cluster.images_minimal_replica", check=False)
+        shutil.rmtree(tmp, ignore_errors=True)

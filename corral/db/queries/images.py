@@ -84,7 +84,8 @@ async def projects_with(tx: Tx, fingerprint: str) -> list[str]:
     return [r["project"] for r in rows]
 
 
-async def create(tx: Tx, project: str, img: dict) -> None:
+async def create(tx: Tx, project: str, img: dict, *, local: bool = True) -> None:
+    """A new image record; `local`: this member holds its files (an images_nodes row)."""
     iid, _ = await tx.execute(
         f"INSERT INTO images (fingerprint, filename, size, public, architecture, creation_date, expiry_date, "
         f"upload_date, cached, last_use_date, auto_update, project_id, type) "
@@ -93,9 +94,55 @@ async def create(tx: Tx, project: str, img: dict) -> None:
          lxd.arch_code(img["architecture"]), img["created_at"], img["expires_at"], img["uploaded_at"],
          int(bool(img.get("cached"))), img["last_used_at"], int(bool(img.get("auto_update"))), project,
          1 if img.get("type") == "virtual-machine" else 0])
-    await tx.execute(f"INSERT INTO images_nodes (image_id, node_id) VALUES (?, {lxd.LOCAL_NODE_ID})", [iid])
+    if local:
+        await tx.execute(f"INSERT INTO images_nodes (image_id, node_id) VALUES (?, {lxd.LOCAL_NODE_ID})", [iid])
+    # The members holding the files of this fingerprint hold them for the new record too.
+    await tx.execute("INSERT OR IGNORE INTO images_nodes (image_id, node_id) SELECT DISTINCT ?, n.node_id "
+                     "FROM images_nodes n JOIN images i ON i.id = n.image_id WHERE i.fingerprint = ? AND i.id != ?",
+                     [iid, img["fingerprint"], iid])
     await _set_properties(tx, iid, img.get("properties") or {})
     await _set_profiles(tx, iid, project, img.get("profiles") or [])
+
+
+# ---- which members hold an image's files (images_nodes) ---------------------------------------------
+# The files of a fingerprint are shared by every project's record on a member, so a member holds a
+# fingerprint when it has a row for any record with it, and rows are added and dropped for them all.
+
+async def holders(tx: Tx, fingerprint: str) -> list[int]:
+    """The nodes.id of every member holding the files of `fingerprint`."""
+    rows = await tx.fetch("SELECT DISTINCT n.node_id AS node_id FROM images_nodes n JOIN images i ON i.id = n.image_id "
+                          "WHERE i.fingerprint = ? ORDER BY n.node_id", [fingerprint])
+    return [r["node_id"] for r in rows]
+
+
+async def add_holder(tx: Tx, fingerprint: str) -> int:
+    """This member holds the files of `fingerprint` (rows for each record); the number of records."""
+    await tx.execute(f"INSERT OR IGNORE INTO images_nodes (image_id, node_id) SELECT id, {lxd.LOCAL_NODE_ID} "
+                     "FROM images WHERE fingerprint = ?", [fingerprint])
+    r = await tx.fetchone("SELECT COUNT(*) AS n FROM images WHERE fingerprint = ?", [fingerprint])
+    return r["n"] if r else 0
+
+
+async def drop_holder(tx: Tx, fingerprint: str) -> None:
+    """This member no longer holds the files of `fingerprint`."""
+    await tx.execute(f"DELETE FROM images_nodes WHERE node_id = {lxd.LOCAL_NODE_ID} AND image_id IN "
+                     "(SELECT id FROM images WHERE fingerprint = ?)", [fingerprint])
+
+
+async def held_by(tx: Tx, node_id: int) -> set[str]:
+    """The fingerprints whose files the member `node_id` holds."""
+    rows = await tx.fetch("SELECT DISTINCT i.fingerprint AS fingerprint FROM images i JOIN images_nodes n "
+                          "ON n.image_id = i.id WHERE n.node_id = ?", [node_id])
+    return {r["fingerprint"] for r in rows}
+
+
+async def projects_by_fingerprint(tx: Tx) -> dict[str, list[str]]:
+    """Every fingerprint with the projects that have a record of it."""
+    out: dict[str, list[str]] = {}
+    for r in await tx.fetch("SELECT i.fingerprint AS fingerprint, p.name AS project FROM images i "
+                            "JOIN projects p ON p.id = i.project_id ORDER BY i.id"):
+        out.setdefault(r["fingerprint"], []).append(r["project"])
+    return out
 
 
 async def update(tx: Tx, project: str, fingerprint: str, img: dict) -> None:

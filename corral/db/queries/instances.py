@@ -5,7 +5,7 @@ from corral.db import Tx
 from corral.db.queries import lxd
 from corral.errors import BadRequest
 
-_SELECT = ("SELECT i.id AS id, p.name AS project, i.name AS name, n.name AS node, i.type AS type, "
+_SELECT = ("SELECT i.id AS id, p.name AS project, i.name AS name, n.name AS node, i.node_id AS node_id, i.type AS type, "
            "i.architecture AS architecture, i.ephemeral AS ephemeral, i.stateful AS stateful, "
            "i.description AS description, i.creation_date AS created_at, i.last_use_date AS last_used_at "
            "FROM instances i JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id ")
@@ -27,6 +27,7 @@ def _row(r: dict, config: dict, devices: dict, profiles: list[str]) -> dict:
     cfg = _str_map(config, "config", errors)
     devs = {k: _str_map(d, f'device "{k}"', errors) for k, d in devices.items()}
     row = {"id": r["id"], "project": r["project"], "name": r["name"], "node": r["node"] or "none",
+           "node_id": r.get("node_id"),
            "type": lxd.instance_type_name(r["type"]), "architecture": lxd.arch_name(r["architecture"]),
            "ephemeral": bool(r["ephemeral"]), "stateful": bool(r["stateful"]),
            "description": r["description"] or "", "created_at": _date(r["created_at"]),

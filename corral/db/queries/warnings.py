@@ -30,13 +30,14 @@ async def get(tx: Tx, uuid: str) -> dict | None:
     return _row(r) if r else None
 
 
-async def upsert(tx: Tx, *, node: str, project: str, entity_url: str, type: str, message: str,
+async def upsert(tx: Tx, *, project: str, entity_url: str, type: str, message: str,
                  severity: str, now: str) -> None:
+    """This member's warning (warnings.node_id = this member: each member raises its own)."""
     row = await tx.fetchone(
         "SELECT w.id AS id FROM warnings w JOIN corral_warnings c ON c.warning_id = w.id "
-        "LEFT JOIN nodes n ON n.id = w.node_id LEFT JOIN projects p ON p.id = w.project_id "
-        "WHERE COALESCE(n.name, '') = ? AND COALESCE(p.name, '') = ? AND c.entity_url = ? AND c.type = ?",
-        [node, project, entity_url, type])
+        "LEFT JOIN projects p ON p.id = w.project_id "
+        "WHERE w.node_id = ? AND COALESCE(p.name, '') = ? AND c.entity_url = ? AND c.type = ?",
+        [lxd.LOCAL_NODE_ID, project, entity_url, type])
     if row:
         await tx.execute("UPDATE warnings SET count = count + 1, last_message = ?, last_seen_date = ?, "
                          "updated_date = ?, status = CASE WHEN status = 4 THEN 1 ELSE status END WHERE id = ?",
@@ -45,8 +46,8 @@ async def upsert(tx: Tx, *, node: str, project: str, entity_url: str, type: str,
     wid, _ = await tx.execute(
         "INSERT INTO warnings (node_id, project_id, entity_type_code, entity_id, uuid, type_code, status, "
         "first_seen_date, last_seen_date, updated_date, last_message, count) VALUES "
-        "((SELECT id FROM nodes WHERE name = ?), (SELECT id FROM projects WHERE name = ?), NULL, NULL, ?, 0, 1, "
-        "?, ?, ?, ?, 1)", [node, project, str(uuidlib.uuid4()), now, now, now, message])
+        "(?, (SELECT id FROM projects WHERE name = ?), NULL, NULL, ?, 0, 1, "
+        "?, ?, ?, ?, 1)", [lxd.LOCAL_NODE_ID, project, str(uuidlib.uuid4()), now, now, now, message])
     await tx.execute("INSERT INTO corral_warnings (warning_id, type, severity, entity_url) VALUES (?, ?, ?, ?)",
                      [wid, type, severity, entity_url])
 
