@@ -4,8 +4,8 @@
 
 One cluster for the module (made by the first test that needs it, removed at the end, whatever
 failed). Each member imports its own busybox image (`bb-<member>`, a fingerprint of its own) and
-containers are made through the member that is to hold them, so the tests do not depend on
-placement or image replication. Instance state is read from the member an instance lives on."""
+containers are made through the member that is to hold them, with `--target` naming it. Instance
+state is read from the member an instance lives on."""
 from __future__ import annotations
 
 import os
@@ -109,6 +109,8 @@ def test_a_stopped_container_with_a_snapshot_moves_between_members(env):
     # asked of a third member: it orchestrates, m2 sends, m3 pulls over the cluster TLS
     m1.lxc("move", name, "--target", "m3")
     assert node_of(m1, name) == "m3"
+    for m in env.ms:   # every member lists it where it is now
+        assert m.lxc("list", name, "-c", "nsL", "--format", "csv").stdout.strip() == f"{name},STOPPED,m3"
     assert not os.path.exists(volume_dir(m2, name))                     # the source's copy is gone
     assert os.path.isdir(volume_dir(m3, name))
     assert hello(m3, name) == f"I am {name}\n"
@@ -194,11 +196,12 @@ def test_evacuate_and_restore_a_member(env):
     assert config_of(m2, run)["volatile.evacuate.origin"] == "m1"
     assert not os.path.exists(volume_dir(m1, run)) and not os.path.exists(volume_dir(m1, stop))
     assert lxc_error(m3, "cluster", "evacuate", "m1", "--force") == "Error: Cluster member is already evacuated"
-    # new instances avoid it
+    # new instances avoid it: placed elsewhere, refused when it is named
     extra = unique("evn")
-    m2.lxc("launch", "bb-m2", extra)
-    assert node_of(m1, extra) != "m1"
-    env.member(node_of(m1, extra)).lxc("delete", extra, "--force")
+    m1.lxc("launch", "bb-m2", extra)
+    assert node_of(m1, extra) in ("m2", "m3")
+    m1.lxc("delete", extra, "--force")
+    assert lxc_error(m2, "launch", "bb-m2", unique("evt"), "--target", "m1") == "Error: Cluster member is evacuated"
 
     m3.lxc("cluster", "restore", "m1", "--force")
     assert {r["name"]: r["state"] for r in members_csv(m1)}["m1"] == "ONLINE"
