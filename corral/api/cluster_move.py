@@ -4,7 +4,7 @@ corral/instance/clustermove.py's; who calls which member when is corral/cluster/
 evacuate.py's.
 
     GET  /internal/cluster/instance-info     ?project&name: status, backups (the member it lives on)
-    POST /internal/cluster/instance-state    {project, name, action: start|stop, remember_running}
+    POST /internal/cluster/instance-state    {project, name, action: start|stop, remember_running, keep}
     POST /internal/cluster/instance-send     {project, name, new_name, target, live}: move it away
     POST /internal/cluster/instance-receive  {project, name, new_name, pool, snapshots, source_address}
     POST /internal/cluster/instance-activate {project, name}: the records moved here
@@ -69,7 +69,8 @@ async def instance_state(request: web.Request):
         await clustermove.start(insts, project, name)
         return response.sync({"was_running": False})
     if action == "stop":
-        ran = await clustermove.stop(insts, project, name, remember_running=bool(body.get("remember_running")))
+        ran = await clustermove.stop(insts, project, name, remember_running=bool(body.get("remember_running")),
+                                     keep=bool(body.get("keep")))
         return response.sync({"was_running": ran})
     raise BadRequest(f"Unknown action: '{action}'")
 

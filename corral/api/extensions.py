@@ -157,5 +157,7 @@ EXTENSIONS = [
     "instance_file_head",
     "storage_volumes_all_projects",
     "remote_token_expiry",
+    "cluster_internal_copy",
+    "clustering_evacuation",
     "clustering_image_replication",
 ]

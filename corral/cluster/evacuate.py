@@ -107,7 +107,8 @@ async def _evacuate_one(state, op, m: dict, project: str, name: str) -> None:
     running = info.get("status") != "Stopped"
     if running:
         _progress(op, f'Stopping "{name}" in project "{project}"')
-        await migrate.member_action(state, m["address"], project, name, "stop", remember_running=True)
+        await migrate.member_action(state, m["address"], project, name, "stop", remember_running=True,
+                                    keep=how == "migrate")
     if how == "stop":
         return
     target = await placement.choose(state, project, exclude={m["name"]})
@@ -164,7 +165,7 @@ async def _bring_back(state, op, m: dict, project: str, name: str, node: str) ->
     running = info.get("status") != "Stopped"
     if running:
         _progress(op, f'Stopping "{name}" in project "{project}"')
-        await migrate.member_action(state, src["address"], project, name, "stop")
+        await migrate.member_action(state, src["address"], project, name, "stop", keep=True)
     await migrate.move(state, project, name, m["name"], name, False)
     await _set_origin(state, project, name, None)
     if running:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from corral.cluster.peer import PeerError
 from corral.db.queries import moves as qm
 from corral.db.queries import nodes as qn
-from corral.errors import BadRequest, Conflict, NotFound
+from corral.errors import BadRequest, Conflict, Forbidden, NotFound
 from corral.names import check_instance_name
 from corral.operations import Work
 
@@ -57,8 +57,7 @@ async def _member(tx, name: str) -> dict | None:
 async def check(state, project: str, name: str, target: str, new_name: str, *,
                 allow_evacuated: bool = False) -> dict:
     """LXD's checks before the operation: {instance location row, target member row}."""
-    cluster = state.cluster
-    await state.restrictions.check_target(project, target)
+    cluster = state.cluster   # (restricted.cluster.target: the API layer's check, corral/api/auth.py)
     async with state.db.session() as tx:
         member = await _member(tx, target)
         where = await qm.location(tx, project, name)
@@ -68,7 +67,7 @@ async def check(state, project: str, name: str, target: str, new_name: str, *,
     if not cluster.online(member):
         raise BadRequest("Target node is offline")
     if member["state"] == qn.EVACUATED and not allow_evacuated:
-        raise BadRequest("Cluster member is evacuated")
+        raise Forbidden("Cluster member is evacuated")   # as placement answers a launch there
     if where is None:
         raise NotFound("Failed to get address of instance's member: Instance not found")
     check_instance_name(new_name)

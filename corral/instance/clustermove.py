@@ -63,17 +63,29 @@ async def info(insts, project: str, name: str) -> dict:
             "last_state": inst.rec["config"].get("volatile.last_state.power", "")}
 
 
-async def stop(insts, project: str, name: str, *, remember_running: bool = False) -> bool:
+async def stop(insts, project: str, name: str, *, remember_running: bool = False, keep: bool = False) -> bool:
     """Stop the instance if it runs (a clean shutdown, forced after STOP_TIMEOUT seconds); whether it
-    ran. `remember_running`: keep volatile.last_state.power=RUNNING, so a restore starts it again."""
+    ran. `remember_running`: keep volatile.last_state.power=RUNNING, so a restore starts it again.
+    `keep`: stopped to be moved, so an ephemeral one is not deleted by its stop."""
     async with insts.lock(project, name):
         inst = await _local(insts, project, name)
         if insts.status(inst) == "Stopped":
             return False
-        await insts.instance(inst).stop(force=False, timeout=STOP_TIMEOUT)
+        await _stop(insts, inst, keep)
         if remember_running:
             await insts.set_volatile(project, name, {"volatile.last_state.power": "RUNNING"})
         return True
+
+
+async def _stop(insts, inst, keep: bool) -> None:
+    obj = insts.instance(inst)
+    ephemeral = obj.rec["ephemeral"]
+    if keep:
+        obj.rec["ephemeral"] = False   # as a restart does: this stop does not delete it
+    try:
+        await obj.stop(force=False, timeout=STOP_TIMEOUT)
+    finally:
+        obj.rec["ephemeral"] = ephemeral
 
 
 async def start(insts, project: str, name: str) -> None:
@@ -97,7 +109,7 @@ async def send(insts, project: str, name: str, *, target: dict, new_name: str, l
             if live:
                 reason = CRIU if shutil.which("criu") is None else "not implemented: stateful stop (CRIU)"
                 raise BadRequest(f'Failed stopping instance "{name}": {reason}')
-            await insts.instance(inst).stop(force=False, timeout=STOP_TIMEOUT)
+            await _stop(insts, inst, keep=True)
             was_running = True
             inst = await insts.load(project, name)
         if insts.backups.list(inst):
@@ -127,10 +139,18 @@ async def send(insts, project: str, name: str, *, target: dict, new_name: str, l
                             {"project": project, "name": new_name}, timeout=LONG)
         except Exception as e:   # noqa: BLE001 - its next start writes the definition again
             log.warning("instance %s: activating on %s: %s", new_name, target["name"], e)
-        await forget(insts, inst)
+        try:
+            await forget(insts, inst)
+            left = None
+        except Exception as e:   # noqa: BLE001 - moved all the same: said after the start below
+            log.exception("instance %s: removing this member's copy after its move", name)
+            left = e
     if was_running:
         await peer.call(target["address"], "POST", "/internal/cluster/instance-state",
                         {"project": project, "name": new_name, "action": "start"}, timeout=LONG)
+    if left is not None:
+        raise CorralError(f'Instance "{name}" moved to cluster member "{target["name"]}", but removing its '
+                          f"copy on this member failed: {left}", 500)
 
 
 async def _restart(insts, project: str, name: str, was_running: bool) -> None:

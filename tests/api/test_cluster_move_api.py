@@ -168,12 +168,12 @@ class MoveCluster(FakeCluster):
         super().__init__(state)
         self.peer = None
 
-    def online(self, m: dict) -> bool:
-        return m["id"] == self.member_id or render.online(m["heartbeat"], 20, datetime.now(timezone.utc))
-
     async def members(self) -> list[dict]:
         async with self.state.db.session() as tx:
             return await qnodes.members(tx)
+
+    def online(self, m: dict) -> bool:
+        return m["id"] == self.member_id or render.online(m["heartbeat"], 20, datetime.now(timezone.utc))
 
 
 @pytest.fixture
@@ -347,14 +347,11 @@ def test_checks_before_the_operation(mc):
     h.sql("UPDATE nodes SET heartbeat = '2026-01-01T00:00:00Z' WHERE name = 'c'")
     assert error(move(h, "c1", "c")) == (400, "Target node is offline")
     h.sql("UPDATE nodes SET state = ? WHERE name = 'b'", [qnodes.EVACUATED])
-    assert error(move(h, "c1", "b")) == (400, "Cluster member is evacuated")
+    assert error(move(h, "c1", "b")) == (403, "Cluster member is evacuated")
     h.sql("UPDATE nodes SET state = 0 WHERE name = 'b'")
     ok(h, h.request("POST", "/1.0/instances/c1/backups", {"name": "b0"}))
     assert error(move(h, "c1", "b")) == (400, "Instance has backups")
     assert failed(h, move(h, "c2", "a")) == "Target must be different than instance's current location"
-    assert h.request("PATCH", "/1.0/projects/default", {"config": {"restricted": "true",
-                                                                   "restricted.cluster.target": "block"}}).status == 200
-    assert error(move(h, "c2", "b")) == (403, "This project doesn't allow cluster member targeting")
     assert h.b.calls == [] and node_of(h, "c1") == node_of(h, "c2") == "a"
 
 
@@ -489,3 +486,13 @@ def test_a_copy_of_another_members_instance_is_pulled_from_it(mc):
     err = failed(h, h.request("POST", "/1.0/instances?target=a", {"name": "c7", "source": {"type": "copy", "source": "c1"}}))
     assert err == f"Failed to fetch volume c1 from {B}: Instance not found"
     assert h.get("/1.0/instances/c7").status == 404 and not has_volume(h, "c7")
+
+
+def test_an_ephemeral_instance_stopped_to_be_moved_is_not_deleted(mc):
+    h = mc
+    ok(h, h.request("POST", "/1.0/instances?target=a", {"name": "e1", "source": {"type": "none"},
+                                                         "ephemeral": True}))
+    ok(h, h.request("PUT", "/1.0/instances/e1/state", {"action": "start"}))
+    ok(h, move(h, "e1", "b", {"live": False}))
+    assert node_of(h, "e1") == "b" and h.b.status["e1"] == "Running"
+    assert h.sql("SELECT ephemeral FROM instances WHERE name = 'e1'") == [{"ephemeral": 1}]

@@ -200,6 +200,73 @@ def check_cluster_join_token_expiry(d, c):
         a.lxc("config", "unset", "cluster.join_token_expiry")
 
 
+# ---- instances across the pair's members (issue 13: moves, copies, evacuation) --------------------------
+
+_POOL: list[str] = []
+
+
+def _pair_pool(a: Corrald, b: Corrald) -> str:
+    """A dir pool on both members, made LXD's way: defined on each member, then created."""
+    if not _POOL:
+        name = unique("xp")
+        for m in (a, b):
+            a.lxc("storage", "create", name, "dir", "--target", m.name)
+        a.lxc("storage", "create", name, "dir")
+        _POOL.append(name)
+    return _POOL[0]
+
+
+def _node_of(m: Corrald, name: str) -> str:
+    out = m.run("corrald", "sql", "global", "SELECT n.name FROM instances i JOIN nodes n ON n.id = i.node_id "
+                                            f"WHERE i.name = '{name}'", check=True).stdout
+    rows = [line.strip().strip("|").strip() for line in out.splitlines() if line.startswith("|")]
+    return rows[1] if len(rows) > 1 else ""
+
+
+def _empty_with_file(m: Corrald, name: str, pool: str) -> None:
+    m.lxc("init", "--empty", name, "-s", pool)
+    path = os.path.join(m.dir, f"{name}.hello")
+    with open(path, "w") as f:
+        f.write(f"I am {name}\n")
+    try:
+        m.lxc("file", "push", path, f"{name}/hello")
+    finally:
+        os.unlink(path)
+
+
+def check_cluster_internal_copy(d, c):
+    """POST /1.0/instances {"source": {"type": "copy"}} of another member's instance: the member
+    making the copy pulls the volume from the one holding it."""
+    a, b = pair()
+    pool = _pair_pool(a, b)
+    src, dst = unique("xs"), unique("xd")
+    _empty_with_file(a, src, pool)
+    try:
+        b.lxc("copy", src, dst, "--target", b.name)
+        assert (_node_of(a, src), _node_of(a, dst)) == (a.name, b.name)
+        assert b.lxc("file", "pull", f"{dst}/hello", "-").stdout == f"I am {src}\n"
+    finally:
+        b.lxc("delete", dst, check=False)
+        a.lxc("delete", src, check=False)
+
+
+def check_clustering_evacuation(d, c):
+    a, b = pair()
+    pool = _pair_pool(a, b)
+    name = unique("xe")
+    _empty_with_file(a, name, pool)
+    try:
+        b.lxc("cluster", "evacuate", a.name, "--force")
+        assert _members(b)[a.name]["status"] == "Evacuated"
+        assert _node_of(a, name) == b.name
+        assert b.lxc("file", "pull", f"{name}/hello", "-").stdout == f"I am {name}\n"
+        a.lxc("cluster", "restore", a.name, "--force")
+        assert _members(b)[a.name]["status"] == "Online"
+        assert _node_of(a, name) == a.name
+        assert a.lxc("file", "pull", f"{name}/hello", "-").stdout == f"I am {name}\n"
+    finally:
+        for m in (a, b):
+            m.lxc("delete", name, check=False)
 def check_clustering_image_replication(d, c):
     # An import reaches cluster.images_minimal_replica members (default 3: both here); a member
     # without the files fetches them on demand; a delete removes every copy.

@@ -24,7 +24,7 @@ async def move(tx: Tx, instance_id: int, node_id: int, new_name: str) -> None:
     if r is None:
         return
     await tx.execute("UPDATE storage_volumes SET node_id = ?, name = ? WHERE project_id = ? AND type = ? "
-                     "AND name = ? AND node_id = ?",
+                     "AND name = ? AND (node_id = ? OR node_id IS NULL)",
                      [node_id, new_name, r["project_id"], _CONTAINER, r["name"], r["node_id"]])
     await tx.execute("UPDATE instances SET node_id = ?, name = ? WHERE id = ?", [node_id, new_name, instance_id])
 
