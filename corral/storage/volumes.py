@@ -50,6 +50,10 @@ class Volumes(VolumeSnapshots):
         """All custom volume records (at start, storage/reconcile.py): which ones are block volumes."""
         self._block = {(v["pool"], v["project"], v["name"]) for v in records if v.get("content_type") == BLOCK}
 
+    def note_block(self, pool: str, project: str, name: str) -> None:
+        """A block custom volume made outside _make (a backup's import)."""
+        self._block.add((pool, project, name))
+
     def is_block(self, pool: str, project: str | None, name: str) -> bool:
         """Whether a custom volume is a block volume (project None: in any project)."""
         if project is None:
