@@ -3,6 +3,7 @@ is listed as type virtual-machine, content type block, used by its instance; con
 container; the state's usage is what the VM's disk and config files allocate and its total the
 disk's size. The Volumes layer over a stub daemon (instances given, records of edits stubbed)."""
 import asyncio
+import os
 import contextlib
 
 import pytest
@@ -107,3 +108,29 @@ def test_vm_volume_state(vols):
     pool.grow_instance_disk("vm1", 12 * GiB)
     st = asyncio.run(v.state("p", "default", "virtual-machine", "vm1"))["usage"]
     assert st["total"] == 12 * GiB and 4 << 20 <= st["used"] < 6 << 20
+
+
+def test_image_volumes_of_vm_images_are_block(vols, tmp_path):
+    """In a pool that keeps image volumes (btrfs), a VM image's is listed with content type block."""
+    import shutil
+    if not shutil.which("qemu-img"):
+        pytest.skip("needs qemu-img")
+    import vmfixtures as fx
+    from corral.image.vmunpack import import_vm_split
+    v, pool = vols
+    pool.driver.optimized_images = True
+    meta, disk = fx.vm_image(str(tmp_path / "img"), 32, "raw")
+    vm_fp, ct_fp = "a" * 64, "b" * 64
+    pool.create_image(vm_fp, lambda d: import_vm_split(meta, disk, d), vtype="virtual-machine")
+
+    def container_image(d):
+        os.makedirs(os.path.join(d, "rootfs"))
+        with open(os.path.join(d, "metadata.yaml"), "w") as f:
+            f.write("architecture: x86_64\n")
+    pool.create_image(ct_fp, container_image)
+    try:
+        out = {x["name"]: x for x in asyncio.run(v.list("p", "default", "image"))}
+        assert out[vm_fp]["content_type"] == "block" and out[ct_fp]["content_type"] == "filesystem"
+    finally:
+        pool.delete_image(vm_fp)
+        pool.delete_image(ct_fp)
