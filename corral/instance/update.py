@@ -103,7 +103,11 @@ async def apply_live(insts, old, new) -> None:
     hot-pluggable devices. On failure everything this call changed is put back and the error
     raised; the caller stores nothing."""
     dname = insts.driver_name(old.project, old.name)
-    driver = insts.instance(old).driver
+    obj = insts.instance(old)
+    if obj.type_name == "virtual-machine":   # limits and other keys: at the next start; NICs hot-plugged
+        await hotplug.apply_vm(insts.d, obj, old, new)
+        return
+    driver = obj.driver
     limits_changed = _limits(old.config) != _limits(new.config)
     if limits_changed:
         try:
