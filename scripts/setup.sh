@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables btrfs-progs xfsprogs
               pkg-config uidmap iproute2 gcc python3-dev zstd squashfs-tools xz-utils curl)
-TEST_PACKAGES=(lxd-client)
+TEST_PACKAGES=(lxd-client gdisk)
 BENCH_PACKAGES=(lxd-client lxd debootstrap)
 
 want=("${DEB_PACKAGES[@]}")

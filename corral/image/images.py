@@ -26,7 +26,7 @@ from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
 from corral.config.keys import is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound
-from corral.image import store, unpack
+from corral.image import store, unpack, vmunpack
 from corral.image.aliases import ImageAliases
 from corral.image.imagechecks import (alias_url, check_aliases, check_expiry, check_properties,  # noqa: F401
                                       file_extension, url)
@@ -226,10 +226,11 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
 
     # ---- unpacking for instances ---------------------------------------------------------------
 
-    async def ensure_unpacked(self, fingerprint: str, pool) -> None:
-        """The pool's image volume (metadata.yaml, templates/, rootfs/: a storage Pool), made on first use."""
+    async def ensure_unpacked(self, fingerprint: str, pool, vtype: str = "container") -> None:
+        """The pool's image volume (metadata.yaml, templates/, rootfs/: a storage Pool), made on first use.
+        For a VM (`vtype` "virtual-machine"): metadata.yaml, templates/ and the disk as raw root.img."""
         async with self.lock(fingerprint):
-            if await asyncio.to_thread(pool.has_image, fingerprint):
+            if await asyncio.to_thread(pool.has_image, fingerprint, vtype=vtype):
                 return
             meta, rootfs = self.original_paths(fingerprint)
             if not os.path.isfile(meta):
@@ -237,7 +238,10 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
 
             def work():
                 budget = self._pool_budget(pool)
-                if os.path.isfile(rootfs):
+                if vtype == "virtual-machine":
+                    pool.create_image(fingerprint, lambda d: vmunpack.import_vm_split(meta, rootfs, d, budget=budget),
+                                      vtype=vtype)
+                elif os.path.isfile(rootfs):
                     pool.create_image(fingerprint, lambda d: store.import_split(meta, rootfs, d, budget=budget))
                 else:
                     pool.create_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
