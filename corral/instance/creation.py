@@ -97,6 +97,8 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
     if itype == "virtual-machine":
         from corral.instance.vm import check_config
         check_config(ecfg)
+    plan["root_size"] = next((dv.get("size") for dv in edev.values() if dv.get("type") == "disk"
+                              and dv.get("path") == "/" and not dv.get("source")), None)
     copy_of = plan["source"].rec if source.type == "copy" else None
     await d.restrictions.check_instance(project, name, cfg, devices, profiles, copy_of=copy_of)
     rec = {"project": project, "name": name, "type": itype, "architecture": "x86_64",
@@ -148,7 +150,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         fp = plan["fingerprint"]
         await check_image_type(d, project, fp, rec["type"])
         await d.images.ensure_local(project, fp)   # in a cluster: fetched from a member that has it
-        await d.images.ensure_unpacked(fp, spool)
+        await d.images.ensure_unpacked(fp, spool, **kw)
         image = await d.images.get(project, fp)
         rec["architecture"] = image.get("architecture") or "x86_64"
         for k, v in (image.get("properties") or {}).items():
@@ -157,7 +159,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         cfg["volatile.base_image"] = fp
         cfg["volatile.apply_template"] = "create"
         op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
-        await asyncio.to_thread(spool.create_instance_from_image, vol, fp, **kw)
+        await asyncio.to_thread(spool.create_instance_from_image, vol, fp, **kw, **_root_size(rec, plan))
         image_project = await d.images.effective_project(project)
         plan["in_tx"] = lambda tx: d.images.touch(tx, image_project, fp)   # marked used with the records
     elif plan["type"] == "copy":
@@ -182,7 +184,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
             await asyncio.to_thread(spool.create_instance_from_copy, vol, d.pools.pool(src.pool),
                                     insts.volume_name(src.project, src.name), plan["snapshot"] or None, snaps, **kw)
     else:
-        await asyncio.to_thread(spool.create_instance_empty, vol, **kw)
+        await asyncio.to_thread(spool.create_instance_empty, vol, **kw, **_root_size(rec, plan))
     try:
         cfg["volatile.uuid"] = str(uuid.uuid4())
         rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.EPOCH
@@ -251,3 +253,9 @@ async def check_image_type(d, project: str, fingerprint: str, itype: str) -> Non
     itype_of_image = image.get("type") or "container"
     if itype_of_image != itype:
         raise BadRequest(f"Requested image's type '{itype_of_image}' doesn't match instance type '{itype}'")
+
+
+def _root_size(rec: dict, plan: dict) -> dict:
+    """A VM's root disk `size` (its root disk device, expanded with its profiles) for the pool."""
+    size = plan.get("root_size")
+    return {"size": size} if rec["type"] == "virtual-machine" and size else {}

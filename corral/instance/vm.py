@@ -80,7 +80,7 @@ class VirtualMachine(Container):
 
     @property
     def disk_path(self) -> str:
-        return self.pool.instance_block_path(self.volume, vtype=self.vtype)
+        return self.pool.instance_block_path(self.volume)
 
     # ---- the agent -------------------------------------------------------------------------
 
@@ -95,11 +95,11 @@ class VirtualMachine(Container):
         return client
 
     def _devlxd_stream(self, sock) -> None:
-        serve = getattr(self.d, "devlxd_serve_vm", None)
-        if serve is None:
+        devlxd = getattr(self.d, "devlxd", None)
+        if devlxd is None:
             sock.close()
             return
-        serve(self.project, self.name, sock)
+        devlxd.serve_vm_thread(self.project, self.name, sock)
 
     def agent_ready(self, timeout: float = AGENT_WAIT) -> bool:
         try:
