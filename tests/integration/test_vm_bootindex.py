@@ -25,6 +25,7 @@ FIRST = re.compile(r'BdsDxe: failed to load Boot\d+ "UEFI Misc Device"|Start PXE
 
 
 def _first_boot_try(tmp_path, *, reset: bool, nic_first: bool) -> str:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     disk = tmp_path / "empty.img"
     subprocess.run(["qemu-img", "create", "-f", "raw", str(disk), "16M"], check=True, capture_output=True)
     tap = unique("tap")
