@@ -141,7 +141,24 @@ class VirtualMachine(Container):
                 qmp = self.driver.qmp_state(self.dname)
             except DriverError:
                 qmp = None
-        return vmstate.render(status, self.driver.init_pid(self.dname), self.config, agent_state, qmp)
+        leases = self._leases() if agent_state is None and status == "Running" else None
+        return vmstate.render(status, self.driver.init_pid(self.dname), self.config, agent_state, qmp, leases)
+
+    def _leases(self) -> dict[str, list[tuple[str, str]]]:
+        """MAC -> addresses the instance's managed networks leased (dnsmasq's lease files)."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for c in self.devices.values():
+            net = c.get("network") or c.get("parent") if c.get("type") == "nic" else None
+            drv = self.d.networks.managed(net) if net else None
+            if drv is None:
+                continue
+            prefix = str(drv.ipv4.network.prefixlen) if getattr(drv, "ipv4", None) is not None else ""
+            try:
+                for lease in drv.leases():
+                    out.setdefault(lease["hwaddr"], []).append((lease["address"], prefix))
+            except Exception:  # noqa: BLE001 - no leases then
+                continue
+        return out
 
     def _warm_state(self) -> None:
         pass

@@ -6,7 +6,10 @@ from corral.instance.model import STATUS_CODES
 from corral.network import host
 
 
-def render(status: str, pid: int, cfg: dict, agent: dict | None, qmp: dict | None) -> dict:
+def render(status: str, pid: int, cfg: dict, agent: dict | None, qmp: dict | None,
+           leases: dict[str, list[tuple[str, str]]] | None = None) -> dict:
+    """`leases`: MAC -> [(address, prefix length)] the managed networks' DHCP servers gave out (LXD's
+    fallback for the addresses of a VM whose agent does not answer)."""
     out = {"status": status, "status_code": STATUS_CODES.get(status, 112), "disk": {},
            "memory": {"usage": 0, "usage_peak": 0, "swap_usage": 0, "swap_usage_peak": 0},
            "network": None, "pid": pid if status != "Stopped" else 0, "processes": 0, "cpu": {"usage": 0}}
@@ -23,11 +26,11 @@ def render(status: str, pid: int, cfg: dict, agent: dict | None, qmp: dict | Non
     out["processes"] = -1
     if qmp is not None:
         out["memory"]["total"] = qmp.get("memory", 0)
-    out["network"] = _host_nics(cfg)
+    out["network"] = _host_nics(cfg, leases or {})
     return out
 
 
-def _host_nics(cfg: dict) -> dict:
+def _host_nics(cfg: dict, leases: dict[str, list[tuple[str, str]]]) -> dict:
     """Each NIC as the host sees its tap (counters, MAC): no guest addresses without the agent."""
     nets = {}
     for key, value in cfg.items():
@@ -44,7 +47,8 @@ def _host_nics(cfg: dict) -> dict:
             c[a], c[b] = st["counters"][b], st["counters"][a]
         st["counters"] = c
         st["hwaddr"] = cfg.get(f"volatile.{dev}.hwaddr", st.get("hwaddr", ""))
-        st["addresses"] = []
+        st["addresses"] = [{"family": "inet6" if ":" in ip else "inet", "address": ip, "netmask": prefix,
+                            "scope": "global"} for ip, prefix in leases.get(st["hwaddr"].lower(), [])]
         st["host_name"] = value
         nets[dev] = st
     return nets
