@@ -23,8 +23,9 @@ def applies(name: str, itype: str) -> bool:
     return not any(fnmatch.fnmatchcase(name, pat) for pat in other)
 
 
-def check(config: dict, itype: str) -> None:
-    """Refuse the first key of `config` that does not apply to `itype`."""
+def check(config: dict, itype: str, prefix: str = "Failed creating instance record: ") -> None:
+    """Refuse the first key of `config` that does not apply to `itype` (LXD's text, which at creation
+    comes with its "Failed creating instance record: ")."""
     for name in config:
         if not applies(name, itype):
-            raise ConfigError(f"Unknown configuration key: {name}")
+            raise ConfigError(f"{prefix}Unknown configuration key: {name}")
