@@ -186,6 +186,11 @@ class VirtualMachine(Container):
             raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
                              "replace it (PUT) or delete the instance")
         check_config(inst.config)
+        # LXD: an image without secure-boot support needs security.secureboot=false on the instance.
+        if inst.rec["config"].get("image.requirements.secureboot") == "false" and \
+                config.value(config.INSTANCE, inst.config, "security.secureboot"):
+            raise BadRequest("The image used by this instance is incompatible with secureboot. Please set "
+                             "security.secureboot=false on the instance")
         if not inst.config.get("volatile.uuid"):
             import uuid
             new = str(uuid.uuid4())
