@@ -154,7 +154,10 @@ esac
 exit 0
 """
 
-POWER_BUTTON = "#!/bin/sh\n# busybox acpid runs this on the ACPI power button (QEMU's system_powerdown)\nexec poweroff\n"
+POWER_BUTTON = """#!/bin/sh
+# busybox acpid runs this on the ACPI power button (QEMU's system_powerdown)
+exec poweroff
+"""
 
 FILES = {
     "sbin/init": (INIT, 0o755),

@@ -252,7 +252,7 @@ async def check_image_type(d, project: str, fingerprint: str, itype: str) -> Non
     image = await d.images.get(project, fingerprint)
     itype_of_image = image.get("type") or "container"
     if itype_of_image != itype:
-        raise BadRequest(f"Requested image's type '{itype_of_image}' doesn't match instance type '{itype}'")
+        raise BadRequest(f'Requested image\'s type "{itype_of_image}" doesn\'t match instance type "{itype}"')
 
 
 def _root_size(rec: dict, plan: dict) -> dict:

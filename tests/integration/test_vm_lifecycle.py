@@ -178,7 +178,7 @@ def test_bad_input_changes_nothing(vmhost):
     r = d.request("POST", "/1.0/instances", {"name": unique("vb"), "type": "virtual-machine",
                                              "source": {"type": "image", "alias": "busybox"}})
     assert r.status == 400 and r.json["error"] == \
-        "Requested image's type 'container' doesn't match instance type 'virtual-machine'"
+        'Requested image\'s type "container" doesn\'t match instance type "virtual-machine"'
     r = d.lxc("init", "busybox", unique("vb"), *VM[:1], check=False)
     assert r.returncode != 0 and "type container" in r.stderr
     r = d.lxc("init", "vmtest", unique("vb"), "--vm", "-c", "raw.lxc=lxc.environment=A=1", check=False)
