@@ -121,7 +121,9 @@ class Pool:
 
     def create_from_backup(self, vol: Volume, fill: Filler, snapshots: list[tuple[str, Filler]]) -> None:
         """A volume and its snapshots filled from a backup (each `fill(path)` writes into the new,
-        empty volume); undone whole on failure."""
+        empty volume); undone whole on failure (a volume or snapshots there already: refused, kept)."""
+        if self.driver.has_volume(vol) or os.path.lexists(self.driver.snapshots_path(vol)):
+            raise StorageError(f"Volume {vol.name} already exists in pool {self.name}")
         try:
             self.driver.create_volume(vol, fill)
             for snap, sfill in snapshots:

@@ -125,6 +125,25 @@ def allocated(path: str) -> int:
     return total
 
 
+def sparse_copy(src: str, dst: str) -> None:
+    """Copy the file `src` to `dst` (made, 0600 until the caller sets its mode) writing only its data
+    extents (SEEK_DATA/SEEK_HOLE): holes stay holes. For drivers without `cp` (the fake driver)."""
+    size = os.path.getsize(src)
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        off = 0
+        while off < size:
+            try:
+                start = os.lseek(fi.fileno(), off, os.SEEK_DATA)
+            except OSError:
+                break
+            end = min(os.lseek(fi.fileno(), start, os.SEEK_HOLE), size)
+            fi.seek(start)
+            fo.seek(start)
+            write_sparse(fi, fo, end - start)
+            off = end
+        fo.truncate(size)
+
+
 def write_sparse(src, dst, length: int) -> None:
     """Copy `length` bytes from the file object `src` into the open file `dst` at its position,
     seeking over all-zero chunks instead of writing them (a disk restored from a backup stays sparse)."""
