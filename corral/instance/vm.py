@@ -224,7 +224,9 @@ class VirtualMachine(Container):
             for fd in fds:
                 os.close(fd)
         self._forget_agent()
-        await self.insts.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "RUNNING"},
+        # Templates are the guest's business (LXD hands them to its agent): none are applied from the host.
+        await self.insts.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "RUNNING",
+                                                                 "volatile.apply_template": None},
                                       last_used=timeutil.now())
         self._lifecycle("instance-started", requestor)
 
