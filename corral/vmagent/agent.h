@@ -118,7 +118,8 @@ struct chan *chan_find(uint32_t id);
 void chan_free(struct chan *c, int kill_process);
 void chan_free_all(void);
 void chan_credit_consumed(struct chan *c, size_t n, int force);
-void chan_pump_mem(struct chan *c);   /* C_GET from memory: send within credit, EOF at the end */
+void chan_pump_mem(struct chan *c);
+void chan_close_in(struct chan *c);   /* stream 0 ended: close (shut down) what it was written to */   /* C_GET from memory: send within credit, EOF at the end */
 
 /* exec.c */
 void exec_start(uint32_t id, const uint8_t *p, size_t len);
@@ -141,6 +142,17 @@ void state_reply(uint32_t id);
 /* devlxd.c */
 int devlxd_listen(const char *path);
 void devlxd_accept(int lfd);
+
+/* link.c: the port to the host */
+extern const char *port_path;
+extern int port_fd, port_is_socket, port_hup;
+extern int64_t next_port_try, next_hup_check;
+extern struct buf inb;
+#define RETRY_MS 100
+int open_port(void);
+void host_gone(const char *why);
+void port_read(void);
+void port_write(void);
 
 /* util */
 void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

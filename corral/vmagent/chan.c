@@ -2,6 +2,7 @@
 #include "agent.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -92,4 +93,14 @@ void chan_pump_mem(struct chan *c)
 		send_frame(F_EOF, 1, c->id, NULL, 0);
 		chan_free(c, 0);
 	}
+}
+
+void chan_close_in(struct chan *c)
+{
+	if (c->in_fd < 0)
+		return;
+	if (c->kind == C_STREAM)
+		shutdown(c->in_fd, SHUT_WR);
+	close(c->in_fd);
+	c->in_fd = -1;
 }

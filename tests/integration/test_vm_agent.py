@@ -502,3 +502,31 @@ def test_agent_started_late_is_found():
         if agent:
             agent.stop()
         relay.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_garbage_alone_on_the_link_is_skipped():
+    """Bytes that are no frame (a dead client's, line noise), read by the agent on their own."""
+    relay = Relay(hangup=False)
+    agent = Agent(relay)
+    client = AgentClient(relay.host_path, hostname="after-garbage")
+    try:
+        assert wait_for(lambda: relay.guest is not None)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(relay.host_path)
+            s.sendall(bytes(5000) + b"\xc0\xa6" + os.urandom(3000) + b"\xc0")
+            time.sleep(0.5)
+        before = _cpu_seconds(agent.proc.pid)
+        time.sleep(1)
+        assert _cpu_seconds(agent.proc.pid) - before < 0.3, "the agent spins on garbage"
+        client.connect(10)
+        assert run(client, ["hostname"])[1] == b"after-garbage\n"
+    finally:
+        client.close()
+        agent.stop()
+        relay.close()
