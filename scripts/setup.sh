@@ -68,6 +68,18 @@ if [ ! -x "$attach_bin" ] || [ "$attach_src" -nt "$attach_bin" ]; then
   gcc -O2 -Wall -Wextra -o "$attach_bin.tmp" "$attach_src" $(pkg-config --cflags --libs lxc)
   mv "$attach_bin.tmp" "$attach_bin"
 fi
+# corral-agent, the agent inside VMs (corral/vmagent/*.c): one static binary (the guest has nothing
+# but busybox), built again when any of its sources is newer.
+agent_bin=.venv/libexec/corral-agent
+agent_srcs=(corral/vmagent/*.c corral/vmagent/*.h)
+agent_stale=0
+[ -x "$agent_bin" ] || agent_stale=1
+for f in "${agent_srcs[@]}"; do [ "$f" -nt "$agent_bin" ] && agent_stale=1; done
+if [ "$agent_stale" = 1 ]; then
+  mkdir -p .venv/libexec
+  gcc -static -O2 -Wall -Wextra -o "$agent_bin.tmp" corral/vmagent/*.c
+  mv "$agent_bin.tmp" "$agent_bin"
+fi
 # pylxd's own live-daemon suite (`integration/` of its source distribution on PyPI), run unchanged by
 # tests/integration/test_pylxd_suite.py. Downloaded once, checked against the pinned sha256, unpacked.
 PYLXD_SDIST_VERSION=2.4.2
