@@ -228,3 +228,36 @@ def test_ovmf_given_as_a_symlink(tmp_path):
         finally:
             d.lxc("delete", "-f", name, check=False)
 
+
+
+def test_pause_restart_rename_publish_export_import(vmhost, tmp_path):
+    d, name, renamed, from_image, imported = vmhost, unique("vm"), unique("vmr"), unique("vmp"), unique("vmi")
+    alias = unique("pub")
+    d.lxc("launch", "vmtest", name, *VM)
+    try:
+        agent_up(d, name)
+        d.lxc("exec", name, "--", "sh", "-c", "echo kept > /root/mark; sync")
+        d.lxc("pause", name)
+        assert d.lxc("list", name, "--format", "csv", "-c", "s").stdout.strip() == "FROZEN"
+        d.lxc("start", name)   # lxc resumes a frozen instance this way
+        assert d.lxc("exec", name, "--", "echo", "back").stdout == "back\n"
+        pid = qemu_pid(d, name)
+        d.lxc("restart", name, "--timeout", "60")
+        agent_up(d, name)
+        assert qemu_pid(d, name) != pid
+        d.lxc("stop", name, "--timeout", "60")
+        d.lxc("rename", name, renamed)
+        name = renamed
+        d.lxc("publish", name, "--alias", alias)
+        img = d.get(f"/1.0/images/aliases/{alias}").metadata["target"]
+        assert d.get(f"/1.0/images/{img}").metadata["type"] == "virtual-machine"
+        d.lxc("export", name, str(tmp_path / "vm.tar.gz"))
+        d.lxc("import", str(tmp_path / "vm.tar.gz"), imported)
+        d.lxc("launch", alias, from_image, *VM)
+        d.lxc("start", imported)
+        for vm in (from_image, imported):
+            agent_up(d, vm)
+            assert d.lxc("exec", vm, "--", "cat", "/root/mark").stdout == "kept\n"
+    finally:
+        d.lxc("delete", "-f", name, from_image, imported, check=False)
+        d.lxc("image", "delete", alias, check=False)
