@@ -4,6 +4,7 @@ managed bridge. One daemon per module; each VM is deleted by the test that made 
 daemon's clean-up, QEMU included, when a test fails)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -56,6 +57,39 @@ def bridge_subnet(d) -> str:
 def in_subnet(ip: str, cidr: str) -> bool:
     import ipaddress
     return ipaddress.ip_address(ip) in ipaddress.ip_interface(cidr).network
+
+
+def console_session(d, name: str, keys: bytes) -> str:
+    """`lxc console NAME` on a pty: type `keys` after a return, detach (ctrl+a q); what it printed."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("lxc", ["lxc", "console", name], d.env)
+    out = b""
+
+    def pump(seconds: float) -> None:
+        nonlocal out
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+    try:
+        pump(2)
+        os.write(fd, b"\r")
+        pump(1)
+        os.write(fd, keys)
+        pump(3)
+        os.write(fd, b"\x01q")
+        pump(1)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return out.decode(errors="replace")
 
 
 def test_launch_exec_files_info(vmhost, tmp_path):
@@ -127,6 +161,8 @@ def test_console_stop_snapshot_restore_copy(vmhost):
         agent_up(d, name)
         log = d.lxc("console", name, "--show-log").stdout
         assert "Linux version" in log
+        assert "PTY-42" in console_session(d, name, b"echo PTY-$((6*7))\r")   # the serial shell, interactive
+        assert "qemu-system-x86_64" in d.lxc("info", name, "--show-log").stdout   # qemu.log: its command line
         d.lxc("exec", name, "--", "sh", "-c", "echo before > /root/mark; sync")
         t = time.monotonic()
         d.lxc("stop", name, "--timeout", "60")   # ACPI power button: the guest powers off by itself
