@@ -84,8 +84,7 @@ static void on_in(struct chan *c)
 	}
 	if (c->in_eof && !buf_size(&c->inb))
 		chan_close_in(c);
-	if (c->kind == C_STREAM && c->in_fd < 0 && c->out_done[1])
-		chan_free(c, 0);
+	chan_check_done(c);
 }
 
 static void on_out(struct chan *c, int s)
@@ -112,10 +111,7 @@ static void on_out(struct chan *c, int s)
 	close(c->out_fd[s]);
 	c->out_fd[s] = -1;
 	c->out_done[s] = 1;
-	if (c->kind == C_EXEC)
-		exec_check_done(c, now_ms());
-	else if (c->kind == C_GET || (c->kind == C_STREAM && c->in_fd < 0))
-		chan_free(c, 0);
+	chan_check_done(c);
 }
 
 static void reap(int sfd)

@@ -530,3 +530,33 @@ def test_garbage_alone_on_the_link_is_skipped():
         client.close()
         agent.stop()
         relay.close()
+
+
+def _fds(pid="self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_no_fd_leaks_on_either_side(vm):
+    _, agent, client, scratch = vm
+    path = os.path.join(scratch, "f")
+    with open(path, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    run(client, ["true"])
+    ours, theirs = _fds(), _fds(agent.proc.pid)
+    for _ in range(10):
+        assert run(client, ["sh", "-c", "echo x; echo y >&2"])[0] == 0
+        p = client.exec(["sh", "-c", "read x; exit 4"], ENV, interactive=True)
+        os.write(p.pty, b"\n")
+        assert p.wait() == 4
+        os.close(p.pty)
+        e = client.file_get(path)
+        e.file.read(10)
+        e.file.close()                       # abandoned half-way
+        e = client.file_get(scratch)
+        client.file_put(path + ".copy", "file", b"data")
+        with pytest.raises(AgentError):
+            client.exec(["true"], ENV, cwd="/nonexistent")
+        with pytest.raises(AgentFileError):
+            client.file_get("/nonexistent")
+    assert wait_for(lambda: _fds() <= ours and _fds(agent.proc.pid) <= theirs, timeout=5), \
+        (ours, _fds(), theirs, _fds(agent.proc.pid))
