@@ -126,15 +126,18 @@ class _SparseData(io.RawIOBase):
         return len(chunk)
 
 
-def add_disk(tf: tarfile.TarFile, arcname: str, path: str) -> None:
-    """A disk file as one member `arcname` of its full size, sparse where it is small enough."""
+def add_disk(tf: tarfile.TarFile, arcname: str, path: str, info: tarfile.TarInfo | None = None) -> None:
+    """A disk file (or any sparse file) as one member `arcname` of its full size, sparse where it is
+    small enough. `info`: the member's owner, mode, mtime and pax headers (default: 0600, now)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
         extents = _extents(fd, size)
         data = sum(n for _, n in extents)
-        info = tarfile.TarInfo(arcname)
-        info.mode, info.mtime = 0o600, int(time.time())
+        if info is None:
+            info = tarfile.TarInfo(arcname)
+            info.mode, info.mtime = 0o600, int(time.time())
+        info.name, info.type = arcname, tarfile.REGTYPE
         if data > SPARSE_MAX:
             info.size = size
             with os.fdopen(os.dup(fd), "rb") as f:
@@ -147,8 +150,8 @@ def add_disk(tf: tarfile.TarFile, arcname: str, path: str) -> None:
         head, base = os.path.split(arcname)
         info.name = f"{head}/GNUSparseFile.0/{base}"
         info.size = len(header) + data
-        info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": arcname,
-                            "GNU.sparse.realsize": str(size)}
+        info.pax_headers = {**info.pax_headers, "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                            "GNU.sparse.name": arcname, "GNU.sparse.realsize": str(size)}
         tf.addfile(info, io.BufferedReader(_SparseData(fd, header, extents), 1 << 20))
     finally:
         os.close(fd)

@@ -50,6 +50,10 @@ class Volumes(VolumeSnapshots):
         """All custom volume records (at start, storage/reconcile.py): which ones are block volumes."""
         self._block = {(v["pool"], v["project"], v["name"]) for v in records if v.get("content_type") == BLOCK}
 
+    def note_block(self, pool: str, project: str, name: str) -> None:
+        """A block custom volume made outside _make (a backup's import)."""
+        self._block.add((pool, project, name))
+
     def is_block(self, pool: str, project: str | None, name: str) -> bool:
         """Whether a custom volume is a block volume (project None: in any project)."""
         if project is None:
@@ -124,7 +128,9 @@ class Volumes(VolumeSnapshots):
         if type_ in (None, "image") and p.info().optimized_images and self.d.pools.available(pool):
             for fp in await asyncio.to_thread(p.image_fingerprints):
                 if re.fullmatch(r"[0-9a-f]{64}", fp):
-                    out.append(self._render({"name": fp, "project": project}, "image", [f"/1.0/images/{fp}"]))
+                    vm = await asyncio.to_thread(p.has_image, fp, vtype="virtual-machine")
+                    out.append(self._render({"name": fp, "project": project, "content_type": BLOCK if vm else FILESYSTEM},
+                                            "image", [f"/1.0/images/{fp}"]))
         if type_ in (None, "custom"):
             holder = self.d.projects.holder("storage.volumes", project)
             async with self.db.session() as tx:

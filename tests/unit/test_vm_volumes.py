@@ -154,3 +154,60 @@ def test_vm_disk_rounding_and_shrink(tmp_path):
     with pytest.raises(Exception, match="Block volumes cannot be shrunk: Cannot be shrunk"):
         vmdisk.grow(f, 1 << 19)
     assert vmdisk.grow(f, 1 << 19, shrink_ok=True) is False and os.path.getsize(f) == 1 << 20
+
+
+def test_image_store_unpacks_vm_images_for_a_pool(tmp_path):
+    """Images.ensure_unpacked(fp, pool, vtype="virtual-machine") with the store's files as the
+    images API keeps a VM image ($CORRAL_DIR/images/<fp> metadata tarball, <fp>.rootfs the qcow2):
+    the pool's VM image volume made once, instances made from it."""
+    import asyncio
+    from corral.image.images import Images
+    from corral.paths import Paths
+    paths = Paths(str(tmp_path / "corral"))
+    images = Images(None, paths, None, None, None)
+    images._ensure_dir()
+    meta, disk = fx.vm_image(str(tmp_path / "src"), 32)
+    fp = "e" * 64
+    store_meta, store_disk = images.original_paths(fp)
+    shutil.copyfile(meta, store_meta)
+    shutil.copyfile(disk, store_disk)
+    drv = DirDriver("p", str(tmp_path / "pool"), {})
+    drv.create_pool()
+    p = Pool("p", drv)
+    asyncio.run(images.ensure_unpacked(fp, p, vtype="virtual-machine"))
+    assert p.has_image(fp, vtype="virtual-machine")
+    ino = os.stat(os.path.join(drv.path, "images", fp, "root.img")).st_ino
+    asyncio.run(images.ensure_unpacked(fp, p, vtype="virtual-machine"))   # there: not made again
+    assert os.stat(os.path.join(drv.path, "images", fp, "root.img")).st_ino == ino
+    p.create_instance_from_image("vm1", fp, vtype="virtual-machine", size="1GiB")
+    assert fx.read_at(p.instance_block_path("vm1"), fx.MARKER_AT, 14) == b"CORRAL-VM-DISK"
+    p.delete_instance("vm1", vtype="virtual-machine")
+    p.delete_image(fp)
+    drv.delete_pool()
+
+
+def test_vm_volume_sent_between_members_sparse(tmp_path):
+    """A VM volume's tree through the members' volume stream (storage/transfer.py): its 10GiB
+    disk travels as its data only and arrives sparse, with its mode and the config files."""
+    import io
+    from corral.storage import transfer
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "metadata.yaml").write_text("architecture: x86_64\n")
+    disk = str(src / "root.img")
+    open(disk, "wb").close()
+    os.truncate(disk, 10 * fx.GiB)
+    os.chmod(disk, 0o640)
+    fx.write_at(disk, 3 * fx.GiB, b"middle")
+    fx.write_at(disk, 10 * fx.GiB - 4, b"end!")
+    buf = io.BytesIO()
+    transfer.write_tree(str(src), buf)
+    assert len(buf.getvalue()) < fx.MiB
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    assert transfer.extract_tree(io.BytesIO(buf.getvalue()), str(dst)) == 2
+    out = str(dst / "root.img")
+    assert os.path.getsize(out) == 10 * fx.GiB and fx.allocated(out) < fx.MiB
+    assert fx.read_at(out, 3 * fx.GiB, 6) == b"middle" and fx.read_at(out, 10 * fx.GiB - 4, 4) == b"end!"
+    assert os.stat(out).st_mode & 0o777 == 0o640
+    assert (dst / "metadata.yaml").read_text() == "architecture: x86_64\n"
