@@ -134,7 +134,8 @@ static void reap(int sfd)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: corral-agent [--port PATH] [--devlxd PATH] [--log PATH] [--foreground]\n");
+	fprintf(stderr, "usage: corral-agent [--port PATH] [--devlxd PATH] [--log PATH] [--foreground]\n"
+			"       corral-agent [--devlxd PATH] --query /1.0/...   (a GET of /dev/lxd, its body on stdout)\n");
 	exit(2);
 }
 
@@ -164,8 +165,11 @@ static void daemonize(void)
 int main(int argc, char **argv)
 {
 	int foreground = 0;
+	const char *query = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--foreground"))
+		if (!strcmp(argv[i], "--query") && i + 1 < argc)
+			query = argv[++i];
+		else if (!strcmp(argv[i], "--foreground"))
 			foreground = 1;
 		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port_path = argv[++i];
@@ -176,6 +180,8 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
+	if (query)
+		return devlxd_query(*devlxd_path ? devlxd_path : "/dev/lxd/sock", query);
 	if (!foreground)
 		daemonize();
 	signal(SIGPIPE, SIG_IGN);

@@ -5,6 +5,7 @@ daemon's clean-up, QEMU included, when a test fails)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -122,6 +123,14 @@ def test_launch_exec_files_info(vmhost, tmp_path):
         assert d.lxc("file", "pull", f"{name}/no/such", str(tmp_path / "x"), check=False).returncode != 0
         d.lxc("file", "delete", f"{name}/root/blob")
         assert d.lxc("exec", name, "--", "test", "-e", "/root/blob", check=False).returncode == 1
+        # /dev/lxd inside the VM, through the agent's tunnel to corrald
+        d.lxc("config", "set", name, "user.greeting", "hi-from-host")
+        dev = json.loads(d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0").stdout)
+        assert dev["instance_type"] == "virtual-machine" and dev["api_version"] == "1.0"
+        assert d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0/config/user.greeting").stdout == \
+            "hi-from-host"
+        assert "eth0" in json.loads(d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0/devices").stdout)
+        assert "instance-id:" in d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0/meta-data").stdout
         info = d.lxc("info", name).stdout
         procs = int(re.search(r"Processes: (-?\d+)", info).group(1))
         assert procs > 3 and "Memory usage:" in info and ip in info
