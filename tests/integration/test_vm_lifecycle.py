@@ -144,8 +144,11 @@ def test_nics_at_boot_and_hotplugged(vmhost):
     d.lxc("init", "vmtest", name, *VM)
     try:
         d.lxc("config", "device", "add", name, "eth1", "nic", f"network={net}")   # given at boot
+        d.lxc("config", "device", "override", name, "root", "size=12GiB")
         d.lxc("start", name)
         agent_up(d, name)
+        sectors = lambda: int(d.lxc("exec", name, "--", "cat", "/sys/block/vda/size").stdout)  # noqa: E731
+        assert sectors() * 512 == 12 << 30
         assert "eth1" in d.lxc("exec", name, "--", "ls", "/sys/class/net").stdout.split()
         wait_for(lambda: ipv4(d, name, "eth1"), timeout=60, interval=1)
         # hot-plugged into the running VM: appears in the guest and gets a lease from the bridge
@@ -155,6 +158,12 @@ def test_nics_at_boot_and_hotplugged(vmhost):
                                       check=False).stdout, timeout=60, interval=1)
         wait_for(lambda: ipv4(d, name, "eth2"), timeout=90, interval=1)
         assert in_subnet(ipv4(d, name, "eth2")[0], bridge_subnet(d))
+        # the root disk grown while it runs (QEMU told: the guest sees it); a shrink refused, nothing changed
+        d.lxc("config", "device", "set", name, "root", "size=13GiB")
+        wait_for(lambda: sectors() * 512 == 13 << 30, timeout=30, interval=0.5)
+        r = d.lxc("config", "device", "set", name, "root", "size=5GiB", check=False)
+        assert r.returncode != 0 and "shrunk" in r.stderr
+        assert d.lxc("config", "device", "get", name, "root", "size").stdout.strip() == "13GiB"
         # and unplugged again
         d.lxc("config", "device", "remove", name, "eth2")
         wait_for(lambda: "eth2" not in d.lxc("exec", name, "--", "ls", "/sys/class/net").stdout.split(),
