@@ -232,7 +232,19 @@ class Daemon:
             storage=" | ".join(in_use), storage_version=" | ".join(storage.driver_version(n) for n in in_use),
             storage_drivers=storage.supported_drivers(),
             server_name=self.cluster.server_name if self.cluster.clustered else socket.gethostname(),
-            clustered=self.cluster.clustered)
+            clustered=self.cluster.clustered, drivers=self._instance_drivers())
+
+    @staticmethod
+    def _instance_drivers() -> dict:
+        """LXD's "lxc | qemu" with both versions when QEMU is installed, and how VMs run (KVM or TCG)."""
+        from corral.instance.drivers import qemuhost
+        lxc = hostinfo.liblxc_version()
+        qemu = qemuhost.qemu_version()
+        if not qemu:
+            return {"driver": "lxc", "driver_version": lxc}
+        accel = qemuhost.accelerator()
+        return {"driver": "lxc | qemu", "driver_version": f"{lxc} | {qemu}",
+                "vm_accelerator": accel.name, "vm_accelerator_reason": accel.reason}
 
     async def _record_member(self) -> None:
         """This member's row in LXD's `nodes` table: schema version, API extensions, architecture."""

@@ -80,12 +80,14 @@ class DevLXD:
         self.dir = daemon.paths.join("devlxd")
         self.socket = os.path.join(self.dir, SOCKET_NAME)
         self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # (project, name) -> list of [ws, types, last known (config, devices)]
         self._subs: dict[tuple[str, str], list] = {}
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o755)
         with contextlib.suppress(FileNotFoundError):
@@ -144,7 +146,31 @@ class DevLXD:
             log.exception("devlxd: %s %s", request.method, request.path)
             return _error(500, str(e))
 
+    def serve_vm_thread(self, project: str, name: str, sock) -> None:
+        """A /dev/lxd connection a VM's agent tunnelled (a connected socket; from the agent's thread)."""
+        loop = self._loop
+        if loop is None or self._runner is None:
+            sock.close()
+            return
+        asyncio.run_coroutine_threadsafe(self._serve_vm(project, name, sock), loop)
+
+    async def _serve_vm(self, project: str, name: str, sock) -> None:
+        server = self._runner.server
+
+        def factory():
+            proto = server()
+            proto.corral_vm = (project, name)   # who asks: the VM whose agent opened the stream
+            return proto
+        sock.setblocking(False)
+        await asyncio.get_running_loop().connect_accepted_socket(factory, sock)
+
     async def _caller(self, request: web.Request):
+        vm = getattr(request.protocol, "corral_vm", None)
+        if vm is not None:
+            inst = await self.d.instances.load(*vm)
+            if not config.value(config.INSTANCE, inst.config, "security.devlxd"):
+                raise GuestError(403, "not authorized")
+            return inst
         driver_name = container_of_pid(peer_pid(request))
         if driver_name is None:
             raise GuestError(403, "not authorized")

@@ -52,7 +52,8 @@ def lxc_features() -> dict[str, str]:
 
 def environment(*, certificate: str, fingerprint: str, addresses: list[str], storage: str,
                 storage_version: str, storage_drivers: list[dict], server_name: str,
-                clustered: bool = False) -> dict:
+                clustered: bool = False, drivers: dict | None = None) -> dict:
+    """`drivers`: LXD's "driver"/"driver_version" (and how VMs run), made by the caller."""
     uname = os.uname()
     os_name, os_version = os_release()
     return {
@@ -60,8 +61,7 @@ def environment(*, certificate: str, fingerprint: str, addresses: list[str], sto
         "architectures": architectures(),
         "certificate": certificate,
         "certificate_fingerprint": fingerprint,
-        "driver": "lxc",
-        "driver_version": liblxc_version(),
+        **(drivers or {"driver": "lxc", "driver_version": liblxc_version()}),
         "firewall": "nftables",
         "kernel": uname.sysname,
         "kernel_architecture": uname.machine,
@@ -118,3 +118,4 @@ def has_swap_accounting() -> bool:
     if "memory" in v1_controllers():
         return os.path.exists(f"{CGROUP_ROOT}/memory/memory.memsw.limit_in_bytes")
     return "memory" in v2_controllers()
+

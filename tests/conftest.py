@@ -35,10 +35,12 @@ def daemon():
 
 
 @contextlib.contextmanager
-def initialised_corrald():
+def initialised_corrald(env: dict | None = None):
     """A real corrald after `init --auto` (dir pool `default`) with the busybox image as `busybox`;
-    it and every container it made are removed afterwards, also when the test fails."""
+    it and every container it made are removed afterwards, also when the test fails. `env`: more
+    environment for the daemon."""
     d = Corrald()
+    d.env.update(env or {})
     try:
         d.start()
         d.run("corrald", "init", "--auto", check=True)

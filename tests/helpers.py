@@ -138,10 +138,27 @@ class Corrald:
                     c.stop()
                     c.wait("STOPPED", 10)
                 kill_cgroup(f"lxc.payload.{name}")   # a container whose monitor we cannot reach
+        kill_vms(self.dir)   # QEMU outlives the daemon too
         from corral.network.cleanup import remove_networks
         remove_networks(self.dir)   # bridges, nft tables and dnsmasq outlive the daemon too
         unmount_under(self.dir)   # storage pools on loop files (btrfs) stay mounted after a stop
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def kill_vms(corral_dir: str) -> None:
+    """Kill the QEMU of every VM of a daemon's dir (its logs/<name>/qemu.pid) and remove its runtime dir."""
+    import glob
+    import signal
+    from corral.instance.drivers.qemu import rundir_for
+    for pidfile in glob.glob(os.path.join(corral_dir, "logs", "*", "qemu.pid")):
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+            if os.path.basename(os.readlink(f"/proc/{pid}/exe")).startswith("qemu-system"):
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(rundir_for(os.path.dirname(pidfile)), ignore_errors=True)
 
 
 def unmount_under(path: str) -> None:

@@ -164,10 +164,8 @@ async def create_image(request: web.Request):
             part = await reader.next()
             if not isinstance(part, BodyPartReader) or part.name not in ("rootfs", "rootfs.img"):
                 raise BadRequest("Invalid multipart image")
-            if part.name == "rootfs.img":
-                raise NotImplementedFeature("virtual-machine images")
             filename = part.filename or ""
-            await upload.receive("rootfs", _chunks(part))
+            await upload.receive(part.name, _chunks(part))   # "rootfs.img": a virtual-machine image
             split = True
         else:
             request[STREAMED] = True   # not replayable: never run again (api/server.py)

@@ -155,27 +155,30 @@ async def _instance_volume_snapshots(request: web.Request):
     pool, name = _m(request, "pool"), _m(request, "name")
     snaps = await _instance_snapshots(request)
     if recursion(request):
-        return response.sync([_instance_snapshot(s) for s in snaps])
+        return response.sync([_instance_snapshot(s, _type(request)) for s in snaps])
     proj = await project(request)
-    return response.sync([vol_url(pool, "container", f"{name}/snapshots/{s['name']}", proj) for s in snaps])
+    return response.sync([vol_url(pool, _type(request), f"{name}/snapshots/{s['name']}", proj) for s in snaps])
 
 
 async def _instance_snapshots(request: web.Request) -> list[dict]:
     d, proj = daemon(request), await project(request)
     inst = await d.instances.load(proj, _m(request, "name"))
-    if inst.pool != _m(request, "pool"):
+    if inst.pool != _m(request, "pool") or \
+            (inst.type == "virtual-machine") != (_type(request) == "virtual-machine"):
         raise NotFound("Storage volume not found")
     return await d.instances.snapshots(inst)
 
 
-def _instance_snapshot(s: dict) -> dict:
-    return {"config": {}, "description": s["description"], "name": s["name"], "content_type": "filesystem",
+def _instance_snapshot(s: dict, type_: str = "container") -> dict:
+    """A snapshot of an instance volume (a VM's: content type block)."""
+    return {"config": {}, "description": s["description"], "name": s["name"],
+            "content_type": "block" if type_ == "virtual-machine" else "filesystem",
             "created_at": s["created_at"], "expires_at": s["expires_at"]}
 
 
 @routes.get(BASE + "/{type}/{name}/snapshots")
 async def list_snapshots(request: web.Request):
-    if _type(request) == "container":
+    if _type(request) in ("container", "virtual-machine"):
         return await _instance_volume_snapshots(request)
     d, v = daemon(request), await _vol(request)
     snaps = await d.volumes.snapshots(v)
@@ -196,11 +199,11 @@ async def create_snapshot(request: web.Request):
 
 @routes.get(BASE + "/{type}/{name}/snapshots/{snap}")
 async def get_snapshot(request: web.Request):
-    if _type(request) == "container":
+    if _type(request) in ("container", "virtual-machine"):
         snap = next((s for s in await _instance_snapshots(request) if s["name"] == _m(request, "snap")), None)
         if snap is None:
             raise NotFound("Storage volume snapshot not found")
-        return response.sync(_instance_snapshot(snap))
+        return response.sync(_instance_snapshot(snap, _type(request)))
     d, v = daemon(request), await _vol(request)
     s = await d.volumes.snapshot(v, _m(request, "snap"))
     return response.sync(d.volumes.render_snapshot(v, s), etag={"description": s["description"],

@@ -2,7 +2,9 @@
 backup tarball's members must pass before anything is extracted.
 
 Instance backup (`lxc export`, LXD 5.0 and Corral): backup/index.yaml, backup/container/ (backup.yaml
-from LXD, metadata.yaml, templates/, rootfs/), backup/snapshots/<snapshot>/. Custom volume backup
+from LXD, metadata.yaml, templates/, rootfs/), backup/snapshots/<snapshot>/; a VM's: its config
+directory backup/virtual-machine/ (without the disk) and the disk backup/virtual-machine.img,
+backup/virtual-machine-snapshots/<snapshot>/ and <snapshot>.img. Custom volume backup
 (`lxc storage volume export`): backup/index.yaml, backup/volume/, backup/volume-snapshots/<snapshot>/.
 
 Callers (import here, `lxd recover`) use `load_yaml`, `parse_index` / `parse_backup_yaml` and
@@ -20,6 +22,7 @@ import yaml
 from corral.errors import BadRequest
 
 
+_CHUNK = 1 << 20
 UPLOAD_PREFIX = ".upload-"   # backup tarballs being received, in $CORRAL_DIR/backups/
 
 
@@ -277,6 +280,34 @@ class BackupTarball:
         os.chown(path, m.info.uid, m.info.gid)
         os.chmod(path, m.info.mode & 0o7777)
 
+    def extract_disk(self, path: str, dest: str) -> int:
+        """Write the regular member `path` (a VM's disk: backup/virtual-machine.img) to the file
+        `dest` (made or replaced), sparse: holes of a sparse member and all-zero chunks of a plain
+        one are not written. Returns its size."""
+        m = self.by_path.get(path)
+        if m is None:
+            raise BadRequest(f'Invalid backup tarball: no "{path}"')
+        if not m.info.isreg():
+            raise BadRequest(f'Invalid backup tarball: "{path}" is not a regular file')
+        ti = m.info
+        src = self.tf.fileobj
+        src.seek(ti.offset_data)
+        zero = bytes(_CHUNK)
+        with open(dest, "wb") as out:
+            for offset, length in ti.sparse if ti.sparse is not None else [(0, ti.size)]:
+                out.seek(offset)
+                while length > 0:
+                    chunk = src.read(min(_CHUNK, length))
+                    if not chunk:
+                        raise BadRequest(f'Invalid backup tarball: "{path}" is truncated')
+                    if chunk == zero[:len(chunk)]:
+                        out.seek(len(chunk), os.SEEK_CUR)
+                    else:
+                        out.write(chunk)
+                    length -= len(chunk)
+            out.truncate(ti.size)
+        return ti.size
+
     def names_below(self, prefix: str) -> set[str]:
         """The first path component of every member below `prefix` (e.g. snapshot names)."""
         out = set()
@@ -287,12 +318,13 @@ class BackupTarball:
 
 
 def _volume_of(path: str) -> str:
-    """The volume a member belongs to: backup/container, backup/volume, backup/snapshots/<name>,
-    backup/volume-snapshots/<name> ("" for backup/index.yaml and the like)."""
+    """The volume a member belongs to: backup/container, backup/volume, backup/virtual-machine,
+    backup/snapshots/<name>, backup/volume-snapshots/<name>, backup/virtual-machine-snapshots/<name>
+    ("" for backup/index.yaml and the like)."""
     parts = path.split("/")
-    if len(parts) >= 2 and parts[1] in ("container", "volume"):
+    if len(parts) >= 2 and parts[1] in ("container", "volume", "virtual-machine"):
         return "/".join(parts[:2])
-    if len(parts) >= 3 and parts[1] in ("snapshots", "volume-snapshots"):
+    if len(parts) >= 3 and parts[1] in ("snapshots", "volume-snapshots", "virtual-machine-snapshots"):
         return "/".join(parts[:3])
     return ""
 

@@ -85,12 +85,19 @@ image.add_command(build)
 
 
 @build.command("busybox")
-@click.option("--alias", "aliases", multiple=True, help="Alias to give the image (default: busybox)")
+@click.option("--alias", "aliases", multiple=True, help="Alias to give the image (default: busybox, busybox-vm with --vm)")
 @click.option("--public", is_flag=True, help="Make image public")
+@click.option("--vm", is_flag=True, help="Build a virtual-machine image (Debian kernel, busybox, UEFI boot)")
 @pass_ctx
-def build_busybox(ctx: Ctx, aliases: tuple[str, ...], public: bool) -> None:
+def build_busybox(ctx: Ctx, aliases: tuple[str, ...], public: bool, vm: bool) -> None:
     """Build a busybox image from the host's busybox and import it."""
     import tempfile
+
+    if vm:
+        img = _build_vm_image()
+        fp = import_image(ctx, img["metadata"], img["rootfs"], list(aliases) or ["busybox-vm"], public)
+        click.echo(f"Image imported with fingerprint: {fp}")
+        return
 
     from corral.cli.busybox import build_busybox_image
 
@@ -98,3 +105,19 @@ def build_busybox(ctx: Ctx, aliases: tuple[str, ...], public: bool) -> None:
         tarball = build_busybox_image(tmp)
         fp = import_image(ctx, str(tarball), None, list(aliases) or ["busybox"], public)
     click.echo(f"Image imported with fingerprint: {fp}")
+
+
+def _build_vm_image() -> dict:
+    """Run the VM image builder (corral/image/vmbuild.py, a program of its own: the CLI imports no
+    server module); its progress goes to stderr; {"metadata", "rootfs", ...} from its JSON."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "corral.image.vmbuild"], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        fail("Failed building the VM image")
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        fail("Failed building the VM image: the builder gave no result")

@@ -106,7 +106,7 @@ def parse_cloud_config(v: str) -> str:
     return v
 
 
-_VM = "applies to virtual machines; Corral runs containers only"
+_VM = "for virtual machines"
 _NO_CRIU = "live migration and stateful snapshots need CRIU, which Corral does not drive"
 _NO_NVIDIA = "the NVIDIA container runtime (libnvidia-container) is not part of Corral"
 
@@ -128,8 +128,19 @@ def _no_controller(ctrl: str, name: str, what: str, parse) -> Key:
     return not_implemented(name, INSTANCE, what, parse)
 
 
+def parse_raw_qemu(v: str) -> list[str]:
+    """Extra QEMU command-line arguments (split as a shell would, no control characters)."""
+    import shlex
+    if any(ord(c) < 32 and c not in "\t\n" for c in v):
+        raise ValueError("Invalid QEMU arguments: control characters")
+    try:
+        return shlex.split(v)
+    except ValueError as e:
+        raise ValueError(f"Invalid QEMU arguments: {e}") from None
+
+
 def _vm(name: str, parse=str, default: str = "") -> Key:
-    return not_on_host(name, INSTANCE, _VM, parse, default)
+    return not_implemented(name, INSTANCE, "for virtual machines", parse, default)
 
 
 declare(
@@ -161,8 +172,8 @@ declare(
                     parse_uint),
     Key("security.devlxd", INSTANCE, parse_bool, default="true"),
     Key("security.devlxd.images", INSTANCE, parse_bool, default="false"),
-    _vm("security.agent.metrics", parse_bool, "true"),
-    _vm("security.secureboot", parse_bool, "true"),
+    Key("security.agent.metrics", INSTANCE, parse_bool, default="true"),
+    Key("security.secureboot", INSTANCE, parse_bool, default="true", live=False),
     not_implemented("security.syscalls.allow", INSTANCE, "seccomp allow lists"),
     not_implemented("security.syscalls.deny", INSTANCE, "seccomp deny lists"),
     not_implemented("security.syscalls.deny_compat", INSTANCE, "seccomp compat-syscall filters", parse_bool,
@@ -199,8 +210,9 @@ declare(
     Key("raw.idmap", INSTANCE, parse_raw_idmap, live=False),
     not_implemented("raw.apparmor", INSTANCE, "Corral does not generate per-instance AppArmor profiles"),
     not_implemented("raw.seccomp", INSTANCE, "raw seccomp policies"),
-    _vm("raw.qemu"),
-    _vm("raw.qemu.conf"),
+    Key("raw.qemu", INSTANCE, parse_raw_qemu, live=False),
+    not_implemented("raw.qemu.conf", INSTANCE, "Corral starts QEMU without a config file (QEMU soft-deprecated "
+                    "it); use raw.qemu"),
     Key("cloud-init.network-config", INSTANCE, parse_yaml),
     Key("cloud-init.user-data", INSTANCE, parse_cloud_config),
     Key("cloud-init.vendor-data", INSTANCE, parse_cloud_config),

@@ -99,7 +99,7 @@ class ImageCache:
                 finally:
                     await asyncio.to_thread(upload.cleanup)
         self.d.events.lifecycle("image-created", url(fp, project), project=project,
-                                context={"type": "container"}, requestor=requestor)
+                                context={"type": info.get("type") or "container"}, requestor=requestor)
         return await images.get(project, fp)
 
     async def _reuse(self, project: str, fp: str, source: dict | None, *, set_cached: bool, public: bool,

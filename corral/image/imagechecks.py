@@ -36,9 +36,16 @@ def unlink(path: str) -> None:
         os.unlink(path)
 
 
+def is_qcow2(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"QFI\xfb"
+
+
 def file_extension(path: str) -> str:
     """LXD's DetectCompression extensions (used for export file names)."""
     fmt = store.detect_format(path)
+    if fmt == "tar" and is_qcow2(path):   # a virtual-machine image's disk
+        return ".qcow2"
     if fmt == "tar":
         with open(path, "rb") as f:
             f.seek(257)

@@ -26,7 +26,7 @@ from corral.db.queries import profiles as qprof
 from corral.db.queries import projects as qp
 from corral.config.keys import is_true
 from corral.errors import BadRequest, Conflict, CorralError, NotFound
-from corral.image import store, unpack
+from corral.image import store, unpack, vmimage, vmunpack
 from corral.image.aliases import ImageAliases
 from corral.image.imagechecks import (alias_url, check_aliases, check_expiry, check_properties,  # noqa: F401
                                       file_extension, url)
@@ -226,22 +226,41 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
 
     # ---- unpacking for instances ---------------------------------------------------------------
 
-    async def ensure_unpacked(self, fingerprint: str, pool) -> None:
-        """The pool's image volume (metadata.yaml, templates/, rootfs/: a storage Pool), made on first use."""
+    async def ensure_unpacked(self, fingerprint: str, pool, vtype: str = "container") -> None:
+        """The pool's image volume (metadata.yaml, templates/, rootfs/: a storage Pool), made on first use.
+        For a VM (`vtype` "virtual-machine"): metadata.yaml, templates/ and the disk as raw root.img."""
         async with self.lock(fingerprint):
-            if await asyncio.to_thread(pool.has_image, fingerprint):
+            if await asyncio.to_thread(pool.has_image, fingerprint, vtype=vtype):
                 return
             meta, rootfs = self.original_paths(fingerprint)
             if not os.path.isfile(meta):
                 raise NotFound("Image not found")
+            if vtype == "container" and await self.image_type(fingerprint) == vmimage.VM:
+                # LXD's words (instancesPost); nothing unpacks a VM image's disk as a container rootfs
+                raise BadRequest('Requested image\'s type "virtual-machine" doesn\'t match instance type "container"')
 
             def work():
                 budget = self._pool_budget(pool)
-                if os.path.isfile(rootfs):
+                if vtype == "virtual-machine" and not os.path.isfile(rootfs):   # unified (lxc publish of a VM)
+                    pool.create_image(fingerprint, lambda d: vmunpack.import_vm_unified(meta, d, budget=budget),
+                                      vtype=vtype)
+                elif vtype == "virtual-machine":
+                    pool.create_image(fingerprint, lambda d: vmunpack.import_vm_split(meta, rootfs, d, budget=budget),
+                                      vtype=vtype)
+                elif os.path.isfile(rootfs):
                     pool.create_image(fingerprint, lambda d: store.import_split(meta, rootfs, d, budget=budget))
                 else:
                     pool.create_image(fingerprint, lambda d: store.import_unified(meta, d, budget=budget))
             await asyncio.to_thread(work)
+
+    async def image_type(self, fingerprint: str) -> str | None:
+        """"container" or "virtual-machine" (None: no project has the image)."""
+        async with self.db.session() as tx:
+            for proj in await q.projects_with(tx, fingerprint):
+                row = await q.get(tx, proj, fingerprint)
+                if row is not None:
+                    return row["type"]
+        return None
 
     def _pools(self) -> list:
         out = []
@@ -292,11 +311,11 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
             try:
                 fp = upload.fingerprint
                 op.update_metadata({"fingerprint": fp, "size": str(upload.size)})
-                await self._import(project, upload, split=split, filename=filename, public=public,
-                                   properties=properties, aliases=aliases)
+                info = await self._import(project, upload, split=split, filename=filename, public=public,
+                                          properties=properties, aliases=aliases)
                 await self.replicate(project, fp)
                 self.events.lifecycle("image-created", url(fp, project), project=project,
-                                      context={"type": "container"}, requestor=requestor)
+                                      context={"type": info.type}, requestor=requestor)
                 return {"fingerprint": fp, "size": str(upload.size)}
             finally:
                 await asyncio.to_thread(upload.cleanup)
@@ -305,9 +324,11 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
 
     async def _import(self, project: str, upload: Upload, *, split: bool, filename: str, public: bool,
                       properties: dict[str, str], aliases: list[dict], cached: bool = False,
-                      auto_update: bool = False, source: dict | None = None) -> None:
+                      auto_update: bool = False, source: dict | None = None) -> store.ImageInfo:
         """Validate, store and record an upload; `cached`, `auto_update` and `source` (an images_source
-        row) are for images downloaded from another server (image/cache.py)."""
+        row) are for images downloaded from another server (image/cache.py). A virtual-machine image
+        (a split upload's `rootfs.img`, or a unified tarball holding rootfs.img) is checked and kept
+        as it came (corral/image/vmimage.py): nothing is unpacked into a pool for it."""
         fp = upload.fingerprint
         meta_dst, rootfs_dst = self.original_paths(fp)
         async with self.lock(fp):
@@ -316,13 +337,21 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
                     raise BadRequest("Image with same fingerprint already exists")
                 await self._check_new_aliases(tx, project, aliases)
             shared = bool(await self._exists_anywhere(fp)) and os.path.isfile(meta_dst)
-            pool = None if shared else self._default_pool()
-            unpack_dir = os.path.join(upload.dir, "check")
             paths = list(upload.paths)
+            vm = upload.vm_split if split else \
+                await asyncio.to_thread(vmimage.unified_type, paths[0]) == vmimage.VM
+            pool = None if shared or vm else self._default_pool()
+            unpack_dir = os.path.join(upload.dir, "check")
 
             def validate() -> store.ImageInfo:
                 out = []
                 budget = self._pool_budget(pool)
+                if vm:
+                    if split:
+                        return vmimage.inspect_split(paths[0], paths[1], fingerprint=fp, filename=filename,
+                                                     budget=budget)
+                    return vmimage.inspect_unified(paths[0], upload.dir, fingerprint=fp, filename=filename,
+                                                   budget=budget)
 
                 def unpack(dest: str) -> None:
                     if split:
@@ -357,13 +386,14 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
                 now = timeutil.now()
                 row = {"fingerprint": fp, "filename": filename, "size": upload.size, "public": public,
                        "auto_update": auto_update, "cached": cached, "architecture": info.architecture,
-                       "type": "container", "created_at": info.created_at, "uploaded_at": now,
+                       "type": info.type, "created_at": info.created_at, "uploaded_at": now,
                        "expires_at": info.expires_at, "last_used_at": now if cached else timeutil.ZERO,
                        "properties": {**info.properties, **properties}, "profiles": ["default"]}
                 await self._record(project, row, aliases, source)
             except BaseException:
                 await asyncio.to_thread(undo)
                 raise
+        return info
 
     # ---- updates and deletion ---------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ _PACK_MODES = {"gzip": "w|gz", "xz": "w|xz", "none": "w|", "zstd": "w|"}
 def pack_unified(src_dir: str, out_path: str, compression: str = "gzip",
                  progress: Callable[[int], None] | None = None,
                  budget: Budget | None = None) -> tuple[str, str, int]:
-    """Write src_dir's metadata.yaml, templates/ and rootfs/ as a unified image tarball.
+    """Write src_dir's metadata.yaml, templates/ and rootfs/ (a VM's: rootfs.img) as a unified image tarball.
 
     Streams (nothing is held in memory), keeps numeric owners/modes, symlinks, hardlinks and
     device nodes; progress(bytes_read_so_far) is called as file data is read. The tarball is
@@ -28,8 +28,8 @@ def pack_unified(src_dir: str, out_path: str, compression: str = "gzip",
     if compression not in _PACK_MODES:
         raise ImageError(f"Unsupported compression {compression!r} (use gzip, xz, zstd or none)")
     if not os.path.isfile(os.path.join(src_dir, "metadata.yaml")) or \
-            not os.path.isdir(os.path.join(src_dir, "rootfs")):
-        raise ImageError(f"{src_dir} is not an image directory (needs metadata.yaml and rootfs/)")
+            not (os.path.isdir(os.path.join(src_dir, "rootfs")) or os.path.isfile(os.path.join(src_dir, "rootfs.img"))):
+        raise ImageError(f"{src_dir} is not an image directory (needs metadata.yaml and rootfs/ or rootfs.img)")
     zstd = _tool("zstd") if compression == "zstd" else None
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out_path)}.tmp-",
                                dir=os.path.dirname(os.path.abspath(out_path)))
@@ -67,6 +67,8 @@ def pack_unified(src_dir: str, out_path: str, compression: str = "gzip",
 
 def _image_entries(src_dir: str) -> Iterator[tuple[str, str]]:
     yield "metadata.yaml", os.path.join(src_dir, "metadata.yaml")
+    if os.path.isfile(os.path.join(src_dir, "rootfs.img")):   # a virtual machine's disk (qcow2)
+        yield "rootfs.img", os.path.join(src_dir, "rootfs.img")
     for top in ("templates", "rootfs"):
         base = os.path.join(src_dir, top)
         if not os.path.isdir(base) or os.path.islink(base):

@@ -16,6 +16,25 @@ from corral.image.imagechecks import (COMPRESSIONS, check_aliases, check_expiry,
                                       unlink as _unlink, url)
 
 
+VM_DISK = "root.img"
+
+
+def stage_vm(src_dir: str, stage: str) -> str:
+    """A VM volume (metadata.yaml, templates/, root.img) as an image directory: metadata.yaml,
+    templates/ and the disk as a compressed qcow2 `rootfs.img` (what LXD publishes)."""
+    import shutil
+    import subprocess
+    os.makedirs(stage)
+    shutil.copy2(os.path.join(src_dir, "metadata.yaml"), os.path.join(stage, "metadata.yaml"))
+    if os.path.isdir(os.path.join(src_dir, "templates")):
+        shutil.copytree(os.path.join(src_dir, "templates"), os.path.join(stage, "templates"), symlinks=True)
+    r = subprocess.run(["qemu-img", "convert", "-c", "-O", "qcow2", os.path.join(src_dir, VM_DISK),
+                        os.path.join(stage, "rootfs.img")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BadRequest(f"Failed converting the disk to qcow2: {r.stderr.strip()}")
+    return stage
+
+
 class ImagePublish:
     async def create_from_dir(self, project: str, src_dir: str, *, properties: dict, public: bool,
                               aliases: list[dict], compression: str, expires_at: str | None,
@@ -34,6 +53,10 @@ class ImagePublish:
         try:
             packed = os.path.join(upload.dir, "image")
             budget = await asyncio.to_thread(self.budget, self.dir, "the disk holding the image store")
+            image_type = "container"
+            if os.path.isfile(os.path.join(src_dir, VM_DISK)) and not os.path.isdir(os.path.join(src_dir, "rootfs")):
+                image_type = "virtual-machine"   # a VM's volume: its raw disk packed as a qcow2 rootfs.img
+                src_dir = await asyncio.to_thread(stage_vm, src_dir, os.path.join(upload.dir, "vm"))
             _, fp, size = await asyncio.to_thread(store.pack_unified, src_dir, packed, compression, report,
                                                   budget)
 
@@ -52,7 +75,7 @@ class ImagePublish:
                 try:
                     row = {"fingerprint": fp, "filename": filename, "size": size, "public": public,
                            "auto_update": False, "cached": False, "architecture": meta["architecture"],
-                           "type": "container", "created_at": timeutil.now(), "uploaded_at": timeutil.now(),
+                           "type": image_type, "created_at": timeutil.now(), "uploaded_at": timeutil.now(),
                            "expires_at": expires_at or store.rfc3339(meta["expiry_date"]),
                            "last_used_at": timeutil.ZERO,
                            "properties": {**meta["properties"], **(properties or {})}, "profiles": ["default"]}

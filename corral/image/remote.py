@@ -146,8 +146,8 @@ class RemoteServer:
         info = env["metadata"]
         if not isinstance(info.get("fingerprint"), str) or len(info["fingerprint"]) != 64:
             raise BadRequest("Failed getting remote image info: the remote sent no fingerprint")
-        if (info.get("type") or "container") != "container":
-            raise NotImplementedFeature("virtual-machine images")
+        if (info.get("type") or "container") not in ("container", "virtual-machine"):
+            raise BadRequest(f"Unsupported image type {info.get('type')!r} on the source")
         return info
 
     async def download(self, info: dict, upload, progress=None) -> bool:
@@ -164,18 +164,19 @@ class RemoteServer:
                 if r.content_type == "multipart/form-data":
                     reader = aiohttp.MultipartReader.from_response(r)
                     names = []
+                    root = "rootfs.img" if info.get("type") == "virtual-machine" else "rootfs"
                     while (part := await reader.next()) is not None:
                         names.append(part.name)
-                        if names[-1] not in ("metadata", "rootfs") or len(names) > 2:
-                            raise BadRequest("Unsupported image from the source (not a container image)")
+                        if names != ["metadata", root][:len(names)]:
+                            raise BadRequest(f"Unsupported image from the source (unexpected part {part.name!r})")
 
                         async def chunks(p=part):
                             while c := await p.read_chunk(store.CHUNK):
                                 meter.add(len(c))
                                 yield c
                         await upload.receive(part.name, chunks())
-                    if names != ["metadata", "rootfs"]:
-                        raise BadRequest("Unsupported image from the source (not a container image)")
+                    if names != ["metadata", root]:
+                        raise BadRequest("Unsupported image from the source (a split image needs two parts)")
                     split = True
                 else:
                     async def body():

@@ -46,6 +46,11 @@ class Upload:
         self.size += len(data)
 
     @property
+    def vm_split(self) -> bool:
+        """A split upload whose second part came as `rootfs.img`: a virtual-machine image (LXD)."""
+        return len(self.paths) == 2 and os.path.basename(self.paths[1]) == "rootfs.img"
+
+    @property
     def fingerprint(self) -> str:
         return self._sha.hexdigest()
 

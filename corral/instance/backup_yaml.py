@@ -34,6 +34,8 @@ _SKIP = {"instance-deleted", "instance-log-retrieved", "instance-console", "inst
 def render(instances, inst, status: str, snaps: list[dict], pool: dict, profiles: list[dict]) -> dict:
     """The backup.yaml document of one instance (LXD's field order)."""
     vol = instances.volume_name(inst.project, inst.name)
+    vm = inst.rec.get("type") == "virtual-machine"
+    vtype, ctype = ("virtual-machine", "block") if vm else ("container", "filesystem")
     return {
         "container": instances.render(inst, status),
         "snapshots": [instances.render_snapshot(inst, s) for s in snaps],
@@ -42,11 +44,11 @@ def render(instances, inst, status: str, snaps: list[dict], pool: dict, profiles
                  "status": pool.get("status") or "Created", "locations": pool.get("locations") or [inst.location]},
         "profiles": [{"config": p.get("config") or {}, "description": p.get("description") or "",
                       "devices": p.get("devices") or {}, "name": p["name"], "used_by": []} for p in profiles],
-        "volume": {"config": {}, "description": "", "name": vol, "type": "container", "used_by": [],
-                   "location": inst.location, "content_type": "filesystem", "project": inst.project,
+        "volume": {"config": {}, "description": "", "name": vol, "type": vtype, "used_by": [],
+                   "location": inst.location, "content_type": ctype, "project": inst.project,
                    "created_at": inst.rec.get("created_at") or timeutil.ZERO},
         "volume_snapshots": [{"description": s.get("description") or "", "expires_at": s["expires_at"],
-                              "name": s["name"], "config": {}, "content_type": "filesystem",
+                              "name": s["name"], "config": {}, "content_type": ctype,
                               "created_at": s["created_at"]} for s in snaps],
     }
 

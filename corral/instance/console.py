@@ -19,8 +19,12 @@ def check_request(instances, inst, req: InstanceConsolePost) -> None:
 
 async def open_console(instances, inst) -> int:
     """A file descriptor on the instance's console (the caller closes it)."""
-    return await asyncio.to_thread(instances.driver.console, instances.driver_name(inst.project, inst.name))
+    return await asyncio.to_thread(instances.instance(inst).console)
 
 
 def resize(fd: int, width: int, height: int) -> None:
+    import stat
+    import os
+    if stat.S_ISSOCK(os.fstat(fd).st_mode):   # a VM's serial console: a socket, no window size
+        return
     set_winsize(fd, width, height)

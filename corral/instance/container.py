@@ -45,6 +45,8 @@ class Container(Instance):
     type_name = "container"
     driver_type = "lxc"
     host_devices = True   # NICs, disks, kernel modules: on the host
+    vtype = "container"   # its storage volume's type
+    pool_kw: dict = {}    # what the pool's instance_* calls take for this type (a VM's: its volume type)
 
     @classmethod
     def make_driver(cls, insts):
@@ -69,7 +71,7 @@ class Container(Instance):
     @property
     def mount_path(self) -> str:
         """Where the pool has the instance volume mounted (metadata.yaml, templates/, rootfs/)."""
-        return self.pool.instance_path(self.volume)
+        return self.pool.instance_path(self.volume, **self.pool_kw)
 
     @property
     def rootfs(self) -> str:
@@ -240,7 +242,7 @@ class Container(Instance):
             if running:
                 await asyncio.to_thread(self.driver.freeze, dname)
             try:
-                await asyncio.to_thread(pool.create_instance_snapshot, vol, name)
+                await asyncio.to_thread(pool.create_instance_snapshot, vol, name, **self.pool_kw)
             finally:
                 if running:
                     await asyncio.to_thread(self.driver.unfreeze, dname)
@@ -251,7 +253,7 @@ class Container(Instance):
                     "description": description, "architecture": cur.rec["architecture"],
                     "config": cur.rec["config"], "devices": cur.rec["devices"], "profiles": cur.rec["profiles"]})
         except BaseException:
-            await asyncio.to_thread(pool.delete_instance_snapshot, vol, name)
+            await asyncio.to_thread(pool.delete_instance_snapshot, vol, name, **self.pool_kw)
             raise
         await asyncio.to_thread(layout.sync, insts, cur)
         await layout.write_backup_file(insts, self.project, self.name)
@@ -264,7 +266,7 @@ class Container(Instance):
         was_running = self.status() == "Running"
         if was_running:
             await self.stop(force=True, timeout=0, event=False)
-        await asyncio.to_thread(self.pool.restore_instance, self.volume, snapshot)
+        await asyncio.to_thread(self.pool.restore_instance, self.volume, snapshot, **self.pool_kw)
         cfg = {k: v for k, v in s["config"].items() if not k.startswith("volatile.")}
         cfg.update({k: v for k, v in cur.rec["config"].items() if k.startswith("volatile.")})
         async with insts.db.transaction() as tx:
@@ -287,16 +289,16 @@ class Container(Instance):
         await asyncio.to_thread(self.driver.delete, self.dname)
         undo = []
         try:
-            if await asyncio.to_thread(pool.has_instance, old_vol):   # the volume and its snapshots
-                await asyncio.to_thread(pool.rename_instance, old_vol, new_vol)
-                undo.append(lambda: pool.rename_instance(new_vol, old_vol))
+            if await asyncio.to_thread(pool.has_instance, old_vol, **self.pool_kw):   # the volume and its snapshots
+                await asyncio.to_thread(pool.rename_instance, old_vol, new_vol, **self.pool_kw)
+                undo.append(lambda: pool.rename_instance(new_vol, old_vol, **self.pool_kw))
             for a, b in moves:
                 if os.path.exists(a):
                     os.rename(a, b)
                     undo.append(lambda a=a, b=b: os.rename(b, a))
             async with insts.db.transaction() as tx:
                 await q.rename(tx, inst.project, inst.name, new)
-                await qs.rename_volume(tx, inst.pool, inst.project, "container", inst.name, new)
+                await qs.rename_volume(tx, inst.pool, inst.project, self.vtype, inst.name, new)
         except BaseException:
             for step in reversed(undo):
                 await asyncio.to_thread(step)
@@ -319,12 +321,12 @@ class Container(Instance):
         # The record goes first: a crash half-way leaves files the start-up reconciliation removes,
         # never a record that points at nothing (backup.yaml even before: a volume without one is not
         # taken for an instance whose records were lost, see instance/backup_yaml.py).
-        if await asyncio.to_thread(pool.has_instance, vol):
-            await asyncio.to_thread(backup_yaml.forget, await asyncio.to_thread(pool.instance_path, vol))
+        if await asyncio.to_thread(pool.has_instance, vol, **self.pool_kw):
+            await asyncio.to_thread(backup_yaml.forget, await asyncio.to_thread(pool.instance_path, vol, **self.pool_kw))
         async with insts.db.transaction() as tx:
             await q.delete(tx, inst.project, inst.name)
-            await qs.delete_volume(tx, pool.name, inst.project, "container", inst.name)   # its volume's record
-        await asyncio.to_thread(pool.delete_instance, vol)   # the volume and its snapshots
+            await qs.delete_volume(tx, pool.name, inst.project, self.vtype, inst.name)   # its volume's record
+        await asyncio.to_thread(pool.delete_instance, vol, **self.pool_kw)   # the volume and its snapshots
         await asyncio.to_thread(shutil.rmtree, insts.log_dir(inst.project, inst.name), True)
         await asyncio.to_thread(insts.backups.delete_all, inst.project, inst.name)
         insts.forget_lock(inst.project, inst.name)

@@ -10,6 +10,7 @@ import random
 import uuid
 
 from corral import config, timeutil
+from corral.config import instance_types
 from corral.db.queries import instances as q
 from corral.errors import BadRequest, Conflict, NotFound
 from corral.image.remote import check_source
@@ -43,7 +44,7 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
     itype = req.type or "container"
     if itype == "virtual-machine":   # a project's VM count limit refuses first, as LXD would
         await d.limits.check_count(project, itype)
-    if itype != "container":
+    if itype not in ("container", "virtual-machine"):
         instance_class(itype)   # LXD's error: not built yet, or not a type at all
         raise BadRequest("Invalid instance type")
     existing = set(await insts.names(project))
@@ -71,6 +72,7 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
             plan["remote"] = check_source(source.image)   # downloaded (or reused) by the operation
         else:
             plan["fingerprint"] = await d.images.resolve(project, source.image)
+            await check_image_type(d, project, plan["fingerprint"], itype)
     elif source.type == "copy":
         if not source.source:
             raise BadRequest("No source instance given")
@@ -79,6 +81,10 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
         if not d.projects.known(src_project):
             raise NotFound("Project not found")
         src_inst = await insts.load(src_project, src_name)
+        src_type = src_inst.rec.get("type") or "container"
+        if req.type and req.type != src_type:
+            raise BadRequest(f"Requested instance type '{req.type}' doesn't match the source's type '{src_type}'")
+        itype = src_type
         if src_snap:
             await insts.get_snapshot(src_inst, src_snap)
         plan.update(source=src_inst, snapshot=src_snap, instance_only=source.instance_only)
@@ -87,9 +93,15 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
         raise NotImplementedFeature(f"creating instances by {source.type}")
     elif source.type != "none":
         raise BadRequest(f'Unknown source type "{source.type}"')
+    instance_types.check(cfg, itype)
+    if itype == "virtual-machine":
+        from corral.instance.vm import check_config
+        check_config(ecfg)
+    plan["root_size"] = next((dv.get("size") for dv in edev.values() if dv.get("type") == "disk"
+                              and dv.get("path") == "/" and not dv.get("source")), None)
     copy_of = plan["source"].rec if source.type == "copy" else None
     await d.restrictions.check_instance(project, name, cfg, devices, profiles, copy_of=copy_of)
-    rec = {"project": project, "name": name, "type": "container", "architecture": "x86_64",
+    rec = {"project": project, "name": name, "type": itype, "architecture": "x86_64",
            "ephemeral": req.ephemeral, "stateful": False, "description": req.description,
            "config": cfg, "devices": devices, "profiles": profile_names}
     # Counted and reserved under the project's lock: two creations can't both take the last slot,
@@ -97,7 +109,7 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
     async with LOCKS.hold("project", project):
         if (project, name) in insts._reserved:
             raise Conflict(f'Instance "{name}" already exists')
-        await d.limits.check_instance(project, name, "container", cfg, devices, profile_names, copy_of=copy_of)
+        await d.limits.check_instance(project, name, itype, cfg, devices, profile_names, copy_of=copy_of)
         insts._reserved.add((project, name))
 
     async def run(op):
@@ -107,7 +119,7 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
         finally:
             insts._reserved.discard((project, name))
         insts.events.lifecycle("instance-created", url(name, project), project=project,
-                               context={"storage-pool": pool, "type": "container"}, requestor=requestor)
+                               context={"storage-pool": pool, "type": itype}, requestor=requestor)
         if req.start:
             async with insts.lock(project, name):
                 await insts.instance(await insts.load(project, name)).start(requestor)
@@ -131,12 +143,14 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
     spool = d.pools.pool(pool)
     vol = insts.volume_name(project, name)
     cfg = rec["config"]
+    kw = {"vtype": rec["type"]} if rec["type"] == "virtual-machine" else {}
     if plan["type"] == "image":
         if plan.get("remote") is not None:
             plan["fingerprint"] = await d.image_cache.for_instance(project, plan["remote"], op)
         fp = plan["fingerprint"]
+        await check_image_type(d, project, fp, rec["type"])
         await d.images.ensure_local(project, fp)   # in a cluster: fetched from a member that has it
-        await d.images.ensure_unpacked(fp, spool)
+        await d.images.ensure_unpacked(fp, spool, **kw)
         image = await d.images.get(project, fp)
         rec["architecture"] = image.get("architecture") or "x86_64"
         for k, v in (image.get("properties") or {}).items():
@@ -145,7 +159,7 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
         cfg["volatile.base_image"] = fp
         cfg["volatile.apply_template"] = "create"
         op.update_metadata({"create_instance_from_image_unpack_progress": "Unpack: 100%"})
-        await asyncio.to_thread(spool.create_instance_from_image, vol, fp)
+        await asyncio.to_thread(spool.create_instance_from_image, vol, fp, **kw, **_root_size(rec, plan))
         image_project = await d.images.effective_project(project)
         plan["in_tx"] = lambda tx: d.images.touch(tx, image_project, fp)   # marked used with the records
     elif plan["type"] == "copy":
@@ -168,15 +182,15 @@ async def _create(insts, rec: dict, pool: str, plan: dict, op) -> None:
             # The volume (or the snapshot copied) with its snapshots, in one pool call (btrfs:
             # subvolume snapshots); undone whole by the pool when it fails.
             await asyncio.to_thread(spool.create_instance_from_copy, vol, d.pools.pool(src.pool),
-                                    insts.volume_name(src.project, src.name), plan["snapshot"] or None, snaps)
+                                    insts.volume_name(src.project, src.name), plan["snapshot"] or None, snaps, **kw)
     else:
-        await asyncio.to_thread(spool.create_instance_empty, vol)
+        await asyncio.to_thread(spool.create_instance_empty, vol, **kw, **_root_size(rec, plan))
     try:
         cfg["volatile.uuid"] = str(uuid.uuid4())
         rec["created_at"], rec["last_used_at"] = timeutil.now(), timeutil.EPOCH
         await register(insts, rec, plan.get("copy_snapshots") or [], in_tx=plan.get("in_tx"))
     except BaseException:
-        await asyncio.to_thread(spool.delete_instance, vol)
+        await asyncio.to_thread(spool.delete_instance, vol, **kw)
         async with insts.db.transaction() as tx:
             await q.delete(tx, project, name)
         raise
@@ -198,7 +212,7 @@ async def register(insts, rec: dict, snaps: list[dict], in_tx=None) -> None:
         idmap = await isolated_idmap(insts, config.value(config.INSTANCE, ecfg, "security.idmap.size"))
     else:
         idmap = idmap_of(ecfg)
-    if idmap is not None:
+    if idmap is not None and rec.get("type", "container") == "container":
         cfg["volatile.idmap.base"] = str(idmap[0].hostid)
         cfg["volatile.idmap.next"] = json.dumps([e.to_lxd() for e in idmap], separators=(",", ":"))
         cfg["volatile.last_state.idmap"] = "[]"
@@ -231,3 +245,17 @@ async def isolated_idmap(insts, size: int) -> list[IdmapEntry]:
                     IdmapEntry(False, True, gid_range.hostid + n * size, 0, size)]
         n += 1
     raise BadRequest("Not enough uid/gid available for the container (security.idmap.isolated)")
+
+
+async def check_image_type(d, project: str, fingerprint: str, itype: str) -> None:
+    """LXD's refusal of an image of the other type (a container image for --vm, and the reverse)."""
+    image = await d.images.get(project, fingerprint)
+    itype_of_image = image.get("type") or "container"
+    if itype_of_image != itype:
+        raise BadRequest(f'Requested image\'s type "{itype_of_image}" doesn\'t match instance type "{itype}"')
+
+
+def _root_size(rec: dict, plan: dict) -> dict:
+    """A VM's root disk `size` (its root disk device, expanded with its profiles) for the pool."""
+    size = plan.get("root_size")
+    return {"size": size} if rec["type"] == "virtual-machine" and size else {}

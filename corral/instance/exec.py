@@ -57,7 +57,7 @@ async def spawn(instances, inst, cmd: Command):
     """Start the command through the instance driver: its process (fds pty or stdin/stdout/stderr,
     wait(), resize(), kill())."""
     return await asyncio.to_thread(
-        instances.driver.exec, instances.driver_name(inst.project, inst.name), cmd.command, cmd.env,
+        instances.instance(inst).exec, cmd.command, cmd.env,
         cmd.cwd, cmd.uid, cmd.gid, cmd.interactive, cmd.width, cmd.height)
 
 

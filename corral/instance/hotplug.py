@@ -50,3 +50,30 @@ async def apply(daemon, old, new, pid: int) -> None:
             except Exception:  # noqa: BLE001
                 log.exception("plugging device %s back failed", dev.name)
         raise
+
+
+async def apply_vm(daemon, vm, old, new) -> None:
+    """The same for a running virtual machine (corral/instance/vm.py): NICs are plugged into and
+    unplugged from QEMU over QMP; other device changes wait for the next start."""
+    from corral.instance.devices.nic import Nic
+    gone = [n for n, c in old.devices.items() if new.devices.get(n) != c and _hotpluggable(c)]
+    came = [n for n, c in new.devices.items() if old.devices.get(n) != c and _hotpluggable(c)]
+    old_devs = {d.name: d for d in instance_devices(daemon, old)}
+    new_devs = {d.name: d for d in instance_devices(daemon, new)}
+    plugged = []
+    for n in gone:
+        if isinstance(old_devs.get(n), Nic):
+            await vm.hotunplug_nic(old_devs[n])
+    try:
+        for n in came:
+            if isinstance(new_devs.get(n), Nic):
+                new_devs[n].inst = new
+                await vm.hotplug_nic(new_devs[n])
+                plugged.append(new_devs[n])
+    except BaseException:
+        for dev in reversed(plugged):
+            try:
+                await vm.hotunplug_nic(dev)
+            except Exception:  # noqa: BLE001 - best effort while reporting the first error
+                log.exception("unplugging device %s again failed", dev.name)
+        raise

@@ -28,6 +28,10 @@ def sync(instances, inst) -> None:
     """Create or repoint the links of one instance (moving an old-layout directory over)."""
     vol = instances.volume_name(inst.project, inst.name)
     pool = instances.d.pools.pool(inst.pool)
+    kw = instances.instance(inst).pool_kw
+    if kw:   # a VM: LXD's virtual-machines/<name> and virtual-machines-snapshots/<name> links
+        _vm_links(instances, pool, vol, kw)
+        return
     if pool.has_instance(vol):
         lxclayout.link(instances.driver.lxcpath, instances.driver.logpath, instances.driver_name(inst.project, inst.name),
                        pool.instance_path(vol))
@@ -71,9 +75,11 @@ def _ls(path: str) -> list[str]:
 
 def remove(instances, project: str, name: str) -> None:
     """Drop the snapshots link of a deleted or renamed instance (the driver drops containers/<vol>)."""
-    link = _snap_link(instances.d.paths.root, instances.volume_name(project, name))
-    if os.path.islink(link):
-        os.unlink(link)
+    vol = instances.volume_name(project, name)
+    for link in (_snap_link(instances.d.paths.root, vol), instances.d.paths.join("virtual-machines", vol),
+                 instances.d.paths.join("virtual-machines-snapshots", vol)):
+        if os.path.islink(link):
+            os.unlink(link)
 
 
 async def write_backup_file(instances, project: str, name: str) -> None:
@@ -98,12 +104,34 @@ async def write_backup_file(instances, project: str, name: str) -> None:
     await asyncio.to_thread(write_doc, instances, inst, doc)
 
 
+def _vm_links(instances, pool, vol: str, kw: dict) -> None:
+    for top, target, present in (("virtual-machines", lambda: pool.instance_path(vol, **kw),
+                                  lambda: pool.has_instance(vol, **kw)),
+                                 ("virtual-machines-snapshots", lambda: pool.instance_snapshots_path(vol, **kw),
+                                  lambda: pool.has_instance_snapshots(vol, **kw))):
+        link = instances.d.paths.join(top, vol)
+        if not present():
+            if os.path.islink(link):
+                os.unlink(link)
+            continue
+        dest = target()
+        if os.path.islink(link) and os.readlink(link) == dest:
+            continue
+        os.makedirs(os.path.dirname(link), mode=0o711, exist_ok=True)
+        tmp = os.path.join(os.path.dirname(link), f".{vol}.link")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(dest, tmp)
+        os.replace(tmp, link)
+
+
 def write_doc(instances, inst, doc: dict) -> None:
     """Write one rendered backup.yaml into the instance's volume (unchanged content: not rewritten)."""
     vol = instances.volume_name(inst.project, inst.name)
     spool = instances.d.pools.pool(inst.pool)
+    kw = instances.instance(inst).pool_kw
     try:
-        if spool.has_instance(vol):
-            yamlfile.write_file(os.path.join(spool.instance_path(vol), yamlfile.FILENAME), doc)
+        if spool.has_instance(vol, **kw):
+            yamlfile.write_file(os.path.join(spool.instance_path(vol, **kw), yamlfile.FILENAME), doc)
     except OSError:
         log.warning("could not write backup.yaml of instance %s", inst.name, exc_info=True)

@@ -12,13 +12,23 @@ import logging
 log = logging.getLogger(__name__)
 
 
+def _by_driver(insts, loaded: list, names: list[str]) -> list[tuple[object, list[str]]]:
+    """The driver of each instance type among `loaded`, with the driver names of its instances."""
+    groups: dict[int, tuple[object, list[str]]] = {}
+    for inst, dname in zip(loaded, names):
+        drv = insts.instance(inst).driver
+        groups.setdefault(id(drv), (drv, []))[1].append(dname)
+    return list(groups.values())
+
+
 def statuses(insts, loaded: list) -> list[str]:
     names = [insts.driver_name(i.project, i.name) for i in loaded]
-    try:
-        known = insts.driver.statuses(names)
-    except Exception:  # noqa: BLE001 - each one on its own then ("Error" where that fails too)
-        log.exception("reading instance statuses")
-        known = {}
+    known: dict[str, str] = {}
+    for drv, group in _by_driver(insts, loaded, names):
+        try:
+            known.update(drv.statuses(group))
+        except Exception:  # noqa: BLE001 - each one on its own then ("Error" where that fails too)
+            log.exception("reading instance statuses")
     out = []
     for inst, dname in zip(loaded, names):
         if dname not in known or insts.lock(inst.project, inst.name).locked():
@@ -46,13 +56,17 @@ async def render_all(insts, loaded: list) -> list[dict]:
     names = [insts.driver_name(i.project, i.name) for i in loaded]
     busy = {n for i, n in zip(loaded, names) if insts.lock(i.project, i.name).locked()}
 
+    objs = {n: insts.instance(i) for i, n in zip(loaded, names)}
+    containers = [(i, n) for i, n in zip(loaded, names) if objs[n].type_name != "virtual-machine"]
+
     def read() -> list[dict]:
-        try:
-            known = insts.driver.states([n for n in names if n not in busy])
-        except Exception:  # noqa: BLE001 - each one on its own then
-            log.exception("reading instance states")
-            known = {}
-        return [_stopped(known[n] if n in known else insts.driver.state(n)) for n in names]
+        known: dict[str, dict] = {}
+        for drv, group in _by_driver(insts, [i for i, _ in containers], [n for _, n in containers]):
+            try:
+                known.update(drv.states([n for n in group if n not in busy]))
+            except Exception:  # noqa: BLE001 - each one on its own then
+                log.exception("reading instance states")
+        return [_stopped(known[n] if n in known else objs[n].state_blocking()) for n in names]
 
     out = []
     for inst, st in zip(loaded, await asyncio.to_thread(read)):

@@ -95,7 +95,8 @@ class Instances:
     def instance_path(self, inst: Loaded, snap: str | None = None) -> str:
         """Where the instance's pool has its volume (or a snapshot's) mounted: metadata.yaml,
         templates/, rootfs/ (blocking: a driver may have to mount it)."""
-        return self.d.pools.pool(inst.pool).instance_path(volume_name(inst.project, inst.name), snap or None)
+        return self.d.pools.pool(inst.pool).instance_path(volume_name(inst.project, inst.name), snap or None,
+                                                          **self.instance(inst).pool_kw)
 
     # ---- locking --------------------------------------------------------------------------
 

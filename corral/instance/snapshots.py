@@ -104,12 +104,13 @@ async def rename(insts, project: str, name: str, snap: str, req: SnapshotRename,
         async with insts.lock(project, name):
             cur = await insts.load(project, name)
             pool, vol = insts.d.pools.pool(cur.pool), insts.volume_name(project, name)
-            await asyncio.to_thread(pool.rename_instance_snapshot, vol, snap, new)
+            kw = insts.instance(cur).pool_kw
+            await asyncio.to_thread(pool.rename_instance_snapshot, vol, snap, new, **kw)
             try:
                 async with insts.db.transaction() as tx:
                     await q.rename_snapshot(tx, cur.rec["id"], snap, new)
             except BaseException:
-                await asyncio.to_thread(pool.rename_instance_snapshot, vol, new, snap)
+                await asyncio.to_thread(pool.rename_instance_snapshot, vol, new, snap, **kw)
                 raise
             await layout.write_backup_file(insts, project, name)
         insts.events.lifecycle("instance-snapshot-renamed", snapshot_url(name, new),

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from typing import AsyncIterator, Callable
 
+from corral.config import instance_types
 from corral import config
 from corral.db.queries import instances as q
 from corral.errors import BadRequest, CorralError
@@ -69,9 +70,14 @@ async def plan(insts, inst, req: InstanceUpdate, *, replace: bool) -> dict:
         devices = {**r["devices"], **validate_devices(insts.d, req.devices, inst)}
         description = req.description if "description" in req.sent else r["description"]
         ephemeral = req.ephemeral if "ephemeral" in req.sent else r["ephemeral"]
+    itype = r.get("type") or "container"
+    instance_types.check({k: v for k, v in cfg.items() if r["config"].get(k) != v}, itype, prefix="")
     profiles = req.profiles if req.profiles is not None else r["profiles"]
     async with insts.db.session() as tx:
         profs = await insts._profiles(tx, inst.project, profiles)
+    if itype == "virtual-machine":
+        from corral.instance.vm import check_config
+        check_config(expand(profs, cfg, devices)[0])
     await insts.d.restrictions.check_instance(inst.project, inst.name, cfg, devices, profs,
                                               current=r["config"])
     await insts.d.limits.check_instance(inst.project, inst.name, r.get("type") or "container", cfg, devices,
@@ -103,7 +109,11 @@ async def apply_live(insts, old, new) -> None:
     hot-pluggable devices. On failure everything this call changed is put back and the error
     raised; the caller stores nothing."""
     dname = insts.driver_name(old.project, old.name)
-    driver = insts.instance(old).driver
+    obj = insts.instance(old)
+    if obj.type_name == "virtual-machine":   # limits and other keys: at the next start; NICs hot-plugged
+        await hotplug.apply_vm(insts.d, obj, old, new)
+        return
+    driver = obj.driver
     limits_changed = _limits(old.config) != _limits(new.config)
     if limits_changed:
         try:

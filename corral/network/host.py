@@ -373,3 +373,29 @@ def bridge_info(name: str) -> dict:
     return {"id": bid.replace(":", ""), "stp": read("stp_state") != "0",
             "forward_delay": int(read("forward_delay") or 0), "vlan_default": int(read("default_pvid") or 0),
             "vlan_filtering": read("vlan_filtering") != "0", "upper_devices": uppers}
+
+
+def create_tap(name: str, *, mtu: int | None) -> None:
+    """A persistent tap interface (a VM's NIC: QEMU opens it by name), up."""
+    with ipr() as r:
+        r.link("add", ifname=name, kind="tuntap", mode="tap")
+        i = index(r, name)
+        if mtu:
+            r.link("set", index=i, mtu=mtu)
+        r.link("set", index=i, state="up")
+
+
+def create_macvtap(name: str, parent: str, *, mtu: int | None, hwaddr: str | None, mode: str = "bridge") -> int:
+    """A macvtap on `parent` (a VM's macvlan NIC), up: its ifindex (its character device is /dev/tapN)."""
+    with ipr() as r:
+        pi = index(r, parent)
+        if pi is None:
+            raise HostError(f'Parent interface "{parent}" not found')
+        r.link("add", ifname=name, kind="macvtap", link=pi, macvtap_mode=mode)
+        i = index(r, name)
+        if mtu:
+            r.link("set", index=i, mtu=mtu)
+        if hwaddr:
+            r.link("set", index=i, address=hwaddr)
+        r.link("set", index=i, state="up")
+        return i

@@ -4,8 +4,9 @@ Instance root filesystems are mounted idmapped, so their files are stored as hos
 binary made inside a container (or shipped in an image, or kept in a snapshot) is setuid root on
 the host. No host user but root may therefore reach any volume. The barrier is each pool's
 volume-kind directory (`images`, `containers`, `containers-snapshots`, `custom`,
-`custom-snapshots`: 0700 root); instance and snapshot volume directories are also 0100 root (LXD's
-mode for instance volumes) and unpacked images 0700. Custom volume roots keep their mode: they are
+`custom-snapshots`, `virtual-machines`, `virtual-machines-snapshots`: 0700 root); instance and
+snapshot volume directories (containers' and VMs') are also 0100 root (LXD's mode for instance
+volumes) and unpacked images 0700. Custom volume roots keep their mode: they are
 the root directory of the mount inside the container.
 
 Nothing but root needs to traverse these: liblxc opens the root filesystem in its (root) parent and
@@ -26,7 +27,8 @@ KIND_MODE = 0o700       # <pool>/<kind>/
 # a daemon run as an ordinary user (mock mode, corral/mock.py) owns its volumes and needs 0700.
 VOLUME_MODE = 0o100 if os.geteuid() == 0 else 0o700
 IMAGE_MODE = 0o700      # <pool>/images/<fingerprint>/
-KINDS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots")
+KINDS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots", "virtual-machines",
+         "virtual-machines-snapshots")
 
 
 def _ls(path: str) -> list[str]:
@@ -58,14 +60,15 @@ def tighten_pool(pool_path: str) -> list[str]:
     changed: list[str] = []
     for kind in KINDS:
         set_mode(os.path.join(pool_path, kind), KIND_MODE, changed)
-    base = os.path.join(pool_path, "containers")
-    for e in _ls(base):
-        set_mode(os.path.join(base, e), VOLUME_MODE, changed)
-    base = os.path.join(pool_path, "containers-snapshots")
-    for vol in _ls(base):
-        set_mode(os.path.join(base, vol), KIND_MODE, changed)
-        for snap in _ls(os.path.join(base, vol)):
-            set_mode(os.path.join(base, vol, snap), VOLUME_MODE, changed)
+    for kind in ("containers", "virtual-machines"):
+        base = os.path.join(pool_path, kind)
+        for e in _ls(base):
+            set_mode(os.path.join(base, e), VOLUME_MODE, changed)
+        base = os.path.join(pool_path, f"{kind}-snapshots")
+        for vol in _ls(base):
+            set_mode(os.path.join(base, vol), KIND_MODE, changed)
+            for snap in _ls(os.path.join(base, vol)):
+                set_mode(os.path.join(base, vol, snap), VOLUME_MODE, changed)
     base = os.path.join(pool_path, "custom-snapshots")
     for vol in _ls(base):
         set_mode(os.path.join(base, vol), KIND_MODE, changed)

@@ -6,14 +6,19 @@ source, a disk device's mount) the pool hands out the volume's mount path.
 Instance volumes are named by `volume_name(project, name)` (the project prefix outside the default
 project), custom volumes `<project>_<name>`, image volumes by fingerprint. Every method is
 blocking (run it in a thread); a failure leaves nothing half-made.
+
+The instance methods work on a container's volume, or with `vtype="virtual-machine"` on a VM's
+(LXD's pair: a config directory with the disk root.img in it; `instance_path` is the config
+directory, `instance_block_path` the disk QEMU gets). VM disks: corral/storage/vmvolumes.py.
 """
 from __future__ import annotations
 
 import os
 from typing import Callable
 
-from corral.storage.drivers.base import StorageDriver, StorageError
-from corral.storage.volume import (BLOCK, CONTAINER, CUSTOM, FILESYSTEM, IMAGE, Info, Volume,
+from corral.storage.drivers.base import BLOCK_FILE, StorageDriver, StorageError
+from corral.storage import vmvolumes
+from corral.storage.volume import (BLOCK, CONTAINER, CUSTOM, FILESYSTEM, IMAGE, VM, Info, Volume,
                                    custom_volume_name, instance_volume_name)
 
 Filler = Callable[[str], object]
@@ -33,12 +38,18 @@ class Pool:
 
     # ---- volume objects -------------------------------------------------------------------------
 
-    def instance_volume(self, vol: str, snap: str | None = None) -> Volume:
-        v = Volume(self.name, vol, CONTAINER)
+    def instance_volume(self, vol: str, snap: str | None = None, *, vtype: str = CONTAINER,
+                        config: dict | None = None) -> Volume:
+        """A container's volume, or (vtype "virtual-machine") a VM's, content type block."""
+        if vtype not in (CONTAINER, VM):
+            raise StorageError(f'Invalid instance volume type "{vtype}"')
+        v = Volume(self.name, vol, vtype, BLOCK if vtype == VM else FILESYSTEM, dict(config or {}))
         return v.snapshot(snap) if snap else v
 
-    def image_volume(self, fingerprint: str) -> Volume:
-        return Volume(self.name, fingerprint, IMAGE)
+    def image_volume(self, fingerprint: str, *, vtype: str = CONTAINER) -> Volume:
+        """A container image's volume (metadata.yaml, templates/, rootfs/) or a VM image's (content
+        type block: metadata.yaml, templates/, root.img). The same name: an image has one type."""
+        return Volume(self.name, fingerprint, IMAGE, BLOCK if vtype == VM else FILESYSTEM)
 
     def custom_volume(self, project: str, name: str, content_type: str = FILESYSTEM,
                       config: dict | None = None, snap: str | None = None) -> Volume:
@@ -110,7 +121,9 @@ class Pool:
 
     def create_from_backup(self, vol: Volume, fill: Filler, snapshots: list[tuple[str, Filler]]) -> None:
         """A volume and its snapshots filled from a backup (each `fill(path)` writes into the new,
-        empty volume); undone whole on failure."""
+        empty volume); undone whole on failure (a volume or snapshots there already: refused, kept)."""
+        if self.driver.has_volume(vol) or os.path.lexists(self.driver.snapshots_path(vol)):
+            raise StorageError(f"Volume {vol.name} already exists in pool {self.name}")
         try:
             self.driver.create_volume(vol, fill)
             for snap, sfill in snapshots:
@@ -121,67 +134,110 @@ class Pool:
 
     # ---- instance volumes -----------------------------------------------------------------------
 
-    def create_instance_from_image(self, vol: str, fingerprint: str) -> str:
-        """The instance volume from the pool's image volume (ensure_image first); its mount path."""
+    def create_instance_from_image(self, vol: str, fingerprint: str, *, vtype: str = CONTAINER,
+                                   size: int | str | None = None) -> str:
+        """The instance volume from the pool's image volume (ensure_image first); its mount path.
+        A VM's disk is `size` (the root disk device's "size"; else the pool's volume.size; else
+        LXD's 10GiB, or the image's own size when that is larger); a given size smaller than the
+        image's is refused with LXD's error."""
+        if vtype == VM:
+            return vmvolumes.create_from_image(self, vol, fingerprint, size)
         v = self.instance_volume(vol)
         self.driver.create_volume_from_image(v, self.image_volume(fingerprint))
         return self.mount(v)
 
-    def create_instance_empty(self, vol: str) -> str:
+    def create_instance_empty(self, vol: str, *, vtype: str = CONTAINER, size: int | str | None = None) -> str:
+        """An empty instance volume (a VM's: an empty config directory and a sparse disk of `size`,
+        else the pool's volume.size, else 10GiB); its mount path."""
+        if vtype == VM:
+            return vmvolumes.create_empty(self, vol, size)
         v = self.instance_volume(vol)
         self.driver.create_volume(v, lambda path: os.mkdir(os.path.join(path, "rootfs"), 0o755))
         return self.mount(v)
 
     def create_instance_from_copy(self, vol: str, src_pool: "Pool", src_vol: str, src_snap: str | None = None,
-                                  snapshots=()) -> None:
-        """A copy of another instance's volume (or of one of its snapshots), with `snapshots`."""
-        self.copy(self.instance_volume(vol), src_pool, src_pool.instance_volume(src_vol, src_snap), snapshots)
+                                  snapshots=(), *, vtype: str = CONTAINER) -> None:
+        """A copy of another instance's volume (or of one of its snapshots), with `snapshots` (a VM's
+        disks copied sparse: reflinks or holes kept; btrfs: subvolume snapshots)."""
+        self.copy(self.instance_volume(vol, vtype=vtype), src_pool,
+                  src_pool.instance_volume(src_vol, src_snap, vtype=vtype), snapshots)
 
-    def create_instance_snapshot(self, vol: str, snap: str) -> None:
-        self.snapshot(self.instance_volume(vol), snap)
+    def refresh_instance(self, vol: str, src_pool: "Pool", src_vol: str, snapshots=(), *,
+                         vtype: str = CONTAINER) -> None:
+        """Bring a copy up to date: the source's `snapshots` it lacks, then the volume itself."""
+        self.refresh(self.instance_volume(vol, vtype=vtype), src_pool, src_pool.instance_volume(src_vol, vtype=vtype),
+                     snapshots)
 
-    def delete_instance_snapshot(self, vol: str, snap: str) -> None:
-        self.delete_snapshot(self.instance_volume(vol), snap)
+    def create_instance_snapshot(self, vol: str, snap: str, *, vtype: str = CONTAINER) -> None:
+        self.snapshot(self.instance_volume(vol, vtype=vtype), snap)
 
-    def rename_instance_snapshot(self, vol: str, snap: str, new: str) -> None:
-        self.rename_snapshot(self.instance_volume(vol), snap, new)
+    def delete_instance_snapshot(self, vol: str, snap: str, *, vtype: str = CONTAINER) -> None:
+        self.delete_snapshot(self.instance_volume(vol, vtype=vtype), snap)
 
-    def restore_instance(self, vol: str, snap: str) -> None:
-        self.restore(self.instance_volume(vol), snap)
+    def rename_instance_snapshot(self, vol: str, snap: str, new: str, *, vtype: str = CONTAINER) -> None:
+        self.rename_snapshot(self.instance_volume(vol, vtype=vtype), snap, new)
 
-    def rename_instance(self, vol: str, new: str) -> None:
-        self.rename(self.instance_volume(vol), new)
+    def restore_instance(self, vol: str, snap: str, *, vtype: str = CONTAINER) -> None:
+        self.restore(self.instance_volume(vol, vtype=vtype), snap)
 
-    def delete_instance(self, vol: str) -> None:
-        self.delete(self.instance_volume(vol))
+    def rename_instance(self, vol: str, new: str, *, vtype: str = CONTAINER) -> None:
+        self.rename(self.instance_volume(vol, vtype=vtype), new)
 
-    def has_instance(self, vol: str) -> bool:
-        return self.exists(self.instance_volume(vol))
+    def delete_instance(self, vol: str, *, vtype: str = CONTAINER) -> None:
+        self.delete(self.instance_volume(vol, vtype=vtype))
 
-    def has_instance_snapshots(self, vol: str) -> bool:
-        return os.path.lexists(self.driver.snapshots_path(self.instance_volume(vol)))
+    def has_instance(self, vol: str, *, vtype: str = CONTAINER) -> bool:
+        return self.exists(self.instance_volume(vol, vtype=vtype))
 
-    def instance_path(self, vol: str, snap: str | None = None) -> str:
-        """The mount path of an instance volume (or snapshot): metadata.yaml, templates/, rootfs/."""
-        return self.mount(self.instance_volume(vol, snap))
+    def has_instance_snapshots(self, vol: str, *, vtype: str = CONTAINER) -> bool:
+        return os.path.lexists(self.driver.snapshots_path(self.instance_volume(vol, vtype=vtype)))
 
-    def instance_snapshots_path(self, vol: str) -> str:
+    def instance_path(self, vol: str, snap: str | None = None, *, vtype: str = CONTAINER) -> str:
+        """The mount path of an instance volume (or snapshot): metadata.yaml, templates/, rootfs/
+        (a VM's: metadata.yaml, templates/, backup.yaml, its agent's files, and root.img)."""
+        return self.mount(self.instance_volume(vol, snap, vtype=vtype))
+
+    def instance_snapshots_path(self, vol: str, *, vtype: str = CONTAINER) -> str:
         """Where the instance's snapshots are mounted (LXD's data dir links snapshots/<vol> to it)."""
-        return self.driver.snapshots_path(self.instance_volume(vol))
+        return self.driver.snapshots_path(self.instance_volume(vol, vtype=vtype))
 
-    def instance_volume_names(self) -> list[str]:
-        return self.driver.list_volumes(CONTAINER)
+    def instance_volume_names(self, *, vtype: str = CONTAINER) -> list[str]:
+        return self.driver.list_volumes(vtype)
+
+    def instance_usage(self, vol: str, *, vtype: str = CONTAINER) -> int:
+        """Bytes used by an instance volume (a VM's: blocks allocated to its disk and config files)."""
+        return self.usage(self.instance_volume(vol, vtype=vtype))
+
+    def instance_block_path(self, vol: str, snap: str | None = None) -> str:
+        """A VM's disk file (root.img, raw): what QEMU is given."""
+        return self.block_device(self.instance_volume(vol, snap, vtype=VM))
+
+    def instance_disk_size(self, vol: str, snap: str | None = None) -> int:
+        """The size of a VM's disk, in bytes."""
+        return os.path.getsize(self.instance_block_path(vol, snap))
+
+    def grow_instance_disk(self, vol: str, size_bytes: int) -> bool:
+        """A VM's disk grown to `size_bytes` (rounded up to 8 KiB, as LXD does; the backup GPT moved
+        to the new end). Smaller than it is: LXD's "Block volumes cannot be shrunk: Cannot be
+        shrunk". True when it grew (a running VM's QEMU must then be told: block_resize)."""
+        v = self.instance_volume(vol, vtype=VM)
+        self.mount(v)
+        return self.driver.grow_disk(v, size_bytes)
 
     # ---- image volumes --------------------------------------------------------------------------
 
-    def has_image(self, fingerprint: str) -> bool:
+    def has_image(self, fingerprint: str, *, vtype: str = CONTAINER) -> bool:
         path = self.driver.volume_path(self.image_volume(fingerprint))
-        return os.path.isdir(os.path.join(path, "rootfs")) and os.path.isfile(os.path.join(path, "metadata.yaml"))
+        content = os.path.join(path, BLOCK_FILE) if vtype == VM else os.path.join(path, "rootfs")
+        return (os.path.isfile(content) if vtype == VM else os.path.isdir(content)) and \
+            os.path.isfile(os.path.join(path, "metadata.yaml"))
 
-    def create_image(self, fingerprint: str, unpack: Filler) -> None:
+    def create_image(self, fingerprint: str, unpack: Filler, *, vtype: str = CONTAINER) -> None:
         """The image volume: `unpack(dest)` fills a directory that does not exist yet (whose parent
-        is on the pool: what an unpack's space budget is measured against)."""
-        v = self.image_volume(fingerprint)
+        is on the pool: what an unpack's space budget is measured against). A VM image's unpack
+        writes metadata.yaml, templates/ and the raw disk root.img (corral/image/vmunpack.py); on
+        btrfs its directory is nodatacow before, and the volume read-only after."""
+        v = self.image_volume(fingerprint, vtype=vtype)
         self.driver.delete_volume(v)   # a stale or half-made copy
 
         def fill(path: str) -> None:

@@ -110,11 +110,11 @@ class Pools:
     def driver_name(self, name: str) -> str:
         return self.pool(name).driver.name
 
-    def holding_instance(self, volume: str) -> str:
-        """The pool that holds an instance volume, found on disk (for an instance whose root disk
-        device cannot be read from its record)."""
+    def holding_instance(self, volume: str, vtype: str = "container") -> str:
+        """The pool that holds an instance volume (a VM's with `vtype` "virtual-machine"), found on
+        disk (for an instance whose root disk device cannot be read from its record)."""
         for name, pool in sorted(self._pools.items()):
-            if pool.has_instance(volume):
+            if pool.has_instance(volume, vtype=vtype):
                 return name
         raise BadRequest("Failed to get root disk device: No root device could be found")
 

@@ -54,6 +54,7 @@ async def reconcile(daemon) -> list[str]:
         drv = pools.pool(pool).driver
         purl = f"/1.0/storage-pools/{pool}"
         want_ct: dict[str, set[str]] = {}
+        want_vm: dict[str, set[str]] = {}
         elsewhere: set[str] = set()
         for inst in insts:
             try:
@@ -63,7 +64,7 @@ async def reconcile(daemon) -> list[str]:
                 continue
             vol = instances.volume_name(inst.project, inst.name)
             snaps = isnaps.get(inst.rec["id"], [])
-            want_ct[vol] = {s["name"] for s in snaps}
+            (want_vm if inst.type == "virtual-machine" else want_ct)[vol] = {s["name"] for s in snaps}
             if not inst.local:
                 elsewhere.add(vol)
         want_cu: dict[str, set[str]] = {}
@@ -75,6 +76,7 @@ async def reconcile(daemon) -> list[str]:
                 v = by_id[s["volume_id"]]
                 want_cu[f"{v['project']}_{v['name']}"].add(s["name"])
         layout = (("containers", "containers-snapshots", want_ct, "container"),
+                  ("virtual-machines", "virtual-machines-snapshots", want_vm, "virtual-machine"),
                   ("custom", "custom-snapshots", want_cu, "custom"))
 
         def scan() -> list[tuple[str, str, str]]:
@@ -86,11 +88,11 @@ async def reconcile(daemon) -> list[str]:
                     if e.endswith(".restore-old") and not os.path.lexists(os.path.join(base, e[:-12])):
                         os.rename(os.path.join(base, e), os.path.join(base, e[:-12]))
                 for e in _ls(base):
-                    if kind == "container" and e not in want and not e.endswith(PARTIAL) and \
+                    if kind != "custom" and e not in want and not e.endswith(PARTIAL) and \
                             yamlfile.recoverable(os.path.join(base, e), e, instances.volume_name):
                         want[e] = set(_ls(os.path.join(drv.path, snaps_dir, e)))
                         out.append((RECOVERABLE, f"{purl}/volumes/{kind}/{e}",
-                                    f'Kept the unrecorded container volume "{e}" on pool "{pool}": it has a '
+                                    f'Kept the unrecorded {kind} volume "{e}" on pool "{pool}": it has a '
                                     "backup.yaml of its own (its records were lost); `corrald recover` "
                                     "brings it back"))
                 for e in _ls(base):
@@ -99,7 +101,7 @@ async def reconcile(daemon) -> list[str]:
                         out.append((LEFTOVER, f"{purl}/volumes/{kind}/{e}",
                                     f'Removed unrecorded {kind} volume "{e}" from pool "{pool}"'))
                 for vol, snaps in want.items():
-                    if not os.path.isdir(os.path.join(base, vol)) and not (kind == "container" and vol in elsewhere):
+                    if not os.path.isdir(os.path.join(base, vol)) and not (kind != "custom" and vol in elsewhere):
                         out.append((MISSING, f"{purl}/volumes/{kind}/{vol}",
                                     f'The {kind} volume "{vol}" is recorded but missing from pool "{pool}"'))
                 sbase = os.path.join(drv.path, snaps_dir)

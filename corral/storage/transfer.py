@@ -1,7 +1,8 @@
 """An instance volume (or one of its snapshots) sent from one cluster member to another, as a plain
 tar stream of its tree (a move or a copy across members; LXD sends it with rsync over its migration
 websockets). Owners and modes are kept by number, hard links, symlinks, device nodes and extended
-attributes (file capabilities) too; nothing is shifted (Corral keeps rootfs files unshifted).
+attributes (file capabilities) too; nothing is shifted (Corral keeps rootfs files unshifted). A
+sparse file (a VM's disk) is sent as a PAX sparse member: its data only, holes kept on arrival.
 
 The stream ends with an empty member named END: a stream cut at a member boundary is refused, not
 taken for a smaller volume. The receiving side trusts the sender (another member, mutual TLS with the
@@ -20,6 +21,8 @@ import os
 import posixpath
 import tarfile
 from typing import Awaitable, Callable
+
+from corral.backup.tarball import add_disk
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,9 @@ def write_tree(src: str, out) -> int:
                     continue
                 ti.uname = ti.gname = ""
                 ti.pax_headers = _xattrs(path)
-                if ti.isreg():
+                if ti.isreg() and os.lstat(path).st_blocks * 512 < ti.size:
+                    add_disk(tf, ti.name, path, ti)   # a sparse file (a VM's disk): its data only
+                elif ti.isreg():
                     with open(path, "rb") as f:
                         tf.addfile(ti, f)
                 else:

@@ -2,7 +2,8 @@
 
 Kept like instance backups, under $CORRAL_DIR/backups/custom/<pool>/<volume>/: `<name>.tar` and
 `<name>.json` (written last). Tarball layout (LXD's): backup/index.yaml, backup/volume/,
-backup/volume-snapshots/<snapshot>/. Files are stored as they are on disk; the volume's
+backup/volume-snapshots/<snapshot>/; a block volume's: backup/volume.img and
+backup/volume-snapshots/<snapshot>.img (sparse members, restored sparse: corral/backup/tarball.py). Files are stored as they are on disk; the volume's
 volatile.idmap.last (kept in the backup's config) says which map they are shifted to, so an import
 records it again and the next attach shifts them as needed.
 """
@@ -19,7 +20,9 @@ from corral.errors import BadRequest, Conflict, NotFound, NotImplementedFeature
 from corral.backup.format import BackupTarball
 from corral.backup.tarball import COMPRESSIONS, write_backup, write_json
 from corral.names import check_entity_name
+from corral.storage.drivers.base import BLOCK_FILE
 from corral.storage.sizes import parse_size
+from corral.storage.volume import BLOCK, FILESYSTEM
 from corral.storage.volumes import check_volume_config, disk_key, vol_url
 
 
@@ -58,8 +61,6 @@ class VolumeBackups:
 
     async def create(self, v: dict, body: dict, requestor: dict | None):
         await self.d.restrictions.check_backup(v["project"])
-        if v.get("content_type") == "block":
-            raise NotImplementedFeature("backups of block custom volumes")
         taken = {b["name"] for b in self.list(v)}
         name = body.get("name") or next(f"backup{n}" for n in range(len(taken) + 1) if f"backup{n}" not in taken)
         check_entity_name("backup", name)
@@ -85,11 +86,18 @@ class VolumeBackups:
                          "snapshots": [s["name"] for s in snaps],
                          "config": {"volume": vol, "volume_snapshots": [vols.render_snapshot(v, s) for s in snaps]}}
                 vv = vols.vol(v)
-                dirs = [("backup/volume", await asyncio.to_thread(p.mount, vv))]
-                dirs += [(f"backup/volume-snapshots/{s['name']}", await asyncio.to_thread(p.mount, vv.snapshot(s["name"])))
-                         for s in snaps]
+                dirs, blocks = [], []
+                if vv.content_type == BLOCK:   # the disks only, snapshots first (as LXD writes them)
+                    blocks = [(f"backup/volume-snapshots/{s['name']}.img",
+                               await asyncio.to_thread(p.block_device, vv.snapshot(s["name"]))) for s in snaps]
+                    blocks.append(("backup/volume.img", await asyncio.to_thread(p.block_device, vv)))
+                else:
+                    dirs = [("backup/volume", await asyncio.to_thread(p.mount, vv))]
+                    dirs += [(f"backup/volume-snapshots/{s['name']}",
+                              await asyncio.to_thread(p.mount, vv.snapshot(s["name"]))) for s in snaps]
                 tar, meta = self._paths(v, name)
-                await asyncio.to_thread(write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record)
+                await asyncio.to_thread(write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record,
+                                        None, blocks)
             self.d.events.lifecycle("storage-volume-backup-created", self.url(v, name), project=v["project"],
                                     requestor=requestor)
 
@@ -167,8 +175,9 @@ class VolumeBackups:
         if info.optimized:
             raise NotImplementedFeature("importing optimized storage backups")
         src = info.volume
-        if (src.get("content_type") or "filesystem") != "filesystem":
-            raise NotImplementedFeature("block custom volumes")
+        content_type = src.get("content_type") or FILESYSTEM
+        if content_type not in (FILESYSTEM, BLOCK):
+            raise BadRequest(f'Invalid content type "{content_type}"')
         name = check_entity_name("storage volume", name or info.name)
         self.d.volumes._pool(pool)
         async with self.d.db.session() as tx:
@@ -176,17 +185,20 @@ class VolumeBackups:
                 raise Conflict("Volume by that name already exists")
         cfg = check_volume_config({str(k): str(val) for k, val in (src.get("config") or {}).items()})
         rec = {"pool": pool, "project": project, "type": "custom", "name": name,
-               "description": str(src.get("description") or ""), "config": cfg,
+               "description": str(src.get("description") or ""), "config": cfg, "content_type": content_type,
                "created_at": str(src.get("created_at") or "") if src.get("created_at") not in (None, timeutil.ZERO)
                else timeutil.now()}
-        if "backup/volume" not in bt.by_path and not bt.names_below("backup/volume"):
+        if content_type == BLOCK:
+            if "backup/volume.img" not in bt.by_path:
+                raise BadRequest("Invalid backup tarball: no backup/volume.img")
+        elif "backup/volume" not in bt.by_path and not bt.names_below("backup/volume"):
             raise BadRequest("Invalid backup tarball: no backup/volume/")
         stored = bt.names_below("backup/volume-snapshots")
         by_name = {s.get("name"): s for s in info.volume_snapshots}
         snaps = []
         for sname in info.snapshots:
             check_entity_name("snapshot", sname)
-            if sname not in stored:
+            if (f"{sname}.img" if content_type == BLOCK else sname) not in stored:
                 raise BadRequest(f'Invalid backup tarball: no data for snapshot "{sname}"')
             s = by_name.get(sname) or {}
             scfg = {str(k): str(val) for k, val in (s.get("config") or {}).items()}
@@ -204,8 +216,9 @@ class VolumeBackups:
             if await asyncio.to_thread(pool.exists, vol) or await asyncio.to_thread(pool.snapshot_names, vol):
                 raise Conflict("Volume by that name already exists")
             try:
-                await asyncio.to_thread(pool.create_from_backup, vol, _filler(bt, "backup/volume"),
-                                        [(s["name"], _filler(bt, f"backup/volume-snapshots/{s['name']}"))
+                fill = _disk_filler if vol.content_type == BLOCK else _filler
+                await asyncio.to_thread(pool.create_from_backup, vol, fill(bt, "backup/volume"),
+                                        [(s["name"], fill(bt, f"backup/volume-snapshots/{s['name']}"))
                                          for s in snaps])
                 if rec["config"].get("size"):
                     await asyncio.to_thread(pool.set_quota, vol, parse_size(rec["config"]["size"]))
@@ -215,6 +228,15 @@ class VolumeBackups:
             except BaseException:
                 await asyncio.to_thread(pool.delete, vol)
                 raise
+            if vol.content_type == BLOCK:
+                self.d.volumes.note_block(rec["pool"], rec["project"], rec["name"])
+
+
+def _disk_filler(bt: BackupTarball, prefix: str):
+    """Fill a new block volume's disk from the member `<prefix>.img` (of the size it had)."""
+    def fill(path: str) -> None:
+        bt.extract_disk(prefix + ".img", os.path.join(path, BLOCK_FILE))
+    return fill
 
 
 def _filler(bt: BackupTarball, prefix: str):

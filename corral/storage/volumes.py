@@ -50,6 +50,10 @@ class Volumes(VolumeSnapshots):
         """All custom volume records (at start, storage/reconcile.py): which ones are block volumes."""
         self._block = {(v["pool"], v["project"], v["name"]) for v in records if v.get("content_type") == BLOCK}
 
+    def note_block(self, pool: str, project: str, name: str) -> None:
+        """A block custom volume made outside _make (a backup's import)."""
+        self._block.add((pool, project, name))
+
     def is_block(self, pool: str, project: str | None, name: str) -> bool:
         """Whether a custom volume is a block volume (project None: in any project)."""
         if project is None:
@@ -109,18 +113,24 @@ class Volumes(VolumeSnapshots):
     async def list(self, pool: str, project: str, type_: str | None = None) -> list[dict]:
         p = self.d.pools.pool(pool)
         out = []
-        if type_ in (None, "container"):
-            edited = await instvolumes.records(self.db, pool, project)
+        if type_ in (None, "container", "virtual-machine"):
+            # an instance's volume: a VM's is of type virtual-machine, content type block (LXD's)
+            edited = {t: await instvolumes.records(self.db, pool, project, t) for t in instvolumes.TYPES
+                      if type_ in (None, t)}
             for inst in await self.d.instances.load_all(project):
-                if inst.devices and _root_pool(inst.devices) == pool:
-                    rec = edited.get(inst.name, {})
-                    out.append(self._render({**rec, "name": inst.name, "project": inst.project}, "container",
+                vt = "virtual-machine" if inst.type == "virtual-machine" else "container"
+                if vt in edited and inst.devices and _root_pool(inst.devices) == pool:
+                    rec = edited[vt].get(inst.name, {})
+                    out.append(self._render({**rec, "name": inst.name, "project": inst.project,
+                                             "content_type": BLOCK if vt == "virtual-machine" else FILESYSTEM}, vt,
                                             [f"/1.0/instances/{inst.name}" +
                                              ("" if project == "default" else f"?project={project}")]))
         if type_ in (None, "image") and p.info().optimized_images and self.d.pools.available(pool):
             for fp in await asyncio.to_thread(p.image_fingerprints):
                 if re.fullmatch(r"[0-9a-f]{64}", fp):
-                    out.append(self._render({"name": fp, "project": project}, "image", [f"/1.0/images/{fp}"]))
+                    vm = await asyncio.to_thread(p.has_image, fp, vtype="virtual-machine")
+                    out.append(self._render({"name": fp, "project": project, "content_type": BLOCK if vm else FILESYSTEM},
+                                            "image", [f"/1.0/images/{fp}"]))
         if type_ in (None, "custom"):
             holder = self.d.projects.holder("storage.volumes", project)
             async with self.db.session() as tx:
@@ -145,12 +155,14 @@ class Volumes(VolumeSnapshots):
         p = self._pool(pool)
         if type_ == "custom":
             vol = p.custom_volume(project, name, v["content_type"], v["config"])
-        elif type_ == "container":
-            vol = p.instance_volume(p.volume_name(project, name))
+        elif type_ in ("container", "virtual-machine"):
+            vol = p.instance_volume(p.volume_name(project, name), vtype=type_)
         else:
             vol = p.image_volume(name)
         used = await asyncio.to_thread(p.usage, vol)
         size = v["config"].get("size")
+        if type_ == "virtual-machine":   # a VM's volume: its disk's size
+            return {"usage": {"used": used, "total": await asyncio.to_thread(p.instance_disk_size, vol.name)}}
         return {"usage": {"used": used, "total": parse_size(size) if size else -1}}
 
     # ---- create, copy -------------------------------------------------------------------------

@@ -17,8 +17,9 @@ async def update(vols, pool: str, project: str, type_: str, name: str, body: dic
                  requestor, etag_check=None) -> None:
     """PUT/PATCH under the volume's lock: If-Match, validate, apply (size), store; a failed store
     puts the old size back."""
-    if type_ == instvolumes.TYPE:
-        await instvolumes.update(vols, pool, project, name, body, replace=replace, etag_check=etag_check)
+    if type_ in instvolumes.TYPES:
+        await instvolumes.update(vols, pool, project, name, body, replace=replace, etag_check=etag_check,
+                                 vtype=type_)
         vols.events.lifecycle("storage-volume-updated", vol_url(pool, type_, name, project),
                               project=project, requestor=requestor)
         return

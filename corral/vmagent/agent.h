@@ -123,6 +123,7 @@ void chan_close_in(struct chan *c);     /* stream 0 ended: close (shut down) wha
 void chan_check_done(struct chan *c);   /* free it once all its streams ended (exec: and EXIT sent) */
 
 /* exec.c */
+int devlxd_query(const char *sock_path, const char *path);   /* query.c: --query */
 void exec_start(uint32_t id, const uint8_t *p, size_t len);
 void exec_signal(struct chan *c, int sig);
 void exec_kill_session(struct chan *c);   /* SIGKILL the command and its whole session */

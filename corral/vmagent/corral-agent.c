@@ -138,7 +138,8 @@ static void reap(int sfd)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: corral-agent [--port PATH] [--devlxd PATH] [--log PATH] [--lock PATH] [--foreground]\n");
+	fprintf(stderr, "usage: corral-agent [--port PATH] [--devlxd PATH] [--log PATH] [--lock PATH] [--foreground]\n"
+			"       corral-agent [--devlxd PATH] --query /1.0/...   (a GET of /dev/lxd, its body on stdout)\n");
 	exit(2);
 }
 
@@ -205,8 +206,11 @@ static void daemonize(void)
 int main(int argc, char **argv)
 {
 	int foreground = 0;
+	const char *query = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--foreground"))
+		if (!strcmp(argv[i], "--query") && i + 1 < argc)
+			query = argv[++i];
+		else if (!strcmp(argv[i], "--foreground"))
 			foreground = 1;
 		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port_path = argv[++i];
@@ -219,6 +223,8 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
+	if (query)
+		return devlxd_query(*devlxd_path ? devlxd_path : "/dev/lxd/sock", query);
 	if (!lock_path && !port_path)
 		lock_path = DEFAULT_LOCK;
 	if (lock_path && *lock_path)

@@ -223,8 +223,9 @@ def test_refused_instance_key_message_and_status():
     # The default is what Corral does: setting it is accepted.
     assert validate(INSTANCE, {"security.syscalls.intercept.mknod": "false"})
     with pytest.raises(KeyRefused) as e:
-        validate(INSTANCE, {"raw.qemu": "-m 1G"})
-    assert e.value.status == 400 and e.value.message.startswith("not supported on this host: raw.qemu")
+        validate(INSTANCE, {"raw.qemu.conf": "[device]"})
+    assert e.value.status == 501 and e.value.message.startswith("not implemented: raw.qemu.conf")
+    assert validate(INSTANCE, {"raw.qemu": "-m 1G"}) == {"raw.qemu": "-m 1G"}   # virtual machines take it
 
 
 def test_device_keys_through_the_device_classes():

@@ -21,8 +21,9 @@ from corral.network.netns import run_in_netns
 
 
 
-# The host interfaces nic devices make: veth ends (host.random_ifname) and macvlans ("mc" + MAC).
-_OWN_LINK = re.compile(r"veth[0-9a-f]{8}|mc[0-9a-f]{12}")
+# The host interfaces nic devices make: veth ends and VM taps (host.random_ifname), macvlans and macvtaps
+# ("mc" + MAC).
+_OWN_LINK = re.compile(r"veth[0-9a-f]{8}|tap[0-9a-f]{8}|mc[0-9a-f]{12}")
 
 
 async def release_links(names: list[str], wait: float = 0.0) -> list[str]:

@@ -7,6 +7,10 @@ its business alone (`volume_path` is for corral/storage/ only):
     <pool>/containers-snapshots/<volume>/<snapshot>/
     <pool>/custom/<project>_<volume>/       custom volumes (a block volume: its root.img)
     <pool>/custom-snapshots/<project>_<volume>/<snapshot>/
+    <pool>/virtual-machines/<volume>/       VM instance volume: its config (metadata.yaml, templates/,
+                                            backup.yaml, agent files) with the disk root.img inside
+    <pool>/virtual-machines-snapshots/<volume>/<snapshot>/
+    <pool>/images/<fingerprint>/            a VM image volume: metadata.yaml, templates/, root.img
 
 A driver implements the host primitives (`_new_volume`, `_copy`, `_delete`, quotas); the volume
 operations here are built on them. Every method is blocking (the daemon runs them in worker threads)
@@ -21,20 +25,19 @@ import shutil
 import subprocess
 from typing import Callable
 
-from corral.errors import BadRequest, CorralError, NotImplementedFeature
+from corral.errors import BadRequest
+from corral.storage import vmdisk
+from corral.storage.errors import StorageError  # noqa: F401 (imported from here by its users)
 from corral.storage.perms import IMAGE_MODE, KIND_MODE, VOLUME_MODE
 from corral.storage.sizes import parse_size
 from corral.storage.volume import BLOCK, CONTAINER, CUSTOM, DEFAULT_BLOCK_SIZE, IMAGE, VM, Info, Volume
 
-SUBDIRS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots")
+SUBDIRS = ("images", "containers", "containers-snapshots", "custom", "custom-snapshots", "virtual-machines",
+           "virtual-machines-snapshots")
 PARTIAL = ".partial"
 BLOCK_FILE = "root.img"     # a block volume's disk, in its volume directory (as LXD's dir driver keeps it)
 TOPS = {IMAGE: ("images", None), CONTAINER: ("containers", "containers-snapshots"),
-        CUSTOM: ("custom", "custom-snapshots")}
-
-
-class StorageError(CorralError):
-    pass
+        CUSTOM: ("custom", "custom-snapshots"), VM: ("virtual-machines", "virtual-machines-snapshots")}
 
 
 def run(cmd: list[str], what: str) -> str:
@@ -47,8 +50,9 @@ def run(cmd: list[str], what: str) -> str:
 
 def block_size(vol: Volume) -> int:
     """The size of a block volume: its "size", else LXD's default (the pool's volume.size is
-    already in the volume's config when the pool layer made it)."""
-    return parse_size(vol.config.get("size") or DEFAULT_BLOCK_SIZE) or parse_size(DEFAULT_BLOCK_SIZE)
+    already in the volume's config when the pool layer made it). A VM's disk: rounded up to 8 KiB."""
+    size = parse_size(vol.config.get("size") or DEFAULT_BLOCK_SIZE) or parse_size(DEFAULT_BLOCK_SIZE)
+    return vmdisk.round_size(size) if vol.type == VM else size
 
 
 class StorageDriver(abc.ABC):
@@ -120,8 +124,6 @@ class StorageDriver(abc.ABC):
 
     def volume_path(self, vol: Volume) -> str:
         """Where a volume (or a snapshot) is mounted: for these drivers, where it lives."""
-        if vol.type == VM:
-            raise NotImplementedFeature("virtual-machine volumes")
         top, snaps = TOPS[vol.type]
         if vol.is_snapshot:
             if snaps is None:
@@ -175,10 +177,13 @@ class StorageDriver(abc.ABC):
     def _prepare_block(self, volume_dir: str) -> None:
         """Called before a block volume's disk file is written (btrfs: no copy-on-write)."""
 
+    def _seal_image(self, path: str) -> None:
+        """Called once a VM image volume is in place: nothing changes it any more (btrfs: read-only)."""
+
     def _mode(self, vol: Volume) -> int | None:
         if vol.type == IMAGE:
             return self.image_mode
-        if vol.type == CONTAINER:
+        if vol.type in (CONTAINER, VM):
             return self.volume_mode
         return None   # a custom volume's root keeps its mode (the mount's root inside the instance)
 
@@ -189,7 +194,8 @@ class StorageDriver(abc.ABC):
 
     def create_volume(self, vol: Volume, filler: Callable[[str], object] | None = None) -> None:
         """A new volume. `filler(path)` fills a filesystem volume (an image's unpack, a backup's
-        extraction) before the volume is in place; a block volume gets its disk file of `size`."""
+        extraction) before the volume is in place; a block volume gets its disk file of `size` (a
+        VM image volume: the unpack writes it)."""
         dst = self.volume_path(vol)
         if os.path.lexists(dst):
             raise StorageError(f"Volume {vol.name} already exists in pool {self.pool}")
@@ -202,7 +208,9 @@ class StorageDriver(abc.ABC):
         self._delete(tmp)
         try:
             self._new_volume(tmp)
-            if vol.content_type == BLOCK:
+            if vol.content_type == BLOCK and vol.type == IMAGE:
+                self._prepare_block(tmp)
+            elif vol.content_type == BLOCK:
                 self._write_block(tmp, block_size(vol))
             if filler is not None:
                 filler(tmp)
@@ -211,6 +219,8 @@ class StorageDriver(abc.ABC):
         except BaseException:
             self._delete(tmp)
             raise
+        if vol.content_type == BLOCK and vol.type == IMAGE:
+            self._seal_image(dst)
 
     def _set_mode(self, vol: Volume, path: str) -> None:
         mode = self._mode(vol)
@@ -227,8 +237,20 @@ class StorageDriver(abc.ABC):
             os.close(fd)
 
     def create_volume_from_image(self, vol: Volume, image: Volume) -> None:
-        """An instance volume from the pool's image volume."""
+        """An instance volume from the pool's image volume. A VM's: the image volume copied (btrfs:
+        a snapshot of it), its disk then grown to the volume's "size" (the pool layer checked that
+        it is not smaller than the image's)."""
         src = self.volume_path(image)
+        if vol.type == VM:
+            if not os.path.isfile(os.path.join(src, BLOCK_FILE)):
+                raise StorageError(f"Image {image.name} is not unpacked in pool {self.pool}")
+            self.create_volume_from_copy(vol, image, self)
+            try:
+                vmdisk.grow(self.block_path(vol), block_size(vol), shrink_ok=True)
+            except BaseException:
+                self.delete_volume(vol)
+                raise
+            return
         if not os.path.isdir(os.path.join(src, "rootfs")):
             raise StorageError(f"Image {image.name} is not unpacked in pool {self.pool}")
         self.create_volume_from_copy(vol, image, self)
@@ -359,6 +381,9 @@ class StorageDriver(abc.ABC):
     def set_volume_quota(self, vol: Volume, size: int | None) -> None:
         """Filesystem volumes: limit to `size` bytes (None: no limit). Block volumes: grow the disk
         (LXD refuses to shrink one; no size leaves it as it is)."""
+        if vol.type == VM:
+            self.grow_disk(vol, size)
+            return
         if vol.content_type == BLOCK:
             if not size:
                 return
@@ -369,6 +394,13 @@ class StorageDriver(abc.ABC):
             return
         self._set_quota(self.volume_path(vol), size)
 
+    def grow_disk(self, vol: Volume, size: int | None) -> bool:
+        """A VM's disk grown to `size` (rounded up to 8 KiB, a GPT's backup header moved to the new
+        end); a smaller size is refused with LXD's error; no size leaves it. True when it grew."""
+        if not size:
+            return False
+        return vmdisk.grow(self.block_path(vol), size)
+
     def _set_quota(self, path: str, size: int | None) -> None:
         if size:
             raise BadRequest(f'Volume "size" is not supported by the {self.name} driver on this filesystem')
@@ -377,7 +409,11 @@ class StorageDriver(abc.ABC):
         raise BadRequest(f'Volume "size" is not supported by the {self.name} driver on this filesystem')
 
     def get_volume_usage(self, vol: Volume) -> int:
-        """Bytes used by a volume (du -sb, no mount needed). Block volumes: LXD's "Not supported"."""
+        """Bytes used by a volume (du -sb, no mount needed). A VM's: the blocks allocated to its disk
+        and config files (a sparse disk costs what is written). Block custom volumes: LXD's "Not
+        supported"."""
+        if vol.type == VM:
+            return vmdisk.allocated(self.volume_path(vol))
         if vol.content_type == BLOCK:
             raise StorageError("Not supported")
         return du(self.volume_path(vol))

@@ -2,6 +2,8 @@
 when no source is given) a loop file of `size` created under $CORRAL_DIR/disks and mounted at the
 pool's directory. Every volume is a subvolume: image volumes are unpacked once, instance volumes
 and snapshots are subvolume snapshots (O(1) whatever the image size). Volume `size` uses qgroups.
+A VM's volume is a subvolume whose disk file (root.img) is nodatacow (`chattr +C` on the subvolume
+before the file is written, as LXD makes its block files); a VM image volume is read-only once made.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import subprocess
 
 from corral.errors import BadRequest
-from corral.storage.drivers.base import PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_contents, run
+from corral.storage.drivers.base import BLOCK_FILE, PARTIAL, SUBDIRS, StorageDriver, StorageError, cp_contents, run
 from corral.storage.drivers.dir import fs_type
 from corral.storage.sizes import parse_size
 
@@ -194,6 +196,10 @@ class BtrfsDriver(StorageDriver):
         # a disk image in a copy-on-write file fragments: nodatacow, as LXD makes its block files
         subprocess.run(["chattr", "+C", volume_dir], capture_output=True)
 
+    def _seal_image(self, path: str) -> None:
+        # a VM image volume is what instances are snapshotted from: read-only, as LXD keeps it
+        run(["btrfs", "property", "set", "-ts", path, "ro", "true"], "Failed to make the image volume read-only")
+
     def _copy(self, src: str, dst: str) -> None:
         if os.path.lexists(dst):
             raise StorageError(f"Volume directory {dst} already exists")
@@ -206,6 +212,8 @@ class BtrfsDriver(StorageDriver):
         self._delete(tmp)
         try:
             self._new_volume(tmp)
+            if os.path.isfile(os.path.join(src, BLOCK_FILE)):
+                self._prepare_block(tmp)   # before the disk file is written
             cp_contents(src, tmp)
         except BaseException:
             self._delete(tmp)

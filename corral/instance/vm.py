@@ -1,0 +1,301 @@
+"""The `virtual-machine` instance type: a VM run by QEMU over QMP (corral/instance/drivers/qemu.py), its
+disk the `root.img` of its storage volume, the inside reached through our guest agent over virtio-serial
+(corral/instance/agent/). Records, snapshots, rename and delete are the container's
+(corral/instance/container.py) with the volume type `virtual-machine`; what differs is here."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from corral import config, timeutil
+from corral.config.values import parse_cpuset, parse_size
+from corral.errors import BadRequest
+from corral.instance import vmstate
+from corral.instance.container import Container, stop_devices
+from corral.instance.devices import instance_devices
+from corral.instance.devices.nic import Nic
+from corral.instance.drivers.base import DriverError
+from corral.instance.drivers.qemu import QemuDriver, VMSpec
+from corral.instance.drivers.qemudevices import VMDisk
+from corral.instance.drivers import qemuhost
+from corral.instance.types import register
+
+log = logging.getLogger(__name__)
+DEFAULT_MEMORY = 1024 ** 3      # LXD: 1GiB
+AGENT_WAIT = 0.5                # how long a state read waits for an agent that is not connected
+
+
+def memory_of(cfg: dict) -> int:
+    raw = cfg.get("limits.memory") or ""
+    if not raw:
+        return DEFAULT_MEMORY
+    if raw.endswith("%"):
+        return int(qemuhost.host_memory() * float(raw[:-1]) / 100)
+    return int(config.value(config.INSTANCE, {"limits.memory": raw}, "limits.memory"))
+
+
+def cpus_of(cfg: dict) -> int:
+    raw = cfg.get("limits.cpu") or ""
+    if not raw:
+        return 1
+    if raw.isdigit():
+        return max(int(raw), 1)
+    return max(len(parse_cpuset(raw)), 1)
+
+
+def check_config(cfg: dict) -> None:
+    """What a VM's expanded config must satisfy before anything is made or changed."""
+    mem = memory_of(cfg)
+    host = qemuhost.host_memory()
+    if host and mem > host:
+        raise BadRequest(f"limits.memory ({cfg.get('limits.memory')}) is more than the host's memory "
+                         f"({host // (1024 * 1024)}MiB)")
+    if mem < 64 * 1024 * 1024:
+        raise BadRequest("limits.memory must be at least 64MiB for a virtual machine")
+    if cfg.get("raw.qemu"):
+        config.value(config.INSTANCE, {"raw.qemu": cfg["raw.qemu"]}, "raw.qemu")
+
+
+@register
+class VirtualMachine(Container):
+    type_name = "virtual-machine"
+    api_type = "virtual-machine"
+    vtype = "virtual-machine"
+
+    @classmethod
+    def make_driver(cls, insts):
+        drv = QemuDriver(insts.d.paths.join("logs"), on_stopped=insts.on_stopped_thread)
+        drv.agents = {}
+        return drv
+
+    @property
+    def pool_kw(self) -> dict:
+        return {"vtype": self.vtype}
+
+    @property
+    def rootfs(self) -> str:   # a VM has none on the host: files go through the agent
+        raise BadRequest("Virtual machines have no root filesystem on the host")
+
+    @property
+    def disk_path(self) -> str:
+        return self.pool.instance_block_path(self.volume)
+
+    # ---- the agent -------------------------------------------------------------------------
+
+    def agent(self):
+        """This VM's agent connection (made once per VM and daemon)."""
+        from corral.instance.agent import AgentClient
+        agents = self.driver.agents
+        client = agents.get(self.dname)
+        if client is None:
+            client = agents[self.dname] = AgentClient(self.driver.socket(self.dname, "agent"), hostname=self.name,
+                                                      on_stream=self._devlxd_stream)
+        return client
+
+    def _devlxd_stream(self, sock) -> None:
+        devlxd = getattr(self.d, "devlxd", None)
+        if devlxd is None:
+            sock.close()
+            return
+        devlxd.serve_vm_thread(self.project, self.name, sock)
+
+    def agent_ready(self, timeout: float = AGENT_WAIT) -> bool:
+        try:
+            client = self.agent()
+            if not client.connected:
+                client.connect(timeout=timeout)
+            return client.connected
+        except Exception:  # noqa: BLE001 - not running (yet): callers say so
+            return False
+
+    def _need_agent(self):
+        if self.status() != "Running":
+            raise BadRequest("Instance is not running")
+        if not self.agent_ready(timeout=2.0):
+            raise BadRequest("VM agent isn't currently running")
+        return self.agent()
+
+    def _forget_agent(self) -> None:
+        client = self.driver.agents.pop(self.dname, None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def state_blocking(self) -> dict:
+        status = self.status()
+        agent_state = None
+        if status == "Running" and self.agent_ready():
+            try:
+                agent_state = self.agent().state()
+            except Exception:  # noqa: BLE001 - QEMU's view then
+                agent_state = None
+        qmp = None
+        if status in ("Running", "Frozen") and agent_state is None:
+            try:
+                qmp = self.driver.qmp_state(self.dname)
+            except DriverError:
+                qmp = None
+        leases = self._leases() if agent_state is None and status == "Running" else None
+        return vmstate.render(status, self.driver.init_pid(self.dname), self.config, agent_state, qmp, leases)
+
+    def _leases(self) -> dict[str, list[tuple[str, str]]]:
+        """MAC -> addresses the instance's managed networks leased (dnsmasq's lease files)."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for c in self.devices.values():
+            net = c.get("network") or c.get("parent") if c.get("type") == "nic" else None
+            drv = self.d.networks.managed(net) if net else None
+            if drv is None:
+                continue
+            prefix = str(drv.ipv4.network.prefixlen) if getattr(drv, "ipv4", None) is not None else ""
+            try:
+                for lease in drv.leases():
+                    out.setdefault(lease["hwaddr"], []).append((lease["address"], prefix))
+            except Exception:  # noqa: BLE001 - no leases then
+                continue
+        return out
+
+    def _warm_state(self) -> None:
+        pass
+
+    def spec(self) -> VMSpec:
+        cfg = self.config
+        raw = config.value(config.INSTANCE, cfg, "raw.qemu") if cfg.get("raw.qemu") else []
+        return VMSpec(name=self.dname, uuid=cfg.get("volatile.uuid") or "", cpus=cpus_of(cfg), memory=memory_of(cfg),
+                      secureboot=bool(config.value(config.INSTANCE, cfg, "security.secureboot")),
+                      nvram=os.path.join(self.mount_path, "qemu.nvram"),
+                      disks=[VMDisk("root", self.disk_path, bootindex=0)],
+                      log_dir=self.insts.log_dir(self.project, self.name), extra_args=list(raw))
+
+    # ---- start and stop --------------------------------------------------------------------
+
+    async def start(self, requestor: dict | None = None) -> None:
+        from corral.instance.devices import vmnic
+        inst = self.loaded
+        status = self.status()
+        if status == "Running":
+            raise BadRequest("The instance is already running")
+        if status == "Frozen":
+            raise BadRequest("The instance is paused")
+        if inst.rec.get("load_error"):
+            raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
+                             "replace it (PUT) or delete the instance")
+        check_config(inst.config)
+        # LXD: an image without secure-boot support needs security.secureboot=false on the instance.
+        if inst.rec["config"].get("image.requirements.secureboot") == "false" and \
+                config.value(config.INSTANCE, inst.config, "security.secureboot"):
+            raise BadRequest("The image used by this instance is incompatible with secureboot. Please set "
+                             "security.secureboot=false on the instance")
+        if not inst.config.get("volatile.uuid"):
+            import uuid
+            new = str(uuid.uuid4())
+            await self.insts.set_volatile(inst.project, inst.name, {"volatile.uuid": new})
+            inst.config["volatile.uuid"] = new
+        spec = self.spec()
+        devices = instance_devices(self.d, inst)
+        started, fds = [], []
+        try:
+            for dev in devices:
+                if isinstance(dev, Nic):
+                    nic = await vmnic.create(dev)
+                    started.append(dev)
+                    if nic.fd is not None:
+                        fds.append(nic.fd)
+                    spec.nics.append(nic)
+                elif dev.type == "disk" and dev.config.get("path") == "/":
+                    continue   # the root disk: spec.disks
+                else:
+                    raise BadRequest(f'Device "{dev.name}": {dev.type} devices are not supported by virtual '
+                                     "machines yet")
+            await asyncio.to_thread(self._prepare_disk)
+            await asyncio.to_thread(self.driver.start, spec)
+        except DriverError as e:
+            await stop_devices(started)
+            raise BadRequest(e.message) from None
+        except BaseException:
+            await stop_devices(started)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self._forget_agent()
+        # Templates are the guest's business (LXD hands them to its agent): none are applied from the host.
+        await self.insts.set_volatile(inst.project, inst.name, {"volatile.last_state.power": "RUNNING",
+                                                                 "volatile.apply_template": None},
+                                      last_used=timeutil.now())
+        self._lifecycle("instance-started", requestor)
+
+    def _prepare_disk(self) -> None:
+        """The root disk grown to the root device's `size` (never shrunk) before QEMU opens it."""
+        size = self.root_size()
+        if size:
+            self.pool.grow_instance_disk(self.volume, size)
+
+    def root_size(self) -> int | None:
+        for dev in self.devices.values():
+            if dev.get("type") == "disk" and dev.get("path") == "/" and not dev.get("source") and dev.get("size"):
+                return int(parse_size(dev["size"]))
+        return None
+
+    async def stopped(self) -> None:
+        self._forget_agent()
+        await stop_devices(instance_devices(self.d, self.loaded, tolerant=True))
+        await self.insts.set_volatile(self.project, self.name, {"volatile.last_state.power": "STOPPED"})
+
+    async def freeze(self, requestor: dict | None = None) -> None:
+        if self.status() != "Running":
+            raise BadRequest("The instance isn't running")
+        await asyncio.to_thread(self.driver.freeze, self.dname)
+        self._lifecycle("instance-paused", requestor)
+
+    # ---- hot-plug --------------------------------------------------------------------------
+
+    async def hotplug_nic(self, dev: Nic) -> None:
+        from corral.instance.devices import vmnic
+        nic = await vmnic.create(dev)
+        try:
+            await asyncio.to_thread(self.driver.add_nic, self.dname, nic)
+        except DriverError as e:
+            await dev.stop()
+            raise BadRequest(e.message) from None
+        finally:
+            if nic.fd is not None:
+                os.close(nic.fd)
+
+    async def hotunplug_nic(self, dev: Nic) -> None:
+        try:
+            await asyncio.to_thread(self.driver.remove_nic, self.dname, dev.name)
+        except DriverError as e:
+            raise BadRequest(e.message) from None
+        await dev.stop()
+
+    # ---- inside the VM: through the agent --------------------------------------------------
+
+    def exec(self, command, env, cwd="/", uid=0, gid=0, interactive=False, width=80, height=24):
+        return self._need_agent().exec(command, env, cwd=cwd, uid=uid, gid=gid, interactive=interactive,
+                                       width=width, height=height)
+
+    def file_get(self, path: str):
+        return self._need_agent().file_get(path)
+
+    def file_put(self, path, kind, data=None, uid=None, gid=None, mode=None, append=False) -> None:
+        self._need_agent().file_put(path, kind, data, uid=uid, gid=gid, mode=mode, append=append)
+
+    def file_delete(self, path: str) -> None:
+        self._need_agent().file_delete(path)
+
+
+def wait_agent(obj: VirtualMachine, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if obj.agent_ready(timeout=1.0):
+            return True
+        time.sleep(0.2)
+    return False
+
+
