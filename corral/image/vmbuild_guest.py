@@ -86,7 +86,7 @@ acpid -c /etc/acpi -l /var/log/acpid.log
 if [ -x /usr/bin/corral-agent ]; then
     (
         while :; do
-            /usr/bin/corral-agent </dev/null >>/var/log/corral-agent.log 2>&1
+            /usr/bin/corral-agent --foreground </dev/null >>/var/log/corral-agent.log 2>&1
             sleep 1
         done
     ) &

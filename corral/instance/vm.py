@@ -118,7 +118,7 @@ class VirtualMachine(Container):
         if self.status() != "Running":
             raise BadRequest("Instance is not running")
         if not self.agent_ready(timeout=2.0):
-            raise BadRequest("VM agent isn't currently running")
+            raise BadRequest("LXD VM agent isn't currently running")
         return self.agent()
 
     def _forget_agent(self) -> None:
@@ -146,6 +146,11 @@ class VirtualMachine(Container):
             except DriverError:
                 qmp = None
         leases = self._leases() if agent_state is None and status == "Running" else None
+        if agent_state is not None and agent_state.get("disk"):   # the agent's mount points: LXD's root device
+            disk = dict(agent_state["disk"])
+            if "/" in disk:
+                disk[self._root_name()] = {"usage": disk.pop("/").get("usage", 0)}
+            agent_state = {**agent_state, "disk": disk}
         return vmstate.render(status, self.driver.init_pid(self.dname), self.config, agent_state, qmp, leases)
 
     def _leases(self) -> dict[str, list[tuple[str, str]]]:
