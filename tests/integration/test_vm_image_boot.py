@@ -39,6 +39,7 @@ def test_uefi_boot_nics_hotplug_reboot_powerdown(vm_image):
             print(f"\nUEFI boot: kernel at {t_kernel:.2f}s, userspace {t_user:.2f}s, first lease {t_net:.2f}s")
 
             assert g.shell("uname -r").strip() == vm_image.kernel_version
+            assert g.shell("readlink /dev/virtio-ports/org.corral.test").strip().startswith("../vport")
             assert "console=ttyS0" in g.shell("cat /proc/cmdline")
             addrs = g.shell("ip -4 -o addr show")
             for eth, (ip, _) in leases.items():
@@ -62,7 +63,8 @@ def test_uefi_boot_nics_hotplug_reboot_powerdown(vm_image):
             since = g.type("reboot\n")
             g.wait_for(r"corral-init: reboot", 30, since)
             g.wait_for(r"corral-init: userspace", BOOT_TIMEOUT, since)
-            g.wait_for(r"corral-init: eth\d ", BOOT_TIMEOUT, since)
+            for eth in ("eth0", "eth1", "eth2"):   # the hot-plugged NIC is still there
+                g.wait_for(rf"corral-init: {eth} ", BOOT_TIMEOUT, since)
             assert g.shell("cat /root/persist").strip() == "kept"
             assert " / ext4 rw," in g.shell("cat /proc/mounts")
 
