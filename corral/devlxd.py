@@ -155,17 +155,20 @@ class DevLXD:
         asyncio.run_coroutine_threadsafe(self._serve_vm(project, name, sock), loop)
 
     async def _serve_vm(self, project: str, name: str, sock) -> None:
-        server = self._runner.server
+        """Serve the app on one tunnelled connection, its requests marked with the VM they come from.
+        (aiohttp has no public hook to tag a connection: a web.Server of its own on the app's request
+        factory and handler, as AppRunner makes one.)"""
+        app = self._runner.app
 
-        def factory():
-            proto = server()
-            proto.corral_vm = (project, name)   # who asks: the VM whose agent opened the stream
-            return proto
+        async def handle(request):
+            request["corral_vm"] = (project, name)   # who asks: the VM whose agent opened the stream
+            return await app._handle(request)
+        server = web.Server(handle, request_factory=app._make_request, loop=asyncio.get_running_loop())
         sock.setblocking(False)
-        await asyncio.get_running_loop().connect_accepted_socket(factory, sock)
+        await asyncio.get_running_loop().connect_accepted_socket(server, sock)
 
     async def _caller(self, request: web.Request):
-        vm = getattr(request.protocol, "corral_vm", None)
+        vm = request.get("corral_vm")
         if vm is not None:
             inst = await self.d.instances.load(*vm)
             if not config.value(config.INSTANCE, inst.config, "security.devlxd"):

@@ -74,6 +74,10 @@ class QemuGuest:
             shutil.copyfile(OVMF_VARS, vars_copy)
             argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
                      "-drive", f"if=pflash,format=raw,file={vars_copy}"]
+        self.port_path = os.path.join(self.dir, "port.sock")   # a named virtio-serial port, as the agent's
+        argv += ["-device", "virtio-serial-pci,id=vser", "-chardev",
+                 f"socket,id=port0,path={self.port_path},server=on,wait=off",
+                 "-device", "virtserialport,bus=vser.0,chardev=port0,name=org.corral.test"]
         for i, (tap, mac) in enumerate(taps):
             argv += ["-netdev", f"tap,id=net{i},ifname={tap},script=no,downscript=no",
                      "-device", f"virtio-net-pci,netdev=net{i},mac={mac}"]
@@ -153,13 +157,15 @@ class QemuGuest:
         return n
 
     def shell(self, command: str, timeout: float = 30) -> str:
-        """Run `command` in the serial shell; its output (between two markers)."""
+        """Run `command` in the serial shell; its output (between two markers), without the lines
+        the kernel and the guest's init print on the same console meanwhile."""
         tag = uuid.uuid4().hex[:8]
         since = self.type(f"echo {tag}''-begin; {command}; echo {tag}''-end\n")
         _, _, b = self.wait_for(rf"^{tag}-begin$", timeout, since)
         _, _, e = self.wait_for(rf"^{tag}-end$", timeout, b)
+        noise = re.compile(r"^(corral-init: |\[\s*\d+\.\d+\] )")
         with self._cond:
-            return "\n".join(line for _, line in self.lines[b + 1:e])
+            return "\n".join(line for _, line in self.lines[b + 1:e] if not noise.match(line))
 
     # ---- QMP ----
 

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from corral.cluster.peer import PeerError
 from corral.db.queries import moves as qm
 from corral.db.queries import nodes as qn
-from corral.errors import BadRequest, Conflict, Forbidden, NotFound
+from corral.errors import NotImplementedFeature, BadRequest, Conflict, Forbidden, NotFound
 from corral.names import check_instance_name
 from corral.operations import Work
 
@@ -70,6 +70,8 @@ async def check(state, project: str, name: str, target: str, new_name: str, *,
         raise Forbidden("Cluster member is evacuated")   # as placement answers a launch there
     if where is None:
         raise NotFound("Failed to get address of instance's member: Instance not found")
+    if where.get("type") == 1:
+        raise NotImplementedFeature("moving virtual machines between cluster members")
     check_instance_name(new_name)
     if taken:
         raise Conflict(f'Name "{new_name}" already in use')

@@ -78,7 +78,7 @@ def _common(scope: str) -> list[Key]:
 
 declare(
     *_common(DISK),
-    not_on_host("boot.priority", DISK, _VM, parse_uint),
+    Key("boot.priority", DISK, parse_uint),   # a VM's boot order (higher first); containers ignore it, as LXD
     not_on_host("ceph.cluster_name", DISK, "no Ceph cluster is configured", default="ceph"),
     not_on_host("ceph.user_name", DISK, "no Ceph cluster is configured", default="admin"),
     not_implemented("limits.max", DISK, "block I/O limits on disk devices", parse_disk_limit),
@@ -93,7 +93,7 @@ declare(
     Key("required", DISK, parse_bool, default="true"),
     Key("optional", DISK, parse_bool, default="false"),   # LXD's older spelling of required=false
     Key("shift", DISK, parse_bool, default="false"),
-    not_implemented("size", DISK, "a size on a disk device; set the volume's own \"size\""),
+    Key("size", DISK, parse_size),   # the root disk's (a VM's disk size; checked by the disk device)
     not_on_host("size.state", DISK, _VM),
     Key("source", DISK),
 
@@ -118,7 +118,7 @@ _FILTERING = "MAC/IP spoofing filters on bridged NICs"
 def _nic(nictype: str, *keys: Key) -> None:
     s = nic_scope(nictype)
     declare(Key("type", s), Key("nictype", s), Key("network", s), Key("name", s, parse_ifname),
-            Key("hwaddr", s, parse_mac), Key("mtu", s, parse_mtu), not_on_host("boot.priority", s, _VM, parse_uint),
+            Key("hwaddr", s, parse_mac), Key("mtu", s, parse_mtu), Key("boot.priority", s, parse_uint),
             *(Key(k.name, s, k.parse, default=k.default, refused=k.refused.replace("{scope}", nictype))
               for k in keys))
 

@@ -241,7 +241,10 @@ class Images(ImageAliases, ImagePublish, ImageReplication):
 
             def work():
                 budget = self._pool_budget(pool)
-                if vtype == "virtual-machine":
+                if vtype == "virtual-machine" and not os.path.isfile(rootfs):   # unified (lxc publish of a VM)
+                    pool.create_image(fingerprint, lambda d: vmunpack.import_vm_unified(meta, d, budget=budget),
+                                      vtype=vtype)
+                elif vtype == "virtual-machine":
                     pool.create_image(fingerprint, lambda d: vmunpack.import_vm_split(meta, rootfs, d, budget=budget),
                                       vtype=vtype)
                 elif os.path.isfile(rootfs):

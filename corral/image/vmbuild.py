@@ -213,6 +213,18 @@ def _build(out: str, work: str, k: kernel.Kernel, busybox: str, agent: str | Non
     _metadata(os.path.join(out, META_NAME), version, k.version, agent is not None, int(time.time()))
 
 
+KEEP_BUILDS = 4
+
+
+def _prune(images: str, keep: str) -> None:
+    """Drop all but the KEEP_BUILDS newest builds (older inputs: a changed agent, kernel or builder)."""
+    builds = sorted((os.path.join(images, n) for n in os.listdir(images) if not n.startswith(".")),
+                    key=os.path.getmtime, reverse=True)
+    for old in builds[KEEP_BUILDS:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def build_vm_image(*, cache: str | None = None, agent: str | None | bool = True, busybox: str = BUSYBOX,
                    log: Callable[[str], None] = print) -> VMImage:
     """The VM test image, built now or found in the cache. agent=True: agent_path() (a warning is
@@ -245,6 +257,9 @@ def build_vm_image(*, cache: str | None = None, agent: str | None | bool = True,
                 if os.path.exists(out):
                     shutil.rmtree(out)
                 os.rename(stage, out)
+            _prune(os.path.dirname(out), keep=out)
+        else:
+            os.utime(out)   # in use again: the newest, never the one pruned next
     with open(os.path.join(out, "cmdline")) as f:
         cmdline = f.read().strip()
     return VMImage(metadata=os.path.join(out, META_NAME), rootfs=os.path.join(out, ROOTFS_NAME),

@@ -83,10 +83,16 @@ ip link set lo up
 mkdir -p /run/corral
 /etc/corral/netwatch </dev/null >/dev/null 2>&1 &
 acpid -c /etc/acpi -l /var/log/acpid.log
+# /dev/virtio-ports/<name> -> ../vportNpM, as udev makes them (the agent's port among them)
+for p in /sys/class/virtio-ports/*; do
+    [ -r "$p/name" ] || continue
+    mkdir -p /dev/virtio-ports
+    ln -sf "../${p##*/}" "/dev/virtio-ports/$(cat "$p/name")"
+done
 if [ -x /usr/bin/corral-agent ]; then
     (
         while :; do
-            /usr/bin/corral-agent </dev/null >>/var/log/corral-agent.log 2>&1
+            /usr/bin/corral-agent --foreground </dev/null >>/var/log/corral-agent.log 2>&1
             sleep 1
         done
     ) &

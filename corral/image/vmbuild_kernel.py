@@ -67,7 +67,14 @@ def fetch(cache: str, log=print) -> str:
     if have:
         return have[-1]
     log(f"Downloading {pkg}")
-    run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg], cwd=debs)
+    argv = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg]
+    try:
+        run(argv, cwd=debs)
+    except BuildError:   # package lists older than the mirror: refresh them once
+        log("apt-get download failed: running apt-get update")
+        run(["apt-get", "update", "-qq"])
+        pkg = resolve_package()
+        run(argv[:-1] + [pkg], cwd=debs)
     have = sorted(glob.glob(os.path.join(debs, f"{pkg}_*.deb")))
     if not have:
         raise BuildError(f"apt-get download {pkg} left no .deb in {debs}")

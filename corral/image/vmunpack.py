@@ -74,3 +74,28 @@ def _metadata(root: str) -> dict:
         raise ImageError("Invalid image: templates is not a directory")
     with open(path, "rb") as f:
         return store.parse_metadata(f.read())
+
+
+def import_vm_unified(tarball: str, dest_dir: str, *, filename: str = "",
+                      budget: Budget | None = None) -> store.ImageInfo:
+    """A unified VM image (one tarball: metadata.yaml, templates/, rootfs.img, as `lxc publish` of a VM
+    writes it): its disk taken out beside `dest_dir`, then unpacked as a split image's."""
+    import shutil
+    import subprocess
+    import tempfile
+    work = tempfile.mkdtemp(prefix=".vmdisk-", dir=os.path.dirname(os.path.abspath(dest_dir)))
+    try:
+        for member in ("rootfs.img", "./rootfs.img"):
+            r = subprocess.run(["tar", "--no-same-owner", "--no-same-permissions", "-xf", tarball, "-C", work,
+                                member], capture_output=True, text=True)
+            if r.returncode == 0:
+                break
+        disk = os.path.join(work, "rootfs.img")
+        if not os.path.isfile(disk) or os.path.islink(disk):
+            raise ImageError("Invalid image: a virtual-machine image needs its disk (rootfs.img)")
+        info = import_vm_split(tarball, disk, dest_dir, filename=filename, budget=budget)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    info.fingerprint = fingerprint([tarball])
+    info.size = os.path.getsize(tarball)
+    return info

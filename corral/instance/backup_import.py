@@ -80,7 +80,7 @@ async def import_instance(instances, project: str, tar_path: str, name: str | No
             os.unlink(tar_path)
         from corral.instance.manager import url
         instances.events.lifecycle("instance-created", url(name, project), project=project,
-                                   context={"storage-pool": plan["pool"], "type": "container"},
+                                   context={"storage-pool": plan["pool"], "type": plan["rec"]["type"]},
                                    requestor=requestor)
 
     from corral.instance.manager import resources
@@ -97,13 +97,16 @@ async def import_instance(instances, project: str, tar_path: str, name: str | No
 async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, name: str | None,
                 pool: str | None) -> dict:
     from corral.instance.manager import expand, root_pool
-    if info.kind == "virtual-machine":
-        raise NotImplementedFeature("virtual-machine instances")
-    if info.kind != "container" or info.instance is None:
+    vm = info.kind == "virtual-machine"
+    if info.kind not in ("container", "virtual-machine") or info.instance is None:
         raise BadRequest("The backup is not an instance backup (use `lxc storage volume import`)")
     if info.optimized:
         raise NotImplementedFeature("importing optimized storage backups")
-    bt.check_instance_layout()
+    if vm:
+        from corral.storage import vmbackup
+        vmbackup.check_backup(bt, info.snapshots)
+    else:
+        bt.check_instance_layout()
     src = info.instance
     name = name or info.name
     check_instance_name(name)
@@ -142,7 +145,8 @@ async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, na
         raise BadRequest("Invalid backup file: ephemeral must be a boolean")
     await instances.d.restrictions.check_instance(project, name, cfg, devices, profiles)
 
-    stored = bt.names_below("backup/snapshots")
+    stored = bt.names_below("backup/snapshots") if not vm else \
+        {n.removesuffix(".img") for n in bt.names_below("backup/virtual-machine-snapshots")}
     by_name = {s.get("name"): s for s in info.instance_snapshots}
     snaps = []
     for sname in info.snapshots:
@@ -162,9 +166,9 @@ async def _plan(instances, project: str, bt: BackupTarball, info: BackupInfo, na
                               "architecture": s.get("architecture") or arch, "stateful": False,
                               "config": _volatile_reset(scfg), "devices": sdevices,
                               "profiles": [str(p) for p in sprof]}})
-    if "backup/container" not in bt.by_path and not bt.names_below("backup/container"):
+    if not vm and "backup/container" not in bt.by_path and not bt.names_below("backup/container"):
         raise BadRequest("Invalid backup tarball: no backup/container/")
-    rec = {"project": project, "name": name, "type": "container", "architecture": arch,
+    rec = {"project": project, "name": name, "type": info.kind, "architecture": arch,
            "ephemeral": ephemeral, "stateful": False, "description": str(src.get("description") or ""),
            "config": _volatile_reset(cfg), "devices": devices, "profiles": profile_names,
            "created_at": str(src.get("created_at") or timeutil.now()), "last_used_at": timeutil.ZERO}
@@ -185,16 +189,22 @@ async def _restore(instances, bt: BackupTarball, plan: dict) -> None:
     project, name = rec["project"], rec["name"]
     pool = instances.d.pools.pool(pool_name)
     vol = instances.volume_name(project, name)
-    if pool.has_instance(vol) or pool.has_instance_snapshots(vol):
+    if pool.has_instance(vol, vtype=rec["type"]) or pool.has_instance_snapshots(vol, vtype=rec["type"]):
         raise Conflict(f'Storage volume for instance "{name}" already exists in pool "{pool_name}"')
+    kw = {"vtype": rec["type"]} if rec["type"] == "virtual-machine" else {}
     try:
-        await asyncio.to_thread(
-            pool.create_from_backup, pool.instance_volume(vol),
-            _filler(bt, "backup/container", plan["stored_idmap"]),
-            [(s["name"], _filler(bt, f"backup/snapshots/{s['name']}", s["stored_idmap"])) for s in plan["snapshots"]])
+        if kw:
+            from corral.storage import vmbackup
+            await asyncio.to_thread(vmbackup.restore_backup, pool, vol, bt, [s["name"] for s in plan["snapshots"]])
+        else:
+            await asyncio.to_thread(
+                pool.create_from_backup, pool.instance_volume(vol),
+                _filler(bt, "backup/container", plan["stored_idmap"]),
+                [(s["name"], _filler(bt, f"backup/snapshots/{s['name']}", s["stored_idmap"]))
+                 for s in plan["snapshots"]])
         await instances.register(rec, [s["rec"] for s in plan["snapshots"]])
     except BaseException:
-        await asyncio.to_thread(pool.delete_instance, vol)
+        await asyncio.to_thread(pool.delete_instance, vol, **kw)
         async with instances.db.transaction() as tx:
             await q.delete(tx, project, name)
         raise

@@ -89,17 +89,27 @@ class Backups:
                 vol = self.instances.volume_name(cur.project, cur.name)
                 config = _backup_config(cur, driver, _stored_as_is(self.instances.render(cur, "Stopped")),
                                         [_stored_as_is(self.instances.render_snapshot(cur, s)) for s in snaps])
+                vm = (cur.rec.get("type") or "container") == "virtual-machine"
                 index = {"name": iname, "backend": driver, "pool": cur.pool,
                          "snapshots": [s["name"] for s in snaps], "optimized": False,
-                         "optimized_header": False, "type": "container", "config": config}
-                dirs = [("backup/container", await asyncio.to_thread(pool.instance_path, vol))]
-                dirs += [(f"backup/snapshots/{s['name']}", await asyncio.to_thread(pool.instance_path, vol, s["name"]))
-                         for s in snaps]
+                         "optimized_header": False, "type": "virtual-machine" if vm else "container",
+                         "config": config}
+                blocks = None
+                if vm:   # LXD's VM layout: backup/virtual-machine/ + virtual-machine.img (storage/vmbackup.py)
+                    from corral.storage import vmbackup
+                    dirs, blocks = await asyncio.to_thread(vmbackup.backup_sources, pool, vol,
+                                                           [s["name"] for s in snaps])
+                    top = vmbackup.PREFIX
+                else:
+                    dirs = [("backup/container", await asyncio.to_thread(pool.instance_path, vol))]
+                    dirs += [(f"backup/snapshots/{s['name']}",
+                              await asyncio.to_thread(pool.instance_path, vol, s["name"])) for s in snaps]
+                    top = "backup/container"
                 # LXD keeps this copy of the config in every instance volume (and rewrites it on import)
-                files = {"backup/container/backup.yaml": yaml.safe_dump(config, default_flow_style=False).encode()}
+                files = {f"{top}/backup.yaml": yaml.safe_dump(config, default_flow_style=False).encode()}
                 tar, meta = self._paths(cur, name)
                 await asyncio.to_thread(_write_backup, tar, meta, index, dirs, COMPRESSIONS[compression], record,
-                                        files)
+                                        files, blocks)
             self.d.events.lifecycle("instance-backup-created", self.url(inst, name), project=project,
                                     requestor=requestor)
 

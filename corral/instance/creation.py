@@ -99,6 +99,10 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
         check_config(ecfg)
     plan["root_size"] = next((dv.get("size") for dv in edev.values() if dv.get("type") == "disk"
                               and dv.get("path") == "/" and not dv.get("source")), None)
+    if plan["root_size"] and itype == "container":
+        from corral.errors import NotImplementedFeature
+        raise NotImplementedFeature("a size on a container's root disk (volume quotas through the root disk "
+                                    "device); set the volume's own \"size\"")
     copy_of = plan["source"].rec if source.type == "copy" else None
     await d.restrictions.check_instance(project, name, cfg, devices, profiles, copy_of=copy_of)
     rec = {"project": project, "name": name, "type": itype, "architecture": "x86_64",

@@ -45,6 +45,10 @@ async def do_state(inst, req: InstanceStateChange, requestor: dict | None) -> No
 
 
 async def rename(insts, project: str, name: str, req: InstanceMove, requestor: dict | None):
+    if req.pool or req.project:
+        cur = await insts.load(project, name)
+        if (cur.rec.get("type") or "container") == "virtual-machine":
+            raise NotImplementedFeature("moving virtual machines to another pool or project")
     if req.pool and not req.project:   # "live" is sent by lxc; a move needs a stopped instance
         body = {"pool": req.pool, "name": req.name, "instance_only": req.instance_only}
         return await poolmove.move(insts, project, name, body, requestor)

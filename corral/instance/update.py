@@ -174,7 +174,10 @@ async def begin(insts, project: str, name: str, req: InstanceUpdate, *, replace:
 async def commit(insts, inst, new_fields: dict, *, requestor: dict | None) -> None:
     """Apply (when running) then store `new_fields`; the caller holds the instance lock."""
     new = await _expanded(insts, {**inst.rec, **new_fields})
-    running = insts.instance(inst).status() == "Running"
+    obj = insts.instance(inst)
+    running = obj.status() == "Running"
+    if obj.type_name == "virtual-machine":
+        await obj.resize_root(new)   # the disk grown to the root device's new size (a shrink: refused)
     before = await _stored_volatile(insts, inst)
     if running:
         try:

@@ -42,7 +42,11 @@ def cpus_of(cfg: dict) -> int:
         return 1
     if raw.isdigit():
         return max(int(raw), 1)
-    return max(len(parse_cpuset(raw)), 1)
+    cpus = set()
+    for part in parse_cpuset(raw).split(","):   # a CPU set ("0-1,4"): as many vCPUs as CPUs in it
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return max(len(cpus), 1)
 
 
 def check_config(cfg: dict) -> None:
@@ -114,7 +118,7 @@ class VirtualMachine(Container):
         if self.status() != "Running":
             raise BadRequest("Instance is not running")
         if not self.agent_ready(timeout=2.0):
-            raise BadRequest("VM agent isn't currently running")
+            raise BadRequest("LXD VM agent isn't currently running")
         return self.agent()
 
     def _forget_agent(self) -> None:
@@ -142,6 +146,11 @@ class VirtualMachine(Container):
             except DriverError:
                 qmp = None
         leases = self._leases() if agent_state is None and status == "Running" else None
+        if agent_state is not None and agent_state.get("disk"):   # the agent's mount points: LXD's root device
+            disk = dict(agent_state["disk"])
+            if "/" in disk:
+                disk[self._root_name()] = {"usage": disk.pop("/").get("usage", 0)}
+            agent_state = {**agent_state, "disk": disk}
         return vmstate.render(status, self.driver.init_pid(self.dname), self.config, agent_state, qmp, leases)
 
     def _leases(self) -> dict[str, list[tuple[str, str]]]:
@@ -169,7 +178,7 @@ class VirtualMachine(Container):
         return VMSpec(name=self.dname, uuid=cfg.get("volatile.uuid") or "", cpus=cpus_of(cfg), memory=memory_of(cfg),
                       secureboot=bool(config.value(config.INSTANCE, cfg, "security.secureboot")),
                       nvram=os.path.join(self.mount_path, "qemu.nvram"),
-                      disks=[VMDisk("root", self.disk_path, bootindex=0)],
+                      disks=[VMDisk(self._root_name(), self.disk_path, bootindex=0)],
                       log_dir=self.insts.log_dir(self.project, self.name), extra_args=list(raw))
 
     # ---- start and stop --------------------------------------------------------------------
@@ -212,6 +221,7 @@ class VirtualMachine(Container):
                 else:
                     raise BadRequest(f'Device "{dev.name}": {dev.type} devices are not supported by virtual '
                                      "machines yet")
+            boot_order(spec, self.devices)
             await asyncio.to_thread(self._prepare_disk)
             await asyncio.to_thread(self.driver.start, spec)
         except DriverError as e:
@@ -235,6 +245,28 @@ class VirtualMachine(Container):
         size = self.root_size()
         if size:
             self.pool.grow_instance_disk(self.volume, size)
+
+    async def resize_root(self, new) -> None:
+        """An update's root disk `size` (new: the Loaded after it), applied now: the disk grown (a running
+        VM's QEMU told, block_resize); smaller than the disk is: LXD's refusal, nothing changed."""
+        raw = next((d.get("size") for d in new.devices.values() if d.get("type") == "disk" and d.get("path") == "/"
+                    and not d.get("source")), None)
+        if not raw or raw == next((d.get("size") for d in self.devices.values() if d.get("type") == "disk"
+                                   and d.get("path") == "/" and not d.get("source")), None):
+            return
+        size = int(parse_size(raw))
+        grew = await asyncio.to_thread(self.pool.grow_instance_disk, self.volume, size)
+        if grew and self.status() in ("Running", "Frozen"):
+            real = await asyncio.to_thread(os.path.getsize, self.disk_path)
+            try:
+                await asyncio.to_thread(self.driver.monitor(self.dname).execute, "block_resize",
+                                        {"node-name": f"drive-{self._root_name()}", "size": real})
+            except DriverError as e:
+                raise BadRequest(f"The disk grew but QEMU could not be told: {e.message}") from None
+
+    def _root_name(self) -> str:
+        return next((n for n, d in sorted(self.devices.items()) if d.get("type") == "disk" and d.get("path") == "/"
+                     and not d.get("source")), "root")
 
     def root_size(self) -> int | None:
         for dev in self.devices.values():
@@ -288,6 +320,19 @@ class VirtualMachine(Container):
 
     def file_delete(self, path: str) -> None:
         self._need_agent().file_delete(path)
+
+
+def boot_order(spec: VMSpec, devices: dict) -> None:
+    """bootindex of the disks and NICs from the devices' `boot.priority` (higher boots first, as LXD; the
+    root disk next among those without one, then the rest by name)."""
+    def key(name: str) -> tuple:
+        conf = devices.get(name) or {}
+        prio = int(conf["boot.priority"]) if conf.get("boot.priority") else None
+        root = conf.get("type") == "disk" and conf.get("path") == "/"
+        return (0, -prio, name) if prio is not None else (1, 0 if root else 1, name)
+    items = {d.name: d for d in spec.disks} | {n.name: n for n in spec.nics}
+    for i, name in enumerate(sorted(items, key=key)):
+        items[name].bootindex = i
 
 
 def wait_agent(obj: VirtualMachine, timeout: float) -> bool:

@@ -118,10 +118,12 @@ struct chan *chan_find(uint32_t id);
 void chan_free(struct chan *c, int kill_process);
 void chan_free_all(void);
 void chan_credit_consumed(struct chan *c, size_t n, int force);
-void chan_pump_mem(struct chan *c);
-void chan_close_in(struct chan *c);   /* stream 0 ended: close (shut down) what it was written to */   /* C_GET from memory: send within credit, EOF at the end */
+void chan_pump_mem(struct chan *c);     /* C_GET from memory: send within credit, EOF at the end */
+void chan_close_in(struct chan *c);     /* stream 0 ended: close (shut down) what it was written to */
+void chan_check_done(struct chan *c);   /* free it once all its streams ended (exec: and EXIT sent) */
 
 /* exec.c */
+int devlxd_query(const char *sock_path, const char *path);   /* query.c: --query */
 void exec_start(uint32_t id, const uint8_t *p, size_t len);
 void exec_signal(struct chan *c, int sig);
 void exec_kill_session(struct chan *c);   /* SIGKILL the command and its whole session */

@@ -104,3 +104,13 @@ void chan_close_in(struct chan *c)
 	close(c->in_fd);
 	c->in_fd = -1;
 }
+
+void chan_check_done(struct chan *c)
+{
+	if (c->kind == C_EXEC)
+		exec_check_done(c, now_ms());
+	else if (c->kind == C_GET && c->out_done[1])
+		chan_free(c, 0);
+	else if (c->kind == C_STREAM && c->in_fd < 0 && c->out_done[1])
+		chan_free(c, 0);
+}

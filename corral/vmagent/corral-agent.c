@@ -21,12 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static const char *devlxd_path = "/dev/lxd/sock";
 static const char *log_path = "/var/log/corral-agent.log";
+static const char *lock_path;           /* default: DEFAULT_LOCK unless --port is given */
+#define DEFAULT_LOCK "/run/corral-agent.lock"
 
 /* ---- local fds ---- */
 
@@ -84,8 +88,7 @@ static void on_in(struct chan *c)
 	}
 	if (c->in_eof && !buf_size(&c->inb))
 		chan_close_in(c);
-	if (c->kind == C_STREAM && c->in_fd < 0 && c->out_done[1])
-		chan_free(c, 0);
+	chan_check_done(c);
 }
 
 static void on_out(struct chan *c, int s)
@@ -112,10 +115,7 @@ static void on_out(struct chan *c, int s)
 	close(c->out_fd[s]);
 	c->out_fd[s] = -1;
 	c->out_done[s] = 1;
-	if (c->kind == C_EXEC)
-		exec_check_done(c, now_ms());
-	else if (c->kind == C_GET || (c->kind == C_STREAM && c->in_fd < 0))
-		chan_free(c, 0);
+	chan_check_done(c);
 }
 
 static void reap(int sfd)
@@ -138,8 +138,36 @@ static void reap(int sfd)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: corral-agent [--port PATH] [--devlxd PATH] [--log PATH] [--foreground]\n");
+	fprintf(stderr, "usage: corral-agent [--port PATH] [--devlxd PATH] [--log PATH] [--lock PATH] [--foreground]\n"
+			"       corral-agent [--devlxd PATH] --query /1.0/...   (a GET of /dev/lxd, its body on stdout)\n");
 	exit(2);
+}
+
+/* One agent per port: a second one (an init's respawn loop around a daemonized agent) exits at once.
+ * The lock is held by the open file, which the daemonized child inherits. */
+static void take_lock(const char *path)
+{
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0755);
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		logmsg("cannot open the lock %s: %s (going on without it)", path, strerror(errno));
+		return;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		logmsg("another agent holds %s: exiting", path);
+		exit(1);
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == 0)
+		(void)!write(fd, pid, (size_t)n);
+	/* fd stays open for the agent's life */
 }
 
 static void daemonize(void)
@@ -152,6 +180,16 @@ static void daemonize(void)
 	if (pid > 0)
 		_exit(0);
 	setsid();
+	if (lock_path && *lock_path) {   /* the pid written by the parent is the child's now */
+		int fd = open(lock_path, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			char pid[32];
+			int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+			if (ftruncate(fd, 0) == 0)
+				(void)!write(fd, pid, (size_t)n);
+			close(fd);
+		}
+	}
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (null >= 0) {
@@ -168,8 +206,11 @@ static void daemonize(void)
 int main(int argc, char **argv)
 {
 	int foreground = 0;
+	const char *query = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--foreground"))
+		if (!strcmp(argv[i], "--query") && i + 1 < argc)
+			query = argv[++i];
+		else if (!strcmp(argv[i], "--foreground"))
 			foreground = 1;
 		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port_path = argv[++i];
@@ -177,9 +218,17 @@ int main(int argc, char **argv)
 			devlxd_path = argv[++i];
 		else if (!strcmp(argv[i], "--log") && i + 1 < argc)
 			log_path = argv[++i];
+		else if (!strcmp(argv[i], "--lock") && i + 1 < argc)
+			lock_path = argv[++i];
 		else
 			usage();
 	}
+	if (query)
+		return devlxd_query(*devlxd_path ? devlxd_path : "/dev/lxd/sock", query);
+	if (!lock_path && !port_path)
+		lock_path = DEFAULT_LOCK;
+	if (lock_path && *lock_path)
+		take_lock(lock_path);
 	if (!foreground)
 		daemonize();
 	signal(SIGPIPE, SIG_IGN);

@@ -225,10 +225,12 @@ static void dispatch(int type, int flags, uint32_t id, const uint8_t *p, size_t 
 		if (flags != 0)
 			return;
 		c->in_eof = 1;
-		if (c->kind == C_PUT)
+		if (c->kind == C_PUT) {
 			file_put_eof(c);
-		else if (!buf_size(&c->inb))
+		} else if (!buf_size(&c->inb)) {
 			chan_close_in(c);
+			chan_check_done(c);
+		}
 		return;
 	case F_SIGNAL:
 		if (n == 4)
@@ -252,10 +254,7 @@ static void dispatch(int type, int flags, uint32_t id, const uint8_t *p, size_t 
 		}
 		if (flags >= 1 && flags <= 2)
 			c->out_done[flags] = 1;
-		if (c->kind == C_EXEC)
-			exec_check_done(c, now_ms());
-		else if (c->kind == C_GET || (c->kind == C_STREAM && c->in_fd < 0))
-			chan_free(c, 1);
+		chan_check_done(c);
 		return;
 	}
 }

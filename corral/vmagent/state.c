@@ -22,15 +22,18 @@ static void jprintf(struct buf *j, const char *fmt, ...) __attribute__((format(p
 static void jprintf(struct buf *j, const char *fmt, ...)
 {
 	va_list ap;
+	buf_reserve(j, 256);
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf((char *)j->p + j->len, j->cap - j->len, fmt, ap);
 	va_end(ap);
-	if (n <= 0)
+	if (n < 0)
 		return;
-	buf_reserve(j, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf((char *)j->p + j->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= j->cap - j->len) {   /* did not fit: again with room */
+		buf_reserve(j, (size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf((char *)j->p + j->len, j->cap - j->len, fmt, ap);
+		va_end(ap);
+	}
 	j->len += (size_t)n;
 }
 

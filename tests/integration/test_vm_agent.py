@@ -20,12 +20,11 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from agentrelay import AGENT, Agent, Relay, wait_for  # noqa: E402
+from agentrelay import Agent, Relay, wait_for  # noqa: E402
 from helpers import unique  # noqa: E402
 
 from corral.instance.agent import AgentClient, AgentError, AgentFileError, AgentNotRunning  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.access(AGENT, os.X_OK), reason="corral-agent not built (scripts/setup.sh)")
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
 
 
@@ -529,4 +528,63 @@ def test_garbage_alone_on_the_link_is_skipped():
     finally:
         client.close()
         agent.stop()
+        relay.close()
+
+
+def _fds(pid="self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_no_fd_leaks_on_either_side(vm):
+    _, agent, client, scratch = vm
+    path = os.path.join(scratch, "f")
+    with open(path, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    run(client, ["true"])
+    ours, theirs = _fds(), _fds(agent.proc.pid)
+    for _ in range(10):
+        assert run(client, ["sh", "-c", "echo x; echo y >&2"])[0] == 0
+        p = client.exec(["sh", "-c", "read x; exit 4"], ENV, interactive=True)
+        os.write(p.pty, b"\n")
+        assert p.wait() == 4
+        os.close(p.pty)
+        e = client.file_get(path)
+        e.file.read(10)
+        e.file.close()                       # abandoned half-way
+        e = client.file_get(scratch)
+        client.file_put(path + ".copy", "file", b"data")
+        with pytest.raises(AgentError):
+            client.exec(["true"], ENV, cwd="/nonexistent")
+        with pytest.raises(AgentFileError):
+            client.file_get("/nonexistent")
+    assert wait_for(lambda: _fds() <= ours and _fds(agent.proc.pid) <= theirs, timeout=5), \
+        (ours, _fds(), theirs, _fds(agent.proc.pid))
+
+
+def test_daemon_mode_and_one_agent_per_lock():
+    """Without --foreground it detaches (logging to --log); a second agent on the same lock exits
+    at once, as an init's respawn loop around the first would start it."""
+    from agentrelay import AGENT
+    relay = Relay()
+    lock = os.path.join(relay.dir, "agent.lock")
+    log = os.path.join(relay.dir, "agent.log")
+    args = [AGENT, "--port", relay.guest_path, "--devlxd", "", "--lock", lock, "--log", log]
+    client = AgentClient(relay.host_path, hostname="daemon")
+    pid = None
+    try:
+        assert subprocess.run(["unshare", "--uts", *args], timeout=10).returncode == 0   # detached
+        assert wait_for(lambda: os.path.exists(lock) and open(lock).read().strip().isdigit())
+        pid = int(open(lock).read())
+        assert alive(pid)
+        second = subprocess.run(args, timeout=10, stderr=subprocess.PIPE, text=True)
+        assert second.returncode == 1 and "another agent holds" in second.stderr
+        assert client.ready(10)
+        assert run(client, ["hostname"])[1] == b"daemon\n"
+        assert client.agent_pid == pid
+        assert "host connected" in open(log).read()
+    finally:
+        client.close()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not alive(pid), timeout=5)
         relay.close()

@@ -4,6 +4,8 @@ managed bridge. One daemon per module; each VM is deleted by the test that made 
 daemon's clean-up, QEMU included, when a test fails)."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -58,6 +60,39 @@ def in_subnet(ip: str, cidr: str) -> bool:
     return ipaddress.ip_address(ip) in ipaddress.ip_interface(cidr).network
 
 
+def console_session(d, name: str, keys: bytes) -> str:
+    """`lxc console NAME` on a pty: type `keys` after a return, detach (ctrl+a q); what it printed."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("lxc", ["lxc", "console", name], d.env)
+    out = b""
+
+    def pump(seconds: float) -> None:
+        nonlocal out
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+    try:
+        pump(2)
+        os.write(fd, b"\r")
+        pump(1)
+        os.write(fd, keys)
+        pump(3)
+        os.write(fd, b"\x01q")
+        pump(1)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
 def test_launch_exec_files_info(vmhost, tmp_path):
     d, name = vmhost, unique("vm")
     d.lxc("launch", "vmtest", name, *VM, timeout=300)
@@ -88,6 +123,14 @@ def test_launch_exec_files_info(vmhost, tmp_path):
         assert d.lxc("file", "pull", f"{name}/no/such", str(tmp_path / "x"), check=False).returncode != 0
         d.lxc("file", "delete", f"{name}/root/blob")
         assert d.lxc("exec", name, "--", "test", "-e", "/root/blob", check=False).returncode == 1
+        # /dev/lxd inside the VM, through the agent's tunnel to corrald
+        d.lxc("config", "set", name, "user.greeting", "hi-from-host")
+        dev = json.loads(d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0").stdout)
+        assert dev["instance_type"] == "virtual-machine" and dev["api_version"] == "1.0"
+        assert d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0/config/user.greeting").stdout == \
+            "hi-from-host"
+        assert "eth0" in json.loads(d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0/devices").stdout)
+        assert "instance-id:" in d.lxc("exec", name, "--", "corral-agent", "--query", "/1.0/meta-data").stdout
         info = d.lxc("info", name).stdout
         procs = int(re.search(r"Processes: (-?\d+)", info).group(1))
         assert procs > 3 and "Memory usage:" in info and ip in info
@@ -101,8 +144,11 @@ def test_nics_at_boot_and_hotplugged(vmhost):
     d.lxc("init", "vmtest", name, *VM)
     try:
         d.lxc("config", "device", "add", name, "eth1", "nic", f"network={net}")   # given at boot
+        d.lxc("config", "device", "override", name, "root", "size=12GiB")
         d.lxc("start", name)
         agent_up(d, name)
+        sectors = lambda: int(d.lxc("exec", name, "--", "cat", "/sys/block/vda/size").stdout)  # noqa: E731
+        assert sectors() * 512 == 12 << 30
         assert "eth1" in d.lxc("exec", name, "--", "ls", "/sys/class/net").stdout.split()
         wait_for(lambda: ipv4(d, name, "eth1"), timeout=60, interval=1)
         # hot-plugged into the running VM: appears in the guest and gets a lease from the bridge
@@ -112,6 +158,12 @@ def test_nics_at_boot_and_hotplugged(vmhost):
                                       check=False).stdout, timeout=60, interval=1)
         wait_for(lambda: ipv4(d, name, "eth2"), timeout=90, interval=1)
         assert in_subnet(ipv4(d, name, "eth2")[0], bridge_subnet(d))
+        # the root disk grown while it runs (QEMU told: the guest sees it); a shrink refused, nothing changed
+        d.lxc("config", "device", "set", name, "root", "size=13GiB")
+        wait_for(lambda: sectors() * 512 == 13 << 30, timeout=30, interval=0.5)
+        r = d.lxc("config", "device", "set", name, "root", "size=5GiB", check=False)
+        assert r.returncode != 0 and "shrunk" in r.stderr
+        assert d.lxc("config", "device", "get", name, "root", "size").stdout.strip() == "13GiB"
         # and unplugged again
         d.lxc("config", "device", "remove", name, "eth2")
         wait_for(lambda: "eth2" not in d.lxc("exec", name, "--", "ls", "/sys/class/net").stdout.split(),
@@ -127,6 +179,8 @@ def test_console_stop_snapshot_restore_copy(vmhost):
         agent_up(d, name)
         log = d.lxc("console", name, "--show-log").stdout
         assert "Linux version" in log
+        assert "PTY-42" in console_session(d, name, b"echo PTY-$((6*7))\r")   # the serial shell, interactive
+        assert "qemu-system-x86_64" in d.lxc("info", name, "--show-log").stdout   # qemu.log: its command line
         d.lxc("exec", name, "--", "sh", "-c", "echo before > /root/mark; sync")
         t = time.monotonic()
         d.lxc("stop", name, "--timeout", "60")   # ACPI power button: the guest powers off by itself
@@ -228,3 +282,36 @@ def test_ovmf_given_as_a_symlink(tmp_path):
         finally:
             d.lxc("delete", "-f", name, check=False)
 
+
+
+def test_pause_restart_rename_publish_export_import(vmhost, tmp_path):
+    d, name, renamed, from_image, imported = vmhost, unique("vm"), unique("vmr"), unique("vmp"), unique("vmi")
+    alias = unique("pub")
+    d.lxc("launch", "vmtest", name, *VM)
+    try:
+        agent_up(d, name)
+        d.lxc("exec", name, "--", "sh", "-c", "echo kept > /root/mark; sync")
+        d.lxc("pause", name)
+        assert d.lxc("list", name, "--format", "csv", "-c", "s").stdout.strip() == "FROZEN"
+        d.lxc("start", name)   # lxc resumes a frozen instance this way
+        assert d.lxc("exec", name, "--", "echo", "back").stdout == "back\n"
+        pid = qemu_pid(d, name)
+        d.lxc("restart", name, "--timeout", "60")
+        agent_up(d, name)
+        assert qemu_pid(d, name) != pid
+        d.lxc("stop", name, "--timeout", "60")
+        d.lxc("rename", name, renamed)
+        name = renamed
+        d.lxc("publish", name, "--alias", alias)
+        img = d.get(f"/1.0/images/aliases/{alias}").metadata["target"]
+        assert d.get(f"/1.0/images/{img}").metadata["type"] == "virtual-machine"
+        d.lxc("export", name, str(tmp_path / "vm.tar.gz"))
+        d.lxc("import", str(tmp_path / "vm.tar.gz"), imported)
+        d.lxc("launch", alias, from_image, *VM)
+        d.lxc("start", imported)
+        for vm in (from_image, imported):
+            agent_up(d, vm)
+            assert d.lxc("exec", vm, "--", "cat", "/root/mark").stdout == "kept\n"
+    finally:
+        d.lxc("delete", "-f", name, from_image, imported, check=False)
+        d.lxc("image", "delete", alias, check=False)

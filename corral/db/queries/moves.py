@@ -10,9 +10,10 @@ _CONTAINER = lxd.volume_type_code("container")
 
 
 async def location(tx: Tx, project: str, name: str) -> dict | None:
-    """{id, node_id, node, address} of an instance, None when there is none."""
+    """{id, node_id, node, address, type (LXD's code: 1 a VM)} of an instance, None when there is none."""
     return await tx.fetchone(
-        "SELECT i.id AS id, i.node_id AS node_id, n.name AS node, n.address AS address FROM instances i "
+        "SELECT i.id AS id, i.node_id AS node_id, n.name AS node, n.address AS address, i.type AS type "
+        "FROM instances i "
         "JOIN projects p ON p.id = i.project_id LEFT JOIN nodes n ON n.id = i.node_id "
         "WHERE p.name = ? AND i.name = ?", [project, name])
 

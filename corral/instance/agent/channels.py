@@ -114,7 +114,7 @@ class AgentExecProcess(Request, ExecProcess):
 
     def got_reply(self) -> None:
         if self.errno:
-            self._close_ours()
+            self.close_ours()
         else:
             self.pid = P.tlv_int(self.fields, P.T_PID, 0) or 0
             self.source.arm()
@@ -144,10 +144,11 @@ class AgentExecProcess(Request, ExecProcess):
 
     def on_fail(self, err: AgentError) -> None:
         super().on_fail(err)
-        self._close_ours()
+        self.close_ours()
         self.done.set()
 
-    def _close_ours(self) -> None:
+    def close_ours(self) -> None:
+        """(I/O thread) Close the fds of our side of the session."""
         self.source.close()
         for s in self.sinks.values():
             s.abort()

@@ -102,6 +102,7 @@ class AgentClient:
             proc.wait_reply()
         except BaseException:
             self._close_fds(proc.caller_fds())
+            conn.call_soon(proc.close_ours)
             raise
         if proc.errno:
             self._close_fds(proc.caller_fds())

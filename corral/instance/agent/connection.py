@@ -59,6 +59,7 @@ class Connection:
         self.nonce = os.urandom(16)
         self.parser = P.Parser(self.nonce)
         self._thread: threading.Thread | None = None
+        self._torn_down = False
         self._watched: dict[int, tuple[int, Callable[[int], None]]] = {}
 
     # ---- opening -------------------------------------------------------------------------
@@ -66,7 +67,11 @@ class Connection:
     def open(self, timeout: float) -> None:
         """Connect and handshake; AgentNotRunning when the agent does not answer within `timeout`."""
         deadline = time.monotonic() + timeout
-        self.sock = self._connect(deadline)
+        try:
+            self.sock = self._connect(deadline)
+        except BaseException:
+            self._teardown()
+            raise
         self.sock.setblocking(False)
         self.sel.register(self.sock, selectors.EVENT_READ, self._on_sock)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
@@ -114,15 +119,21 @@ class Connection:
         self._wake()
 
     def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run fn in the I/O thread (at once in this one when that thread is gone)."""
         with self.lock:
-            self._calls.append(fn)
-        self._wake()
+            if not self._torn_down:
+                self._calls.append(fn)
+                fn = None
+        if fn is None:
+            self._wake()
+        else:
+            fn()
 
     def add_channel(self, make: Callable[[int], Channel]) -> Channel:
         """Register a new channel (built by `make(id)`); AgentError if the link is down."""
         with self.lock:
             if self.finished.is_set():
-                raise self.error or AgentError("agent connection closed")
+                raise AgentError(self.error.message if self.error else "agent connection closed")
             cid = self._next_id
             self._next_id = 1 if self._next_id >= 0x7FFFFFFF else self._next_id + 1
             ch = self.channels[cid] = make(cid)
@@ -274,6 +285,15 @@ class Connection:
 
     def _teardown(self) -> None:
         self.finished.set()
+        with self.lock:
+            self._torn_down = True
+            calls = list(self._calls)
+            self._calls.clear()
+        for fn in calls:     # closing what channels own is safe without the selector
+            try:
+                fn()
+            except Exception:
+                log.exception("agent connection %s: a late call failed", self.path)
         for fd in list(self._watched):
             try:
                 self.sel.unregister(fd)

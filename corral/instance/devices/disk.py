@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from corral.errors import BadRequest, NotFound
+from corral.errors import BadRequest, NotImplementedFeature, NotFound
 from corral.config.keys import is_true
 from corral.config.devices import DISK, NONE, check_device, parse_disk_path
 from corral.instance.devices.base import Device, RunConfig
@@ -36,9 +36,15 @@ class Disk(Device):
         path = self.config.get("path")
         if not path:
             raise BadRequest(f'Device "{self.name}": disk devices need a "path"')
+        if self.config.get("size") and not self.is_root:
+            raise NotImplementedFeature("a size on a disk device other than the root disk")
         if self.is_root:
             if not self.config.get("pool"):
                 raise BadRequest(f'Device "{self.name}": the root disk needs a "pool"')
+            if self.config.get("size") and self.inst is not None and \
+                    (self.inst.rec.get("type") or "container") == "container":
+                raise NotImplementedFeature("a size on a container's root disk (volume quotas through the root "
+                                            "disk device); set the volume's own \"size\"")
             return
         source = self.config.get("source", "")
         if not source:

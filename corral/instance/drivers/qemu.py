@@ -259,7 +259,6 @@ class QemuDriver:
                "-machine", machine, "-cpu", "host" if accel.name == "kvm" else "max",
                "-smp", str(spec.cpus), "-m", f"{max(spec.memory // (1024 * 1024), 64)}M",
                "-nodefaults", "-no-user-config", "-display", "none", "-daemonize", "-pidfile", pidfile,
-               "-D", qemu_log,
                "-chardev", f"socket,id=qmp,path={rundir}/qmp.sock,server=on,wait=off",
                "-mon", "chardev=qmp,mode=control",
                "-chardev", f"socket,id=console,path={rundir}/console.sock,server=on,wait=off,"
@@ -273,12 +272,12 @@ class QemuDriver:
             cmd += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i + 1},port={i + 1}"
                                + (",multifunction=on" if i % 8 == 0 else "") + f",addr={2 + i // 8}.{i % 8}"]
         cmd += spec.extra_args
-        with open(qemu_log, "ab") as logf:
+        with open(qemu_log, "wb") as logf:   # LXD's qemu.log of this start: the command line, QEMU's messages
             logf.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n".encode())
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, start_new_session=True)
+        with open(qemu_log, "a") as logf:
+            logf.write(r.stderr)
         if r.returncode != 0:
-            with open(qemu_log, "a") as logf:
-                logf.write(r.stderr)
             raise DriverError(f"Failed to start QEMU: {(r.stderr or r.stdout).strip() or f'exit {r.returncode}'}")
         pid = self._read_pid(spec.name) if log_dir == self.log_dir(spec.name) else _pid_in(pidfile)
         if not pid:
