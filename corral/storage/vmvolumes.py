@@ -18,11 +18,10 @@ from __future__ import annotations
 import os
 
 from corral.storage import vmdisk
+from corral.storage.drivers.base import BLOCK_FILE
 from corral.storage.errors import StorageError
 from corral.storage.sizes import parse_size
 from corral.storage.volume import DEFAULT_BLOCK_SIZE, VM
-
-BLOCK_FILE = "root.img"
 
 
 def _bytes(size: int | str | None) -> int:
