@@ -11,7 +11,7 @@ import time
 
 from corral import config, timeutil
 from corral.config.values import parse_cpuset, parse_size
-from corral.errors import BadRequest
+from corral.errors import BadRequest, CorralError
 from corral.instance import vmstate
 from corral.instance.container import Container, stop_devices
 from corral.instance.devices import instance_devices
@@ -255,7 +255,10 @@ class VirtualMachine(Container):
                                    and d.get("path") == "/" and not d.get("source")), None):
             return
         size = int(parse_size(raw))
-        grew = await asyncio.to_thread(self.pool.grow_instance_disk, self.volume, size)
+        try:
+            grew = await asyncio.to_thread(self.pool.grow_instance_disk, self.volume, size)
+        except CorralError as e:   # LXD's words: the device named before the storage layer's reason
+            raise BadRequest(f'Failed to update device "{self._root_name()}": {e.message}') from None
         if grew and self.status() in ("Running", "Frozen"):
             real = await asyncio.to_thread(os.path.getsize, self.disk_path)
             try:
