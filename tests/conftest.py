@@ -1,4 +1,3 @@
-import contextlib
 import os
 import sys
 
@@ -6,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from helpers import Corrald, busybox_tarball  # noqa: E402
+from helpers import Corrald, initialised_corrald  # noqa: E402
 
 _ROOT_ONLY = ("integration", "security", "api")
 
@@ -29,22 +28,6 @@ def daemon():
     d = Corrald()
     try:
         d.start()
-        yield d
-    finally:
-        d.cleanup()
-
-
-@contextlib.contextmanager
-def initialised_corrald(env: dict | None = None):
-    """A real corrald after `init --auto` (dir pool `default`) with the busybox image as `busybox`;
-    it and every container it made are removed afterwards, also when the test fails. `env`: more
-    environment for the daemon."""
-    d = Corrald()
-    d.env.update(env or {})
-    try:
-        d.start()
-        d.run("corrald", "init", "--auto", check=True)
-        d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
         yield d
     finally:
         d.cleanup()

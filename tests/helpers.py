@@ -1,6 +1,8 @@
 """Test helpers: run a real corrald in a private CORRAL_DIR and talk to it over its unix socket."""
 from __future__ import annotations
 
+import contextlib
+
 import http.client
 import json
 import os
@@ -224,3 +226,19 @@ def wait_for(pred, timeout: float = 10, interval: float = 0.05):
 def sample(name: str):
     with open(os.path.join(SAMPLES, name)) as f:
         return json.load(f)
+
+
+@contextlib.contextmanager
+def initialised_corrald(env: dict | None = None):
+    """A real corrald after `init --auto` (dir pool `default`) with the busybox image as `busybox`;
+    it and every container it made are removed afterwards, also when the test fails. `env`: more
+    environment for the daemon."""
+    d = Corrald()
+    d.env.update(env or {})
+    try:
+        d.start()
+        d.run("corrald", "init", "--auto", check=True)
+        d.lxc("image", "import", busybox_tarball(), "--alias", "busybox")
+        yield d
+    finally:
+        d.cleanup()

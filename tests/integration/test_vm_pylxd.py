@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from conftest import initialised_corrald
-from helpers import unique
+from helpers import initialised_corrald, unique
 from vmlib import vm_image_files
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None or not os.path.isdir("/usr/share/OVMF"),
