@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 
 from corral import config, timeutil
@@ -106,13 +107,34 @@ class VirtualMachine(Container):
         devlxd.serve_vm_thread(self.project, self.name, sock)
 
     def agent_ready(self, timeout: float = AGENT_WAIT) -> bool:
+        """Whether the agent answers; timeout 0: never wait (state reads of listings), a connection
+        is tried in the background instead, once at a time per VM."""
         try:
             client = self.agent()
-            if not client.connected:
-                client.connect(timeout=timeout)
+            if client.connected:
+                return True
+            if timeout <= 0:
+                self._connect_later(client)
+                return False
+            client.connect(timeout=timeout)
             return client.connected
         except Exception:  # noqa: BLE001 - not running (yet): callers say so
             return False
+
+    def _connect_later(self, client) -> None:
+        pending = self.driver.__dict__.setdefault("agent_connecting", set())
+        if self.dname in pending:
+            return
+        pending.add(self.dname)
+
+        def go():
+            try:
+                client.connect(timeout=AGENT_WAIT * 4)
+            except Exception:  # noqa: BLE001 - the next read tries again
+                pass
+            finally:
+                pending.discard(self.dname)
+        threading.Thread(target=go, name=f"agent-{self.dname}", daemon=True).start()
 
     def _need_agent(self):
         if self.status() != "Running":
@@ -134,7 +156,7 @@ class VirtualMachine(Container):
     def state_blocking(self) -> dict:
         status = self.status()
         agent_state = None
-        if status == "Running" and self.agent_ready():
+        if status == "Running" and self.agent_ready(timeout=0):
             try:
                 agent_state = self.agent().state()
             except Exception:  # noqa: BLE001 - QEMU's view then

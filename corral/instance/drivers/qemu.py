@@ -60,6 +60,7 @@ class VM:
         self.monitor: Monitor | None = None
         self.paused = False
         self.gone = threading.Event()
+        self.starting = False     # QEMU started, devices being added (start() holds the connection)
         self.deleted: dict[str, threading.Event] = {}
 
     @property
@@ -193,6 +194,8 @@ class QemuDriver:
         vm = self._vm(name)
         if vm is None:
             return "Stopped"
+        if vm.starting:
+            return "Running"
         if vm.monitor is None:
             return "Error"
         return "Frozen" if vm.paused else "Running"
@@ -283,6 +286,9 @@ class QemuDriver:
         if not pid:
             raise DriverError(f"QEMU exited at once: see {qemu_log}")
         vm = VM(spec.name, pid, rundir, log_dir)
+        vm.starting = True
+        with self._lock:   # known at once: a state read meanwhile must not take QEMU's one QMP connection
+            self._vms[spec.name] = vm
         try:
             self._connect(vm, timeout=10.0)
             ports = Ports(os.path.join(rundir, "ports.json"))
@@ -302,8 +308,8 @@ class QemuDriver:
             finally:
                 self.stopping.discard(spec.name)
             raise
-        with self._lock:
-            self._vms[spec.name] = vm
+        finally:
+            vm.starting = False
 
     def _prepare_nvram(self, spec: VMSpec, fw: qemuhost.Firmware) -> None:
         """The VM's own copy of the firmware variables, new when secure boot changed (as LXD)."""
