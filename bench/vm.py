@@ -30,15 +30,17 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import uuid
 
 from common import interrupts, pss_kib, rss_kib, say, shielded  # also puts tests/ on sys.path
-from vmboot import ConsoleTail, HandBoot, now, process_start
+from vmboot import ConsoleTail, HandBoot, now, process_cpu, process_start
 
 VARIANTS = ("corrald", "ovmf", "floor")
 MEMORY_MIB = 512
@@ -136,9 +138,12 @@ class CorraldVMs:
 
     def watch_list(self, name: str, t0: float, out: dict, stop: threading.Event) -> None:
         """Poll `lxc list` for RUNNING and the first IPv4 address (seconds from t0 into `out`)."""
+        out["list_ms"] = []
         while not stop.is_set() and not ("running" in out and "lease" in out):
+            t1 = now()
             r = self.lxc("list", name, "--format", "csv", "-c", "ns4", check=False, timeout=60)
             t = now() - t0
+            out["list_ms"].append((round(t1 - t0, 3), round((now() - t1) * 1000, 1)))
             for row in r.stdout.splitlines():
                 cols = row.split(",")
                 if len(cols) >= 3 and cols[0] == name:
@@ -154,6 +159,7 @@ class CorraldVMs:
         tail = ConsoleTail(os.path.join(self.log_dir(name), "console.log"))
         listed: dict = {}
         stop = threading.Event()
+        cpu0 = process_cpu(self.c.proc.pid)
         t0 = now()
         watcher = threading.Thread(target=self.watch_list, args=(name, t0, listed, stop), daemon=True)
         try:
@@ -163,15 +169,17 @@ class CorraldVMs:
             # the start, which then fails ("QMP: no answer from QEMU in time"; see docs/benchmarks.md).
             watcher.start()
             ready, tries, last = self.wait_agent(name)
-            out = {"agent": ready - t0, "returned": returned, "exec_tries": tries, "before_ready": last}
+            pid = self.qemu_pid(name)
+            out = {"agent": ready - t0, "returned": returned, "exec_tries": tries, "before_ready": last,
+                   "qemu_cpu": process_cpu(pid), "corrald_cpu": (process_cpu(self.c.proc.pid) or 0) - (cpu0 or 0)}
             if argv[0] == "launch":   # wait a little for the lease if it is still to come
                 deadline = now() + 60
                 while "lease" not in listed and now() < deadline and watcher.is_alive():
                     time.sleep(POLL)
             stop.set()
             watcher.join(70)
-            out.update({k: listed.get(k) for k in ("running", "lease", "address")})
-            qemu_at = process_start(self.qemu_pid(name))
+            out.update({k: listed.get(k) for k in ("running", "lease", "address", "list_ms")})
+            qemu_at = process_start(pid)
             out["qemu"] = qemu_at - t0 if qemu_at is not None else None
             out["timeline"] = tail.milestones(t0)
             out["console"] = tail.dump(t0)
@@ -243,7 +251,8 @@ def run_hand(kind: str, image, execs: int, boot_timeout: float) -> dict:
     vm = HandBoot(kind, image, memory_mib=MEMORY_MIB)
     try:
         tl = vm.start(boot_timeout)
-        res: dict = {"boot": {"agent": tl["agent"], "qemu": 0.0, "timeline": tl, "console": vm.last_console}}
+        res: dict = {"boot": {"agent": tl["agent"], "qemu": 0.0, "qemu_cpu": tl["qemu_cpu"], "timeline": tl,
+                              "console": vm.last_console}}
         res["memory"] = vm.memory()
         res["exec_ms"] = vm.exec_latency(execs)
         res["stop"] = vm.stop(force=False)
@@ -253,6 +262,22 @@ def run_hand(kind: str, image, execs: int, boot_timeout: float) -> dict:
         return res
     finally:
         vm.close()
+
+
+def private_copy(image):
+    """The image's files copied to a directory of ours: the build cache is shared, and a rebuild by
+    someone else may replace them while the benchmark runs."""
+    import dataclasses
+    d = tempfile.mkdtemp(prefix="corral-vmbench-image-", dir="/var/tmp")
+    try:
+        paths = {}
+        for key in ("metadata", "rootfs", "kernel", "initrd"):
+            paths[key] = os.path.join(d, os.path.basename(getattr(image, key)))
+            shutil.copyfile(getattr(image, key), paths[key])
+        return dataclasses.replace(image, **paths)
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
 
 
 # ---- the report -----------------------------------------------------------------------------------
@@ -280,6 +305,9 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
              "exec_median_ms": med(lat), "exec_p90_ms": pctl(lat, 0.9),
              "stop_s": med(col("stop", "s")), "stop_clean": col("stop", "clean"),
              "stop_force_s": med(col("stop_force", "s")),
+             "list_booting_ms": med([ms for r in ok for at, ms in r["boot"].get("list_ms") or []
+                                     if at < r["boot"]["agent"] - 1]),
+             "qemu_cpu_s": med(col("boot", "qemu_cpu")), "corrald_cpu_s": med(col("boot", "corrald_cpu")),
              "rss_mib": mib(med(col("memory", "rss_kib"))), "pss_mib": mib(med(col("memory", "pss_kib"))),
              "timeline": {}}
         for k in ("console", "bds", "stub", "kernel", "init", "userspace"):   # since QEMU started
@@ -325,6 +353,9 @@ def report(summary: dict, host: dict, lxd_line: str) -> str:
             ("  QEMU process started (s)", "qemu_started_s", 2, False),
             ("  RUNNING in lxc list (s)", "running_s", 2, False),
             ("  IPv4 lease in lxc list (s)", "lease_s", 2, False),
+            ("  one `lxc list` meanwhile (ms)", "list_booting_ms", 0, False),
+            ("  QEMU CPU time by then (s)", "qemu_cpu_s", 2, True),
+            ("  corrald CPU time meanwhile (s)", "corrald_cpu_s", 2, False),
             ("start -> agent-ready, 2nd boot (s)", "start_agent_ready_s", 2, True),
             ("exec `true` median (ms)", "exec_median_ms", 1, True),
             ("exec `true` p90 (ms)", "exec_p90_ms", 1, True),
@@ -383,14 +414,14 @@ def main() -> None:
         sys.exit(f"bench/vm.py: {e.message}")
     host = {"runs": args.runs, "cores": os.cpu_count(), "load_start": list(os.getloadavg()),
             "other_qemu": qemu_count(), "qemu": qemuhost.qemu_version(), "accel": qemuhost.accelerator().name}
-    lxd_line = "LXD: not probed (--no-lxd)" if args.no_lxd else probe_lxd()
-    say(lxd_line)
-    image = build_vm_image(log=say)
     runs: dict[str, list[dict]] = {v: [] for v in variants}
-    loads = []
-    corrald = None
+    loads: list[float] = []
+    corrald = image = None
     with interrupts():
         try:
+            lxd_line = "LXD: not probed (--no-lxd)" if args.no_lxd else probe_lxd()
+            say(lxd_line)
+            image = private_copy(build_vm_image(log=say))
             if "corrald" in variants:
                 say("starting corrald and importing the VM image ...")
                 corrald = CorraldVMs(image, args.boot_timeout).start()
@@ -414,6 +445,8 @@ def main() -> None:
             if corrald is not None:
                 say("cleaning up corrald ...")
                 corrald.cleanup()
+            if image is not None:
+                shutil.rmtree(os.path.dirname(image.rootfs), ignore_errors=True)
     host["load_end"] = list(os.getloadavg())
     host["load_during"] = loads
     summary = summarise(runs)

@@ -50,6 +50,16 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds process `pid` (all its threads) has used."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class ConsoleTail:
     """Lines of a serial console logfile as they appear (polled every 20 ms), with the host time
     each was first seen; `milestones(t0)` splits a boot by them. A file already there when the tail
@@ -175,11 +185,17 @@ class HandBoot:
         self.monitor: Monitor | None = None
         self.console: ConsoleTail | None = None
         self.t0 = 0.0
-        subprocess.run(["qemu-img", "convert", "-O", "raw", image.rootfs, self.disk], check=True,
-                       capture_output=True)
-        if kind == "ovmf":
-            self.fw = qemuhost.firmware(False)
-            shutil.copyfile(self.fw.vars, self.vars)
+        try:
+            r = subprocess.run(["qemu-img", "convert", "-O", "raw", image.rootfs, self.disk], capture_output=True,
+                               text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"qemu-img convert {image.rootfs}: {r.stderr.strip()}")
+            if kind == "ovmf":
+                self.fw = qemuhost.firmware(False)
+                shutil.copyfile(self.fw.vars, self.vars)
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def sock(self, which: str) -> str:
         return os.path.join(self.dir, f"{which}.sock")
@@ -230,7 +246,7 @@ class HandBoot:
                                      stderr=open(os.path.join(self.dir, "qemu.err"), "ab"), start_new_session=True)
         ready, self.client = wait_agent(self.sock("agent"), self.name, timeout,
                                         alive=lambda: self.proc is not None and self.proc.poll() is None)
-        out = {"agent": ready - self.t0, **self.console.milestones(self.t0)}
+        out = {"agent": ready - self.t0, "qemu_cpu": process_cpu(self.proc.pid), **self.console.milestones(self.t0)}
         out.pop("power_down")
         self.last_console = self.console.dump(self.t0)
         return out

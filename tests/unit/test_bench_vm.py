@@ -87,7 +87,8 @@ def test_quantiles():
 
 def summary(agent: float, **kw) -> dict:
     s = {k: None for k in ("launch_returned_s", "running_s", "lease_s", "qemu_started_s", "start_agent_ready_s",
-                           "exec_median_ms", "exec_p90_ms", "stop_s", "stop_force_s", "rss_mib", "pss_mib")}
+                           "exec_median_ms", "exec_p90_ms", "stop_s", "stop_force_s", "rss_mib", "pss_mib", "qemu_cpu_s",
+                           "corrald_cpu_s", "list_booting_ms")}
     s.update(runs_ok=3, runs_failed=0, agent_ready_s=agent, stop_clean=[True, True, True],
              timeline={"console": None, "bds": None, "stub": None, "kernel": None, "init": None, "userspace": None,
                        "agent": None}, **kw)
