@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm clean
 
 setup:
 	./scripts/setup.sh
@@ -47,6 +47,13 @@ bench-cluster:
 bench-cluster-list:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/cluster_list.py --count $(or $(COUNT),300) --reps $(or $(REPS),5) $(if $(RUNNING),--running)
+
+# Virtual machines (issue 14): launch to agent-ready, exec latency, stop times and QEMU's memory of corrald's
+# VMs, beside QEMU started by hand on the same image (corrald's OVMF command line, and the direct-boot floor).
+# The real LXD is probed for VMs and its answer printed (docs/benchmarks.md). JSON=FILE writes every figure.
+bench-vm:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/vm.py --runs $(or $(RUNS),5) $(if $(JSON),--json $(JSON))
 
 clean:
 	rm -rf .venv build *.egg-info
