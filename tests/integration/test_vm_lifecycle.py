@@ -94,7 +94,19 @@ def console_session(d, name: str, keys: bytes) -> str:
 
 def test_launch_exec_files_info(vmhost, tmp_path):
     d, name = vmhost, unique("vm")
-    d.lxc("launch", "vmtest", name, *VM, timeout=300)
+    import threading
+    done = threading.Event()
+
+    def poll():   # state reads while it starts must not disturb the start (QEMU serves one QMP client)
+        while not done.is_set():
+            d.lxc("list", "--format", "csv", check=False, timeout=60)
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        d.lxc("launch", "vmtest", name, *VM, timeout=300)
+    finally:
+        done.set()
+        poller.join()
     try:
         agent_up(d, name)
         wait_for(lambda: ipv4(d, name, "eth0"), timeout=60, interval=1)
