@@ -106,6 +106,7 @@ class QemuDriver:
         self._vms: dict[str, VM] = {}
         self._lock = threading.Lock()
         self.stopping: set[str] = set()
+        self._starting: set[str] = set()
 
     # ---- paths -----------------------------------------------------------------------------
 
@@ -137,6 +138,8 @@ class QemuDriver:
             vm = self._vms.get(name)
         if vm is not None and not vm.gone.is_set() and _alive(vm.pid):
             return vm
+        if name in self._starting:   # this daemon is starting it: never re-attach (one QMP client)
+            return vm if vm is not None and not vm.gone.is_set() else None
         pid = self._read_pid(name)
         if not pid:
             with self._lock:
@@ -244,6 +247,13 @@ class QemuDriver:
     def start(self, spec: VMSpec) -> None:
         if self._vm(spec.name) is not None:
             raise DriverError("The instance is already running")
+        self._starting.add(spec.name)
+        try:
+            self._start(spec)
+        finally:
+            self._starting.discard(spec.name)
+
+    def _start(self, spec: VMSpec) -> None:
         log_dir = spec.log_dir or self.log_dir(spec.name)
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
         rundir = rundir_for(log_dir)
