@@ -117,16 +117,20 @@ class Container(Instance):
 
     # ---- start and stop --------------------------------------------------------------------
 
-    async def start(self, requestor: dict | None = None) -> None:
-        inst = self.loaded
+    def check_startable(self) -> None:
+        """LXD's refusals before a start: running, paused, or a record that cannot be read."""
         status = self.status()
         if status == "Running":
             raise BadRequest("The instance is already running")
         if status == "Frozen":
             raise BadRequest("The instance is paused")
-        if inst.rec.get("load_error"):
-            raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
+        if self.rec.get("load_error"):
+            raise BadRequest(f"The instance's stored configuration cannot be loaded ({self.rec['load_error']}): "
                              "replace it (PUT) or delete the instance")
+
+    async def start(self, requestor: dict | None = None) -> None:
+        inst = self.loaded
+        self.check_startable()
         await startup_snapshot(self.insts, inst)   # snapshots.schedule=@startup
         triggers = [t for t in (inst.config.get("volatile.apply_template"),) if t] + ["start"]
         context = {"instance": {"name": inst.name, "architecture": inst.rec["architecture"],

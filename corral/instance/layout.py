@@ -35,19 +35,23 @@ def sync(instances, inst) -> None:
     if pool.has_instance(vol):
         lxclayout.link(instances.driver.lxcpath, instances.driver.logpath, instances.driver_name(inst.project, inst.name),
                        pool.instance_path(vol))
-    snaps = pool.instance_snapshots_path(vol)
-    link = _snap_link(instances.d.paths.root, vol)
-    if not pool.has_instance_snapshots(vol):
+    _point(_snap_link(instances.d.paths.root, vol), pool.instance_snapshots_path(vol)
+           if pool.has_instance_snapshots(vol) else None)
+
+
+def _point(link: str, dest: str | None) -> None:
+    """`link` made (atomically) or repointed to `dest`; removed when dest is None."""
+    if dest is None:
         if os.path.islink(link):
             os.unlink(link)
         return
-    if os.path.islink(link) and os.readlink(link) == snaps:
+    if os.path.islink(link) and os.readlink(link) == dest:
         return
     os.makedirs(os.path.dirname(link), mode=0o711, exist_ok=True)
-    tmp = os.path.join(os.path.dirname(link), f".{vol}.link")
+    tmp = os.path.join(os.path.dirname(link), f".{os.path.basename(link)}.link")
     if os.path.lexists(tmp):
         os.unlink(tmp)
-    os.symlink(snaps, tmp)
+    os.symlink(dest, tmp)
     os.replace(tmp, link)
 
 
@@ -109,20 +113,7 @@ def _vm_links(instances, pool, vol: str, kw: dict) -> None:
                                   lambda: pool.has_instance(vol, **kw)),
                                  ("virtual-machines-snapshots", lambda: pool.instance_snapshots_path(vol, **kw),
                                   lambda: pool.has_instance_snapshots(vol, **kw))):
-        link = instances.d.paths.join(top, vol)
-        if not present():
-            if os.path.islink(link):
-                os.unlink(link)
-            continue
-        dest = target()
-        if os.path.islink(link) and os.readlink(link) == dest:
-            continue
-        os.makedirs(os.path.dirname(link), mode=0o711, exist_ok=True)
-        tmp = os.path.join(os.path.dirname(link), f".{vol}.link")
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(dest, tmp)
-        os.replace(tmp, link)
+        _point(instances.d.paths.join(top, vol), target() if present() else None)
 
 
 def write_doc(instances, inst, doc: dict) -> None:

@@ -208,14 +208,7 @@ class VirtualMachine(Container):
     async def start(self, requestor: dict | None = None) -> None:
         from corral.instance.devices import vmnic
         inst = self.loaded
-        status = self.status()
-        if status == "Running":
-            raise BadRequest("The instance is already running")
-        if status == "Frozen":
-            raise BadRequest("The instance is paused")
-        if inst.rec.get("load_error"):
-            raise BadRequest(f"The instance's stored configuration cannot be loaded ({inst.rec['load_error']}): "
-                             "replace it (PUT) or delete the instance")
+        self.check_startable()
         check_config(inst.config)
         # LXD: an image without secure-boot support needs security.secureboot=false on the instance.
         if inst.rec["config"].get("image.requirements.secureboot") == "false" and \

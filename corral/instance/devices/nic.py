@@ -124,8 +124,8 @@ class Nic(Device):
 
     # ---- host side ------------------------------------------------------------------------------
 
-    async def _create(self) -> tuple[str, str, str]:
-        """Create the host-side interfaces; (instance-end name, host_name or "", hwaddr)."""
+    async def plan(self) -> tuple[str, str, object, str, int | None, int | None]:
+        """(nictype, parent, managed network driver or None, hwaddr, mtu, ingress rate) of a start."""
         nictype, parent, drv = self._resolve()
         hwaddr = (self.config.get("hwaddr") or self._volatile("hwaddr") or host.random_mac()).lower()
         mtu = int(self.config["mtu"]) if self.config.get("mtu") else None
@@ -133,7 +133,27 @@ class Nic(Device):
             mtu = drv.nic_mtu()
         if mtu is None and nictype == "bridged":
             mtu = await asyncio.to_thread(host.link_mtu, parent)
-        ingress, _ = self._rates()
+        return nictype, parent, drv, hwaddr, mtu, self._rates()[0]
+
+    async def register(self, drv, hwaddr: str, host_name: str, link: str) -> None:
+        """The DHCP host entry (managed network) and the volatile keys of a NIC whose host side `link`
+        exists (deleted when the entry is refused)."""
+        try:
+            if drv is not None:
+                await drv.set_host_entry(self._entry_key, hwaddr, self.config.get("ipv4.address") or None,
+                                         self.inst.name, ipv6=self.config.get("ipv6.address") or None)
+        except NetworkError as e:
+            await asyncio.to_thread(host.delete_link, link)
+            raise self._bad(e.message) from None
+        await self.d.instances.set_volatile(self.inst.project, self.inst.name, {
+            f"volatile.{self.name}.hwaddr": hwaddr, f"volatile.{self.name}.host_name": host_name or None})
+        self.inst.config[f"volatile.{self.name}.hwaddr"] = hwaddr
+        if host_name:
+            self.inst.config[f"volatile.{self.name}.host_name"] = host_name
+
+    async def _create(self) -> tuple[str, str, str]:
+        """Create the host-side interfaces; (instance-end name, host_name or "", hwaddr)."""
+        nictype, parent, drv, hwaddr, mtu, ingress = await self.plan()
         if nictype in ("bridged", "p2p"):
             if nictype == "bridged" and not await asyncio.to_thread(host.exists, parent):
                 raise self._bad(f'Parent interface "{parent}" not found')
@@ -158,18 +178,7 @@ class Nic(Device):
                 await asyncio.to_thread(host.create_macvlan, peer, parent, mtu=mtu, hwaddr=hwaddr)
             except host.HostError as e:
                 raise self._bad(str(e)) from None
-        try:
-            if drv is not None:
-                await drv.set_host_entry(self._entry_key, hwaddr, self.config.get("ipv4.address") or None,
-                                         self.inst.name, ipv6=self.config.get("ipv6.address") or None)
-        except NetworkError as e:
-            await asyncio.to_thread(host.delete_link, host_name or peer)
-            raise self._bad(e.message) from None
-        await self.d.instances.set_volatile(self.inst.project, self.inst.name, {
-            f"volatile.{self.name}.hwaddr": hwaddr, f"volatile.{self.name}.host_name": host_name or None})
-        self.inst.config[f"volatile.{self.name}.hwaddr"] = hwaddr
-        if host_name:
-            self.inst.config[f"volatile.{self.name}.host_name"] = host_name
+        await self.register(drv, hwaddr, host_name, host_name or peer)
         return peer, host_name, hwaddr
 
     def _egress_hook(self):

@@ -11,19 +11,11 @@ import stat
 from corral.instance.devices.nic import Nic
 from corral.instance.drivers.qemudevices import VMNic
 from corral.network import host
-from corral.network.drivers.base import NetworkError
 
 
 async def create(dev: Nic) -> VMNic:
     """Make the host side of `dev` for a VM; the caller closes VMNic.fd once QEMU has it."""
-    nictype, parent, drv = dev._resolve()
-    hwaddr = (dev.config.get("hwaddr") or dev._volatile("hwaddr") or host.random_mac()).lower()
-    mtu = int(dev.config["mtu"]) if dev.config.get("mtu") else None
-    if mtu is None and drv is not None:
-        mtu = drv.nic_mtu()
-    if mtu is None and nictype == "bridged":
-        mtu = await asyncio.to_thread(host.link_mtu, parent)
-    ingress, _ = dev._rates()
+    nictype, parent, drv, hwaddr, mtu, ingress = await dev.plan()
     fd = None
     if nictype in ("bridged", "p2p"):
         if nictype == "bridged" and not await asyncio.to_thread(host.exists, parent):
@@ -52,19 +44,11 @@ async def create(dev: Nic) -> VMNic:
             await asyncio.to_thread(host.delete_link, link)
             raise dev._bad(str(e)) from None
     try:
-        if drv is not None:
-            await drv.set_host_entry(dev._entry_key, hwaddr, dev.config.get("ipv4.address") or None,
-                                     dev.inst.name, ipv6=dev.config.get("ipv6.address") or None)
-    except NetworkError as e:
-        await asyncio.to_thread(host.delete_link, link)
+        await dev.register(drv, hwaddr, host_name, link)
+    except BaseException:
         if fd is not None:
             os.close(fd)
-        raise dev._bad(e.message) from None
-    await dev.d.instances.set_volatile(dev.inst.project, dev.inst.name, {
-        f"volatile.{dev.name}.hwaddr": hwaddr, f"volatile.{dev.name}.host_name": host_name or None})
-    dev.inst.config[f"volatile.{dev.name}.hwaddr"] = hwaddr
-    if host_name:
-        dev.inst.config[f"volatile.{dev.name}.host_name"] = host_name
+        raise
     return VMNic(name=dev.name, hwaddr=hwaddr, tap=host_name, fd=fd, mtu=mtu)
 
 
