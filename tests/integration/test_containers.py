@@ -165,7 +165,9 @@ def test_bad_instance_requests_change_nothing(host):
                  {"name": unique("k"), "source": {"type": "none"}, "config": {"nope": "1"}},
                  {"name": unique("k"), "source": {"type": "image", "alias": "no-such-image"}},
                  {"name": unique("k"), "source": {"type": "none"}, "profiles": ["no-such-profile"]},
-                 {"name": unique("k"), "type": "virtual-machine", "source": {"type": "none"}}):
+                 {"name": unique("k"), "type": "virtual-machine", "source": {"type": "none"},
+                  "config": {"raw.lxc": "lxc.environment=A=1"}},   # a container's key on a VM
+                 {"name": unique("k"), "type": "no-such-type", "source": {"type": "none"}}):
         r = host.request("POST", "/1.0/instances", body)
         assert r.status >= 400 and r.json["type"] == "error", body
     assert host.get("/1.0/instances").metadata == before

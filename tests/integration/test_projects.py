@@ -10,7 +10,7 @@ import contextlib
 
 import pytest
 
-from helpers import unique
+from helpers import unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -346,7 +346,7 @@ def test_limit_instances(d):
 def test_limit_virtual_machines(d):
     with project(d, {**SHARED_IMAGES, "limits.virtual-machines": "0"}) as p:
         insts = f"/1.0/instances?project={p}"
-        # The limit refuses a VM with LXD's text (VMs aren't implemented: without the limit, a 501).
+        # The limit refuses a VM with LXD's text.
         refused(d, "POST", insts, {"name": unique("vm"), "type": "virtual-machine",
                                    "source": {"type": "image", "alias": "busybox"}}, 403,
                 f'Reached maximum number of instances of type "virtual-machine" in project "{p}"', insts)
@@ -354,9 +354,19 @@ def test_limit_virtual_machines(d):
         init(d, p, unique("c"))
         assert meta(d, f"/1.0/projects/{p}/state")["resources"]["virtual-machines"] == {"limit": 0, "usage": 0}
         assert d.request("PATCH", f"/1.0/projects/{p}", {"config": {"limits.virtual-machines": "1"}}).status == 200
-        r = d.request("POST", insts, {"name": unique("vm"), "type": "virtual-machine",
-                                      "source": {"type": "image", "alias": "busybox"}})
-        assert r.status == 501, r.body
+        # Past the limit, a container image is still no VM image (LXD's text)
+        refused(d, "POST", insts, {"name": unique("vm"), "type": "virtual-machine",
+                                   "source": {"type": "image", "alias": "busybox"}}, 400,
+                'Requested image\'s type "container" doesn\'t match instance type "virtual-machine"', insts)
+        vm = unique("vm")
+        r = d.request("POST", insts, {"name": vm, "type": "virtual-machine", "source": {"type": "none"}})
+        assert r.status == 202, r.body
+        d.wait_op(r)
+        assert meta(d, f"/1.0/projects/{p}/state")["resources"]["virtual-machines"] == {"limit": 1, "usage": 1}
+        refused(d, "POST", insts, {"name": unique("vm"), "type": "virtual-machine", "source": {"type": "none"}}, 403,
+                f'Reached maximum number of instances of type "virtual-machine" in project "{p}"', insts)
+        assert d.request("DELETE", f"/1.0/instances/{vm}?project={p}").status == 202
+        wait_for(lambda: d.get(f"/1.0/instances/{vm}?project={p}").status == 404, timeout=30)
 
 
 def test_concurrent_creations_take_one_slot(d):
