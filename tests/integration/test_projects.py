@@ -457,13 +457,13 @@ def test_limit_disk(d):
         refused(d, "POST", vols, {"name": v, "type": "custom"}, 403,
                 f'Failed checking if volume creation allowed: Custom volume "{v}" in project "{p}" has no '
                 '"size" config set', vols)
-        # A size on the root disk device is not implemented (corral/config/devices.py): refused as such,
-        # so no instance can be made in a project with limits.disk until it is.
+        # A size on a container's root disk device is not implemented (VMs take one: corral/instance/vm.py):
+        # refused as such, so no container can be made in a project with limits.disk until it is.
         refused(d, "POST", f"/1.0/instances?project={p}",
                 {"name": c, "source": {"type": "image", "alias": "busybox"},
                  "devices": {"root": {"type": "disk", "path": "/", "pool": "default", "size": "2GiB"}}}, 501,
-                "Device \"root\": not implemented: size (a size on a disk device; set the volume's own \"size\")",
-                f"/1.0/instances?project={p}")
+                "not implemented: a size on a container's root disk (volume quotas through the root disk device); "
+                "set the volume's own \"size\"", f"/1.0/instances?project={p}")
         state = meta(d, f"/1.0/projects/{p}/state")["resources"]
         assert state["disk"] == {"limit": 1024 ** 3, "usage": 0}
 

@@ -581,7 +581,7 @@ def test_daemon_mode_and_one_agent_per_lock():
         assert client.ready(10)
         assert run(client, ["hostname"])[1] == b"daemon\n"
         assert client.agent_pid == pid
-        assert "host connected" in open(log).read()
+        assert wait_for(lambda: "host connected" in open(log).read())   # the detached agent logs as it goes
     finally:
         client.close()
         if pid is not None and alive(pid):
