@@ -177,19 +177,22 @@ static void daemonize(void)
 		perror("fork");
 		exit(1);
 	}
-	if (pid > 0)
-		_exit(0);
-	setsid();
-	if (lock_path && *lock_path) {   /* the pid written by the parent is the child's now */
-		int fd = open(lock_path, O_WRONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			char pid[32];
-			int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-			if (ftruncate(fd, 0) == 0)
-				(void)!write(fd, pid, (size_t)n);
-			close(fd);
+	if (pid > 0) {
+		/* the lock names the child before the parent returns: whoever reads it after we exit
+		 * never sees the parent's (gone) pid */
+		if (lock_path && *lock_path) {
+			int fd = open(lock_path, O_WRONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				char buf[32];
+				int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+				if (ftruncate(fd, 0) == 0)
+					(void)!write(fd, buf, (size_t)n);
+				close(fd);
+			}
 		}
+		_exit(0);
 	}
+	setsid();
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (null >= 0) {
