@@ -7,6 +7,7 @@ sessions' fds) happens in the I/O thread. When the link breaks, every channel fa
 and the connection is finished; AgentClient opens a new one on the next call."""
 from __future__ import annotations
 
+import abc
 import errno
 import logging
 import os
@@ -26,17 +27,20 @@ HELLO_RETRY = 0.5
 RECV_SIZE = 1 << 20
 
 
-class Channel:
-    """What the I/O thread dispatches a channel's frames to."""
+class Channel(abc.ABC):
+    """What the I/O thread dispatches a channel's frames to (requests: channels.py; /dev/lxd streams:
+    streams.py)."""
 
     def __init__(self, conn: "Connection", cid: int):
         self.conn, self.id = conn, cid
 
+    @abc.abstractmethod
     def on_frame(self, ftype: int, flags: int, payload: bytes) -> None:
-        raise NotImplementedError
+        """A frame of this channel (in the I/O thread)."""
 
+    @abc.abstractmethod
     def on_fail(self, err: AgentError) -> None:
-        raise NotImplementedError
+        """The connection failed: the channel's caller gets `err`."""
 
 
 class Connection:
