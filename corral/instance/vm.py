@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import threading
-import time
 
 from corral import config, timeutil
 from corral.config.values import parse_cpuset, parse_size
@@ -352,13 +351,5 @@ def boot_order(spec: VMSpec, devices: dict) -> None:
     for i, name in enumerate(sorted(items, key=key)):
         items[name].bootindex = i
 
-
-def wait_agent(obj: VirtualMachine, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if obj.agent_ready(timeout=1.0):
-            return True
-        time.sleep(0.2)
-    return False
 
 

@@ -151,6 +151,17 @@ class Nic(Device):
         if host_name:
             self.inst.config[f"volatile.{self.name}.host_name"] = host_name
 
+    async def attach(self, host_name: str, nictype: str, parent: str, ingress: int | None) -> None:
+        """The new host end `host_name` into the bridge and rate-limited; deleted when that fails."""
+        try:
+            if nictype == "bridged":
+                await asyncio.to_thread(host.enslave, host_name, parent)
+            if ingress:
+                await asyncio.to_thread(host.set_rate_limit, host_name, ingress)
+        except BaseException:
+            await asyncio.to_thread(host.delete_link, host_name)
+            raise
+
     async def _create(self) -> tuple[str, str, str]:
         """Create the host-side interfaces; (instance-end name, host_name or "", hwaddr)."""
         nictype, parent, drv, hwaddr, mtu, ingress = await self.plan()
@@ -162,14 +173,7 @@ class Nic(Device):
                 raise self._bad(f'Host interface name "{host_name}" is already in use')
             peer = host.random_ifname("veth")
             await asyncio.to_thread(host.create_veth, host_name, peer, mtu=mtu, hwaddr=hwaddr)
-            try:
-                if nictype == "bridged":
-                    await asyncio.to_thread(host.enslave, host_name, parent)
-                if ingress:
-                    await asyncio.to_thread(host.set_rate_limit, host_name, ingress)
-            except BaseException:
-                await asyncio.to_thread(host.delete_link, host_name)
-                raise
+            await self.attach(host_name, nictype, parent, ingress)
         else:  # macvlan
             host_name = ""
             peer = "mc" + hwaddr.replace(":", "")

@@ -24,14 +24,7 @@ async def create(dev: Nic) -> VMNic:
         if await asyncio.to_thread(host.exists, host_name):
             raise dev._bad(f'Host interface name "{host_name}" is already in use')
         await asyncio.to_thread(host.create_tap, host_name, mtu=mtu)
-        try:
-            if nictype == "bridged":
-                await asyncio.to_thread(host.enslave, host_name, parent)
-            if ingress:
-                await asyncio.to_thread(host.set_rate_limit, host_name, ingress)
-        except BaseException:
-            await asyncio.to_thread(host.delete_link, host_name)
-            raise
+        await dev.attach(host_name, nictype, parent, ingress)
         link = host_name
     else:   # macvlan: a macvtap
         host_name = ""
