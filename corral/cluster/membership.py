@@ -45,6 +45,9 @@ class Cluster:
         self.leaving = False                  # shutting down: handed over, answering no heartbeat
         self.streams: set = set()             # transports of the other members' dqlite streams
         self.reloaders: dict = {}             # table -> async reload of what a layer caches of it
+        # cluster.offline_threshold as it was at the last config write or reload: a member online under
+        # it is still told of a new, lower threshold (under the new one it may already count as offline)
+        self._threshold_known: float | None = None
 
     # ---- what this member is ------------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class Cluster:
     def _start_heartbeat(self) -> None:
         if self.heartbeat is None:
             from corral.cluster.beat import start_heartbeat
+            self._threshold_known = self.threshold()
             self.heartbeat = start_heartbeat(self)
 
     def close_streams(self) -> None:
@@ -168,18 +172,22 @@ class Cluster:
     def threshold(self) -> float:
         return float(self.state.config.get("cluster.offline_threshold") or 20)
 
-    def online(self, member: dict) -> bool:
-        """Ourselves, or a member whose last heartbeat is younger than cluster.offline_threshold."""
+    def online(self, member: dict, threshold: float | None = None) -> bool:
+        """Ourselves, or a member whose last heartbeat is younger than cluster.offline_threshold
+        (or the `threshold` given)."""
         from datetime import datetime, timezone
         from corral.cluster import render
-        return member["id"] == self.member_id or render.online(member["heartbeat"], self.threshold(),
-                                                               datetime.now(timezone.utc))
+        return member["id"] == self.member_id or render.online(
+            member["heartbeat"], threshold if threshold is not None else self.threshold(),
+            datetime.now(timezone.utc))
 
-    async def notify_all(self, method: str, path: str, body=None) -> dict[str, str | None]:
-        """Call every other online member (a cluster notification); their errors by name."""
+    async def notify_all(self, method: str, path: str, body=None,
+                         threshold: float | None = None) -> dict[str, str | None]:
+        """Call every other online member (a cluster notification); their errors by name. `threshold`
+        widens who counts as online (a config write that lowered cluster.offline_threshold)."""
         if not self.clustered:
             return {}
-        others = [m for m in await self.members() if m["id"] != self.member_id and self.online(m)]
+        others = [m for m in await self.members() if m["id"] != self.member_id and self.online(m, threshold)]
 
         async def one(m):
             try:
@@ -317,20 +325,28 @@ class Cluster:
         """Another member wrote these tables: reload what we keep in memory of them."""
         for load in dict.fromkeys(self.reloaders[t] for t in tables if t in self.reloaders):
             await load()
-        if "config" in tables and self.heartbeat is not None:
-            self.heartbeat.poke()
+        if "config" in tables:
+            self._threshold_known = self.threshold()
+            if self.heartbeat is not None:
+                self.heartbeat.poke()
 
     async def tables_changed(self, tables: set[str]) -> None:
         """We committed writes to these tables: the other members reload their copies, before the
         request that wrote them answers (a write on any member is read on every member)."""
         if not self.clustered:
             return
-        if "config" in tables and self.heartbeat is not None:
-            self.heartbeat.poke()
+        window = None
+        if "config" in tables:
+            # Members whose heartbeat is older than a new, lower threshold (but younger than the old
+            # one) are online still: the leader's next round reaches them. They must get the new value.
+            before, self._threshold_known = self._threshold_known, self.threshold()
+            window = max(before if before is not None else 20.0, self._threshold_known)
+            if self.heartbeat is not None:
+                self.heartbeat.poke()
         cached = sorted(t for t in tables if t in self.reloaders)
         if not cached:
             return
-        errors = await self.notify_all("POST", "/internal/cluster/refresh", {"tables": cached})
+        errors = await self.notify_all("POST", "/internal/cluster/refresh", {"tables": cached}, threshold=window)
         for name, err in errors.items():
             if err:
                 log.warning("member %s did not reload %s: %s", name, ", ".join(cached), err)

@@ -67,9 +67,20 @@ def test_killed_member_is_offline_within_the_threshold_and_online_after_restart(
     ms = form(cluster_factory(), 3)
     threshold = OFFLINE_THRESHOLD
     interval = threshold / 2
-    set_server_config(ms[0], {"cluster.offline_threshold": str(threshold)})
-    assert ms[1].request("GET", "/1.0").metadata["config"]["cluster.offline_threshold"] == str(threshold)
     leader = wait_leader(ms)
+    # The threshold is lowered while every heartbeat is older than the new value (corrald's hold hook
+    # keeps the leader's round from sending): every member still gets the new value at once.
+    if COUNTERS:
+        hold_heartbeat(leader, True)
+    try:
+        if COUNTERS:
+            time.sleep(threshold + 1.0)
+        set_server_config(ms[0], {"cluster.offline_threshold": str(threshold)})
+        for m in ms:
+            assert m.request("GET", "/1.0").metadata["config"]["cluster.offline_threshold"] == str(threshold), m
+    finally:
+        if COUNTERS:
+            hold_heartbeat(leader, False)
     victim, observer = [m for m in ms if m is not leader]
     time.sleep(interval + 0.5)   # the new interval is in force (it applies at once; one round to be sure)
 
