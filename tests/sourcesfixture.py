@@ -53,7 +53,7 @@ def _run(*argv: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, capture_output=True, **kw)
 
 
-class TestKey:
+class SigningKey:
     """An OpenPGP signing key made for one test, in its own GNUPGHOME (close() stops gpg-agent)."""
 
     def __init__(self, name: str = "Corral Test Signing"):
@@ -155,7 +155,7 @@ def checksum_text(entries: dict[str, tuple[str, int]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def almalinux_mirror(root: str, key: TestKey | None, iso: str, release: str = "9.4", arch: str = "x86_64",
+def almalinux_mirror(root: str, key: SigningKey | None, iso: str, release: str = "9.4", arch: str = "x86_64",
                      major: str = "9", tamper: str | None = None) -> str:
     """Lay out ROOT/almalinux/MAJOR/isos/ARCH/ as the mirror has it: the boot ISO, an older ISO, the
     "latest" alias, and CHECKSUM, clearsigned by `key`. `tamper`: "iso" (the ISO differs from its
@@ -188,10 +188,11 @@ class MirrorServer:
     """http.server on 127.0.0.1 serving `root` (directory listings as any mirror's index pages, Range
     requests honoured), and an HKP keyserver lookup (/pks/lookup?op=get&search=0xFPR) for `keys`."""
 
-    def __init__(self, root: str, keys: list[TestKey] | None = None):
+    def __init__(self, root: str, keys: list[SigningKey] | None = None):
         self.root = root
         self.keys = keys or []
         self.requests: list[str] = []
+        self.ranges: list[tuple[str, str]] = []     # (path, Range header) of the ranged requests
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -207,6 +208,7 @@ class MirrorServer:
                     return self._hkp()
                 rng = self.headers.get("Range")
                 if rng and rng.startswith("bytes="):
+                    server.ranges.append((self.path, rng))
                     return self._range(rng)
                 return super().do_GET()
 
