@@ -98,6 +98,9 @@ def find_iso(listing: str, release: str, arch: str, variant: str) -> str | None:
 
 class AlmaLinuxHTTP(Source):
     def run(self, rootfs_dir: str) -> None:
+        if os.geteuid() != 0:
+            raise SourceError("The almalinux-http source needs root: it loop-mounts the ISO's root image "
+                              "and runs its package manager in a chroot")
         release = str(self.image.get("release") or "").strip()
         if not release:
             raise SourceError("The almalinux-http source needs image.release (e.g. 9 or 9.4)")

@@ -62,6 +62,8 @@ class RootfsHTTP(Source):
                 self._verify_signature(url, path, keys)
             print(f"Unpacking {os.path.basename(path)}", file=sys.stderr)
             self._unpack(path, rootfs_dir)
+            if not sha:   # nothing could vouch for it next time: never reused, so not kept
+                _remove_download(path)
         except BaseException:
             if not sha:   # an unverified download is never kept
                 _remove_download(path)
