@@ -19,7 +19,7 @@ import aiohttp
 
 from corral.pki import tls
 from corral.apitypes import ImagesPost
-from corral.errors import BadRequest, CorralError, NotImplementedFeature
+from corral.errors import BadRequest, CorralError
 from corral.image import store
 from corral.image.images import check_aliases
 from corral.operations import Work
@@ -31,7 +31,7 @@ MAX_JSON = 4 << 20   # the largest API answer read from a remote
 @dataclasses.dataclass(frozen=True)
 class RemoteSource:
     server: str          # https://host:port, no trailing slash
-    protocol: str        # "lxd"
+    protocol: str        # "lxd" or "simplestreams" (corral/image/simplestreams/client.py)
     alias: str           # the alias or fingerprint asked for
     fingerprint: str
     certificate: str     # PEM, or "" for the system's CAs
@@ -50,18 +50,19 @@ def check_source(source: dict) -> RemoteSource:
         raise BadRequest("Image source server must be an https:// URL")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in server):
         raise BadRequest("Invalid image source server: no whitespace or control characters allowed")
+    protocol = source.get("protocol") or "lxd"
+    if protocol not in ("lxd", "simplestreams"):
+        raise BadRequest(f'Invalid image source protocol "{protocol}"')
     parsed = urllib.parse.urlsplit(server)
-    if parsed.scheme != "https" or not parsed.hostname or parsed.path.strip("/") or parsed.query:
-        raise BadRequest(f'Invalid image source server "{server}": expected https://host[:port]')
+    # A simplestreams tree may live under a path (https://host/some/dir), an LXD server may not.
+    if parsed.scheme != "https" or not parsed.hostname or parsed.query or parsed.fragment \
+            or (protocol == "lxd" and parsed.path.strip("/")):
+        where = "https://host[:port][/path]" if protocol == "simplestreams" else "https://host[:port]"
+        raise BadRequest(f'Invalid image source server "{server}": expected {where}')
     try:
         parsed.port
     except ValueError:
         raise BadRequest(f'Invalid image source server "{server}": bad port') from None
-    protocol = source.get("protocol") or "lxd"
-    if protocol == "simplestreams":
-        raise NotImplementedFeature('image protocol "simplestreams"')
-    if protocol != "lxd":
-        raise BadRequest(f'Invalid image source protocol "{protocol}"')
     for name in ("certificate", "secret", "fingerprint", "alias", "project"):
         v = source.get(name)
         if v is not None and not isinstance(v, str):
