@@ -26,6 +26,8 @@ from corral.operations import Work
 
 CONNECT_TIMEOUT = 30
 MAX_JSON = 4 << 20   # the largest API answer read from a remote
+# The source went away in the middle of an answer (killed, connection reset).
+INTERRUPTED = (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionResetError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,10 +56,12 @@ def check_source(source: dict) -> RemoteSource:
     if protocol not in ("lxd", "simplestreams"):
         raise BadRequest(f'Invalid image source protocol "{protocol}"')
     parsed = urllib.parse.urlsplit(server)
-    # A simplestreams tree may live under a path (https://host/some/dir), an LXD server may not.
-    if parsed.scheme != "https" or not parsed.hostname or parsed.query or parsed.fragment \
+    # A simplestreams tree may live under a path (https://host/some/dir) and, as LXD's daemon
+    # allows, on plain http (every file is checked against the index's sha256); an LXD server may not.
+    schemes = ("https", "http") if protocol == "simplestreams" else ("https",)
+    if parsed.scheme not in schemes or not parsed.hostname or parsed.query or parsed.fragment \
             or (protocol == "lxd" and parsed.path.strip("/")):
-        where = "https://host[:port][/path]" if protocol == "simplestreams" else "https://host[:port]"
+        where = "http[s]://host[:port][/path]" if protocol == "simplestreams" else "https://host[:port]"
         raise BadRequest(f'Invalid image source server "{server}": expected {where}')
     try:
         parsed.port
@@ -109,6 +113,9 @@ class RemoteServer:
         return f"{self.src.server}{path}" + (("?" + urllib.parse.urlencode(params)) if params else "")
 
     def _connect_error(self, e: Exception) -> CorralError:
+        if isinstance(e, INTERRUPTED):
+            return BadRequest(f'Failed to download the image from "{self.src.server}": the transfer was '
+                              f'interrupted ({e or type(e).__name__}); nothing was kept')
         if isinstance(e, aiohttp.ClientConnectorCertificateError) or isinstance(e, aiohttp.ClientSSLError):
             why = ("its certificate is not the one given" if self.src.certificate
                    else "its certificate is not trusted")

@@ -17,7 +17,7 @@ import aiohttp
 
 from corral.errors import BadRequest, CorralError
 from corral.image import store
-from corral.image.remote import CONNECT_TIMEOUT, RemoteSource, _Meter
+from corral.image.remote import CONNECT_TIMEOUT, INTERRUPTED, RemoteSource, _Meter
 from corral.image.simplestreams import products
 from corral.pki import tls
 
@@ -35,7 +35,7 @@ class SimpleStreamsServer:
 
     async def __aenter__(self) -> "SimpleStreamsServer":
         ssl_ctx: ssl.SSLContext | bool = tls.client_context(None, None, self.src.certificate) \
-            if self.src.certificate else True
+            if self.src.certificate and self.src.server.startswith("https:") else True
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ssl_ctx),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=300))
@@ -46,9 +46,12 @@ class SimpleStreamsServer:
             await self._session.close()
 
     def _url(self, path: str) -> str:
-        return f"{self.src.server}/{urllib.parse.quote(path.lstrip('/'))}"
+        return f"{self.src.server}/{urllib.parse.quote(path.lstrip('/'), safe='/:')}"
 
     def _connect_error(self, e: Exception) -> CorralError:
+        if isinstance(e, INTERRUPTED):
+            return BadRequest(f'Failed to download the image from "{self.src.server}": the transfer was '
+                              f'interrupted ({e or type(e).__name__}); nothing was kept')
         if isinstance(e, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
             why = ("its certificate is not the one given" if self.src.certificate
                    else "its certificate is not trusted")

@@ -100,15 +100,16 @@ def items(img: Published) -> dict[str, dict]:
     return out
 
 
-def add(products: dict, img: Published) -> str:
-    """Add (or replace) the image's version in a products map; returns the product id."""
+def add(products: dict, img: Published, version: str = "") -> str:
+    """Add (or replace) the image's version (by default named by its creation minute) in a products
+    map; returns the product id."""
     pid, fields = img.product_key()
     prod = products.setdefault(pid, {**fields, "aliases": "", "versions": {}})
     if img.aliases:
         names = [a for a in prod["aliases"].split(",") if a]
         names += [a for a in img.aliases if a not in names]
         prod["aliases"] = ",".join(names)
-    prod["versions"][serial(img.created_at)] = {"items": items(img)}
+    prod["versions"][version or serial(img.created_at)] = {"items": items(img)}
     return pid
 
 
