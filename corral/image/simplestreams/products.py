@@ -246,11 +246,12 @@ def resolve(imgs: list[StreamImage], name: str, image_type: str = "") -> StreamI
     """The image an alias ("a" or "a/<arch>") or a fingerprint (or unique prefix) names."""
     if not name:
         raise BadRequest("Image source needs a fingerprint or an alias")
-    wanted = [i for i in imgs if not image_type or i.type == image_type]
+    wanted = sorted((i for i in imgs if not image_type or i.type == image_type), key=lambda i: i.serial,
+                    reverse=True)
     local = local_architecture()
     matches = [i for i in wanted if name in i.aliases or any(name == f"{a}/{i.arch_name}" for a in i.aliases)]
     if matches:
-        # newest first already; the local architecture before others for a short alias
+        # newest first; the local architecture before others for a short alias
         matches.sort(key=lambda i: i.architecture != local)
         return matches[0]
     by_fp = {i.fingerprint: i for i in wanted if i.fingerprint.startswith(name.lower())}
