@@ -32,6 +32,7 @@ _UNTRUSTED = [
     ("GET", re.compile(r"^/1\.0/images/aliases(/.*)?$")),
     ("GET", re.compile(r"^/1\.0/images/[^/]+/?$")),
     ("GET", re.compile(r"^/1\.0/images/[^/]+/export/?$")),
+    ("GET", re.compile(r"^/streams/v1/(index\.json|images\.json|images/[^/]+/[^/]+)$")),   # public images
     ("POST", re.compile(r"^/internal/cluster/accept$")),   # a joining server, with its token or password
 ]
 

@@ -25,6 +25,7 @@ from corral.errors import Conflict
 from corral.image.images import url
 from corral.netproxy import proxy_for
 from corral.image.remote import RemoteServer, RemoteSource
+from corral.image.simplestreams.client import SimpleStreamsServer
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class ImageCache:
         project = await images.effective_project(project)
         asked = src.name
         aliases = aliases or []
-        async with RemoteServer(src, proxy_for(self.d.config, src.server)) as remote:
+        server = SimpleStreamsServer if src.protocol == "simplestreams" else RemoteServer
+        async with server(src, proxy_for(self.d.config, src.server)) as remote:
             info = await remote.image_info(asked)
             fp = info["fingerprint"]
             async with self._lock(fp):

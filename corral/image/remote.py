@@ -19,19 +19,21 @@ import aiohttp
 
 from corral.pki import tls
 from corral.apitypes import ImagesPost
-from corral.errors import BadRequest, CorralError, NotImplementedFeature
+from corral.errors import BadRequest, CorralError
 from corral.image import store
 from corral.image.images import check_aliases
 from corral.operations import Work
 
 CONNECT_TIMEOUT = 30
 MAX_JSON = 4 << 20   # the largest API answer read from a remote
+# The source went away in the middle of an answer (killed, connection reset).
+INTERRUPTED = (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionResetError)
 
 
 @dataclasses.dataclass(frozen=True)
 class RemoteSource:
     server: str          # https://host:port, no trailing slash
-    protocol: str        # "lxd"
+    protocol: str        # "lxd" or "simplestreams" (corral/image/simplestreams/client.py)
     alias: str           # the alias or fingerprint asked for
     fingerprint: str
     certificate: str     # PEM, or "" for the system's CAs
@@ -50,18 +52,21 @@ def check_source(source: dict) -> RemoteSource:
         raise BadRequest("Image source server must be an https:// URL")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in server):
         raise BadRequest("Invalid image source server: no whitespace or control characters allowed")
+    protocol = source.get("protocol") or "lxd"
+    if protocol not in ("lxd", "simplestreams"):
+        raise BadRequest(f'Invalid image source protocol "{protocol}"')
     parsed = urllib.parse.urlsplit(server)
-    if parsed.scheme != "https" or not parsed.hostname or parsed.path.strip("/") or parsed.query:
-        raise BadRequest(f'Invalid image source server "{server}": expected https://host[:port]')
+    # A simplestreams tree may live under a path (https://host/some/dir) and, as LXD's daemon
+    # allows, on plain http (every file is checked against the index's sha256); an LXD server may not.
+    schemes = ("https", "http") if protocol == "simplestreams" else ("https",)
+    if parsed.scheme not in schemes or not parsed.hostname or parsed.query or parsed.fragment \
+            or (protocol == "lxd" and parsed.path.strip("/")):
+        where = "http[s]://host[:port][/path]" if protocol == "simplestreams" else "https://host[:port]"
+        raise BadRequest(f'Invalid image source server "{server}": expected {where}')
     try:
         parsed.port
     except ValueError:
         raise BadRequest(f'Invalid image source server "{server}": bad port') from None
-    protocol = source.get("protocol") or "lxd"
-    if protocol == "simplestreams":
-        raise NotImplementedFeature('image protocol "simplestreams"')
-    if protocol != "lxd":
-        raise BadRequest(f'Invalid image source protocol "{protocol}"')
     for name in ("certificate", "secret", "fingerprint", "alias", "project"):
         v = source.get(name)
         if v is not None and not isinstance(v, str):
@@ -108,6 +113,9 @@ class RemoteServer:
         return f"{self.src.server}{path}" + (("?" + urllib.parse.urlencode(params)) if params else "")
 
     def _connect_error(self, e: Exception) -> CorralError:
+        if isinstance(e, INTERRUPTED):
+            return BadRequest(f'Failed to download the image from "{self.src.server}": the transfer was '
+                              f'interrupted ({e or type(e).__name__}); nothing was kept')
         if isinstance(e, aiohttp.ClientConnectorCertificateError) or isinstance(e, aiohttp.ClientSSLError):
             why = ("its certificate is not the one given" if self.src.certificate
                    else "its certificate is not trusted")

@@ -339,7 +339,7 @@ def test_bad_sources_give_clear_errors_and_leave_nothing(host, other, net, workd
         ({"server": net["server"], "alias": 5}, 400, "source.alias"),   # Go's decoder text, as LXD
         ({"server": net["server"], "alias": alias, "certificate": "not a certificate"}, 400,
          "Invalid source certificate"),
-        ({"server": net["server"], "alias": alias, "protocol": "simplestreams"}, 501, "simplestreams"),
+        ({"server": net["server"] + "/sub", "alias": alias}, 400, "expected https://host[:port]"),   # lxd: no path
         ({"server": net["server"], "alias": alias, "protocol": "ftp"}, 400, "protocol"),
         ({"server": net["server"]}, 400, "fingerprint or an alias"),
     ]
