@@ -14,7 +14,7 @@ from aiohttp import web
 
 from corral import hardening, hostinfo, logthrottle, netguard, storage, timeutil
 from corral.pki import certs
-from corral.api.server import make_app
+from corral.api.server import make_app, make_metrics_app
 from corral.cluster.event_mesh import EventMesh
 from corral.cluster.gateway import Gateway
 from corral.cluster.membership import Cluster
@@ -48,6 +48,8 @@ from corral.storage.volumes import Volumes
 from corral.state import State
 from corral.network.drivers.fake import NoHost
 from corral.instance.snapshot_schedule import SnapshotScheduler
+from corral.metrics.daemon_metrics import DaemonMetrics
+from corral.metrics.scrape import Scraper
 from corral.trust import Trust
 from corral.warnings import Warnings
 
@@ -111,8 +113,13 @@ class Daemon:
         s.cluster.reloaders.update({"config": s.config.load, "projects": s.projects.load,
                                     "projects_config": s.projects.load, "certificates": s.trust.load,
                                     "certificates_projects": s.trust.load})
+        self.metrics = DaemonMetrics()   # corrald's own metrics; the instances' come from the scraper
+        self.scraper = Scraper(s)
+        db.on_query = self.metrics.observe_db
         self.https: HttpsListener | None = None
+        self.metrics_https: HttpsListener | None = None   # core.metrics_address: /1.0/metrics only
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._cert_pem = ""
         self._fingerprint = ""
         self._hardening: asyncio.Task | None = None
@@ -162,6 +169,7 @@ class Daemon:
         await self._listen_unix()
         if self.https is None:
             await self._listen_https()
+        await self._listen_metrics()
         self._hardening = await hardening.check(self.state)
         self.event_mesh.start()
         self.ready.set()
@@ -196,6 +204,20 @@ class Daemon:
     async def _config_changed(self, changed: dict[str, str]) -> None:
         if "core.https_address" in changed and self.https is not None:
             await self.https.apply(changed["core.https_address"])
+        if "core.metrics_address" in changed and self.metrics_https is not None:
+            await self.metrics_https.apply(changed["core.metrics_address"])
+
+    async def _listen_metrics(self) -> None:
+        crt, key = self.cluster.serving_cert()
+        self._metrics_runner = web.AppRunner(make_metrics_app(self), access_log=None, handle_signals=False)
+        await self._metrics_runner.setup()
+        self.metrics_https = HttpsListener(self._metrics_runner, crt, key, label="metrics")
+        address = self.config.all().get("core.metrics_address", "")
+        if address:
+            try:
+                await self.metrics_https.apply(address)
+            except Exception as e:  # keep the daemon up
+                log.error("cannot listen on core.metrics_address %s: %s", address, e)
 
     def reload_certificate(self) -> None:
         """Serve (and show in /1.0) the certificate of now: the cluster's once clustered, rotated."""
@@ -205,6 +227,8 @@ class Daemon:
         self._fingerprint = certs.fingerprint(self._cert_pem)
         if self.https is not None:
             self.https.reload(crt, key)
+        if self.metrics_https is not None:
+            self.metrics_https.reload(crt, key)
 
     async def _became_member(self) -> None:
         """Clustering enabled or joined: serve the cluster certificate; reload what the layers
@@ -287,6 +311,11 @@ class Daemon:
         minutes = self.config.get("core.shutdown_timeout") if self.db.node and not self._force_shutdown else 0
         if self.https is not None:
             await self.https.stop()
+        if self.metrics_https is not None:
+            await self.metrics_https.stop()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+        self.scraper.close()
         await self.devlxd.stop()
         if self._runner is not None:
             # Stop accepting new connections; in-flight requests and operations go on.

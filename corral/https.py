@@ -58,8 +58,9 @@ def listen_addresses(address: str) -> list[str]:
 
 
 class HttpsListener:
-    def __init__(self, runner: web.AppRunner, cert_file: str, key_file: str):
+    def __init__(self, runner: web.AppRunner, cert_file: str, key_file: str, label: str = "https"):
         self.runner = runner
+        self.label = label   # "https" (the API) or "metrics" (core.metrics_address)
         self.cert_file = cert_file
         self.key_file = key_file
         self.address = ""
@@ -78,10 +79,10 @@ class HttpsListener:
                 socks = netguard.tcp_sockets(host or None, port)
             except OSError as e:
                 raise BadRequest(f'Failed to listen on {address}: {e.strerror or e}') from None
-            guard = netguard.Guard("https", netguard.Limits.for_listener("https"), netguard.tcp_peer)
+            guard = netguard.Guard(self.label, netguard.Limits.for_listener("https"), netguard.tcp_peer)
             new = netguard.GuardedSite(self.runner, socks, guard, f"https://{_join(host, port)}", ssl_context=ctx)
             await new.start()
-            log.info("HTTPS API listening on %s", address)
+            log.info("%s listening on %s", "HTTPS API" if self.label == "https" else "Metrics server", address)
         if self._site is not None:
             await self._site.stop()
         self._site, self.address = new, address

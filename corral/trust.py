@@ -23,7 +23,7 @@ from corral.db import Database
 from corral.db.queries import certificates as q
 from corral.errors import BadRequest, NotFound
 
-CERT_TYPES = ("client",)
+CERT_TYPES = ("client", "metrics")
 CERT_TOKEN = "Certificate add token"   # the description of a certificate add token operation
 _FP_RE = re.compile(r"^[0-9a-f]{1,64}$")
 
@@ -149,7 +149,7 @@ class Trust:
         if "/" in name or "\n" in name or len(name) > 255:
             raise BadRequest("Invalid certificate name")
         if ctype not in CERT_TYPES:
-            if ctype in ("metrics", "server"):
+            if ctype == "server":
                 raise BadRequest(f'Certificate type "{ctype}" is not supported')
             raise BadRequest(f'Unknown certificate type "{ctype}"')
         for p in projects:

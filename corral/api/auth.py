@@ -19,9 +19,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from aiohttp import web
 
+from corral.config.keys import SERVER, value
 from corral.pki import tls
 from corral.errors import Forbidden, NotFound
 from corral.trust import der_fingerprint
+
+METRICS_PATH = re.compile(r"^/1\.0/metrics/?$")
+
+
+def metrics_authentication(d) -> bool:
+    """core.metrics_authentication: false lets anyone read /1.0/metrics."""
+    return bool(value(SERVER, d.config.all(), "core.metrics_authentication"))
+
+
+def may_read_metrics(request: web.Request) -> bool:
+    """Trusted clients and metrics certificates may GET /1.0/metrics (anyone, without authentication)."""
+    return trusted(request) or bool(request.get("metrics_cert")) \
+        or not metrics_authentication(request.app["daemon"])
 
 # Untrusted clients may reach these (method, path regex); the handlers narrow further (public images).
 _UNTRUSTED = [
@@ -143,7 +157,12 @@ def identify(request: web.Request) -> None:
             request["trusted"] = request["cluster_peer"] = True
             return
         cert = request.app["daemon"].trust.lookup(fp)
-        if cert is not None:
+        if cert is not None and cert.get("type") == "metrics":
+            # A metrics certificate reads /1.0/metrics only; everywhere else it is untrusted.
+            request["metrics_cert"] = True
+            if cert["restricted"]:
+                request["metrics_projects"] = set(cert["projects"])
+        elif cert is not None:
             request["trusted"] = True
             if cert["restricted"]:
                 request["allowed_projects"] = set(cert["projects"])
@@ -201,6 +220,10 @@ async def _check_restricted(request: web.Request, allowed: set[str]) -> None:
 async def auth_middleware(request: web.Request, handler):
     identify(request)
     path, method = request.rel_url.raw_path, request.method
+    if method in _READ and METRICS_PATH.match(path):   # trusted, metrics certificates (corral/api/metrics.py)
+        if not may_read_metrics(request):
+            raise Forbidden("not authorized")
+        return await handler(request)
     if not trusted(request):
         if any(method == m and rx.match(path) for m, rx in _UNTRUSTED):
             return await handler(request)

@@ -160,4 +160,7 @@ EXTENSIONS = [
     "cluster_internal_copy",
     "clustering_evacuation",
     "clustering_image_replication",
+    "metrics",
+    "metrics_cpu_seconds",
+    "metrics_authentication",
 ]

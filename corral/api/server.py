@@ -60,14 +60,23 @@ async def _run(request: web.Request, handler, d):
             delay = min(delay * 2, 0.1)
 
 
+def _middlewares() -> list:
+    from corral.api.auth import auth_middleware
+    from corral.api.cors import cors_middleware
+    from corral.api.metrics import latency_middleware
+    return [latency_middleware, cors_middleware, envelope_middleware, auth_middleware]
+
+
+def make_metrics_app(daemon) -> web.Application:
+    """The core.metrics_address listener's application (corral/api/metrics.py)."""
+    from corral.api.metrics import make_metrics_app as make
+    return make(daemon, _middlewares())
+
+
 def make_app(daemon) -> web.Application:
     from corral.api import ENDPOINT_MODULES
 
-    from corral.api.auth import auth_middleware
-    from corral.api.cors import cors_middleware
-
-    app = web.Application(middlewares=[cors_middleware, envelope_middleware, auth_middleware],
-                          client_max_size=1024**4)
+    app = web.Application(middlewares=_middlewares(), client_max_size=1024**4)
     app["daemon"] = daemon
     for module in ENDPOINT_MODULES:
         app.router.add_routes(module.routes)

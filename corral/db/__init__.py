@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import re
+import time
 from typing import Any, AsyncIterator
 
 import dqliteclient
@@ -106,6 +107,16 @@ class Tx:
             self._db.remember(key, value)
 
     async def _call(self, method: str, sql: str, params):
+        observe = self._db.on_query
+        if observe is None:
+            return await self._call_db(method, sql, params)
+        t0 = time.perf_counter()
+        try:
+            return await self._call_db(method, sql, params)
+        finally:
+            observe("read" if _pure_read(sql) else "write", time.perf_counter() - t0)
+
+    async def _call_db(self, method: str, sql: str, params):
         args = list(params or [])
         if not _pure_read(sql):
             self._db.changed()
@@ -167,6 +178,7 @@ class Database:
         # the other members reload what they keep in memory of those tables).
         self._written: set[str] = set()
         self.on_commit: list = []
+        self.on_query = None   # called with ("read" | "write", seconds) after each statement (metrics)
         self._paused = None      # the timer that ends a pause (a leadership transfer elsewhere)
         self._pause_token = None
 

@@ -196,7 +196,7 @@ def test_cors_headers_from_server_config(daemon):
 
 def test_refused_server_keys_say_why(daemon):
     before = daemon.get("/1.0").metadata["config"]
-    for key, value in (("core.metrics_address", "127.0.0.1:9100"), ("candid.api.url", "https://candid"),
+    for key, value in (("core.debug_address", "127.0.0.1:9100"), ("candid.api.url", "https://candid"),
                        ("maas.api.url", "http://maas"), ("storage.images_volume", "default/images")):
         r = daemon.request("PATCH", "/1.0", {"config": {key: value}})
         assert r.status in (400, 501) and key in r.json["error"], r.body

@@ -10,6 +10,7 @@ from corral.api.extensions import EXTENSIONS
 from ext_cluster_checks import *  # noqa: F401,F403 - the clustering extensions' check_* functions
 from ext_cluster_checks import close_pair
 from ext_cluster_groups_checks import check_clustering_groups  # noqa: F401 - clustering_groups
+from ext_metrics_checks import *  # noqa: F401,F403 - the metrics extensions' check_* functions
 from helpers import free_port, unique, wait_for
 
 pytestmark = pytest.mark.integration

@@ -101,6 +101,15 @@ class InstanceDriver(abc.ABC):
     def init_pid(self, name: str) -> int:
         """The host pid of the instance's init (0 when not running)."""
 
+    def running_pids(self, names: list[str]) -> dict[str, int]:
+        """The init pid of each of `names` that runs (frozen ones included), for metrics scrapes
+        (a driver may read them all at once)."""
+        out = {}
+        for n in names:
+            if self.status(n) != "Stopped" and (pid := self.init_pid(n)) > 0:
+                out[n] = pid
+        return out
+
     @abc.abstractmethod
     def exec(self, name: str, command: list[str], env: dict[str, str], cwd: str = "/",
              uid: int = 0, gid: int = 0, interactive: bool = False,

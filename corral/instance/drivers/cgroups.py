@@ -69,6 +69,10 @@ class Cgroups:
     def __init__(self, paths: dict[str, str]):
         self.paths = paths  # controller -> directory; "" for the v2 directory
 
+    def file(self, ctrl: str, name: str) -> str | None:
+        """Where controller `ctrl`'s file `name` of this container is (v1 or cgroup2), or None."""
+        return self._file(ctrl, name)
+
     def _file(self, ctrl: str, name: str) -> str | None:
         if ctrl in self.paths:
             return f"{self.paths[ctrl]}/{name}"

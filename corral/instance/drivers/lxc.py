@@ -220,6 +220,15 @@ class LXCDriver(InstanceDriver):
         c = self._container(name)
         return max(c.init_pid, 0) if c.running else 0
 
+    def running_pids(self, names: list[str]) -> dict[str, int]:
+        from corral.instance.drivers import lxcstatus   # noqa: PLC0415 - listings only
+        out = {}
+        for n, status in lxcstatus.statuses(self.lxcpath, names, self.status).items():
+            if status in ("Running", "Frozen", "Freezing") and \
+                    (pid := lxcstatus.init_pid(self.lxcpath, n, self.init_pid)) > 0:
+                out[n] = pid
+        return out
+
     def list_running(self) -> list[str]:
         return sorted(lxc.list_containers(active=True, defined=False, config_path=self.lxcpath))
 

@@ -1,0 +1,123 @@
+"""Which instances a scrape reads, and reading them cheaply.
+
+As LXD does: only the instances of this member, only running containers give samples, and each
+project's readings are kept for 8 seconds (several Prometheus servers scraping one daemon cost one
+read). One scrape at a time fills the cache; the others wait for it. The containers are read in a
+small pool of worker threads (the reads are short syscalls on cgroupfs and procfs), each reading
+only its own files, with what the host gives once (its memory, block device names) read once per
+scrape.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from corral.metrics import container
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 8.0
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class Reading:
+    """One instance's samples: {family key: [(labels, value)]} and who it is."""
+    name: str
+    project: str
+    type: str
+    data: dict
+
+
+class Scraper:
+    def __init__(self, state):
+        self.s = state
+        self._cache: dict[str, tuple[float, list[Reading]]] = {}
+        self._lock = asyncio.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.last_seconds = 0.0   # how long the last read of the instances took (corral_metrics_scrape_seconds)
+
+    def _fresh(self, projects: list[str]) -> tuple[list[Reading], list[str]]:
+        now = time.monotonic()
+        out, missing = [], []
+        for p in projects:
+            entry = self._cache.get(p)
+            if entry is not None and entry[0] > now:
+                out.extend(entry[1])
+            else:
+                missing.append(p)
+        return out, missing
+
+    async def readings(self, projects: list[str]) -> list[Reading]:
+        out, missing = self._fresh(projects)
+        if not missing:
+            return out
+        async with self._lock:
+            out, missing = self._fresh(projects)   # another scrape may have filled them meanwhile
+            if not missing:
+                return out
+            t0 = time.perf_counter()
+            wanted = set(missing)
+            loaded = [x for x in await self.s.instances.load_local(None) if x.project in wanted]
+            fresh = await asyncio.to_thread(self._read_all, loaded)
+            self.last_seconds = time.perf_counter() - t0
+            expiry = time.monotonic() + CACHE_SECONDS
+            for p in missing:
+                mine = [r for r in fresh if r.project == p]
+                self._cache[p] = (expiry, mine)
+                out.extend(mine)
+            for p in [p for p, (exp, _) in self._cache.items() if exp < time.monotonic()]:
+                del self._cache[p]
+        return out
+
+    def _targets(self, loaded) -> list[container.Target]:
+        """The running containers among `loaded` (virtual machines give no metrics here)."""
+        insts = self.s.instances
+        by_driver: dict[int, tuple[object, list]] = {}
+        for rec in loaded:
+            obj = insts.instance(rec)
+            if obj.api_type != "container" or not hasattr(obj, "dname"):
+                continue
+            drv = obj.driver
+            by_driver.setdefault(id(drv), (drv, []))[1].append(obj)
+        targets = []
+        for drv, objs in by_driver.values():
+            pids = drv.running_pids([o.dname for o in objs])
+            for o in objs:
+                if (pid := pids.get(o.dname, 0)) > 0:
+                    targets.append(container.Target(o.name, o.project, o.api_type, o.dname, pid, _rootfs(o)))
+        return targets
+
+    def _read_all(self, loaded) -> list[Reading]:
+        targets = self._targets(loaded)
+        host = container.Host.now()
+
+        def one(t: container.Target) -> Reading:
+            try:
+                data = container.read(t, host)
+            except Exception as e:  # one container's odd file never fails the scrape
+                log.warning("failed reading the metrics of %s (project %s): %s", t.name, t.project, e)
+                data = {}
+            return Reading(t.name, t.project, t.type, data)
+
+        if len(targets) < 8:
+            return [one(t) for t in targets]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="metrics")
+        return list(self._pool.map(one, targets, chunksize=max(1, len(targets) // (WORKERS * 4))))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+
+def _rootfs(obj) -> str:
+    try:
+        return obj.rootfs
+    except Exception:   # a pool not there: no filesystem samples
+        return ""
