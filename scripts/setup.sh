@@ -9,6 +9,8 @@ DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables 
 # Virtual machines (issue 14): QEMU and OVMF, and what the VM test image is built with (corral/image/vmbuild.py)
 DEB_PACKAGES+=(qemu-system-x86 qemu-utils ovmf e2fsprogs dosfstools mtools systemd-boot-efi binutils)
 TEST_PACKAGES=(lxd-client gdisk)
+# The web UI tests (issue 16): headless Chromium driven by Selenium, client certificates in an NSS db
+TEST_PACKAGES+=(chromium chromium-driver libnss3-tools)
 BENCH_PACKAGES=(lxd-client lxd debootstrap)
 
 want=("${DEB_PACKAGES[@]}")
