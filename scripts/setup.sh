@@ -11,6 +11,8 @@ DEB_PACKAGES+=(qemu-system-x86 qemu-utils ovmf e2fsprogs dosfstools mtools syste
 # Image builder sources (issue 15, corral/builder/sources/): OpenPGP checks of downloads, ISO reading
 DEB_PACKAGES+=(gnupg gpgv xorriso)
 TEST_PACKAGES=(lxd-client gdisk)
+# The web UI tests (issue 16): headless Chromium driven by Selenium, client certificates in an NSS db
+TEST_PACKAGES+=(chromium chromium-driver libnss3-tools)
 BENCH_PACKAGES=(lxd-client lxd debootstrap)
 
 want=("${DEB_PACKAGES[@]}")

@@ -48,6 +48,7 @@ _UNTRUSTED = [
     ("GET", re.compile(r"^/1\.0/images/[^/]+/export/?$")),
     ("GET", re.compile(r"^/streams/v1/(index\.json|images\.json|images/[^/]+/[^/]+)$")),   # public images
     ("POST", re.compile(r"^/internal/cluster/accept$")),   # a joining server, with its token or password
+    ("GET", re.compile(r"^/ui(/.*)?$")),   # the web UI's static files: its first-run page needs no trust
 ]
 
 _READ = frozenset({"GET", "HEAD"})
@@ -74,6 +75,7 @@ _RESTRICTED = [
     (_READ, re.compile(r"^/1\.0/(operations|events)/?$"), "project"),
     (_ANY, re.compile(r"^/1\.0/operations/([^/]+)(/.*)?$"), "operation"),
     (_READ, re.compile(r"^/1\.0/warnings(/[^/]+)?/?$"), "open"),
+    (_READ, re.compile(r"^/ui(/.*)?$"), "open"),
 ]
 _HOST_WIDE = [
     (re.compile(r"^/1\.0/?$"), "the server configuration"),

@@ -15,6 +15,9 @@ routes = web.RouteTableDef()
 
 @routes.get("/")
 async def get_root(request: web.Request):
+    from corral.api.ui import is_browser
+    if is_browser(request):   # LXD sends a browser to its UI
+        raise web.HTTPFound("/ui/")
     return response.sync(["/1.0"])
 
 
