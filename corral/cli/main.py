@@ -43,6 +43,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("corral.cli.instance_publish", "publish"),
     "remote": ("corral.cli.remote", "remote"),
     "storage": ("corral.cli.storage", "storage"),
+    "project": ("corral.cli.project", "project"),
+    "warning": ("corral.cli.warning", "warning"),
+    "cluster": ("corral.cli.cluster", "cluster"),
+    "alias": ("corral.cli.alias", "alias"),
+    "export": ("corral.cli.backup", "export"),
+    "import": ("corral.cli.backup", "import_"),
+    "version": ("corral.cli.version", "version"),
+    "completion": ("corral.cli.completion", "completion"),
 }
 
 ALIASES = {"ls": "list", "rm": "delete", "cp": "copy", "mv": "move", "create": "init"}
