@@ -20,7 +20,7 @@ def q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
 
-def lxc_command(parent: click.Group, name: str, usage: str, help_: str, examples: str = "",
+def lxc_command(parent: click.Group | None, name: str, usage: str, help_: str, examples: str = "",
                 aliases: tuple[str, ...] = (), min_args: int = 0, max_args: int | None = None,
                 options: tuple[Any, ...] = ()) -> Callable:
     """Register ``fn(ctx, args, **options)`` as ``parent``'s sub-command ``name``.
@@ -38,9 +38,10 @@ def lxc_command(parent: click.Group, name: str, usage: str, help_: str, examples
         cmd = LxcCommand(name, callback=callback, params=params, help=help_, epilog=epilog,
                          context_settings=CONTEXT_SETTINGS, options_metavar="[flags]")
         cmd.lxc_usage = usage
-        parent.add_command(cmd)
-        for alias in aliases:
-            parent.add_command(cmd, alias)
+        if parent is not None:
+            parent.add_command(cmd)
+            for alias in aliases:
+                parent.add_command(cmd, alias)
         return cmd
 
     return deco
