@@ -322,3 +322,11 @@ def config_edit(ctx: Ctx, name: str | None, target: str | None) -> None:
 from corral.cli.config_device import make_device_group  # noqa: E402
 
 config.add_command(make_device_group(InstanceTarget))
+
+# `config trust`, `config template`, `config metadata` (their own modules).
+from corral.cli.config_trust import trust  # noqa: E402
+from corral.cli.config_template import metadata, template  # noqa: E402
+
+config.add_command(trust)
+config.add_command(template)
+config.add_command(metadata)

@@ -43,6 +43,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("corral.cli.instance_publish", "publish"),
     "remote": ("corral.cli.remote", "remote"),
     "storage": ("corral.cli.storage", "storage"),
+    "project": ("corral.cli.project", "project"),
+    "warning": ("corral.cli.warning", "warning"),
+    "cluster": ("corral.cli.cluster", "cluster"),
+    "alias": ("corral.cli.alias", "alias"),
+    "export": ("corral.cli.backup", "export"),
+    "import": ("corral.cli.backup", "import_"),
+    "version": ("corral.cli.version", "version"),
+    "completion": ("corral.cli.completion", "completion"),
 }
 
 ALIASES = {"ls": "list", "rm": "delete", "cp": "copy", "mv": "move", "create": "init"}
@@ -59,7 +67,44 @@ SUB_ALIASES = {
 }
 
 
-class AliasGroup(click.Group):
+def suggestions(typed: str, names: list[str]) -> list[str]:
+    """cobra's 'Did you mean this?': names within Levenshtein distance 2, or starting with the typo."""
+    def distance(a: str, b: str) -> int:
+        prev = list(range(len(b) + 1))
+        for i, ca in enumerate(a, 1):
+            cur = [i]
+            for j, cb in enumerate(b, 1):
+                cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+            prev = cur
+        return prev[-1]
+    return [n for n in names if distance(typed.lower(), n.lower()) <= 2 or n.startswith(typed.lower())]
+
+
+def unknown_command(group: click.Group, ctx: click.Context, name: str) -> ClientError:
+    path = " ".join(["corral", *ctx.command_path.split()[1:]])
+    message = f'unknown command "{name}" for "{path}"'
+    names = []
+    for n in sorted(group.list_commands(ctx)):
+        cmd = group.commands.get(n)
+        if cmd is None or cmd.name == n:   # not an alias registered under a second name
+            names.append(n)
+    near = suggestions(name, names)
+    if near:
+        message += "\n\nDid you mean this?\n" + "".join(f"\t{n}\n" for n in near)
+    return ClientError(message)
+
+
+class SuggestingGroup(click.Group):
+    """A group whose unknown sub-command is lxc's error, with cobra's suggestions."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = click.utils.make_str(args[0])
+        if self.get_command(ctx, name) is None and not name.startswith("-"):
+            raise unknown_command(self, ctx, name)
+        return super().resolve_command(ctx, args)
+
+
+class AliasGroup(SuggestingGroup):
     """click.Group that understands lxc's short aliases (ls, rm, cp, mv)."""
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
@@ -195,7 +240,7 @@ def hoist_global_flags(args: list[str]) -> list[str]:
     return front + rest
 
 
-class CorralGroup(click.Group):
+class CorralGroup(SuggestingGroup):
     """Group with lazily loaded sub-commands, lxc's aliases and error style."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -222,13 +267,16 @@ class CorralGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.get("standalone_mode", True)
+        if not args and "args" not in kwargs and "_CORRAL_COMPLETE" not in os.environ:
+            from corral.cli.alias import expand_argv
+            kwargs["args"] = expand_argv(sys.argv[1:], set(COMMANDS) | set(ALIASES))
         try:
             rv = super().main(*args, **{**kwargs, "standalone_mode": False})
             if standalone and isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
                 sys.exit(rv)  # ctx.exit(code), e.g. exec's exit code
             return rv
         except ClientError as exc:
-            _print_error(str(exc))
+            _print_error(with_hint(str(exc)))
             if standalone:
                 sys.exit(1)
             raise
@@ -253,6 +301,17 @@ class CorralGroup(click.Group):
             sys.exit(1)
 
 
+SOCKET_HINT = ("Is corrald running? Set CORRAL_DIR to its directory (or CORRAL_SOCKET to its socket); "
+               "the default is /var/lib/corral/unix.socket")
+
+
+def with_hint(message: str) -> str:
+    """A missing or refused unix socket gets a hint after lxc's error text."""
+    if "dial unix" in message and ("no such file or directory" in message or "connection refused" in message):
+        return f"{message}\n{SOCKET_HINT}"
+    return message
+
+
 def _print_error(message: str) -> None:
     try:
         sys.stdout.flush()
@@ -265,7 +324,8 @@ def _print_error(message: str) -> None:
 def _version(ctx: click.Context, _param: Any, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    click.echo("5.0.2")
+    from corral.cli.version import version_lines
+    click.echo(version_lines(ctx.find_object(Ctx) or Ctx()))
     ctx.exit()
 
 

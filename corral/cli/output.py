@@ -62,7 +62,8 @@ GoYAMLDumper.add_representer(GoTime, _represent_time)
 GoYAMLDumper.add_representer(type(None), _represent_none)
 
 TIME_KEYS = frozenset(
-    {"created_at", "updated_at", "last_used_at", "expires_at", "uploaded_at", "started_at", "last_seen"}
+    {"created_at", "updated_at", "last_used_at", "expires_at", "uploaded_at", "started_at", "last_seen",
+     "first_seen_at", "last_seen_at"}
 )
 
 

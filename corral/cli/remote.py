@@ -43,14 +43,19 @@ def load() -> dict:
         cfg = {}
     cfg.setdefault("default-remote", LOCAL)
     cfg.setdefault("remotes", {})
-    cfg["remotes"][LOCAL] = {"addr": "unix://", "protocol": "lxd", "public": False}
+    local = {"addr": "unix://", "protocol": "lxd", "public": False}
+    if (cfg["remotes"].get(LOCAL) or {}).get("project"):
+        local["project"] = cfg["remotes"][LOCAL]["project"]
+    cfg["remotes"][LOCAL] = local
+    cfg.setdefault("aliases", {})
     return cfg
 
 
 def save(cfg: dict) -> None:
     os.makedirs(conf_dir(), mode=0o700, exist_ok=True)
     out = {"default-remote": cfg["default-remote"],
-           "remotes": {k: v for k, v in cfg["remotes"].items() if k != LOCAL}}
+           "remotes": {k: v for k, v in cfg["remotes"].items() if k != LOCAL or v.get("project")},
+           "aliases": cfg.get("aliases") or {}}
     tmp = _path("config.yml.tmp")
     with open(tmp, "w") as f:
         yaml.safe_dump(out, f, default_flow_style=False)
@@ -98,9 +103,10 @@ def client_for(name: str, project: str | None = None) -> Client:
     cfg = load()
     if name not in cfg["remotes"]:
         fail(f'The remote "{name}" doesn\'t exist')
+    remote = cfg["remotes"][name]
+    project = project or remote.get("project") or None
     if name == LOCAL:
         return Client(project=project)
-    remote = cfg["remotes"][name]
     crt, key = client_cert()
     try:
         with open(_path("servercerts", f"{name}.crt")) as f:
