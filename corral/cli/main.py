@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("corral.cli.instance_publish", "publish"),
     "remote": ("corral.cli.remote", "remote"),
     "storage": ("corral.cli.storage", "storage"),
+    "migrate-from-lxd": ("corral.cli.migrate_from_lxd", "migrate_from_lxd"),
 }
 
 ALIASES = {"ls": "list", "rm": "delete", "cp": "copy", "mv": "move", "create": "init"}
