@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("corral.cli.backup", "import_"),
     "version": ("corral.cli.version", "version"),
     "completion": ("corral.cli.completion", "completion"),
+    "migrate-from-lxd": ("corral.cli.migrate_from_lxd", "migrate_from_lxd"),
 }
 
 ALIASES = {"ls": "list", "rm": "delete", "cp": "copy", "mv": "move", "create": "init"}

@@ -23,7 +23,8 @@ async def _images(tx: Tx, rows: list[dict]) -> list[dict]:
                                     "({marks}) ORDER BY key", ids):
             props.setdefault(r["image_id"], {})[r["key"]] = r["value"]
         for r in await lxd.fetch_in(tx, "SELECT ip.image_id AS image_id, pr.name AS name FROM images_profiles ip "
-                                    "JOIN profiles pr ON pr.id = ip.profile_id WHERE ip.image_id IN ({marks}) "
+                                    "JOIN profiles pr ON pr.id = ip.profile_id JOIN images im ON im.id = ip.image_id "
+                                    "WHERE pr.project_id = im.project_id AND ip.image_id IN ({marks}) "
                                     "ORDER BY ip.rowid", ids):
             profiles.setdefault(r["image_id"], []).append(r["name"])
     return [{"fingerprint": r["fingerprint"], "filename": r["filename"], "size": r["size"],
