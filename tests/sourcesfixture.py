@@ -6,7 +6,8 @@ with `images/install.img`, a squashfs holding `LiveOS/rootfs.img`, an ext4 file 
 layout="live", `LiveOS/squashfs.img` as live ISOs have). The root tree in it is busybox; its `dnf` is the one
 stand-in of the fixture: a shell script that honours `--installroot`/`--releasever`/`install PKGS` by
 putting busybox and an os-release into the install root, and records its arguments, the repositories
-configured and the RPM key it saw (under /var/lib/fixture of the new root) for the tests to check. Real
+configured and the RPM key it saw (under /var/lib/fixture of the new root) for the tests to check (and
+for release 99 it stays busy, for the test that kills a build). Real
 AlmaLinux packages are not reachable from here.
 """
 from __future__ import annotations
@@ -35,6 +36,10 @@ for a in "$@"; do
 done
 [ -n "$root" ] || { echo "dnf (fixture): no --installroot" >&2; exit 1; }
 [ "$mode" = install ] || { echo "dnf (fixture): only install is supported" >&2; exit 1; }
+if [ "$rel" = 99 ]; then    # the kill test's release: stay busy until killed
+    touch /var/tmp/fixture-dnf-running
+    sleep 600
+fi
 mkdir -p "$root/bin" "$root/etc" "$root/var/lib/fixture" "$root/var/cache/dnf/junk"
 cp /bin/busybox "$root/bin/busybox"
 for app in sh ls cat echo; do ln -sf busybox "$root/bin/$app"; done
