@@ -118,7 +118,7 @@ class AlmaLinuxHTTP(Source):
             raise SourceError(f'No AlmaLinux {release} "{variant}" ISO for {arch} in {iso_dir}')
         scratch = WorkDir(self.cache_dir, "almalinux.")
         work = scratch.path
-        keyring = Keyring(keys, self.source.get("keyserver")) if keys and not skip else None
+        keyring = Keyring(keys, self.source.get("keyserver"), parent=work) if keys and not skip else None
         try:
             extra = {}
             if keyring:
