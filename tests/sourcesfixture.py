@@ -193,9 +193,10 @@ class MirrorServer:
     """http.server on 127.0.0.1 serving `root` (directory listings as any mirror's index pages, Range
     requests honoured), and an HKP keyserver lookup (/pks/lookup?op=get&search=0xFPR) for `keys`."""
 
-    def __init__(self, root: str, keys: list[SigningKey] | None = None):
+    def __init__(self, root: str, keys: list[SigningKey] | None = None, hkp_sends_all: bool = False):
         self.root = root
         self.keys = keys or []
+        self.hkp_sends_all = hkp_sends_all    # a keyserver answering with more keys than asked for
         self.requests: list[str] = []
         self.ranges: list[tuple[str, str]] = []     # (path, Range header) of the ranged requests
         server = self
@@ -222,7 +223,8 @@ class MirrorServer:
                 want = (q.get("search") or [""])[0].upper().removeprefix("0X")
                 for k in server.keys:
                     if want and k.fingerprint.endswith(want):
-                        body = k.public.encode()
+                        body = "\n".join(x.public for x in server.keys).encode() if server.hkp_sends_all \
+                            else k.public.encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "application/pgp-keys")
                         self.send_header("Content-Length", str(len(body)))
