@@ -20,7 +20,7 @@ from corral.builder import sources
 from corral.builder.sources import SourceError
 from corral.builder.sources.verify import VerificationError
 from helpers import wait_for
-from sourcesfixture import MirrorServer, SigningKey, almalinux_mirror, boot_iso, remove_cached_isos
+from sourcesfixture import AlmaLinuxFixture, MirrorServer, SigningKey, almalinux_mirror, boot_iso, remove_cached_isos
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ISO_NAME = "AlmaLinux-9.4-x86_64-boot.iso"
@@ -109,26 +109,32 @@ def test_almalinux_http_builds_from_local_mirror(work, key, layout):
     _no_leftovers(work)
 
 
-def test_almalinux_definition_source_step_with_keyserver_and_cache(work, key):
+def test_almalinux_definition_source_step_with_keyserver_and_cache(work):
     """images/almalinux-9.yaml as shipped, pointed at the fixture the way `corral-builder build-dir ...
     -o source.url=... -o source.keyserver=... -o source.keys=FPR` does; the second run uses the cache."""
     with open(os.path.join(REPO, "images", "almalinux-9.yaml")) as f:
         d = yaml.safe_load(f)
     assert d["source"]["downloader"] == "almalinux-http"
     assert d["source"]["url"] == "https://repo.almalinux.org/almalinux"
-    almalinux_mirror(os.path.join(work, "www"), key, boot_iso("install"))
     cache = os.path.join(work, "cache")
-    with MirrorServer(os.path.join(work, "www"), keys=[key]) as srv:
-        d["source"].update(url=srv.url + "/almalinux", keyserver=f"hkp://127.0.0.1:{srv.port}",
-                           keys=[key.fingerprint])
+    with AlmaLinuxFixture() as fx:
+        for o in fx.overrides:                     # what the builder's -o does with them
+            k, _, v = o.partition("=")
+            d["source"][k.split(".")[1]] = [v] if k == "source.keys" else v
         d["image"]["architecture_mapped"] = "x86_64"
         for run in (1, 2):
             rootfs = os.path.join(work, f"rootfs{run}")
             os.makedirs(rootfs)
             sources.get(d["source"]["downloader"])(d, cache).run(rootfs)
             assert os.path.isfile(os.path.join(rootfs, "var", "lib", "fixture", "packages"))
-        assert [p for p in srv.requests if p.endswith(".iso")] == [f"/almalinux/9/isos/x86_64/{ISO_NAME}"]
-        assert any(p.startswith("/pks/lookup") for p in srv.requests)
+        assert [p for p in fx.server.requests if p.endswith(".iso")] == [f"/almalinux/9/isos/x86_64/{ISO_NAME}"]
+        assert any(p.startswith("/pks/lookup") for p in fx.server.requests)
+    # the new root takes the rest of a build: its dnf and systemctl (the fixture's) answer and record
+    subprocess.run(["chroot", rootfs, "/bin/sh", "-c", "dnf install -y curl sudo && dnf clean all && "
+                    "systemctl enable NetworkManager.service && touch /etc/hosts"], check=True)
+    fxd = os.path.join(rootfs, "var", "lib", "fixture")
+    assert open(os.path.join(fxd, "installed")).read().split() == ["curl", "sudo"]
+    assert open(os.path.join(fxd, "systemctl-log")).read() == "enable NetworkManager.service\n"
     _no_leftovers(work)
 
 
