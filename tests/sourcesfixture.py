@@ -3,11 +3,14 @@ almalinux-http layout served on 127.0.0.1 (with an HKP keyserver endpoint), and 
 
 The AlmaLinux ISO is built in the real boot-ISO format the downloader reads: an ISO 9660 image (xorriso)
 with `images/install.img`, a squashfs holding `LiveOS/rootfs.img`, an ext4 file system (or, with
-layout="live", `LiveOS/squashfs.img` as live ISOs have). The root tree in it is busybox; its `dnf` is the one
-stand-in of the fixture: a shell script that honours `--installroot`/`--releasever`/`install PKGS` by
-putting busybox and an os-release into the install root, and records its arguments, the repositories
-configured and the RPM key it saw (under /var/lib/fixture of the new root) for the tests to check. Real
-AlmaLinux packages are not reachable from here.
+layout="live", `LiveOS/squashfs.img` as live ISOs have). The root tree in it is busybox; its `dnf` is the
+fixture's stand-in: a shell script that honours `--installroot`/`--releasever`/`install PKGS` by putting
+busybox (every applet), itself, a stand-in `systemctl`, a PAM file and an os-release into the install
+root, and records its arguments, the repositories configured and the RPM key it saw (under
+/var/lib/fixture of the new root) for the tests to check (for release 99 it stays busy, for the test
+that kills a build). In the new root the same `dnf` and `systemctl` record what the builder's packages
+step and actions ask of them (dnf-log, installed, removed, systemctl-log), so a whole `build-dir` of
+images/almalinux-9.yaml can run against the fixture. Real AlmaLinux packages are not reachable here.
 """
 from __future__ import annotations
 
@@ -23,22 +26,38 @@ import urllib.parse
 FAKE_DNF = r"""#!/bin/sh
 # corral test fixture: a stand-in for dnf (see tests/sourcesfixture.py)
 set -eu
-root=""; rel=""; pkgs=""; mode=""
+root=""; rel=""; pkgs=""; cmd=""
 for a in "$@"; do
     case "$a" in
         --installroot=*) root="${a#--installroot=}" ;;
         --releasever=*) rel="${a#--releasever=}" ;;
         -*) ;;
-        install) mode=install ;;
-        *) if [ "$mode" = install ]; then pkgs="$pkgs $a"; fi ;;
+        *) if [ -z "$cmd" ]; then cmd="$a"; else pkgs="$pkgs $a"; fi ;;
     esac
 done
-[ -n "$root" ] || { echo "dnf (fixture): no --installroot" >&2; exit 1; }
-[ "$mode" = install ] || { echo "dnf (fixture): only install is supported" >&2; exit 1; }
-mkdir -p "$root/bin" "$root/etc" "$root/var/lib/fixture" "$root/var/cache/dnf/junk"
-cp /bin/busybox "$root/bin/busybox"
-for app in sh ls cat echo; do ln -sf busybox "$root/bin/$app"; done
+if [ -z "$root" ]; then
+    # dnf of the new system (the builder's packages step): record what it was asked
+    mkdir -p /var/lib/fixture
+    echo "$*" >> /var/lib/fixture/dnf-log
+    case "$cmd" in
+        install|reinstall) for p in $pkgs; do echo "$p" >> /var/lib/fixture/installed; done ;;
+        remove|erase|autoremove) for p in $pkgs; do echo "$p" >> /var/lib/fixture/removed; done ;;
+        update|upgrade|clean|makecache|check-update|distro-sync) ;;
+        *) echo "dnf (fixture): unsupported command $cmd" >&2; exit 1 ;;
+    esac
+    exit 0
+fi
+[ "$cmd" = install ] || { echo "dnf (fixture): only install into --installroot" >&2; exit 1; }
+if [ "$rel" = 99 ]; then    # the kill test's release: stay busy until killed
+    touch /var/tmp/fixture-dnf-running
+    sleep 600
+fi
+mkdir -p "$root/bin" "$root/usr/bin" "$root/etc/pam.d" "$root/var/lib/fixture" "$root/var/cache/dnf/junk" \
+    "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/root"
+cp -a /bin/. "$root/bin/"
+cp /usr/bin/dnf /usr/share/fixture/systemctl "$root/usr/bin/"
 printf 'NAME="AlmaLinux"\nID="almalinux"\nVERSION_ID="%s"\n' "$rel" > "$root/etc/os-release"
+printf 'auth required pam_env.so\nsession required pam_loginuid.so\n' > "$root/etc/pam.d/system-auth"
 echo "$*" > "$root/var/lib/fixture/dnf-args"
 echo $pkgs > "$root/var/lib/fixture/packages"
 cat /etc/yum.repos.d/*.repo > "$root/var/lib/fixture/repos"
@@ -46,6 +65,12 @@ if [ -f /etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux ]; then
     cp /etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux "$root/var/lib/fixture/rpm-gpg-key"
 fi
 if [ -r /proc/self/status ] && [ -c /dev/null ]; then echo ok > "$root/var/lib/fixture/chroot-mounts"; fi
+"""
+
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+# corral test fixture: a stand-in for systemctl in the new root (records what the actions asked)
+mkdir -p /var/lib/fixture
+echo "$*" >> /var/lib/fixture/systemctl-log
 """
 
 
@@ -90,9 +115,11 @@ def install_tree(tree: str) -> None:
     for app in applets:
         if app != "busybox" and not os.path.lexists(os.path.join(tree, "bin", app)):
             os.symlink("busybox", os.path.join(tree, "bin", app))
-    with open(os.path.join(tree, "usr", "bin", "dnf"), "w") as f:
-        f.write(FAKE_DNF)
-    os.chmod(os.path.join(tree, "usr", "bin", "dnf"), 0o755)
+    os.makedirs(os.path.join(tree, "usr", "share", "fixture"))
+    for path, text in (("usr/bin/dnf", FAKE_DNF), ("usr/share/fixture/systemctl", FAKE_SYSTEMCTL)):
+        with open(os.path.join(tree, path), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(tree, path), 0o755)
     with open(os.path.join(tree, "etc", "os-release"), "w") as f:
         f.write('NAME="AlmaLinux install image (corral test fixture)"\nID="almalinux"\n')
 
@@ -188,9 +215,10 @@ class MirrorServer:
     """http.server on 127.0.0.1 serving `root` (directory listings as any mirror's index pages, Range
     requests honoured), and an HKP keyserver lookup (/pks/lookup?op=get&search=0xFPR) for `keys`."""
 
-    def __init__(self, root: str, keys: list[SigningKey] | None = None):
+    def __init__(self, root: str, keys: list[SigningKey] | None = None, hkp_sends_all: bool = False):
         self.root = root
         self.keys = keys or []
+        self.hkp_sends_all = hkp_sends_all    # a keyserver answering with more keys than asked for
         self.requests: list[str] = []
         self.ranges: list[tuple[str, str]] = []     # (path, Range header) of the ranged requests
         server = self
@@ -217,7 +245,8 @@ class MirrorServer:
                 want = (q.get("search") or [""])[0].upper().removeprefix("0X")
                 for k in server.keys:
                     if want and k.fingerprint.endswith(want):
-                        body = k.public.encode()
+                        body = "\n".join(x.public for x in server.keys).encode() if server.hkp_sends_all \
+                            else k.public.encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "application/pgp-keys")
                         self.send_header("Content-Length", str(len(body)))
@@ -261,4 +290,37 @@ class MirrorServer:
         return self
 
     def __exit__(self, *exc):
+        self.close()
+
+
+class AlmaLinuxFixture:
+    """Everything a test of the whole build needs, made and served at once (close() undoes it all):
+    a signing key, a mirror of the almalinux-http layout with the boot ISO, and its server with the
+    HKP endpoint. `overrides` are the `-o` arguments pointing images/almalinux-9.yaml at it."""
+
+    def __init__(self, layout: str = "install"):
+        self.dir = tempfile.mkdtemp(prefix="corral-almamirror.")
+        self.key = SigningKey("AlmaLinux fixture")
+        try:
+            almalinux_mirror(self.dir, self.key, boot_iso(layout))
+            self.server = MirrorServer(self.dir, keys=[self.key])
+        except BaseException:
+            self.key.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        self.url = self.server.url + "/almalinux"
+        self.keyserver = f"hkp://127.0.0.1:{self.server.port}"
+        self.fingerprint = self.key.fingerprint
+        self.overrides = [f"source.url={self.url}", f"source.keyserver={self.keyserver}",
+                          f"source.keys={self.fingerprint}"]
+
+    def close(self) -> None:
+        self.server.close()
+        self.key.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "AlmaLinuxFixture":
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.close()

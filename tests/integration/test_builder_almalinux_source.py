@@ -4,10 +4,12 @@ and its signature checked, the boot ISO's install image unpacked and its package
 a bad checksum or signature refused with nothing left behind. Needs root (loop mount, chroot)."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -17,7 +19,8 @@ import yaml
 from corral.builder import sources
 from corral.builder.sources import SourceError
 from corral.builder.sources.verify import VerificationError
-from sourcesfixture import MirrorServer, SigningKey, almalinux_mirror, boot_iso, remove_cached_isos
+from helpers import wait_for
+from sourcesfixture import AlmaLinuxFixture, MirrorServer, SigningKey, almalinux_mirror, boot_iso, remove_cached_isos
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ISO_NAME = "AlmaLinux-9.4-x86_64-boot.iso"
@@ -62,7 +65,20 @@ def _files(d: str) -> list[str]:
     return sorted(os.path.relpath(os.path.join(p, f), d) for p, _, fs in os.walk(d) for f in fs)
 
 
+def _chrooted(work: str) -> list[str]:
+    """The processes whose root directory is inside `work`."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and os.readlink(f"/proc/{pid}/root").startswith(work):
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
 def _no_leftovers(work: str) -> None:
+    assert not _chrooted(work)
     with open("/proc/self/mountinfo") as f:
         assert work not in f.read()
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
@@ -93,26 +109,32 @@ def test_almalinux_http_builds_from_local_mirror(work, key, layout):
     _no_leftovers(work)
 
 
-def test_almalinux_definition_source_step_with_keyserver_and_cache(work, key):
+def test_almalinux_definition_source_step_with_keyserver_and_cache(work):
     """images/almalinux-9.yaml as shipped, pointed at the fixture the way `corral-builder build-dir ...
     -o source.url=... -o source.keyserver=... -o source.keys=FPR` does; the second run uses the cache."""
     with open(os.path.join(REPO, "images", "almalinux-9.yaml")) as f:
         d = yaml.safe_load(f)
     assert d["source"]["downloader"] == "almalinux-http"
     assert d["source"]["url"] == "https://repo.almalinux.org/almalinux"
-    almalinux_mirror(os.path.join(work, "www"), key, boot_iso("install"))
     cache = os.path.join(work, "cache")
-    with MirrorServer(os.path.join(work, "www"), keys=[key]) as srv:
-        d["source"].update(url=srv.url + "/almalinux", keyserver=f"hkp://127.0.0.1:{srv.port}",
-                           keys=[key.fingerprint])
+    with AlmaLinuxFixture() as fx:
+        for o in fx.overrides:                     # what the builder's -o does with them
+            k, _, v = o.partition("=")
+            d["source"][k.split(".")[1]] = [v] if k == "source.keys" else v
         d["image"]["architecture_mapped"] = "x86_64"
         for run in (1, 2):
             rootfs = os.path.join(work, f"rootfs{run}")
             os.makedirs(rootfs)
             sources.get(d["source"]["downloader"])(d, cache).run(rootfs)
             assert os.path.isfile(os.path.join(rootfs, "var", "lib", "fixture", "packages"))
-        assert [p for p in srv.requests if p.endswith(".iso")] == [f"/almalinux/9/isos/x86_64/{ISO_NAME}"]
-        assert any(p.startswith("/pks/lookup") for p in srv.requests)
+        assert [p for p in fx.server.requests if p.endswith(".iso")] == [f"/almalinux/9/isos/x86_64/{ISO_NAME}"]
+        assert any(p.startswith("/pks/lookup") for p in fx.server.requests)
+    # the new root takes the rest of a build: its dnf and systemctl (the fixture's) answer and record
+    subprocess.run(["chroot", rootfs, "/bin/sh", "-c", "dnf install -y curl sudo && dnf clean all && "
+                    "systemctl enable NetworkManager.service && touch /etc/hosts"], check=True)
+    fxd = os.path.join(rootfs, "var", "lib", "fixture")
+    assert open(os.path.join(fxd, "installed")).read().split() == ["curl", "sudo"]
+    assert open(os.path.join(fxd, "systemctl-log")).read() == "enable NetworkManager.service\n"
     _no_leftovers(work)
 
 
@@ -166,3 +188,47 @@ def test_shipped_almalinux_definition_fails_fast_without_its_mirror(work):
         sources.get("almalinux-http")(d, os.path.join(work, "cache")).run(os.path.join(work, "rootfs"))
     assert time.monotonic() - t0 < 30
     assert os.listdir(os.path.join(work, "rootfs")) == []
+
+
+_KILLED_BUILD = r"""
+import sys
+sys.path.insert(0, sys.argv[4])
+from corral.builder import sources
+d = {"image": {"distribution": "almalinux", "release": "99", "architecture_mapped": "x86_64"},
+     "source": {"downloader": "almalinux-http", "url": sys.argv[1], "keys": [open(sys.argv[2]).read()]}}
+sources.get("almalinux-http")(d, sys.argv[3]).run(sys.argv[5])
+"""
+
+
+def test_killed_build_leaves_no_mount_loop_or_process(work, key):
+    """SIGKILL of the builder while dnf runs in the chroot: the namespace's processes die with it, so its
+    mounts and the loop device go; the next build clears the scratch directory the killed one left."""
+    almalinux_mirror(os.path.join(work, "www"), key, boot_iso("install"), release="99.1", major="99")
+    cache, rootfs = os.path.join(work, "cache"), os.path.join(work, "rootfs")
+    keyfile = os.path.join(work, "key.asc")
+    with open(keyfile, "w") as f:
+        f.write(key.public)
+    with MirrorServer(os.path.join(work, "www")) as srv:
+        proc = subprocess.Popen([sys.executable, "-c", _KILLED_BUILD, srv.url + "/almalinux", keyfile, cache,
+                                 REPO, rootfs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: glob.glob(os.path.join(cache, "almalinux.*", "rhel-unpack.*", "root",
+                                                    "var", "tmp", "fixture-dnf-running")), timeout=60)
+            assert _chrooted(work)            # dnf (the fixture's) runs chrooted in the scratch tree
+            proc.kill()
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+        def gone():
+            loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+            return work not in loops and not _chrooted(work)
+        wait_for(gone, timeout=20)
+        assert glob.glob(os.path.join(cache, "almalinux.*"))          # the killed build's scratch dir
+        almalinux_mirror(os.path.join(work, "www"), key, boot_iso("install"))
+        sources.get("almalinux-http")(_definition(srv.url + "/almalinux", keys=[key.public]), cache).run(rootfs)
+        assert os.path.isfile(os.path.join(rootfs, "var", "lib", "fixture", "packages"))
+        assert not glob.glob(os.path.join(cache, "almalinux.*"))      # cleared by the next build
+    _no_leftovers(work)

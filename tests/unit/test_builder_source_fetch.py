@@ -175,6 +175,15 @@ def test_keys_by_fingerprint_from_keyserver(tmp, key, other_key):
         with pytest.raises(SourceError, match=f"Failed to receive GPG keys {other_key.fingerprint} from keyserver"):
             with Keyring([other_key.fingerprint], keyserver):
                 pass
+    # a keyserver sending more than was asked for: only the key asked for is trusted
+    p = os.path.join(tmp, "SUMS")
+    with open(p, "wb") as f:
+        f.write(other_key.clearsign(b"text\n"))
+    with MirrorServer(tmp, keys=[key, other_key], hkp_sends_all=True) as srv:
+        with Keyring([key.fingerprint], f"hkp://127.0.0.1:{srv.port}") as kr:
+            assert sorted(kr.fingerprints()) == sorted([key.fingerprint, other_key.fingerprint])
+            with pytest.raises(VerificationError, match="signed by a key that is not in source.keys"):
+                kr.clearsigned_text(p, "SUMS")
     with pytest.raises(SourceError, match="neither a key block nor a fingerprint"):
         with Keyring(["not a key"]):
             pass

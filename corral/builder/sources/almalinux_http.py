@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
-import tempfile
 import urllib.parse
 
 from corral.builder.sources import Source, SourceError
-from corral.builder.sources._fs import empty_dir
+from corral.builder.sources._fs import WorkDir, empty_dir
 from corral.builder.sources.fetch import NotFound, download, get_document
 from corral.builder.sources.rhel import unpack_iso
 from corral.builder.sources.verify import Keyring, is_clearsigned, parse_checksums, sha256_for
@@ -118,9 +116,9 @@ class AlmaLinuxHTTP(Source):
         fname = find_iso(listing, release, arch, variant)
         if not fname:
             raise SourceError(f'No AlmaLinux {release} "{variant}" ISO for {arch} in {iso_dir}')
-        os.makedirs(self.cache_dir, exist_ok=True)
-        work = tempfile.mkdtemp(prefix="almalinux.", dir=self.cache_dir)
-        keyring = Keyring(keys, self.source.get("keyserver")) if keys and not skip else None
+        scratch = WorkDir(self.cache_dir, "almalinux.")
+        work = scratch.path
+        keyring = Keyring(keys, self.source.get("keyserver"), parent=work) if keys and not skip else None
         try:
             extra = {}
             if keyring:
@@ -140,7 +138,7 @@ class AlmaLinuxHTTP(Source):
         finally:
             if keyring:
                 keyring.close()
-            shutil.rmtree(work, ignore_errors=True)
+            scratch.close()
 
     def _checksum(self, iso_dir: str, fname: str, keyring: Keyring | None, work: str) -> str:
         for cname in CHECKSUM_FILES:

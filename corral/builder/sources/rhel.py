@@ -9,8 +9,9 @@ has them, and a script runs chrooted in that tree to install a minimal system in
 tree's own dnf/yum; `/rootfs` is then copied into the build's root directory.
 
 Every mount (the loop-mounted ext4, /proc, /sys, /dev of the chroot) is made inside a private mount
-namespace (`unshare --mount`) that ends with the script: nothing stays mounted, even when it fails or is
-killed, and the loop device is released with its last mount.
+namespace (`unshare --mount`), with a PID namespace of its own, that ends with the script: nothing stays
+mounted, even when it fails or the builder is killed (the namespace's processes are killed with it), and
+the loop device is released with its last mount.
 """
 from __future__ import annotations
 
@@ -143,8 +144,10 @@ def unpack_iso(iso_path: str, rootfs_dir: str, cache_dir: str, inner_script: str
         run_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
                    **env, "CORRAL_GPG_KEYS": gpg_keys, "CORRAL_WORK": work, "CORRAL_ROOT": root,
                    "CORRAL_EXT4_IMAGE": ext4, "CORRAL_INNER": inner_script}
-        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                               _NAMESPACE_SCRIPT], env=run_env, stdin=subprocess.DEVNULL,
+        # setpriv: unshare is killed if this process dies; --pid --kill-child: then so is the namespace's
+        # init, and the kernel kills the rest of the PID namespace; with them the mount namespace goes.
+        proc = subprocess.run(["setpriv", "--pdeathsig", "KILL", "unshare", "--mount", "--propagation", "private",
+                               "--pid", "--fork", "--kill-child", "/bin/sh", "-c", _NAMESPACE_SCRIPT], env=run_env, stdin=subprocess.DEVNULL,
                               stdout=sys.stderr, stderr=subprocess.PIPE, timeout=SCRIPT_TIMEOUT)
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]

@@ -19,7 +19,7 @@ import tempfile
 import urllib.parse
 
 from corral.builder.sources import Source, SourceError
-from corral.builder.sources._fs import empty_dir
+from corral.builder.sources._fs import WorkDir, empty_dir
 from corral.builder.sources.fetch import NotFound, download, get_document, strip_fragment
 from corral.builder.sources.verify import Keyring
 from corral.image.extract import Unpacker
@@ -80,7 +80,8 @@ class RootfsHTTP(Source):
                 continue
         if sig is None:
             raise SourceError(f"No signature for {url} ({url}.asc or .sig) to check with source.keys")
-        with Keyring(keys, self.source.get("keyserver")) as kr:
+        with WorkDir(self.cache_dir, "rootfs-http.") as scratch, \
+                Keyring(keys, self.source.get("keyserver"), parent=scratch.path) as kr:
             sig_path = os.path.join(kr.home, "download.sig")
             with open(sig_path, "wb") as f:
                 f.write(sig)

@@ -1,9 +1,10 @@
 """Checksums and OpenPGP signatures of downloaded files, for the image sources.
 
 Keys come from a definition's `source.keys`: ASCII-armoured public key blocks are imported as they are,
-anything else is a key id or fingerprint received from `source.keyserver` (as distrobuilder does). Every
-check runs in a throwaway GNUPGHOME (removed, its gpg daemons stopped, when the Keyring closes) with
-`gpgv` against a keyring holding exactly those keys: the user's own keyrings are never consulted.
+anything else is a key id or fingerprint received from `source.keyserver` over HKP (as distrobuilder has
+gpg do). Every check runs in a throwaway GNUPGHOME (gpg never starts its agent or dirmngr there; removed
+when the Keyring closes) with `gpgv` against a keyring holding exactly those keys: the user's own
+keyrings are never consulted.
 """
 from __future__ import annotations
 
@@ -94,17 +95,18 @@ def _key_id(k: str) -> str:
 class Keyring:
     """The keys of `source.keys` in a throwaway GNUPGHOME. Use as a context manager."""
 
-    def __init__(self, keys: list[str], keyserver: str | None = None):
+    def __init__(self, keys: list[str], keyserver: str | None = None, parent: str | None = None):
         if not keys:
             raise SourceError("No GPG keys given (source.keys) to verify the signature with")
         self.keys = [k for k in keys if k and k.strip()]
         self.keyserver = keyserver or DEFAULT_KEYSERVER
         self.home: str | None = None
         self.keyring: str | None = None
+        self.parent = parent
 
     def __enter__(self) -> "Keyring":
-        # short path under /tmp: gpg's sockets live in the home and socket paths are limited to 108 bytes
-        self.home = tempfile.mkdtemp(prefix="corral-gpg.")
+        # in the caller's scratch directory when it has one (cleared even if the build is killed)
+        self.home = tempfile.mkdtemp(prefix="corral-gpg.", dir=self.parent)
         os.chmod(self.home, 0o700)
         try:
             self._load()
@@ -125,7 +127,8 @@ class Keyring:
 
     def _gpg(self, *args: str, stdin: bytes | None = None, timeout: float = GPG_TIMEOUT) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(["gpg", "--batch", "--no-tty", "--homedir", self.home, *args], input=stdin,
+            return subprocess.run(["gpg", "--batch", "--no-tty", "--no-autostart", "--homedir", self.home, *args],
+                                  input=stdin,
                                   capture_output=True, timeout=timeout, env={**os.environ, "LANG": "C.UTF-8"})
         except FileNotFoundError:
             raise SourceError("gpg is not installed (Debian package gnupg)") from None
@@ -135,24 +138,45 @@ class Keyring:
     def _load(self) -> None:
         armored = [k.strip() for k in self.keys if k.strip().startswith(_ARMOR)]
         ids = [_key_id(k) for k in self.keys if not k.strip().startswith(_ARMOR)]
+        trusted: set[str] = set()
         for block in armored:
-            r = self._gpg("--import", stdin=block.encode())
-            if r.returncode != 0:
-                raise SourceError(f"Invalid GPG key in source.keys: {_last(r.stderr)}")
-        if ids:
-            for kid in ids:
-                if not re.fullmatch(r"[0-9A-F]{8,40}", kid):
-                    raise SourceError(f'Invalid GPG key in source.keys: "{kid}" is neither a key block nor a fingerprint')
-            r = self._gpg("--keyserver", self.keyserver, "--recv-keys", *ids, timeout=2 * GPG_TIMEOUT)
-            have = self.fingerprints()
-            missing = [k for k in ids if not any(f.endswith(k) for f in have)]
-            if missing:
-                raise SourceError(f"Failed to receive GPG keys {' '.join(missing)} from keyserver "
-                                  f"{self.keyserver}: {_last(r.stderr) or 'not found'}")
+            trusted |= self._import(block.encode(), "source.keys")
+        for kid in ids:
+            if not re.fullmatch(r"[0-9A-F]{8,40}", kid):
+                raise SourceError(f'Invalid GPG key in source.keys: "{kid}" is neither a key block nor a fingerprint')
+        for kid in ids:
+            got = self._import(self._receive(kid), f"keyserver {self.keyserver}")
+            match = {f for f in got if f.endswith(kid)}
+            if not match:
+                raise SourceError(f"Failed to receive GPG keys {kid} from keyserver {self.keyserver}: "
+                                  "it returned other keys")
+            trusted |= match
+        # only the keys asked for: whatever else a keyserver sent along is not trusted
         self.keyring = os.path.join(self.home, "trusted.gpg")
-        r = self._gpg("--export", "--output", self.keyring)
-        if r.returncode != 0 or not os.path.getsize(self.keyring):
+        r = self._gpg("--export", "--output", self.keyring, *sorted(trusted))
+        if r.returncode != 0 or not os.path.exists(self.keyring) or not os.path.getsize(self.keyring):
             raise SourceError(f"Failed to export the GPG keyring: {_last(r.stderr) or 'no keys'}")
+
+    def _import(self, data: bytes, where: str) -> set[str]:
+        """Import key blocks; the fingerprints (primary keys and subkeys) they added."""
+        before = set(self.fingerprints())
+        r = self._gpg("--import", stdin=data)
+        added = set(self.fingerprints()) - before
+        if r.returncode != 0 and not added:
+            raise SourceError(f"Invalid GPG key from {where}: {_last(r.stderr)}")
+        return added
+
+    def _receive(self, kid: str) -> bytes:
+        """The key block of `kid` from the HKP keyserver (fetched here, with the downloads' timeouts and
+        error texts, rather than by a dirmngr daemon)."""
+        from corral.builder.sources.fetch import FetchError, NotFound, get_document
+        url = f"{_hkp_base(self.keyserver)}/pks/lookup?op=get&options=mr&search=0x{kid}"
+        try:
+            return get_document(url, limit=4 << 20)
+        except NotFound:
+            raise SourceError(f"Failed to receive GPG keys {kid} from keyserver {self.keyserver}: not found") from None
+        except FetchError as e:
+            raise SourceError(f"Failed to receive GPG keys {kid} from keyserver {self.keyserver}: {e}") from None
 
     def fingerprints(self) -> list[str]:
         r = self._gpg("--with-colons", "--list-keys")
@@ -194,6 +218,20 @@ class Keyring:
 
     def verify_detached(self, data_path: str, sig_path: str, what: str) -> None:
         self._gpgv(sig_path, data_path, what=what)
+
+
+def _hkp_base(keyserver: str) -> str:
+    """hkps://HOST -> https://HOST, hkp://HOST[:PORT] -> http://HOST:PORT (11371 by default); a bare
+    host name is taken as hkps; http(s):// URLs are used as they are."""
+    ks = keyserver.strip().rstrip("/")
+    if ks.startswith(("http://", "https://")):
+        return ks
+    if ks.startswith("hkps://"):
+        return "https://" + ks[len("hkps://"):]
+    if ks.startswith("hkp://"):
+        host = ks[len("hkp://"):]
+        return "http://" + (host if re.search(r":\d+$", host) else host + ":11371")
+    return "https://" + ks
 
 
 def _last(stderr: bytes) -> str:
