@@ -8,6 +8,8 @@ DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables 
               pkg-config uidmap iproute2 gcc python3-dev zstd squashfs-tools xz-utils curl)
 # Virtual machines (issue 14): QEMU and OVMF, and what the VM test image is built with (corral/image/vmbuild.py)
 DEB_PACKAGES+=(qemu-system-x86 qemu-utils ovmf e2fsprogs dosfstools mtools systemd-boot-efi binutils)
+# Image builder (issue 15): corral-builder's debootstrap source, its chroots (util-linux unshare) and squashfs
+DEB_PACKAGES+=(debootstrap debian-archive-keyring)
 TEST_PACKAGES=(lxd-client gdisk)
 BENCH_PACKAGES=(lxd-client lxd debootstrap)
 

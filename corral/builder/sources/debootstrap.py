@@ -86,7 +86,9 @@ class Debootstrap(Source):
                   file=sys.stderr)
         argv = self.argv(rootfs_dir)
         self.source["url"] = self.mirror     # the mirror used, for the templates of later steps
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        from corral.builder.packages import cache_lock
+        with cache_lock(next(a.split("=", 1)[1] for a in argv if a.startswith("--cache-dir="))):
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
             log = os.path.join(rootfs_dir, "debootstrap", "debootstrap.log")
