@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder clean
 
 setup:
 	./scripts/setup.sh
@@ -54,6 +54,11 @@ bench-cluster-list:
 bench-vm:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/vm.py --runs $(or $(RUNS),5) $(if $(JSON),--json $(JSON))
+
+# Image build time: corral-builder (images/debian-bookworm.yaml) vs debootstrap alone, same mirror and cache.
+bench-builder:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/builder.py --runs $(or $(RUNS),2)
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -10,6 +10,8 @@ DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables 
 DEB_PACKAGES+=(qemu-system-x86 qemu-utils ovmf e2fsprogs dosfstools mtools systemd-boot-efi binutils)
 # Image builder sources (issue 15, corral/builder/sources/): OpenPGP checks of downloads, ISO reading
 DEB_PACKAGES+=(gnupg gpgv xorriso)
+# Image builder (issue 15): corral-builder's debootstrap source, its chroots (util-linux unshare) and squashfs
+DEB_PACKAGES+=(debootstrap debian-archive-keyring)
 TEST_PACKAGES=(lxd-client gdisk)
 # The web UI tests (issue 16): headless Chromium driven by Selenium, client certificates in an NSS db
 TEST_PACKAGES+=(chromium chromium-driver libnss3-tools)

@@ -15,6 +15,7 @@ import time
 import yaml
 
 from corral.builder import render
+from corral.config.values import parse_bool
 from corral.builder.schema import CLOUD_INIT_NAMES, SCHEMA, DefinitionError, check, lookup
 
 __all__ = ["DefinitionError", "load", "load_file", "applies", "filtered", "architecture_kernel"]
@@ -71,10 +72,10 @@ def _set(doc: dict, key: str, value: str) -> None:
     """distrobuilder's Definition.SetValue: a scalar at a dotted path (list items by index)."""
     kind = lookup(key)
     if kind == "bool":
-        low = value.strip().lower()
-        if low not in ("1", "t", "true", "0", "f", "false"):
-            raise DefinitionError(f'{key}: invalid value "{value}" (expected true or false)')
-        parsed = low in ("1", "t", "true")
+        try:
+            parsed = parse_bool(value.strip())
+        except ValueError:
+            raise DefinitionError(f'{key}: invalid value "{value}" (expected true or false)') from None
     elif kind == "uint":
         if not value.strip().isdigit():
             raise DefinitionError(f'{key}: invalid value "{value}" (expected an unsigned integer)')

@@ -7,6 +7,8 @@ Downloaded .debs are kept between builds: the cache directory is bind-mounted on
 /var/cache/apt/archives while packages install (and unmounted before `apt-get clean`)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 
@@ -17,6 +19,15 @@ from corral.errors import NotImplementedFeature
 APT_ARCHIVES = "var/cache/apt/archives"
 
 
+@contextlib.contextmanager
+def cache_lock(directory: str):
+    """One build at a time uses a cache directory (apt and debootstrap lock theirs and fail at once)."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, ".corral-builder.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 class Apt:
     def __init__(self, rootfs: str, env: dict[str, str], cache_dir: str, log=None):
         self.rootfs, self.env, self.log = rootfs, env, log
@@ -25,8 +36,9 @@ class Apt:
 
     def _apt(self, *args: str, cached: bool = True) -> None:
         binds = [(self.cache, "/" + APT_ARCHIVES)] if cached else []
-        chroot.run(self.rootfs, ["apt-get", "-y", "-q", *args], self.env, binds=binds, log=self.log,
-                   what=f"apt-get {args[0]}")
+        with cache_lock(self.cache) if cached else contextlib.nullcontext():
+            chroot.run(self.rootfs, ["apt-get", "-y", "-q", *args], self.env, binds=binds, log=self.log,
+                       what=f"apt-get {args[0]}")
 
     def refresh(self) -> None:
         self._apt("update", cached=False)

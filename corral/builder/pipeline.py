@@ -85,6 +85,7 @@ class Builder:
         if self.d["targets"]["type"] == "vm":
             raise NotImplementedFeature("VM images (--vm: rootfs.img disk) in corral-builder")
         rerender(self.d)
+        clear_dev(rootfs)
         meta = generators.LXDMeta()
         generators.run_all(rootfs, self.d, meta)
         self.run_actions(rootfs, "post-files")
@@ -107,6 +108,21 @@ class Builder:
             return files
         finally:
             remove_tree(work)
+
+
+def clear_dev(rootfs: str) -> None:
+    """Empty the rootfs' /dev: the container's /dev is made at start (liblxc's autodev), and device nodes
+    in an image are refused by unprivileged imports (debootstrap creates a few)."""
+    dev = os.path.join(rootfs, "dev")
+    if os.path.isdir(dev) and not os.path.islink(dev):
+        if os.path.ismount(dev):
+            raise RuntimeError(f"{dev} is a mount point")
+        for name in os.listdir(dev):
+            path = os.path.join(dev, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                remove_tree(path)
+            else:
+                os.unlink(path)
 
 
 def remove_tree(path: str) -> None:

@@ -421,5 +421,6 @@ def _save_multipart(resp: Any, ctype: str, base: str, progress: OpProgress, tota
 
 # `image alias` and `image build` live in their own module; importing it registers them.
 from corral.cli import image_alias  # noqa: E402,F401  pylint: disable=unused-import
+from corral.cli import image_build  # noqa: E402,F401  pylint: disable=unused-import
 
-__all__ = ["image", "image_alias"]
+__all__ = ["image", "image_alias", "image_build"]

@@ -68,6 +68,7 @@ class Debootstrap(Source):
         elif os.path.exists(KEYRINGS.get(distro, "")):
             argv.append(f"--keyring={KEYRINGS[distro]}")
         argv += [suite, rootfs_dir, url]
+        self.mirror = url
         same_as = src.get("same_as")
         if same_as:
             script = os.path.join(SCRIPTS, same_as)
@@ -84,15 +85,17 @@ class Debootstrap(Source):
                   f"the Release file against {KEYRINGS.get(self.image.get('distribution', '').lower(), 'its keyring')}",
                   file=sys.stderr)
         argv = self.argv(rootfs_dir)
-        self.source["url"] = argv[-2] if not self.source.get("same_as") else argv[-3]   # the mirror used, for templates
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        self.source["url"] = self.mirror     # the mirror used, for the templates of later steps
+        from corral.builder.packages import cache_lock
+        with cache_lock(next(a.split("=", 1)[1] for a in argv if a.startswith("--cache-dir="))):
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
             log = os.path.join(rootfs_dir, "debootstrap", "debootstrap.log")
             if os.path.exists(log):
                 with open(log, errors="replace") as f:
                     tail += "\n" + "\n".join(f.read().strip().splitlines()[-15:])
-            raise SourceError(f"debootstrap failed (exit status {proc.returncode}, mirror {argv[-2] if not self.source.get('same_as') else argv[-3]}):\n{tail}")
+            raise SourceError(f"debootstrap failed (exit status {proc.returncode}, mirror {self.mirror}):\n{tail}")
         # debootstrap copies the build host's hostname and resolver; the image must not carry them.
         with open(os.path.join(rootfs_dir, "etc/hostname"), "w") as f:
             f.write("distrobuilder\n")

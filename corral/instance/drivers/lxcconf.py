@@ -141,7 +141,8 @@ def render(spec: InstanceSpec) -> str:
         "lxc.autodev = 1",
         "lxc.tty.max = 0",
         "lxc.pty.max = 1024",
-        "lxc.signal.halt = SIGPWR",
+        # No lxc.signal.halt (as LXD): liblxc then sends SIGRTMIN+3 to an init that blocks it (systemd)
+        # and SIGPWR to any other.
         "lxc.apparmor.profile = unconfined",
         "lxc.apparmor.allow_incomplete = 1",
         "lxc.cap.drop = sys_time sys_module sys_rawio mac_admin mac_override",
