@@ -8,7 +8,7 @@ LXD (`lxd`) each pull it with `lxc image copy REMOTE:ALIAS local:` (the image de
 the LXD also serves an image of the same size over the LXD protocol, so corrald and LXD are compared
 as clients (same source) and as servers (same client). (LXD to LXD would need a second LXD: one
 LXD cannot pull from itself.) Figures: medians of --runs copies, MB/s
-(10^6 bytes), and the ratios corrald / LXD (above 1: corrald faster).
+(10^6 bytes; the cases interleaved run by run), and the ratios corrald / LXD (above 1: corrald faster).
 
 Note what is timed: the whole `lxc image copy`, i.e. transfer, checksum and import. corrald
 validates and unpacks an image into the default pool when it imports it; LXD stores the files and
@@ -118,12 +118,17 @@ def main() -> None:
                 cases += [("lxd", "src-ss", "LXD <- corrald (simplestreams)"),
                           ("lxd", "src-lx", "LXD <- corrald (lxd protocol)"),
                           ("corrald", "lxdsrv-lx", "corrald <- LXD (lxd protocol)")]
-            for kind in images:
-                for who, remote, label in cases:
-                    fp = lxd_fps[kind] if remote.startswith("lxdsrv") else fps[kind]
-                    t = statistics.median(copy_times(clients[who], remote, f"bench-{kind}", fp, a.runs))
-                    n = sum(os.path.getsize(f) for f in (lxd_images if remote.startswith("lxdsrv") else images)[kind])
-                    results[f"{label}, {kind}"] = {"seconds": round(t, 3), "MB/s": round(n / t / 1e6, 1)}
+            samples: dict[tuple, list[float]] = {}
+            for _ in range(a.runs):   # interleaved, so that load from elsewhere spreads over every case
+                for kind in images:
+                    for who, remote, label in cases:
+                        fp = lxd_fps[kind] if remote.startswith("lxdsrv") else fps[kind]
+                        samples.setdefault((kind, remote, label), []).extend(
+                            copy_times(clients[who], remote, f"bench-{kind}", fp, 1))
+            for (kind, remote, label), ts in samples.items():
+                t = statistics.median(ts)
+                n = sum(os.path.getsize(f) for f in (lxd_images if remote.startswith("lxdsrv") else images)[kind])
+                results[f"{label}, {kind}"] = {"seconds": round(t, 3), "MB/s": round(n / t / 1e6, 1)}
     finally:
         if lxd is not None:
             lxd.cleanup()

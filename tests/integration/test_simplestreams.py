@@ -200,11 +200,12 @@ def test_list_copy_and_launch_over_the_lxd_protocol(host, src, net, made):
     assert images(host)[fp]["update_source"]["protocol"] == "lxd"
 
 
+@pytest.mark.parametrize("remote,protocol", [("ss", "simplestreams"), ("lx", "lxd")])
 @pytest.mark.parametrize("kind", ["unified", "split"])
-def test_rebuilt_image_is_picked_up_by_refresh_and_by_auto_update(host, src, net, made, kind):
+def test_rebuilt_image_is_picked_up_by_refresh_and_by_auto_update(host, src, net, made, kind, remote, protocol):
     lxc, alias, local = net["lxc"], unique("rb"), unique("loc")
     old = publish(src, made, alias, kind)
-    lxc("image", "copy", f"ss:{alias}", "local:", "--alias", local, "--auto-update")
+    lxc("image", "copy", f"{remote}:{alias}", "local:", "--alias", local, "--auto-update")
     made["host"].add(old)
     assert "Image already up to date." in lxc("image", "refresh", local).stdout
     new = publish(src, made, alias, kind)           # rebuilt on src: same alias, new fingerprint
@@ -213,7 +214,7 @@ def test_rebuilt_image_is_picked_up_by_refresh_and_by_auto_update(host, src, net
     assert host.get(f"/1.0/images/aliases/{local}").metadata["target"] == new
     now = images(host)
     assert old not in now and now[new]["auto_update"] is True
-    assert now[new]["update_source"]["protocol"] == "simplestreams"
+    assert now[new]["update_source"]["protocol"] == protocol
     # The auto-update task (images.auto_update_interval hours; triggered here at a due hour).
     newer = publish(src, made, alias, kind)
     made["host"].add(newer)
@@ -342,7 +343,6 @@ def test_source_killed_mid_transfer_leaves_no_partial_image(host, net, made):
         server.kill()
         out, err = copy.communicate(timeout=120)
         assert copy.returncode != 0
-        print("lxc said:", err.strip())
         assert "interrupted" in err or "cut short" in err, err
         # No record, no file, no build directory, no pool volume: as before.
         wait_for(lambda: leftovers(host) == before, timeout=30)
