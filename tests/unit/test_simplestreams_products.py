@@ -71,7 +71,6 @@ def test_aliases_resolve_newest_first_with_arch_suffix_and_fingerprint_prefixes(
         products.resolve(imgs, "nope")
     with pytest.raises(BadRequest, match="couldn't be found"):
         products.resolve(imgs, "deb", image_type="virtual-machine")
-    prods["x"] = dict(prods["debian:bookworm:amd64:default"])
     doubled = products.images(products.products_doc({"p": prods["debian:bookworm:amd64:default"],
                                                      "q": {**prods["debian:bookworm:arm64:default"],
                                                            "versions": {"20240101": {"items": {
