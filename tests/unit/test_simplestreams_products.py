@@ -119,6 +119,9 @@ def test_check_source_protocols_and_urls():
     assert ok.server == "https://h:8443/some/tree" and ok.protocol == "simplestreams"
     assert check_source({"server": "http://h:8000/", "protocol": "simplestreams", "alias": "x"}).server == \
         "http://h:8000"
+    src = {"server": "https://h", "protocol": "simplestreams", "alias": "x"}
+    assert check_source(src, "virtual-machine").image_type == "virtual-machine"
+    assert check_source(src, "bogus").image_type == "" and check_source(src).image_type == ""
     for bad in ({"server": "http://h:8443", "alias": "x"}, {"server": "https://h:8443/p", "alias": "x"},
                 {"server": "ftp://h", "protocol": "simplestreams", "alias": "x"},
                 {"server": "https://h/p?q=1", "protocol": "simplestreams", "alias": "x"},

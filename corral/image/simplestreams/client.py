@@ -97,7 +97,7 @@ class SimpleStreamsServer:
 
     async def image_info(self, name: str) -> dict:
         try:
-            img = products.resolve(await self.images(), name)
+            img = products.resolve(await self.images(), name, self.src.image_type)
         except BadRequest as e:
             raise BadRequest(f'Failed getting remote image info: image "{self.src.name}" not found on '
                              f'"{self.src.server}" ({e.message})') from None
