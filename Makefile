@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder bench-image-copy clean
 
 setup:
 	./scripts/setup.sh
@@ -59,6 +59,12 @@ bench-vm:
 bench-builder:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/builder.py --runs $(or $(RUNS),2)
+
+# Image copy throughput over loopback (issue 15): corrald to corrald (simplestreams and the lxd protocol),
+# beside the real LXD pulling the same image from corrald and from itself, as ratios.
+bench-image-copy:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/image_copy.py --size $(or $(SIZE),100) --runs $(or $(RUNS),3) $(if $(JSON),--json $(JSON))
 
 clean:
 	rm -rf .venv build *.egg-info

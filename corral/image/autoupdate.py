@@ -200,7 +200,7 @@ class ImageTasks:
             raise BadRequest(f'Failed to update image "{fp}": it has no source to refresh from (only images '
                              f'downloaded from another server by alias have one)')
         remote = RemoteSource(server=src["server"], protocol=src["protocol"], alias=src["alias"],
-                              fingerprint="", certificate=src["certificate"])
+                              fingerprint="", certificate=src["certificate"], image_type=old.get("type") or "")
         new = await self.d.image_cache.download(project, remote, op=op, auto_update=True, public=old["public"],
                                                 requestor=requestor)
         new_fp = new["fingerprint"]

@@ -39,14 +39,16 @@ class RemoteSource:
     certificate: str     # PEM, or "" for the system's CAs
     secret: str = ""
     project: str = ""    # the project on the remote
+    image_type: str = ""  # container | virtual-machine: the instance's type (simplestreams aliases by type)
 
     @property
     def name(self) -> str:
         return self.alias or self.fingerprint
 
 
-def check_source(source: dict) -> RemoteSource:
-    """Validate an image source naming another server (instance or image creation): 400 on bad input."""
+def check_source(source: dict, image_type: str = "") -> RemoteSource:
+    """Validate an image source naming another server (instance or image creation): 400 on bad input.
+    `image_type` (an instance's type) picks between a simplestreams alias's container and VM images."""
     server = source.get("server")
     if not isinstance(server, str) or not server:
         raise BadRequest("Image source server must be an https:// URL")
@@ -81,7 +83,8 @@ def check_source(source: dict) -> RemoteSource:
         except (ssl.SSLError, ValueError) as e:
             raise BadRequest(f"Invalid source certificate: {e}") from None
     return RemoteSource(server=server.rstrip("/"), protocol=protocol, alias=alias, fingerprint=fp,
-                        certificate=cert, secret=source.get("secret") or "", project=source.get("project") or "")
+                        certificate=cert, secret=source.get("secret") or "", project=source.get("project") or "",
+                        image_type=image_type if image_type in ("container", "virtual-machine") else "")
 
 
 class RemoteServer:

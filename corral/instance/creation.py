@@ -69,7 +69,7 @@ async def create(insts, project: str, req: InstanceCreate, requestor: dict | Non
     plan: dict = {"type": source.type}
     if source.type == "image":
         if source.remote_image:
-            plan["remote"] = check_source(source.image)   # downloaded (or reused) by the operation
+            plan["remote"] = check_source(source.image, req.type or "")   # downloaded (or reused) by the operation
         else:
             plan["fingerprint"] = await d.images.resolve(project, source.image)
             await check_image_type(d, project, plan["fingerprint"], itype)

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -200,11 +199,12 @@ def test_list_copy_and_launch_over_the_lxd_protocol(host, src, net, made):
     assert images(host)[fp]["update_source"]["protocol"] == "lxd"
 
 
+@pytest.mark.parametrize("remote,protocol", [("ss", "simplestreams"), ("lx", "lxd")])
 @pytest.mark.parametrize("kind", ["unified", "split"])
-def test_rebuilt_image_is_picked_up_by_refresh_and_by_auto_update(host, src, net, made, kind):
+def test_rebuilt_image_is_picked_up_by_refresh_and_by_auto_update(host, src, net, made, kind, remote, protocol):
     lxc, alias, local = net["lxc"], unique("rb"), unique("loc")
     old = publish(src, made, alias, kind)
-    lxc("image", "copy", f"ss:{alias}", "local:", "--alias", local, "--auto-update")
+    lxc("image", "copy", f"{remote}:{alias}", "local:", "--alias", local, "--auto-update")
     made["host"].add(old)
     assert "Image already up to date." in lxc("image", "refresh", local).stdout
     new = publish(src, made, alias, kind)           # rebuilt on src: same alias, new fingerprint
@@ -213,7 +213,7 @@ def test_rebuilt_image_is_picked_up_by_refresh_and_by_auto_update(host, src, net
     assert host.get(f"/1.0/images/aliases/{local}").metadata["target"] == new
     now = images(host)
     assert old not in now and now[new]["auto_update"] is True
-    assert now[new]["update_source"]["protocol"] == "simplestreams"
+    assert now[new]["update_source"]["protocol"] == protocol
     # The auto-update task (images.auto_update_interval hours; triggered here at a due hour).
     newer = publish(src, made, alias, kind)
     made["host"].add(newer)
@@ -342,10 +342,95 @@ def test_source_killed_mid_transfer_leaves_no_partial_image(host, net, made):
         server.kill()
         out, err = copy.communicate(timeout=120)
         assert copy.returncode != 0
-        print("lxc said:", err.strip())
         assert "interrupted" in err or "cut short" in err, err
         # No record, no file, no build directory, no pool volume: as before.
         wait_for(lambda: leftovers(host) == before, timeout=30)
         assert fp not in images(host)
     finally:
+        lxc("remote", "remove", name, check=False)
+
+
+class _SlowProxy:
+    """A TCP relay on 127.0.0.1 sending the upstream's answers at most `rate` bytes a second (TLS
+    passes through untouched), so that a test can kill the server behind it mid-transfer."""
+
+    def __init__(self, upstream_port: int, rate: int):
+        import socket
+        import threading
+        self.rate, self.up = rate, upstream_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.up))
+            self.conns += [c, u]
+            for a, b, slow in ((c, u, False), (u, c, True)):
+                threading.Thread(target=self._pipe, args=(a, b, slow), daemon=True).start()
+
+    def _pipe(self, a, b, slow: bool) -> None:
+        import socket
+        import time as _time
+        try:
+            while data := a.recv(1 << 16):
+                b.sendall(data)
+                if slow:
+                    _time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+        for s in self.conns:
+            s.close()
+
+
+def test_corrald_source_killed_mid_transfer_over_the_lxd_protocol(host, net, made, fresh_host):
+    """The same over the LXD protocol, the source a corrald of its own killed with SIGKILL while
+    `lxc image copy` is at a few per cent (a relay slows its answers down)."""
+    lxc, alias, victim = net["lxc"], unique("kill"), fresh_host
+    port = free_port()
+    r = victim.request("PATCH", "/1.0", {"config": {"core.https_address": f"127.0.0.1:{port}"}})
+    assert r.status == 200, r.body
+    fp = publish(victim, made, alias, "split", payload_mib=100)
+    made["src"].discard(fp)   # goes with its daemon
+    proxy = _SlowProxy(port, 10 << 20)
+    name = unique("kp")
+    before = leftovers(host)
+    try:
+        lxc("remote", "add", name, f"https://127.0.0.1:{proxy.port}", "--accept-certificate", "--public")
+        copy = subprocess.Popen(["lxc", "image", "copy", f"{name}:{alias}", "local:"], env=lxc.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        made["procs"].append(copy)
+
+        def downloading():
+            for op in host.get("/1.0/operations?recursion=1").metadata.get("running") or []:
+                prog = (op.get("metadata") or {}).get("download_progress") or ""
+                if prog and not prog.startswith("100%"):
+                    return prog
+            return None
+        assert "%" in wait_for(downloading, timeout=60, interval=0.1)
+        victim.kill9()
+        _, err = copy.communicate(timeout=120)
+        assert copy.returncode != 0 and "interrupted" in err, err
+        wait_for(lambda: leftovers(host) == before, timeout=30)
+        assert fp not in images(host)
+    finally:
+        proxy.close()
         lxc("remote", "remove", name, check=False)

@@ -71,7 +71,6 @@ def test_aliases_resolve_newest_first_with_arch_suffix_and_fingerprint_prefixes(
         products.resolve(imgs, "nope")
     with pytest.raises(BadRequest, match="couldn't be found"):
         products.resolve(imgs, "deb", image_type="virtual-machine")
-    prods["x"] = dict(prods["debian:bookworm:amd64:default"])
     doubled = products.images(products.products_doc({"p": prods["debian:bookworm:amd64:default"],
                                                      "q": {**prods["debian:bookworm:arm64:default"],
                                                            "versions": {"20240101": {"items": {
@@ -120,6 +119,9 @@ def test_check_source_protocols_and_urls():
     assert ok.server == "https://h:8443/some/tree" and ok.protocol == "simplestreams"
     assert check_source({"server": "http://h:8000/", "protocol": "simplestreams", "alias": "x"}).server == \
         "http://h:8000"
+    src = {"server": "https://h", "protocol": "simplestreams", "alias": "x"}
+    assert check_source(src, "virtual-machine").image_type == "virtual-machine"
+    assert check_source(src, "bogus").image_type == "" and check_source(src).image_type == ""
     for bad in ({"server": "http://h:8443", "alias": "x"}, {"server": "https://h:8443/p", "alias": "x"},
                 {"server": "ftp://h", "protocol": "simplestreams", "alias": "x"},
                 {"server": "https://h/p?q=1", "protocol": "simplestreams", "alias": "x"},

@@ -65,11 +65,13 @@ class SimpleStreamsServer:
             async with self._session.get(url, proxy=self.proxy) as r:
                 if r.status != 200:
                     raise BadRequest(f"Unable to fetch {url}: HTTP {r.status}")
-                raw = await r.content.read(MAX_INDEX + 1)
+                raw = bytearray()
+                async for c in r.content.iter_chunked(1 << 16):   # to the end (read(n) may stop short)
+                    raw += c
+                    if len(raw) > MAX_INDEX:
+                        raise BadRequest(f"Unable to fetch {url}: larger than {MAX_INDEX} bytes")
         except (aiohttp.ClientError, OSError) as e:
             raise self._connect_error(e) from None
-        if len(raw) > MAX_INDEX:
-            raise BadRequest(f"Unable to fetch {url}: larger than {MAX_INDEX} bytes")
         try:
             doc = json.loads(raw)
         except ValueError as e:
@@ -95,7 +97,7 @@ class SimpleStreamsServer:
 
     async def image_info(self, name: str) -> dict:
         try:
-            img = products.resolve(await self.images(), name)
+            img = products.resolve(await self.images(), name, self.src.image_type)
         except BadRequest as e:
             raise BadRequest(f'Failed getting remote image info: image "{self.src.name}" not found on '
                              f'"{self.src.server}" ({e.message})') from None
