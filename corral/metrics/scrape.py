@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from corral.metrics import container
+from corral.metrics.collectors import render_instances
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Scraper:
     def __init__(self, state):
         self.s = state
         self._cache: dict[str, tuple[float, list[Reading]]] = {}
+        self._rendered: dict[tuple, tuple[tuple, bytes]] = {}   # projects -> (the readings it is of, text)
         self._lock = asyncio.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.last_seconds = 0.0   # how long the last read of the instances took (corral_metrics_scrape_seconds)
@@ -51,6 +53,22 @@ class Scraper:
             else:
                 missing.append(p)
         return out, missing
+
+    async def exposition(self, projects: list[str]) -> bytes:
+        """The instance families of `projects` in Prometheus text (without the closing # EOF),
+        rendered once per cached scrape: a second scraper within 8 s costs neither the reads nor
+        the rendering (prometheus_client's, in a worker thread: the event loop goes on meanwhile)."""
+        key = tuple(sorted(set(projects)))
+        readings = await self.readings(list(key))
+        stamp = tuple(self._cache[p][0] if p in self._cache else 0.0 for p in key)   # when each was read
+        hit = self._rendered.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        body = await asyncio.to_thread(render_instances, readings)
+        if len(self._rendered) > 64:
+            self._rendered.clear()
+        self._rendered[key] = (stamp, body)
+        return body
 
     async def readings(self, projects: list[str]) -> list[Reading]:
         out, missing = self._fresh(projects)
