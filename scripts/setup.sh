@@ -8,7 +8,7 @@ DEB_PACKAGES=(libdqlite0 lxc lxc-dev lxcfs busybox-static dnsmasq-base nftables 
               pkg-config uidmap iproute2 gcc python3-dev zstd squashfs-tools xz-utils curl)
 # Virtual machines (issue 14): QEMU and OVMF, and what the VM test image is built with (corral/image/vmbuild.py)
 DEB_PACKAGES+=(qemu-system-x86 qemu-utils ovmf e2fsprogs dosfstools mtools systemd-boot-efi binutils)
-TEST_PACKAGES=(lxd-client gdisk)
+TEST_PACKAGES=(lxd-client gdisk curl)
 BENCH_PACKAGES=(lxd-client lxd debootstrap)
 
 want=("${DEB_PACKAGES[@]}")
