@@ -35,13 +35,16 @@ def _visible_projects(request: web.Request) -> set[str] | None:
 
 @routes.get("/1.0/metrics")
 async def get_metrics(request: web.Request):
-    if (answer := await forward_to_target(request)) is not None:
-        return answer
     d = daemon(request)
     visible = _visible_projects(request)
     project = request.query.get("project", "")
     if project and visible is not None and project not in visible:
         raise Forbidden(f'not authorized: project "{project}" is not one of this restricted certificate\'s projects')
+    if visible is not None and not project and request.query.get("target"):
+        # The member asked answers the cluster (a peer): a restricted client names its project.
+        raise Forbidden("not authorized: a restricted certificate must give ?project= with ?target=")
+    if (answer := await forward_to_target(request)) is not None:
+        return answer
     projects = [project] if project else d.projects.names()
     if visible is not None:
         projects = [p for p in projects if p in visible]
