@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder bench-image-copy clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder bench-image-copy bench-metrics clean
 
 setup:
 	./scripts/setup.sh
@@ -65,6 +65,12 @@ bench-builder:
 bench-image-copy:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/image_copy.py --size $(or $(SIZE),100) --runs $(or $(RUNS),3) $(if $(JSON),--json $(JSON))
+
+# GET /1.0/metrics with COUNT (200) running busybox containers, corrald beside the real LXD 5.0.2 (issue 16):
+# cold (uncached) and cached scrapes, the daemon's CPU per scrape, as a ratio. JSON=FILE writes every figure.
+bench-metrics:
+	./scripts/setup.sh --bench
+	.venv/bin/python bench/metrics.py --count $(or $(COUNT),200) --reps $(or $(REPS),5) $(if $(JSON),--json $(JSON))
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -12,7 +12,7 @@ DEB_PACKAGES+=(qemu-system-x86 qemu-utils ovmf e2fsprogs dosfstools mtools syste
 DEB_PACKAGES+=(gnupg gpgv xorriso)
 # Image builder (issue 15): corral-builder's debootstrap source, its chroots (util-linux unshare) and squashfs
 DEB_PACKAGES+=(debootstrap debian-archive-keyring)
-TEST_PACKAGES=(lxd-client gdisk)
+TEST_PACKAGES=(lxd-client gdisk curl)
 # The web UI tests (issue 16): headless Chromium driven by Selenium, client certificates in an NSS db
 TEST_PACKAGES+=(chromium chromium-driver libnss3-tools)
 BENCH_PACKAGES=(lxd-client lxd debootstrap)

@@ -20,7 +20,7 @@ from corral.api.auth import allowed_projects, is_admin, metrics_authentication
 from corral.api.member_target import forward_to_target
 from corral.api.request import daemon
 from corral.errors import Forbidden
-from corral.metrics.collectors import InstanceCollector, render
+from corral.metrics.collectors import exposition
 
 routes = web.RouteTableDef()
 
@@ -35,25 +35,27 @@ def _visible_projects(request: web.Request) -> set[str] | None:
 
 @routes.get("/1.0/metrics")
 async def get_metrics(request: web.Request):
-    if (answer := await forward_to_target(request)) is not None:
-        return answer
     d = daemon(request)
     visible = _visible_projects(request)
     project = request.query.get("project", "")
     if project and visible is not None and project not in visible:
         raise Forbidden(f'not authorized: project "{project}" is not one of this restricted certificate\'s projects')
+    if visible is not None and not project and request.query.get("target"):
+        # The member asked answers the cluster (a peer): a restricted client names its project.
+        raise Forbidden("not authorized: a restricted certificate must give ?project= with ?target=")
+    if (answer := await forward_to_target(request)) is not None:
+        return answer
     projects = [project] if project else d.projects.names()
     if visible is not None:
         projects = [p for p in projects if p in visible]
     projects = [p for p in projects if d.projects.known(p)]
-    readings = await d.scraper.readings(projects)
-    collectors = [InstanceCollector(readings)]
+    body = await d.scraper.exposition(projects)
     # corrald's own metrics are the server's: for unrestricted clients, with the default project's.
     server_wide = visible is None and (is_admin(request) or request.get("metrics_cert")
                                        or not metrics_authentication(d))
     if server_wide and project in ("", "default"):
-        collectors.append(d.metrics.collector(d.operations, d.scraper.last_seconds))
-    resp = web.Response(body=render(*collectors), content_type="text/plain")
+        body += exposition(d.metrics.collector(d.operations, d.scraper.last_seconds))
+    resp = web.Response(body=body + b"# EOF\n", content_type="text/plain")
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         resp.enable_compression()
     return resp

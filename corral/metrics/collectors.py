@@ -33,8 +33,19 @@ class InstanceCollector:
                 yield family
 
 
-def render(*collectors) -> bytes:
+def exposition(*collectors) -> bytes:
+    """The collectors' families in Prometheus text format (prometheus_client's), in a registry of
+    this call's own."""
     registry = CollectorRegistry(auto_describe=False)
     for c in collectors:
         registry.register(c)
-    return generate_latest(registry) + b"# EOF\n"
+    return generate_latest(registry)
+
+
+def render_instances(readings) -> bytes:
+    return exposition(InstanceCollector(readings))
+
+
+def render(*collectors) -> bytes:
+    """A whole answer: the collectors' families, then LXD's closing `# EOF` line."""
+    return exposition(*collectors) + b"# EOF\n"

@@ -79,7 +79,10 @@ def _read(path: str | None) -> str | None:
     except OSError:
         return None
     try:
-        chunks = []
+        chunk = os.read(fd, 65536)
+        if len(chunk) < 65536:   # procfs and cgroupfs fill the buffer: a short read is the end
+            return chunk.decode(errors="replace")
+        chunks = [chunk]
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
         return b"".join(chunks).decode(errors="replace")

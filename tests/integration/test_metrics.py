@@ -152,6 +152,8 @@ def test_project_filter_and_restricted_certificate(setup):
     assert status == 200 and not samples_of(fams, "lxd_procs_total", name=s["name"]) and "corral_threads" not in fams
     status, body = curl(s["port"], "/1.0/metrics?project=default", s["restricted"])
     assert status == 403, body
+    status, body = curl(s["port"], "/1.0/metrics?target=elsewhere", s["restricted"])   # no way around it
+    assert status == 403, body
 
 
 def test_metrics_listener_serves_only_metrics(setup):

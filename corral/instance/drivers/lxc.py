@@ -140,6 +140,9 @@ class LXCDriver(InstanceDriver):
             raise DriverError(f'Failed to start instance "{spec.name}": {reason}')
         if pid := monitor.parent(c.init_pid):
             self._watcher.watch(spec.name, pid)
+        from corral.instance.drivers import lxcstatus   # noqa: PLC0415 - listings only
+        init = c.init_pid   # remembered: listings and metrics scrapes then need no liblxc call for it
+        lxcstatus.init_pid(self.lxcpath, spec.name, lambda _n: init)
 
     def _lxc_start(self, name: str) -> tuple[bool, str]:
         """Start the container through liblxc's own `lxc-start -d`, a freshly exec'd process: its
