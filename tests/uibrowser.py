@@ -35,12 +35,21 @@ class ClientCert:
         with open(self.key, "wb") as f:
             f.write(key)
         self.fingerprint = certs.fingerprint(crt)
+        self.password = ""
         subprocess.run(["openssl", "pkcs12", "-export", "-inkey", self.key, "-in", self.crt, "-out", self.p12,
                         "-passout", "pass:", "-name", name], check=True, capture_output=True)
 
 
+class Pkcs12:
+    """A PKCS#12 file made elsewhere (the UI's own generator) for a Browser."""
+
+    def __init__(self, path: str, password: str):
+        self.p12, self.password = path, password
+
+
 class Browser:
-    """A headless Chromium (Selenium) whose NSS db holds `cert` (None: a browser with no certificate)."""
+    """A headless Chromium (Selenium) whose NSS db holds `cert` (anything with .p12 and .password; None:
+    a browser with no certificate)."""
 
     def __init__(self, port: int, cert: ClientCert | None, width: int = 1400, height: int = 900):
         from selenium import webdriver
@@ -55,7 +64,7 @@ class Browser:
             os.makedirs(nssdb)
             subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, capture_output=True)
             if cert is not None:
-                subprocess.run(["pk12util", "-i", cert.p12, "-d", f"sql:{nssdb}", "-W", ""], check=True,
+                subprocess.run(["pk12util", "-i", cert.p12, "-d", f"sql:{nssdb}", "-W", cert.password], check=True,
                                capture_output=True)
                 os.makedirs(POLICY_DIR, exist_ok=True)
                 with open(self.policy, "w") as f:
