@@ -45,6 +45,7 @@ async function route() {
     const fresh = h("div", { class: `page page-${name}`, id: `page-${name}` });
     root.replaceChildren(fresh);
     cleanup = (await mod.render(fresh, parts.slice(1))) || null;
+    performance.mark("corral:page-ready", { detail: name });   // bench/ui.py reads it
   } catch (e) {
     if (mine === seq) { root.replaceChildren(h("p", { class: "error" }, e.message)); notify(e.message, "error"); }
   }
