@@ -31,7 +31,8 @@ export function actionButtons(inst, after) {
     st === "Frozen" ? act("Unfreeze", "unfreeze") : null,
     button("Delete", confirmDo(`Delete instance ${n}?`, async () => {
       if (inst.status !== "Stopped") await changeState(n, "stop", { force: true });
-      await run("DELETE", `/1.0/instances/${encodeURIComponent(n)}`); notify(`${n}: deleted`); await after();
+      await run("DELETE", `/1.0/instances/${encodeURIComponent(n)}`); notify(`${n}: deleted`);
+      if (location.hash.startsWith("#/instances/")) location.hash = "#/instances"; else await after();
     }), { class: "danger", dataset: { action: "delete", instance: n } }),
   ];
 }
