@@ -5,7 +5,7 @@ Chromium on Linux reads client certificates from the NSS database in $HOME/.pki/
 AutoSelectCertificateForUrls (a JSON file in /etc/chromium/policies/managed/, named after this browser
 and removed with it) makes Chromium present it to https://127.0.0.1:PORT without asking. corrald's
 server certificate is self-signed (clients pin it, as `lxc remote add` does): the browser is started
-with --ignore-certificate-errors for that loopback origin.
+with --ignore-certificate-errors (it only ever talks to the test's own corrald).
 """
 from __future__ import annotations
 
@@ -51,11 +51,12 @@ class Browser:
     """A headless Chromium (Selenium) whose NSS db holds `cert` (anything with .p12 and .password; None:
     a browser with no certificate)."""
 
-    def __init__(self, port: int, cert: ClientCert | None, width: int = 1400, height: int = 900):
+    def __init__(self, port: int, cert: ClientCert | None, width: int = 1400, height: int = 900,
+                 host: str = "127.0.0.1"):
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
         self.port = port
-        self.base = f"https://127.0.0.1:{port}"
+        self.base = f"https://{host}:{port}"
         self.home = tempfile.mkdtemp(prefix="corral-ui-home-")
         self.policy = os.path.join(POLICY_DIR, f"corral-ui-test-{os.path.basename(self.home)}.json")
         self.driver = None
@@ -115,9 +116,12 @@ class Browser:
 
     def page(self, hash_: str, ready: str = "[data-ready]", timeout: float = 30):
         """Go to #/hash and wait for the page to say it has drawn."""
-        self.driver.execute_script("location.hash = arguments[0]", hash_)
+        # the page drawn now is marked: the one to wait for is the next
+        self.driver.execute_script("const p = document.querySelector('#page > .page'); if (p) p.dataset.stale = '1';"
+                                   "if (location.hash === arguments[0]) window.dispatchEvent(new HashChangeEvent('hashchange'));"
+                                   "else location.hash = arguments[0]", hash_)
         self.until(lambda: self.driver.execute_script(
-            "const p = document.querySelector('#page > .page'); return p && p.matches(arguments[0]) "
+            "const p = document.querySelector('#page > .page'); return p && !p.dataset.stale && p.matches(arguments[0]) "
             "&& location.hash === arguments[1]", ready, hash_), timeout, f"page {hash_}")
 
     def notices(self) -> list[str]:

@@ -60,10 +60,14 @@ async function imageChoices() {
 }
 
 export async function createDialog(after) {
-  const [images, profiles] = await Promise.all([imageChoices(), get("/1.0/profiles")]);
+  const clustered = !!(state.server.environment || {}).server_clustered;
+  const [images, profiles, members] = await Promise.all([imageChoices(), get("/1.0/profiles"),
+    clustered ? get("/1.0/cluster/members") : Promise.resolve([])]);
   const profileNames = profiles.map((p) => decodeURIComponent(p.split("/").pop().split("?")[0]));
+  const target = clustered ? [{ name: "target", label: "Cluster member", type: "select",
+    options: [["", "(chosen by the server)"], ...members.map((m) => decodeURIComponent(m.split("/").pop()))], value: "" }] : [];
   formDialog("Create instance", [
-    { name: "name", label: "Name" },
+    { name: "name", label: "Name" }, ...target,
     { name: "image", label: "Image", type: "select", options: images, value: images.length ? images[0][0] : "" },
     { name: "type", label: "Type", type: "select", options: [["container", "Container"], ["virtual-machine", "Virtual machine"]], value: "container" },
     { name: "profiles", label: "Profiles", type: "select", multiple: true, options: profileNames, value: ["default"] },
@@ -74,7 +78,7 @@ export async function createDialog(after) {
     const source = kind === "alias" ? { type: "image", alias: ref } : { type: "image", fingerprint: ref };
     const body = { source, type: v.type, profiles: v.profiles };
     if (v.name) body.name = v.name;
-    const done = await run("POST", "/1.0/instances", body);
+    const done = await run("POST", `/1.0/instances${v.target ? `?target=${encodeURIComponent(v.target)}` : ""}`, body);
     const name = v.name || ((done.resources && done.resources.instances) || [""])[0].split("/").pop();
     if (v.start) await changeState(name, "start");
     notify(`${name}: created${v.start ? " and started" : ""}`);
