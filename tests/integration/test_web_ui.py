@@ -117,6 +117,10 @@ def test_container_lifecycle_terminal_snapshots_yaml(site):
     b.screenshot("03-terminal")
     b.page(f"#/instances/{name}/console")
     b.wait("#console[data-connected]")
+    # the test image runs no getty: what the container writes to /dev/console shows up
+    marker = unique("console-mark")
+    d.lxc("exec", name, "--", "sh", "-c", f"echo {marker} > /dev/console")
+    b.until(lambda: marker in b.driver.execute_script("return window.corralScreenText()"), 30, "console output")
     b.screenshot("04-console")
 
     # snapshots

@@ -78,7 +78,7 @@ async function terminal(root, name, kind) {
   const path = `/1.0/instances/${encodeURIComponent(name)}/${kind === "console" ? "console" : "exec"}`;
   const body = kind === "console" ? { type: "console" }
     : { command: ["/bin/sh", "-l"], environment: { TERM: "xterm-256color", HOME: "/root", USER: "root" }, interactive: true, "wait-for-websocket": true };
-  status.textContent = kind === "console" ? "Text console (the instance's /dev/console; press Enter for a prompt)" : "Shell: /bin/sh -l as root";
+  status.textContent = kind === "console" ? "Text console (the instance's /dev/console)" : "Shell: /bin/sh -l as root";
   return attach(box, path, body, () => { status.textContent += " — ended"; });
 }
 
