@@ -193,6 +193,53 @@ def test_every_page_draws(site):
         d.lxc("network", "delete", net, check=False)
 
 
+def _yaml_edit(b, text: str) -> None:
+    area = b.wait("#yaml-text")
+    b.driver.execute_script("arguments[0].value = arguments[1]", area, text)
+    b.css("#yaml-save").click()
+    b.until(lambda: not b.all("#yaml-dialog") or b.css("#yaml-error").text, 20, "saved or refused")
+    assert not b.all("#yaml-dialog"), b.css("#yaml-error").text
+
+
+def test_profiles_and_volumes_through_the_ui(site):
+    d, b, _ = site
+    prof, vol = unique("uiprof"), unique("uivol")
+    try:
+        b.page("#/profiles")
+        b.css("#create-profiles").click()
+        dlg = b.wait(".modal form")
+        dlg.find_element("name", "name").send_keys(prof)
+        dlg.find_element("name", "description").send_keys("made in the UI")
+        dlg.find_element("css selector", "button[type=submit]").click()
+        b.wait(f'tr[data-name="{prof}"]')
+        assert d.get(f"/1.0/profiles/{prof}").metadata["description"] == "made in the UI"
+        b.css(f'tr[data-name="{prof}"] button[data-action="edit"]').click()
+        _yaml_edit(b, "description: edited\nconfig:\n  limits.memory: 64MiB\ndevices:\n"
+                      "  data:\n    type: disk\n    path: /mnt\n    source: /tmp\n")
+        got = d.get(f"/1.0/profiles/{prof}").metadata
+        assert got["config"] == {"limits.memory": "64MiB"} and got["devices"]["data"]["path"] == "/mnt"
+        b.css(f'tr[data-name="{prof}"] button[data-action="delete"]').click()
+        b.until(lambda: not b.all(f'tr[data-name="{prof}"]'), 20, "profile deleted")
+        assert d.get(f"/1.0/profiles/{prof}").status == 404
+
+        b.page("#/storage")
+        b.wait("#volumes")
+        b.css("#create-volume").click()
+        dlg = b.wait(".modal form")
+        dlg.find_element("name", "name").send_keys(vol)
+        dlg.find_element("css selector", "button[type=submit]").click()
+        b.wait(f'tr[data-volume="{vol}"]')
+        assert d.get(f"/1.0/storage-pools/default/volumes/custom/{vol}").status == 200
+        b.screenshot("13-storage-volume")
+        b.css(f'tr[data-volume="{vol}"] button.danger').click()
+        b.until(lambda: not b.all(f'tr[data-volume="{vol}"]'), 20, "volume deleted")
+        assert d.get(f"/1.0/storage-pools/default/volumes/custom/{vol}").status == 404
+        assert not b.notices(), b.notices()
+    finally:
+        d.lxc("profile", "delete", prof, check=False)
+        d.lxc("storage", "volume", "delete", "default", vol, check=False)
+
+
 def test_event_log_is_live(site):
     d, b, _ = site
     b.page("#/events")
@@ -236,6 +283,16 @@ def test_other_project_import_image_and_instance(site):
         aliases = d.get(f"/1.0/images/aliases?project={proj}&recursion=1").metadata
         assert [a["name"] for a in aliases] == ["bb"]
         b.screenshot("20-project-images")
+        fp = aliases[0]["target"]
+        b.css(f'tr[data-fingerprint="{fp}"] button[data-action="add-alias"]').click()
+        dlg = b.wait(".modal form")
+        dlg.find_element("name", "name").send_keys("bb2")
+        dlg.find_element("css selector", "button[type=submit]").click()
+        b.until(lambda: "bb2" in b.css(f'tr[data-fingerprint="{fp}"]').text, 20, "alias added")
+        assert d.get(f"/1.0/images/aliases/bb2?project={proj}").metadata["target"] == fp
+        b.css(f'tr[data-fingerprint="{fp}"] button[data-alias="bb2"]').click()
+        b.until(lambda: "bb2" not in b.css(f'tr[data-fingerprint="{fp}"]').text, 20, "alias removed")
+        assert d.get(f"/1.0/images/aliases/bb2?project={proj}").status == 404
 
         b.page("#/instances")
         _create_in_ui(b, name, "alias:bb")
@@ -247,7 +304,6 @@ def test_other_project_import_image_and_instance(site):
         assert d.get(f"/1.0/instances/{name}?project={proj}").status == 404
 
         b.page("#/images")
-        fp = aliases[0]["target"]
         b.css(f'tr[data-fingerprint="{fp}"] button[data-action="delete"]').click()
         b.until(lambda: not b.all(f'tr[data-fingerprint="{fp}"]'), 60, "image deleted")
         b.driver.execute_script("document.getElementById('project-select').value = 'default';"

@@ -42,13 +42,13 @@ export async function render(root) {
     box.replaceChildren(table(["Aliases", "Fingerprint", "Description", "Type", "Architecture", "Size", "Public", "Uploaded", ""],
       list.map((i) => h("tr", { dataset: { fingerprint: i.fingerprint } },
         h("td", {}, (i.aliases || []).map((a) => h("span", { class: "badge" }, a.name, " ",
-          h("button", { type: "button", class: "close", title: "remove alias", onclick: confirmDo(`Remove alias ${a.name}?`, async () => {
+          h("button", { type: "button", class: "close", title: "remove alias", dataset: { alias: a.name }, onclick: confirmDo(`Remove alias ${a.name}?`, async () => {
             await run("DELETE", `/1.0/images/aliases/${encodeURIComponent(a.name)}`); await refresh();
           }) }, "×")))),
         h("td", {}, h("code", {}, i.fingerprint.slice(0, 12))), h("td", {}, (i.properties || {}).description || ""),
         h("td", {}, i.type), h("td", {}, i.architecture), h("td", {}, fmtBytes(i.size)), h("td", {}, i.public ? "yes" : "no"),
         h("td", {}, fmtDate(i.uploaded_at)),
-        h("td", { class: "actions" }, button("Add alias", () => aliasDialog(i, refresh)),
+        h("td", { class: "actions" }, button("Add alias", () => aliasDialog(i, refresh), { dataset: { action: "add-alias" } }),
           button("Delete", confirmDo(`Delete image ${i.fingerprint.slice(0, 12)}?`, async () => {
             await run("DELETE", `/1.0/images/${i.fingerprint}`); await refresh();
           }), { class: "danger", dataset: { action: "delete" } })))), { id: "images" }));
