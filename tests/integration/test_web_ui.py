@@ -76,6 +76,8 @@ def _type_and_read(b, text: str, expect: str, timeout: float = 30) -> str:
 
 def test_served_at_ui_and_browsers_redirected(site):
     d, b, port = site
+    # the browser runs in a network namespace of its own (tests/uibrowser.py), reaching corrald by the relay
+    assert subprocess.run(["ip", "netns", "pids", b.ns], capture_output=True, text=True).stdout.split()
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     # no client certificate at all: the files are public (the first-run page must load)
