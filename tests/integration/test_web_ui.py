@@ -376,3 +376,35 @@ def test_first_run_certificate_made_in_the_browser_and_trusted_with_a_token(site
         user.close()
         for f in trusted_fps:
             d.request("DELETE", f"/1.0/certificates/{f}")
+
+
+def test_restricted_certificate_sees_its_project(site, tmp_path):
+    """A certificate restricted to one project: the UI starts in that project, lists its instances
+    only, and shows the server's refusal of a host-wide change as it comes."""
+    d, _, port = site
+    proj, name = unique("uirp"), unique("uir")
+    cert = ClientCert(str(tmp_path), unique("uirc"))
+    d.request("POST", "/1.0/projects", {"name": proj, "config": {"features.images": "false", "features.profiles": "false"}})
+    b = None
+    try:
+        d.lxc("init", "busybox", name, "--project", proj)
+        d.lxc("config", "trust", "add", cert.crt, "--restricted", "--projects", proj)
+        b = Browser(port, cert)
+        b.get("/ui/")
+        b.until(lambda: b.all("#page-instances[data-ready]"), 90, "the instances page")
+        assert b.driver.execute_script("return document.getElementById('project-select').value") == proj
+        assert [r.get_attribute("data-instance") for r in b.all("#instances tr[data-instance]")] == [name]
+        b.page("#/networks")
+        b.css("#create-networks").click()
+        dlg = b.wait(".modal form")
+        dlg.find_element("name", "name").send_keys(unique("uirn")[:12])
+        dlg.find_element("css selector", "button[type=submit]").click()
+        err = b.until(lambda: b.css(".modal pre.error").text, 20, "the refusal shown")
+        assert err.startswith("not authorized"), err
+        b.screenshot("33-restricted")
+    finally:
+        if b is not None:
+            b.close()
+        d.lxc("delete", "-f", name, "--project", proj, check=False)
+        d.request("DELETE", f"/1.0/certificates/{cert.fingerprint}")
+        d.lxc("project", "delete", proj, check=False)

@@ -24,7 +24,8 @@ export async function refreshProjects() {
   const sel = document.getElementById("project-select");
   const projects = await get("/1.0/projects?recursion=1");
   const names = projects.map((p) => p.name);
-  if (!names.includes(state.project)) setProject("default");
+  // a restricted certificate may not see "default": start in the first project it may use
+  if (!names.includes(state.project)) setProject(names.includes("default") || !names.length ? "default" : names[0]);
   sel.replaceChildren(...names.map((n) => h("option", { value: n, selected: n === state.project }, n)));
 }
 

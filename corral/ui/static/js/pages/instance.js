@@ -63,7 +63,7 @@ async function config(root, name) {
   root.append(h("div", { class: "toolbar" }, button("Edit YAML", async () => {
     const cur = await getWithEtag(path);
     yamlEditor(`Instance ${name}`, editable(cur.data), async (obj) => {
-      await run("PUT", path, obj);   // the server validates; its error text is shown in the editor
+      await run("PUT", path, obj, { etag: cur.etag });   // the server validates; its error text is shown in the editor
       const now = await get(path);
       pre.textContent = toYaml(editable(now));
     });
