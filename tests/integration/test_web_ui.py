@@ -255,7 +255,25 @@ def test_event_log_is_live(site):
         d.lxc("profile", "delete", prof, check=False)
 
 
-def test_other_project_import_image_and_instance(site):
+def _split_image(tmp_path) -> tuple[str, str]:
+    """The busybox image as a split image: metadata.tar (metadata.yaml, templates) and rootfs.squashfs."""
+    import tarfile
+    src = tmp_path / "unified"
+    src.mkdir()
+    with tarfile.open(busybox_tarball()) as t:
+        t.extractall(src, filter="tar")
+    meta = tmp_path / "meta.tar"
+    with tarfile.open(meta, "w") as t:
+        for name in os.listdir(src):
+            if name != "rootfs":
+                t.add(src / name, arcname=name)
+    rootfs = tmp_path / "rootfs.squashfs"
+    subprocess.run(["mksquashfs", str(src / "rootfs"), str(rootfs), "-noappend", "-quiet"], check=True,
+                   capture_output=True)
+    return str(meta), str(rootfs)
+
+
+def test_other_project_import_image_and_instance(site, tmp_path):
     """In a project with its own images: create it and switch in the UI, import the busybox image from a
     file (upload progress), create and start a container, see it only there, clean up through the UI."""
     d, b, _ = site
@@ -308,6 +326,22 @@ def test_other_project_import_image_and_instance(site):
         b.page("#/images")
         b.css(f'tr[data-fingerprint="{fp}"] button[data-action="delete"]').click()
         b.until(lambda: not b.all(f'tr[data-fingerprint="{fp}"]'), 60, "image deleted")
+        # a split image: the metadata tarball and a squashfs rootfs, sent as multipart like `lxc image import`
+        meta, rootfs = _split_image(tmp_path)
+        b.css("#import-image-btn").click()
+        b.wait("#image-file").send_keys(meta)
+        b.css("#image-rootfs").send_keys(rootfs)
+        b.css("#image-upload").click()
+        b.until(lambda: not b.all("#import-image"), 120, "split import finished")
+        import hashlib
+        h = hashlib.sha256()
+        for part in (meta, rootfs):
+            with open(part, "rb") as f:
+                h.update(f.read())
+        split_fp = h.hexdigest()
+        assert d.get(f"/1.0/images/{split_fp}?project={proj}").metadata["type"] == "container"
+        b.css(f'tr[data-fingerprint="{split_fp}"] button[data-action="delete"]').click()
+        b.until(lambda: not b.all(f'tr[data-fingerprint="{split_fp}"]'), 60, "split image deleted")
         b.driver.execute_script("document.getElementById('project-select').value = 'default';"
                                 "document.getElementById('project-select').dispatchEvent(new Event('change'))")
         b.page("#/projects")
