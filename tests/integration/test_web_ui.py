@@ -160,6 +160,13 @@ def test_container_lifecycle_terminal_snapshots_yaml(site):
     assert d.get(f"/1.0/instances/{name}").metadata["config"]["user.note"] == "from-the-ui"
     assert "from-the-ui" in b.css("#instance-yaml").text
 
+    # restoring the snapshot (taken before the edit) takes the change back
+    b.page(f"#/instances/{name}/snapshots")
+    b.css('tr[data-snapshot="snap0"] button[data-action="restore"]').click()
+    b.until(lambda: any("restored snap0" in n.text for n in b.all("#notices .notice")), 60, "the restore's end")
+    assert "user.note" not in d.get(f"/1.0/instances/{name}").metadata["config"]
+    assert _state(d, name) == "Running"   # restarted after the restore, as LXD does
+
     # freeze, unfreeze, stop, delete from the list
     b.page("#/instances")
     for action, state in (("freeze", "Frozen"), ("unfreeze", "Running"), ("stop", "Stopped")):

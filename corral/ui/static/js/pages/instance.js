@@ -42,7 +42,7 @@ async function snapshots(root, name) {
       h("td", { class: "actions" },
         button("Restore", confirmDo(`Restore ${name} to ${s.name}?`, async () => {
           await run("PUT", `/1.0/instances/${encodeURIComponent(name)}`, { restore: s.name }); notify(`restored ${s.name}`);
-        })),
+        }), { dataset: { action: "restore" } }),
         button("Delete", confirmDo(`Delete snapshot ${s.name}?`, async () => {
           await run("DELETE", `${base}/${encodeURIComponent(s.name)}`); await refresh();
         }), { class: "danger" })))), { id: "snapshots" }));
