@@ -20,7 +20,7 @@ def test_index_and_redirects(daemon):
     assert daemon.get("/ui/instances/c1").body == daemon.get("/ui/").body
     # a browser asking for / is sent to the UI, as LXD does; other clients get LXD's answer
     r = daemon.get("/", headers=BROWSER)
-    assert r.status == 302 and r.headers["Location"] == "/ui/"
+    assert r.status == 301 and r.headers["Location"] == "/ui/"
     assert daemon.get("/", headers={"User-Agent": "LXD 5.0.2"}).json["metadata"] == ["/1.0"]
 
 
