@@ -119,6 +119,12 @@ def test_container_lifecycle_terminal_snapshots_yaml(site):
     b.screenshot("03-terminal")
     b.page(f"#/instances/{name}/console")
     b.wait("#console[data-connected]")
+    # leaving the terminal closed its websockets: the shell and its operation end
+
+    def exec_running():
+        ops = d.get("/1.0/operations?recursion=1").metadata or {}
+        return [o for o in ops.get("running", []) if o["description"] == "Executing command"]
+    wait_for(lambda: not exec_running(), 20)
     # the test image runs no getty: what the container writes to /dev/console shows up
     marker = unique("console-mark")
     d.lxc("exec", name, "--", "sh", "-c", f"echo {marker} > /dev/console")

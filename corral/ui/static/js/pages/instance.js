@@ -79,7 +79,7 @@ async function terminal(root, name, kind) {
   const body = kind === "console" ? { type: "console" }
     : { command: ["/bin/sh", "-l"], environment: { TERM: "xterm-256color", HOME: "/root", USER: "root" }, interactive: true, "wait-for-websocket": true };
   status.textContent = kind === "console" ? "Text console (the instance's /dev/console)" : "Shell: /bin/sh -l as root";
-  return attach(box, path, body, () => { status.textContent += " — ended"; });
+  return attach(box, path, body, () => { status.textContent += " — ended"; }, { hangup: kind !== "console" });
 }
 
 export async function render(root, params) {
