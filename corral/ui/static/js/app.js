@@ -1,5 +1,5 @@
 // The UI's entry: who am I (GET /1.0), the project switcher, and a hash router over the pages.
-import { api, get, nameOf, setProject, state } from "./api.js";
+import { api, get, setProject, state } from "./api.js";
 import { clearNotices, h, notify } from "./ui.js";
 
 const PAGES = {
@@ -76,4 +76,3 @@ start().catch((e) => {
   document.getElementById("page").replaceChildren(h("p", { class: "error" }, `Cannot reach the server: ${e.message}`));
 });
 
-export { nameOf };

@@ -1,6 +1,6 @@
 // One instance: overview, snapshots, configuration (YAML), terminal (exec) and text console.
-import { get, getWithEtag, api, run, state } from "../api.js";
-import { button, confirmDo, fmtDate, h, notify, statusBadge, table, yamlEditor, formDialog, fmtBytes } from "../ui.js";
+import { get, getWithEtag, run, state } from "../api.js";
+import { button, confirmDo, fmtBytes, fmtDate, formDialog, h, notify, statusBadge, table, toYaml, yamlEditor } from "../ui.js";
 import { actionButtons, addresses } from "./instances.js";
 import { attach, screenText, terminalBox } from "./terminal.js";
 
@@ -58,7 +58,6 @@ async function config(root, name) {
   const path = `/1.0/instances/${encodeURIComponent(name)}`;
   const { data } = await getWithEtag(path);
   const pre = h("pre", { class: "log", id: "instance-yaml" });
-  const { toYaml } = await import("../ui.js");
   pre.textContent = toYaml(editable(data));
   root.append(h("div", { class: "toolbar" }, button("Edit YAML", async () => {
     const cur = await getWithEtag(path);
@@ -98,4 +97,3 @@ export async function render(root, params) {
   root.dataset.ready = "1";
   return close;
 }
-export { api };
