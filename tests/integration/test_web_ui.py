@@ -257,6 +257,18 @@ def test_profiles_and_volumes_through_the_ui(site):
 
 def test_event_log_is_live(site):
     d, b, _ = site
+    # the instances list follows lifecycle events: changes made elsewhere show up without a reload
+    other = unique("uilive")
+    b.page("#/instances")
+    try:
+        d.lxc("init", "busybox", other)
+        b.until(lambda: _row_state(b, other) == "Stopped", 20, "the new instance listed")
+        d.lxc("start", other)
+        b.until(lambda: _row_state(b, other) == "Running", 20, "its new state")
+        d.lxc("delete", "-f", other)
+        b.until(lambda: not b.all(f'tr[data-instance="{other}"]'), 20, "its row gone")
+    finally:
+        d.lxc("delete", "-f", other, check=False)
     b.page("#/events")
     b.until(lambda: b.css("#event-status").text.startswith("connected"), 20, "events websocket")
     prof = unique("uip")
