@@ -1,5 +1,5 @@
 # Corral. Every target installs what it needs first (idempotent), as root on Debian 12.
-.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder bench-image-copy bench-metrics clean
+.PHONY: setup setup-test run test unit bench bench-growth bench-density bench-cluster bench-cluster-list bench-vm bench-builder bench-image-copy bench-metrics bench-ui clean
 
 setup:
 	./scripts/setup.sh
@@ -71,6 +71,11 @@ bench-image-copy:
 bench-metrics:
 	./scripts/setup.sh --bench
 	.venv/bin/python bench/metrics.py --count $(or $(COUNT),200) --reps $(or $(REPS),5) $(if $(JSON),--json $(JSON))
+
+# The web UI (issue 16): the instances page with COUNT (200) containers in headless Chromium, first
+# paint and table drawn (corrald only: Debian's LXD 5.0.2 has no UI).
+bench-ui: setup-test
+	.venv/bin/python bench/ui.py --count $(or $(COUNT),200) --reps $(or $(REPS),5)
 
 clean:
 	rm -rf .venv build *.egg-info

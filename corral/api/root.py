@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 async def get_root(request: web.Request):
     from corral.api.ui import is_browser
     if is_browser(request):   # LXD sends a browser to its UI
-        raise web.HTTPFound("/ui/")
+        raise web.HTTPMovedPermanently("/ui/")   # 301, as lxd/api.go
     return response.sync(["/1.0"])
 
 

@@ -58,8 +58,8 @@ export async function waitOp(op) {
 }
 
 // An async call followed by its operation's end.
-export async function run(method, path, body) {
-  const op = await api(method, path, body);
+export async function run(method, path, body, opts) {
+  const op = await api(method, path, body, opts);
   return op && op.id ? waitOp(op) : op;
 }
 

@@ -4,6 +4,7 @@ import { button, confirmDo, dialog, fmtBytes, fmtDate, formDialog, h, notify, ta
 
 async function importDialog(refresh) {
   const file = h("input", { type: "file", id: "image-file" });
+  const rootfs = h("input", { type: "file", id: "image-rootfs" });
   const alias = h("input", { type: "text", id: "image-alias", placeholder: "alias (optional)" });
   const pub = h("input", { type: "checkbox", id: "image-public" });
   const bar = h("progress", { class: "progress", max: 100, value: 0, id: "image-progress" });
@@ -12,11 +13,21 @@ async function importDialog(refresh) {
   let close;
   const go = button("Upload", async () => {
     const f = file.files[0];
-    if (!f) throw new Error("Choose an image file (a unified tarball: metadata and rootfs in one)");
+    if (!f) throw new Error("Choose an image file (a unified tarball, or the metadata tarball of a split image)");
     err.hidden = true;
     try {
-      const op = await upload("/1.0/images", f, { "X-LXD-filename": f.name, "X-LXD-public": pub.checked ? "1" : "0",
-        "Content-Type": "application/octet-stream" }, (p) => { bar.value = Math.round(p * 100); msg.textContent = `Uploading: ${Math.round(p * 100)}%`; });
+      const r = rootfs.files[0];
+      let body = f;
+      const headers = { "X-LXD-public": pub.checked ? "1" : "0" };
+      if (r) {   // a split image, as `lxc image import META ROOTFS` sends it: multipart, metadata then rootfs
+        body = new FormData();
+        body.append("metadata", f, f.name);
+        body.append(/\.(img|qcow2)$/.test(r.name) ? "rootfs.img" : "rootfs", r, r.name);
+      } else {
+        Object.assign(headers, { "X-LXD-filename": f.name, "Content-Type": "application/octet-stream" });
+      }
+      const op = await upload("/1.0/images", body, headers,
+        (p) => { bar.value = Math.round(p * 100); msg.textContent = `Uploading: ${Math.round(p * 100)}%`; });
       msg.textContent = "Unpacking on the server…";
       const done = await waitOp(op);
       const fp = done.metadata && done.metadata.fingerprint;
@@ -26,7 +37,8 @@ async function importDialog(refresh) {
     } catch (e) { err.textContent = e.message; err.hidden = false; }
   }, { class: "primary", id: "image-upload" });
   close = dialog("Import image", h("div", { class: "form" },
-    h("label", {}, h("span", {}, "File "), file), h("label", {}, h("span", {}, "Alias "), alias),
+    h("label", {}, h("span", {}, "Image or metadata "), file), h("label", {}, h("span", {}, "Rootfs (split image) "), rootfs),
+    h("label", {}, h("span", {}, "Alias "), alias),
     h("label", {}, h("span", {}, "Public "), pub), bar, msg, err, h("div", { class: "actions" }, go)), { id: "import-image" });
 }
 
@@ -42,13 +54,13 @@ export async function render(root) {
     box.replaceChildren(table(["Aliases", "Fingerprint", "Description", "Type", "Architecture", "Size", "Public", "Uploaded", ""],
       list.map((i) => h("tr", { dataset: { fingerprint: i.fingerprint } },
         h("td", {}, (i.aliases || []).map((a) => h("span", { class: "badge" }, a.name, " ",
-          h("button", { type: "button", class: "close", title: "remove alias", onclick: confirmDo(`Remove alias ${a.name}?`, async () => {
+          h("button", { type: "button", class: "close", title: "remove alias", dataset: { alias: a.name }, onclick: confirmDo(`Remove alias ${a.name}?`, async () => {
             await run("DELETE", `/1.0/images/aliases/${encodeURIComponent(a.name)}`); await refresh();
           }) }, "×")))),
         h("td", {}, h("code", {}, i.fingerprint.slice(0, 12))), h("td", {}, (i.properties || {}).description || ""),
         h("td", {}, i.type), h("td", {}, i.architecture), h("td", {}, fmtBytes(i.size)), h("td", {}, i.public ? "yes" : "no"),
         h("td", {}, fmtDate(i.uploaded_at)),
-        h("td", { class: "actions" }, button("Add alias", () => aliasDialog(i, refresh)),
+        h("td", { class: "actions" }, button("Add alias", () => aliasDialog(i, refresh), { dataset: { action: "add-alias" } }),
           button("Delete", confirmDo(`Delete image ${i.fingerprint.slice(0, 12)}?`, async () => {
             await run("DELETE", `/1.0/images/${i.fingerprint}`); await refresh();
           }), { class: "danger", dataset: { action: "delete" } })))), { id: "images" }));

@@ -1,6 +1,6 @@
 // One instance: overview, snapshots, configuration (YAML), terminal (exec) and text console.
-import { get, getWithEtag, api, run, state } from "../api.js";
-import { button, confirmDo, fmtDate, h, notify, statusBadge, table, yamlEditor, formDialog, fmtBytes } from "../ui.js";
+import { get, getWithEtag, run, state } from "../api.js";
+import { button, confirmDo, fmtBytes, fmtDate, formDialog, h, notify, statusBadge, table, toYaml, yamlEditor } from "../ui.js";
 import { actionButtons, addresses } from "./instances.js";
 import { attach, screenText, terminalBox } from "./terminal.js";
 
@@ -42,7 +42,7 @@ async function snapshots(root, name) {
       h("td", { class: "actions" },
         button("Restore", confirmDo(`Restore ${name} to ${s.name}?`, async () => {
           await run("PUT", `/1.0/instances/${encodeURIComponent(name)}`, { restore: s.name }); notify(`restored ${s.name}`);
-        })),
+        }), { dataset: { action: "restore" } }),
         button("Delete", confirmDo(`Delete snapshot ${s.name}?`, async () => {
           await run("DELETE", `${base}/${encodeURIComponent(s.name)}`); await refresh();
         }), { class: "danger" })))), { id: "snapshots" }));
@@ -58,12 +58,11 @@ async function config(root, name) {
   const path = `/1.0/instances/${encodeURIComponent(name)}`;
   const { data } = await getWithEtag(path);
   const pre = h("pre", { class: "log", id: "instance-yaml" });
-  const { toYaml } = await import("../ui.js");
   pre.textContent = toYaml(editable(data));
   root.append(h("div", { class: "toolbar" }, button("Edit YAML", async () => {
     const cur = await getWithEtag(path);
     yamlEditor(`Instance ${name}`, editable(cur.data), async (obj) => {
-      await run("PUT", path, obj);   // the server validates; its error text is shown in the editor
+      await run("PUT", path, obj, { etag: cur.etag });   // the server validates; its error text is shown in the editor
       const now = await get(path);
       pre.textContent = toYaml(editable(now));
     });
@@ -78,8 +77,8 @@ async function terminal(root, name, kind) {
   const path = `/1.0/instances/${encodeURIComponent(name)}/${kind === "console" ? "console" : "exec"}`;
   const body = kind === "console" ? { type: "console" }
     : { command: ["/bin/sh", "-l"], environment: { TERM: "xterm-256color", HOME: "/root", USER: "root" }, interactive: true, "wait-for-websocket": true };
-  status.textContent = kind === "console" ? "Text console (the instance's /dev/console; press Enter for a prompt)" : "Shell: /bin/sh -l as root";
-  return attach(box, path, body, () => { status.textContent += " — ended"; });
+  status.textContent = kind === "console" ? "Text console (the instance's /dev/console)" : "Shell: /bin/sh -l as root";
+  return attach(box, path, body, () => { status.textContent += " — ended"; }, { hangup: kind !== "console" });
 }
 
 export async function render(root, params) {
@@ -98,4 +97,3 @@ export async function render(root, params) {
   root.dataset.ready = "1";
   return close;
 }
-export { api };

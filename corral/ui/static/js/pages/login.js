@@ -24,6 +24,7 @@ export async function render(root) {
       h("p", {}, download("corral-ui.pfx", pfx, "application/x-pkcs12"), " · ", download("corral-ui.crt", c.certPem, "application/x-pem-file"),
         " · ", download("corral-ui.key", c.keyPem, "application/x-pem-file")),
       h("pre", { class: "log", id: "cert-pem" }, c.certPem));
+    out.dataset.pfx = btoa(Array.from(pfx, (b) => String.fromCharCode(b)).join(""));   // what the download holds
     out.dataset.ready = "1";
   }, { class: "primary", id: "generate-cert" });
   const token = h("input", { type: "text", id: "trust-token", placeholder: "the token `lxc config trust add` printed", size: 60 });

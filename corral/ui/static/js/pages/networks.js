@@ -1,6 +1,6 @@
 import { get } from "../api.js";
 import { button, dialog, h, table } from "../ui.js";
-import { configText, resourcePage, usedBy } from "./resource.js";
+import { resourcePage, usedBy } from "./resource.js";
 
 async function leases(n) {
   const list = await get(`/1.0/networks/${encodeURIComponent(n.name)}/leases`);
@@ -23,4 +23,3 @@ export function render(root) {
     extra: (n) => (n.managed ? button("Leases", () => leases(n), { dataset: { action: "leases" } }) : null),
   }).then(() => null);
 }
-export { configText };

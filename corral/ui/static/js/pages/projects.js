@@ -4,7 +4,6 @@ import { button } from "../ui.js";
 import { configText, resourcePage, usedBy } from "./resource.js";
 
 export function render(root) {
-  let refresh;
   return resourcePage(root, {
     title: "Projects", noun: "Project", id: "projects", path: "/1.0/projects",
     columns: [["Name", (p) => p.name + (p.name === state.project ? " (current)" : "")], ["Description", (p) => p.description], ["Config", configText], ["Used by", usedBy]],
@@ -17,5 +16,5 @@ export function render(root) {
     extra: (p) => (p.name === state.project ? null : button("Switch to", async () => {
       setProject(p.name); await refreshProjects(); location.hash = "#/instances";
     }, { dataset: { action: "switch" } })),
-  }).then(async (r) => { refresh = r; await refreshProjects(); return null; });
+  }).then(async () => { await refreshProjects(); return null; });
 }

@@ -16,7 +16,7 @@ export async function resourcePage(root, opts) {
         opts.editable ? button("Edit", async () => {
           const cur = await getWithEtag(item(o));
           yamlEditor(`${opts.noun} ${o.name}`, opts.editable(cur.data), async (obj) => {
-            await run("PUT", item(o), obj); await refresh();
+            await run("PUT", item(o), obj, { etag: cur.etag }); await refresh();   // as lxc edit: If-Match
           });
         }, { dataset: { action: "edit" } }) : null,
         opts.extra ? opts.extra(o, refresh) : null,

@@ -1,6 +1,6 @@
 // Storage pools and their volumes.
 import { get, run } from "../api.js";
-import { button, confirmDo, fmtBytes, formDialog, h, notify, table } from "../ui.js";
+import { button, confirmDo, formDialog, h, notify, table } from "../ui.js";
 import { configText, resourcePage, usedBy } from "./resource.js";
 
 async function volumes(box, pool) {
@@ -39,4 +39,3 @@ export async function render(root) {
   if (pools.length) await volumes(vbox, decodeURIComponent(pools[0].split("/").pop()));
   return null;
 }
-export { fmtBytes };

@@ -13,7 +13,7 @@ function open(ws) {
 }
 
 // path: /1.0/instances/NAME/exec or /console; body: the POST body without sizes. Answers a close function.
-export async function attach(box, path, body, onEnd) {
+export async function attach(box, path, body, onEnd, { hangup = false } = {}) {
   const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, scrollback: 5000 });
   const fit = new FitAddon();
   term.loadAddon(fit);
@@ -43,7 +43,11 @@ export async function attach(box, path, body, onEnd) {
   window.corralTerm = term;   // tests read the screen through it
   return () => {
     ro.disconnect(); input.dispose(); data.onclose = null;
-    try { data.close(); control.close(); } catch { /* already closed */ }
+    try {
+      // as a closed terminal does: SIGHUP to the command (an exec; a console has no process of its own)
+      if (hangup && control.readyState === WebSocket.OPEN) control.send(JSON.stringify({ command: "signal", signal: 1 }));
+      data.close(); control.close();
+    } catch { /* already closed */ }
     term.dispose();
   };
 }
