@@ -257,7 +257,11 @@ class CorralGroup(SuggestingGroup):
             module = importlib.import_module(target[0])
         except ImportError:  # a command group not written yet
             return None
-        return getattr(module, target[1], None)
+        cmd = getattr(module, target[1], None)
+        if cmd is not None and "_CORRAL_COMPLETE" in os.environ:
+            from corral.cli.completion import attach
+            attach(cmd, (name,))
+        return cmd
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
