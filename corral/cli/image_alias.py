@@ -121,3 +121,6 @@ def _build_vm_image() -> dict:
         return json.loads(proc.stdout)
     except ValueError:
         fail("Failed building the VM image: the builder gave no result")
+
+# copy, refresh and the *-property commands (their own module; importing it registers them).
+from corral.cli import image_more  # noqa: E402,F401
