@@ -258,6 +258,9 @@ class CorralGroup(SuggestingGroup):
         except ImportError:  # a command group not written yet
             return None
         cmd = getattr(module, target[1], None)
+        if cmd is not None:
+            from corral.cli.examples import add_examples
+            add_examples(cmd, name)
         if cmd is not None and "_CORRAL_COMPLETE" in os.environ:
             from corral.cli.completion import attach
             attach(cmd, (name,))
