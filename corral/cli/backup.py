@@ -131,7 +131,7 @@ def import_(ctx: Ctx, args: list[str], storage: str) -> None:
         headers["X-LXD-pool"] = storage
     if len(args) > 1:
         headers["X-LXD-name"] = args[1]
-    upload_backup(ctx, client, args[0], "/1.0/instances", headers, "Importing instance")
+    upload_backup(ctx, client, args[0], "/1.0/instances", headers, "Importing instance", done_on_error=False)
 
 
 __all__ = ["export", "import_", "export_backup", "upload_backup"]

@@ -65,9 +65,8 @@ def image_set_property(ctx: Ctx, args: list[str]) -> None:
 def image_unset_property(ctx: Ctx, args: list[str]) -> None:
     client = client_of(ctx, args[0])
     img, etag = _image(client, parse_remote(args[0])[1])
-    props = dict(img.get("properties") or {})
-    props.pop(args[1], None)
-    img["properties"] = props
+    # lxc 5.0 unsets a property by emptying it
+    img["properties"] = {**(img.get("properties") or {}), args[1]: ""}
     _put(client, img, etag)
 
 
