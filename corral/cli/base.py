@@ -61,7 +61,10 @@ class LxcCommand(click.Command):
 def examples_text(examples: str) -> str:
     if not examples:
         return ""
-    return "\b\nExamples:\n" + "\n".join("  " + line if line else "" for line in examples.strip("\n").splitlines())
+    # click re-wraps paragraphs unless they start with \b: mark each one.
+    paragraphs = examples.strip("\n").split("\n\n")
+    body = "\n\n".join("\b\n" + "\n".join("  " + line for line in para.splitlines()) for para in paragraphs)
+    return "\b\nExamples:\n\n" + body
 
 
 def check_args(cctx: click.Context, args: list[str], min_args: int, max_args: int | None) -> None:
@@ -158,3 +161,23 @@ def remote_project(remote: str) -> str | None:
 
 __all__ = ["lxc_command", "check_args", "parse_remote", "name_of", "client_of", "project_of", "q", "pass_ctx",
            "option", "flag", "format_opt", "examples_text"]
+
+
+def _check_remote(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not ctx.resilient_parsing:
+        parse_remote(value if ":" in value else value + ":")
+    return value
+
+
+def remote_argument() -> Callable:
+    """The optional `[<remote>:]` argument of a list command (an unknown remote is lxc's error)."""
+    return click.argument("remote", required=False, callback=_check_remote)
+
+
+def strip_first_remote(filters: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """`list [<remote>:][<filter>] [<filter>...]`: check and drop the remote of the first argument."""
+    items = list(filters)
+    if items and ":" in items[0] and "=" not in items[0].split(":", 1)[0]:
+        _, rest = parse_remote(items[0])
+        items = ([rest] if rest else []) + items[1:]
+    return tuple(items)

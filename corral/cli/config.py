@@ -113,12 +113,14 @@ class ProfileTarget(Target):
 def instance_put_from_yaml(data: dict) -> dict:
     """api.InstancePut from edited YAML."""
     out: dict[str, Any] = {}
+    # A missing or null map/list is Go's nil, sent as JSON null (an empty document clears the
+    # config as with lxc, and the server keeps the volatile keys and the profiles).
     out["architecture"] = go_string(data.get("architecture"))
-    out["config"] = string_map(data.get("config"), "config")
-    out["devices"] = devices_map(data.get("devices"))
+    out["config"] = string_map(data.get("config"), "config") if data.get("config") is not None else None
+    out["devices"] = devices_map(data.get("devices")) if data.get("devices") is not None else None
     out["ephemeral"] = bool(data.get("ephemeral", False))
     profiles = data.get("profiles")
-    out["profiles"] = [go_string(p) for p in profiles] if isinstance(profiles, list) else []
+    out["profiles"] = [go_string(p) for p in profiles] if isinstance(profiles, list) else None
     out["stateful"] = bool(data.get("stateful", False))
     out["description"] = go_string(data.get("description"))
     return out

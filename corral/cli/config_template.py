@@ -124,16 +124,15 @@ def ordered_metadata(meta: dict) -> dict:
     out = {k: meta.get(k, d) if meta.get(k) is not None else d for k, d in defaults.items()}
     if "properties" in out and isinstance(out["properties"], dict):
         out["properties"] = {k: out["properties"][k] for k in sorted(out["properties"])}
-    if True:
-        templates = meta.get("templates") or {}
-        out["templates"] = {}
-        for path in sorted(templates):
-            t = templates[path] or {}
-            entry = {k: t[k] for k in ("when", "create_only", "template", "properties") if k in t}
-            entry.setdefault("create_only", False)
-            entry.setdefault("properties", {})
-            out["templates"][path] = {k: entry[k] for k in ("when", "create_only", "template", "properties")
-                                      if k in entry}
+    templates = meta.get("templates") or {}
+    out["templates"] = {}
+    for path in sorted(templates):
+        t = templates[path] or {}
+        entry = {k: t[k] for k in ("when", "create_only", "template", "properties") if k in t}
+        entry.setdefault("create_only", False)
+        entry.setdefault("properties", {})
+        out["templates"][path] = {k: entry[k] for k in ("when", "create_only", "template", "properties")
+                                  if k in entry}
     out.update({k: v for k, v in meta.items() if k not in out})
     return out
 

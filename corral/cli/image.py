@@ -135,7 +135,8 @@ def _image_matches(img: dict, filters: tuple[str, ...]) -> bool:
 @pass_ctx
 def image_list(ctx: Ctx, filters: tuple[str, ...], columns: str, fmt: str) -> None:
     """List images."""
-    filters = tuple(f for f in filters if f not in ("local:", ":"))
+    from corral.cli.base import strip_first_remote
+    filters = strip_first_remote(filters)
     images = ctx.client.metadata("/1.0/images", params={"recursion": 1}) or []
     images = [i for i in images if _image_matches(i, filters)]
     cols = []

@@ -62,7 +62,8 @@ def alias_rename(ctx: Ctx, name: str, new_name: str) -> None:
 @pass_ctx
 def alias_list(ctx: Ctx, filters: tuple[str, ...], fmt: str) -> None:
     """List image aliases."""
-    filters = tuple(f for f in filters if f not in ("local:", ":"))
+    from corral.cli.base import strip_first_remote
+    filters = strip_first_remote(filters)
     aliases = ctx.client.metadata("/1.0/images/aliases", params={"recursion": 1}) or []
     aliases = [a for a in aliases if not filters or any(a.get("name", "").startswith(f) for f in filters)]
     rows = [[a.get("name", ""), a.get("target", "")[:12], str(a.get("type") or "container").upper(),
@@ -121,3 +122,6 @@ def _build_vm_image() -> dict:
         return json.loads(proc.stdout)
     except ValueError:
         fail("Failed building the VM image: the builder gave no result")
+
+# copy, refresh and the *-property commands (their own module; importing it registers them).
+from corral.cli import image_more  # noqa: E402,F401

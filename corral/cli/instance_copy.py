@@ -113,25 +113,57 @@ def copy_instance(ctx: Ctx, source: str, destination: str | None, opts: dict, ke
             dest_client.wait_operation(env.get("operation"), progress=progress.update)
 
 
-@cmd("move")
+@cmd("move", epilog="""\b
+Examples:
+  corral move [<remote>:]<source instance> [<remote>:][<destination instance>] [--instance-only]
+      Move an instance between two hosts, renaming it if destination name differs.
+
+  corral move <old name> <new name> [--instance-only]
+      Rename a local instance.
+
+  corral move <instance>/<old snapshot name> <instance>/<new snapshot name>
+      Rename a snapshot.""")
 @click.argument("source")
-@click.argument("destination")
+@click.argument("destination", required=False)
+@click.option("--allow-inconsistent", is_flag=True, help="Ignore copy errors for volatile files")
+@click.option("-c", "--config", "config", multiple=True, help="Config key/value to apply to the target instance")
+@click.option("-d", "--device", "device", multiple=True, help="New key/value to apply to a specific device")
 @click.option("--instance-only", is_flag=True, help="Move the instance without its snapshots")
-@click.option("-s", "--storage", default=None, help="Storage pool name")
+@click.option("--mode", default="pull", help="Transfer mode. One of pull, push or relay.")
+@click.option("--no-profiles", is_flag=True, help="Unset all profiles on the target instance")
+@click.option("-p", "--profile", "profiles", multiple=True, help="Profile to apply to the target instance")
 @click.option("--stateless", is_flag=True, help="Copy a stateful instance stateless")
-@click.option("--target-project", default=None, help="Copy to a project different from the source")
-@click.option("--mode", default="pull", help="Transfer mode (only local moves are supported)")
+@click.option("-s", "--storage", default=None, help="Storage pool name")
 @click.option("--target", default=None, help="Cluster member name")
+@click.option("--target-project", default=None, help="Copy to a project different from the source")
 @pass_ctx
-def move(ctx: Ctx, source: str, destination: str, instance_only: bool, storage: str | None, stateless: bool,
-         target_project: str | None, mode: str, target: str | None) -> None:
-    """Move or rename instances and snapshots within the server."""
+def move(ctx: Ctx, source: str, destination: str | None, allow_inconsistent: bool, config: tuple[str, ...],
+         device: tuple[str, ...], instance_only: bool, mode: str, no_profiles: bool, profiles: tuple[str, ...],
+         stateless: bool, storage: str | None, target: str | None, target_project: str | None) -> None:
+    """Move instances within or in between servers.
+
+    \b
+    Transfer modes (--mode):
+     - pull: Target server pulls the data from the source server (source must listen on network)
+     - push: Source server pushes the data to the target server (target must listen on network)
+     - relay: The CLI connects to both source and server and proxies the data (both source and target must listen on network)
+
+    The pull transfer mode is the default as it is compatible with all LXD versions."""
+    if destination is None:
+        click.echo(click.get_current_context().get_help())
+        fail("Invalid number of arguments")
+    overrides = bool(config or device or profiles or no_profiles)
+    if overrides and not (storage or target_project or target):
+        fail("Can't override configuration or profiles in local rename")
     rename_or_move(ctx, source, destination, storage=storage, target_project=target_project,
-                   instance_only=instance_only)
+                   instance_only=instance_only,
+                   overrides=dict(config=config, device=device, profiles=profiles, no_profiles=no_profiles,
+                                  stateless=stateless, allow_inconsistent=allow_inconsistent))
 
 
 def rename_or_move(ctx: Ctx, source: str, destination: str, storage: str | None = None,
-                   target_project: str | None = None, instance_only: bool = False) -> None:
+                   target_project: str | None = None, instance_only: bool = False,
+                   overrides: dict | None = None) -> None:
     client = ctx.client
     src, src_snap = split_snapshot(source)
     dst, dst_snap = split_snapshot(destination)
@@ -145,7 +177,7 @@ def rename_or_move(ctx: Ctx, source: str, destination: str, storage: str | None 
     if storage or target_project:
         # Not a rename: copy then delete the source.
         copy_instance(ctx, src, dst, dict(storage=storage, target_project=target_project,
-                                          instance_only=instance_only), keep_volatile=True)
+                                          instance_only=instance_only, **(overrides or {})), keep_volatile=True)
         wait_op(ctx, client.delete(f"/1.0/instances/{q(src)}"))
         return
     wait_op(ctx, client.post(f"/1.0/instances/{q(src)}", {"name": dst}))

@@ -72,7 +72,9 @@ class RawTerminal:
             import tty
 
             self.saved = termios.tcgetattr(self.fd)
-            tty.setraw(self.fd)
+            # TCSANOW, not setraw's default TCSAFLUSH: what was typed before the remote side was
+            # ready (typeahead) stays queued and reaches the command, as with lxc.
+            tty.setraw(self.fd, termios.TCSANOW)
         return self
 
     def __exit__(self, *exc: Any) -> None:

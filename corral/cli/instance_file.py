@@ -303,3 +303,19 @@ def file_edit(ctx: Ctx, target: str) -> None:
     files.push(path, new.encode(), uid=uid, gid=gid, mode=mode)
 
 
+
+
+@file.command("mount", context_settings=CONTEXT_SETTINGS)
+@click.argument("args", nargs=-1)
+@click.option("--auth-user", default="", help="Set authentication user when using SSH SFTP listener")
+@click.option("--listen", default="", help="Setup SSH SFTP listener on address:port instead of mounting")
+@click.option("--no-auth", is_flag=True, help="Disable authentication when using SSH SFTP listener")
+def file_mount(args: tuple[str, ...], auth_user: str, listen: str, no_auth: bool) -> None:
+    """Mount files from instances.
+
+    Not available in Corral: lxc 5.0 mounts through the server's SFTP endpoint
+    (/1.0/instances/NAME/sftp) with sshfs, or serves it on a local SSH SFTP listener; corrald has no
+    SFTP endpoint and Corral ships no SSH server. Use `corral file pull -r` / `corral file push -r`."""
+    fail("file mount is not supported by Corral: corrald has no SFTP endpoint (/1.0/instances/<name>/sftp) "
+         "for sshfs or an SSH SFTP listener to use; copy files with `corral file pull -r` and "
+         "`corral file push -r` instead")

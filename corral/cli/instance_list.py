@@ -187,6 +187,8 @@ def _filter_match(inst: dict, filters: tuple[str, ...]) -> bool:
 @click.option("--all-projects", is_flag=True, help="Display instances from all projects")
 @pass_ctx
 def list_(ctx: Ctx, filters: tuple[str, ...], columns: str, fast: bool, fmt: str, all_projects: bool) -> None:
+    from corral.cli.base import strip_first_remote
+    filters = strip_first_remote(filters)
     """List instances.
 
     Default columns: ns46tSL (name, state, IPv4, IPv6, type, snapshots,

@@ -258,7 +258,14 @@ class CorralGroup(SuggestingGroup):
             module = importlib.import_module(target[0])
         except ImportError:  # a command group not written yet
             return None
-        return getattr(module, target[1], None)
+        cmd = getattr(module, target[1], None)
+        if cmd is not None:
+            from corral.cli.examples import add_examples
+            add_examples(cmd, name)
+        if cmd is not None and "_CORRAL_COMPLETE" in os.environ:
+            from corral.cli.completion import attach
+            attach(cmd, (name,))
+        return cmd
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:

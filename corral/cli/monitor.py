@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from corral.cli.base import remote_argument
+
 from corral.cli.client import Client, ClientError
 from corral.cli.main import Ctx, fail, pass_ctx
 from corral.cli.output import parse_time, sorted_keys, to_json, to_yaml
@@ -162,8 +164,10 @@ async def follow_events(client: Client, params: dict, handler) -> None:
               show_default=True, help="Format")
 @click.option("--loglevel", default="", help="Minimum level for log messages (only with the pretty format)")
 @click.option("--all-projects", is_flag=True, help="Show events from all projects")
+@remote_argument()
 @pass_ctx
-def monitor(ctx: Ctx, types: tuple[str, ...], pretty: bool, fmt: str, loglevel: str, all_projects: bool) -> None:
+def monitor(ctx: Ctx, remote: str | None, types: tuple[str, ...], pretty: bool, fmt: str, loglevel: str,
+            all_projects: bool) -> None:
     """Monitor the server's events.
 
     By default the monitor will listen to all message types."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from corral.cli.base import remote_argument
+
 from corral.cli.config import InstanceTarget, ProfileTarget, q
 from corral.cli.edit import edit_loop, go_string, string_map
 from corral.cli.main import Ctx, fail, group, parse_key_values, pass_ctx, strip_remote
@@ -47,9 +49,10 @@ def network() -> None:
 
 
 @network.command("list")
+@remote_argument()
 @format_option()
 @pass_ctx
-def network_list(ctx: Ctx, fmt: str) -> None:
+def network_list(ctx: Ctx, remote: str | None, fmt: str) -> None:
     """List available networks."""
     nets = ctx.client.metadata("/1.0/networks", params={"recursion": 1}) or []
     rows = []

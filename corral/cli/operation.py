@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from corral.cli.base import remote_argument
+
 from corral.cli.config import q
 from corral.cli.main import Ctx, group, pass_ctx, strip_remote
 from corral.cli.output import format_option, format_time_short, print_list, to_yaml, yes_no
@@ -26,9 +28,10 @@ def all_operations(ctx: Ctx) -> list[dict]:
 
 
 @operation.command("list")
+@remote_argument()
 @format_option()
 @pass_ctx
-def operation_list(ctx: Ctx, fmt: str) -> None:
+def operation_list(ctx: Ctx, remote: str | None, fmt: str) -> None:
     """List background operations."""
     ops = sorted(all_operations(ctx), key=lambda op: op.get("id", ""))
     clustered = ctx.client.is_clustered() if fmt in ("table", "compact", "csv") else False

@@ -77,6 +77,27 @@ SORTED_KEYS = MAP_KEYS
 SHALLOW_SORTED_KEYS = frozenset({"network", "disk", "resources"})
 
 
+def go_time(value: str) -> str:
+    """A time stamp as Go's RFC3339Nano writes it back: no trailing zeros in the fraction."""
+    if "." not in value or not value[:4].isdigit():
+        return value
+    head, rest = value.split(".", 1)
+    i = 0
+    while i < len(rest) and rest[i].isdigit():
+        i += 1
+    frac = rest[:i].rstrip("0")
+    return head + ("." + frac if frac else "") + rest[i:]
+
+
+def go_times(data: Any) -> Any:
+    """Every well-known time field re-marshalled as lxc does after parsing it into a time.Time."""
+    if isinstance(data, dict):
+        return {k: (go_time(v) if k in TIME_KEYS and isinstance(v, str) else go_times(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [go_times(v) for v in data]
+    return data
+
+
 def mark_times(data: Any) -> Any:
     """Mark the well-known time.Time fields of API structs (see GoTime) and
     render null slices/maps as yaml.v2 does."""
@@ -245,9 +266,9 @@ def render_list(
     if fmt == "csv":
         return _render_csv(rows)
     if fmt == "json":
-        return to_json(raw) + "\n"
+        return to_json(go_times(raw)) + "\n"
     if fmt == "yaml":
-        return to_yaml(raw)
+        return to_yaml(go_times(raw), typed=True)
     raise click.ClickException(f"Invalid format {fmt!r}")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from corral.cli.base import remote_argument
+
 from corral.cli.client import Client
 from corral.cli.config import InstanceTarget, ProfileTarget, q
 from corral.cli.config_device import make_device_group
@@ -47,9 +49,10 @@ profile.add_command(make_device_group(ProfileTarget))
 
 
 @profile.command("list")
+@remote_argument()
 @format_option()
 @pass_ctx
-def profile_list(ctx: Ctx, fmt: str) -> None:
+def profile_list(ctx: Ctx, remote: str | None, fmt: str) -> None:
     """List profiles."""
     profiles = ctx.client.metadata("/1.0/profiles", params={"recursion": 1}) or []
     profiles = iter_sorted(profiles)

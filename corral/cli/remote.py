@@ -166,14 +166,35 @@ def remote() -> None:
 @click.option("--password", default=None, help="Remote admin password")
 @click.option("--token", default=None, help="Remote trust token")
 @click.option("--public", is_flag=True, help="Public image server")
+@click.option("--protocol", default="lxd", show_default=True, help="Server protocol (lxd or simplestreams)")
+@click.option("--auth-type", default="tls", show_default=True, help="Server authentication type (tls or candid)")
+@click.option("--project", "remote_project", default="", help="Project to use for the remote")
+@click.option("--domain", default="", help="Candid domain to use")
 def add(name: str, addr: str | None, accept_certificate: bool, password: str | None, token: str | None,
-        public: bool) -> None:
-    """Add new remote servers: corral remote add NAME (ADDRESS | TOKEN)."""
+        public: bool, protocol: str, auth_type: str, remote_project: str, domain: str) -> None:
+    """Add new remote servers: corral remote add NAME (ADDRESS | TOKEN).
+
+    URL for remote resources must be HTTPS (https://).
+
+    Basic authentication can be used when combined with the "simplestreams" protocol:
+    corral remote add some-name https://LOGIN:PASSWORD@example.com/some/path --protocol=simplestreams"""
     cfg = load()
     if name in cfg["remotes"]:
         fail(f"Remote {name} exists as <{cfg['remotes'][name]['addr']}>")
     if ":" in name or not name:
         fail("Remote names may not contain colons")
+    if protocol not in ("lxd", "simplestreams"):
+        fail(f"Invalid protocol: {protocol}")
+    if auth_type == "candid" or domain:
+        fail("Candid authentication is not supported by Corral (use tls)")
+    if protocol == "simplestreams":
+        # A public image server: nothing to trust, nothing to contact now (as lxc).
+        if not addr:
+            fail("An address is required")
+        url = addr if "://" in addr else "https://" + addr
+        cfg["remotes"][name] = {"addr": url.rstrip("/"), "protocol": "simplestreams", "public": True}
+        save(cfg)
+        return
     decoded = _decode_token(token or addr or "")
     if decoded is not None:
         addresses = decoded.get("addresses") or []
@@ -222,6 +243,10 @@ def add(name: str, addr: str | None, accept_certificate: bool, password: str | N
     with open(_path("servercerts", f"{name}.crt"), "w") as f:
         f.write(pem)
     cfg["remotes"][name] = {"addr": url, "protocol": "lxd", "public": bool(public)}
+    if auth_type != "tls":
+        cfg["remotes"][name]["auth_type"] = auth_type
+    if remote_project:
+        cfg["remotes"][name]["project"] = remote_project
     save(cfg)
 
 
@@ -234,9 +259,11 @@ def list_(fmt: str) -> None:
     for n in sorted(cfg["remotes"]):
         r = cfg["remotes"][n]
         label = f"{n} (current)" if n == cfg["default-remote"] else n
-        rows.append([label, r["addr"], r.get("protocol", "lxd"), "tls" if n != LOCAL else "file access",
-                     "YES" if r.get("public") else "NO", "YES" if n == LOCAL else "NO"])
-    print_list(fmt, ["NAME", "URL", "PROTOCOL", "AUTH TYPE", "PUBLIC", "STATIC"], rows,
+        auth = "file access" if n == LOCAL else (
+            "none" if r.get("protocol") == "simplestreams" else r.get("auth_type") or "tls")
+        rows.append([label, r["addr"], r.get("protocol", "lxd"), auth,
+                     "YES" if r.get("public") else "NO", "YES" if n == LOCAL else "NO", "NO"])
+    print_list(fmt, ["NAME", "URL", "PROTOCOL", "AUTH TYPE", "PUBLIC", "STATIC", "GLOBAL"], rows,
                {n: cfg["remotes"][n] for n in sorted(cfg["remotes"])})
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from corral.cli.base import remote_argument
+
 from corral.cli.config import q
 from corral.cli.edit import edit_loop, go_string, string_map
 from corral.cli.main import Ctx, group, parse_key_values, pass_ctx, strip_remote
@@ -52,9 +54,10 @@ def storage() -> None:
 
 
 @storage.command("list")
+@remote_argument()
 @format_option()
 @pass_ctx
-def storage_list(ctx: Ctx, fmt: str) -> None:
+def storage_list(ctx: Ctx, remote: str | None, fmt: str) -> None:
     """List available storage pools."""
     pools = iter_sorted(ctx.client.metadata("/1.0/storage-pools", params={"recursion": 1}) or [])
     rows = [[p["name"], p["driver"], (p.get("config") or {}).get("source", ""), p.get("description", ""),

@@ -16,19 +16,6 @@ def volume() -> None:
     """Manage storage volumes."""
 
 
-@volume.command("list")
-@click.argument("pool")
-@format_option()
-@pass_ctx
-def volume_list(ctx: Ctx, pool: str, fmt: str) -> None:
-    """List storage volumes."""
-    vols = ctx.client.metadata(f"{pool_url(pool)}/volumes", params={"recursion": 1}) or []
-    vols = sorted(vols, key=lambda v: (v["type"], v["name"]))
-    rows = [[v["type"], v["name"], v.get("description", ""), v.get("content_type", "filesystem"),
-             str(len(v.get("used_by") or []))] for v in vols]
-    print_list(fmt, ["TYPE", "NAME", "DESCRIPTION", "CONTENT-TYPE", "USED BY"], rows, vols)
-
-
 @volume.command("show")
 @click.argument("pool")
 @click.argument("vol")
@@ -241,3 +228,7 @@ def volume_info(ctx: Ctx, pool: str, vol: str) -> None:
             click.echo("\nSnapshots:")
             rows = [[s["name"], s.get("description", ""), s.get("created_at", "")] for s in snaps]
             print_list("table", ["NAME", "DESCRIPTION", "TAKEN AT"], rows, snaps)
+
+
+# list (with -c), export, import, attach-profile, detach-profile: storage_volume_more.py.
+from corral.cli import storage_volume_more  # noqa: E402,F401

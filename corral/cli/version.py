@@ -4,12 +4,19 @@ own) and the server's."""
 from __future__ import annotations
 
 import click
-
-import corral
 from corral.cli.base import client_of, lxc_command
 from corral.cli.main import Ctx
 
 LXC_VERSION = "5.0.2"
+
+
+def corral_version() -> str:
+    """The installed package's version (corral/__init__.py is server code the CLI must not import)."""
+    from importlib import metadata
+    try:
+        return metadata.version("corral")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def version_lines(ctx: Ctx, remote_arg: str | None = None) -> str:
@@ -18,7 +25,7 @@ def version_lines(ctx: Ctx, remote_arg: str | None = None) -> str:
         server = client.server().get("environment", {}).get("server_version") or "unreachable"
     except Exception:  # lxc prints "unreachable" whatever the reason
         server = "unreachable"
-    return f"Client version: {LXC_VERSION} (Corral {corral.__version__})\nServer version: {server}"
+    return f"Client version: {LXC_VERSION} (Corral {corral_version()})\nServer version: {server}"
 
 
 @lxc_command(None, "version", "[<remote>:]", "Show local and remote versions.",

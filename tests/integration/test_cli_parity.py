@@ -6,19 +6,23 @@ Read-only commands run back to back on the same state and are compared byte for 
 or change things run as a scenario: once with lxc on names ending in `-l`, cleaned up, then with corral on
 names ending in `-c`; the suffix is the one thing normalised there. Besides it, normalised: random
 tokens/secrets (a fresh one each run), time stamps of the objects the scenario made (made a moment apart),
-and the program name in usage texts (`lxc` vs `corral`) -- help texts themselves are not compared (cobra
-vs click layout), only that both print help and exit alike."""
+the program name in error texts (`for "lxc cluster"` vs `for "corral cluster"`), and progress lines
+(lxc's carriage-return progress: only what follows the last carriage return of a line is compared, and
+transfer speeds are masked). Help texts themselves are not compared (cobra vs click layout), only that both print help
+and exit alike. A second, clustered daemon runs the cluster commands."""
 from __future__ import annotations
 
+import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
 
 import pytest
 
-from helpers import VENV_BIN, initialised_corrald, unique
+from helpers import VENV_BIN, free_port, initialised_corrald, unique
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +39,13 @@ SHOWS = [
     "project list nosuchremote:", "project show nosuchremote:default", "project show nope", "project get",
     "project get a b c", "warning show nope", "warning list -c x", "warning list -c utL", "cluster list",
     "cluster show foo", "config trust show nope", "image get-property busybox os", "image show nosuch:busybox",
-    "list nosuch:", "info nosuch:c1", "version nosuch:", "storage volume list nosuch:default",
-    "config template list nope", "config metadata show nope", "image info nope",
+    "list nosuch:", "info nosuch:c1", "storage volume list nosuch:default", "image list nosuch:",
+    "profile list nosuch:", "network list nosuch:", "storage list nosuch:", "operation list nosuch:",
+    "image alias list nosuch:", "monitor nosuch:", "config template list nope", "config metadata show nope",
+    "image info nope", "image get-property busybox nope", "config trust add --type foo", "config trust add",
+    "config trust revoke-token nope", "cluster add n9", "cluster enable", "lisx", "cluster info",
+    "move c1", "move nope x", "image copy busybox local:", "image copy busybox nosuch:",
+    "storage volume export default nope", "export nope", "image refresh busybox", "alias rename nope x",
 ]
 
 # Scenarios: lists of commands; {s} is the per-tool suffix.
@@ -72,20 +81,51 @@ SCENARIOS = {
         "storage volume detach-profile default v{s} pr{s}", "profile delete pr{s}",
         "storage volume delete default v{s}",
     ],
+    "backup": [
+        "init busybox i{s}", "export i{s} /tmp/parity-i{s}.tar.gz", "import /tmp/parity-i{s}.tar.gz k{s}",
+        "import /tmp/parity-i{s}.tar.gz k{s}", "list k{s} -c n -f csv", "delete k{s}", "delete i{s}",
+        "storage volume create default v{s}", "storage volume export default v{s} /tmp/parity-v{s}.tar.gz",
+        "storage volume import default /tmp/parity-v{s}.tar.gz w{s}", "storage volume list default w{s} -c n",
+        "storage volume delete default w{s}", "storage volume delete default v{s}",
+    ],
+    "config-edit-empty": [
+        "init busybox i{s} -c user.k=v", "!config edit i{s}", "config get i{s} user.k", "profile create pr{s}",
+        "profile set pr{s} user.z=1", "!profile edit pr{s}", "profile show pr{s}", "profile delete pr{s}",
+        "delete i{s}",
+    ],
     "instance": [
         "init busybox i{s}", "config template create i{s} t.tpl", "config template list i{s}",
         "config template list i{s} -f csv", "config template show i{s} t.tpl", "config template delete i{s} t.tpl",
         "config template delete i{s} t.tpl", "config metadata show i{s}", "move i{s} j{s}", "list j{s} -c n -f csv",
-        "delete j{s}",
+        "move j{s} k{s} -c user.a=b", "move j{s}", "delete j{s}",
     ],
 }
 
+CLUSTER_LISTS = ["cluster list", "cluster list-tokens", "cluster group list"]
+CLUSTER_SCENARIO = [
+    "cluster show n1", "cluster get n1 nope", "cluster set n1 user.a=b", "cluster get n1 user.a",
+    "cluster unset n1 user.a", "cluster show n1", "cluster role add n1 event-hub", "cluster role add n1 event-hub",
+    "cluster list -f csv", "cluster role remove n1 event-hub", "cluster role remove n1 event-hub",
+    "cluster group create g{s}", "cluster group create g{s}", "cluster group assign n1 default,g{s}",
+    "cluster group list -f csv", "cluster group show g{s}", "cluster group remove n1 g{s}",
+    "cluster group remove n1 g{s}", "cluster group rename g{s} h{s}", "cluster group delete h{s}",
+    "cluster group delete h{s}", "cluster add m{s} --quiet", "cluster list-tokens -f csv",
+    "cluster revoke-token m{s}", "cluster revoke-token m{s}", "cluster rename n1 n1", "cluster evacuate nope --force",
+    "cluster remove nope --force --yes",
+]
+
 # Only these may differ between the tools (see the module doc).
 TOKEN = re.compile(r"\beyJ[A-Za-z0-9+/=]{20,}")
-TIMES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+PROGRESS = re.compile(r"[^\n]*\r")
+RATE = re.compile(r"\(\d+(\.\d+)?[kMGTPE]?B/s\)")
+PROGRAM = re.compile(r'(unknown command "[^"]*" for ")lxc\b')
+TIMES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)|\d{4}/\d\d/\d\d \d\d:\d\d [A-Z]+")
 
 
 def normalise(text: str, suffix: str) -> str:
+    text = RATE.sub("(<rate>)", PROGRESS.sub("", PROGRAM.sub(r"\1corral", text)))
+    if not suffix:
+        return text
     text = text.replace(suffix, "{s}")
     text = TOKEN.sub("<token>", text)
     return TIMES.sub("<time>", text)
@@ -97,8 +137,16 @@ def daemon():
         yield d
 
 
-@pytest.fixture
-def tools(daemon):
+@pytest.fixture(scope="module")
+def clustered():
+    """A one-member cluster (n1) on a loopback port."""
+    with initialised_corrald() as d:
+        d.lxc("config", "set", "core.https_address", f"127.0.0.1:{free_port()}")
+        d.lxc("cluster", "enable", "n1")
+        yield d
+
+
+def _tools(daemon):
     """Run a command line with either tool, each with its own fresh client configuration directory."""
     dirs = {name: tempfile.mkdtemp(prefix=f"parity-{name}-") for name in ("lxc", "corral")}
     env = dict(daemon.env)
@@ -108,31 +156,45 @@ def tools(daemon):
     env["EDITOR"] = "false"   # never an interactive editor
 
     def run(tool: str, line: str, stdin: str = "") -> tuple[int, str, str]:
-        import shlex
         args = shlex.split(line)
         exe = "lxc" if tool == "lxc" else os.path.join(VENV_BIN, "corral")
-        res = subprocess.run([exe, *args], env=env, capture_output=True, text=True, input=stdin, timeout=120)
-        return res.returncode, res.stdout, res.stderr
+        # bytes, not text mode: universal newlines would turn lxc's progress carriage returns into lines
+        res = subprocess.run([exe, *args], env=env, capture_output=True, input=stdin.encode(), timeout=120)
+        return res.returncode, res.stdout.decode("utf-8", "replace"), res.stderr.decode("utf-8", "replace")
 
     run("lxc", "remote list")   # lxc's first-run message ("To start your first container...") out of the way
+    return run, dirs
+
+
+@pytest.fixture
+def tools(daemon):
+    run, dirs = _tools(daemon)
     yield run
     for d in dirs.values():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _compare(run, line: str, stdin: str = "", suffixes: tuple[str, str] = ("", "")) -> None:
+@pytest.fixture
+def cluster_tools(clustered):
+    run, dirs = _tools(clustered)
+    yield run
+    for d in dirs.values():
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _is_help(text: str) -> bool:
+    return text.lstrip().startswith(("Description:", "Usage:"))
+
+
+def _compare(run, line: str) -> None:
     got = {}
-    for tool, suffix in zip(("lxc", "corral"), suffixes):
-        rc, out, err = run(tool, line.replace("{s}", suffix), stdin)
-        if rc == 0 and out.startswith(("Description:", "Usage:")):
+    for tool in ("lxc", "corral"):
+        rc, out, err = run(tool, line)
+        if _is_help(out):
             out = "<help>"   # cobra's and click's help layouts differ
-        if err.startswith(("Description:", "Usage:")) or "\nUsage:" in err:
+        if _is_help(err):
             err = err[err.rfind("Error:"):] if "Error:" in err else "<help>"
-        if out.lstrip().startswith(("Description:", "Usage:")):
-            out = "<help>"
-        if suffix:
-            out, err = normalise(out, suffix), normalise(err, suffix)
-        got[tool] = (rc, out, err)
+        got[tool] = (rc, normalise(out, ""), normalise(err, ""))
     assert got["corral"] == got["lxc"], line
 
 
@@ -141,32 +203,48 @@ def test_read_only_commands_match_lxc(tools, line):
     _compare(tools, line)
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_scenarios_match_lxc(tools, name):
+def _scenario(run, steps: list[str], cleanup: list[str]) -> None:
     base = unique("")
-    steps = SCENARIOS[name]
     outputs = {}
     for tool, suffix in (("lxc", f"{base}l"), ("corral", f"{base}c")):
         seen = []
         try:
             for step in steps:
-                stdin = ""
-                if step.startswith("!"):   # an edit fed an empty document on stdin
-                    step = step[1:]
-                rc, out, err = tools(tool, step.replace("{s}", suffix), stdin)
-                if out.lstrip().startswith(("Description:", "Usage:")):
+                line = step.lstrip("!")   # "!": an edit fed an empty document on stdin
+                rc, out, err = run(tool, line.replace("{s}", suffix), "")
+                if _is_help(out):
                     out = "<help>"
-                seen.append((step, rc, normalise(out, suffix), normalise(err, suffix)))
+                if _is_help(err):
+                    err = err[err.rfind("Error:"):] if "Error:" in err else "<help>"
+                seen.append((line, rc, normalise(out, suffix), normalise(err, suffix)))
         finally:
-            _cleanup(tools, tool, suffix)
+            for line in cleanup:
+                run(tool, line.replace("{s}", suffix))
+            for leftover in glob.glob(f"/tmp/parity-*{suffix}.tar.gz"):
+                os.unlink(leftover)
         outputs[tool] = seen
     for lxc_step, corral_step in zip(outputs["lxc"], outputs["corral"]):
         assert corral_step == lxc_step
+    assert len(outputs["lxc"]) == len(outputs["corral"])
 
 
-def _cleanup(run, tool: str, suffix: str) -> None:
-    """Remove what a scenario may have left after a failure (the scenarios end by deleting it all)."""
-    for line in (f"delete -f i{suffix}", f"delete -f j{suffix}", f"storage volume delete default v{suffix}",
-                 f"profile delete pr{suffix}", f"project delete p{suffix}", f"project delete e{suffix}",
-                 "project switch default", f"config trust revoke-token tok{suffix}"):
-        run(tool, line)
+CLEANUP = ["delete -f i{s}", "delete -f j{s}", "delete -f k{s}", "storage volume delete default v{s}",
+           "storage volume delete default w{s}", "profile delete pr{s}", "project delete p{s}",
+           "project delete e{s}", "project switch default", "config trust revoke-token tok{s}", "alias remove l{s}",
+           "alias remove m{s}"]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenarios_match_lxc(tools, name):
+    _scenario(tools, SCENARIOS[name], CLEANUP)
+
+
+@pytest.mark.parametrize("line", [f"{c} -f {f}" for c in CLUSTER_LISTS for f in FORMATS])
+def test_cluster_lists_match_lxc(cluster_tools, line):
+    _compare(cluster_tools, line)
+
+
+def test_cluster_scenario_matches_lxc(cluster_tools):
+    _scenario(cluster_tools, CLUSTER_SCENARIO,
+              ["cluster group delete g{s}", "cluster group delete h{s}", "cluster revoke-token m{s}",
+               "cluster role remove n1 event-hub", "cluster group assign n1 default"])

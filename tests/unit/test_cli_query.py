@@ -71,7 +71,9 @@ def test_connection_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["profile", "list"])
     assert result.exit_code == 1
     assert result.stderr.startswith('Error: Get "http://unix.socket/1.0/profiles?recursion=1": dial unix ')
-    assert result.stderr.endswith("connect: no such file or directory\n")
+    first, hint = result.stderr.rstrip("\n").split("\n")
+    assert first.endswith("connect: no such file or directory")
+    assert hint.startswith("Is corrald running? Set CORRAL_DIR")
 
 
 def test_socket_path_resolution(monkeypatch):
