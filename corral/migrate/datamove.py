@@ -8,6 +8,7 @@ mounts (devlxd, shmounts) and its pool mounts are unmounted first. server.crt/se
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -145,3 +146,82 @@ def rewrite_files(journal: Journal, corral_dir: str, lxd_dir: str) -> int:
                     journal.add(f"rewrite {p}", lambda p=p: _rewrite_file(p, corral_dir, lxd_dir))
                     n += 1
     return n
+
+
+def preserve_files(journal: Journal, root: str) -> int:
+    """Keep the small files under `root` (networks/: dnsmasq.pid in LXD's YAML, leases, host entries) as
+    they are now: the undo puts them back and removes what was added (corrald writes its own)."""
+    saved: dict[str, tuple[bytes, int]] = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as fh:
+                    saved[p] = (fh.read(), os.stat(p).st_mode & 0o7777)
+
+    def restore():
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                p = os.path.join(dirpath, f)
+                if p not in saved:
+                    os.unlink(p)
+        for p, (data, mode) in saved.items():
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "wb") as fh:
+                fh.write(data)
+            os.chmod(p, mode)
+
+    journal.add(f"keep the files under {root}", restore)
+    return len(saved)
+
+
+def record_modes(pools_dir: str) -> dict[str, tuple[int, int, int]]:
+    """Mode and owner of each pool's volume-kind directories and volume directories, as LXD keeps them
+    (relative to storage-pools/; read while LXD still has its pools mounted). Corral tightens them."""
+    out = {}
+    for pool in sorted(os.listdir(pools_dir)) if os.path.isdir(pools_dir) else []:
+        for rel in [pool] + [os.path.join(pool, k) for k in sorted(os.listdir(os.path.join(pools_dir, pool)))]:
+            p = os.path.join(pools_dir, rel)
+            if not os.path.isdir(p) or os.path.islink(p):
+                continue
+            st = os.lstat(p)
+            out[rel] = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+            if rel != pool:
+                for vol in sorted(os.listdir(p)):
+                    v = os.path.join(p, vol)
+                    if os.path.isdir(v) and not os.path.islink(v):
+                        st = os.lstat(v)
+                        out[os.path.join(rel, vol)] = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    return out
+
+
+def restore_modes(pools_dir: str, modes: dict[str, tuple[int, int, int]], loop_sources: dict[str, str]) -> int:
+    """Put the recorded modes back; a loop-backed pool not mounted now is mounted for it meanwhile."""
+    mounted = []
+    try:
+        for pool, source in loop_sources.items():
+            target = os.path.join(pools_dir, pool)
+            if os.path.exists(source) and os.path.isdir(target) and not os.path.ismount(target):
+                r = subprocess.run(["mount", "-o", "loop", source, target], capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise OSError(f"cannot mount {source}: {r.stderr.strip()}")
+                mounted.append(target)
+        n = 0
+        for rel, (mode, uid, gid) in modes.items():
+            p = os.path.join(pools_dir, rel)
+            if os.path.isdir(p) and not os.path.islink(p):
+                st = os.lstat(p)
+                if (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (mode, uid, gid):
+                    continue
+                try:
+                    os.chown(p, uid, gid)
+                    os.chmod(p, mode)
+                except OSError as e:
+                    if e.errno != errno.EROFS:   # read-only subvolumes (btrfs images) were not changed
+                        raise
+                    continue
+                n += 1
+        return n
+    finally:
+        for t in mounted:
+            subprocess.run(["umount", t], capture_output=True)

@@ -82,6 +82,7 @@ class Migration:
         self.local = q.load_dump(self.lxd.sql_dump("local"))
 
     def _stop_lxd(self) -> None:
+        self.modes = datamove.record_modes(os.path.join(self.lxd_dir, "storage-pools"))
         self.journal.add("stop LXD", lambda: self.lxd.start(self.group, os.path.join(self.lxd_dir, "lxd.log")))
         self.lxd.shutdown()
 
@@ -94,6 +95,7 @@ class Migration:
         self.out(f"   moved: {', '.join(moved)}")
 
     def _rewrite(self) -> None:
+        datamove.preserve_files(self.journal, os.path.join(self.corral_dir, "networks"))
         links = datamove.rewrite_links(self.journal, self.corral_dir, self.lxd_dir)
         files = datamove.rewrite_files(self.journal, self.corral_dir, self.lxd_dir)
         self.out(f"   {links} links, {files} files rewritten")
@@ -127,14 +129,25 @@ class Migration:
             raise RuntimeError("corrald did not apply the database patch")
 
     def _stop_corrald(self) -> None:
-        if self.corrald.api.alive():
-            try:
-                for (project, name), status in self.corrald.statuses().items():
-                    if status != "Stopped":
-                        self.corrald.set_state(project, name, "stop", timeout=10)
+        try:
+            if self.corrald.api.alive():
+                try:
+                    for (project, name), status in self.corrald.statuses().items():
+                        if status != "Stopped":
+                            self.corrald.set_state(project, name, "stop", timeout=10)
+                finally:
+                    self.corrald.shutdown(timeout=60)
+        finally:
+            try:   # LXD's modes on the pools' directories (Corral keeps them tighter)
+                old, new = self.lxd_dir + "/", self.corral_dir + "/"
+                loops = {n: new + s[len(old):] for n, s in q.loop_pool_sources(self.dump) if s.startswith(old)}
+                datamove.restore_modes(os.path.join(self.corral_dir, "storage-pools"), self.modes, loops)
             finally:
-                self.corrald.shutdown(timeout=60)
-        # whatever corrald left running from its directory (dnsmasq, proxies), then its mounts
+                self._kill_leftovers()
+                datamove.unmount_all(self.corral_dir)
+
+    def _kill_leftovers(self) -> None:
+        """What corrald left running from its directory (dnsmasq: it outlives the daemon)."""
         for pid in os.listdir("/proc"):
             if pid.isdigit() and int(pid) != os.getpid():
                 try:
@@ -144,7 +157,10 @@ class Migration:
                     continue
                 if self.corral_dir + "/" in cmd and "dnsmasq" in cmd:
                     subprocess.run(["kill", pid], capture_output=True)
-        datamove.unmount_all(self.corral_dir)
+                    for _ in range(50):
+                        if not os.path.exists(f"/proc/{pid}"):
+                            break
+                        time.sleep(0.02)
 
     def _start_instances(self) -> None:
         states = self.corrald.statuses()

@@ -195,3 +195,10 @@ def set_last_state_running(project: str, name: str) -> str:
             f"AND i.name = {_literal(name)})")
     return (f"INSERT OR REPLACE INTO instances_config (instance_id, key, value) VALUES ({inst}, "
             f"'volatile.last_state.power', 'RUNNING')")
+
+
+def loop_pool_sources(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(pool, source) of the pools whose source is a loop file (not a block device, not a directory)."""
+    return rows(db, "SELECT p.name, c.value FROM storage_pools p JOIN storage_pools_config c "
+                    "ON c.storage_pool_id = p.id WHERE c.key = 'source' AND p.driver = 'btrfs' "
+                    "AND c.value LIKE '%.img'")
