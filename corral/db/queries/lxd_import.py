@@ -22,6 +22,7 @@ from corral.db.schema import GLOBAL
 SKIPPED = ("schema", "nodes", "sqlite_sequence", "warnings")
 # Tables whose rows Corral's fresh database already has (defaults), replaced by LXD's.
 _DEFAULT_ROWS = ("projects", "profiles", "cluster_groups", "nodes_cluster_groups", "config")
+_CHILDREN_OF_DEFAULTS = ("projects_config", "profiles_config", "profiles_devices", "profiles_devices_config")
 
 
 def load_dump(text: str) -> sqlite3.Connection:
@@ -162,8 +163,11 @@ def patch(lxd: sqlite3.Connection, rewrite) -> tuple[list[str], dict]:
     common = [t for t in lt if t in ct and t not in SKIPPED and not t.startswith("corral_")]
     summary: dict = {"tables": {}, "dropped_columns": {}, "lxd_only_tables": sorted(
         t for t in lt if t not in ct and t not in SKIPPED and count(lxd, t))}
-    stmts = [f"DELETE FROM {t}" for t in reversed(_order(corral, [t for t in _DEFAULT_ROWS if t in ct]))]
-    for t in _order(corral, common):
+    order = _order(corral, common)
+    # Every table written is emptied first, children first (not left to ON DELETE CASCADE).
+    stmts = [f"DELETE FROM {t}" for t in reversed(order) if count(corral, t)
+             or t in _DEFAULT_ROWS or t in _CHILDREN_OF_DEFAULTS]
+    for t in order:
         cols = [c for c in lt[t] if c in ct[t]]
         lost = [c for c in lt[t] if c not in ct[t]
                 and scalar(lxd, f'SELECT COUNT(*) FROM "{t}" WHERE "{c}" IS NOT NULL')]
