@@ -48,6 +48,7 @@ class LxdHost:
         self.bridge = "mg" + uuid.uuid4().hex[:8]
         self.subnet = pick_ipv4(host_routes_and_addresses())
         self.proxy_port = free_port()
+        self.https_port = free_port()
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -135,6 +136,13 @@ projects:
         self.lxc("exec", "crun", "--", "sh", "-c", "echo hello-from-lxd > /root/marker")
         self.lxc("exec", "cvol", "--", "sh", "-c", "echo on-the-volume > /mnt/vol1/data")
         self.lxc("profile", "create", "pp", "--project", "mgproj")
+        # server config (global and member-local) and a trusted client certificate
+        self.lxc("config", "set", "images.auto_update_interval", "0")
+        self.lxc("config", "set", "core.https_address", f"127.0.0.1:{self.https_port}")
+        crt = os.path.join(self.root, "client.crt")
+        _sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1", "-nodes",
+            "-keyout", os.path.join(self.root, "client.key"), "-out", crt, "-days", "30", "-subj", "/CN=mig-client")
+        self.lxc("config", "trust", "add", crt, "--name", "mig-client")
 
     def wait_ip(self, name: str, corral: bool = False, timeout: float = 30) -> str:
         def ip():
@@ -153,7 +161,8 @@ projects:
                "aliases": q("/1.0/images/aliases?recursion=1"),
                "profiles": q("/1.0/profiles?recursion=1"),
                "project_profiles": q("/1.0/profiles?recursion=1&project=mgproj"),
-               "instances": q("/1.0/instances?recursion=2"), "volumes": {}, "snapshots": {}}
+               "instances": q("/1.0/instances?recursion=2"), "volumes": {}, "snapshots": {},
+               "server": q("/1.0"), "certificates": q("/1.0/certificates?recursion=1")}
         for pool in out["pools"]:
             out["volumes"][pool["name"]] = q(f"/1.0/storage-pools/{pool['name']}/volumes?recursion=1")
         for inst in out["instances"]:

@@ -101,15 +101,15 @@ def _relink(path: str, old: str, new: str) -> bool:
     return True
 
 
-def rewrite_links(journal: Journal, corral_dir: str, lxd_dir: str) -> int:
-    """Point the containers/, snapshots/ ... links into the new storage-pools/."""
+def rewrite_links(journal: Journal, base: str, old: str, new: str) -> int:
+    """Point the containers/, snapshots/ ... links under `base` from `old`'s storage-pools/ to `new`'s."""
     n = 0
     for d in LINK_DIRS:
-        base = os.path.join(corral_dir, d)
-        for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
-            p = os.path.join(base, entry)
-            if os.path.islink(p) and _relink(p, lxd_dir, corral_dir):
-                journal.add(f"relink {p}", lambda p=p: _relink(p, corral_dir, lxd_dir))
+        top = os.path.join(base, d)
+        for entry in sorted(os.listdir(top)) if os.path.isdir(top) else []:
+            p = os.path.join(top, entry)
+            if os.path.islink(p) and _relink(p, old, new):
+                journal.add(f"relink {p}", lambda p=p: _relink(p, new, old))
                 n += 1
     return n
 
@@ -129,11 +129,11 @@ def _rewrite_file(path: str, old: str, new: str) -> bool:
     return True
 
 
-def rewrite_files(journal: Journal, corral_dir: str, lxd_dir: str) -> int:
-    """liblxc configs (logs/<name>/lxc.conf) and backup.yaml files naming the old directory."""
+def rewrite_files(journal: Journal, base: str, old: str, new: str) -> int:
+    """liblxc configs (logs/<name>/lxc.conf) and backup.yaml files under `base` naming `old`."""
     n = 0
     for top, fname in REWRITTEN_GLOBS:
-        root = os.path.join(corral_dir, top)
+        root = os.path.join(base, top)
         depth = 1 if top == "logs" else 3   # logs/<name>/lxc.conf, storage-pools/<pool>/<kind>/<name>/backup.yaml
         for dirpath, dirs, files in os.walk(root):
             rel = os.path.relpath(dirpath, root)
@@ -142,37 +142,43 @@ def rewrite_files(journal: Journal, corral_dir: str, lxd_dir: str) -> int:
                 dirs[:] = []
             if fname in files and level == depth:
                 p = os.path.join(dirpath, fname)
-                if _rewrite_file(p, lxd_dir, corral_dir):
-                    journal.add(f"rewrite {p}", lambda p=p: _rewrite_file(p, corral_dir, lxd_dir))
+                if _rewrite_file(p, old, new):
+                    journal.add(f"rewrite {p}", lambda p=p: _rewrite_file(p, new, old))
                     n += 1
     return n
 
 
-def preserve_files(journal: Journal, root: str) -> int:
-    """Keep the small files under `root` (networks/: dnsmasq.pid in LXD's YAML, leases, host entries) as
-    they are now: the undo puts them back and removes what was added (corrald writes its own)."""
+def read_files(root: str) -> dict[str, tuple[bytes, int]]:
+    """The small files under `root` (networks/: dnsmasq.pid in LXD's YAML, leases, host entries)."""
     saved: dict[str, tuple[bytes, int]] = {}
     for dirpath, _, files in os.walk(root):
         for f in files:
             p = os.path.join(dirpath, f)
             if os.path.isfile(p) and not os.path.islink(p):
                 with open(p, "rb") as fh:
-                    saved[p] = (fh.read(), os.stat(p).st_mode & 0o7777)
+                    saved[os.path.relpath(p, root)] = (fh.read(), os.stat(p).st_mode & 0o7777)
+    return saved
 
-    def restore():
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                p = os.path.join(dirpath, f)
-                if p not in saved:
-                    os.unlink(p)
-        for p, (data, mode) in saved.items():
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            with open(p, "wb") as fh:
-                fh.write(data)
-            os.chmod(p, mode)
 
-    journal.add(f"keep the files under {root}", restore)
-    return len(saved)
+def restore_files(root: str, saved: dict[str, tuple[bytes, int]]) -> None:
+    """Put the files read by read_files() back and remove the ones added since (corrald writes its own)."""
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.relpath(p, root) not in saved:
+                os.unlink(p)
+    for rel, (data, mode) in saved.items():
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as fh:
+            fh.write(data)
+        os.chmod(p, mode)
+
+
+def preserve_files(journal: Journal, root: str) -> dict[str, tuple[bytes, int]]:
+    saved = read_files(root)
+    journal.add(f"keep the files under {root}", lambda: restore_files(root, saved))
+    return saved
 
 
 def record_modes(pools_dir: str) -> dict[str, tuple[int, int, int]]:

@@ -8,12 +8,11 @@ STEPS), to exercise the rollback. Nothing else reads it.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from corral.db.queries import lxd_import as q
-from corral.migrate import checks, datamove
+from corral.migrate import back, checks, datamove
 from corral.migrate.api import ApiError
 from corral.migrate.daemons import Corrald, Lxd
 
@@ -91,13 +90,13 @@ class Migration:
         self.out(f"   unmounted {len(done)}: {', '.join(done) or '-'}")
 
     def _move(self) -> None:
-        moved = datamove.move_data(self.journal, self.lxd_dir, self.corral_dir)
+        moved = self.moved = datamove.move_data(self.journal, self.lxd_dir, self.corral_dir)
         self.out(f"   moved: {', '.join(moved)}")
 
     def _rewrite(self) -> None:
-        datamove.preserve_files(self.journal, os.path.join(self.corral_dir, "networks"))
-        links = datamove.rewrite_links(self.journal, self.corral_dir, self.lxd_dir)
-        files = datamove.rewrite_files(self.journal, self.corral_dir, self.lxd_dir)
+        self.network_files = datamove.preserve_files(self.journal, os.path.join(self.corral_dir, "networks"))
+        links = datamove.rewrite_links(self.journal, self.corral_dir, self.lxd_dir, self.corral_dir)
+        files = datamove.rewrite_files(self.journal, self.corral_dir, self.lxd_dir, self.corral_dir)
         self.out(f"   {links} links, {files} files rewritten")
 
     def _database(self) -> None:
@@ -124,43 +123,19 @@ class Migration:
         self.journal.add("start corrald", self._stop_corrald)
         # corrald's start-up starts the instances before it serves /dev/lxd: the directory must exist
         os.makedirs(os.path.join(self.corral_dir, "devlxd"), mode=0o755, exist_ok=True)
+        # what `--back` needs to undo this migration later
+        back.write_record(os.path.join(self.corral_dir, back.RECORD), self.lxd_dir, self.group, self.moved,
+                          self.modes, self.network_files, self._loops())
         self.corrald.start(self.group, os.path.join(self.corral_dir, "logs", "corrald.log"))
         if os.path.exists(os.path.join(self.corral_dir, "database", "patch.global.sql")):
             raise RuntimeError("corrald did not apply the database patch")
 
-    def _stop_corrald(self) -> None:
-        try:
-            if self.corrald.api.alive():
-                try:
-                    for (project, name), status in self.corrald.statuses().items():
-                        if status != "Stopped":
-                            self.corrald.set_state(project, name, "stop", timeout=10)
-                finally:
-                    self.corrald.shutdown(timeout=60)
-        finally:
-            try:   # LXD's modes on the pools' directories (Corral keeps them tighter)
-                old, new = self.lxd_dir + "/", self.corral_dir + "/"
-                loops = {n: new + s[len(old):] for n, s in q.loop_pool_sources(self.dump) if s.startswith(old)}
-                datamove.restore_modes(os.path.join(self.corral_dir, "storage-pools"), self.modes, loops)
-            finally:
-                self._kill_leftovers()
-                datamove.unmount_all(self.corral_dir)
+    def _loops(self) -> dict[str, str]:
+        old, new = self.lxd_dir + "/", self.corral_dir + "/"
+        return {n: new + src[len(old):] for n, src in q.loop_pool_sources(self.dump) if src.startswith(old)}
 
-    def _kill_leftovers(self) -> None:
-        """What corrald left running from its directory (dnsmasq: it outlives the daemon)."""
-        for pid in os.listdir("/proc"):
-            if pid.isdigit() and int(pid) != os.getpid():
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                if self.corral_dir + "/" in cmd and "dnsmasq" in cmd:
-                    subprocess.run(["kill", pid], capture_output=True)
-                    for _ in range(50):
-                        if not os.path.exists(f"/proc/{pid}"):
-                            break
-                        time.sleep(0.02)
+    def _stop_corrald(self) -> None:
+        back.stop_corral_side(self.corrald, self.corral_dir, self.modes, self._loops())
 
     def _start_instances(self) -> None:
         states = self.corrald.statuses()
@@ -209,6 +184,6 @@ class Migration:
         down = sum(self.times.get(s, 0) for s in STEPS[:STEPS.index("start-instances") + 1])
         self.out(f"Migrated in {total:.2f} s; the running instances were stopped for about {down:.2f} s")
         self.out("Step times: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.times.items()))
-        self.out(f"LXD's database is kept in {os.path.join(self.lxd_dir, 'database')} (docs/migrate-from-lxd.md: "
-                 "going back)")
+        self.out(f"LXD's database is kept in {os.path.join(self.lxd_dir, 'database')}: "
+                 "`corral migrate-from-lxd --back` goes back to LXD (docs/migrate-from-lxd.md)")
         return 0

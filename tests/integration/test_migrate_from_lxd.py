@@ -202,6 +202,14 @@ def test_migrate_from_lxd_keeps_everything(host: LxdHost):
         a = {key(v): _norm(v, host) for v in after["volumes"][pool]}
         assert not _diff(b, a, pool), _diff(b, a, pool)
 
+    # the server: its identity (certificate), its config (global and member), the trusted clients
+    for k in ("certificate", "certificate_fingerprint"):
+        assert after["server"]["environment"][k] == before["server"]["environment"][k], k
+    assert {k: v for k, v in after["server"]["config"].items()} == before["server"]["config"]
+    assert after["server"]["config"]["core.https_address"] == f"127.0.0.1:{host.https_port}"
+    problems = _diff(_by_name(before["certificates"]), _by_name(after["certificates"]), "certificates")
+    assert not problems, problems
+
     # files written inside before, exec, the custom volume, the snapshot's content, leases kept
     assert host.lxc("exec", "crun", "--", "cat", "/root/marker", corral=True).stdout == "hello-from-lxd\n"
     assert host.lxc("exec", "cvol", "--", "cat", "/mnt/vol1/data", corral=True).stdout == "on-the-volume\n"
@@ -212,6 +220,18 @@ def test_migrate_from_lxd_keeps_everything(host: LxdHost):
     assert {ls["hwaddr"] for ls in leases} >= {b_inst[n]["config"]["volatile.eth0.hwaddr"] for n in ("crun", "cvol")}
     # the goal of the issue: under 10 s of downtime for the running container
     assert downtime < 10, f"downtime {downtime:.2f} s"
+
+    # going back: LXD again, with its instances, the running ones running (cstop too, started above)
+    r = host.migrate("--back")
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    back = {i["name"]: i for i in host.query("/1.0/instances?recursion=2")}
+    assert sorted(back) == sorted(b_inst)
+    assert {n: i["status"] for n, i in back.items()} == {"crun": "Running", "cstop": "Running", "cvol": "Running"}
+    assert {n: _inet(i)[1] for n, i in back.items()} == {n: b_inst[n]["config"]["volatile.eth0.hwaddr"] for n in back}
+    assert host.lxc("exec", "crun", "--", "cat", "/root/marker").stdout == "hello-from-lxd\n"
+    assert host.lxc("exec", "cvol", "--", "cat", "/mnt/vol1/data").stdout == "on-the-volume\n"
+    assert not os.path.exists(host.corral_dir)
 
 
 def test_migrate_dry_run_names_blocker_then_rollback(host: LxdHost):
