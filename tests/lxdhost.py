@@ -14,8 +14,11 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -51,6 +54,7 @@ class LxdHost:
         self.https_port = free_port()
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self.extra: list[str] = []   # more containers a caller launched (bench/migrate.py)
 
     # ---- the LXD daemon ------------------------------------------------------------------
     def start_lxd(self) -> None:
@@ -216,7 +220,7 @@ projects:
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        for name in CONTAINERS:
+        for name in CONTAINERS + tuple(self.extra):
             kill_cgroup(f"lxc.payload.{name}")
         time.sleep(0.3)
         _sh("ip", "link", "del", self.bridge, check=False)
@@ -229,3 +233,45 @@ projects:
         if self._log:
             self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _checksum(data: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+
+
+class Pinger(threading.Thread):
+    """ICMP echo to an address every 50 ms from the host (a raw socket: this machine has no `ping`):
+    the longest gap between two replies is the downtime."""
+
+    def __init__(self, address: str):
+        super().__init__(daemon=True)
+        self.address, self.replies, self.done = address, [], threading.Event()
+
+    def run(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        s.settimeout(0.2)
+        ident, seq = os.getpid() & 0xFFFF, 0
+        try:
+            while not self.done.is_set():
+                seq = (seq + 1) & 0xFFFF
+                hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"corral"
+                s.sendto(struct.pack("!BBHHH", 8, 0, _checksum(hdr), ident, seq) + b"corral", (self.address, 0))
+                end = time.monotonic() + 0.2
+                while time.monotonic() < end:
+                    try:
+                        pkt, src = s.recvfrom(1024)
+                    except (TimeoutError, OSError):
+                        break
+                    ihl = (pkt[0] & 0x0F) * 4
+                    typ, _, _, rid, rseq = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
+                    if src[0] == self.address and typ == 0 and rid == ident and rseq == seq:
+                        self.replies.append(time.monotonic())
+                        break
+                time.sleep(0.05)
+        finally:
+            s.close()
+
+    def downtime(self) -> float:
+        return max((b - a for a, b in zip(self.replies, self.replies[1:])), default=float("inf"))

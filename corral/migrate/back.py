@@ -96,7 +96,7 @@ def go_back(lxd_dir: str, corral_dir: str, out=print) -> int:
     os.rename(corral_dir, kept)
     out(f"   Corral's own files (its database, logs) are kept in {kept}")
     out("=> starting LXD")
-    lxd.start(rec["group"], os.path.join(lxd_dir, "lxd.log"))
+    lxd.start(rec["group"], os.path.join(lxd_dir, "logs", "lxd.log"))
     known = lxd.statuses()
     for pn in running:
         if pn not in known:

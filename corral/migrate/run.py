@@ -82,7 +82,8 @@ class Migration:
 
     def _stop_lxd(self) -> None:
         self.modes = datamove.record_modes(os.path.join(self.lxd_dir, "storage-pools"))
-        self.journal.add("stop LXD", lambda: self.lxd.start(self.group, os.path.join(self.lxd_dir, "lxd.log")))
+        logfile = os.path.join(self.lxd_dir, "logs", "lxd.log")
+        self.journal.add("stop LXD", lambda: self.lxd.start(self.group, logfile))
         self.lxd.shutdown()
 
     def _unmount(self) -> None:

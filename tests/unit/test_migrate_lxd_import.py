@@ -99,7 +99,8 @@ def test_checks_name_every_blocker(tmp_path):
     cid = lxd.execute("SELECT id FROM instances WHERE name = 'cvol'").fetchone()[0]
     lxd.execute(f"INSERT INTO instances_devices (instance_id, name, type) VALUES ({cid}, 'g', 6)")
     lxd.execute(f"INSERT INTO instances_config (instance_id, key, value) VALUES ({cid}, 'no.such.key', 'x')")
-    lxd.execute("INSERT INTO nodes (name, description, address, schema, api_extensions, arch) VALUES ('m2', '', '10.0.0.2', 60, 1, 2)")
+    lxd.execute("INSERT INTO nodes (name, description, address, schema, api_extensions, arch) "
+                "VALUES ('m2', '', '10.0.0.2', 60, 1, 2)")
     plan = _check(lxd, tmp_path, {("default", "crun"): "Frozen"})
     text = "\n".join(plan.blockers)
     assert "storage pool 'lv' uses the lvm driver" in text
