@@ -101,8 +101,10 @@ def test_checks_name_every_blocker(tmp_path):
     lxd.execute(f"INSERT INTO instances_config (instance_id, key, value) VALUES ({cid}, 'no.such.key', 'x')")
     lxd.execute("INSERT INTO nodes (name, description, address, schema, api_extensions, arch) "
                 "VALUES ('m2', '', '10.0.0.2', 60, 1, 2)")
+    lxd.execute("INSERT INTO config (key, value) VALUES ('candid.api.url', 'https://candid.example')")
     plan = _check(lxd, tmp_path, {("default", "crun"): "Frozen"})
     text = "\n".join(plan.blockers)
+    assert "server configuration: config key candid.api.url='https://candid.example': not implemented" in text
     assert "storage pool 'lv' uses the lvm driver" in text
     assert "network 'o1' is of type ovn" in text
     assert "instance 'cstop' (project 'default') is a virtual machine" in text
