@@ -72,8 +72,10 @@ class Migration:
             list(ex.map(stop, running))
 
     def _restart_on_lxd(self) -> None:
-        with ThreadPoolExecutor(max(1, min(8, len(self.plan.running)))) as ex:
-            list(ex.map(lambda pn: self.lxd.set_state(pn[0], pn[1], "start"), self.plan.running))
+        states = self.lxd.statuses()
+        todo = [pn for pn in self.plan.running if states.get(pn) != "Running"]
+        with ThreadPoolExecutor(max(1, min(8, len(todo)))) as ex:
+            list(ex.map(lambda pn: self.lxd.set_state(pn[0], pn[1], "start"), todo))
 
     def _dump(self) -> None:
         # after the stops: volatile keys as they are on a stopped instance
@@ -140,9 +142,9 @@ class Migration:
 
     def _start_instances(self) -> None:
         states = self.corrald.statuses()
-        missing = [set(self.plan.instances) - set(states)]
-        if missing[0]:
-            raise RuntimeError(f"corrald does not show {sorted(missing[0])}")
+        missing = set(self.plan.instances) - set(states)
+        if missing:
+            raise RuntimeError(f"corrald does not show {sorted(missing)}")
         for project, name in self.plan.running:
             if states.get((project, name)) != "Running":
                 self.corrald.set_state(project, name, "start")

@@ -217,10 +217,11 @@ def test_migrate_dry_run_names_blocker_then_rollback(host: LxdHost):
 
 
 @pytest.mark.parametrize("env, said", [
+    ({"CORRAL_MIGRATE_FAIL_AFTER": "stop-instances"}, "failure injected after step 'stop-instances'"),
     ({"CORRAL_MIGRATE_FAIL_AFTER": "move"}, "failure injected after step 'move'"),
     # a real failure, not injected: corrald does not start (a binary that exits at once)
     ({"CORRALD_BIN": "/bin/false"}, "corrald did not become ready"),
-], ids=["after-move", "corrald-fails"])
+], ids=["after-stops", "after-move", "corrald-fails"])
 def test_migrate_rolls_back_other_failures(host: LxdHost, env: dict, said: str):
     before = {i["name"]: (i["status"], _inet(i)[1]) for i in host.query("/1.0/instances?recursion=2")}
     listing = sorted(os.listdir(host.lxd_dir))
