@@ -14,8 +14,11 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
@@ -48,8 +51,10 @@ class LxdHost:
         self.bridge = "mg" + uuid.uuid4().hex[:8]
         self.subnet = pick_ipv4(host_routes_and_addresses())
         self.proxy_port = free_port()
+        self.https_port = free_port()
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self.extra: list[str] = []   # more containers a caller launched (bench/migrate.py)
 
     # ---- the LXD daemon ------------------------------------------------------------------
     def start_lxd(self) -> None:
@@ -135,6 +140,13 @@ projects:
         self.lxc("exec", "crun", "--", "sh", "-c", "echo hello-from-lxd > /root/marker")
         self.lxc("exec", "cvol", "--", "sh", "-c", "echo on-the-volume > /mnt/vol1/data")
         self.lxc("profile", "create", "pp", "--project", "mgproj")
+        # server config (global and member-local) and a trusted client certificate
+        self.lxc("config", "set", "images.auto_update_interval", "0")
+        self.lxc("config", "set", "core.https_address", f"127.0.0.1:{self.https_port}")
+        crt = os.path.join(self.root, "client.crt")
+        _sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp384r1", "-nodes",
+            "-keyout", os.path.join(self.root, "client.key"), "-out", crt, "-days", "30", "-subj", "/CN=mig-client")
+        self.lxc("config", "trust", "add", crt, "--name", "mig-client")
 
     def wait_ip(self, name: str, corral: bool = False, timeout: float = 30) -> str:
         def ip():
@@ -153,7 +165,8 @@ projects:
                "aliases": q("/1.0/images/aliases?recursion=1"),
                "profiles": q("/1.0/profiles?recursion=1"),
                "project_profiles": q("/1.0/profiles?recursion=1&project=mgproj"),
-               "instances": q("/1.0/instances?recursion=2"), "volumes": {}, "snapshots": {}}
+               "instances": q("/1.0/instances?recursion=2"), "volumes": {}, "snapshots": {},
+               "server": q("/1.0"), "certificates": q("/1.0/certificates?recursion=1")}
         for pool in out["pools"]:
             out["volumes"][pool["name"]] = q(f"/1.0/storage-pools/{pool['name']}/volumes?recursion=1")
         for inst in out["instances"]:
@@ -207,7 +220,7 @@ projects:
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        for name in CONTAINERS:
+        for name in CONTAINERS + tuple(self.extra):
             kill_cgroup(f"lxc.payload.{name}")
         time.sleep(0.3)
         _sh("ip", "link", "del", self.bridge, check=False)
@@ -220,3 +233,45 @@ projects:
         if self._log:
             self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _checksum(data: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+
+
+class Pinger(threading.Thread):
+    """ICMP echo to an address every 50 ms from the host (a raw socket: this machine has no `ping`):
+    the longest gap between two replies is the downtime."""
+
+    def __init__(self, address: str):
+        super().__init__(daemon=True)
+        self.address, self.replies, self.done = address, [], threading.Event()
+
+    def run(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        s.settimeout(0.2)
+        ident, seq = os.getpid() & 0xFFFF, 0
+        try:
+            while not self.done.is_set():
+                seq = (seq + 1) & 0xFFFF
+                hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"corral"
+                s.sendto(struct.pack("!BBHHH", 8, 0, _checksum(hdr), ident, seq) + b"corral", (self.address, 0))
+                end = time.monotonic() + 0.2
+                while time.monotonic() < end:
+                    try:
+                        pkt, src = s.recvfrom(1024)
+                    except (TimeoutError, OSError):
+                        break
+                    ihl = (pkt[0] & 0x0F) * 4
+                    typ, _, _, rid, rseq = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
+                    if src[0] == self.address and typ == 0 and rid == ident and rseq == seq:
+                        self.replies.append(time.monotonic())
+                        break
+                time.sleep(0.05)
+        finally:
+            s.close()
+
+    def downtime(self) -> float:
+        return max((b - a for a, b in zip(self.replies, self.replies[1:])), default=float("inf"))

@@ -65,6 +65,8 @@ def check(server: dict, dump, lxd_dir: str, corral_dir: str, instances_state: di
     if env.get("server_clustered") or q.member_count(dump) > 1:
         plan.blockers.append("LXD is clustered: migrating a cluster (every member in turn) is not implemented; "
                              "only a standalone LXD server is migrated")
+    plan.blockers += _config_problems(cfgkeys.SERVER, {k: v for k, v in q.config_rows(dump, "config")
+                                                       if v is not None}, "server configuration")
     schema = q.schema_version(dump)
     plan.notes.append(f"LXD global database schema {schema}, {sum(q.count(dump, t) for t in q.tables(dump))} rows")
 

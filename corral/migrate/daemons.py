@@ -43,8 +43,15 @@ class Daemon:
                              start_new_session=True)
         r = self.run("waitready", "--timeout", str(int(timeout)), timeout=timeout + 30)
         if r.returncode != 0:
-            raise RuntimeError(f"{self.kind} did not become ready: {r.stderr.strip() or r.stdout.strip()}"
-                               f" (see {logfile})")
+            tail = []
+            for path in (logfile, logfile + ".out"):
+                try:
+                    with open(path, errors="replace") as f:
+                        tail += [f"  {path}: {line.rstrip()}" for line in f.readlines()[-5:]]
+                except OSError:
+                    pass
+            raise RuntimeError(f"{self.kind} did not become ready: {r.stderr.strip() or r.stdout.strip() or '-'}"
+                               + "".join("\n" + t for t in tail))
 
     def shutdown(self, timeout: float = 600) -> None:
         r = self.run("shutdown", "--timeout", str(int(timeout)), timeout=timeout + 30)

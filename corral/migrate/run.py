@@ -8,12 +8,11 @@ STEPS), to exercise the rollback. Nothing else reads it.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from corral.db.queries import lxd_import as q
-from corral.migrate import checks, datamove
+from corral.migrate import back, checks, datamove
 from corral.migrate.api import ApiError
 from corral.migrate.daemons import Corrald, Lxd
 
@@ -73,8 +72,10 @@ class Migration:
             list(ex.map(stop, running))
 
     def _restart_on_lxd(self) -> None:
-        with ThreadPoolExecutor(max(1, min(8, len(self.plan.running)))) as ex:
-            list(ex.map(lambda pn: self.lxd.set_state(pn[0], pn[1], "start"), self.plan.running))
+        states = self.lxd.statuses()
+        todo = [pn for pn in self.plan.running if states.get(pn) != "Running"]
+        with ThreadPoolExecutor(max(1, min(8, len(todo)))) as ex:
+            list(ex.map(lambda pn: self.lxd.set_state(pn[0], pn[1], "start"), todo))
 
     def _dump(self) -> None:
         # after the stops: volatile keys as they are on a stopped instance
@@ -82,7 +83,9 @@ class Migration:
         self.local = q.load_dump(self.lxd.sql_dump("local"))
 
     def _stop_lxd(self) -> None:
-        self.journal.add("stop LXD", lambda: self.lxd.start(self.group, os.path.join(self.lxd_dir, "lxd.log")))
+        self.modes = datamove.record_modes(os.path.join(self.lxd_dir, "storage-pools"))
+        logfile = os.path.join(self.lxd_dir, "logs", "lxd.log")
+        self.journal.add("stop LXD", lambda: self.lxd.start(self.group, logfile))
         self.lxd.shutdown()
 
     def _unmount(self) -> None:
@@ -90,12 +93,13 @@ class Migration:
         self.out(f"   unmounted {len(done)}: {', '.join(done) or '-'}")
 
     def _move(self) -> None:
-        moved = datamove.move_data(self.journal, self.lxd_dir, self.corral_dir)
+        moved = self.moved = datamove.move_data(self.journal, self.lxd_dir, self.corral_dir)
         self.out(f"   moved: {', '.join(moved)}")
 
     def _rewrite(self) -> None:
-        links = datamove.rewrite_links(self.journal, self.corral_dir, self.lxd_dir)
-        files = datamove.rewrite_files(self.journal, self.corral_dir, self.lxd_dir)
+        self.network_files = datamove.preserve_files(self.journal, os.path.join(self.corral_dir, "networks"))
+        links = datamove.rewrite_links(self.journal, self.corral_dir, self.lxd_dir, self.corral_dir)
+        files = datamove.rewrite_files(self.journal, self.corral_dir, self.lxd_dir, self.corral_dir)
         self.out(f"   {links} links, {files} files rewritten")
 
     def _database(self) -> None:
@@ -122,35 +126,25 @@ class Migration:
         self.journal.add("start corrald", self._stop_corrald)
         # corrald's start-up starts the instances before it serves /dev/lxd: the directory must exist
         os.makedirs(os.path.join(self.corral_dir, "devlxd"), mode=0o755, exist_ok=True)
+        # what `--back` needs to undo this migration later
+        back.write_record(os.path.join(self.corral_dir, back.RECORD), self.lxd_dir, self.group, self.moved,
+                          self.modes, self.network_files, self._loops())
         self.corrald.start(self.group, os.path.join(self.corral_dir, "logs", "corrald.log"))
         if os.path.exists(os.path.join(self.corral_dir, "database", "patch.global.sql")):
             raise RuntimeError("corrald did not apply the database patch")
 
+    def _loops(self) -> dict[str, str]:
+        old, new = self.lxd_dir + "/", self.corral_dir + "/"
+        return {n: new + src[len(old):] for n, src in q.loop_pool_sources(self.dump) if src.startswith(old)}
+
     def _stop_corrald(self) -> None:
-        if self.corrald.api.alive():
-            try:
-                for (project, name), status in self.corrald.statuses().items():
-                    if status != "Stopped":
-                        self.corrald.set_state(project, name, "stop", timeout=10)
-            finally:
-                self.corrald.shutdown(timeout=60)
-        # whatever corrald left running from its directory (dnsmasq, proxies), then its mounts
-        for pid in os.listdir("/proc"):
-            if pid.isdigit() and int(pid) != os.getpid():
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                if self.corral_dir + "/" in cmd and "dnsmasq" in cmd:
-                    subprocess.run(["kill", pid], capture_output=True)
-        datamove.unmount_all(self.corral_dir)
+        back.stop_corral_side(self.corrald, self.corral_dir, self.modes, self._loops())
 
     def _start_instances(self) -> None:
         states = self.corrald.statuses()
-        missing = [set(self.plan.instances) - set(states)]
-        if missing[0]:
-            raise RuntimeError(f"corrald does not show {sorted(missing[0])}")
+        missing = set(self.plan.instances) - set(states)
+        if missing:
+            raise RuntimeError(f"corrald does not show {sorted(missing)}")
         for project, name in self.plan.running:
             if states.get((project, name)) != "Running":
                 self.corrald.set_state(project, name, "start")
@@ -193,6 +187,6 @@ class Migration:
         down = sum(self.times.get(s, 0) for s in STEPS[:STEPS.index("start-instances") + 1])
         self.out(f"Migrated in {total:.2f} s; the running instances were stopped for about {down:.2f} s")
         self.out("Step times: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.times.items()))
-        self.out(f"LXD's database is kept in {os.path.join(self.lxd_dir, 'database')} (docs/migrate-from-lxd.md: "
-                 "going back)")
+        self.out(f"LXD's database is kept in {os.path.join(self.lxd_dir, 'database')}: "
+                 "`corral migrate-from-lxd --back` goes back to LXD (docs/migrate-from-lxd.md)")
         return 0

@@ -22,6 +22,7 @@ from corral.db.schema import GLOBAL
 SKIPPED = ("schema", "nodes", "sqlite_sequence", "warnings")
 # Tables whose rows Corral's fresh database already has (defaults), replaced by LXD's.
 _DEFAULT_ROWS = ("projects", "profiles", "cluster_groups", "nodes_cluster_groups", "config")
+_CHILDREN_OF_DEFAULTS = ("projects_config", "profiles_config", "profiles_devices", "profiles_devices_config")
 
 
 def load_dump(text: str) -> sqlite3.Connection:
@@ -162,8 +163,11 @@ def patch(lxd: sqlite3.Connection, rewrite) -> tuple[list[str], dict]:
     common = [t for t in lt if t in ct and t not in SKIPPED and not t.startswith("corral_")]
     summary: dict = {"tables": {}, "dropped_columns": {}, "lxd_only_tables": sorted(
         t for t in lt if t not in ct and t not in SKIPPED and count(lxd, t))}
-    stmts = [f"DELETE FROM {t}" for t in reversed(_order(corral, [t for t in _DEFAULT_ROWS if t in ct]))]
-    for t in _order(corral, common):
+    order = _order(corral, common)
+    # Every table written is emptied first, children first (not left to ON DELETE CASCADE).
+    stmts = [f"DELETE FROM {t}" for t in reversed(order) if count(corral, t)
+             or t in _DEFAULT_ROWS or t in _CHILDREN_OF_DEFAULTS]
+    for t in order:
         cols = [c for c in lt[t] if c in ct[t]]
         lost = [c for c in lt[t] if c not in ct[t]
                 and scalar(lxd, f'SELECT COUNT(*) FROM "{t}" WHERE "{c}" IS NOT NULL')]
@@ -195,3 +199,10 @@ def set_last_state_running(project: str, name: str) -> str:
             f"AND i.name = {_literal(name)})")
     return (f"INSERT OR REPLACE INTO instances_config (instance_id, key, value) VALUES ({inst}, "
             f"'volatile.last_state.power', 'RUNNING')")
+
+
+def loop_pool_sources(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(pool, source) of the pools whose source is a loop file (not a block device, not a directory)."""
+    return rows(db, "SELECT p.name, c.value FROM storage_pools p JOIN storage_pools_config c "
+                    "ON c.storage_pool_id = p.id WHERE c.key = 'source' AND p.driver = 'btrfs' "
+                    "AND c.value LIKE '%.img'")
