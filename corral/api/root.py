@@ -6,6 +6,7 @@ from corral.api.auth import allowed_projects, trusted
 from corral.api.extensions import EXTENSIONS
 from corral.api.member_target import forward_to_target, remote_member
 from corral.api.request import check_etag, daemon, requestor
+from corral.api.ui import is_browser
 from corral.apitypes import ServerPut
 from corral.cluster.peer import PeerError
 from corral.errors import CorralError
@@ -15,7 +16,6 @@ routes = web.RouteTableDef()
 
 @routes.get("/")
 async def get_root(request: web.Request):
-    from corral.api.ui import is_browser
     if is_browser(request):   # LXD sends a browser to its UI
         raise web.HTTPMovedPermanently("/ui/")   # 301, as lxd/api.go
     return response.sync(["/1.0"])

@@ -56,7 +56,7 @@ export async function render(root) {
       h("code", {}, "pk12util -d sql:$HOME/.pki/nssdb -i corral-ui.pfx"), "). Then reload this page and pick the certificate when asked."),
     h("h2", {}, "3. Trust it on the server"),
     h("p", {}, "Either add the certificate file on the server:"),
-    h("pre", { class: "cmd" }, "lxc config trust add corral-ui.crt     # or: corral config trust add corral-ui.crt"),
+    h("pre", { class: "cmd" }, "lxc config trust add corral-ui.crt"),
     h("p", {}, "or make a trust token there and paste it here (the browser's certificate is added):"),
     h("pre", { class: "cmd" }, "lxc config trust add --name corral-ui"),
     h("div", { class: "toolbar" }, token, useToken), tokenMsg,
