@@ -107,7 +107,8 @@ class Builder:
                 os.rename(rootfs, keep_rootfs)
             return files
         finally:
-            remove_tree(work)
+            if not remove_tree(work):
+                self.log(f"left {work} in place: something is mounted under it")
 
 
 def clear_dev(rootfs: str) -> None:
@@ -120,18 +121,20 @@ def clear_dev(rootfs: str) -> None:
         for name in os.listdir(dev):
             path = os.path.join(dev, name)
             if os.path.isdir(path) and not os.path.islink(path):
-                remove_tree(path)
+                if not remove_tree(path):
+                    raise RuntimeError(f"{path} has a mount under it")
             else:
                 os.unlink(path)
 
 
-def remove_tree(path: str) -> None:
-    """rm -rf a build directory, refusing if anything is mounted under it (chroot mounts live in their
-    own namespaces and never show here; this is a guard against deleting through a mount)."""
+def remove_tree(path: str) -> bool:
+    """rm -rf a build directory unless anything is mounted under it (chroot and debootstrap mounts live
+    in their own namespaces and never show here; this guards against deleting through a mount)."""
     real = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
         for line in f:
             point = line.split()[4]
             if point == real or point.startswith(real + "/"):
-                raise RuntimeError(f"refusing to remove {path}: {point} is mounted")
+                return False
     shutil.rmtree(path, ignore_errors=True)
+    return True

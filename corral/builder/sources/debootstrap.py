@@ -88,7 +88,9 @@ class Debootstrap(Source):
         self.source["url"] = self.mirror     # the mirror used, for the templates of later steps
         from corral.builder.packages import cache_lock
         with cache_lock(next(a.split("=", 1)[1] for a in argv if a.startswith("--cache-dir="))):
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            # debootstrap mounts /proc and /sys in the target: in a private mount namespace of its
+            # own, they go away with it even when it fails or is killed.
+            proc = subprocess.run(["unshare", "--mount", "--propagation", "private", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
             log = os.path.join(rootfs_dir, "debootstrap", "debootstrap.log")
