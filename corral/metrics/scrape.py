@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from corral.metrics import container
-from corral.metrics.collectors import render_instances
+from corral.metrics.linememo import LineMemo
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class Scraper:
         self._rendered: dict[tuple, tuple[tuple, bytes]] = {}   # projects -> (the readings it is of, text)
         self._lock = asyncio.Lock()
         self._targets_seconds = 0.0
+        self._memo = LineMemo()   # the text lines of the last scrapes' samples
         self.last_seconds = 0.0   # how long the last read of the instances took (corral_metrics_scrape_seconds)
 
     def _fresh(self, projects: list[str]) -> tuple[list[Reading], list[str]]:
@@ -53,14 +54,15 @@ class Scraper:
     async def exposition(self, projects: list[str]) -> bytes:
         """The instance families of `projects` in Prometheus text (without the closing # EOF),
         rendered once per cached scrape: a second scraper within 8 s costs neither the reads nor
-        the rendering (prometheus_client's, in a worker thread: the event loop goes on meanwhile)."""
+        the rendering (prometheus_client's, in a worker thread: the event loop goes on meanwhile;
+        the lines of samples whose value did not change since the last scrape are reused)."""
         key = tuple(sorted(set(projects)))
         readings = await self.readings(list(key))
         stamp = tuple(self._cache[p][0] if p in self._cache else 0.0 for p in key)   # when each was read
         hit = self._rendered.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        body = await asyncio.to_thread(render_instances, readings)
+        body = await asyncio.to_thread(self._memo.render, readings)
         if len(self._rendered) > 64:
             self._rendered.clear()
         self._rendered[key] = (stamp, body)

@@ -127,3 +127,27 @@ def test_family_types_follow_lxd():
     assert kinds["lxd_procs_total"] == "gauge" and kinds["lxd_memory_OOM_kills_total"] == "counter"
     assert all(kinds[n] == "gauge" for n in kinds if n.endswith("_bytes"))
     assert all(kinds[n] == "counter" for n in kinds if n.endswith("_total") and n != "lxd_procs_total")
+
+
+def _reading(name: str, project: str, rss: float, cpu: float, devices=("eth0", "lo")) -> Reading:
+    return Reading(name, project, "container", {
+        "cpu_seconds": [({"cpu": "0", "mode": "system"}, cpu), ({"cpu": "0", "mode": "user"}, 0.0)],
+        "fs_avail": [({"device": "", "fstype": "ext4", "mountpoint": "/"}, 8.2022879232e10)],
+        "memory_RSS": [({}, rss)], "memory_MemTotal": [({}, 24683584000)],
+        "net_receive_bytes": [({"device": d}, 686) for d in devices], "procs": [({}, 3)]})
+
+
+def test_remembered_lines_give_what_the_library_writes():
+    from corral.metrics.collectors import render_instances
+    from corral.metrics.linememo import LineMemo
+    memo = LineMemo()
+    scrapes = [
+        [_reading("a", "default", 4096, 0.008), _reading("b", "p1", 8192, 1.5)],
+        [_reading("a", "default", 4096, 0.012), _reading("b", "p1", 8192, 1.5)],                 # one value moved
+        [_reading("b", "p1", 12288, 1.5, ("eth0",)), _reading("c", "default", 0, 0.0)],          # one gone, one new
+        [_reading("c", "default", 0, 0.0)],
+        [_reading('we"ird\\', "default", float("nan"), float("inf"))],                            # escapes, NaN, +Inf
+        [],
+    ]
+    for readings in scrapes:
+        assert memo.render(readings) == render_instances(readings)
