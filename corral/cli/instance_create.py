@@ -9,7 +9,7 @@ import click
 
 from corral.cli.config import q
 from corral.cli.edit import devices_map, go_string, parse_yaml, string_map
-from corral.cli.main import Ctx, fail, pass_ctx, strip_remote
+from corral.cli.main import Ctx, fail, pass_ctx
 from corral.cli.instance import change_state, cmd, resolve_image, stdin_is_data, wait_op
 
 
