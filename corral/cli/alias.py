@@ -4,8 +4,6 @@ arguments, @ARG1@.. single ones; without either the remaining arguments are appe
 
 from __future__ import annotations
 
-import click
-
 from corral.cli.base import format_opt, lxc_command
 from corral.cli.main import Ctx, fail, group
 from corral.cli.output import print_list
@@ -114,4 +112,4 @@ def expand_argv(args: list[str], known: set[str]) -> list[str]:
     return out if out is not None else args
 
 
-__all__ = ["alias", "expand", "expand_argv", "click"]
+__all__ = ["alias", "expand", "expand_argv"]

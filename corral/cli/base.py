@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import click
 
-from corral.cli.main import CONTEXT_SETTINGS, Ctx, fail, pass_ctx
+from corral.cli.main import CONTEXT_SETTINGS, Ctx, fail
 
 LOCAL = "local"
 
@@ -159,8 +159,8 @@ def remote_project(remote: str) -> str | None:
     return (remote_mod.load()["remotes"].get(remote) or {}).get("project") or None
 
 
-__all__ = ["lxc_command", "check_args", "parse_remote", "name_of", "client_of", "project_of", "q", "pass_ctx",
-           "option", "flag", "format_opt", "examples_text"]
+__all__ = ["lxc_command", "check_args", "parse_remote", "name_of", "client_of", "project_of", "q", "option", "flag",
+           "format_opt", "examples_text", "remote_argument", "strip_first_remote"]
 
 
 def _check_remote(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -3,7 +3,6 @@ metadata.yaml (lxc's config_template.go and config_metadata.go)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -155,4 +154,4 @@ def metadata_edit(ctx: Ctx, args: list[str]) -> None:
               typed=False)
 
 
-__all__ = ["template", "metadata", "os"]
+__all__ = ["template", "metadata"]

@@ -144,9 +144,9 @@ def image_copy(ctx: Ctx, args: list[str], aliases: tuple[str, ...], auto_update:
 def _copy_pull(src, dst, img: dict, name: str, public: bool, auto_update: bool, progress: LxcProgress) -> str:
     source = {"type": "image", "mode": "pull", "server": src.https.url, "protocol": "lxd",
               "certificate": src.https.server_cert_pem or "", "fingerprint": img["fingerprint"]}
-    if not img["fingerprint"].startswith(name):
-        source["alias"] = name
-    if not img.get("public"):
+    if not img["fingerprint"].startswith(name) and img.get("public"):
+        source["alias"] = name   # a public image by alias (what --auto-update follows)
+    if not img.get("public"):   # a private one by fingerprint with a one-time secret
         secret_op = src.post(f"/1.0/images/{q(img['fingerprint'])}/secret")
         source["secret"] = ((secret_op.get("metadata") or {}).get("metadata") or {}).get("secret", "")
     env = dst.post("/1.0/images", {"source": source, "public": public, "auto_update": auto_update})

@@ -9,7 +9,7 @@ import click
 
 from corral.cli.config import q
 from corral.cli.edit import devices_map, go_string, parse_yaml, string_map
-from corral.cli.main import Ctx, fail, pass_ctx, strip_remote
+from corral.cli.main import Ctx, fail, pass_ctx
 from corral.cli.instance import change_state, cmd, resolve_image, stdin_is_data, wait_op
 
 
@@ -62,16 +62,18 @@ def _device_overrides(ctx: Ctx, overrides: tuple[str, ...], profiles: list[str] 
 
 def create_instance(ctx: Ctx, image: str | None, name: str | None, opts: dict) -> str:
     """POST /1.0/instances; returns the new instance's name."""
-    client = ctx.client
+    from corral.cli.base import default_remote, parse_remote
+    from corral.cli.instance_source import destination, remote_image_source
+    client = destination(ctx, name)
+    ctx._client = client   # the rest of the command (profiles, waiting) talks to the destination
     req: dict[str, Any] = {}
     if name:
-        req["name"] = strip_remote(name)
+        req["name"] = parse_remote(name)[1]
     if opts.get("empty") or not image:
-        if image and opts.get("empty"):
-            pass
         req["source"] = {"type": "none"}
     else:
-        req["source"] = resolve_image(ctx, image)
+        dest_remote = (parse_remote(name)[0] if name else None) or default_remote()
+        req["source"] = remote_image_source(ctx, image, dest_remote) or resolve_image(ctx, image)
 
     config: dict[str, str] = {}
     devices: dict[str, dict] = {}
@@ -121,7 +123,7 @@ def create_instance(ctx: Ctx, image: str | None, name: str | None, opts: dict) -
         click.echo(f"Creating {req['name']}" if name else "Creating the instance")
     env = client.post("/1.0/instances", req)
     op = wait_op(ctx, env, "Retrieving image")
-    created = name and strip_remote(name)
+    created = name and parse_remote(name)[1]
     if not created:
         for url in (op.get("resources") or {}).get("instances") or []:
             created = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]

@@ -363,3 +363,22 @@ def main() -> None:  # pragma: no cover - console entry point helper
 
 if __name__ == "__main__":
     cli()
+
+
+@cli.command("help", context_settings=CONTEXT_SETTINGS,
+             epilog="\b\nExamples:\n\n\b\n  corral help storage volume\n      Help on the storage volume commands.")
+@click.argument("path", nargs=-1)
+@click.pass_context
+def help_(ctx: click.Context, path: tuple[str, ...]) -> None:
+    """Help about any command."""
+    cmd: click.Command = cli
+    sub_ctx = click.Context(cli, info_name="corral")
+    for name in path:
+        if not isinstance(cmd, click.Group):
+            break
+        nxt = cmd.get_command(sub_ctx, name)
+        if nxt is None:
+            raise unknown_command(cmd, sub_ctx, name)
+        cmd = nxt
+        sub_ctx = click.Context(cmd, info_name=name, parent=sub_ctx)
+    click.echo(sub_ctx.get_help())

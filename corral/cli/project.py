@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from corral.cli.base import client_of, flag, format_opt, lxc_command, name_of, option, parse_remote, project_of, q
+from corral.cli.base import client_of, format_opt, lxc_command, name_of, option, parse_remote, project_of, q
 from corral.cli.edit import edit_loop, go_string, string_map
 from corral.cli.main import Ctx, fail, group, parse_key_values
 from corral.cli.output import format_bytes_iec, print_list, to_yaml
@@ -218,4 +218,4 @@ def project_info(ctx: Ctx, args: list[str], fmt: str) -> None:
     print_list(fmt, ["RESOURCE", "LIMIT", "USAGE"], rows, raw)
 
 
-__all__ = ["project", "flag"]
+__all__ = ["project"]

@@ -3,8 +3,6 @@ and `detach-profile` (lxc's storage_volume.go); the other volume commands are st
 
 from __future__ import annotations
 
-import click
-
 from corral.cli.backup import expiry, export_backup, upload_backup
 from corral.cli.base import client_of, flag, format_opt, lxc_command, name_of, option, q
 from corral.cli.client import ClientError
@@ -192,4 +190,4 @@ def volume_detach_profile(ctx: Ctx, args: list[str]) -> None:
     target.update(w)
 
 
-__all__ = ["volume_list", "click"]
+__all__ = ["volume_list"]
