@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from corral.migrate import datamove
 from corral.migrate.daemons import Corrald, Lxd
+from corral.storage import lxd_takeover
 
 RECORD = "migrated-from-lxd.json"
 
@@ -47,7 +48,7 @@ def stop_corral_side(corrald: Corrald, corral_dir: str, modes: dict, loops: dict
                 corrald.shutdown(timeout=60)
     finally:
         try:   # LXD's modes on the pools' directories (Corral keeps them tighter)
-            datamove.restore_modes(os.path.join(corral_dir, "storage-pools"), modes, loops)
+            lxd_takeover.restore_modes(corral_dir, modes, loops)
         finally:
             kill_leftovers(corral_dir)
             datamove.unmount_all(corral_dir)

@@ -8,11 +8,12 @@ mounts (devlxd, shmounts) and its pool mounts are unmounted first. server.crt/se
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
 import subprocess
+
+from corral.storage import lxd_takeover
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,8 @@ MOVED = ("containers", "snapshots", "storage-pools", "disks", "images", "network
          "devices", "virtual-machines", "virtual-machines-snapshots")
 COPIED = ("server.crt", "server.key", "cluster.crt", "cluster.key")
 LINK_DIRS = ("containers", "snapshots", "virtual-machines", "virtual-machines-snapshots")
-# Text files that may hold the data directory's path: liblxc configs and backup.yaml
-REWRITTEN_GLOBS = (("logs", "lxc.conf"), ("storage-pools", "backup.yaml"))
+# Text files that may hold the data directory's path: liblxc configs (the pools' backup.yaml files are
+# corral/storage/lxd_takeover.py's)
 
 
 class Journal:
@@ -130,21 +131,14 @@ def _rewrite_file(path: str, old: str, new: str) -> bool:
 
 
 def rewrite_files(journal: Journal, base: str, old: str, new: str) -> int:
-    """liblxc configs (logs/<name>/lxc.conf) and backup.yaml files under `base` naming `old`."""
+    """liblxc configs (logs/<name>/lxc.conf) and the volumes' backup.yaml files under `base` naming `old`."""
     n = 0
-    for top, fname in REWRITTEN_GLOBS:
-        root = os.path.join(base, top)
-        depth = 1 if top == "logs" else 3   # logs/<name>/lxc.conf, storage-pools/<pool>/<kind>/<name>/backup.yaml
-        for dirpath, dirs, files in os.walk(root):
-            rel = os.path.relpath(dirpath, root)
-            level = 0 if rel == "." else rel.count(os.sep) + 1
-            if level >= depth:
-                dirs[:] = []
-            if fname in files and level == depth:
-                p = os.path.join(dirpath, fname)
-                if _rewrite_file(p, old, new):
-                    journal.add(f"rewrite {p}", lambda p=p: _rewrite_file(p, new, old))
-                    n += 1
+    logs = os.path.join(base, "logs")
+    paths = [os.path.join(logs, d, "lxc.conf") for d in sorted(os.listdir(logs))] if os.path.isdir(logs) else []
+    for p in [p for p in paths if os.path.isfile(p)] + lxd_takeover.backup_yaml_files(base):
+        if _rewrite_file(p, old, new):
+            journal.add(f"rewrite {p}", lambda p=p: _rewrite_file(p, new, old))
+            n += 1
     return n
 
 
@@ -179,55 +173,3 @@ def preserve_files(journal: Journal, root: str) -> dict[str, tuple[bytes, int]]:
     saved = read_files(root)
     journal.add(f"keep the files under {root}", lambda: restore_files(root, saved))
     return saved
-
-
-def record_modes(pools_dir: str) -> dict[str, tuple[int, int, int]]:
-    """Mode and owner of each pool's volume-kind directories and volume directories, as LXD keeps them
-    (relative to storage-pools/; read while LXD still has its pools mounted). Corral tightens them."""
-    out = {}
-    for pool in sorted(os.listdir(pools_dir)) if os.path.isdir(pools_dir) else []:
-        for rel in [pool] + [os.path.join(pool, k) for k in sorted(os.listdir(os.path.join(pools_dir, pool)))]:
-            p = os.path.join(pools_dir, rel)
-            if not os.path.isdir(p) or os.path.islink(p):
-                continue
-            st = os.lstat(p)
-            out[rel] = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
-            if rel != pool:
-                for vol in sorted(os.listdir(p)):
-                    v = os.path.join(p, vol)
-                    if os.path.isdir(v) and not os.path.islink(v):
-                        st = os.lstat(v)
-                        out[os.path.join(rel, vol)] = (st.st_mode & 0o7777, st.st_uid, st.st_gid)
-    return out
-
-
-def restore_modes(pools_dir: str, modes: dict[str, tuple[int, int, int]], loop_sources: dict[str, str]) -> int:
-    """Put the recorded modes back; a loop-backed pool not mounted now is mounted for it meanwhile."""
-    mounted = []
-    try:
-        for pool, source in loop_sources.items():
-            target = os.path.join(pools_dir, pool)
-            if os.path.exists(source) and os.path.isdir(target) and not os.path.ismount(target):
-                r = subprocess.run(["mount", "-o", "loop", source, target], capture_output=True, text=True)
-                if r.returncode != 0:
-                    raise OSError(f"cannot mount {source}: {r.stderr.strip()}")
-                mounted.append(target)
-        n = 0
-        for rel, (mode, uid, gid) in modes.items():
-            p = os.path.join(pools_dir, rel)
-            if os.path.isdir(p) and not os.path.islink(p):
-                st = os.lstat(p)
-                if (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (mode, uid, gid):
-                    continue
-                try:
-                    os.chown(p, uid, gid)
-                    os.chmod(p, mode)
-                except OSError as e:
-                    if e.errno != errno.EROFS:   # read-only subvolumes (btrfs images) were not changed
-                        raise
-                    continue
-                n += 1
-        return n
-    finally:
-        for t in mounted:
-            subprocess.run(["umount", t], capture_output=True)

@@ -15,6 +15,7 @@ from corral.db.queries import lxd_import as q
 from corral.migrate import back, checks, datamove
 from corral.migrate.api import ApiError
 from corral.migrate.daemons import Corrald, Lxd
+from corral.storage import lxd_takeover
 
 FAIL_ENV = "CORRAL_MIGRATE_FAIL_AFTER"
 STEPS = ("stop-instances", "dump", "stop-lxd", "unmount", "move", "rewrite", "database", "start-corrald",
@@ -83,7 +84,7 @@ class Migration:
         self.local = q.load_dump(self.lxd.sql_dump("local"))
 
     def _stop_lxd(self) -> None:
-        self.modes = datamove.record_modes(os.path.join(self.lxd_dir, "storage-pools"))
+        self.modes = lxd_takeover.record_modes(self.lxd_dir)
         logfile = os.path.join(self.lxd_dir, "logs", "lxd.log")
         self.journal.add("stop LXD", lambda: self.lxd.start(self.group, logfile))
         self.lxd.shutdown()
