@@ -57,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--compression", default="xz,gzip")
+    ap.add_argument("--no-warmup", action="store_true", help="count every run (the caches are warm already)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (debootstrap and chroots)")
@@ -67,7 +68,8 @@ def main() -> None:
         cases[f"corral-builder build-lxd ({comp})"] = (
             lambda w, comp=comp: builder(w, mirror, "build-lxd", DEFINITION, os.path.join(w, "out"), "--compression", comp))
     results: dict[str, list[float]] = {name: [] for name in cases}
-    for run in range(args.runs + 1):            # run 0 warms the caches and is not counted
+    first = 1 if args.no_warmup else 0
+    for run in range(first, args.runs + 1):     # run 0 warms the caches and is not counted
         for name, fn in cases.items():
             work = tempfile.mkdtemp(prefix="bench-builder-", dir="/var/tmp")
             try:

@@ -124,6 +124,11 @@ def pack_lxd(ctx: click.Context, definition: str, source: str, target: str, kind
         click.echo(path)
 
 
+from corral.builder.publish_cmd import publish  # noqa: E402 (the static simplestreams tree writer)
+
+cli.add_command(publish)
+
+
 def main() -> None:
     cli(prog_name="corral-builder")
 
