@@ -18,6 +18,7 @@ from corral.builder import definition as defn
 from corral.builder import pipeline
 from corral.builder.chroot import ChrootError
 from corral.builder.generators import GeneratorError
+from corral.builder.publish_cmd import publish
 from corral.builder.lxdimage import SQUASHFS_COMPRESSION, TAR_COMPRESSION, PackError
 from corral.builder.sources import SourceError
 from corral.errors import NotImplementedFeature
@@ -124,9 +125,7 @@ def pack_lxd(ctx: click.Context, definition: str, source: str, target: str, kind
         click.echo(path)
 
 
-from corral.builder.publish_cmd import publish  # noqa: E402 (the static simplestreams tree writer)
-
-cli.add_command(publish)
+cli.add_command(publish)   # the static simplestreams tree writer (corral/image/simplestreams)
 
 
 def main() -> None:
