@@ -21,11 +21,9 @@ import sys
 import tempfile
 
 import pytest
-from click.testing import CliRunner
 
 import streamsimg
-from corral.builder.publish_cmd import publish as publish_cmd
-from helpers import Corrald, free_port, initialised_corrald, unique, wait_for
+from helpers import VENV_BIN, Corrald, free_port, initialised_corrald, unique, wait_for
 
 pytestmark = pytest.mark.integration
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -236,9 +234,11 @@ def _tree(made, alias: str, payload_mib: int = 0, kind: str = "unified") -> tupl
     else:
         arg = ",".join(streamsimg.split(os.path.join(d, "img"), unique("tree"), payload_mib))
     root = os.path.join(d, "tree")
-    res = CliRunner().invoke(publish_cmd, [root, arg, "--alias", alias])
-    assert res.exit_code == 0, res.output
-    return root, res.output.split(": ", 1)[1].split()[0]
+    # the installed entry point, as a user runs it
+    res = subprocess.run([os.path.join(VENV_BIN, "corral-builder"), "publish", root, arg, "--alias", alias],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return root, res.stdout.split(": ", 1)[1].split()[0]
 
 
 def _serve_plain(made, root: str) -> str:
