@@ -1,7 +1,8 @@
 """The `packages` section, run in the build chroot: repositories, refresh, upgrade (`update: true`,
 then the post-update actions), the install/remove sets (consecutive sets with the same action and flags
-in one command, as distrobuilder does), and cleanup. apt is implemented; the other managers
-distrobuilder knows and `custom_manager` are refused by name.
+in one command, as distrobuilder does), and cleanup. apt, dnf and yum are implemented (distrobuilder's
+commands and flags for each); the other managers distrobuilder knows and `custom_manager` are refused by
+name.
 
 Downloaded .debs are kept between builds: the cache directory is bind-mounted on the chroot's
 /var/cache/apt/archives while packages install (and unmounted before `apt-get clean`)."""
@@ -83,15 +84,53 @@ class Apt:
                 f.write(repo["key"])
 
 
+class Dnf:
+    """dnf (and yum, the same verbs) as distrobuilder drives them: `-y` always, `makecache`, `upgrade`,
+    `install`, `remove`, `clean all`; repositories are files in /etc/yum.repos.d."""
+    def __init__(self, rootfs: str, env: dict[str, str], command: str = "dnf", log=None):
+        self.rootfs, self.env, self.command, self.log = rootfs, env, command, log
+
+    def _run(self, *args: str) -> None:
+        chroot.run(self.rootfs, [self.command, "-y", *args], self.env, log=self.log,
+                   what=f"{self.command} {args[0]}")
+
+    def refresh(self) -> None:
+        self._run("makecache")
+
+    def upgrade(self) -> None:
+        self._run("upgrade")
+
+    def install(self, pkgs: list[str], flags: list[str]) -> None:
+        self._run("install", *flags, *pkgs)
+
+    def remove(self, pkgs: list[str], flags: list[str]) -> None:
+        self._run("remove", *flags, *pkgs)
+
+    def clean(self) -> None:
+        self._run("clean", "all")
+
+    def add_repository(self, index: int, repo: dict) -> None:
+        name = repo["name"]
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise ValueError(f'packages.repositories[{index}].name: invalid value "{name}" (letters, digits, . _ -)')
+        path = os.path.join(self.rootfs, "etc/yum.repos.d", name if name.endswith(".repo") else name + ".repo")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        url = repo.get("url", "")
+        with open(path, "w") as f:
+            f.write(url if url.endswith("\n") else url + "\n")
+
+
 def manager_for(definition: dict, rootfs: str, env: dict[str, str], cache_dir: str, log=None):
     pk = definition["packages"]
     if pk.get("custom_manager"):
-        raise NotImplementedFeature("packages.custom_manager (corral-builder runs apt only)")
+        raise NotImplementedFeature("packages.custom_manager (corral-builder runs apt, dnf and yum)")
     name = pk.get("manager", "")
     if not name:
         return None
+    if name in ("dnf", "yum"):
+        return Dnf(rootfs, env, name, log)
     if name != "apt":
-        raise NotImplementedFeature(f'packages.manager "{name}" (corral-builder runs apt only)')
+        raise NotImplementedFeature(f'packages.manager "{name}" (corral-builder runs apt, dnf and yum)')
     release = definition["image"]["release"] or "any"
     arch = definition["image"]["architecture_mapped"]
     return Apt(rootfs, env, os.path.join(cache_dir, "apt", f"{definition['image']['distribution']}-{release}-{arch}"),

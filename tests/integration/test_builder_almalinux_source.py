@@ -232,3 +232,38 @@ def test_killed_build_leaves_no_mount_loop_or_process(work, key):
         assert os.path.isfile(os.path.join(rootfs, "var", "lib", "fixture", "packages"))
         assert not glob.glob(os.path.join(cache, "almalinux.*"))      # cleared by the next build
     _no_leftovers(work)
+
+
+def _squashfs_cat(image: str, path: str) -> str:
+    return subprocess.run(["unsquashfs", "-cat", image, path], capture_output=True, text=True, check=True).stdout
+
+
+def test_corral_builder_builds_the_almalinux_image_from_the_local_mirror(work):
+    """The whole build, as a user runs it: `corral-builder build-lxd images/almalinux-9.yaml` pointed at the
+    fixture with -o (the signing key by fingerprint from the fixture's keyserver), through the source, the
+    actions, dnf (the fixture's, recording) and the generators, to a split LXD image."""
+    import tarfile
+    out = os.path.join(work, "img")
+    with AlmaLinuxFixture() as fx:
+        args = [os.path.join(os.path.dirname(sys.executable), "corral-builder"), "--cache-dir",
+                os.path.join(work, "cache")]
+        for o in fx.overrides:                    # source.keys is a list: its first item replaced
+            args += ["-o", o.replace("source.keys=", "source.keys.0=")]
+        res = subprocess.run(args + ["build-lxd", os.path.join(REPO, "images", "almalinux-9.yaml"), out,
+                                     "--type", "split", "--compression", "gzip"],
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert any(p.startswith("/pks/lookup") for p in fx.server.requests)
+    assert sorted(os.listdir(out)) == ["lxd.tar.gz", "rootfs.squashfs"]
+    with tarfile.open(os.path.join(out, "lxd.tar.gz")) as tar:
+        meta = yaml.safe_load(tar.extractfile("metadata.yaml"))
+    assert meta["architecture"] == "x86_64"
+    assert {k: meta["properties"][k] for k in ("os", "release", "variant")} == \
+        {"os": "almalinux", "release": "9", "variant": "default"}
+    assert "/etc/hostname" in meta["templates"] and "/etc/hosts" in meta["templates"]
+    squash = os.path.join(out, "rootfs.squashfs")
+    log = _squashfs_cat(squash, "var/lib/fixture/dnf-log").splitlines()
+    assert log[0] == "-y makecache" and log[1] == "-y upgrade" and log[-1] == "-y clean all", log
+    installed = _squashfs_cat(squash, "var/lib/fixture/installed").split()
+    assert "NetworkManager" in installed and "sudo" in installed and "cloud-init" not in installed  # cloud only
+    _no_leftovers(work)

@@ -150,8 +150,8 @@ def test_refusals(tmp_path):
     assert res.exit_code == 1 and 'cannot compress a squashfs' in res.output
     res = run("-o", "image.release=0.1", "build-dir", d, str(tmp_path / "r"))
     assert res.exit_code == 1 and "only the host's busybox" in res.output
-    res = run("-o", "packages.manager=dnf", "build-dir", d, str(tmp_path / "r2"))
-    assert res.exit_code == 1 and 'not implemented: packages.manager "dnf"' in res.output
+    res = run("-o", "packages.manager=zypper", "build-dir", d, str(tmp_path / "r2"))
+    assert res.exit_code == 1 and 'not implemented: packages.manager "zypper"' in res.output
     res = run("-o", "source.downloader=gentoo-http", "build-dir", d, str(tmp_path / "r3"))
     assert res.exit_code == 1 and 'Unsupported source downloader "gentoo-http"' in res.output
     res = run("validate", d)
