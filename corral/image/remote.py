@@ -87,6 +87,16 @@ def check_source(source: dict, image_type: str = "") -> RemoteSource:
                         image_type=image_type if image_type in ("container", "virtual-machine") else "")
 
 
+def open_session(src: RemoteSource) -> aiohttp.ClientSession:
+    """An HTTP session to an image server: its certificate pinned when the request gave one (https),
+    the system's CAs otherwise; a connect timeout, no total one (downloads are long)."""
+    ssl_ctx: ssl.SSLContext | bool = tls.client_context(None, None, src.certificate) \
+        if src.certificate and src.server.startswith("https:") else True
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ssl_ctx),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=300))
+
+
 class RemoteServer:
     """An HTTPS session with one remote server (async context manager)."""
 
@@ -96,11 +106,7 @@ class RemoteServer:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "RemoteServer":
-        ssl_ctx: ssl.SSLContext | bool = tls.client_context(None, None, self.src.certificate) \
-            if self.src.certificate else True
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ssl_ctx),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=300))
+        self._session = open_session(self.src)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -166,7 +172,7 @@ class RemoteServer:
         of what arrived must be the one announced. progress(text) gets LXD's "45% (1.20MB/s)"."""
         assert self._session is not None
         fp = info["fingerprint"]
-        meter = _Meter(info.get("size"), progress)
+        meter = Meter(info.get("size"), progress)
         try:
             async with self._session.get(self._url(f"/1.0/images/{fp}/export", secret=True),
                                          allow_redirects=False, proxy=self.proxy) as r:
@@ -203,7 +209,7 @@ class RemoteServer:
         return split
 
 
-class _Meter:
+class Meter:
     """Download progress for an operation's metadata, at most twice a second."""
 
     def __init__(self, total, report):

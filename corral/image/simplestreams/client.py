@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import ssl
 import urllib.parse
 
 import aiohttp
 
 from corral.errors import BadRequest, CorralError
 from corral.image import store
-from corral.image.remote import CONNECT_TIMEOUT, INTERRUPTED, RemoteSource, _Meter
+from corral.image.remote import INTERRUPTED, RemoteSource, Meter, open_session
 from corral.image.simplestreams import products
-from corral.pki import tls
 
 MAX_INDEX = 64 << 20   # the largest index or products file read
 
@@ -34,11 +32,7 @@ class SimpleStreamsServer:
         self._images: list[products.StreamImage] | None = None
 
     async def __aenter__(self) -> "SimpleStreamsServer":
-        ssl_ctx: ssl.SSLContext | bool = tls.client_context(None, None, self.src.certificate) \
-            if self.src.certificate and self.src.server.startswith("https:") else True
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ssl_ctx),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=300))
+        self._session = open_session(self.src)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -110,7 +104,7 @@ class SimpleStreamsServer:
         img = next((i for i in await self.images() if i.fingerprint == info["fingerprint"]), None)
         if img is None:
             raise BadRequest(f"Image {info['fingerprint']} is gone from the server")
-        meter = _Meter(img.size, progress)
+        meter = Meter(img.size, progress)
         split = len(img.files) == 2
         for f in img.files:
             if not split:
@@ -125,7 +119,7 @@ class SimpleStreamsServer:
                              f"{img.fingerprint}")
         return split
 
-    async def _fetch(self, f: products.RemoteFile, part: str, upload, meter: _Meter) -> None:
+    async def _fetch(self, f: products.RemoteFile, part: str, upload, meter: Meter) -> None:
         assert self._session is not None
         url = self._url(f.path)
         sha = hashlib.sha256()
