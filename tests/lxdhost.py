@@ -188,12 +188,14 @@ projects:
             pass
 
     def _drop_nft_chains(self) -> None:
-        """Chains named after our bridge in any nftables table (LXD's and Corral's), never whole tables."""
+        """Corrald's table for our bridge, and chains named after it in other tables (LXD's): never a table
+        that is not ours."""
         r = _sh("nft", "-j", "list", "chains", check=False)
         try:
             chains = [c["chain"] for c in json.loads(r.stdout)["nftables"] if "chain" in c]
         except (ValueError, KeyError):
             return
+        _sh("nft", "delete", "table", "inet", f"corral-{self.bridge}", check=False)   # corrald's, per bridge
         for c in chains:
             if self.bridge in c["name"]:
                 _sh("nft", "flush", "chain", c["family"], c["table"], c["name"], check=False)

@@ -12,13 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 from corral.migrate import datamove
 from corral.migrate.daemons import Corrald, Lxd
+from corral.network import nft
 from corral.storage import lxd_takeover
 
 RECORD = "migrated-from-lxd.json"
 
 
 def kill_leftovers(corral_dir: str) -> None:
-    """What corrald left running from its directory (dnsmasq: it outlives the daemon)."""
+    """What corrald left running from its directory (dnsmasq: it outlives the daemon) and its nftables
+    table per bridge (LXD makes its own rules again)."""
+    netdir = os.path.join(corral_dir, "networks")
+    for name in sorted(os.listdir(netdir)) if os.path.isdir(netdir) else []:
+        try:
+            nft.delete(name)
+        except Exception:   # no table for it (Corral made none, or nft is missing): nothing to remove
+            pass
     for pid in os.listdir("/proc"):
         if pid.isdigit() and int(pid) != os.getpid():
             try:
