@@ -160,12 +160,13 @@ class Daemon:
         remove_stale_uploads(self.paths.join("backups"))
         await self.networks.load()
         await self.networks.startup()
+        # /dev/lxd first: the instances started now (boot.autostart, last_state) bind its socket directory
+        await self.devlxd.start()
         await self.instances.startup()
         await self.backup_yaml.start()
         await self.proxies.restore()
         self.snapshot_schedule.start()
         logging.getLogger().addHandler(logthrottle.install(EventLogHandler(self.events)))
-        await self.devlxd.start()
         await self._listen_unix()
         if self.https is None:
             await self._listen_https()

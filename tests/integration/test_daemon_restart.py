@@ -1,5 +1,7 @@
 """Acceptance: containers outlive a killed daemon; shutdown waits for running operations."""
 import json
+import os
+import shutil
 import time
 
 import pytest
@@ -72,6 +74,9 @@ def test_autostart_and_ephemeral(fresh_host):
         time.sleep(0.2)
     assert d.get(f"/1.0/instances/{eph2}").status == 404
     d.stop()
+    # a data directory without devlxd/ (e.g. moved in from LXD): autostarted instances bind its socket
+    # directory, so it is there before they start
+    shutil.rmtree(os.path.join(d.dir, "devlxd"))
     d.start()
     assert d.get(f"/1.0/instances/{auto}").metadata["status"] == "Running"
     assert d.get(f"/1.0/instances/{plain}").metadata["status"] == "Stopped"
