@@ -13,7 +13,7 @@ run: setup
 
 # Every test: unit, API and integration (real liblxc, dqlite, lxc client, pylxd).
 test: setup-test
-	.venv/bin/python -m pytest -q -ra --durations=25 tests
+	./scripts/run-tests.sh
 
 # Unit and API tests, and the orchestration on mock mode (corrald on fake drivers, no root needed).
 unit: setup-test
