@@ -105,7 +105,7 @@ def mark_times(data: Any) -> Any:
         out = {}
         for k, v in data.items():
             if k in TIME_KEYS and isinstance(v, str):
-                out[k] = GoTime(v)
+                out[k] = GoTime(go_time(v))   # as Go writes a time.Time back
             elif v is None and k in LIST_KEYS:
                 out[k] = []
             elif v is None and k in MAP_KEYS:

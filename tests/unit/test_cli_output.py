@@ -78,6 +78,10 @@ def test_yaml_quoting_like_yaml_v2():
 def test_yaml_typed_times_and_nil_slices():
     out = to_yaml({"created_at": "2026-11-21T13:54:47.675672817Z", "backups": None, "state": None}, typed=True)
     assert out == "created_at: 2026-11-21T13:54:47.675672817Z\nbackups: []\nstate: null\n"
+    # a time.Time written back by Go: no trailing zeros in the fraction (lxc list -f yaml)
+    out = to_yaml([{"last_used_at": "2026-12-02T17:49:15.778390Z", "uploaded_at": "2026-12-02T17:49:15.000000Z"}],
+                  typed=True)
+    assert out == "- last_used_at: 2026-12-02T17:49:15.77839Z\n  uploaded_at: 2026-12-02T17:49:15Z\n"
 
 
 def test_units():
