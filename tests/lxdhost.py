@@ -200,6 +200,9 @@ projects:
             if self.bridge in c["name"]:
                 _sh("nft", "flush", "chain", c["family"], c["table"], c["name"], check=False)
                 _sh("nft", "delete", "chain", c["family"], c["table"], c["name"], check=False)
+        # LXD's own table, once it holds no chain of anyone's (our LXD made it; another LXD's has chains)
+        if not any(c["table"] == "lxd" and c["family"] == "inet" and self.bridge not in c["name"] for c in chains):
+            _sh("nft", "delete", "table", "inet", "lxd", check=False)
 
     def cleanup(self) -> None:
         self._stop_daemon(self.env, os.path.join(self.lxd_dir, "unix.socket"), LXD)
