@@ -11,6 +11,7 @@ import os
 import select
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,10 +116,16 @@ class Relay:
 class Agent:
     """corral-agent in the foreground, in its own UTS namespace (it sets the hostname), against a Relay."""
 
-    def __init__(self, relay: Relay, devlxd: str = ""):
+    def __init__(self, relay: Relay, devlxd: str = "", ignored: tuple[int, ...] = ()):
+        """`ignored`: signals the agent is started with ignored (as a background job of a script is)."""
         self.log = tempfile.NamedTemporaryFile(prefix="corral-agent-", suffix=".log", delete=False)
         args = ["unshare", "--uts", AGENT, "--foreground", "--port", relay.guest_path, "--devlxd", devlxd]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+
+        def ignore():
+            for sig in ignored:
+                signal.signal(sig, signal.SIG_IGN)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     preexec_fn=ignore if ignored else None)
 
     def output(self) -> str:
         with open(self.log.name) as f:

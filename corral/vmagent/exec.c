@@ -127,8 +127,13 @@ void exec_start(uint32_t id, const uint8_t *p, size_t len)
 	if (pid == 0) {
 		sigset_t none;
 		sigemptyset(&none);
+		/* Every disposition back to the default, then the mask cleared: an agent started with
+		 * signals ignored (SIGINT and SIGQUIT in a non-interactive shell's background job; its own
+		 * SIGPIPE) must not pass that on, and a signal sent before the exec (pending while the
+		 * agent's mask still blocks it) then takes its default action. */
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		setsid();
 		if (pty) {
 			ioctl(fds[1], TIOCSCTTY, 0);

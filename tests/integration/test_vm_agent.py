@@ -117,6 +117,27 @@ def test_exec_failures(vm):
     assert e.value.errno == errno.ENOENT and "working directory" in e.value.message
 
 
+def test_exec_signals_reach_commands_of_an_agent_started_with_signals_ignored():
+    """An agent started with SIGINT and SIGQUIT ignored (a script's background job) runs its commands
+    with every signal at its default: SIGINT ends them (128+2), as from an agent started by init."""
+    relay = Relay()
+    agent = Agent(relay, ignored=(signal.SIGINT, signal.SIGQUIT))
+    client = AgentClient(relay.host_path, hostname=unique("vm"))
+    try:
+        client.connect(10)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            p = client.exec(["sleep", "30"], ENV)
+            assert p.pid > 0 and alive(p.pid)
+            p.kill(sig)
+            assert p.wait() == 128 + sig
+            for fd in (p.stdin, p.stdout, p.stderr):
+                os.close(fd)
+    finally:
+        client.close()
+        agent.stop()
+        relay.close()
+
+
 def test_exec_signals_give_128_plus_n(vm):
     _, _, client, _ = vm
     for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
