@@ -253,6 +253,9 @@ def _all_routes():
 UNTRUSTED_OK = {("GET", "/"), ("GET", "/1.0"), ("POST", "/1.0/certificates"), ("GET", "/1.0/images"),
                 ("GET", "/1.0/images/aliases"), ("GET", "/1.0/images/aliases/x"), ("GET", "/1.0/images/x"),
                 ("GET", "/1.0/images/x/export"), ("GET", "/ui"), ("GET", "/ui/x"),   # the web UI's files
+                # the public images over simplestreams (their files only for public images)
+                ("GET", "/streams/v1/index.json"), ("GET", "/streams/v1/images.json"),
+                ("GET", "/streams/v1/images/x/x"),
                 ("POST", "/internal/cluster/accept")}   # a joining server: its token or password decides
 
 
