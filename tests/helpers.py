@@ -242,3 +242,21 @@ def initialised_corrald(env: dict | None = None):
         yield d
     finally:
         d.cleanup()
+
+
+def import_image(d: Corrald, files: list[str], alias: str, public: bool = True) -> str:
+    """`lxc image import FILES [--public]` on `d`, with `alias` pointed at the new image (created, or moved
+    from the image it named). Its fingerprint."""
+    out = d.lxc("image", "import", *files, *(["--public"] if public else [])).stdout
+    fp = out.strip().split()[-1]
+    assert len(fp) == 64, out
+    if d.get(f"/1.0/images/aliases/{alias}").status == 200:
+        r = d.request("PUT", f"/1.0/images/aliases/{alias}", {"target": fp, "description": ""})
+    else:
+        r = d.request("POST", "/1.0/images/aliases", {"name": alias, "target": fp})
+    assert r.status in (200, 201), r.body
+    return fp
+
+
+def images_by_fingerprint(d: Corrald) -> dict[str, dict]:
+    return {i["fingerprint"]: i for i in d.get("/1.0/images?recursion=1").metadata}

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from corral.cli.busybox import build_busybox_image
-from helpers import Corrald, free_port, unique, wait_for
+from helpers import Corrald, free_port, images_by_fingerprint, import_image, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,21 +93,12 @@ def publish(other: Corrald, workdir: str, alias: str, made: dict, public: bool =
     """Build a busybox image of its own (a unique description makes a unique fingerprint), import it
     on `other` and point `alias` at it (created or moved). Returns its fingerprint."""
     path = build_busybox_image(os.path.join(workdir, unique("img")), description=f"busybox {unique('rev')}")
-    args = ["image", "import", path] + (["--public"] if public else [])
-    out = other.lxc(*args).stdout
-    fp = out.strip().split()[-1]
-    assert len(fp) == 64, out
+    fp = import_image(other, [path], alias, public)
     made["other_images"].add(fp)
-    if other.get(f"/1.0/images/aliases/{alias}").status == 200:
-        r = other.request("PUT", f"/1.0/images/aliases/{alias}", {"target": fp, "description": ""})
-    else:
-        r = other.request("POST", "/1.0/images/aliases", {"name": alias, "target": fp})
-    assert r.status in (200, 201), r.body
     return fp
 
 
-def images(d: Corrald) -> dict[str, dict]:
-    return {i["fingerprint"]: i for i in d.get("/1.0/images?recursion=1").metadata}
+images = images_by_fingerprint
 
 
 def store_files(d: Corrald) -> set[str]:

@@ -23,7 +23,7 @@ import tempfile
 import pytest
 
 import streamsimg
-from helpers import VENV_BIN, Corrald, free_port, initialised_corrald, unique, wait_for
+from helpers import VENV_BIN, Corrald, free_port, images_by_fingerprint, import_image, initialised_corrald, unique, wait_for
 
 pytestmark = pytest.mark.integration
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,20 +105,12 @@ def publish(src: Corrald, made, alias: str, kind: str = "unified", payload_mib: 
         files = [streamsimg.unified(d, unique("rev"), payload_mib)]
     else:
         files = list(streamsimg.split(d, unique("rev"), payload_mib))
-    out = src.lxc("image", "import", *files, "--public").stdout
-    fp = out.strip().split()[-1]
-    assert len(fp) == 64, out
+    fp = import_image(src, files, alias)
     made["src"].add(fp)
-    if src.get(f"/1.0/images/aliases/{alias}").status == 200:
-        r = src.request("PUT", f"/1.0/images/aliases/{alias}", {"target": fp, "description": ""})
-    else:
-        r = src.request("POST", "/1.0/images/aliases", {"name": alias, "target": fp})
-    assert r.status in (200, 201), r.body
     return fp
 
 
-def images(d: Corrald) -> dict[str, dict]:
-    return {i["fingerprint"]: i for i in d.get("/1.0/images?recursion=1").metadata}
+images = images_by_fingerprint
 
 
 def leftovers(d: Corrald) -> tuple:
