@@ -265,6 +265,23 @@ def _wait_port(port: int) -> None:
     wait_for(up, timeout=20)
 
 
+def _copy_in_background(lxc, made, source: str) -> subprocess.Popen:
+    """`lxc image copy SOURCE local:` started, its output kept; stopped at cleanup if still running."""
+    copy = subprocess.Popen(["lxc", "image", "copy", source, "local:"], env=lxc.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    made["procs"].append(copy)
+    return copy
+
+
+def _download_progress(host: Corrald) -> str | None:
+    """The download_progress of a running operation on `host` short of 100%, or None."""
+    for op in host.get("/1.0/operations?recursion=1").metadata.get("running") or []:
+        prog = (op.get("metadata") or {}).get("download_progress") or ""
+        if prog and not prog.startswith("100%"):
+            return prog
+    return None
+
+
 def test_static_tree_served_by_python_http_server(host, made):
     alias = unique("st")
     root, fp = _tree(made, alias, kind="split")
@@ -319,17 +336,8 @@ def test_source_killed_mid_transfer_leaves_no_partial_image(host, net, made):
     lxc.add_streams(name, url, cert)
     before = leftovers(host)
     try:
-        copy = subprocess.Popen(["lxc", "image", "copy", f"{name}:{alias}", "local:"], env=lxc.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        made["procs"].append(copy)
-
-        def downloading():
-            for op in host.get("/1.0/operations?recursion=1").metadata.get("running") or []:
-                prog = (op.get("metadata") or {}).get("download_progress") or ""
-                if prog and not prog.startswith("100%"):
-                    return prog
-            return None
-        seen = wait_for(downloading, timeout=60, interval=0.1)
+        copy = _copy_in_background(lxc, made, f"{name}:{alias}")
+        seen = wait_for(lambda: _download_progress(host), timeout=60, interval=0.1)
         assert "%" in seen
         server.kill()
         out, err = copy.communicate(timeout=120)
@@ -407,17 +415,8 @@ def test_corrald_source_killed_mid_transfer_over_the_lxd_protocol(host, net, mad
     before = leftovers(host)
     try:
         lxc("remote", "add", name, f"https://127.0.0.1:{proxy.port}", "--accept-certificate", "--public")
-        copy = subprocess.Popen(["lxc", "image", "copy", f"{name}:{alias}", "local:"], env=lxc.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        made["procs"].append(copy)
-
-        def downloading():
-            for op in host.get("/1.0/operations?recursion=1").metadata.get("running") or []:
-                prog = (op.get("metadata") or {}).get("download_progress") or ""
-                if prog and not prog.startswith("100%"):
-                    return prog
-            return None
-        assert "%" in wait_for(downloading, timeout=60, interval=0.1)
+        copy = _copy_in_background(lxc, made, f"{name}:{alias}")
+        assert "%" in wait_for(lambda: _download_progress(host), timeout=60, interval=0.1)
         victim.kill9()
         _, err = copy.communicate(timeout=120)
         assert copy.returncode != 0 and "interrupted" in err, err
